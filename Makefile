@@ -1,0 +1,50 @@
+# The user interface of the project. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MODEL ?=
+REPO ?= model_repository
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+PLATFORM ?= python
+REPO_FLAGS ?=
+PYTEST_FLAGS ?=
+
+.PHONY: help venv build-models serve test test-fast transcribe perf bench clean
+
+help:  ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==25.3
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed  ## create .venv from the pinned requirements
+
+build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> PLATFORM=python|onnxruntime_onnx
+	$(PY) builders/repository.py --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) $(REPO_FLAGS)
+
+serve: venv  ## start tritonserver on $(REPO) (Ctrl-C stops it); HTTP_PORT/GRPC_PORT/METRICS_PORT
+	$(PY) -m w2v_triton.serve --model-repository $(REPO) --http-port $(HTTP_PORT) \
+	  --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+transcribe: venv  ## transcribe FILES=... with a running server (PROTOCOL=http|grpc)
+	$(PY) -m client --url 127.0.0.1:$(if $(filter grpc,$(PROTOCOL)),$(GRPC_PORT),$(HTTP_PORT)) \
+	  --protocol $(or $(PROTOCOL),http) $(FILES)
+
+test: venv  ## run the whole test suite (unit + integration against a real tritonserver)
+	$(PY) -m pytest -q $(PYTEST_FLAGS) tests
+
+test-fast: venv  ## unit tests only (no server)
+	$(PY) -m pytest -q -m "not integration" $(PYTEST_FLAGS) tests
+
+clean:  ## remove generated files (keeps .venv)
+	rm -rf build model_repository/*/config.pbtxt model_repository/*/1/*.onnx \
+	  model_repository/decoder/vocab.json model_repository/build_info.json
+
+-include mk/*.mk

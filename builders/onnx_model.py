@@ -1,0 +1,35 @@
+"""Export a checkpoint's acoustic model to ONNX and verify it against PyTorch (fp32)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, resolve_checkpoint
+from w2v_triton.onnx_export import FP32_TOLERANCE, build_onnx
+
+
+def onnx_dir_for(checkpoint: Path) -> Path:
+    return REPO_ROOT / "build" / "onnx" / checkpoint.resolve().name
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="", help="hub id, local dir, random-base, tiny, reference")
+    parser.add_argument("--out-dir", type=Path, help="default build/onnx/<checkpoint name>")
+    parser.add_argument("--force", action="store_true", help="re-export even if up to date")
+    args = parser.parse_args(argv)
+    try:
+        checkpoint = resolve_checkpoint(args.model)
+    except CheckpointUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    onnx_path, report = build_onnx(checkpoint, args.out_dir or onnx_dir_for(checkpoint), args.force)
+    print(f"{onnx_path}: opset {report.opset}, max |logit diff| vs PyTorch "
+          f"{report.max_abs_diff_single:.2e} single, {report.max_abs_diff_batched:.2e} padded batch "
+          f"(lengths {list(report.lengths)}; tolerance {FP32_TOLERANCE:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

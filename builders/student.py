@@ -1,0 +1,47 @@
+"""Build a shallower student from a wav2vec2 CTC teacher (copying kept layers).
+
+    python builders/student.py --teacher models/reference --out models/student6 \
+        --num-layers 6 --strategy even          # or: --layers 0,2,4,7,9,11
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    return [int(x) for x in text.replace(" ", "").split(",") if x != ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from w2v_triton.distillation.student import (STRATEGIES, build_student, load_teacher,
+                                                 resolve_teacher, save_student)
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--teacher", required=True, help="Wav2Vec2ForCTC hub id or local HF dir")
+    ap.add_argument("--out", required=True, help="output HF dir")
+    ap.add_argument("--num-layers", type=int, default=None, help="student transformer layers")
+    ap.add_argument("--strategy", choices=STRATEGIES, default=None,
+                    help="first | last | even | explicit (default: explicit if --layers else first)")
+    ap.add_argument("--layers", default=None, help="explicit 0-based teacher layers, e.g. 0,2,4,7,9,11")
+    args = ap.parse_args(argv)
+
+    layers = parse_layers(args.layers)
+    strategy = args.strategy or ("explicit" if layers else "first")
+    if layers is None and args.num_layers is None:
+        ap.error("give --num-layers or --layers")
+    teacher_dir = resolve_teacher(args.teacher)
+    teacher = load_teacher(teacher_dir)
+    student, info = build_student(teacher, args.num_layers, strategy, layers, teacher_name=args.teacher)
+    save_student(student, info, args.out, processor_source=teacher_dir)
+    print(json.dumps(asdict(info), indent=2))
+    print(f"teacher params: {info.teacher_params:,}  student params: {info.student_params:,}  -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

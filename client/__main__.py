@@ -1,0 +1,35 @@
+"""`python -m client FILE...`: print the transcript of each audio file (wav/flac/ogg, any rate)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from client import PROTOCOLS, AudioError, ClientError, TranscriptionClient
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__)
+    parser.add_argument("files", nargs="+")
+    parser.add_argument("--url", default=None, help="host:port (default 127.0.0.1:8000 http, :8001 grpc)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
+    failures = 0
+    with TranscriptionClient(url, args.protocol, args.timeout) as asr:
+        for path in args.files:
+            try:
+                print(f"{path}\t{asr.transcribe_file(path)}", flush=True)
+            except AudioError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failures += 1
+            except ClientError as exc:
+                print(f"error: {path}: {exc}", file=sys.stderr)
+                failures += 1
+                if "cannot reach" in str(exc):
+                    return 3
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Triton python model: the exported wav2vec2 in onnxruntime (w2v_triton.acoustic)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from w2v_triton import spec
+from w2v_triton.acoustic import AcousticModel, pad_batch
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config["parameters"].items()}
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        self.model = AcousticModel(version_dir / params["onnx_file"], int(params["intra_op_threads"]))
+
+    def execute(self, requests):
+        rows, owners = [], []
+        for index, request in enumerate(requests):
+            audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO).as_numpy()
+            lengths = pb_utils.get_input_tensor_by_name(request, spec.AUDIO_LENGTHS).as_numpy().reshape(-1)
+            for row, length in zip(audio.reshape(audio.shape[0], -1), lengths):
+                rows.append(row[: int(length)])
+                owners.append(index)
+        batch, lengths = pad_batch(rows)
+        logits, frames = self.model.run_padded(batch, lengths)
+        owners = np.array(owners)
+        responses = []
+        for index in range(len(requests)):
+            mine = np.flatnonzero(owners == index)
+            width = int(frames[mine].max())
+            responses.append(pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor(spec.LOGITS, np.ascontiguousarray(logits[mine, :width])),
+                pb_utils.Tensor(spec.LOGIT_LENGTHS, frames[mine].reshape(-1, 1).astype(np.int64)),
+            ]))
+        return responses

@@ -1,0 +1,185 @@
+"""Build a shallower wav2vec2 CTC student from a teacher by keeping some of its layers.
+
+Everything that is not a transformer layer is copied verbatim from the teacher: the conv
+feature encoder, the feature projection, the masked-spec embedding, the positional conv
+embedding, the encoder layer norm and the CTC head (`lm_head`). Student layer j is an exact
+copy of teacher layer `kept[j]`. The student therefore has the teacher's vocabulary and
+front-end and is consumed unchanged by the builders (`make build-models MODEL=<dir>`).
+
+Layer indices here are 0-based transformer layer indices (teacher layer 0 .. L-1).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Wav2Vec2ForCTC
+
+STRATEGIES = ("first", "last", "even", "explicit")
+# wav2vec2.encoder.layers.<i>.<rest>; does not match feature_extractor.conv_layers.<i>.
+_LAYER_KEY = re.compile(r"^(?P<head>(?:.*\.)?encoder\.layers\.)(?P<idx>\d+)\.(?P<rest>.+)$")
+# Files of a model directory that are weights/config, i.e. NOT processor files.
+_MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors",
+                "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+                "training_args.bin", "student_info.json"}
+STUDENT_INFO = "student_info.json"
+
+
+def select_layers(num_teacher_layers: int, num_student_layers: int | None = None,
+                  strategy: str = "first", layers: list[int] | None = None) -> list[int]:
+    """Return the sorted 0-based teacher layers the student keeps.
+
+    first     layers 0..k-1 (the student is the teacher's bottom k layers)
+    last      layers L-k..L-1
+    even      k layers evenly spaced over [0, L-1], both ends included
+              (round(linspace(0, L-1, k)); 12 -> 6 keeps [0, 2, 4, 7, 9, 11]), so the student
+              keeps the layer next to the CNN features and the layer under the CTC head
+    explicit  exactly `layers` (any order / duplicates are rejected)
+    """
+    L = int(num_teacher_layers)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown layer strategy {strategy!r}; choose one of {STRATEGIES}")
+    if strategy == "explicit":
+        if not layers:
+            raise ValueError("strategy 'explicit' needs a list of layers")
+        kept = [int(i) for i in layers]
+        if num_student_layers is not None and len(kept) != int(num_student_layers):
+            raise ValueError(f"{len(kept)} explicit layers given but num_layers={num_student_layers}")
+    else:
+        if layers:
+            raise ValueError(f"layers={layers} given with strategy {strategy!r}; use 'explicit'")
+        if num_student_layers is None:
+            raise ValueError(f"strategy {strategy!r} needs num_layers")
+        k = int(num_student_layers)
+        if not 1 <= k <= L:
+            raise ValueError(f"num_layers must be in 1..{L}, got {k}")
+        if strategy == "first":
+            kept = list(range(k))
+        elif strategy == "last":
+            kept = list(range(L - k, L))
+        else:  # even
+            kept = [0] if k == 1 else [int(round(x)) for x in np.linspace(0, L - 1, k)]
+    if any(i < 0 or i >= L for i in kept):
+        raise ValueError(f"layer indices must be in 0..{L - 1}, got {kept}")
+    if len(set(kept)) != len(kept):
+        raise ValueError(f"duplicate layers in {kept}")
+    if kept != sorted(kept):
+        raise ValueError(f"layers must be increasing (the student keeps teacher order), got {kept}")
+    return kept
+
+
+@dataclass
+class StudentInfo:
+    """What `build_student` did; saved as student_info.json next to the student."""
+    teacher: str
+    teacher_layers: int
+    student_layers: int
+    strategy: str
+    kept_layers: list[int]
+    teacher_params: int
+    student_params: int
+    extra: dict = field(default_factory=dict)
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _teacher_key(student_key: str, kept: list[int]) -> str:
+    m = _LAYER_KEY.match(student_key)
+    if m is None:
+        return student_key
+    return f"{m['head']}{kept[int(m['idx'])]}.{m['rest']}"
+
+
+def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strategy: str = "first",
+                  layers: list[int] | None = None, teacher_name: str = "") -> tuple[Wav2Vec2ForCTC, StudentInfo]:
+    """Return (student, info). The teacher is not modified; the student's tensors are copies."""
+    L = int(teacher.config.num_hidden_layers)
+    kept = select_layers(L, num_layers, strategy, layers)
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = len(kept)
+    student = Wav2Vec2ForCTC(config)
+    teacher_state = teacher.state_dict()
+    new_state = {}
+    for key, tensor in student.state_dict().items():
+        src = _teacher_key(key, kept)
+        if src not in teacher_state:
+            raise KeyError(f"student tensor {key} has no teacher counterpart {src}")
+        if teacher_state[src].shape != tensor.shape:
+            raise ValueError(f"shape mismatch {key} {tuple(tensor.shape)} vs {src} "
+                             f"{tuple(teacher_state[src].shape)}")
+        new_state[key] = teacher_state[src].detach().clone()
+    student.load_state_dict(new_state, strict=True)
+    student.train(teacher.training)
+    info = StudentInfo(teacher=teacher_name, teacher_layers=L, student_layers=len(kept),
+                       strategy=strategy, kept_layers=kept, teacher_params=count_params(teacher),
+                       student_params=count_params(student))
+    return student, info
+
+
+# --- loading / saving -----------------------------------------------------------------
+
+def resolve_teacher(name_or_path: str) -> str:
+    """A local directory for `name_or_path` (project names: random-base, tiny, reference, hub ids)."""
+    try:
+        from w2v_triton.checkpoints import resolve_checkpoint
+    except ImportError:  # pragma: no cover - checkpoints.py is part of the project
+        return str(name_or_path)
+    return str(resolve_checkpoint(str(name_or_path)))
+
+
+def load_teacher(name_or_path: str) -> Wav2Vec2ForCTC:
+    """Load a Wav2Vec2ForCTC (hub id, local dir or project name) in eval mode."""
+    try:
+        from w2v_triton.checkpoints import load_ctc_model
+    except ImportError:  # pragma: no cover
+        return Wav2Vec2ForCTC.from_pretrained(str(name_or_path)).eval()
+    return load_ctc_model(name_or_path)
+
+
+def copy_processor_files(source: str | Path, out_dir: str | Path) -> list[str]:
+    """Copy the teacher's processor files (feature extractor + tokenizer) into out_dir.
+
+    A local directory: every file that is not weights/config is copied byte for byte.
+    A hub id: the processor is loaded (from the local HF cache) and saved.
+    Returns the file names written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = Path(str(source))
+    written = []
+    if src.is_dir():
+        for f in sorted(src.iterdir()):
+            if f.is_file() and f.name not in _MODEL_FILES and not f.name.endswith((".safetensors", ".bin")):
+                shutil.copy2(f, out_dir / f.name)
+                written.append(f.name)
+        return written
+    from transformers import Wav2Vec2Processor
+    before = set(p.name for p in out_dir.iterdir())
+    Wav2Vec2Processor.from_pretrained(str(source)).save_pretrained(str(out_dir))
+    return sorted(set(p.name for p in out_dir.iterdir()) - before)
+
+
+def save_student(student: Wav2Vec2ForCTC, info: StudentInfo | None, out_dir: str | Path,
+                 processor_source: str | Path | None = None) -> Path:
+    """Save the student as an HF dir (+ processor files + student_info.json)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if processor_source is not None:
+        copy_processor_files(processor_source, out_dir)
+    student.save_pretrained(str(out_dir))
+    if info is not None:
+        (out_dir / STUDENT_INFO).write_text(json.dumps(asdict(info), indent=2) + "\n")
+    return out_dir
+
+
+def read_student_info(model_dir: str | Path) -> dict | None:
+    p = Path(model_dir) / STUDENT_INFO
+    return json.loads(p.read_text()) if p.is_file() else None

@@ -1,0 +1,195 @@
+"""The distillation task: frozen teacher + trainable (student, loss heads), trainer-agnostic.
+
+`DistillModel` is the module the trainer optimises, checkpoints and wraps in DDP: the student
+plus the loss' prediction heads. Its forward computes the whole loss, so DDP sees every
+trainable parameter used inside its forward. The teacher is NOT a submodule: it is frozen,
+kept in eval mode, never in the optimiser, the checkpoint or DDP.
+
+Batches are dicts: `input_values` float [B, N] (zero padded), `attention_mask` [B, N]
+(1 = real sample; optional) or `input_lengths`/`audio_lengths` [B], and optionally `labels`
+[B, L] padded with -100 (+ optional `labelled` bool [B] for mixed labelled/unlabelled batches).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import Wav2Vec2ForCTC
+
+from w2v_triton.distillation.losses import DistillLoss, DistillLossConfig, frame_mask_from_lengths
+
+
+def audio_lengths_of(batch: dict) -> torch.Tensor:
+    for key in ("input_lengths", "audio_lengths", "lengths"):
+        if batch.get(key) is not None:
+            return batch[key].to(torch.long)
+    if batch.get("attention_mask") is not None:
+        return batch["attention_mask"].sum(-1).to(torch.long)
+    x = batch["input_values"]
+    return torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
+
+
+def attention_mask_of(batch: dict) -> torch.Tensor | None:
+    """The sample-level attention mask, or one built from lengths (None if nothing is padded)."""
+    if batch.get("attention_mask") is not None:
+        return batch["attention_mask"]
+    x = batch["input_values"]
+    lengths = audio_lengths_of(batch)
+    if bool((lengths == x.shape[1]).all()):
+        return None
+    return (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).long()
+
+
+def frame_lengths_of(model: Wav2Vec2ForCTC, batch: dict) -> torch.Tensor:
+    return model._get_feat_extract_output_lengths(audio_lengths_of(batch)).to(torch.long)
+
+
+def ctc_forward(model: Wav2Vec2ForCTC, batch: dict, hidden: bool):
+    return model(batch["input_values"], attention_mask=attention_mask_of(batch),
+                 output_hidden_states=hidden, return_dict=True)
+
+
+class DistillModel(nn.Module):
+    """student + loss heads; forward(batch, teacher_logits, teacher_hidden) -> (loss, logs)."""
+
+    def __init__(self, student: Wav2Vec2ForCTC, loss: DistillLoss):
+        super().__init__()
+        self.student = student
+        self.loss = loss
+
+    def forward(self, batch: dict, teacher_logits: torch.Tensor,
+                teacher_hidden: tuple[torch.Tensor, ...] | None = None):
+        out = ctc_forward(self.student, batch, self.loss.cfg.needs_hidden)
+        frame_lengths = frame_lengths_of(self.student, batch)
+        mask = frame_mask_from_lengths(frame_lengths, out.logits.shape[1])
+        return self.loss(out.logits, teacher_logits, mask, frame_lengths,
+                         labels=batch.get("labels"), labelled=batch.get("labelled"),
+                         student_hidden=out.hidden_states if self.loss.cfg.needs_hidden else None,
+                         teacher_hidden=teacher_hidden,
+                         blank_id=int(self.student.config.pad_token_id or 0))
+
+
+def freeze(teacher: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """DDP / torch.compile wrappers -> the DistillModel."""
+    while hasattr(model, "module") and isinstance(model.module, nn.Module):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
+
+
+class DistillTask:
+    """Holds the frozen teacher; `compute_loss(model, batch) -> (loss, logs)` for the trainer."""
+
+    def __init__(self, teacher: Wav2Vec2ForCTC, loss_cfg: DistillLossConfig):
+        self.teacher = freeze(teacher)
+        self.loss_cfg = loss_cfg
+
+    def teacher_forward(self, batch: dict):
+        device = batch["input_values"].device
+        if next(self.teacher.parameters()).device != device:
+            self.teacher.to(device)
+        self.teacher.eval()  # stays in eval mode even if someone called .train() on everything
+        with torch.no_grad():
+            return ctc_forward(self.teacher, batch, self.loss_cfg.needs_hidden)
+
+    def compute_loss(self, model: nn.Module, batch: dict):
+        t_out = self.teacher_forward(batch)
+        t_hidden = t_out.hidden_states if self.loss_cfg.needs_hidden else None
+        loss, logs = model(batch, t_out.logits, t_hidden)
+        return loss, logs
+
+
+def make_distill_model(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, loss_cfg: DistillLossConfig,
+                       kept_layers: list[int] | None) -> DistillModel:
+    loss = DistillLoss(loss_cfg, student.config.hidden_size, teacher.config.hidden_size, kept_layers)
+    return DistillModel(student, loss)
+
+
+# --- evaluation ----------------------------------------------------------------------
+
+def greedy_decode(logits: torch.Tensor, frame_lengths: torch.Tensor, id_to_token: dict[int, str],
+                  blank_id: int = 0, word_delimiter: str = "|",
+                  skip_tokens: tuple[str, ...] = ("<pad>", "<s>", "</s>", "<unk>")) -> list[str]:
+    """Best-path CTC: argmax per frame, collapse repeats, drop blanks/special tokens."""
+    ids = logits.argmax(-1).cpu()
+    texts = []
+    for row, n in zip(ids, frame_lengths.cpu().tolist()):
+        prev, chars = None, []
+        for i in row[: int(n)].tolist():
+            if i != prev and i != blank_id:
+                tok = id_to_token.get(i, "")
+                if tok not in skip_tokens:
+                    chars.append(" " if tok == word_delimiter else tok)
+            prev = i
+        texts.append(" ".join("".join(chars).split()))
+    return texts
+
+
+def corpus_wer(refs: list[str], hyps: list[str]) -> float:
+    """Word error rate over a corpus (errors / reference words); empty refs are skipped."""
+    import jiwer
+    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
+    if not pairs:
+        return float("nan")
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+@torch.no_grad()
+def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches, id_to_token: dict[int, str],
+             temperature: float = 1.0) -> dict:
+    """Dev metrics: WER vs labels (student and teacher), WER vs the teacher's transcripts, KL.
+
+    Each batch needs `input_values` (+ mask/lengths) and, for WER vs labels, `texts` (list of
+    reference strings) or `text`.
+    """
+    from w2v_triton.distillation.losses import kd_kl_loss
+
+    was_training = student.training
+    student.eval(); teacher.eval()
+    refs, s_hyps, t_hyps, kls, frames = [], [], [], 0.0, 0
+    blank = int(student.config.pad_token_id or 0)
+    for batch in batches:
+        s_logits = ctc_forward(student, batch, False).logits
+        t_logits = ctc_forward(teacher, batch, False).logits
+        fl = frame_lengths_of(student, batch)
+        mask = frame_mask_from_lengths(fl, s_logits.shape[1])
+        n = int(mask.sum())
+        kls += float(kd_kl_loss(s_logits, t_logits, mask, temperature)) * n
+        frames += n
+        s_hyps += greedy_decode(s_logits, fl, id_to_token, blank)
+        t_hyps += greedy_decode(t_logits, fl, id_to_token, blank)
+        texts = batch.get("texts", batch.get("text"))
+        refs += list(texts) if texts is not None else [""] * len(fl)
+    student.train(was_training)
+    return {
+        "wer_student_vs_labels": corpus_wer(refs, s_hyps),
+        "wer_teacher_vs_labels": corpus_wer(refs, t_hyps),
+        "wer_student_vs_teacher": corpus_wer(t_hyps, s_hyps),
+        "kl": kls / max(frames, 1),
+        "utterances": len(s_hyps),
+    }
+
+
+def id_to_token_of(model_dir: str | Path | None, vocab_size: int) -> dict[int, str]:
+    """Vocabulary of a checkpoint dir (vocab.json), else the base-960h vocabulary."""
+    if model_dir is not None and (Path(model_dir) / "vocab.json").is_file():
+        vocab = json.loads((Path(model_dir) / "vocab.json").read_text())
+    else:
+        from w2v_triton.spec import BASE_960H_VOCAB as vocab
+    inv = {int(i): t for t, i in vocab.items()}
+    if len(inv) != vocab_size:
+        raise ValueError(f"vocab has {len(inv)} tokens, model has {vocab_size} outputs")
+    return inv
+
+
+def loss_config_dict(cfg: DistillLossConfig) -> dict:
+    return asdict(cfg)

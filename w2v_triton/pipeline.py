@@ -1,0 +1,44 @@
+"""In-process reference pipeline: what the `asr` ensemble computes, without a server.
+
+It reads the same rendered repository (configs, ONNX file, vocabulary) and calls the same
+functions as the Triton models, so tests can demand identical transcripts.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from w2v_triton import spec
+from w2v_triton.acoustic import AcousticModel
+from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.preprocessing import preprocess
+from w2v_triton.repository import ONNX_FILE, model_parameters
+
+
+class ReferencePipeline:
+    """preprocess -> onnxruntime acoustic model -> CTC decoder, configured from a repository."""
+
+    def __init__(self, repository: str | Path, intra_op_threads: int | None = None) -> None:
+        repository = Path(repository)
+        pre = model_parameters(repository, spec.PREPROCESSOR_MODEL)
+        am = model_parameters(repository, spec.ACOUSTIC_MODEL)
+        dec = model_parameters(repository, spec.DECODER_MODEL)
+        self.do_normalize = pre["do_normalize"].lower() == "true"
+        threads = int(am.get("intra_op_threads", am.get("intra_op_thread_count", "0")))
+        self.acoustic = AcousticModel(
+            repository / spec.ACOUSTIC_MODEL / "1" / am.get("onnx_file", ONNX_FILE),
+            threads if intra_op_threads is None else intra_op_threads)
+        decoder_dir = repository / spec.DECODER_MODEL
+        vocab = json.loads((decoder_dir / "vocab.json").read_text())
+        self.decoder = CTCDecoder(vocab, DecoderConfig.from_parameters(dec, base_dir=decoder_dir))
+
+    def logits(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
+        return self.acoustic.run([preprocess(u, self.do_normalize) for u in utterances])
+
+    def transcribe_batch(self, utterances: list[np.ndarray]) -> list[str]:
+        return self.decoder.decode_batch(self.logits(utterances))
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        return self.transcribe_batch([audio])[0]
