@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stopping
         stopping = True
         print(f"\nreceived {signal.Signals(signum).name}: stopping tritonserver", flush=True)
-        server.stop()
+        server.terminate()  # the main thread's wait() sees the exit
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)

@@ -49,11 +49,20 @@ def prepare_backend_dir(target: Path = BACKEND_ROOT) -> Path:
     if not stub.is_file():
         raise ServerError(f"the wheel has no python backend stub for Python {sys.version.split()[0]}")
     python_dir.mkdir(parents=True, exist_ok=True)
-    for source in (server_dir / "backends" / "python").iterdir():
-        if source.is_file():
-            shutil.copy2(source, python_dir / source.name)
-    shutil.copy2(stub, python_dir / stub.name)
+    sources = [p for p in (server_dir / "backends" / "python").iterdir() if p.is_file()] + [stub]
+    for source in sources:
+        _install_file(source, python_dir / source.name)
     return target
+
+
+def _install_file(source: Path, target: Path) -> None:
+    """Copy unless identical; replace by rename so a running server's stub is never written to."""
+    if target.is_file() and target.stat().st_size == source.stat().st_size \
+            and target.stat().st_mtime_ns == source.stat().st_mtime_ns:
+        return
+    partial = target.with_name(target.name + ".partial")
+    shutil.copy2(source, partial)
+    os.replace(partial, target)
 
 
 def library_dir() -> Path:
@@ -178,11 +187,16 @@ class TritonServer:
         self.stop()
         raise ServerError(f"tritonserver not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
+    def terminate(self) -> None:
+        """Send SIGTERM to our own server's process group (the python stubs too); no wait."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM our own server (its process group: the python stubs too), then SIGKILL."""
+        """SIGTERM our own server, wait for a clean exit, SIGKILL after `timeout`."""
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
-        os.killpg(self.process.pid, signal.SIGTERM)
+        self.terminate()
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from w2v_triton.preprocessing import InvalidAudio, normalize, preprocess, validate
+from w2v_triton.spec import MIN_SAMPLES
+
+
+def test_normalize_matches_hf_feature_extractor(rng):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    extractor = Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False)
+    for n in (400, 16000, 48123):
+        audio = (rng.standard_normal(n) * 0.3 + 0.05).astype(np.float32)
+        expected = extractor(audio, sampling_rate=16000, return_tensors="np").input_values[0]
+        np.testing.assert_allclose(normalize(audio), expected, atol=1e-6)
+
+
+def test_preprocess_without_normalization_returns_audio(rng):
+    audio = rng.standard_normal(1000).astype(np.float32)
+    np.testing.assert_array_equal(preprocess(audio, do_normalize=False), audio)
+
+
+@pytest.mark.parametrize("audio, message", [
+    (np.zeros(0, np.float32), "empty"),
+    (np.zeros(MIN_SAMPLES - 1, np.float32), "too short"),
+    (np.array([0.1] * 500 + [np.nan], np.float32), "NaN/Inf"),
+    (np.array([0.1] * 500 + [np.inf], np.float32), "NaN/Inf"),
+    (np.zeros(1000, np.float64), "float32"),
+    (np.zeros(1000, np.int16), "float32"),
+    (np.zeros((2, 1000), np.float32), "mono"),
+])
+def test_bad_audio_is_rejected_with_a_clear_message(audio, message):
+    with pytest.raises(InvalidAudio, match=message):
+        validate(audio)
+
+
+def test_single_row_batch_is_accepted():
+    assert validate(np.zeros((1, MIN_SAMPLES), np.float32)).shape == (MIN_SAMPLES,)

@@ -1,0 +1,53 @@
+"""`python -m w2v_triton.serve` (what `make serve` runs): readiness, clean stop, clear failures."""
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from w2v_triton.tritonserver import Ports
+
+pytestmark = pytest.mark.integration
+
+
+def test_serve_starts_ready_and_stops_cleanly_on_sigterm(tiny_repository, tmp_path):
+    ports = Ports.free()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "w2v_triton.serve", "--model-repository", str(tiny_repository),
+         "--http-port", str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics),
+         "--log", str(tmp_path / "server.log")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = process.stdout.readline()
+        assert "tritonserver ready" in line, line + process.stdout.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports.http}/v2/health/ready", timeout=5) as reply:
+            assert reply.status == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert "tritonserver stopped" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_serve_without_built_repository_fails_loudly(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "w2v_triton.serve", "--model-repository", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "make build-models" in result.stderr
+
+
+def test_model_load_failure_shows_the_log_instead_of_hanging(tiny_repository, tmp_path):
+    import shutil
+
+    from w2v_triton.tritonserver import ServerError, TritonServer
+
+    broken = tmp_path / "repo"
+    shutil.copytree(tiny_repository, broken)
+    config = broken / "decoder" / "config.pbtxt"
+    config.write_text(config.read_text().replace('string_value: "greedy"', 'string_value: "viterbi"'))
+    start = time.monotonic()
+    with pytest.raises(ServerError, match="viterbi"):
+        TritonServer(broken, Ports.free(), log_path=tmp_path / "log").start(timeout=120)
+    assert time.monotonic() - start < 100

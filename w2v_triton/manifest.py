@@ -1,0 +1,51 @@
+"""JSONL manifests (`audio`, `text`, `duration` per line), as used for corpora and evaluation."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Utterance:
+    audio: Path          # absolute path (manifest paths are relative to the manifest's folder)
+    text: str            # upper-case transcript, may be "" for unlabelled audio
+    duration: float      # seconds
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest {path} does not exist")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            audio = Path(row["audio"])
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise ValueError(f"{path}:{number}: not a manifest row ({exc})") from None
+        rows.append(Utterance(audio if audio.is_absolute() else path.parent / audio,
+                              row.get("text", ""), float(row.get("duration", 0.0))))
+    return rows
+
+
+def write_manifest(path: str | Path, utterances: list[Utterance]) -> None:
+    """Paths are written relative to the manifest's folder when they lie below it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for u in utterances:
+        try:
+            audio = str(Path(u.audio).resolve().relative_to(path.parent.resolve()))
+        except ValueError:
+            audio = str(u.audio)
+        lines.append(json.dumps({"audio": audio, "text": u.text, "duration": round(u.duration, 3)}))
+    path.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def shared_speech_manifests(repo_root: Path) -> list[Path]:
+    """The real-speech manifests in ../shared/data/speech (tests and benchmarks only)."""
+    root = repo_root.parent / "shared" / "data" / "speech"
+    return sorted(root.glob("*/manifest.jsonl"))

@@ -1,0 +1,66 @@
+"""Model configurations trained here from scratch, and export to a HF checkpoint folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from w2v_triton.spec import BASE_960H_VOCAB, PAD_TOKEN
+
+# Reference model sized for a 2-core CPU (see docs/reference-model.md for the measurements):
+# 12 pre-LN transformer layers, hidden 192, 4 heads, FFN 768, a light layer-norm conv front-end.
+REFERENCE_CONFIG: dict = dict(
+    hidden_size=192, num_hidden_layers=12, num_attention_heads=4, intermediate_size=768,
+    conv_dim=(64, 96, 96, 96, 96, 192, 192), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+    conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_bias=True,
+    feat_extract_norm="layer", do_stable_layer_norm=True,
+    num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=16,
+    hidden_dropout=0.05, attention_dropout=0.05, activation_dropout=0.0, feat_proj_dropout=0.05,
+    final_dropout=0.0, layerdrop=0.0,
+    mask_time_prob=0.05, mask_time_length=10, mask_feature_prob=0.0,
+    ctc_loss_reduction="mean", ctc_zero_infinity=True,
+)
+
+# A few-step test model: same structure, minimal sizes.
+TINY_CONFIG: dict = dict(REFERENCE_CONFIG, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, conv_dim=(16, 16, 16, 16, 16, 32, 32),
+                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+                         mask_time_prob=0.0)
+
+
+def build_ctc_model(config: Mapping | None = None, vocab: Mapping[str, int] = BASE_960H_VOCAB,
+                    seed: int = 0, **overrides):
+    """Randomly initialised Wav2Vec2ForCTC (deterministic from `seed`)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    kw = dict(REFERENCE_CONFIG if config is None else config)
+    kw.update(overrides)
+    cfg = Wav2Vec2Config(vocab_size=len(vocab), pad_token_id=vocab[PAD_TOKEN],
+                         bos_token_id=vocab.get("<s>", 1), eos_token_id=vocab.get("</s>", 2), **kw)
+    torch.manual_seed(seed)
+    return Wav2Vec2ForCTC(cfg)
+
+
+def export_pretrained(model, out_dir: str | Path, vocab: Mapping[str, int] = BASE_960H_VOCAB,
+                      dtype: torch.dtype = torch.float32) -> Path:
+    """save_pretrained (safetensors) + processor files (vocab.json, tokenizer and feature-extractor
+    configs: 16 kHz, do_normalize, return_attention_mask) into `out_dir`."""
+    from w2v_triton.checkpoints import save_processor
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.to(dtype)
+    model.save_pretrained(str(out), safe_serialization=True)
+    model.to(torch.float32)
+    save_processor(out, dict(vocab), return_attention_mask=True)
+    return out
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def read_vocab(path: str | Path) -> dict[str, int]:
+    return json.loads(Path(path).read_text())
