@@ -1,0 +1,77 @@
+"""In-process speed of one acoustic-model candidate, in a fresh process (so peak RSS is its own).
+
+    python -m benchmarks.inprocess --kind hf-pytorch --model build/checkpoints/random-base --clips c.npz
+    python -m benchmarks.inprocess --kind onnx --model build/onnx/random-base/model.onnx --clips c.npz
+
+Prints one JSON object: audio-seconds per second, p50/p99 latency per clip, peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+from w2v_triton import spec
+
+
+def load_runner(kind: str, model: str, threads: int):
+    """A function clip -> logits for the candidate; both paths see the normalised clip."""
+    if kind == "hf-pytorch":
+        import torch
+        from transformers import Wav2Vec2ForCTC
+
+        torch.set_num_threads(threads)
+        net = Wav2Vec2ForCTC.from_pretrained(model).eval()
+
+        def run(clip: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return net(torch.from_numpy(clip)[None]).logits[0].numpy()
+        return run
+    if kind == "onnx":
+        from w2v_triton.acoustic import AcousticModel
+
+        acoustic = AcousticModel(model, intra_op_threads=threads)
+        return lambda clip: acoustic.run([clip])[0]
+    raise ValueError(f"unknown kind {kind}")
+
+
+def measure(run, clips: list[np.ndarray], repeats: int) -> dict:
+    run(clips[0])  # warm-up: allocation, graph optimisation, thread pools
+    latencies = []
+    for _ in range(repeats):
+        for clip in clips:
+            start = time.perf_counter()
+            run(clip)
+            latencies.append(time.perf_counter() - start)
+    audio_seconds = repeats * sum(c.size for c in clips) / spec.SAMPLE_RATE
+    return {
+        "audio_seconds_per_second": audio_seconds / sum(latencies),
+        "p50_ms": float(np.percentile(latencies, 50) * 1000),
+        "p99_ms": float(np.percentile(latencies, 99) * 1000),
+        "clips": len(clips), "repeats": repeats,
+        "clip_seconds": float(np.mean([c.size for c in clips]) / spec.SAMPLE_RATE),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kind", choices=("hf-pytorch", "onnx"), required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--clips", required=True, help=".npz of normalised float32 clips")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    with np.load(args.clips) as data:
+        clips = [data[k] for k in sorted(data.files)]
+    result = measure(load_runner(args.kind, args.model, args.threads), clips, args.repeats)
+    print(json.dumps({"kind": args.kind, "model": args.model, "threads": args.threads, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Run perf_analyzer (from tritonclient[all]==2.51.0) against a server and parse its CSV."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from w2v_triton import spec
+from w2v_triton.tritonserver import server_environment
+
+
+class PerfAnalyzerError(RuntimeError):
+    pass
+
+
+def perf_analyzer_binary() -> Path:
+    binary = Path(sys.executable).parent / "perf_analyzer"
+    if not binary.is_file():
+        raise PerfAnalyzerError(f"{binary} missing: tritonclient[all]==2.51.0 ships it (make venv)")
+    return binary
+
+
+def run_perf_analyzer(url: str, input_data: Path, concurrency: str, protocol: str = "grpc",
+                      model: str = spec.ENSEMBLE_MODEL, shape: str | None = None,
+                      measurement_ms: int = 4000, timeout: float = 900) -> list[dict]:
+    """One perf_analyzer sweep; rows: concurrency, infer/s and latency percentiles in ms."""
+    with tempfile.TemporaryDirectory() as tmp:
+        csv_path = Path(tmp) / "perf.csv"
+        command = [str(perf_analyzer_binary()), "-m", model, "-u", url, "-i", protocol,
+                   "--input-data", str(input_data), "--concurrency-range", concurrency,
+                   "--measurement-interval", str(measurement_ms), "--stability-percentage", "25",
+                   "--max-trials", "6", "-f", str(csv_path)]
+        if shape:
+            command += ["--shape", shape]
+        result = subprocess.run(command, env=server_environment(), capture_output=True, text=True,
+                                timeout=timeout)
+        if result.returncode != 0 or not csv_path.is_file():
+            raise PerfAnalyzerError(f"perf_analyzer failed ({result.returncode}):\n"
+                                    f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+        with open(csv_path) as handle:
+            rows = list(csv.DictReader(handle))
+    rows.sort(key=lambda row: int(row["Concurrency"]))
+    return [{
+        "concurrency": int(row["Concurrency"]),
+        "infer_per_sec": float(row["Inferences/Second"]),
+        **{f"p{p}_ms": float(row[f"p{p} latency"]) / 1000 for p in (50, 90, 95, 99)},
+        "avg_ms": sum(float(row[k]) for k in ("Client Send", "Network+Server Send/Recv", "Server Queue",
+                                                "Server Compute Input", "Server Compute Infer",
+                                                "Server Compute Output", "Client Recv")) / 1000,
+        "command": " ".join(command[1:]),
+    } for row in rows]

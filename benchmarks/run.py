@@ -1,0 +1,135 @@
+"""`make bench`: in-process baselines and served ensembles, side by side, on this machine.
+
+Writes JSON + Markdown + PNG plots into benchmarks/results/<machine>/. Every figure comes
+from this run; the report names the machine, the date and the exact commands.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
+from benchmarks.perf_analyzer import run_perf_analyzer
+from benchmarks.report import write_report
+from benchmarks.triton_stats import per_model_times
+from w2v_triton.checkpoints import REPO_ROOT
+from w2v_triton.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.preprocessing import normalize
+from w2v_triton.tritonserver import Ports, TritonServer
+
+
+def machine_name() -> str:
+    """e.g. cpu-2core-intel-xeon-platinum-8481c: cores and CPU model, filesystem-safe."""
+    model = platform.processor() or "cpu"
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"model name\s*:\s*(.+)", text).group(1)
+    except (OSError, AttributeError):
+        pass
+    model = re.sub(r"\(r\)|\(tm\)|cpu|@.*$", "", model.lower())
+    return f"cpu-{os.cpu_count()}core-" + re.sub(r"[^a-z0-9]+", "-", model).strip("-")
+
+
+def named_paths(values: list[str]) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, _, path = value.partition("=")
+        if not path:
+            raise SystemExit(f"expected NAME=PATH, got {value!r}")
+        pairs[name] = path
+    return pairs
+
+
+def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: int) -> dict:
+    command = [sys.executable, "-m", "benchmarks.inprocess", "--kind", kind, "--model", model,
+               "--clips", str(clips_file), "--threads", str(threads), "--repeats", str(repeats)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "command": " ".join(command[1:])}
+
+
+def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[str, str],
+           measurement_ms: int, log_dir: Path) -> dict:
+    """Start the server on `repository`, run every perf_analyzer sweep, collect model stats."""
+    results = {"repository": str(repository), "sweeps": {}}
+    with TritonServer(repository, Ports.free(), log_path=log_dir / f"tritonserver-{name}.log") as server:
+        for sweep, concurrency in sweeps.items():
+            data = inputs[sweep]
+            rows = run_perf_analyzer(server.grpc_url, Path(data["path"]), concurrency,
+                                     shape=data.get("shape"), measurement_ms=measurement_ms)
+            for row in rows:
+                row["audio_seconds_per_second"] = row["infer_per_sec"] * data["mean_seconds"]
+            results["sweeps"][sweep] = {"input": {k: v for k, v in data.items() if k != "path"}, "rows": rows}
+        results["per_model"] = per_model_times(server.http_url)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--baseline", action="append", default=[],
+                        help="NAME=HF_CHECKPOINT_DIR, run in-process with PyTorch (repeatable)")
+    parser.add_argument("--onnx", action="append", default=[], help="NAME=ONNX_FILE, in-process (repeatable)")
+    parser.add_argument("--served", action="append", default=[], help="NAME=MODEL_REPOSITORY (repeatable)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--clip-seconds", type=float, default=10.0)
+    parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed-concurrency", default="1:4")
+    parser.add_argument("--real-concurrency", default="1:16:3")
+    parser.add_argument("--measurement-ms", type=int, default=4000)
+    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
+    parser.add_argument("--title", default="benchmark")
+    args = parser.parse_args(argv)
+
+    out = args.out or REPO_ROOT / "benchmarks" / "results" / machine_name()
+    out.mkdir(parents=True, exist_ok=True)
+    manifests = shared_speech_manifests(REPO_ROOT)
+    utterances = [u for m in manifests for u in read_manifest(m)]
+    report = {"title": args.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "audio": "../shared/data/speech" if utterances else "synthetic noise (../shared absent)",
+              "argv": sys.argv[1:] if argv is None else argv, "inprocess": {}, "served": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if utterances:
+            long_clips = fixed_length_clips(utterances, args.clip_seconds, args.clips)
+            real = real_clips(utterances)
+        else:
+            long_clips = [seed_clip(int(args.clip_seconds * 16000), s) for s in range(args.clips)]
+            real = [seed_clip(16000 * (2 + s % 8), s) for s in range(20)]
+        clips_file = tmp / "clips.npz"
+        np.savez(clips_file, **{f"c{i:03d}": normalize(c) for i, c in enumerate(long_clips)})
+        inputs = {
+            "seed_0.5s": {**write_input_data(tmp / "seed.json", [seed_clip()]), "shape": "AUDIO:8000"},
+            "real_speech": write_input_data(tmp / "real.json", real),
+            f"clips_{args.clip_seconds:g}s": write_input_data(tmp / "long.json", long_clips),
+        }
+        sweeps = {"seed_0.5s": args.seed_concurrency, "real_speech": args.real_concurrency,
+                  f"clips_{args.clip_seconds:g}s": args.seed_concurrency}
+        jobs = [("inprocess", n, "hf-pytorch", p) for n, p in named_paths(args.baseline).items()]
+        jobs += [("inprocess", n, "onnx", p) for n, p in named_paths(args.onnx).items()]
+        jobs += [("served", n, None, p) for n, p in named_paths(args.served).items()]
+        for where, name, kind, path in tqdm(jobs, desc="benchmark", unit="job"):
+            if where == "inprocess":
+                report["inprocess"][name] = inprocess(kind, path, clips_file, args.threads, args.repeats)
+            else:
+                report["served"][name] = served(name, Path(path), inputs, sweeps, args.measurement_ms, out)
+    write_report(report, out)
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
