@@ -29,7 +29,7 @@ class RepositoryOptions:
 
     platform: str = "python"
     max_batch_size: int = spec.MAX_BATCH_SIZE
-    queue_delay_us: int = 2000
+    queue_delay_us: int = 0            # batch what is already queued; never wait (latency)
     preprocessor_instances: int = 1
     acoustic_instances: int = 1
     decoder_instances: int = 2
