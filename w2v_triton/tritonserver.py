@@ -2,7 +2,7 @@
 
 The wheel's python backend lacks its stub, the stub ignores PYTHONPATH and finds the
 interpreter through PATH, and a wrong LD_LIBRARY_PATH makes model loading hang instead
-of failing (see docs/serving-here.md). This module hides all of that behind
+of failing (README, "Running Triton here"). This module hides all of that behind
 `TritonServer`, used by `make serve`, the tests, the benchmarks and the GCP startup script.
 """
 from __future__ import annotations

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Remove everything gcp/deploy.sh created, in reverse order. Pass the same --project,
+# --region and --prefix (and --bucket if you gave one) as to deploy.sh. Each delete is guarded
+# by a describe, so running it twice is harmless. --keep-bucket / --keep-images keep data.
+#   gcp/teardown.sh --project P [--prefix w2v-asr] [--dry-run]
+set -euo pipefail
+# shellcheck source=gcp/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+parse_flags "$@"
+DRY_RUN_ASSUME_EXISTS=true
+P=(--project "$PROJECT")
+
+delete_global() {  # KIND NAME: a global compute resource
+  local kind="$1" name="$2"
+  if exists gcloud compute "$kind" describe "$name" --global "${P[@]}"; then
+    run gcloud compute "$kind" delete "$name" --global --quiet "${P[@]}"
+  fi
+}
+
+step "frontend"
+delete_global forwarding-rules "$RULE_HTTPS"
+delete_global forwarding-rules "$RULE_HTTP"
+delete_global target-https-proxies "$HTTPS_PROXY"
+delete_global target-http-proxies "$HTTP_PROXY"
+delete_global ssl-certificates "$CERT"
+delete_global addresses "$ADDRESS"
+
+step "URL map and backend services"
+delete_global url-maps "$URL_MAP"
+delete_global backend-services "$BACKEND_GRPC"
+delete_global backend-services "$BACKEND_HTTP"
+
+step "managed instance group ${MIG} (its autoscaler goes with it)"
+if exists gcloud compute instance-groups managed describe "$MIG" --region "$REGION" "${P[@]}"; then
+  run gcloud compute instance-groups managed delete "$MIG" --region "$REGION" --quiet "${P[@]}"
+fi
+
+step "instance templates ${TEMPLATE_PREFIX}*"
+if [[ "$DRY_RUN" == true ]]; then
+  # The template this flag set would have made (its name is a hash, see deploy.sh).
+  templates="$(bash "${GCP_DIR}/deploy.sh" "$@" --dry-run 2>/dev/null \
+    | sed -n "s/^gcloud compute instance-templates create \(${TEMPLATE_PREFIX}[^ ]*\) .*/\1/p")"
+  echo "# query: gcloud compute instance-templates list --filter name~^${TEMPLATE_PREFIX} --format value(name)"
+else
+  templates="$(query gcloud compute instance-templates list --filter "name~^${TEMPLATE_PREFIX}" \
+    --format 'value(name)' "${P[@]}")"
+fi
+for template in $templates; do
+  run gcloud compute instance-templates delete "$template" --quiet "${P[@]}"
+done
+
+step "health check and firewall"
+delete_global health-checks "$HEALTH_CHECK"
+if exists gcloud compute firewall-rules describe "$FIREWALL" "${P[@]}"; then
+  run gcloud compute firewall-rules delete "$FIREWALL" --quiet "${P[@]}"
+fi
+
+step "service account ${SA_EMAIL}"
+if exists gcloud iam service-accounts describe "$SA_EMAIL" "${P[@]}"; then
+  for role in roles/monitoring.metricWriter roles/logging.logWriter; do
+    run gcloud projects remove-iam-policy-binding "$PROJECT" --member "serviceAccount:${SA_EMAIL}" \
+      --role "$role" --condition None --quiet
+  done
+  run gcloud iam service-accounts delete "$SA_EMAIL" --quiet "${P[@]}"
+fi
+
+step "model bucket gs://${BUCKET}"
+if [[ "$KEEP_BUCKET" == false ]] && exists gcloud storage buckets describe "gs://${BUCKET}" "${P[@]}"; then
+  run gcloud storage rm --recursive "gs://${BUCKET}" "${P[@]}"
+fi
+
+step "Artifact Registry repository ${AR_REPO}"
+if [[ "$KEEP_IMAGES" == false ]] && exists gcloud artifacts repositories describe "$AR_REPO" --location "$REGION" "${P[@]}"; then
+  run gcloud artifacts repositories delete "$AR_REPO" --location "$REGION" --quiet "${P[@]}"
+fi
+step "done"

@@ -1,0 +1,31 @@
+# Google Cloud deployment (gcp/, docker/, docs/deploy-gcp.md).
+#   make gcp-dry-run GCP_PROJECT=my-proj GCP_FLAGS="--min-replicas 2"   print every gcloud command
+#   make gcp-deploy  GCP_PROJECT=my-proj [GCP_FLAGS="--variant gpu --zones us-central1-a"]
+#   make gcp-teardown GCP_PROJECT=my-proj      (same --prefix/--region/--bucket as the deploy)
+#   make docker-build [VARIANT=cpu|gpu]        needs a Docker engine (with BuildKit)
+# The repository to upload is $(REPO): build it for the NGC image with
+#   make build-models MODEL=... PLATFORM=onnxruntime_onnx
+GCP_PROJECT ?= $(shell gcloud config get-value project 2>/dev/null)
+GCP_REGION ?= us-central1
+GCP_PREFIX ?= w2v-asr
+GCP_FLAGS ?=
+VARIANT ?= cpu
+DOCKER_TAG ?= w2v-triton
+GCP_ARGS = --project "$(GCP_PROJECT)" --region $(GCP_REGION) --prefix $(GCP_PREFIX) --model-repository $(REPO) $(GCP_FLAGS)
+
+.PHONY: gcp-deploy gcp-dry-run gcp-teardown gcp-teardown-dry-run docker-build
+
+gcp-deploy:  ## deploy to Google Cloud (GCP_PROJECT, GCP_REGION, GCP_PREFIX, GCP_FLAGS; see docs/deploy-gcp.md)
+	bash gcp/deploy.sh $(GCP_ARGS)
+
+gcp-dry-run:  ## print the gcloud commands of gcp-deploy and gcp-teardown without running them
+	bash gcp/deploy.sh $(GCP_ARGS) --dry-run
+	bash gcp/teardown.sh $(GCP_ARGS) --dry-run
+
+gcp-teardown:  ## delete every resource gcp-deploy made (same GCP_* variables)
+	bash gcp/teardown.sh $(GCP_ARGS)
+
+docker-build:  ## build the server (VARIANT=cpu|gpu) and client images; needs a Docker engine
+	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.server --build-arg VARIANT=$(VARIANT) \
+	  -t $(DOCKER_TAG)-server:$(VARIANT) .
+	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.client -t $(DOCKER_TAG)-client .

