@@ -34,9 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     strategy = args.strategy or ("explicit" if layers else "first")
     if layers is None and args.num_layers is None:
         ap.error("give --num-layers or --layers")
-    teacher_dir = resolve_teacher(args.teacher)
-    teacher = load_teacher(teacher_dir)
-    student, info = build_student(teacher, args.num_layers, strategy, layers, teacher_name=args.teacher)
+    from w2v_triton.checkpoints import CheckpointUnavailable
+    try:
+        teacher_dir = resolve_teacher(args.teacher)
+        teacher = load_teacher(teacher_dir)
+        student, info = build_student(teacher, args.num_layers, strategy, layers, teacher_name=args.teacher)
+    except (CheckpointUnavailable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     save_student(student, info, args.out, processor_source=teacher_dir)
     print(json.dumps(asdict(info), indent=2))
     print(f"teacher params: {info.teacher_params:,}  student params: {info.student_params:,}  -> {args.out}")

@@ -107,9 +107,15 @@ def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strate
     config.num_hidden_layers = len(kept)
     student = Wav2Vec2ForCTC(config)
     teacher_state = teacher.state_dict()
-    new_state = {}
+    new_state, fresh = {}, []
     for key, tensor in student.state_dict().items():
         src = _teacher_key(key, kept)
+        if src not in teacher_state and key.endswith("masked_spec_embed"):
+            # HF only creates it when the config asks for SpecAugment; a teacher whose weights
+            # lack it (config edited after loading) leaves the student's fresh init in place.
+            new_state[key] = tensor
+            fresh.append(key)
+            continue
         if src not in teacher_state:
             raise KeyError(f"student tensor {key} has no teacher counterpart {src}")
         if teacher_state[src].shape != tensor.shape:
@@ -120,7 +126,8 @@ def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strate
     student.train(teacher.training)
     info = StudentInfo(teacher=teacher_name, teacher_layers=L, student_layers=len(kept),
                        strategy=strategy, kept_layers=kept, teacher_params=count_params(teacher),
-                       student_params=count_params(student))
+                       student_params=count_params(student),
+                       extra={"freshly_initialised": fresh} if fresh else {})
     return student, info
 
 

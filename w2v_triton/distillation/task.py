@@ -134,13 +134,14 @@ def greedy_decode(logits: torch.Tensor, frame_lengths: torch.Tensor, id_to_token
     return texts
 
 
-def corpus_wer(refs: list[str], hyps: list[str]) -> float:
-    """Word error rate over a corpus (errors / reference words); empty refs are skipped."""
+def corpus_wer(refs: list[str], hyps: list[str], unit: str = "word") -> float:
+    """Word (or character) error rate over a corpus; empty references are skipped."""
     import jiwer
     pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
     if not pairs:
         return float("nan")
-    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+    fn = jiwer.wer if unit == "word" else jiwer.cer
+    return float(fn([r for r, _ in pairs], [h for _, h in pairs]))
 
 
 @torch.no_grad()
@@ -174,8 +175,13 @@ def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches, id_to_to
         "wer_student_vs_labels": corpus_wer(refs, s_hyps),
         "wer_teacher_vs_labels": corpus_wer(refs, t_hyps),
         "wer_student_vs_teacher": corpus_wer(t_hyps, s_hyps),
+        "cer_student_vs_labels": corpus_wer(refs, s_hyps, "char"),
+        "cer_teacher_vs_labels": corpus_wer(refs, t_hyps, "char"),
         "kl": kls / max(frames, 1),
         "utterances": len(s_hyps),
+        "labelled_utterances": sum(1 for r in refs if r.strip()),
+        "examples": [{"ref": r, "teacher": t, "student": h}
+                     for r, t, h in list(zip(refs, t_hyps, s_hyps))[:3]],
     }
 
 

@@ -55,6 +55,12 @@ def export_pretrained(model, out_dir: str | Path, vocab: Mapping[str, int] = BAS
     model.save_pretrained(str(out), safe_serialization=True)
     model.to(torch.float32)
     save_processor(out, dict(vocab), return_attention_mask=True)
+    # transformers 5 folds the feature extractor into processor_config.json; serving code and
+    # older tools read preprocessor_config.json, so write that file too.
+    from transformers import Wav2Vec2FeatureExtractor
+    from w2v_triton.spec import SAMPLE_RATE
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0,
+                             do_normalize=True, return_attention_mask=True).save_pretrained(str(out))
     return out
 
 

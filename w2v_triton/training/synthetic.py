@@ -31,3 +31,22 @@ def tone_utterances(n: int = 6, seed: int = 0, words: int = 2, letter_ms: int = 
         rows.append({"audio": f"<tone-{i}>", "samples": audio.astype(np.float32), "text": text,
                      "duration": len(audio) / SAMPLE_RATE})
     return rows
+
+
+def write_tone_corpus(out_dir, n_train: int = 8, n_test: int = 3, seed: int = 0) -> dict:
+    """FLAC files + train/dev/test_seen/test_unseen manifests of tone 'speech' (for CLI tests)."""
+    import json
+    from pathlib import Path
+
+    import soundfile as sf
+
+    out = Path(out_dir)
+    counts = {"train": n_train, "dev": n_test, "test_seen": n_test, "test_unseen": n_test}
+    for k, (split, n) in enumerate(counts.items()):
+        (out / split).mkdir(parents=True, exist_ok=True)
+        with open(out / f"{split}.jsonl", "w") as f:
+            for i, row in enumerate(tone_utterances(n, seed=seed * 10 + k)):
+                rel = f"{split}/{i:06d}.flac"
+                sf.write(str(out / rel), row["samples"], SAMPLE_RATE, subtype="PCM_16", format="FLAC")
+                f.write(json.dumps({"audio": rel, "text": row["text"], "duration": row["duration"]}) + "\n")
+    return counts

@@ -234,8 +234,10 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
         self.sampler.set_epoch(self.epoch, self.batch_in_epoch * self.cfg.grad_accum)
+        # An own generator: creating the iterator must not draw from the global torch RNG.
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + self.epoch)
         return DataLoader(self.train_dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
-                          num_workers=self.cfg.num_workers, persistent_workers=False)
+                          num_workers=self.cfg.num_workers, persistent_workers=False, generator=gen)
 
     def _autocast(self):
         if not self.cfg.bf16:
@@ -263,13 +265,16 @@ class Trainer:
         accum: list[dict] = []
         stopped_by_time = False
         while self.step < stop_at and not stopped_by_time:
-            loader = self._loader()
-            it = iter(loader)
+            self.sampler.set_epoch(self.epoch)
             steps_in_epoch = len(self.sampler) // cfg.grad_accum
+            if steps_in_epoch == 0:
+                raise ValueError("the training set yields fewer batches than grad_accum")
             if self.batch_in_epoch >= steps_in_epoch:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 continue
-            while self.batch_in_epoch < steps_in_epoch and self.step < stop_at:
+            it = iter(self._loader())
+            epoch_done = False
+            while not epoch_done and self.step < stop_at:
                 t0 = time.perf_counter()
                 loss_sum, logs_sum, audio = 0.0, {}, 0.0
                 for micro in range(cfg.grad_accum):
@@ -291,6 +296,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
                 self.batch_in_epoch += 1
+                if self.batch_in_epoch >= steps_in_epoch:   # roll over before any checkpoint
+                    self.epoch, self.batch_in_epoch, epoch_done = self.epoch + 1, 0, True
                 dt = time.perf_counter() - t0
                 self.train_time += dt
                 self.audio_seconds += audio * self.world
@@ -304,7 +311,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}", a_s=f"{last['audio_s_per_s']:.0f}/s")
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.is_main:
                     res = self.run_eval()
                     if bar is not None and res:
                         bar.write(f"step {self.step}: dev WER {res.get('wer', float('nan')):.3f} "
@@ -315,8 +322,6 @@ class Trainer:
                 if cfg.max_time_s is not None and self.train_time >= cfg.max_time_s:
                     stopped_by_time = True
                     break
-            if self.batch_in_epoch >= steps_in_epoch:
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         if bar is not None:
             bar.close()
         if not (cfg.save_every and self.step % cfg.save_every == 0):

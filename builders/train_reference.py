@@ -1,0 +1,176 @@
+"""Train the reference English wav2vec2 CTC model on the synthetic corpus, export and evaluate it.
+
+    python -m builders.train_reference --corpus build/corpus --out build/train-reference \\
+        --model-out models/reference --max-steps 2400 --max-time-min 65 --threads 1 --bf16
+    python -m builders.train_reference --eval-only --model-out models/reference   # WERs only
+    python -m builders.train_reference --export-only ...    # latest checkpoint -> model folder
+
+Rerunning the training command resumes from the latest checkpoint in --out.
+`--tiny` trains a minimal model (CI / tests).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from w2v_triton.spec import BASE_960H_VOCAB
+
+REAL_SPEECH_GLOB = "/work/shared/data/speech/*/manifest.jsonl"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", default="build/corpus", help="folder with train/dev/test_*.jsonl")
+    p.add_argument("--out", default="build/train-reference", help="checkpoints + training log")
+    p.add_argument("--model-out", default="models/reference", help="exported HF model folder")
+    p.add_argument("--max-steps", type=int, default=2400)
+    p.add_argument("--max-time-min", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=400)
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "linear", "constant"])
+    p.add_argument("--batch-seconds", type=float, default=32.0, help="padded audio seconds per batch")
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--max-utt-seconds", type=float, default=12.0, help="skip longer training utterances")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="bfloat16 autocast (about 2x faster on this CPU)")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--eval-every", type=int, default=300)
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--dev-limit", type=int, default=100, help="dev utterances used during training")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tiny", action="store_true", help="minimal model (tests/CI)")
+    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
+    p.add_argument("--eval-only", action="store_true", help="evaluate --model-out, write eval_results.json")
+    p.add_argument("--export-only", action="store_true", help="export the latest checkpoint, then evaluate")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--real-speech", default=REAL_SPEECH_GLOB, help="glob of real-speech manifests ('' = none)")
+    p.add_argument("--fp16-export", action="store_true", help="store weights as float16")
+    p.add_argument("--plot", default=None, help="PNG of the training curves (default <out>/training.png)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def evaluate_model(model_dir: Path, corpus: Path, real_glob: str, threads: int, progress: bool) -> dict:
+    from transformers import Wav2Vec2ForCTC
+
+    from w2v_triton.training.data import ManifestDataset, read_manifest
+    from w2v_triton.training.evaluate import evaluate
+
+    vocab = json.loads((model_dir / "vocab.json").read_text())
+    model = Wav2Vec2ForCTC.from_pretrained(str(model_dir)).float().eval()
+    results: dict = {}
+    sets = [(s, corpus / f"{s}.jsonl") for s in ("test_seen", "test_unseen", "dev")]
+    for name, path in sets:
+        if path.is_file():
+            t = time.time()
+            ds = ManifestDataset.from_manifest(path, vocab)
+            r = evaluate(model, ds, vocab, max_batch_seconds=120, progress=progress, desc=name)
+            r["audio_hours"] = round(sum(ds.durations) / 3600, 3)
+            r["eval_s"] = round(time.time() - t, 1)
+            results[name] = r
+    manifests = sorted(glob.glob(real_glob)) if real_glob else []
+    if manifests:
+        rows = []
+        for m in manifests:
+            for row in read_manifest(m):
+                row["set"] = Path(m).parent.name
+                rows.append(row)
+        ds = ManifestDataset(rows, vocab)
+        r = evaluate(model, ds, vocab, max_batch_seconds=120, progress=progress, desc="real speech")
+        r["audio_hours"] = round(sum(ds.durations) / 3600, 3)
+        # per source folder
+        by_set: dict = {}
+        from w2v_triton.training.evaluate import error_rates
+        text_to_set = {}
+        for row in rows:
+            text_to_set.setdefault(row["text"], row["set"])
+        for pair in r["all"]:
+            by_set.setdefault(text_to_set.get(pair["ref"], "?"), []).append(pair)
+        r["by_set"] = {k: {**error_rates([p["ref"] for p in v], [p["hyp"] for p in v]), "n": len(v)}
+                       for k, v in sorted(by_set.items())}
+        results["real_speech"] = r
+    return results
+
+
+def summarize(results: dict) -> str:
+    lines = ["| set | utterances | hours | greedy CER | greedy WER |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['n']} | {r.get('audio_hours', '')} | {r['cer']:.3f} | {r['wer']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    torch.set_num_threads(a.threads)
+    corpus, out, model_out = Path(a.corpus), Path(a.out), Path(a.model_out)
+    progress = not a.no_progress
+
+    from w2v_triton.training.data import ManifestDataset
+    from w2v_triton.training.model import (REFERENCE_CONFIG, TINY_CONFIG, build_ctc_model,
+                                           export_pretrained, parameter_count)
+    from w2v_triton.training.trainer import TrainConfig, Trainer, plot_log
+
+    if not a.eval_only:
+        train_manifest = corpus / "train.jsonl"
+        if not train_manifest.is_file():
+            print(f"error: {train_manifest} missing; build the corpus first (make corpus)", file=sys.stderr)
+            return 2
+        vocab = dict(BASE_960H_VOCAB)
+        train = ManifestDataset.from_manifest(train_manifest, vocab, max_duration=a.max_utt_seconds)
+        dev = ManifestDataset.from_manifest(corpus / "dev.jsonl", vocab, limit=a.dev_limit) \
+            if (corpus / "dev.jsonl").is_file() else None
+        model = build_ctc_model(TINY_CONFIG if a.tiny else REFERENCE_CONFIG, vocab, seed=a.seed)
+        cfg = TrainConfig(out_dir=str(out), max_steps=a.max_steps, lr=a.lr, warmup_steps=a.warmup,
+                          schedule=a.schedule, grad_accum=a.grad_accum, bf16=a.bf16,
+                          max_batch_seconds=a.batch_seconds, eval_every=a.eval_every,
+                          save_every=a.save_every, seed=a.seed, progress=progress,
+                          max_time_s=a.max_time_min * 60 if a.max_time_min else None,
+                          extra={"threads": a.threads, "tiny": a.tiny, "corpus": str(corpus),
+                                 "train_utterances": len(train),
+                                 "train_hours": round(sum(train.durations) / 3600, 3)})
+        trainer = Trainer(model, train, cfg, dev_dataset=dev, vocab=vocab)
+        if trainer.is_main:
+            print(f"model: {parameter_count(model) / 1e6:.2f} M parameters; train: {len(train)} utterances, "
+                  f"{sum(train.durations) / 3600:.2f} h; threads {torch.get_num_threads()}", flush=True)
+        if not a.export_only:
+            trainer.train(resume=False if a.no_resume else True)
+        else:
+            ckpt = trainer.latest_checkpoint()
+            if ckpt is None:
+                print(f"error: no checkpoint in {out}", file=sys.stderr)
+                return 2
+            trainer.load_checkpoint(ckpt)
+        if not trainer.is_main:
+            return 0
+        plot_log(trainer.log_path, a.plot or out / "training.png",
+                 title=f"reference wav2vec2 CTC ({parameter_count(model) / 1e6:.1f} M params, "
+                       f"{trainer.step} steps, {trainer.train_time / 60:.0f} min CPU)")
+        export_pretrained(model.eval(), model_out, vocab,
+                          dtype=torch.float16 if a.fp16_export else torch.float32)
+        (model_out / "training_summary.json").write_text(json.dumps({
+            "steps": trainer.step, "epoch": trainer.epoch, "train_time_s": round(trainer.train_time, 1),
+            "audio_hours_seen": round(trainer.audio_seconds / 3600, 3), "threads": a.threads,
+            "parameters": parameter_count(model), "bf16_autocast": a.bf16,
+            "train_utterances": len(train), "train_hours": round(sum(train.durations) / 3600, 3),
+            "command": " ".join(sys.argv)}, indent=2) + "\n")
+        print(f"exported {model_out}", flush=True)
+    if a.no_eval:
+        return 0
+    results = evaluate_model(model_out, corpus, a.real_speech, a.threads, progress)
+    (model_out / "eval_results.json").write_text(json.dumps(
+        {k: {kk: vv for kk, vv in v.items() if kk != "all"} for k, v in results.items()}, indent=2) + "\n")
+    (out).mkdir(parents=True, exist_ok=True)
+    (out / "eval_transcripts.json").write_text(json.dumps(
+        {k: v.get("all", []) for k, v in results.items()}, indent=1) + "\n")
+    print(summarize(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+# Knowledge distillation: 12-layer teacher -> shallower student (docs/distillation.md).
+#   make student TEACHER=models/reference STUDENT_LAYERS=6 LAYER_STRATEGY=even
+#   make distill TEACHER=models/reference TRAIN=build/corpus/train.jsonl DEV=build/corpus/dev.jsonl
+#   make distill ... NPROC=2                       (DDP over 2 processes, gloo on CPU)
+#   make distill ... DISTILL_ARGS="--hidden-weight 1 --kl-weight 0 --ctc-weight 0"
+# The output ($(DISTILL_OUT)) is an HF dir: `make build-models MODEL=$(DISTILL_OUT)` serves it.
+TEACHER ?= models/reference
+TRAIN ?= build/corpus/train.jsonl
+DEV ?= build/corpus/dev.jsonl
+STUDENT_LAYERS ?= 6
+LAYER_STRATEGY ?= first
+STUDENT_OUT ?= build/student-$(STUDENT_LAYERS)-$(LAYER_STRATEGY)
+DISTILL_OUT ?= build/distill/student-$(STUDENT_LAYERS)-$(LAYER_STRATEGY)
+DISTILL_ARGS ?=
+NPROC ?= 1
+
+ifeq ($(NPROC),1)
+DISTILL_LAUNCH = $(PY)
+else
+DISTILL_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC)
+endif
+
+.PHONY: student distill distill-clean
+student:  ## shallower student from a teacher: TEACHER=... STUDENT_LAYERS=6 LAYER_STRATEGY=first|last|even
+	$(PY) builders/student.py --teacher $(TEACHER) --out $(STUDENT_OUT) \
+	    --num-layers $(STUDENT_LAYERS) --strategy $(LAYER_STRATEGY)
+
+distill:  ## distil TEACHER into a student on TRAIN/DEV manifests (NPROC=2 for DDP; DISTILL_ARGS=...)
+	$(DISTILL_LAUNCH) builders/distill.py --teacher $(TEACHER) --train $(TRAIN) --dev $(DEV) \
+	    --num-layers $(STUDENT_LAYERS) --strategy $(LAYER_STRATEGY) --out $(DISTILL_OUT) $(DISTILL_ARGS)
+
+distill-clean:  ## remove build/distill
+	rm -rf build/distill

@@ -1,0 +1,56 @@
+# Synthetic corpus + reference model trained from scratch (docs/reference-model.md).
+#   make corpus                      espeak-ng English speech -> build/corpus/{train,dev,test_seen,test_unseen}.jsonl
+#   make train-reference             train (resumes from build/train-reference/checkpoints), export to models/reference, evaluate
+#   make eval-reference              greedy WER/CER of models/reference on the test splits + real speech
+#   make train-reference NPROC=2     DDP over 2 processes (torchrun; gloo on CPU, nccl on GPU)
+CORPUS_DIR ?= build/corpus
+CORPUS_N_TRAIN ?= 14000
+CORPUS_WORKERS ?= $(shell nproc)
+CORPUS_SEED ?= 1234
+TRAIN_OUT ?= build/train-reference
+REFERENCE_OUT ?= models/reference
+TRAIN_STEPS ?= 3000
+TRAIN_MINUTES ?= 80
+TRAIN_THREADS ?= 1
+TRAIN_ARGS ?= --lr 1e-3 --warmup 400 --batch-seconds 24 --bf16 --eval-every 300 --save-every 100
+NPROC ?= 1
+
+ifeq ($(NPROC),1)
+TRAIN_LAUNCH = $(PY)
+else
+TRAIN_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC)
+endif
+
+.PHONY: corpus-deps corpus train-reference train-reference-tiny eval-reference export-reference
+
+corpus-deps:  ## install espeak-ng + fortunes text (apt-get, when root); says what is missing otherwise
+	@missing=""; command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	  test -d /usr/share/games/fortunes || missing="$$missing fortunes fortunes-min"; \
+	  if [ -z "$$missing" ]; then echo "corpus deps present"; exit 0; fi; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing sox; \
+	  else echo "missing:$$missing  (install with: sudo apt-get install$$missing)"; exit 1; fi
+
+corpus: venv corpus-deps  ## synthetic English speech corpus under $(CORPUS_DIR) (idempotent, parallel)
+	$(PY) builders/corpus.py --out $(CORPUS_DIR) --n-train $(CORPUS_N_TRAIN) --workers $(CORPUS_WORKERS) \
+	  --seed $(CORPUS_SEED)
+
+train-reference: venv  ## train the 12-layer reference model on $(CORPUS_DIR) -> $(REFERENCE_OUT) (+ eval)
+	@test -f $(CORPUS_DIR)/train.jsonl || $(MAKE) corpus
+	$(TRAIN_LAUNCH) builders/train_reference.py --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
+	  --model-out $(REFERENCE_OUT) --max-steps $(TRAIN_STEPS) --max-time-min $(TRAIN_MINUTES) \
+	  --threads $(TRAIN_THREADS) --plot docs/reference-training.png $(TRAIN_ARGS)
+
+train-reference-tiny: venv  ## a few steps of a tiny model on a small corpus (smoke test, ~1 min)
+	$(PY) builders/corpus.py --out build/corpus-tiny --n-train 40 --n-dev 4 --n-test-seen 4 --n-test-unseen 4
+	$(PY) builders/train_reference.py --tiny --corpus build/corpus-tiny --out build/train-tiny \
+	  --model-out build/reference-tiny --max-steps 20 --warmup 5 --eval-every 10 --save-every 10 \
+	  --real-speech '' --no-progress
+
+eval-reference: venv  ## greedy CER/WER of $(REFERENCE_OUT): test_seen, test_unseen, dev, real speech
+	$(PY) builders/train_reference.py --eval-only --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
+	  --model-out $(REFERENCE_OUT) --threads $(TRAIN_THREADS)
+
+export-reference: venv  ## export the latest checkpoint in $(TRAIN_OUT) to $(REFERENCE_OUT), then evaluate
+	$(PY) builders/train_reference.py --export-only --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
+	  --model-out $(REFERENCE_OUT) --threads $(TRAIN_THREADS) --plot docs/reference-training.png

@@ -1,0 +1,63 @@
+"""builders/train_reference.py end to end on tone 'speech': train, resume, export, evaluate;
+and the same under torchrun with 2 processes (DDP, gloo on CPU)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from w2v_triton.training.synthetic import write_tone_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, **kw)
+
+
+def _common(tmp_path):
+    return ["--tiny", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "run"),
+            "--model-out", str(tmp_path / "model"), "--warmup", "2", "--batch-seconds", "3",
+            "--eval-every", "3", "--save-every", "3", "--real-speech", "", "--no-progress"]
+
+
+def test_train_reference_cli_tiny(tmp_path, capsys):
+    from builders.train_reference import main
+
+    write_tone_corpus(tmp_path / "corpus")
+    args = [*_common(tmp_path), "--max-steps", "3", "--no-eval"]
+    assert main(args) == 0
+    # rerun with more steps: resumes at step 3 instead of starting over
+    assert main(args[:-3] + ["--max-steps", "5"]) == 0
+    log = [json.loads(line) for line in open(tmp_path / "run" / "train_log.jsonl")]
+    assert [row["event"] for row in log if "event" in row] == ["start", "end", "end"]
+    model = tmp_path / "model"
+    for name in ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
+                 "eval_results.json", "training_summary.json"):
+        assert (model / name).is_file(), name
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["do_stable_layer_norm"] and cfg["feat_extract_norm"] == "layer" and cfg["pad_token_id"] == 0
+    results = json.loads((model / "eval_results.json").read_text())
+    assert {"test_seen", "test_unseen", "dev"} <= set(results)
+    assert json.loads((model / "training_summary.json").read_text())["steps"] == 5
+    capsys.readouterr()
+    assert main(["--eval-only", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "run"),
+                 "--model-out", str(model), "--real-speech", "", "--no-progress"]) == 0
+    assert "test_unseen" in capsys.readouterr().out
+
+
+def test_train_reference_under_torchrun_ddp(tmp_path):
+    write_tone_corpus(tmp_path / "corpus", n_train=8)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "builders/train_reference.py", *_common(tmp_path), "--max-steps", "3", "--no-eval"]
+    r = _run(cmd)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    log = [json.loads(line) for line in open(tmp_path / "run" / "train_log.jsonl")]
+    assert log[0]["world_size"] == 2
+    assert [row["step"] for row in log if row.get("event") == "end"] == [3]
+    assert (tmp_path / "model" / "model.safetensors").is_file()

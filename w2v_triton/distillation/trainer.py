@@ -1,0 +1,214 @@
+"""Distillation training: teacher (frozen, eval) -> student, on JSONL manifests.
+
+Built on `w2v_triton.training`: ManifestDataset + BucketBatchSampler + collate for the data,
+`Trainer` for the loop (AdamW, schedule, clipping, accumulation, DDP under torchrun with gloo
+on CPU, checkpoints with exact resume, JSONL log). This module only adds:
+
+- unlabelled manifests (rows without "text"): KD-only rows, flagged `labelled=False` so the
+  CTC term skips them (mixed batches work);
+- the student (built from the teacher's layers, or loaded from `student_init`);
+- `DistillTask.compute_loss` (teacher forward under no_grad + `DistillModel` forward);
+- dev evaluation: WER vs labels (student and teacher), WER of the student vs the teacher's
+  own greedy transcripts, dev KL;
+- export of the student as an HF dir with the teacher's processor files.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import Wav2Vec2ForCTC
+
+from w2v_triton.distillation.losses import DistillLossConfig
+from w2v_triton.distillation.student import (StudentInfo, build_student, copy_processor_files,
+                                             count_params, load_teacher, read_student_info,
+                                             resolve_teacher, save_student)
+from w2v_triton.distillation.task import (DistillModel, DistillTask, evaluate, id_to_token_of,
+                                          make_distill_model)
+from w2v_triton.training.data import BucketBatchSampler, ManifestDataset, collate, read_manifest
+from w2v_triton.training.trainer import TrainConfig, Trainer
+
+RESULTS_FILE = "distill_results.json"
+
+
+@dataclass
+class DistillConfig:
+    teacher: str
+    train: str
+    out: str                              # the student HF dir written at the end
+    dev: str | None = None
+    work_dir: str | None = None           # trainer state (checkpoints, log); default <out>.train
+    num_layers: int | None = 6
+    strategy: str = "first"
+    layers: list[int] | None = None
+    student_init: str | None = None       # start from an existing student dir instead
+    spec_augment: bool = True             # SpecAugment on the student (teacher: never, eval mode)
+    limit_train: int | None = None
+    limit_dev: int | None = None
+    max_duration: float | None = None
+    threads: int | None = None
+    eval_at_start: bool = True            # dev metrics of the un-distilled student (step 0)
+    loss: DistillLossConfig = field(default_factory=DistillLossConfig)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+class KDManifestDataset(ManifestDataset):
+    """ManifestDataset that also accepts rows without a transcript (KD-only, labelled=False)."""
+
+    def __init__(self, rows, vocab, do_normalize: bool = True):
+        rows = [dict(r) for r in rows]
+        self.labelled_flags = []
+        for r in rows:
+            has = r.get("text") is not None
+            self.labelled_flags.append(has)
+            if not has:
+                r["text"] = ""
+        super().__init__(rows, vocab, do_normalize=do_normalize)
+
+    def __getitem__(self, i: int) -> dict:
+        item = super().__getitem__(i)
+        item["labelled"] = self.labelled_flags[i]
+        return item
+
+
+def kd_collate(items) -> dict:
+    batch = collate(items)
+    batch["labelled"] = torch.tensor([bool(it.get("labelled", True)) for it in items])
+    return batch
+
+
+def load_dataset(manifest: str, vocab: dict, do_normalize: bool, limit: int | None = None,
+                 max_duration: float | None = None) -> KDManifestDataset:
+    rows = read_manifest(manifest, max_duration=max_duration, limit=limit)
+    if not rows:
+        raise ValueError(f"{manifest}: no utterances (after max_duration={max_duration})")
+    return KDManifestDataset(rows, vocab, do_normalize=do_normalize)
+
+
+def dev_batches(dataset, max_batch_seconds: float):
+    sampler = BucketBatchSampler(dataset.durations, max_batch_seconds, shuffle=False)
+    # own generator: evaluating must not draw from the global torch RNG (training randomness)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=kd_collate,
+                      generator=torch.Generator().manual_seed(0))
+
+
+# --- model --------------------------------------------------------------------------------------
+
+def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: str
+                    ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict]:
+    if cfg.student_init:
+        student = Wav2Vec2ForCTC.from_pretrained(cfg.student_init, attn_implementation="eager")
+        info = read_student_info(cfg.student_init) or {}
+        if student.config.vocab_size != teacher.config.vocab_size:
+            raise ValueError("student and teacher vocabularies differ")
+    else:
+        student, info = build_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name)
+    # Distillation-time settings: no LayerDrop (DDP needs every layer every step), SpecAugment
+    # on the student only if asked.
+    student.config.layerdrop = 0.0
+    if not cfg.spec_augment:
+        student.config.apply_spec_augment = False
+        student.config.mask_time_prob = 0.0
+        student.config.mask_feature_prob = 0.0
+    return student, info
+
+
+def freeze_unreached(model: DistillModel) -> list[str]:
+    """requires_grad=False for student tensors no loss term reaches (DDP with
+    find_unused_parameters=False needs every trainable tensor used every step, and AdamW's
+    weight decay would otherwise shrink them for nothing). Returns their names."""
+    cfg = model.loss.cfg
+    student = model.student
+    c = student.config
+    frozen = []
+    uses_logits = cfg.kl_weight > 0 or cfg.ctc_weight > 0
+    spec = c.apply_spec_augment and (c.mask_time_prob > 0 or c.mask_feature_prob > 0)
+    top = c.num_hidden_layers if uses_logits else max((s for s, _ in model.loss.layer_map), default=0)
+    for name, p in student.named_parameters():
+        reached = True
+        if name.startswith("lm_head.") and not uses_logits:
+            reached = False
+        if name == "wav2vec2.masked_spec_embed" and not spec:
+            reached = False
+        if ".encoder.layers." in name and int(name.split(".encoder.layers.")[1].split(".")[0]) >= top:
+            reached = False
+        if (name.startswith("wav2vec2.encoder.layer_norm.") and c.do_stable_layer_norm
+                and top < c.num_hidden_layers):
+            reached = False  # stable-LN: the final norm only follows the last layer
+        if not reached:
+            p.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
+# --- run ------------------------------------------------------------------------------------------
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | str | None = None,
+                     max_steps: int | None = None) -> dict:
+    """Train and export. Returns {"last": last train log row, "dev": dev metrics, "out": dir}."""
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    teacher_dir = resolve_teacher(cfg.teacher)
+    teacher = load_teacher(teacher_dir).float()  # fp32 master weights (bf16 only via --bf16 autocast)
+    vocab = {t: i for i, t in id_to_token_of(teacher_dir, teacher.config.vocab_size).items()}
+    from w2v_triton.checkpoints import read_checkpoint_info
+    do_normalize = read_checkpoint_info(Path(teacher_dir)).do_normalize
+
+    student, info = prepare_student(teacher, cfg, str(cfg.teacher))
+    student.float()
+    kept = info.kept_layers if isinstance(info, StudentInfo) else info.get("kept_layers")
+    model = make_distill_model(student, teacher, cfg.loss, kept)
+    frozen = freeze_unreached(model)
+    task = DistillTask(teacher, cfg.loss)
+
+    train_ds = load_dataset(cfg.train, vocab, do_normalize, cfg.limit_train, cfg.max_duration)
+    dev_ds = load_dataset(cfg.dev, vocab, do_normalize, cfg.limit_dev, cfg.max_duration) if cfg.dev else None
+    id_to_token = {i: t for t, i in vocab.items()}
+
+    def eval_fn(m) -> dict:
+        if dev_ds is None:
+            return {}
+        res = evaluate(m.student, task.teacher, dev_batches(dev_ds, train_cfg.eval_max_batch_seconds),
+                       id_to_token, cfg.loss.temperature)
+        res["wer"], res["cer"] = res["wer_student_vs_labels"], res["cer_student_vs_labels"]
+        return res
+
+    train_cfg.out_dir = cfg.work_dir or f"{cfg.out}.train"
+    train_cfg.extra = dict(train_cfg.extra, distill={
+        "teacher": str(cfg.teacher), "loss": asdict(cfg.loss), "kept_layers": kept,
+        "frozen": frozen, "student_params": count_params(student), "teacher_params": count_params(teacher),
+        "train": cfg.train, "dev": cfg.dev, "train_utterances": len(train_ds)})
+    trainer = Trainer(model, train_ds, train_cfg, dev_dataset=dev_ds, vocab=vocab,
+                      compute_loss=task.compute_loss, collate_fn=kd_collate,
+                      eval_fn=eval_fn if dev_ds is not None else None)
+    dev_start = {}
+    if dev_ds is not None and cfg.eval_at_start and not resume and trainer.step == 0:
+        dev_start = eval_fn(trainer.model)
+        trainer.log({"step": 0, "event": "eval_at_start", **{f"dev_{k}": v for k, v in dev_start.items()}})
+    last = trainer.train(resume=resume, max_steps=max_steps)
+    dev = eval_fn(trainer.model) if dev_ds is not None and trainer.is_main else {}
+    if trainer.is_main:
+        out = Path(cfg.out)
+        student_info = info if isinstance(info, StudentInfo) else None
+        save_student(trainer.model.student, student_info, out, processor_source=teacher_dir)
+        if student_info is None and cfg.student_init:
+            copy_processor_files(teacher_dir, out)
+        results = {"step": trainer.step, "train_time_s": round(trainer.train_time, 1),
+                   "last": last, "dev_start": dev_start, "dev": dev, "loss": asdict(cfg.loss), "kept_layers": kept,
+                   "student_params": count_params(trainer.model.student),
+                   "teacher_params": count_params(teacher), "teacher": str(cfg.teacher),
+                   "world_size": trainer.world}
+        (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+        trainer.log({"event": "exported", "out": str(out), "dev": dev})
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    return {"last": last, "dev_start": dev_start, "dev": dev, "out": cfg.out, "trainer": trainer}
