@@ -3,15 +3,21 @@
 Resolves the checkpoint, exports and verifies the ONNX acoustic model (cached), and renders
 every config from its template. `--platform onnxruntime_onnx` writes the repository for the
 official NGC tritonserver container (Triton's own onnxruntime backend).
+
+Decoder values tuned by `builders/tune_lm.py` live in `<output>/decoder/tuning.json`; a rebuild
+into the same output with the same checkpoint and LM uses them for every value not given on
+the command line (--beam-width/--alpha/--beta), so rebuilding keeps the tuning.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from builders.onnx_model import onnx_dir_for
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
+from w2v_triton.lm_tuning import TUNING_FILE, file_id
 from w2v_triton.onnx_export import build_onnx
 from w2v_triton.repository import PLATFORMS, RepositoryOptions, render_repository
 
@@ -31,11 +37,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--intra-op-threads", type=int, default=defaults.intra_op_threads)
     parser.add_argument("--instance-kind", choices=("KIND_CPU", "KIND_GPU"), default=defaults.instance_kind)
     parser.add_argument("--decoder-mode", choices=("greedy", "beam"), default="greedy")
-    parser.add_argument("--beam-width", type=int, default=32)
+    parser.add_argument("--beam-width", type=int, default=None, help="default 32, or the tuned value")
     parser.add_argument("--lm-dir", type=Path, help="output of `make lm` (lm.arpa|lm.bin + unigrams.txt)")
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--alpha", type=float, default=None, help="LM weight (default 0.5, or the tuned value)")
+    parser.add_argument("--beta", type=float, default=None, help="word bonus (default 1.0, or the tuned value)")
+    parser.add_argument("--hotword-weight", type=float, default=10.0,
+                        help="score bonus of request HOTWORDS in beam search (default %(default)s)")
     return parser.parse_args(argv)
+
+
+DECODER_DEFAULTS = {"beam_width": 32, "alpha": 0.5, "beta": 1.0}
+
+
+def tuned_values(output: Path, checkpoint: Path, lm_file: Path | None) -> dict:
+    """The chosen values of `<output>/decoder/tuning.json` when made for this checkpoint + LM."""
+    path = output / "decoder" / TUNING_FILE
+    if lm_file is None or not path.is_file():
+        return {}
+    tuning = json.loads(path.read_text())
+    if tuning.get("checkpoint") != str(checkpoint) or tuning.get("lm") != file_id(lm_file):
+        print(f"note: {path} was tuned for another checkpoint or LM; not using it", file=sys.stderr)
+        return {}
+    return dict(tuning.get("chosen", {}))
+
+
+def decoder_values(args: argparse.Namespace, tuned: dict) -> dict:
+    """Command line first, then tuned values, then defaults."""
+    values = {}
+    for key, default in DECODER_DEFAULTS.items():
+        given = getattr(args, key)
+        values[key] = given if given is not None else tuned.get(key, default)
+    used = {k: values[k] for k in tuned if k in values and getattr(args, k) is None}
+    if used:
+        print(f"decoder: using tuned {used} from {args.output / 'decoder' / TUNING_FILE}")
+    return values
 
 
 def lm_files(lm_dir: Path | None) -> tuple[list[Path], str, str]:
@@ -50,12 +85,22 @@ def lm_files(lm_dir: Path | None) -> tuple[list[Path], str, str]:
     return files, model.name, unigrams.name if unigrams.is_file() else ""
 
 
+def decoder_options(args, checkpoint: Path, files: list[Path], lm_name: str, unigram_name: str) -> dict:
+    tuned = tuned_values(args.output, checkpoint, files[0] if files else None)
+    values = decoder_values(args, tuned)
+    return {"mode": args.decoder_mode, "beam_width": str(values["beam_width"]), "alpha": str(values["alpha"]),
+            "beta": str(values["beta"]), "lm_path": lm_name, "unigrams_path": unigram_name,
+            "hotword_weight": str(args.hotword_weight)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         checkpoint = resolve_checkpoint(args.model)
         info = read_checkpoint_info(checkpoint)
         files, lm_name, unigram_name = lm_files(args.lm_dir)
+        if files and args.decoder_mode != "beam":
+            raise FileNotFoundError("--lm-dir needs --decoder-mode beam (greedy decoding uses no LM)")
     except (CheckpointUnavailable, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -69,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         platform=args.platform, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
         acoustic_instances=args.acoustic_instances, decoder_instances=args.decoder_instances,
         intra_op_threads=args.intra_op_threads, instance_kind=args.instance_kind,
-        decoder={"mode": args.decoder_mode, "beam_width": str(args.beam_width), "alpha": str(args.alpha),
-                 "beta": str(args.beta), "lm_path": lm_name, "unigrams_path": unigram_name})
+        decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name))
     output = render_repository(info, onnx_path, args.output, options, files)
     print(f"model repository ready: {output} (checkpoint {checkpoint}, platform {args.platform}, "
           f"decoder {args.decoder_mode})")

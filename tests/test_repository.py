@@ -18,8 +18,9 @@ def test_python_platform_repository(tiny_repository):
     configs = {m: load_config(tiny_repository / m / "config.pbtxt")
                for m in ("preprocessor", "acoustic_model", "decoder", "asr")}
     assert configs["asr"].platform == "ensemble"
-    assert [i.name for i in configs["asr"].input] == [spec.AUDIO]
-    assert [o.name for o in configs["asr"].output] == [spec.TRANSCRIPT]
+    assert [i.name for i in configs["asr"].input] == [spec.AUDIO, spec.HOTWORDS]
+    assert [i.optional for i in configs["asr"].input] == [False, True]
+    assert [o.name for o in configs["asr"].output] == [spec.TRANSCRIPT, spec.WORD_TIMESTAMPS]
     assert configs["asr"].output[0].data_type == model_config_pb2.TYPE_STRING
     for name in ("preprocessor", "acoustic_model", "decoder"):
         assert configs[name].backend == "python"

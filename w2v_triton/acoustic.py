@@ -1,7 +1,9 @@
 """Run the exported acoustic model with onnxruntime on a ragged list of utterances.
 
 The Triton `acoustic_model` (python backend) and the in-process pipeline both use
-`AcousticModel`, so padding, batching and slicing happen in one place.
+`AcousticModel`, so padding, batching and slicing happen in one place. Utterances longer than
+`long_audio.max_single_seconds` are run in overlapping windows (w2v_triton.long_audio), so
+memory stays bounded for inputs of any length.
 """
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from w2v_triton import spec
+from w2v_triton.long_audio import LongAudioConfig, run_long
 
 
 class AcousticModel:
     """onnxruntime session over the (AUDIO, AUDIO_LENGTHS) -> (LOGITS, LOGIT_LENGTHS) graph."""
 
-    def __init__(self, onnx_path: str | Path, intra_op_threads: int = 0) -> None:
+    def __init__(self, onnx_path: str | Path, intra_op_threads: int = 0,
+                 long_audio: LongAudioConfig | None = None) -> None:
         import onnxruntime as ort
 
         onnx_path = Path(onnx_path)
@@ -26,19 +30,45 @@ class AcousticModel:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.long_audio = long_audio or LongAudioConfig()
 
-    def run_padded(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One onnxruntime call on a zero-padded [B, N] batch; exact per row (masked front-end)."""
+    def _session_run(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, frames = self.session.run(
             None, {spec.AUDIO: audio.astype(np.float32, copy=False),
                    spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)})
         return logits, frames
 
-    def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
-        """Pad the utterances into one batch, run once, return each one's [T_i, V] logits."""
+    def _run_short(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
         audio, lengths = pad_batch(utterances)
-        logits, frames = self.run_padded(audio, lengths)
+        logits, frames = self._session_run(audio, lengths)
         return [logits[i, : frames[i]] for i in range(len(utterances))]
+
+    def run_padded(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits of a zero-padded [B, N] batch; exact per row (masked front-end). Rows longer
+        than the long-audio limit are windowed; the rest still run in one call."""
+        lengths = np.asarray(lengths).reshape(-1)
+        if int(lengths.max()) <= self.long_audio.max_single:
+            return self._session_run(audio, lengths)
+        per_row = self.run([audio[i, : int(n)] for i, n in enumerate(lengths)])
+        frames = np.array([x.shape[0] for x in per_row], dtype=np.int64)
+        logits = np.zeros((len(per_row), int(frames.max()), per_row[0].shape[1]), dtype=np.float32)
+        for i, x in enumerate(per_row):
+            logits[i, : x.shape[0]] = x
+        return logits, frames
+
+    def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
+        """Each utterance's [T_i, V] logits: short ones padded into one batch and run once, long
+        ones windowed (w2v_triton.long_audio)."""
+        limit = self.long_audio.max_single
+        short = [i for i, u in enumerate(utterances) if u.size <= limit]
+        results: list[np.ndarray | None] = [None] * len(utterances)
+        if short:
+            for i, logits in zip(short, self._run_short([utterances[i] for i in short])):
+                results[i] = logits
+        for i, utterance in enumerate(utterances):
+            if results[i] is None:
+                results[i] = run_long(self._run_short, utterance, self.long_audio)
+        return results
 
 
 def pad_batch(utterances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

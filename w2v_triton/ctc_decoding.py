@@ -4,19 +4,26 @@ The Triton `decoder` model and the in-process pipeline build the same `CTCDecode
 same parameters (`DecoderConfig.from_parameters`), so their transcripts agree.
 Special tokens (<s>, </s>, <unk>) are dropped from the label set in every mode: an
 untrained or weak model would otherwise spell them out.
+
+Besides the text, every mode gives word timestamps (`Decoded.words`): greedy from the best
+path's character runs, beam from pyctcdecode's word frame spans; frames are converted to
+seconds with spec.FRAME_STRIDE_SAMPLES / spec.SAMPLE_RATE. Beam mode takes per-request
+hotwords (pyctcdecode's hotword scorer, weight `hotword_weight`); greedy mode ignores them.
 """
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from w2v_triton.spec import PAD_TOKEN, SPECIAL_TOKENS, WORD_DELIMITER
+from w2v_triton.spec import FRAME_STRIDE_SAMPLES, PAD_TOKEN, SAMPLE_RATE, SPECIAL_TOKENS, WORD_DELIMITER
 
 MODES = ("greedy", "beam")
 _SPACES = re.compile(r" +")
+SECONDS_PER_FRAME = FRAME_STRIDE_SAMPLES / SAMPLE_RATE
 
 
 class DecoderConfigError(ValueError):
@@ -31,6 +38,7 @@ class DecoderConfig:
     beta: float = 1.0           # word insertion bonus
     lm_path: str = ""           # ARPA or KenLM binary; empty = beam search without LM
     unigrams_path: str = ""     # one word per line
+    hotword_weight: float = 10.0  # pyctcdecode's default; used only when a request sends hotwords
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, str], base_dir: Path | None = None) -> "DecoderConfig":
@@ -57,6 +65,8 @@ class DecoderConfig:
             raise DecoderConfigError(f"decoder mode {self.mode!r}: expected one of {MODES}")
         if self.beam_width < 1:
             raise DecoderConfigError(f"beam_width must be >= 1, got {self.beam_width}")
+        if self.lm_path and self.mode != "beam":
+            raise DecoderConfigError(f"lm_path is set but mode is {self.mode!r}: an LM needs mode 'beam'")
         for key in ("lm_path", "unigrams_path"):
             path = getattr(self, key)
             if path and not Path(path).is_file():
@@ -112,19 +122,44 @@ class CTCDecoder:
         self.labels = Labels(vocab)
         self._beam = self._build_beam_decoder() if self.config.mode == "beam" else None
 
+    def _lm_words(self) -> tuple[str, list[str]]:
+        """(source, words) of the LM vocabulary: the unigram file, else an ARPA's 1-grams."""
+        if self.config.unigrams_path:
+            path = self.config.unigrams_path
+            return path, [w for w in Path(path).read_text().split() if w]
+        if self.config.lm_path and not self.config.lm_path.endswith(".bin"):
+            from w2v_triton.lm.arpa import NotArpaError, arpa_info
+            try:
+                return self.config.lm_path, arpa_info(self.config.lm_path)[1]
+            except (NotArpaError, UnicodeDecodeError, ValueError, OSError) as exc:
+                raise DecoderConfigError(f"cannot read LM {self.config.lm_path}: {exc}") from None
+        return "", []
+
+    def _check_lm_case(self) -> None:
+        """An LM whose words are in the other case than the vocabulary never matches: refuse it."""
+        source, words = self._lm_words()
+        letters = [t for t in self.labels.text if len(t) == 1 and t.isalpha()]
+        if not words or not letters:
+            return
+        vocab_upper = sum(t.isupper() for t in letters) > len(letters) // 2
+        cased = [w for w in words if w.upper() != w.lower() and not w.startswith("<")]
+        if not cased:
+            return
+        wrong = sum(1 for w in cased if (w.islower() if vocab_upper else w.isupper()))
+        if wrong > len(cased) // 2:
+            lm_case, vocab_case = ("lower", "upper") if vocab_upper else ("upper", "lower")
+            raise DecoderConfigError(
+                f"{source}: LM words are {lm_case} case but the acoustic model's vocabulary is "
+                f"{vocab_case} case ({wrong} of {len(cased)} words); rebuild the LM with "
+                f"`make lm LM_ARGS=--case={vocab_case}`")
+
     def _build_beam_decoder(self):
         from pyctcdecode import build_ctcdecoder
 
+        self._check_lm_case()
         unigrams = None
         if self.config.unigrams_path:
             unigrams = [w for w in Path(self.config.unigrams_path).read_text().split() if w]
-        letters = {t for t in self.labels.text if len(t) == 1 and t.isalpha()}
-        if unigrams and letters and all(t.isupper() for t in letters):
-            lower = sum(1 for w in unigrams[:1000] if w.islower())
-            if lower > len(unigrams[:1000]) // 2:
-                raise DecoderConfigError(
-                    f"{self.config.unigrams_path}: LM words are lower case but the vocabulary is "
-                    "upper case; rebuild the LM with upper-casing (`make lm`)")
         try:
             return build_ctcdecoder(
                 self.labels.text, kenlm_model_path=self.config.lm_path or None, unigrams=unigrams,
@@ -132,13 +167,95 @@ class CTCDecoder:
         except Exception as exc:
             raise DecoderConfigError(f"cannot build the beam-search decoder: {exc}") from exc
 
-    def decode(self, logits: np.ndarray, hotwords: list[str] | None = None) -> str:
+    def set_search(self, alpha: float | None = None, beta: float | None = None,
+                   beam_width: int | None = None) -> None:
+        """Change alpha/beta/beam width without reloading the LM (used by the tuner)."""
+        changes = {k: v for k, v in (("alpha", alpha), ("beta", beta), ("beam_width", beam_width)) if v is not None}
+        self.config = DecoderConfig(**{**self.config.__dict__, **changes})
+        self.config.validate()
+        if self._beam is not None and (alpha is not None or beta is not None):
+            self._beam.reset_params(alpha=self.config.alpha, beta=self.config.beta)
+
+    def parse_hotwords(self, raw: str | bytes | None) -> list[str]:
+        """Comma-separated hotwords -> list, cased like the vocabulary; empty items dropped."""
+        if raw is None:
+            return []
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="replace")
+        letters = [t for t in self.labels.text if len(t) == 1 and t.isalpha()]
+        upper = bool(letters) and sum(t.isupper() for t in letters) > len(letters) // 2
+        words = [clean_text(w.strip()) for w in raw.split(",")]
+        return [w.upper() if upper else w.lower() for w in words if w]
+
+    def decode_full(self, logits: np.ndarray, hotwords: list[str] | None = None) -> "Decoded":
+        """Text and word timestamps of one utterance's [frames, vocab] logits."""
         selected = self.labels.select(np.asarray(logits, dtype=np.float32))
         if self._beam is None:
-            return clean_text("".join(self.labels.text[i] for i in greedy_ids(selected, self.labels.blank)))
-        return clean_text(self._beam.decode(
-            log_softmax(selected), beam_width=self.config.beam_width, hotwords=hotwords or None))
+            return greedy_decode(selected, self.labels.text, self.labels.blank)
+        beams = self._beam.decode_beams(
+            log_softmax(selected), beam_width=self.config.beam_width, hotwords=hotwords or None,
+            hotword_weight=self.config.hotword_weight)
+        text, _, word_frames = beams[0][:3]
+        return Decoded(clean_text(text), [WordTime.from_frames(w, a, b) for w, (a, b) in word_frames])
+
+    def decode(self, logits: np.ndarray, hotwords: list[str] | None = None) -> str:
+        return self.decode_full(logits, hotwords).text
+
+    def decode_batch_full(self, batch: list[np.ndarray],
+                          hotwords: list[list[str] | None] | None = None) -> list["Decoded"]:
+        """One by one: measured faster than pyctcdecode's process pool on 2 cores (docs/decoding.md)."""
+        hotwords = hotwords or [None] * len(batch)
+        return [self.decode_full(logits, words) for logits, words in zip(batch, hotwords)]
 
     def decode_batch(self, batch: list[np.ndarray], hotwords: list[list[str] | None] | None = None) -> list[str]:
-        hotwords = hotwords or [None] * len(batch)
-        return [self.decode(logits, words) for logits, words in zip(batch, hotwords)]
+        return [d.text for d in self.decode_batch_full(batch, hotwords)]
+
+
+@dataclass(frozen=True)
+class WordTime:
+    word: str
+    start_s: float
+    end_s: float
+
+    @classmethod
+    def from_frames(cls, word: str, start: int, end: int) -> "WordTime":
+        """[start, end) logit frames -> seconds (rounded to 0.1 ms)."""
+        return cls(word, round(start * SECONDS_PER_FRAME, 4), round(end * SECONDS_PER_FRAME, 4))
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    words: list[WordTime] = field(default_factory=list)
+
+    def words_json(self) -> str:
+        return json.dumps([w.__dict__ for w in self.words])
+
+
+def greedy_decode(selected: np.ndarray, text: list[str], blank: int) -> Decoded:
+    """Best path with word spans: each word runs from its first character's first frame to its
+    last character's last frame + 1 (the convention of pyctcdecode's word frames)."""
+    best = selected.argmax(axis=-1)
+    if best.size == 0:
+        return Decoded("")
+    starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
+    ends = np.r_[starts[1:], best.size]
+    words: list[WordTime] = []
+    chars: list[str] = []
+    first = last = 0
+    for token, a, b in zip(best[starts].tolist(), starts.tolist(), ends.tolist()):
+        if token == blank:
+            continue
+        char = text[token]
+        if char == " ":
+            if chars:
+                words.append(WordTime.from_frames("".join(chars), first, last))
+            chars = []
+            continue
+        if not chars:
+            first = a
+        chars.append(char)
+        last = b
+    if chars:
+        words.append(WordTime.from_frames("".join(chars), first, last))
+    return Decoded(" ".join(w.word for w in words), words)

@@ -37,7 +37,7 @@ class RepositoryOptions:
     instance_kind: str = "KIND_CPU"    # onnxruntime_onnx only: KIND_GPU on a GPU image
     decoder: dict = field(default_factory=lambda: {
         "mode": "greedy", "beam_width": "32", "alpha": "0.5", "beta": "1.0",
-        "lm_path": "", "unigrams_path": ""})
+        "lm_path": "", "unigrams_path": "", "hotword_weight": "10.0"})
 
 
 def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str, str]:
@@ -60,6 +60,7 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "LM_BETA": str(options.decoder["beta"]),
         "LM_PATH": options.decoder["lm_path"],
         "UNIGRAMS_PATH": options.decoder["unigrams_path"],
+        "HOTWORD_WEIGHT": str(options.decoder.get("hotword_weight", "10.0")),
     }
 
 
@@ -87,7 +88,9 @@ def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
         elif not python_model and source.resolve() != target.resolve():
             (target / "1" / "model.py").unlink(missing_ok=True)
     am_version = output / spec.ACOUSTIC_MODEL / "1"
-    shutil.copy2(onnx_path, am_version / ONNX_FILE)
+    target_onnx = am_version / ONNX_FILE
+    if not (target_onnx.exists() and Path(onnx_path).resolve() == target_onnx.resolve()):
+        shutil.copy2(onnx_path, target_onnx)
     (output / spec.DECODER_MODEL / "vocab.json").write_text(json.dumps(info.vocab, indent=0))
     for lm_file in lm_files:
         shutil.copy2(lm_file, output / spec.DECODER_MODEL / Path(lm_file).name)

@@ -27,8 +27,14 @@ _LAYER_KEY = re.compile(r"^(?P<head>(?:.*\.)?encoder\.layers\.)(?P<idx>\d+)\.(?P
 # Files of a model directory that are weights/config, i.e. NOT processor files.
 _MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors",
                 "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-                "training_args.bin", "student_info.json"}
+                "training_args.bin", "student_info.json", "training_summary.json",
+                "distill_results.json"}
 STUDENT_INFO = "student_info.json"
+# What a processor (feature extractor + CTC tokenizer) consists of; only these are copied
+# (not the teacher's README, eval results or training summary).
+PROCESSOR_FILES = {"vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "tokenizer.json", "preprocessor_config.json", "processor_config.json",
+                   "feature_extractor_config.json", "chat_template.json"}
 
 
 def select_layers(num_teacher_layers: int, num_student_layers: int | None = None,
@@ -154,7 +160,7 @@ def load_teacher(name_or_path: str) -> Wav2Vec2ForCTC:
 def copy_processor_files(source: str | Path, out_dir: str | Path) -> list[str]:
     """Copy the teacher's processor files (feature extractor + tokenizer) into out_dir.
 
-    A local directory: every file that is not weights/config is copied byte for byte.
+    A local directory: its PROCESSOR_FILES are copied byte for byte.
     A hub id: the processor is loaded (from the local HF cache) and saved.
     Returns the file names written.
     """
@@ -164,7 +170,7 @@ def copy_processor_files(source: str | Path, out_dir: str | Path) -> list[str]:
     written = []
     if src.is_dir():
         for f in sorted(src.iterdir()):
-            if f.is_file() and f.name not in _MODEL_FILES and not f.name.endswith((".safetensors", ".bin")):
+            if f.is_file() and f.name in PROCESSOR_FILES:
                 shutil.copy2(f, out_dir / f.name)
                 written.append(f.name)
         return written

@@ -7,6 +7,7 @@ import triton_python_backend_utils as pb_utils
 
 from w2v_triton import spec
 from w2v_triton.acoustic import AcousticModel, pad_batch
+from w2v_triton.long_audio import LongAudioConfig
 
 
 class TritonPythonModel:
@@ -14,7 +15,8 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config["parameters"].items()}
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        self.model = AcousticModel(version_dir / params["onnx_file"], int(params["intra_op_threads"]))
+        self.model = AcousticModel(version_dir / params["onnx_file"], int(params["intra_op_threads"]),
+                                   LongAudioConfig.from_parameters(params))
 
     def execute(self, requests):
         rows, owners = [], []

@@ -1,4 +1,9 @@
-"""Triton python model: CTC decoding, greedy or beam+LM by config (w2v_triton.ctc_decoding)."""
+"""Triton python model: CTC decoding, greedy or beam+LM by config (w2v_triton.ctc_decoding).
+
+Inputs LOGITS [B, T, V], LOGIT_LENGTHS [B] and, optionally, HOTWORDS [B, 1] (comma-separated
+words, beam mode only); outputs TRANSCRIPT [B, 1] and WORD_TIMESTAMPS [B, 1] (JSON), the
+latter computed only when requested.
+"""
 import json
 from pathlib import Path
 
@@ -9,13 +14,18 @@ from w2v_triton import spec
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
 
 
+def _strings(values) -> np.ndarray:
+    return np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config["parameters"].items()}
         model_dir = Path(args["model_repository"])
         vocab = json.loads((model_dir / "vocab.json").read_text())
-        # A bad LM path or case mismatch raises here: the model fails to load, loudly.
+        # A missing LM, an unreadable LM or an LM/vocabulary case mismatch raises
+        # DecoderConfigError here: the model (and the server) fails to load, with the message.
         self.decoder = CTCDecoder(vocab, DecoderConfig.from_parameters(params, base_dir=model_dir))
 
     def execute(self, requests):
@@ -23,8 +33,17 @@ class TritonPythonModel:
         for request in requests:
             logits = pb_utils.get_input_tensor_by_name(request, spec.LOGITS).as_numpy()
             frames = pb_utils.get_input_tensor_by_name(request, spec.LOGIT_LENGTHS).as_numpy().reshape(-1)
-            texts = self.decoder.decode_batch([row[: int(n)] for row, n in zip(logits, frames)])
-            transcript = np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_)
-            responses.append(pb_utils.InferenceResponse(
-                output_tensors=[pb_utils.Tensor(spec.TRANSCRIPT, transcript)]))
+            hot = pb_utils.get_input_tensor_by_name(request, spec.HOTWORDS)
+            hotwords = None
+            if hot is not None:
+                rows = hot.as_numpy().reshape(-1)
+                if rows.size == 1 and logits.shape[0] > 1:
+                    rows = np.repeat(rows, logits.shape[0])
+                hotwords = [self.decoder.parse_hotwords(r) for r in rows]
+            decoded = self.decoder.decode_batch_full(
+                [row[: int(n)] for row, n in zip(logits, frames)], hotwords)
+            outputs = [pb_utils.Tensor(spec.TRANSCRIPT, _strings(d.text for d in decoded))]
+            if spec.WORD_TIMESTAMPS in request.requested_output_names():
+                outputs.append(pb_utils.Tensor(spec.WORD_TIMESTAMPS, _strings(d.words_json() for d in decoded)))
+            responses.append(pb_utils.InferenceResponse(output_tensors=outputs))
         return responses

@@ -1,0 +1,175 @@
+"""Beam decoding with a KenLM: case checks, hotwords, word timestamps (no server).
+
+`write_arpa` makes a small word-bigram ARPA from texts; the server and tuning tests use it
+too (a few KB, loads in milliseconds).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.spec import BASE_960H_VOCAB as VOCAB
+
+
+def write_arpa(path: Path, texts: list[str], case: str = "upper") -> Path:
+    """A word-bigram ARPA (add-one unigrams, relative-frequency bigrams, flat backoff)."""
+    recase = str.upper if case == "upper" else str.lower
+    sentences = [recase(t).split() for t in texts if t.strip()]
+    unigrams = Counter(w for s in sentences for w in s)
+    bigrams = Counter((a, b) for s in sentences for a, b in zip(["<s>"] + s, s + ["</s>"]))
+    starts = Counter(a for a, _ in bigrams.elements())
+    total = sum(unigrams.values()) + len(unigrams) + 2
+    words = ["<unk>", "</s>"] + sorted(unigrams)
+    lines = ["\\data\\", f"ngram 1={len(words) + 1}", f"ngram 2={len(bigrams)}", "", "\\1-grams:",
+             "-99\t<s>\t-0.30"]
+    for w in words:
+        lines.append(f"{math.log10((unigrams.get(w, 0) + 1) / total):.5f}\t{w}\t-0.30")
+    lines += ["", "\\2-grams:"]
+    for (a, b), n in sorted(bigrams.items()):
+        lines.append(f"{math.log10(0.8 * n / starts[a]):.5f}\t{a} {b}")
+    lines += ["", "\\end\\", ""]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def write_lm_dir(folder: Path, texts: list[str], case: str = "upper") -> Path:
+    """An LM folder like `make lm` writes: lm.arpa + unigrams.txt."""
+    write_arpa(folder / "lm.arpa", texts, case)
+    recase = str.upper if case == "upper" else str.lower
+    (folder / "unigrams.txt").write_text("\n".join(sorted({recase(w) for t in texts for w in t.split()})) + "\n")
+    return folder
+
+
+TEXTS = ["THE CAT SAT ON THE MAT", "A DOG SAT ON THE LOG", "THE CAT ATE THE RAT"]
+
+
+def one_hot(tokens: list[str], confidence: float = 10.0) -> np.ndarray:
+    logits = np.full((len(tokens), len(VOCAB)), -confidence, np.float32)
+    for frame, token in enumerate(tokens):
+        logits[frame, VOCAB[token]] = confidence
+    return logits
+
+
+def spelled(text: str, repeat: int = 2) -> list[str]:
+    """Frames spelling `text`: each letter `repeat` frames, blanks between, '|' between words."""
+    frames = ["<pad>"]
+    for word in text.split():
+        for letter in word:
+            frames += [letter] * repeat + ["<pad>"]
+        frames += ["|"]
+    return frames[:-1] + ["<pad>"]
+
+
+@pytest.fixture
+def lm_dir(tmp_path):
+    return write_lm_dir(tmp_path / "lm", TEXTS)
+
+
+def lm_decoder(lm_dir: Path, **kw) -> CTCDecoder:
+    return CTCDecoder(VOCAB, DecoderConfig(mode="beam", beam_width=16, lm_path=str(lm_dir / "lm.arpa"),
+                                           unigrams_path=str(lm_dir / "unigrams.txt"), **kw))
+
+
+def test_lm_fixes_a_misspelling(lm_dir):
+    logits = one_hot(spelled("THE CAT SAT ON THE MAT"), 3.0)
+    logits[spelled("THE CAT SAT ON THE MAT").index("C") + 1, VOCAB["K"]] = 3.5  # one 'K' frame
+    assert CTCDecoder(VOCAB).decode(logits) != "THE CAT SAT ON THE MAT"
+    assert lm_decoder(lm_dir, alpha=1.0, beta=1.0).decode(logits) == "THE CAT SAT ON THE MAT"
+
+
+@pytest.mark.parametrize("with_unigrams", [True, False])
+def test_lower_case_lm_is_refused_with_a_clear_message(tmp_path, with_unigrams):
+    folder = write_lm_dir(tmp_path / "lower", TEXTS, case="lower")
+    config = DecoderConfig(mode="beam", lm_path=str(folder / "lm.arpa"),
+                           unigrams_path=str(folder / "unigrams.txt") if with_unigrams else "")
+    with pytest.raises(DecoderConfigError, match="lower case but the acoustic model's vocabulary is upper case"):
+        CTCDecoder(VOCAB, config)
+
+
+def test_unreadable_lm_fails_loudly(tmp_path):
+    bad = tmp_path / "lm.arpa"
+    bad.write_text("this is not an ARPA file\n")
+    with pytest.raises(DecoderConfigError, match="lm.arpa"):
+        CTCDecoder(VOCAB, DecoderConfig(mode="beam", lm_path=str(bad)))
+
+
+def test_lm_needs_beam_mode(lm_dir):
+    with pytest.raises(DecoderConfigError, match="needs mode 'beam'"):
+        DecoderConfig(mode="greedy", lm_path=str(lm_dir / "lm.arpa")).validate()
+
+
+def test_missing_lm_file_names_the_path(tmp_path):
+    with pytest.raises(DecoderConfigError, match="nowhere.arpa does not exist"):
+        DecoderConfig.from_parameters({"mode": "beam", "lm_path": "nowhere.arpa"}, base_dir=tmp_path)
+
+
+def test_hotword_weight_comes_from_parameters(tmp_path):
+    assert DecoderConfig.from_parameters({"hotword_weight": "4.5"}).hotword_weight == 4.5
+
+
+def test_hotwords_bias_beam_search(lm_dir):
+    # The frames say "MAT" slightly less than "RAT": the hotword MAT tips it over.
+    frames = spelled("THE CAT ATE THE RAT")
+    logits = one_hot(frames, 4.0)
+    r_frame = frames.index("R")
+    logits[r_frame:r_frame + 2, VOCAB["M"]] = 3.5
+    decoder = lm_decoder(lm_dir, alpha=0.5, beta=1.0, hotword_weight=10.0)
+    assert decoder.decode(logits) == "THE CAT ATE THE RAT"
+    assert decoder.decode(logits, decoder.parse_hotwords("mat, ")) == "THE CAT ATE THE MAT"
+    # Beam search without an LM takes hotwords too.
+    no_lm = CTCDecoder(VOCAB, DecoderConfig(mode="beam", beam_width=16))
+    assert no_lm.decode(logits) == "THE CAT ATE THE RAT"
+    assert no_lm.decode(logits, ["MAT"]) == "THE CAT ATE THE MAT"
+
+
+def test_parse_hotwords():
+    decoder = CTCDecoder(VOCAB)
+    assert decoder.parse_hotwords(b"paris, new  york,,") == ["PARIS", "NEW YORK"]
+    assert decoder.parse_hotwords("") == [] and decoder.parse_hotwords(None) == []
+
+
+def test_greedy_ignores_hotwords():
+    frames = spelled("HI THERE")
+    assert CTCDecoder(VOCAB).decode(one_hot(frames), ["HELLO"]) == "HI THERE"
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam", "beam+lm"])
+def test_word_timestamps_follow_the_frames(lm_dir, mode):
+    frames = ["<pad>"] * 10 + spelled("THE CAT", repeat=3) + ["<pad>"] * 20
+    decoder = (CTCDecoder(VOCAB) if mode == "greedy" else
+               CTCDecoder(VOCAB, DecoderConfig(mode="beam", beam_width=8)) if mode == "beam" else lm_decoder(lm_dir))
+    decoded = decoder.decode_full(one_hot(frames))
+    assert decoded.text == "THE CAT"
+    assert [w.word for w in decoded.words] == ["THE", "CAT"]
+    the_start = frames.index("T")
+    cat_end = max(i for i, f in enumerate(frames) if f == "T") + 1  # end frame is exclusive
+    assert decoded.words[0].start_s == pytest.approx(the_start * 0.02)
+    assert decoded.words[1].end_s == pytest.approx(cat_end * 0.02)
+    assert decoded.words[0].end_s <= decoded.words[1].start_s
+    import json
+    assert json.loads(decoded.words_json())[1] == {"word": "CAT", "start_s": decoded.words[1].start_s,
+                                                   "end_s": decoded.words[1].end_s}
+
+
+def test_greedy_words_equal_text_on_random_logits(rng):
+    decoder = CTCDecoder(VOCAB)
+    for _ in range(20):
+        logits = rng.standard_normal((int(rng.integers(0, 80)), len(VOCAB))).astype(np.float32)
+        decoded = decoder.decode_full(logits)
+        assert decoded.text == " ".join(w.word for w in decoded.words)
+        assert all(w.start_s < w.end_s for w in decoded.words)
+
+
+def test_set_search_changes_weights_without_reloading(lm_dir):
+    decoder = lm_decoder(lm_dir)
+    beam = decoder._beam
+    decoder.set_search(alpha=2.0, beta=0.0, beam_width=4)
+    assert decoder._beam is beam and (decoder.config.alpha, decoder.config.beta, decoder.config.beam_width) == (2.0, 0.0, 4)
+    assert beam._language_model.alpha == 2.0 and beam._language_model.beta == 0.0

@@ -1,0 +1,172 @@
+"""Model variants (graph-optimised, int8, fp16, TensorRT) built from the tiny model's ONNX file,
+and their agreement with fp32 (real speech from ../shared when present)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2v_triton import variants
+from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_fp32(tmp_path_factory) -> Path:
+    """A private copy of the tiny model's verified fp32 ONNX file (variants are written next to it)."""
+    from builders.onnx_model import onnx_dir_for
+    from w2v_triton.onnx_export import build_onnx
+
+    checkpoint = resolve_checkpoint("tiny")
+    source, _ = build_onnx(checkpoint, onnx_dir_for(checkpoint))
+    target = tmp_path_factory.mktemp("variants") / "model.onnx"
+    shutil.copy2(source, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def tiny_vocab() -> dict[str, int]:
+    return read_checkpoint_info(resolve_checkpoint("tiny")).vocab
+
+
+@pytest.fixture(scope="module")
+def speech_subset(real_speech) -> list[np.ndarray]:
+    from w2v_triton.audio import load_audio
+    from w2v_triton.preprocessing import preprocess
+
+    return [preprocess(load_audio(u.audio), True) for u in real_speech[::15]]
+
+
+def test_variant_path_naming(tmp_path):
+    assert variants.variant_path(tmp_path / "model.onnx", "int8") == tmp_path / "model.int8.onnx"
+    assert variants.variant_path(tmp_path / "model.onnx", "trt") == tmp_path / "model.trt.plan"
+    with pytest.raises(ValueError, match="unknown variant"):
+        variants.variant_path(tmp_path / "model.onnx", "int4")
+
+
+@pytest.mark.parametrize("name", variants.ONNX_VARIANTS)
+def test_variant_builds_and_runs_with_same_interface(tiny_fp32, name, rng):
+    path = variants.build_variant(tiny_fp32, name)
+    assert path == variants.variant_path(tiny_fp32, name) and path.is_file()
+    utterances = [rng.standard_normal(n).astype(np.float32) for n in (400, 8000, 23456)]
+    reference = variants.session(tiny_fp32, 1).run(utterances)
+    result = variants.session(path, 1).run(utterances)
+    for ref, got in zip(reference, result):
+        assert got.shape == ref.shape and got.dtype == np.float32 and np.isfinite(got).all()
+    diff = max(float(np.abs(r - g).max()) for r, g in zip(reference, result))
+    bound = {"ort-extended": 1e-4, "ort-all": 1e-4, "fp16": 2e-2}.get(name, 1.0)
+    assert diff < bound, f"{name}: max |logit diff| {diff}"
+
+
+def test_build_is_cached_until_fp32_changes(tiny_fp32):
+    path = variants.build_variant(tiny_fp32, "int8")
+    mtime = path.stat().st_mtime_ns
+    assert variants.build_variant(tiny_fp32, "int8").stat().st_mtime_ns == mtime
+    assert not list(tiny_fp32.parent.glob("tmp.*")), "temporary files left behind"
+
+
+def test_offline_optimised_models_stay_portable(tiny_fp32):
+    """ORT_ENABLE_ALL can save CPU-specific NCHWc ops; for wav2vec2 (Conv1d) it must not."""
+    for name in ("ort-extended", "ort-all"):
+        domains = variants.op_domains(variants.build_variant(tiny_fp32, name))
+        assert set(domains) <= {"ai.onnx", "com.microsoft"}, domains
+    for name in ("int8", "int8-pc", "fp16"):
+        assert set(variants.op_domains(variants.build_variant(tiny_fp32, name))) == {"ai.onnx"}
+
+
+def test_fp16_keeps_float32_io_and_norm_sums(tiny_fp32):
+    import onnx
+
+    model = onnx.load(str(variants.build_variant(tiny_fp32, "fp16")))
+    assert {i.type.tensor_type.elem_type for i in model.graph.input} == {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(n.op_type == "ReduceSum" for n in model.graph.node)
+
+
+def test_exact_variants_agree_on_real_speech(tiny_fp32, tiny_vocab, speech_subset):
+    reference = variants.run_each(variants.session(tiny_fp32, 1), speech_subset)
+    for name in variants.EXACT_VARIANTS:
+        got = variants.run_each(variants.session(variants.build_variant(tiny_fp32, name), 1), speech_subset)
+        result = variants.agreement(reference, got, tiny_vocab)
+        assert result.differing_transcripts == 0 and result.max_abs_logit_diff < 1e-4, (name, result)
+
+
+def test_quantized_variant_report_on_real_speech(tiny_fp32, tiny_vocab, speech_subset):
+    """The tiny random model's logits are near ties, so int8 changes its transcripts; check
+    that agreement is measured and that the logits stay close (real models: docs/optimization.md)."""
+    reference = variants.run_each(variants.session(tiny_fp32, 1), speech_subset)
+    got = variants.run_each(variants.session(variants.build_variant(tiny_fp32, "int8"), 1), speech_subset)
+    result = variants.agreement(reference, got, tiny_vocab)
+    assert result.utterances == len(speech_subset)
+    assert result.max_abs_logit_diff < 0.2 and result.frame_argmax_agreement > 0.5
+    assert 0.0 <= result.wer_vs_fp32 and 0 <= result.differing_transcripts <= result.utterances
+
+
+def test_agreement_counts_and_error_rates(tiny_vocab):
+    ids = {tok: i for tok, i in tiny_vocab.items()}
+    def one_hot(tokens):
+        x = np.full((len(tokens), len(tiny_vocab)), -5.0, np.float32)
+        for t, tok in enumerate(tokens):
+            x[t, ids[tok]] = 5.0
+        return x
+    a = one_hot(["A", "<pad>", "B", "|", "C"])
+    b = one_hot(["A", "<pad>", "B", "|", "D"])
+    result = variants.agreement([a, a], [a, b], tiny_vocab)
+    assert result.differing_transcripts == 1
+    assert result.wer_vs_fp32 == pytest.approx(1 / 4)   # "AB C" vs "AB D": 1 of 4 words
+    assert result.max_abs_logit_diff == pytest.approx(10.0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed")
+def test_tensorrt_unavailable_is_reported_cleanly(tiny_fp32):
+    with pytest.raises(variants.VariantUnavailable, match="tensorrt"):
+        variants.build_variant(tiny_fp32, "trt")
+    assert not variants.variant_path(tiny_fp32, "trt").exists()
+
+
+def test_tensorrt_engine_builds(tiny_fp32):
+    pytest.importorskip("tensorrt", reason="tensorrt is not installed (needs an NVIDIA GPU image)")
+    path = variants.build_variant(tiny_fp32, "trt")
+    assert path.is_file() and path.stat().st_size > 0
+
+
+def test_torch_runner_matches_onnx(tiny_fp32, rng):
+    runner = variants.TorchRunner(resolve_checkpoint("tiny"), "fp32")
+    audio = [rng.standard_normal(16000).astype(np.float32)]
+    np.testing.assert_allclose(runner.run(audio)[0], variants.session(tiny_fp32, 1).run(audio)[0], atol=1e-4)
+    bf16 = variants.TorchRunner(resolve_checkpoint("tiny"), "bf16").run(audio)[0]
+    assert bf16.dtype == np.float32 and bf16.shape == (49, 32)
+
+
+def test_builder_cli_writes_report(tmp_path, monkeypatch):
+    from builders import variants as cli
+
+    report = tmp_path / "report.json"
+    monkeypatch.setattr(cli, "load_speech", lambda limit, norm: [
+        np.random.default_rng(i).standard_normal(16000 + 1000 * i).astype(np.float32) for i in range(3)])
+    assert cli.main(["--model", "tiny", "--variants", "ort-extended", "int8", "trt", "--threads", "1",
+                     "--repeats", "1", "--clip-seconds", "1", "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["variants"]["ort-extended"]["agreement"]["differing_transcripts"] == 0
+    assert "agreement" in data["variants"]["int8"]
+    assert set(data["speed"]["by_threads"]["1"]) == {"fp32", "ort-extended", "int8"}
+    if importlib.util.find_spec("tensorrt") is None:
+        assert "skipped" in data["variants"]["trt"]
+
+
+def test_cli_as_script_is_not_shadowed_by_builders_onnx_model(repo_root):
+    """`python builders/variants.py` has builders/ (with onnx_model.py) first on sys.path; the
+    onnxruntime.transformers helpers (quantization, fusion, fp16) import a top-level `onnx_model`."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(repo_root / "builders" / "variants.py"), "--model", "tiny", "--variants",
+         "ort-fused", "int8-fused", "fp16", "--print-path", "--force"],
+        cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    paths = result.stdout.split()
+    assert len(paths) == 3 and all(Path(p).is_file() for p in paths)

@@ -1,0 +1,331 @@
+"""Faster variants of the exported acoustic model, and their verification against fp32.
+
+Every variant is an ONNX file (or a TensorRT engine) written next to the fp32
+`model.onnx` as `model.<variant>.onnx`, with the same inputs and outputs
+(AUDIO, AUDIO_LENGTHS) -> (LOGITS, LOGIT_LENGTHS), so any of them can be served with
+`builders/repository.py --onnx <file>`.
+
+Variants (`VARIANTS`):
+  ort-extended   onnxruntime graph optimisation saved offline (ORT_ENABLE_EXTENDED): portable
+  ort-all        ORT_ENABLE_ALL saved offline: may hold CPU-layout ops (NCHWc); CPU EP only
+  ort-fused      onnxruntime.transformers optimizer: fused Attention / SkipLayerNormalization
+  int8           dynamic int8 quantisation of MatMul weights (activations quantised per call)
+  int8-pc        as int8, per-channel weight scales
+  int8-conv      as int8, Conv quantised too (ConvInteger)
+  int8-fused     ort-fused, then MatMul and Attention quantised (QAttention)
+  fp16           float16 weights/compute, fp32 inputs/outputs (keep_io_types): for GPUs
+  trt            TensorRT engine (fp16) when `tensorrt` is importable; skipped otherwise
+
+Verification (`compare_logits`, `agreement`) runs the variant and fp32 on the same audio and
+counts differing greedy transcripts, the WER of the variant's transcripts against fp32's,
+and the largest |logit difference|.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from w2v_triton import spec
+
+ONNX_VARIANTS = ("ort-extended", "ort-all", "ort-fused", "int8", "int8-pc", "int8-conv", "int8-fused", "fp16")
+VARIANTS = ONNX_VARIANTS + ("trt",)
+EXACT_VARIANTS = ("ort-extended", "ort-all", "ort-fused")   # must give 0 differing transcripts
+# fp16 keeps these ops in fp32: the masked group norm sums over all frames of an utterance
+# (sum of squares over minutes of audio overflows fp16's 65504).
+FP16_FP32_OPS = ("ReduceSum", "Pow", "Sqrt")
+
+
+class VariantUnavailable(RuntimeError):
+    """The variant cannot be built here (e.g. TensorRT is not installed); the message says why."""
+
+
+def variant_path(fp32_path: Path, variant: str) -> Path:
+    """`build/onnx/<ckpt>/model.onnx` -> `build/onnx/<ckpt>/model.<variant>.onnx` (`.plan` for trt)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: expected one of {VARIANTS}")
+    suffix = ".plan" if variant == "trt" else ".onnx"
+    return Path(fp32_path).with_name(f"{Path(fp32_path).stem}.{variant}{suffix}")
+
+
+# --- building -----------------------------------------------------------------------------
+
+def _ort_transformers() -> None:
+    """onnxruntime.transformers imports its helpers as top-level modules (`onnx_model`, ...) from a
+    folder it appends to sys.path; `python builders/<x>.py` puts builders/ (with its own
+    onnx_model.py) first on sys.path, which would shadow them. Pin ORT's module by file."""
+    import importlib.util
+    import sys
+
+    import onnxruntime.transformers as ort_transformers
+
+    own = Path(ort_transformers.__file__).parent / "onnx_model.py"
+    loaded = sys.modules.get("onnx_model")
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "") == own:
+        return
+    spec_ = importlib.util.spec_from_file_location("onnx_model", own)
+    module = importlib.util.module_from_spec(spec_)
+    sys.modules["onnx_model"] = module
+    spec_.loader.exec_module(module)
+
+
+def optimize_graph(src: Path, dst: Path, level: str = "extended") -> Path:
+    """Let onnxruntime optimise the graph once and save it (`optimized_model_filepath`)."""
+    import onnxruntime as ort
+
+    levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels[level]
+    options.optimized_model_filepath = str(dst)
+    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
+    return dst
+
+
+def fuse_transformer(src: Path, dst: Path, num_heads: int = 0, hidden_size: int = 0) -> Path:
+    """onnxruntime.transformers fusions (BERT patterns: Attention, SkipLayerNormalization, BiasGelu).
+    Attention is fused only when num_heads and hidden_size are given (the checkpoint's config)."""
+    _ort_transformers()
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
+                           opt_level=0)
+    model.save_model_to_file(str(dst))
+    return dst
+
+
+def quantize_int8(src: Path, dst: Path, op_types=("MatMul",), per_channel: bool = False) -> Path:
+    """Dynamic quantisation: int8 weights, activations quantised at run time (uint8)."""
+    import onnx
+
+    _ort_transformers()      # onnxruntime.quantization imports onnxruntime.transformers helpers
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(op_types),
+                     per_channel=per_channel, weight_type=QuantType.QInt8,
+                     # contrib ops (fused graphs) defeat shape inference; their outputs are float
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return dst
+
+
+def convert_fp16(src: Path, dst: Path) -> Path:
+    """float16 everywhere except FP16_FP32_OPS; inputs and outputs stay float32."""
+    import onnx
+
+    _ort_transformers()
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    model = onnx.load(str(src))
+    model = convert_float_to_float16(model, keep_io_types=True,
+                                     op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(FP16_FP32_OPS))
+    onnx.save(model, str(dst))
+    return dst
+
+
+def build_tensorrt(src: Path, dst: Path, fp16: bool = True, max_batch: int = spec.MAX_BATCH_SIZE,
+                   max_seconds: float = 30.0, workspace_gib: int = 4) -> Path:
+    """Build a TensorRT engine with a dynamic (batch, samples) profile; needs tensorrt + a GPU."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise VariantUnavailable("tensorrt is not installed (needs an NVIDIA GPU image)") from None
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(src)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT cannot parse {src}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_gib << 30)
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    longest, typical = int(max_seconds * spec.SAMPLE_RATE), 10 * spec.SAMPLE_RATE
+    profile = builder.create_optimization_profile()
+    profile.set_shape(spec.AUDIO, (1, spec.MIN_SAMPLES), (max(1, max_batch // 2), typical), (max_batch, longest))
+    profile.set_shape(spec.AUDIO_LENGTHS, (1,), (max(1, max_batch // 2),), (max_batch,))
+    config.add_optimization_profile(profile)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {src}")
+    Path(dst).write_bytes(bytes(engine))
+    return dst
+
+
+def build_variant(fp32_path: Path, variant: str, force: bool = False, model_config: dict | None = None) -> Path:
+    """Write `variant_path(fp32_path, variant)` unless it is newer than the fp32 file.
+    `model_config` (the checkpoint's config.json) gives ort-fused its head count and width."""
+    fp32_path = Path(fp32_path)
+    dst = variant_path(fp32_path, variant)
+    if not force and dst.is_file() and dst.stat().st_mtime >= fp32_path.stat().st_mtime:
+        return dst
+    config = model_config or {}
+    tmp = dst.with_name(f"tmp.{dst.name}")   # keeps the suffix (.onnx/.plan): ORT picks the format by it
+    builders = {
+        "ort-extended": lambda: optimize_graph(fp32_path, tmp, "extended"),
+        "ort-all": lambda: optimize_graph(fp32_path, tmp, "all"),
+        "ort-fused": lambda: fuse_transformer(fp32_path, tmp, int(config.get("num_attention_heads", 0)),
+                                              int(config.get("hidden_size", 0))),
+        "int8": lambda: quantize_int8(fp32_path, tmp, ("MatMul",)),
+        "int8-pc": lambda: quantize_int8(fp32_path, tmp, ("MatMul",), per_channel=True),
+        "int8-conv": lambda: quantize_int8(fp32_path, tmp, ("MatMul", "Conv")),
+        "int8-fused": lambda: quantize_int8(build_variant(fp32_path, "ort-fused", force, model_config), tmp,
+                                            ("MatMul", "Attention")),
+        "fp16": lambda: convert_fp16(fp32_path, tmp),
+        "trt": lambda: build_tensorrt(fp32_path, tmp),
+    }
+    tmp.unlink(missing_ok=True)
+    try:
+        builders[variant]()
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
+def op_domains(onnx_path: Path) -> dict[str, int]:
+    """Operator domains used by a model file ('' = standard ONNX): tells whether it is portable."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.domain or "ai.onnx"] = counts.get(node.domain or "ai.onnx", 0) + 1
+    return counts
+
+
+# --- running and comparing ------------------------------------------------------------------
+
+def session(onnx_path: Path, threads: int = 0):
+    """A CPU session like AcousticModel's (variants built for GPUs fail here)."""
+    from w2v_triton.acoustic import AcousticModel
+
+    return AcousticModel(onnx_path, threads)
+
+
+def greedy_transcripts(logits: list[np.ndarray], vocab: dict[str, int]) -> list[str]:
+    from w2v_triton.ctc_decoding import CTCDecoder
+
+    return CTCDecoder(vocab).decode_batch(logits)
+
+
+@dataclass
+class Agreement:
+    utterances: int
+    audio_seconds: float
+    differing_transcripts: int
+    wer_vs_fp32: float           # variant transcripts scored against fp32 transcripts
+    cer_vs_fp32: float
+    max_abs_logit_diff: float
+    mean_abs_logit_diff: float
+    frame_argmax_agreement: float  # share of frames with the same best token
+    examples: list = field(default_factory=list)  # a few (fp32, variant) differing pairs
+
+
+def error_rates(references: list[str], hypotheses: list[str]) -> tuple[float, float]:
+    """Corpus WER and CER (jiwer); utterances with an empty reference are scored by their length."""
+    import jiwer
+
+    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
+    if not pairs:
+        return 0.0, 0.0
+    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+    return float(jiwer.wer(refs, hyps)), float(jiwer.cer(refs, hyps))
+
+
+def agreement(reference_logits: list[np.ndarray], variant_logits: list[np.ndarray],
+              vocab: dict[str, int], sample_rate_seconds: float = 0.0) -> Agreement:
+    ref_text = greedy_transcripts(reference_logits, vocab)
+    var_text = greedy_transcripts(variant_logits, vocab)
+    differing = [(r, v) for r, v in zip(ref_text, var_text) if r != v]
+    wer, cer = error_rates(ref_text, var_text)
+    diffs = [np.abs(a - b) for a, b in zip(reference_logits, variant_logits)]
+    frames = sum(d.shape[0] for d in diffs)
+    same = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(reference_logits, variant_logits))
+    return Agreement(
+        utterances=len(ref_text), audio_seconds=round(sample_rate_seconds, 1),
+        differing_transcripts=len(differing), wer_vs_fp32=wer, cer_vs_fp32=cer,
+        max_abs_logit_diff=float(max(d.max() for d in diffs)),
+        mean_abs_logit_diff=float(sum(d.sum() for d in diffs) / max(1, sum(d.size for d in diffs))),
+        frame_argmax_agreement=same / max(1, frames),
+        examples=[{"fp32": r[:120], "variant": v[:120]} for r, v in differing[:3]])
+
+
+def run_each(runner, utterances: list[np.ndarray]) -> list[np.ndarray]:
+    """Logits of each utterance run alone (batch 1): what a single request gets."""
+    return [runner.run([u])[0] for u in utterances]
+
+
+def speed(runners: dict[str, object], clip: np.ndarray, repeats: int = 5, warmup: int = 1) -> dict:
+    """Audio-seconds per second of each runner on `clip`, median over `repeats` (interleaved,
+    so that load from other processes hits every variant alike)."""
+    seconds = clip.size / spec.SAMPLE_RATE
+    for runner in runners.values():
+        for _ in range(warmup):
+            runner.run([clip])
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            runner.run([clip])
+            times[name].append(time.perf_counter() - start)
+    return {name: {"audio_s_per_s": round(seconds / statistics.median(t), 2),
+                   "median_ms": round(1000 * statistics.median(t), 1),
+                   "min_ms": round(1000 * min(t), 1), "max_ms": round(1000 * max(t), 1),
+                   "repeats": len(t)}
+            for name, t in times.items()}
+
+
+def to_dict(value) -> dict:
+    return asdict(value)
+
+
+# --- PyTorch CPU paths (bf16 autocast on AVX512-BF16/AMX CPUs): measured, not served --------
+
+class TorchRunner:
+    """LengthAwareCTC in PyTorch with the `.run(list)` interface of AcousticModel.
+
+    dtype "bf16" runs under torch.autocast("cpu", torch.bfloat16) (oneDNN bf16 kernels on CPUs
+    with AVX512-BF16 or AMX); logits are returned as float32.
+    """
+
+    def __init__(self, checkpoint: Path, dtype: str = "fp32") -> None:
+        import torch
+
+        from w2v_triton.checkpoints import load_ctc_model
+        from w2v_triton.masked_frontend import LengthAwareCTC
+
+        if dtype not in ("fp32", "bf16"):
+            raise ValueError(f"dtype {dtype!r}: expected fp32 or bf16")
+        self.torch, self.dtype = torch, dtype
+        self.model = LengthAwareCTC(load_ctc_model(checkpoint)).eval()
+
+    def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
+        from w2v_triton.acoustic import pad_batch
+
+        torch = self.torch
+        audio, lengths = pad_batch(utterances)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bf16"):
+            logits, frames = self.model(torch.from_numpy(audio), torch.from_numpy(lengths))
+        logits = logits.float().numpy()
+        return [logits[i, : int(frames[i])] for i in range(len(utterances))]
+
+
+def cpu_features() -> dict:
+    """The CPU model and the flags that matter for int8/bf16 kernels (Linux /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+    import os
+    return {"model": model, "logical_cpus": os.cpu_count(), "flags": {f: f in flags for f in wanted}}
