@@ -15,11 +15,12 @@ import json
 import sys
 from pathlib import Path
 
-from builders.onnx_model import onnx_dir_for
+from builders.export_onnx import onnx_dir_for
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 from w2v_triton.lm_tuning import TUNING_FILE, file_id
 from w2v_triton.onnx_export import build_onnx
 from w2v_triton.repository import PLATFORMS, RepositoryOptions, render_repository
+from w2v_triton.variants import ONNX_VARIANTS, build_variant
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,6 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "model_repository")
     parser.add_argument("--platform", choices=PLATFORMS, default=defaults.platform)
     parser.add_argument("--onnx", type=Path, help="use this ONNX file (e.g. a quantized variant)")
+    parser.add_argument("--variant", default="fp32", choices=("fp32",) + ONNX_VARIANTS,
+                        help="serve an optimized variant of the exported model (docs/optimization.md)")
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
     parser.add_argument("--queue-delay-us", type=int, default=defaults.queue_delay_us)
     parser.add_argument("--acoustic-instances", type=int, default=defaults.acoustic_instances)
@@ -110,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         onnx_path, report = build_onnx(checkpoint, onnx_dir_for(checkpoint))
         print(f"ONNX verified against PyTorch: max |logit diff| {report.max_abs_diff_single:.2e} "
               f"(single), {report.max_abs_diff_batched:.2e} (padded batch)")
+        if args.variant != "fp32":
+            onnx_path = build_variant(onnx_path, args.variant,
+                                      model_config=json.loads((checkpoint / "config.json").read_text()))
+            print(f"serving variant {args.variant}: {onnx_path}")
     options = RepositoryOptions(
         platform=args.platform, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
         acoustic_instances=args.acoustic_instances, decoder_instances=args.decoder_instances,

@@ -85,7 +85,7 @@ def parse_args(argv):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from builders.onnx_model import onnx_dir_for
+    from builders.export_onnx import onnx_dir_for
     from w2v_triton.onnx_export import build_onnx
 
     args = parse_args(argv)

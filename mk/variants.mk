@@ -13,5 +13,5 @@ variants: venv  ## build ONNX variants of VARIANT_MODEL, verify vs fp32 on real 
 	$(PY) builders/variants.py --model $(VARIANT_MODEL) --variants $(VARIANT_LIST) $(VARIANT_ARGS)
 
 build-variant: venv  ## build the repository with one variant: MODEL=... MODEL_VARIANT=int8|int8-pc|ort-extended|fp16
-	onnx=$$($(PY) builders/variants.py --model "$(MODEL)" --variants $(MODEL_VARIANT) --print-path) && \
-	$(PY) builders/repository.py --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) --onnx "$$onnx" $(REPO_FLAGS)
+	$(PY) builders/repository.py --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) \
+	  --variant $(MODEL_VARIANT) $(REPO_FLAGS)

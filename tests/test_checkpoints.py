@@ -19,6 +19,7 @@ def test_random_base_has_the_base_960h_architecture():
     assert info.vocab == BASE_960H_VOCAB
     assert (info.sample_rate, info.do_normalize, info.feat_extract_norm) == (16000, True, "group")
     assert info.return_attention_mask is False
+    assert (path / "preprocessor_config.json").is_file()
 
 
 def test_tiny_loads_through_the_hf_processor():

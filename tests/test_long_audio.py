@@ -69,7 +69,7 @@ def test_config_validation():
 
 @pytest.fixture(scope="module")
 def tiny_onnx() -> Path:
-    from builders.onnx_model import onnx_dir_for
+    from builders.export_onnx import onnx_dir_for
     from w2v_triton.checkpoints import resolve_checkpoint
     from w2v_triton.onnx_export import build_onnx
 

@@ -17,7 +17,7 @@ from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
 @pytest.fixture(scope="module")
 def tiny_fp32(tmp_path_factory) -> Path:
     """A private copy of the tiny model's verified fp32 ONNX file (variants are written next to it)."""
-    from builders.onnx_model import onnx_dir_for
+    from builders.export_onnx import onnx_dir_for
     from w2v_triton.onnx_export import build_onnx
 
     checkpoint = resolve_checkpoint("tiny")
@@ -157,9 +157,10 @@ def test_builder_cli_writes_report(tmp_path, monkeypatch):
         assert "skipped" in data["variants"]["trt"]
 
 
-def test_cli_as_script_is_not_shadowed_by_builders_onnx_model(repo_root):
-    """`python builders/variants.py` has builders/ (with onnx_model.py) first on sys.path; the
-    onnxruntime.transformers helpers (quantization, fusion, fp16) import a top-level `onnx_model`."""
+def test_cli_as_script_is_not_shadowed_by_builders_modules(repo_root):
+    """`python builders/variants.py` puts builders/ first on sys.path; the onnxruntime.transformers
+    helpers (quantization, fusion, fp16) import top-level modules such as `onnx_model`, so no
+    builder may carry such a name (builders/export_onnx.py was onnx_model.py once)."""
     import subprocess
     import sys
 

@@ -73,6 +73,9 @@ def save_processor(out_dir: Path, vocab: dict[str, int], return_attention_mask: 
         return_attention_mask=return_attention_mask,
     )
     Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(out_dir))
+    # transformers 5 folds the extractor into processor_config.json; older readers (and
+    # read_checkpoint_info) look for preprocessor_config.json, so write it too.
+    extractor.save_pretrained(str(out_dir))
 
 
 def make_offline_checkpoint(name: str, out_dir: Path | None = None, seed: int = 0) -> Path:

@@ -53,25 +53,6 @@ def variant_path(fp32_path: Path, variant: str) -> Path:
 
 # --- building -----------------------------------------------------------------------------
 
-def _ort_transformers() -> None:
-    """onnxruntime.transformers imports its helpers as top-level modules (`onnx_model`, ...) from a
-    folder it appends to sys.path; `python builders/<x>.py` puts builders/ (with its own
-    onnx_model.py) first on sys.path, which would shadow them. Pin ORT's module by file."""
-    import importlib.util
-    import sys
-
-    import onnxruntime.transformers as ort_transformers
-
-    own = Path(ort_transformers.__file__).parent / "onnx_model.py"
-    loaded = sys.modules.get("onnx_model")
-    if loaded is not None and Path(getattr(loaded, "__file__", "") or "") == own:
-        return
-    spec_ = importlib.util.spec_from_file_location("onnx_model", own)
-    module = importlib.util.module_from_spec(spec_)
-    sys.modules["onnx_model"] = module
-    spec_.loader.exec_module(module)
-
-
 def optimize_graph(src: Path, dst: Path, level: str = "extended") -> Path:
     """Let onnxruntime optimise the graph once and save it (`optimized_model_filepath`)."""
     import onnxruntime as ort
@@ -89,7 +70,6 @@ def optimize_graph(src: Path, dst: Path, level: str = "extended") -> Path:
 def fuse_transformer(src: Path, dst: Path, num_heads: int = 0, hidden_size: int = 0) -> Path:
     """onnxruntime.transformers fusions (BERT patterns: Attention, SkipLayerNormalization, BiasGelu).
     Attention is fused only when num_heads and hidden_size are given (the checkpoint's config)."""
-    _ort_transformers()
     from onnxruntime.transformers.optimizer import optimize_model
 
     model = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
@@ -101,8 +81,6 @@ def fuse_transformer(src: Path, dst: Path, num_heads: int = 0, hidden_size: int 
 def quantize_int8(src: Path, dst: Path, op_types=("MatMul",), per_channel: bool = False) -> Path:
     """Dynamic quantisation: int8 weights, activations quantised at run time (uint8)."""
     import onnx
-
-    _ort_transformers()      # onnxruntime.quantization imports onnxruntime.transformers helpers
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(op_types),
@@ -115,8 +93,6 @@ def quantize_int8(src: Path, dst: Path, op_types=("MatMul",), per_channel: bool 
 def convert_fp16(src: Path, dst: Path) -> Path:
     """float16 everywhere except FP16_FP32_OPS; inputs and outputs stay float32."""
     import onnx
-
-    _ort_transformers()
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(src))
