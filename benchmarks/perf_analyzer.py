@@ -24,13 +24,17 @@ def perf_analyzer_binary() -> Path:
 
 def run_perf_analyzer(url: str, input_data: Path, concurrency: str, protocol: str = "grpc",
                       model: str = spec.ENSEMBLE_MODEL, shape: str | None = None,
-                      measurement_ms: int = 4000, timeout: float = 900) -> list[dict]:
-    """One perf_analyzer sweep; rows: concurrency, infer/s and latency percentiles in ms."""
+                      request_count: int = 16, timeout: float = 1800) -> list[dict]:
+    """One perf_analyzer sweep; rows: concurrency, infer/s and latency percentiles in ms.
+
+    Windows count requests, not milliseconds: a 10 s clip on a 12-layer model can take longer
+    than any fixed time window, and every window still holds `request_count` results."""
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "perf.csv"
         command = [str(perf_analyzer_binary()), "-m", model, "-u", url, "-i", protocol,
                    "--input-data", str(input_data), "--concurrency-range", concurrency,
-                   "--measurement-interval", str(measurement_ms), "--stability-percentage", "25",
+                   "--measurement-mode", "count_windows", "--measurement-request-count", str(request_count),
+                   "--stability-percentage", "25",
                    "--max-trials", "6", "-f", str(csv_path)]
         if shape:
             command += ["--shape", shape]

@@ -61,14 +61,14 @@ def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: in
 
 
 def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[str, str],
-           measurement_ms: int, log_dir: Path) -> dict:
+           request_count: int, log_dir: Path) -> dict:
     """Start the server on `repository`, run every perf_analyzer sweep, collect model stats."""
     results = {"repository": str(repository), "sweeps": {}}
     with TritonServer(repository, Ports.free(), log_path=log_dir / f"tritonserver-{name}.log") as server:
         for sweep, concurrency in sweeps.items():
             data = inputs[sweep]
             rows = run_perf_analyzer(server.grpc_url, Path(data["path"]), concurrency,
-                                     shape=data.get("shape"), measurement_ms=measurement_ms)
+                                     shape=data.get("shape"), request_count=request_count)
             for row in rows:
                 row["audio_seconds_per_second"] = row["infer_per_sec"] * data["mean_seconds"]
             results["sweeps"][sweep] = {"input": {k: v for k, v in data.items() if k != "path"}, "rows": rows}
@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed-concurrency", default="1:4")
     parser.add_argument("--real-concurrency", default="1:16:3")
-    parser.add_argument("--measurement-ms", type=int, default=4000)
+    parser.add_argument("--clips-concurrency", default=None, help="default: --seed-concurrency")
+    parser.add_argument("--request-count", type=int, default=16, help="requests per perf_analyzer window")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
     parser.add_argument("--title", default="benchmark")
     args = parser.parse_args(argv)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             f"clips_{args.clip_seconds:g}s": write_input_data(tmp / "long.json", long_clips),
         }
         sweeps = {"seed_0.5s": args.seed_concurrency, "real_speech": args.real_concurrency,
-                  f"clips_{args.clip_seconds:g}s": args.seed_concurrency}
+                  f"clips_{args.clip_seconds:g}s": args.clips_concurrency or args.seed_concurrency}
         jobs = [("inprocess", n, "hf-pytorch", p) for n, p in named_paths(args.baseline).items()]
         jobs += [("inprocess", n, "onnx", p) for n, p in named_paths(args.onnx).items()]
         jobs += [("served", n, None, p) for n, p in named_paths(args.served).items()]
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             if where == "inprocess":
                 report["inprocess"][name] = inprocess(kind, path, clips_file, args.threads, args.repeats)
             else:
-                report["served"][name] = served(name, Path(path), inputs, sweeps, args.measurement_ms, out)
+                report["served"][name] = served(name, Path(path), inputs, sweeps, args.request_count, out)
     write_report(report, out)
     print(f"results: {out}")
     return 0

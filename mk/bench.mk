@@ -1,16 +1,33 @@
-# Benchmarks (benchmarks/run.py): results go to benchmarks/results/<machine>/.
-#   make perf                 perf_analyzer on $(REPO): seed shape AUDIO:8000 (conc 1-4) + real speech
-#   make bench                PyTorch baseline in-process vs the served ensemble, same run
-BENCH_MODEL ?= random-base
+# Benchmarks (benchmarks/run.py): JSON + Markdown + PNG into benchmarks/results/<machine>/.
+#   make perf            perf_analyzer on $(REPO): seed shape AUDIO:8000 (conc 1-4) + real speech
+#   make bench-teacher   served BENCH_TEACHER ensemble vs its HF PyTorch model in-process, one run
+#   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32/int8, served)
+BENCH_TEACHER ?= random-base
+BENCH_VARIANT ?= int8-pc
 BENCH_ARGS ?=
+STUDENT_DIR = build/checkpoints/$(BENCH_TEACHER)-student6
+TEACHER_DIR = $$($(PY) builders/checkpoint.py --model $(BENCH_TEACHER) | cut -f1 -d' ')
 
-.PHONY: perf bench
+.PHONY: perf bench bench-teacher
 perf: venv  ## perf_analyzer on the built repository (starts its own server on free ports)
 	$(PY) -m benchmarks.run --title perf --served current=$(REPO) --real-concurrency 1:4 $(BENCH_ARGS)
 
-bench: venv  ## in-process PyTorch + ONNX vs served ensemble for BENCH_MODEL, one run, one machine
-	$(PY) builders/repository.py --model $(BENCH_MODEL) --output build/repos/$(BENCH_MODEL)
-	$(PY) -m benchmarks.run --title bench-$(BENCH_MODEL) \
-	  --baseline pytorch-$(BENCH_MODEL)=$$($(PY) builders/checkpoint.py --model $(BENCH_MODEL) | cut -f1 -d' ') \
-	  --onnx onnx-$(BENCH_MODEL)=build/onnx/$(BENCH_MODEL)/model.onnx \
-	  --served served-$(BENCH_MODEL)=build/repos/$(BENCH_MODEL) $(BENCH_ARGS)
+bench-teacher: venv  ## served BENCH_TEACHER vs the same checkpoint in PyTorch, same run
+	$(PY) builders/repository.py --model $(BENCH_TEACHER) --output build/repos/$(BENCH_TEACHER)
+	$(PY) -m benchmarks.run --title bench-teacher-$(BENCH_TEACHER) \
+	  --baseline pytorch-$(BENCH_TEACHER)=$(TEACHER_DIR) \
+	  --onnx onnx-$(BENCH_TEACHER)=build/onnx/$(BENCH_TEACHER)/model.onnx \
+	  --served served-$(BENCH_TEACHER)=build/repos/$(BENCH_TEACHER) \
+	  --real-concurrency 1:2 --clips-concurrency 1:1 --request-count 8 $(BENCH_ARGS)
+
+bench: venv  ## teacher vs 6-layer student: PyTorch, ONNX fp32 + BENCH_VARIANT, served ensembles
+	$(PY) builders/student.py --teacher $(BENCH_TEACHER) --out $(STUDENT_DIR) --num-layers 6
+	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6
+	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6-$(BENCH_VARIANT) \
+	  --variant $(BENCH_VARIANT)
+	$(PY) -m benchmarks.run --title bench-student-$(BENCH_TEACHER) \
+	  --baseline pytorch-teacher=$(TEACHER_DIR) --baseline pytorch-student6=$(STUDENT_DIR) \
+	  --onnx onnx-student6=build/onnx/$$(basename $(STUDENT_DIR))/model.onnx \
+	  --onnx onnx-student6-$(BENCH_VARIANT)=build/onnx/$$(basename $(STUDENT_DIR))/model.$(BENCH_VARIANT).onnx \
+	  --served student6=build/repos/student6 --served student6-$(BENCH_VARIANT)=build/repos/student6-$(BENCH_VARIANT) \
+	  --real-concurrency 1:16:5 --clips-concurrency 1:4:3 --request-count 12 $(BENCH_ARGS)
