@@ -24,7 +24,8 @@ def perf_analyzer_binary() -> Path:
 
 def run_perf_analyzer(url: str, input_data: Path, concurrency: str, protocol: str = "grpc",
                       model: str = spec.ENSEMBLE_MODEL, shape: str | None = None,
-                      request_count: int = 16, timeout: float = 1800) -> list[dict]:
+                      request_count: int = 16, stability_percent: int = 25,
+                      timeout: float = 1800) -> list[dict]:
     """One perf_analyzer sweep; rows: concurrency, infer/s and latency percentiles in ms.
 
     Windows count requests, not milliseconds: a 10 s clip on a 12-layer model can take longer
@@ -34,7 +35,7 @@ def run_perf_analyzer(url: str, input_data: Path, concurrency: str, protocol: st
         command = [str(perf_analyzer_binary()), "-m", model, "-u", url, "-i", protocol,
                    "--input-data", str(input_data), "--concurrency-range", concurrency,
                    "--measurement-mode", "count_windows", "--measurement-request-count", str(request_count),
-                   "--stability-percentage", "25",
+                   "--stability-percentage", str(stability_percent),
                    "--max-trials", "6", "-f", str(csv_path)]
         if shape:
             command += ["--shape", shape]

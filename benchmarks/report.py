@@ -39,7 +39,9 @@ def markdown(report: dict) -> str:
             rows = [[r["concurrency"], r["infer_per_sec"], r["audio_seconds_per_second"], r["p50_ms"],
                      r["p99_ms"]] for r in data["rows"]]
             info = data["input"]
-            parts += [f"### {sweep}: {info['entries']} inputs, mean {info['mean_seconds']:.2f} s", "",
+            parts += [f"### {sweep}: {info['entries']} inputs, mean {info['mean_seconds']:.2f} s "
+                      f"(windows of {info.get('request_count', '?')} requests, stable within "
+                      f"{info.get('stability_percent', '?')}%)", "",
                       _table(["concurrency", "infer/s", "audio-s/s", "p50 ms", "p99 ms"], rows), ""]
         rows = [[m, s["requests"], s["executions"], s["queue_ms"], s["compute_infer_ms"]]
                 for m, s in result.get("per_model", {}).items()]

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
-from benchmarks.perf_analyzer import run_perf_analyzer
+from benchmarks.perf_analyzer import PerfAnalyzerError, run_perf_analyzer
 from benchmarks.report import write_report
 from benchmarks.triton_stats import per_model_times
 from w2v_triton.checkpoints import REPO_ROOT
@@ -67,8 +67,23 @@ def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[st
     with TritonServer(repository, Ports.free(), log_path=log_dir / f"tritonserver-{name}.log") as server:
         for sweep, concurrency in sweeps.items():
             data = inputs[sweep]
-            rows = run_perf_analyzer(server.grpc_url, Path(data["path"]), concurrency,
-                                     shape=data.get("shape"), request_count=request_count)
+            # Real speech mixes 1-30 s clips: windows of 8 requests can never agree within 25%,
+            # so its windows are longer and the stability bound looser (stated in the report).
+            varied = sweep == "real_speech"
+            data["request_count"] = max(request_count, 24) if varied else request_count
+            # A busy 2-core machine may never meet the bound: loosen it step by step and record
+            # the bound that held, rather than lose the whole report.
+            for stability in ((60, 100) if varied else (25, 50, 100)):
+                data["stability_percent"] = stability
+                try:
+                    rows = run_perf_analyzer(server.grpc_url, Path(data["path"]), concurrency,
+                                             shape=data.get("shape"), request_count=data["request_count"],
+                                             stability_percent=stability)
+                    break
+                except PerfAnalyzerError as exc:
+                    if stability == 100:
+                        raise
+                    tqdm.write(f"{name}/{sweep}: not stable within {stability}%, loosening ({exc!s:.80})")
             for row in rows:
                 row["audio_seconds_per_second"] = row["infer_per_sec"] * data["mean_seconds"]
             results["sweeps"][sweep] = {"input": {k: v for k, v in data.items() if k != "path"}, "rows": rows}
