@@ -60,3 +60,15 @@ def test_onnx_graph_has_dynamic_batch_and_time(tmp_path):
     assert dims == {"AUDIO": ["batch", "samples"], "AUDIO_LENGTHS": ["batch"]}
     assert [o.name for o in graph.output] == ["LOGITS", "LOGIT_LENGTHS"]
     assert onnx.load(str(tmp_path / "t.onnx")).opset_import[0].version >= 17
+
+
+def test_length_buckets_bound_padding_and_keep_every_index():
+    from w2v_triton.acoustic import length_buckets
+
+    lengths = [16000, 400, 480000, 15000, 500, 470000, 20000]
+    buckets = length_buckets(lengths, 1.3)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    for bucket in buckets:
+        sizes = [lengths[i] for i in bucket]
+        assert max(sizes) <= 1.3 * min(sizes)
+    assert [sorted(lengths[i] for i in b) for b in buckets] == [[400, 500], [15000, 16000], [20000], [470000, 480000]]

@@ -19,7 +19,7 @@ class AcousticModel:
     """onnxruntime session over the (AUDIO, AUDIO_LENGTHS) -> (LOGITS, LOGIT_LENGTHS) graph."""
 
     def __init__(self, onnx_path: str | Path, intra_op_threads: int = 0,
-                 long_audio: LongAudioConfig | None = None) -> None:
+                 long_audio: LongAudioConfig | None = None, bucket_ratio: float = 1.3) -> None:
         import onnxruntime as ort
 
         onnx_path = Path(onnx_path)
@@ -31,6 +31,7 @@ class AcousticModel:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.long_audio = long_audio or LongAudioConfig()
+        self.bucket_ratio = bucket_ratio
 
     def _session_run(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, frames = self.session.run(
@@ -39,9 +40,14 @@ class AcousticModel:
         return logits, frames
 
     def _run_short(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
-        audio, lengths = pad_batch(utterances)
-        logits, frames = self._session_run(audio, lengths)
-        return [logits[i, : frames[i]] for i in range(len(utterances))]
+        """Run in length buckets: padding a 2 s clip to 30 s would waste 15x its compute."""
+        results: list[np.ndarray | None] = [None] * len(utterances)
+        for bucket in length_buckets([u.size for u in utterances], self.bucket_ratio):
+            audio, lengths = pad_batch([utterances[i] for i in bucket])
+            logits, frames = self._session_run(audio, lengths)
+            for row, i in enumerate(bucket):
+                results[i] = logits[row, : frames[row]]
+        return results
 
     def run_padded(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Logits of a zero-padded [B, N] batch; exact per row (masked front-end). Rows longer
@@ -49,12 +55,7 @@ class AcousticModel:
         lengths = np.asarray(lengths).reshape(-1)
         if int(lengths.max()) <= self.long_audio.max_single:
             return self._session_run(audio, lengths)
-        per_row = self.run([audio[i, : int(n)] for i, n in enumerate(lengths)])
-        frames = np.array([x.shape[0] for x in per_row], dtype=np.int64)
-        logits = np.zeros((len(per_row), int(frames.max()), per_row[0].shape[1]), dtype=np.float32)
-        for i, x in enumerate(per_row):
-            logits[i, : x.shape[0]] = x
-        return logits, frames
+        return pad_logits(self.run([audio[i, : int(n)] for i, n in enumerate(lengths)]))
 
     def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
         """Each utterance's [T_i, V] logits: short ones padded into one batch and run once, long
@@ -78,3 +79,27 @@ def pad_batch(utterances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     for row, utterance in enumerate(utterances):
         batch[row, : utterance.size] = utterance
     return batch, lengths
+
+
+def pad_logits(per_row: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack [T_i, V] logits into a zero-padded [B, max T, V] array; also return the T_i."""
+    frames = np.array([x.shape[0] for x in per_row], dtype=np.int64)
+    logits = np.zeros((len(per_row), int(frames.max()), per_row[0].shape[1]), dtype=np.float32)
+    for i, x in enumerate(per_row):
+        logits[i, : x.shape[0]] = x
+    return logits, frames
+
+
+def length_buckets(lengths: list[int], ratio: float) -> list[list[int]]:
+    """Indices grouped so that within a group the longest is at most `ratio` x the shortest.
+
+    Results are exact either way (the front-end is length-aware); this only avoids spending
+    compute on padding when a dynamic batch mixes short and long requests."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    buckets: list[list[int]] = []
+    for i in order:
+        if buckets and lengths[i] <= ratio * lengths[buckets[-1][0]]:
+            buckets[-1].append(i)
+        else:
+            buckets.append([i])
+    return buckets

@@ -6,7 +6,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from w2v_triton import spec
-from w2v_triton.acoustic import AcousticModel, pad_batch
+from w2v_triton.acoustic import AcousticModel, pad_logits
 from w2v_triton.long_audio import LongAudioConfig
 
 
@@ -26,8 +26,7 @@ class TritonPythonModel:
             for row, length in zip(audio.reshape(audio.shape[0], -1), lengths):
                 rows.append(row[: int(length)])
                 owners.append(index)
-        batch, lengths = pad_batch(rows)
-        logits, frames = self.model.run_padded(batch, lengths)
+        logits, frames = pad_logits(self.model.run(rows))  # length buckets, long audio windowed
         owners = np.array(owners)
         responses = []
         for index in range(len(requests)):
