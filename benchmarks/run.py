@@ -64,7 +64,7 @@ def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[st
            request_count: int, log_dir: Path) -> dict:
     """Start the server on `repository`, run every perf_analyzer sweep, collect model stats."""
     results = {"repository": str(repository), "sweeps": {}}
-    with TritonServer(repository, Ports.free(), log_path=log_dir / f"tritonserver-{name}.log") as server:
+    with TritonServer(repository, Ports.free(), log_path=log_dir / "raw" / f"tritonserver-{name}.log") as server:
         for sweep, concurrency in sweeps.items():
             data = inputs[sweep]
             # Real speech mixes 1-30 s clips: windows of 8 requests can never agree within 25%,
