@@ -11,6 +11,13 @@ METRICS_PORT ?= 8002
 PLATFORM ?= python
 REPO_FLAGS ?=
 PYTEST_FLAGS ?=
+# Training and distillation run under torchrun (DDP) when NPROC > 1, unchanged otherwise.
+NPROC ?= 1
+ifeq ($(NPROC),1)
+TORCH_LAUNCH = $(PY)
+else
+TORCH_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC)
+endif
 
 .PHONY: help venv build-models serve test test-fast transcribe perf bench clean
 

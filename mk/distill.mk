@@ -12,13 +12,6 @@ LAYER_STRATEGY ?= first
 STUDENT_OUT ?= build/student-$(STUDENT_LAYERS)-$(LAYER_STRATEGY)
 DISTILL_OUT ?= build/distill/student-$(STUDENT_LAYERS)-$(LAYER_STRATEGY)
 DISTILL_ARGS ?=
-NPROC ?= 1
-
-ifeq ($(NPROC),1)
-DISTILL_LAUNCH = $(PY)
-else
-DISTILL_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC)
-endif
 
 .PHONY: student distill distill-clean
 student:  ## shallower student from a teacher: TEACHER=... STUDENT_LAYERS=6 LAYER_STRATEGY=first|last|even
@@ -26,7 +19,7 @@ student:  ## shallower student from a teacher: TEACHER=... STUDENT_LAYERS=6 LAYE
 	    --num-layers $(STUDENT_LAYERS) --strategy $(LAYER_STRATEGY)
 
 distill:  ## distil TEACHER into a student on TRAIN/DEV manifests (NPROC=2 for DDP; DISTILL_ARGS=...)
-	$(DISTILL_LAUNCH) builders/distill.py --teacher $(TEACHER) --train $(TRAIN) --dev $(DEV) \
+	$(TORCH_LAUNCH) builders/distill.py --teacher $(TEACHER) --train $(TRAIN) --dev $(DEV) \
 	    --num-layers $(STUDENT_LAYERS) --strategy $(LAYER_STRATEGY) --out $(DISTILL_OUT) $(DISTILL_ARGS)
 
 distill-clean:  ## remove build/distill

@@ -13,13 +13,6 @@ TRAIN_STEPS ?= 3600
 TRAIN_MINUTES ?= 80
 TRAIN_THREADS ?= 1
 TRAIN_ARGS ?= --lr 1e-3 --warmup 400 --batch-seconds 24 --bf16 --eval-every 300 --save-every 100
-NPROC ?= 1
-
-ifeq ($(NPROC),1)
-TRAIN_LAUNCH = $(PY)
-else
-TRAIN_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC)
-endif
 
 .PHONY: corpus-deps corpus train-reference train-reference-tiny eval-reference export-reference
 
@@ -37,7 +30,7 @@ corpus: venv corpus-deps  ## synthetic English speech corpus under $(CORPUS_DIR)
 
 train-reference: venv  ## train the 12-layer reference model on $(CORPUS_DIR) -> $(REFERENCE_OUT) (+ eval)
 	@test -f $(CORPUS_DIR)/train.jsonl || $(MAKE) corpus
-	$(TRAIN_LAUNCH) builders/train_reference.py --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
+	$(TORCH_LAUNCH) builders/train_reference.py --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
 	  --model-out $(REFERENCE_OUT) --max-steps $(TRAIN_STEPS) --max-time-min $(TRAIN_MINUTES) \
 	  --threads $(TRAIN_THREADS) --plot docs/reference-training.png $(TRAIN_ARGS)
 
