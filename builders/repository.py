@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ONNX verified against PyTorch: max |logit diff| {report.max_abs_diff_single:.2e} "
               f"(single), {report.max_abs_diff_batched:.2e} (padded batch)")
         if args.variant != "fp32":
-            onnx_path = build_variant(onnx_path, args.variant,
-                                      model_config=json.loads((checkpoint / "config.json").read_text()))
+            onnx_path = build_variant(onnx_path, args.variant, checkpoint=checkpoint)
             print(f"serving variant {args.variant}: {onnx_path}")
     options = RepositoryOptions(
         platform=args.platform, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,

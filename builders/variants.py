@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.variants:
         start = time.perf_counter()
         try:
-            path = variants.build_variant(fp32, name, args.force, json.loads((checkpoint / "config.json").read_text()))
+            path = variants.build_variant(fp32, name, args.force, checkpoint)
         except variants.VariantUnavailable as exc:
             say(f"{name}: skipped ({exc})")
             report["variants"][name] = {"skipped": str(exc)}

@@ -3,7 +3,7 @@
 #   make bench-teacher   served BENCH_TEACHER ensemble vs its HF PyTorch model in-process, one run
 #   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32/int8, served)
 BENCH_TEACHER ?= random-base
-BENCH_VARIANT ?= int8-pc
+BENCH_VARIANT ?= int8-mm
 BENCH_ARGS ?=
 STUDENT_DIR = build/checkpoints/$(BENCH_TEACHER)-student6
 TEACHER_DIR = $$($(PY) builders/checkpoint.py --model $(BENCH_TEACHER) | cut -f1 -d' ')

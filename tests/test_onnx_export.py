@@ -72,3 +72,47 @@ def test_length_buckets_bound_padding_and_keep_every_index():
         sizes = [lengths[i] for i in bucket]
         assert max(sizes) <= 1.3 * min(sizes)
     assert [sorted(lengths[i] for i in b) for b in buckets] == [[400, 500], [15000, 16000], [20000], [470000, 480000]]
+
+
+@pytest.mark.parametrize("kernel,stride", [(10, 5), (3, 2), (2, 2), (7, 3)])
+def test_block_matmul_conv_equals_conv1d(kernel, stride):
+    from w2v_triton.masked_frontend import BlockMatMulConv1d
+
+    torch.manual_seed(kernel)
+    conv = torch.nn.Conv1d(6, 5, kernel, stride, bias=kernel % 2 == 0)
+    x = torch.randn(2, 6, 12 * stride)                       # channels-first, a multiple of the stride
+    with torch.no_grad():
+        expected = conv(x)                                   # [2, 5, valid frames]
+        got = BlockMatMulConv1d(conv)(x.transpose(1, 2))     # [2, 12, 5]: valid frames, then padding
+    assert got.shape == (2, 12, 5)
+    torch.testing.assert_close(got[:, : expected.shape[-1]], expected.transpose(1, 2), atol=1e-5, rtol=0)
+
+
+def test_block_matmul_conv_rejects_what_it_cannot_express():
+    from w2v_triton.masked_frontend import BlockMatMulConv1d
+
+    for conv in (torch.nn.Conv1d(4, 4, 2, 3), torch.nn.Conv1d(4, 4, 3, 1, padding=1), torch.nn.Conv1d(4, 4, 3, 2, groups=2)):
+        with pytest.raises(ValueError, match="kernel >= stride"):
+            BlockMatMulConv1d(conv)
+
+
+@pytest.mark.parametrize("name", ["tiny", "reference"])   # group-norm and layer-norm front-ends
+def test_matmul_frontend_equals_conv_frontend_in_padded_batches(name):
+    model = load_ctc_model(name)
+    torch.manual_seed(0)
+    lengths = torch.tensor([16000, 9123, 400, 641])
+    batch = torch.randn(4, 16000) * (torch.arange(16000)[None, :] < lengths[:, None])
+    with torch.no_grad():
+        conv_logits, conv_frames = LengthAwareCTC(model)(batch, lengths)
+        mm_logits, mm_frames = LengthAwareCTC(model, matmul_frontend=True)(batch, lengths)
+        alone = model(batch[2:3, :400]).logits[0]
+    assert mm_logits.shape == conv_logits.shape and torch.equal(mm_frames, conv_frames)
+    for row, frames in enumerate(conv_frames):
+        torch.testing.assert_close(mm_logits[row, :frames], conv_logits[row, :frames], atol=1e-4, rtol=0)
+    torch.testing.assert_close(mm_logits[2, : conv_frames[2]], alone, atol=1e-4, rtol=0)
+
+
+def test_matmul_frontend_onnx_matches_pytorch(tmp_path):
+    model = load_ctc_model("tiny")
+    report = verify_onnx(model, export_onnx(model, tmp_path / "tiny.mm.onnx", matmul_frontend=True))
+    assert report.ok(), report

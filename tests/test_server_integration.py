@@ -101,3 +101,33 @@ def test_unreachable_server_is_reported(speech):
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 3
     assert "cannot reach a Triton server" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def int8_server(tmp_path_factory):
+    """The tiny model served as the int8-mm variant (block-MatMul front-end, dynamic int8)."""
+    from builders.repository import main as build_repository
+    from w2v_triton.tritonserver import Ports, TritonServer
+
+    repository = tmp_path_factory.mktemp("int8_repository")
+    assert build_repository(["--model", "tiny", "--output", str(repository), "--variant", "int8-mm"]) == 0
+    server = TritonServer(repository, Ports.free(), log_path=tmp_path_factory.mktemp("int8_log") / "triton.log")
+    server.start(timeout=180)
+    yield server, ReferencePipeline(repository)
+    server.stop()
+
+
+def test_int8_variant_served_under_concurrency_equals_single_requests(int8_server, speech):
+    """Dynamic int8 couples the rows of a batch; the acoustic model runs them alone, so batched
+    and concurrent transcripts still equal the in-process single-request ones."""
+    server, pipeline = int8_server
+    clips = [audio[: n] for _, audio in speech[:6] for n in (4000, 40000)]
+    expected = [pipeline.transcribe(c) for c in clips]
+    assert pipeline.acoustic.batch_coupled and any(expected)
+
+    def send(clip):
+        with TranscriptionClient(server.grpc_url, "grpc") as asr:
+            return asr.transcribe(clip)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(send, clips * 2)) == expected * 2

@@ -27,6 +27,11 @@ def tiny_fp32(tmp_path_factory) -> Path:
     return target
 
 
+def build(fp32: Path, name: str) -> Path:
+    """Build a variant of the tiny model (mm variants are exported from its checkpoint)."""
+    return variants.build_variant(fp32, name, checkpoint=resolve_checkpoint("tiny"))
+
+
 @pytest.fixture(scope="module")
 def tiny_vocab() -> dict[str, int]:
     return read_checkpoint_info(resolve_checkpoint("tiny")).vocab
@@ -49,7 +54,7 @@ def test_variant_path_naming(tmp_path):
 
 @pytest.mark.parametrize("name", variants.ONNX_VARIANTS)
 def test_variant_builds_and_runs_with_same_interface(tiny_fp32, name, rng):
-    path = variants.build_variant(tiny_fp32, name)
+    path = build(tiny_fp32, name)
     assert path == variants.variant_path(tiny_fp32, name) and path.is_file()
     utterances = [rng.standard_normal(n).astype(np.float32) for n in (400, 8000, 23456)]
     reference = variants.session(tiny_fp32, 1).run(utterances)
@@ -62,25 +67,40 @@ def test_variant_builds_and_runs_with_same_interface(tiny_fp32, name, rng):
 
 
 def test_build_is_cached_until_fp32_changes(tiny_fp32):
-    path = variants.build_variant(tiny_fp32, "int8")
+    path = build(tiny_fp32, "int8")
     mtime = path.stat().st_mtime_ns
-    assert variants.build_variant(tiny_fp32, "int8").stat().st_mtime_ns == mtime
+    assert build(tiny_fp32, "int8").stat().st_mtime_ns == mtime
     assert not list(tiny_fp32.parent.glob("tmp.*")), "temporary files left behind"
 
 
 def test_offline_optimised_models_stay_portable(tiny_fp32):
     """ORT_ENABLE_ALL can save CPU-specific NCHWc ops; for wav2vec2 (Conv1d) it must not."""
     for name in ("ort-extended", "ort-all"):
-        domains = variants.op_domains(variants.build_variant(tiny_fp32, name))
+        domains = variants.op_domains(build(tiny_fp32, name))
         assert set(domains) <= {"ai.onnx", "com.microsoft"}, domains
-    for name in ("int8", "int8-pc", "fp16"):
-        assert set(variants.op_domains(variants.build_variant(tiny_fp32, name))) == {"ai.onnx"}
+    for name in ("int8", "int8-pc", "mm", "int8-mm", "fp16"):
+        assert set(variants.op_domains(build(tiny_fp32, name))) == {"ai.onnx"}
+
+
+def test_int8_mm_quantizes_the_front_end(tiny_fp32):
+    """int8-mm leaves no float Conv but the positional one: the front-end runs as int8 GEMMs
+    (but its first layer, kept float on purpose: INT8_MM_FLOAT_NODES)."""
+    import onnx
+
+    graph = onnx.load(str(build(tiny_fp32, "int8-mm"))).graph
+    weights = {i.name for i in graph.initializer}
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("Conv") == 1 and ops.count("MatMulInteger") >= 6 + 6   # 6 conv layers + transformer
+    float_weight_matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    assert float_weight_matmuls and all(n.startswith(variants.INT8_MM_FLOAT_NODES) for n in float_weight_matmuls)
+    with pytest.raises(ValueError, match="checkpoint"):
+        variants.build_variant(tiny_fp32, "mm", force=True)
 
 
 def test_fp16_keeps_float32_io_and_norm_sums(tiny_fp32):
     import onnx
 
-    model = onnx.load(str(variants.build_variant(tiny_fp32, "fp16")))
+    model = onnx.load(str(build(tiny_fp32, "fp16")))
     assert {i.type.tensor_type.elem_type for i in model.graph.input} == {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(n.op_type == "ReduceSum" for n in model.graph.node)
@@ -89,7 +109,7 @@ def test_fp16_keeps_float32_io_and_norm_sums(tiny_fp32):
 def test_exact_variants_agree_on_real_speech(tiny_fp32, tiny_vocab, speech_subset):
     reference = variants.run_each(variants.session(tiny_fp32, 1), speech_subset)
     for name in variants.EXACT_VARIANTS:
-        got = variants.run_each(variants.session(variants.build_variant(tiny_fp32, name), 1), speech_subset)
+        got = variants.run_each(variants.session(build(tiny_fp32, name), 1), speech_subset)
         result = variants.agreement(reference, got, tiny_vocab)
         assert result.differing_transcripts == 0 and result.max_abs_logit_diff < 1e-4, (name, result)
 
@@ -98,7 +118,7 @@ def test_quantized_variant_report_on_real_speech(tiny_fp32, tiny_vocab, speech_s
     """The tiny random model's logits are near ties, so int8 changes its transcripts; check
     that agreement is measured and that the logits stay close (real models: docs/optimization.md)."""
     reference = variants.run_each(variants.session(tiny_fp32, 1), speech_subset)
-    got = variants.run_each(variants.session(variants.build_variant(tiny_fp32, "int8"), 1), speech_subset)
+    got = variants.run_each(variants.session(build(tiny_fp32, "int8"), 1), speech_subset)
     result = variants.agreement(reference, got, tiny_vocab)
     assert result.utterances == len(speech_subset)
     assert result.max_abs_logit_diff < 0.2 and result.frame_argmax_agreement > 0.5
@@ -123,13 +143,13 @@ def test_agreement_counts_and_error_rates(tiny_vocab):
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed")
 def test_tensorrt_unavailable_is_reported_cleanly(tiny_fp32):
     with pytest.raises(variants.VariantUnavailable, match="tensorrt"):
-        variants.build_variant(tiny_fp32, "trt")
+        build(tiny_fp32, "trt")
     assert not variants.variant_path(tiny_fp32, "trt").exists()
 
 
 def test_tensorrt_engine_builds(tiny_fp32):
     pytest.importorskip("tensorrt", reason="tensorrt is not installed (needs an NVIDIA GPU image)")
-    path = variants.build_variant(tiny_fp32, "trt")
+    path = build(tiny_fp32, "trt")
     assert path.is_file() and path.stat().st_size > 0
 
 
@@ -171,3 +191,22 @@ def test_cli_as_script_is_not_shadowed_by_builders_modules(repo_root):
     assert result.returncode == 0, result.stderr[-2000:]
     paths = result.stdout.split()
     assert len(paths) == 3 and all(Path(p).is_file() for p in paths)
+
+
+def test_quantized_models_run_rows_alone_so_batching_cannot_change_a_result(tiny_fp32, rng):
+    """Dynamic int8 takes one activation scale over the whole batch tensor: a padded batch would
+    change a row's logits with its neighbours. AcousticModel detects such graphs and runs rows
+    alone, so a request's result does not depend on what Triton batched it with."""
+    from w2v_triton.acoustic import AcousticModel, batch_coupled, pad_batch
+
+    assert not batch_coupled(tiny_fp32)
+    path = build(tiny_fp32, "int8-mm")
+    model = AcousticModel(path, 1)
+    assert model.batch_coupled
+    quiet = rng.standard_normal(16000).astype(np.float32)
+    loud = 50 * rng.standard_normal(12000).astype(np.float32)
+    alone = model.run([quiet])[0]
+    np.testing.assert_array_equal(model.run([quiet, loud])[0], alone)
+    audio, lengths = pad_batch([quiet, loud])            # guard: one padded call would differ
+    logits, frames = model._session_run(audio, lengths)
+    assert np.abs(logits[0, : frames[0]] - alone).max() > 1e-4

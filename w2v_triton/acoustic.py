@@ -32,6 +32,7 @@ class AcousticModel:
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.long_audio = long_audio or LongAudioConfig()
         self.bucket_ratio = bucket_ratio
+        self.batch_coupled = batch_coupled(onnx_path)
 
     def _session_run(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, frames = self.session.run(
@@ -40,22 +41,20 @@ class AcousticModel:
         return logits, frames
 
     def _run_short(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
-        """Run in length buckets: padding a 2 s clip to 30 s would waste 15x its compute."""
+        """Run in length buckets: padding a 2 s clip to 30 s would waste 15x its compute.
+        A batch-coupled model runs each utterance alone (its result must not depend on its
+        neighbours in a dynamic batch)."""
         results: list[np.ndarray | None] = [None] * len(utterances)
-        for bucket in length_buckets([u.size for u in utterances], self.bucket_ratio):
+        if self.batch_coupled:
+            buckets = [[i] for i in range(len(utterances))]
+        else:
+            buckets = length_buckets([u.size for u in utterances], self.bucket_ratio)
+        for bucket in buckets:
             audio, lengths = pad_batch([utterances[i] for i in bucket])
             logits, frames = self._session_run(audio, lengths)
             for row, i in enumerate(bucket):
                 results[i] = logits[row, : frames[row]]
         return results
-
-    def run_padded(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Logits of a zero-padded [B, N] batch; exact per row (masked front-end). Rows longer
-        than the long-audio limit are windowed; the rest still run in one call."""
-        lengths = np.asarray(lengths).reshape(-1)
-        if int(lengths.max()) <= self.long_audio.max_single:
-            return self._session_run(audio, lengths)
-        return pad_logits(self.run([audio[i, : int(n)] for i, n in enumerate(lengths)]))
 
     def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
         """Each utterance's [T_i, V] logits: short ones padded into one batch and run once, long
@@ -70,6 +69,19 @@ class AcousticModel:
             if results[i] is None:
                 results[i] = run_long(self._run_short, utterance, self.long_audio)
         return results
+
+
+# Ops whose result for one row depends on the whole batch: dynamic quantisation takes one
+# activation scale over the whole tensor (onnxruntime fuses it into the other two).
+BATCH_COUPLED_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"})
+
+
+def batch_coupled(onnx_path: str | Path) -> bool:
+    """True when a padded batch would not give each row its own logits (dynamic int8 models)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return any(node.op_type in BATCH_COUPLED_OPS for node in graph.node)
 
 
 def pad_batch(utterances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -41,10 +41,11 @@ class ExportReport:
         return max(self.max_abs_diff_single, self.max_abs_diff_batched) < tolerance
 
 
-def export_onnx(model, onnx_path: Path, opset: int = OPSET) -> Path:
-    """Trace LengthAwareCTC(model) to ONNX with dynamic batch/time axes."""
+def export_onnx(model, onnx_path: Path, opset: int = OPSET, matmul_frontend: bool = False) -> Path:
+    """Trace LengthAwareCTC(model) to ONNX with dynamic batch/time axes (`matmul_frontend`:
+    the conv front-end as block MatMuls, see masked_frontend)."""
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = LengthAwareCTC(model).eval()
+    wrapper = LengthAwareCTC(model, matmul_frontend).eval()
     example = (torch.randn(2, 16000), torch.tensor([16000, 12000], dtype=torch.int64))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -74,7 +75,6 @@ def verify_onnx(model, onnx_path: Path, lengths=VERIFY_LENGTHS, seed: int = 0) -
     logits, frames = session.run(None, {spec.AUDIO: batch, spec.AUDIO_LENGTHS: np.array(lengths, np.int64)})
     batched = max(float(np.abs(logits[i, : frames[i]] - ref).max()) for i, ref in enumerate(references))
     return ExportReport(str(onnx_path), OPSET, single, batched, tuple(lengths))
-
 
 
 def checkpoint_fingerprint(checkpoint: Path) -> str:

@@ -11,7 +11,11 @@ Variants (`VARIANTS`):
   ort-fused      onnxruntime.transformers optimizer: fused Attention / SkipLayerNormalization
   int8           dynamic int8 quantisation of MatMul weights (activations quantised per call)
   int8-pc        as int8, per-channel weight scales
-  int8-conv      as int8, Conv quantised too (ConvInteger)
+  mm             the conv front-end as block MatMuls (masked_frontend.BlockMatMulConv1d), fp32:
+                 exported from the checkpoint, exact
+  int8-mm        mm with the MatMuls quantised per channel: front-end (but its first layer) and
+                 transformer run as int8 GEMMs (onnxruntime's ConvInteger, tried first, was slower
+                 than the fp32 Conv)
   int8-fused     ort-fused, then MatMul and Attention quantised (QAttention)
   fp16           float16 weights/compute, fp32 inputs/outputs (keep_io_types): for GPUs
   trt            TensorRT engine (fp16) when `tensorrt` is importable; skipped otherwise
@@ -31,9 +35,13 @@ import numpy as np
 
 from w2v_triton import spec
 
-ONNX_VARIANTS = ("ort-extended", "ort-all", "ort-fused", "int8", "int8-pc", "int8-conv", "int8-fused", "fp16")
+ONNX_VARIANTS = ("ort-extended", "ort-all", "ort-fused", "int8", "int8-pc", "mm", "int8-mm", "int8-fused", "fp16")
 VARIANTS = ONNX_VARIANTS + ("trt",)
-EXACT_VARIANTS = ("ort-extended", "ort-all", "ort-fused")   # must give 0 differing transcripts
+EXACT_VARIANTS = ("ort-extended", "ort-all", "ort-fused", "mm")   # must give 0 differing transcripts
+NEEDS_CHECKPOINT = ("mm", "int8-mm")   # exported from the checkpoint, not derived from model.onnx
+# int8-mm keeps the first conv layer (raw audio in, 10 taps: <1% of the FLOPs) in float: per-tensor
+# uint8 audio cost the most agreement (reference model, 60 utterances: WER vs fp32 15.7% -> 10.1%).
+INT8_MM_FLOAT_NODES = ("/block_convs.0/",)
 # fp16 keeps these ops in fp32: the masked group norm sums over all frames of an utterance
 # (sum of squares over minutes of audio overflows fp16's 65504).
 FP16_FP32_OPS = ("ReduceSum", "Pow", "Sqrt")
@@ -78,15 +86,31 @@ def fuse_transformer(src: Path, dst: Path, num_heads: int = 0, hidden_size: int 
     return dst
 
 
-def quantize_int8(src: Path, dst: Path, op_types=("MatMul",), per_channel: bool = False) -> Path:
-    """Dynamic quantisation: int8 weights, activations quantised at run time (uint8)."""
+def quantize_int8(src: Path, dst: Path, op_types=("MatMul",), per_channel: bool = False,
+                  exclude_prefixes: tuple[str, ...] = ()) -> Path:
+    """Dynamic quantisation: int8 weights, activations quantised at run time (uint8).
+    Nodes whose name starts with one of `exclude_prefixes` stay float."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(op_types),
+    excluded = [node.name for node in onnx.load(str(src), load_external_data=False).graph.node
+                if exclude_prefixes and node.name.startswith(exclude_prefixes)]
+    quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(op_types), nodes_to_exclude=excluded,
                      per_channel=per_channel, weight_type=QuantType.QInt8,
                      # contrib ops (fused graphs) defeat shape inference; their outputs are float
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return dst
+
+
+def export_matmul_frontend(checkpoint: Path, dst: Path) -> Path:
+    """Export the checkpoint with the block-MatMul front-end and verify it against PyTorch."""
+    from w2v_triton.checkpoints import load_ctc_model
+    from w2v_triton.onnx_export import export_onnx, verify_onnx
+
+    model = load_ctc_model(checkpoint)
+    report = verify_onnx(model, export_onnx(model, dst, matmul_frontend=True))
+    if not report.ok():
+        raise RuntimeError(f"block-MatMul export of {checkpoint} drifts from PyTorch: {report}")
     return dst
 
 
@@ -135,14 +159,19 @@ def build_tensorrt(src: Path, dst: Path, fp16: bool = True, max_batch: int = spe
     return dst
 
 
-def build_variant(fp32_path: Path, variant: str, force: bool = False, model_config: dict | None = None) -> Path:
+def build_variant(fp32_path: Path, variant: str, force: bool = False, checkpoint: Path | None = None) -> Path:
     """Write `variant_path(fp32_path, variant)` unless it is newer than the fp32 file.
-    `model_config` (the checkpoint's config.json) gives ort-fused its head count and width."""
+    `checkpoint` (the one model.onnx was exported from) is needed by NEEDS_CHECKPOINT variants;
+    its config.json gives ort-fused its head count and width."""
+    import json
+
     fp32_path = Path(fp32_path)
     dst = variant_path(fp32_path, variant)
     if not force and dst.is_file() and dst.stat().st_mtime >= fp32_path.stat().st_mtime:
         return dst
-    config = model_config or {}
+    if variant in NEEDS_CHECKPOINT and checkpoint is None:
+        raise ValueError(f"variant {variant!r} is exported from the checkpoint: pass checkpoint=")
+    config = json.loads((Path(checkpoint) / "config.json").read_text()) if checkpoint else {}
     tmp = dst.with_name(f"tmp.{dst.name}")   # keeps the suffix (.onnx/.plan): ORT picks the format by it
     builders = {
         "ort-extended": lambda: optimize_graph(fp32_path, tmp, "extended"),
@@ -151,8 +180,10 @@ def build_variant(fp32_path: Path, variant: str, force: bool = False, model_conf
                                               int(config.get("hidden_size", 0))),
         "int8": lambda: quantize_int8(fp32_path, tmp, ("MatMul",)),
         "int8-pc": lambda: quantize_int8(fp32_path, tmp, ("MatMul",), per_channel=True),
-        "int8-conv": lambda: quantize_int8(fp32_path, tmp, ("MatMul", "Conv")),
-        "int8-fused": lambda: quantize_int8(build_variant(fp32_path, "ort-fused", force, model_config), tmp,
+        "mm": lambda: export_matmul_frontend(Path(checkpoint), tmp),
+        "int8-mm": lambda: quantize_int8(build_variant(fp32_path, "mm", force, checkpoint), tmp, ("MatMul",),
+                                         per_channel=True, exclude_prefixes=INT8_MM_FLOAT_NODES),
+        "int8-fused": lambda: quantize_int8(build_variant(fp32_path, "ort-fused", force, checkpoint), tmp,
                                             ("MatMul", "Attention")),
         "fp16": lambda: convert_fp16(fp32_path, tmp),
         "trt": lambda: build_tensorrt(fp32_path, tmp),
