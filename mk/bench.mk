@@ -1,9 +1,9 @@
 # Benchmarks (benchmarks/run.py): JSON + Markdown + PNG into benchmarks/results/<machine>/.
 #   make perf            perf_analyzer on $(REPO): seed shape AUDIO:8000 (conc 1-4) + real speech
 #   make bench-teacher   served BENCH_TEACHER ensemble vs its HF PyTorch model in-process, one run
-#   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32/int8, served)
+#   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32 + BENCH_VARIANTS, served)
 BENCH_TEACHER ?= random-base
-BENCH_VARIANT ?= int8-mm
+BENCH_VARIANTS ?= int8-pc int8-mm
 BENCH_ARGS ?=
 STUDENT_DIR = build/checkpoints/$(BENCH_TEACHER)-student6
 TEACHER_DIR = $$($(PY) builders/checkpoint.py --model $(BENCH_TEACHER) | cut -f1 -d' ')
@@ -20,14 +20,15 @@ bench-teacher: venv  ## served BENCH_TEACHER vs the same checkpoint in PyTorch, 
 	  --served served-$(BENCH_TEACHER)=build/repos/$(BENCH_TEACHER) \
 	  --real-concurrency 1:2 --clips-concurrency 1:1 --request-count 8 $(BENCH_ARGS)
 
-bench: venv  ## teacher vs 6-layer student: PyTorch, ONNX fp32 + BENCH_VARIANT, served ensembles
+bench: venv  ## teacher vs 6-layer student: PyTorch, ONNX fp32 + BENCH_VARIANTS, served ensembles
 	$(PY) builders/student.py --teacher $(BENCH_TEACHER) --out $(STUDENT_DIR) --num-layers 6
 	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6
-	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6-$(BENCH_VARIANT) \
-	  --variant $(BENCH_VARIANT)
+	$(foreach v,$(BENCH_VARIANTS),$(PY) builders/repository.py --model $(STUDENT_DIR) \
+	  --output build/repos/student6-$(v) --variant $(v) &&) true
 	$(PY) -m benchmarks.run --title bench-student-$(BENCH_TEACHER) \
 	  --baseline pytorch-teacher=$(TEACHER_DIR) --baseline pytorch-student6=$(STUDENT_DIR) \
 	  --onnx onnx-student6=build/onnx/$$(basename $(STUDENT_DIR))/model.onnx \
-	  --onnx onnx-student6-$(BENCH_VARIANT)=build/onnx/$$(basename $(STUDENT_DIR))/model.$(BENCH_VARIANT).onnx \
-	  --served student6=build/repos/student6 --served student6-$(BENCH_VARIANT)=build/repos/student6-$(BENCH_VARIANT) \
+	  $(foreach v,$(BENCH_VARIANTS),--onnx onnx-student6-$(v)=build/onnx/$$(basename $(STUDENT_DIR))/model.$(v).onnx) \
+	  --served student6=build/repos/student6 \
+	  $(foreach v,$(BENCH_VARIANTS),--served student6-$(v)=build/repos/student6-$(v)) \
 	  --real-concurrency 1:16:5 --clips-concurrency 1:4:3 --request-count 12 $(BENCH_ARGS)

@@ -29,6 +29,9 @@ class AcousticModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
+        # idle onnxruntime threads sleep instead of spinning: in Triton the preprocessor and decoder
+        # processes share these cores and run while the acoustic model waits for its next batch
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.long_audio = long_audio or LongAudioConfig()
         self.bucket_ratio = bucket_ratio
