@@ -24,13 +24,14 @@ from w2v_triton import spec, variants
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 
 
-def load_speech(limit: int | None, do_normalize: bool) -> list[np.ndarray]:
-    """Real utterances from ../shared/data/speech, preprocessed as the service does; [] if absent."""
+def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | None = None) -> list[np.ndarray]:
+    """Utterances of `manifests` (default: the real speech in ../shared/data/speech),
+    preprocessed as the service does; [] if absent."""
     from w2v_triton.audio import load_audio
     from w2v_triton.manifest import read_manifest, shared_speech_manifests
     from w2v_triton.preprocessing import preprocess
 
-    rows = [u for m in shared_speech_manifests(REPO_ROOT) for u in read_manifest(m)]
+    rows = [u for m in (manifests or shared_speech_manifests(REPO_ROOT)) for u in read_manifest(m)]
     if limit:
         step = max(1, len(rows) // limit)        # spread the subset over all sources
         rows = rows[::step][:limit]
@@ -74,6 +75,9 @@ def parse_args(argv):
     ap.add_argument("--print-path", action="store_true",
                     help="with --build-only: print only the built files' paths (for make)")
     ap.add_argument("--limit", type=int, default=0, help="verify on this many utterances (0 = all)")
+    ap.add_argument("--manifest", type=Path, action="append",
+                    help="verify on this JSONL manifest instead of ../shared/data/speech (repeatable), e.g. "
+                         "a synthetic test split on which a weak model is confident")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--clip-seconds", type=float, default=10.0)
@@ -121,12 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.build_only:
         return 0 if len(paths) > 1 or not args.variants else 3
 
-    speech = load_speech(args.limit or None, info.do_normalize)
+    try:
+        speech = load_speech(args.limit or None, info.do_normalize, args.manifest)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     runnable = {n: p for n, p in paths.items() if p.suffix == ".onnx"}
     if speech:
         seconds = sum(u.size for u in speech) / spec.SAMPLE_RATE
         reference = variants.run_each(variants.session(fp32, 0), speech)
-        report["speech"] = {"utterances": len(speech), "audio_seconds": round(seconds, 1)}
+        report["speech"] = {"utterances": len(speech), "audio_seconds": round(seconds, 1),
+                            "manifests": [str(m) for m in args.manifest] if args.manifest else "../shared/data/speech"}
         others = {n: p for n, p in runnable.items() if n != "fp32"}
         for name, path in others.items():
             start = time.perf_counter()
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"WER vs fp32 {100 * result.wer_vs_fp32:.2f}%, max |dlogit| {result.max_abs_logit_diff:.2e}",
                       flush=True)
     else:
-        print("../shared/data/speech absent: agreement not measured")
+        print("no speech to verify on (../shared/data/speech absent): agreement not measured")
 
     if args.long_audio_seconds and speech:
         from w2v_triton.long_audio import compare_with_full_pass

@@ -4,6 +4,8 @@
 #   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32 + BENCH_VARIANTS, served)
 BENCH_TEACHER ?= random-base
 BENCH_VARIANTS ?= int8-pc int8-mm
+# served a second time tuned for throughput: one single-threaded acoustic instance per core
+BENCH_THROUGHPUT ?= int8-mm
 BENCH_ARGS ?=
 STUDENT_DIR = build/checkpoints/$(BENCH_TEACHER)-student6
 TEACHER_DIR = $$($(PY) builders/checkpoint.py --model $(BENCH_TEACHER) | cut -f1 -d' ')
@@ -25,10 +27,13 @@ bench: venv  ## teacher vs 6-layer student: PyTorch, ONNX fp32 + BENCH_VARIANTS,
 	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6
 	$(foreach v,$(BENCH_VARIANTS),$(PY) builders/repository.py --model $(STUDENT_DIR) \
 	  --output build/repos/student6-$(v) --variant $(v) &&) true
+	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6-$(BENCH_THROUGHPUT)-throughput \
+	  --variant $(BENCH_THROUGHPUT) --acoustic-instances $(shell nproc) --intra-op-threads 1
 	$(PY) -m benchmarks.run --title bench-student-$(BENCH_TEACHER) \
 	  --baseline pytorch-teacher=$(TEACHER_DIR) --baseline pytorch-student6=$(STUDENT_DIR) \
 	  --onnx onnx-student6=build/onnx/$$(basename $(STUDENT_DIR))/model.onnx \
 	  $(foreach v,$(BENCH_VARIANTS),--onnx onnx-student6-$(v)=build/onnx/$$(basename $(STUDENT_DIR))/model.$(v).onnx) \
 	  --served student6=build/repos/student6 \
 	  $(foreach v,$(BENCH_VARIANTS),--served student6-$(v)=build/repos/student6-$(v)) \
+	  --served student6-$(BENCH_THROUGHPUT)-throughput=build/repos/student6-$(BENCH_THROUGHPUT)-throughput \
 	  --real-concurrency 1:16:5 --clips-concurrency 1:4:3 --request-count 12 $(BENCH_ARGS)

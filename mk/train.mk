@@ -9,8 +9,8 @@ CORPUS_WORKERS ?= $(shell nproc)
 CORPUS_SEED ?= 1234
 TRAIN_OUT ?= build/train-reference
 REFERENCE_OUT ?= models/reference
-TRAIN_STEPS ?= 3600
-TRAIN_MINUTES ?= 80
+TRAIN_STEPS ?= 6600
+TRAIN_MINUTES ?= 150
 TRAIN_THREADS ?= 1
 TRAIN_ARGS ?= --lr 1e-3 --warmup 400 --batch-seconds 24 --bf16 --eval-every 300 --save-every 100
 

@@ -165,7 +165,7 @@ def test_builder_cli_writes_report(tmp_path, monkeypatch):
     from builders import variants as cli
 
     report = tmp_path / "report.json"
-    monkeypatch.setattr(cli, "load_speech", lambda limit, norm: [
+    monkeypatch.setattr(cli, "load_speech", lambda limit, norm, manifests: [
         np.random.default_rng(i).standard_normal(16000 + 1000 * i).astype(np.float32) for i in range(3)])
     assert cli.main(["--model", "tiny", "--variants", "ort-extended", "int8", "trt", "--threads", "1",
                      "--repeats", "1", "--clip-seconds", "1", "--report", str(report)]) == 0
@@ -210,3 +210,24 @@ def test_quantized_models_run_rows_alone_so_batching_cannot_change_a_result(tiny
     audio, lengths = pad_batch([quiet, loud])            # guard: one padded call would differ
     logits, frames = model._session_run(audio, lengths)
     assert np.abs(logits[0, : frames[0]] - alone).max() > 1e-4
+
+
+def test_builder_cli_verifies_on_a_given_manifest_and_reports_a_missing_one(tmp_path, capsys):
+    import soundfile as sf
+
+    from builders import variants as cli
+
+    rows = []
+    for i in range(2):
+        path = tmp_path / f"u{i}.wav"
+        sf.write(path, np.random.default_rng(i).standard_normal(8000 + 800 * i).astype(np.float32) * 0.1, 16000)
+        rows.append(json.dumps({"audio": path.name, "text": "A", "duration": 0.5}))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(rows) + "\n")
+    report = tmp_path / "r.json"
+    assert cli.main(["--model", "tiny", "--variants", "ort-extended", "--manifest", str(manifest), "--threads", "1",
+                     "--repeats", "1", "--clip-seconds", "0.5", "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["speech"]["utterances"] == 2 and data["speech"]["manifests"] == [str(manifest)]
+    assert cli.main(["--model", "tiny", "--variants", "ort-extended", "--manifest", str(tmp_path / "none.jsonl")]) == 2
+    assert "none.jsonl" in capsys.readouterr().err
