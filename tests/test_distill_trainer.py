@@ -160,17 +160,32 @@ def test_torchrun_ddp_two_processes(setup, tmp_path):
     assert json.loads((out / RESULTS_FILE).read_text())["world_size"] == 2
 
 
-def test_distilled_student_builds_model_repository(setup, tmp_path):
-    """`make build-models MODEL=<student dir>` consumes the output unchanged (ONNX verified)."""
+@pytest.mark.integration
+def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng):
+    """`make build-models MODEL=<student dir>` consumes the output unchanged (ONNX verified), and a
+    real tritonserver serving it returns the in-process pipeline's transcripts."""
     from builders.repository import main as build_repository
+    from client import TranscriptionClient
+    from w2v_triton.pipeline import ReferencePipeline
+    from w2v_triton.tritonserver import Ports, TritonServer
+
     root, teacher_dir = setup
     student_dir = root / "student_a"
     if not (student_dir / "config.json").is_file():
         cfg, train = _cfgs(root, teacher_dir, "student_a")
         train.max_steps = 1
         run_distillation(cfg, train)
-    assert build_repository(["--model", str(student_dir), "--output", str(tmp_path / "repo")]) == 0
-    assert (tmp_path / "repo" / "asr").is_dir()
+    repo = tmp_path / "repo"
+    assert build_repository(["--model", str(student_dir), "--output", str(repo)]) == 0
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8000, 23456)]
+    expected = [ReferencePipeline(repo).transcribe(c) for c in clips]
+    server = TritonServer(repo, Ports.free(), log_path=tmp_path / "triton.log")
+    server.start(timeout=180)
+    try:
+        with TranscriptionClient(server.grpc_url, "grpc") as asr:
+            assert [asr.transcribe(c) for c in clips] == expected
+    finally:
+        server.stop()
 
 
 def test_freeze_unreached_for_hidden_only_loss(setup):
@@ -190,3 +205,29 @@ def test_freeze_unreached_for_hidden_only_loss(setup):
     assert any(".encoder.layers.2." in n for n in frozen)
     assert not any(".encoder.layers.1." in n or ".encoder.layers.0." in n for n in frozen)
     assert "wav2vec2.encoder.layer_norm.weight" in frozen  # stable-LN final norm follows layer 3 only
+
+
+def test_distill_report_plots_runs_and_tabulates_held_out_results(tmp_path, capsys):
+    import json
+
+    from builders.distill_report import main as report
+
+    for name, wer in (("a", 0.9), ("b", 0.8)):
+        (tmp_path / f"{name}.train").mkdir()
+        rows = [{"step": s, "loss": 2.0 / s} for s in range(1, 6)]
+        rows += [{"step": s, "dev_wer_student_vs_labels": wer, "dev_wer_teacher_vs_labels": 0.7,
+                  "dev_wer_student_vs_teacher": wer - 0.3} for s in (0, 5)]
+        (tmp_path / f"{name}.train" / "train_log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "eval_results.json").write_text(json.dumps({"test_seen": {"cer": wer / 2, "wer": wer}}))
+    png = tmp_path / "curves.png"
+    assert report(["--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}", "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert png.stat().st_size > 1000
+    assert "| a | 0.450 / 0.900 | – | – |" in out and "| b | 0.400 / 0.800 |" in out
+    (tmp_path / "t.json").write_text(json.dumps({"test_seen": [{"ref": "A B", "hyp": "A B C D"}]}))
+    (tmp_path / "s.json").write_text(json.dumps({"test_seen": [{"ref": "A B", "hyp": "A B C E"}]}))
+    assert report(["--run", f"a={tmp_path / 'a'}", "--png", str(png), "--transcripts", f"teacher={tmp_path / 't.json'}",
+                   "--transcripts", f"a={tmp_path / 's.json'}"]) == 0
+    assert "| a | 0.250 / 0.143 | – | – |" in capsys.readouterr().out   # 1 of 4 words, 1 of 7 chars
+    assert report(["--run", f"c={tmp_path / 'c'}", "--png", str(png)]) == 2
