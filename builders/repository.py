@@ -19,7 +19,7 @@ from builders.export_onnx import onnx_dir_for
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 from w2v_triton.lm_tuning import TUNING_FILE, file_id
 from w2v_triton.onnx_export import build_onnx
-from w2v_triton.repository import PLATFORMS, RepositoryOptions, render_repository
+from w2v_triton.repository import DECODER_DEFAULTS, PLATFORMS, RepositoryOptions, render_repository
 from w2v_triton.variants import ONNX_VARIANTS, build_variant
 
 
@@ -44,12 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lm-dir", type=Path, help="output of `make lm` (lm.arpa|lm.bin + unigrams.txt)")
     parser.add_argument("--alpha", type=float, default=None, help="LM weight (default 0.5, or the tuned value)")
     parser.add_argument("--beta", type=float, default=None, help="word bonus (default 1.0, or the tuned value)")
-    parser.add_argument("--hotword-weight", type=float, default=10.0,
+    parser.add_argument("--hotword-weight", type=float, default=float(DECODER_DEFAULTS["hotword_weight"]),
                         help="score bonus of request HOTWORDS in beam search (default %(default)s)")
     return parser.parse_args(argv)
-
-
-DECODER_DEFAULTS = {"beam_width": 32, "alpha": 0.5, "beta": 1.0}
 
 
 def tuned_values(output: Path, checkpoint: Path, lm_file: Path | None) -> dict:
@@ -67,9 +64,9 @@ def tuned_values(output: Path, checkpoint: Path, lm_file: Path | None) -> dict:
 def decoder_values(args: argparse.Namespace, tuned: dict) -> dict:
     """Command line first, then tuned values, then defaults."""
     values = {}
-    for key, default in DECODER_DEFAULTS.items():
+    for key in ("beam_width", "alpha", "beta"):
         given = getattr(args, key)
-        values[key] = given if given is not None else tuned.get(key, default)
+        values[key] = given if given is not None else tuned.get(key, DECODER_DEFAULTS[key])
     used = {k: values[k] for k in tuned if k in values and getattr(args, k) is None}
     if used:
         print(f"decoder: using tuned {used} from {args.output / 'decoder' / TUNING_FILE}")

@@ -24,14 +24,19 @@ from w2v_triton import spec, variants
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 
 
-def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | None = None) -> list[np.ndarray]:
-    """Utterances of `manifests` (default: the real speech in ../shared/data/speech),
-    preprocessed as the service does; [] if absent."""
-    from w2v_triton.audio import load_audio
+def speech_rows(manifests: list[Path] | None = None) -> list:
+    """Manifest rows of `manifests` (default: the real speech in ../shared/data/speech; [] if absent)."""
     from w2v_triton.manifest import read_manifest, shared_speech_manifests
+
+    return [u for m in (manifests or shared_speech_manifests(REPO_ROOT)) for u in read_manifest(m)]
+
+
+def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | None = None) -> list[np.ndarray]:
+    """Utterances of `speech_rows(manifests)`, preprocessed as the service does."""
+    from w2v_triton.audio import load_audio
     from w2v_triton.preprocessing import preprocess
 
-    rows = [u for m in (manifests or shared_speech_manifests(REPO_ROOT)) for u in read_manifest(m)]
+    rows = speech_rows(manifests)
     if limit:
         step = max(1, len(rows) // limit)        # spread the subset over all sources
         rows = rows[::step][:limit]
@@ -41,10 +46,9 @@ def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | N
 def long_speech(seconds: float, do_normalize: bool) -> np.ndarray:
     """Consecutive LibriSpeech test-other utterances up to `seconds`, normalised as one recording."""
     from w2v_triton.audio import load_audio
-    from w2v_triton.manifest import read_manifest, shared_speech_manifests
     from w2v_triton.preprocessing import preprocess
 
-    rows = [u for m in shared_speech_manifests(REPO_ROOT) for u in read_manifest(m)]
+    rows = speech_rows()
     rows = [u for u in rows if "librispeech_test_other" in str(u.audio)] or rows
     parts, total = [], 0
     for u in rows:

@@ -60,8 +60,8 @@ class AcousticModel:
         return results
 
     def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
-        """Each utterance's [T_i, V] logits: short ones padded into one batch and run once, long
-        ones windowed (w2v_triton.long_audio)."""
+        """Each utterance's [T_i, V] logits: short ones in padded length buckets (see _run_short),
+        long ones windowed (w2v_triton.long_audio)."""
         limit = self.long_audio.max_single
         short = [i for i, u in enumerate(utterances) if u.size <= limit]
         results: list[np.ndarray | None] = [None] * len(utterances)

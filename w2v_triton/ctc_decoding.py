@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +87,9 @@ class Labels:
         self.text = ["" if t == PAD_TOKEN else " " if t == WORD_DELIMITER else t for t in tokens]
         self.blank = self.text.index("")
         self.vocab_size = len(vocab)
+        letters = [t for t in self.text if len(t) == 1 and t.isalpha()]
+        # None when the vocabulary has no letters; LM words and hotwords are matched to this case
+        self.upper_case = sum(t.isupper() for t in letters) > len(letters) // 2 if letters else None
 
     def select(self, logits: np.ndarray) -> np.ndarray:
         if logits.ndim != 2 or logits.shape[1] != self.vocab_size:
@@ -135,13 +138,11 @@ class CTCDecoder:
                 raise DecoderConfigError(f"cannot read LM {self.config.lm_path}: {exc}") from None
         return "", []
 
-    def _check_lm_case(self) -> None:
+    def _check_lm_case(self, source: str, words: list[str]) -> None:
         """An LM whose words are in the other case than the vocabulary never matches: refuse it."""
-        source, words = self._lm_words()
-        letters = [t for t in self.labels.text if len(t) == 1 and t.isalpha()]
-        if not words or not letters:
+        vocab_upper = self.labels.upper_case
+        if not words or vocab_upper is None:
             return
-        vocab_upper = sum(t.isupper() for t in letters) > len(letters) // 2
         cased = [w for w in words if w.upper() != w.lower() and not w.startswith("<")]
         if not cased:
             return
@@ -156,10 +157,9 @@ class CTCDecoder:
     def _build_beam_decoder(self):
         from pyctcdecode import build_ctcdecoder
 
-        self._check_lm_case()
-        unigrams = None
-        if self.config.unigrams_path:
-            unigrams = [w for w in Path(self.config.unigrams_path).read_text().split() if w]
+        source, words = self._lm_words()
+        self._check_lm_case(source, words)
+        unigrams = words if self.config.unigrams_path else None
         try:
             return build_ctcdecoder(
                 self.labels.text, kenlm_model_path=self.config.lm_path or None, unigrams=unigrams,
@@ -171,7 +171,7 @@ class CTCDecoder:
                    beam_width: int | None = None) -> None:
         """Change alpha/beta/beam width without reloading the LM (used by the tuner)."""
         changes = {k: v for k, v in (("alpha", alpha), ("beta", beta), ("beam_width", beam_width)) if v is not None}
-        self.config = DecoderConfig(**{**self.config.__dict__, **changes})
+        self.config = replace(self.config, **changes)
         self.config.validate()
         if self._beam is not None and (alpha is not None or beta is not None):
             self._beam.reset_params(alpha=self.config.alpha, beta=self.config.beta)
@@ -182,10 +182,8 @@ class CTCDecoder:
             return []
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", errors="replace")
-        letters = [t for t in self.labels.text if len(t) == 1 and t.isalpha()]
-        upper = bool(letters) and sum(t.isupper() for t in letters) > len(letters) // 2
         words = [clean_text(w.strip()) for w in raw.split(",")]
-        return [w.upper() if upper else w.lower() for w in words if w]
+        return [w.upper() if self.labels.upper_case else w.lower() for w in words if w]
 
     def decode_full(self, logits: np.ndarray, hotwords: list[str] | None = None) -> "Decoded":
         """Text and word timestamps of one utterance's [frames, vocab] logits."""

@@ -15,7 +15,7 @@ preprocessor). The central frames agree closely; greedy transcripts differ by a 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -119,8 +119,7 @@ def compare_with_full_pass(onnx_path, audio: np.ndarray, vocab: dict[str, int],
 
     config = config or LongAudioConfig()
     full = AcousticModel(onnx_path, threads, LongAudioConfig(max_single_seconds=1e9)).run([audio])[0]
-    windowed_config = LongAudioConfig(config.window_seconds, config.overlap_seconds, config.batch_windows,
-                                      config.window_seconds)
+    windowed_config = replace(config, max_single_seconds=config.window_seconds)
     chunked = AcousticModel(onnx_path, threads, windowed_config).run([audio])[0]
     starts = window_starts(audio.size, windowed_config)
     cuts = np.array([lo for lo, _ in seams(starts, audio.size, windowed_config)[1:]] or [10**9])

@@ -23,6 +23,12 @@ ONNX_FILE = "model.onnx"
 BUILD_INFO = "build_info.json"
 
 
+# The decoder model's parameters when a build does not set them (older build_info.json files may
+# lack later keys, e.g. hotword_weight: they get these values too).
+DECODER_DEFAULTS = {"mode": "greedy", "beam_width": "32", "alpha": "0.5", "beta": "1.0",
+                    "lm_path": "", "unigrams_path": "", "hotword_weight": "10.0"}
+
+
 @dataclass
 class RepositoryOptions:
     """Everything a repository build can vary; defaults suit the 2-core CPU machines here."""
@@ -35,13 +41,12 @@ class RepositoryOptions:
     decoder_instances: int = 2
     intra_op_threads: int = 0          # 0 = onnxruntime default (all cores)
     instance_kind: str = "KIND_CPU"    # onnxruntime_onnx only: KIND_GPU on a GPU image
-    decoder: dict = field(default_factory=lambda: {
-        "mode": "greedy", "beam_width": "32", "alpha": "0.5", "beta": "1.0",
-        "lm_path": "", "unigrams_path": "", "hotword_weight": "10.0"})
+    decoder: dict = field(default_factory=lambda: dict(DECODER_DEFAULTS))
 
 
 def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str, str]:
     names = {k: v for k, v in vars(spec).items() if k.isupper() and isinstance(v, str)}
+    decoder = {**DECODER_DEFAULTS, **options.decoder}
     return {
         **names,
         "MAX_BATCH_SIZE": str(options.max_batch_size),
@@ -54,13 +59,13 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "ONNX_FILE": ONNX_FILE,
         "VOCAB_SIZE": str(len(info.vocab)),
         "DO_NORMALIZE": "true" if info.do_normalize else "false",
-        "DECODER_MODE": options.decoder["mode"],
-        "BEAM_WIDTH": str(options.decoder["beam_width"]),
-        "LM_ALPHA": str(options.decoder["alpha"]),
-        "LM_BETA": str(options.decoder["beta"]),
-        "LM_PATH": options.decoder["lm_path"],
-        "UNIGRAMS_PATH": options.decoder["unigrams_path"],
-        "HOTWORD_WEIGHT": str(options.decoder.get("hotword_weight", "10.0")),
+        "DECODER_MODE": decoder["mode"],
+        "BEAM_WIDTH": str(decoder["beam_width"]),
+        "LM_ALPHA": str(decoder["alpha"]),
+        "LM_BETA": str(decoder["beta"]),
+        "LM_PATH": decoder["lm_path"],
+        "UNIGRAMS_PATH": decoder["unigrams_path"],
+        "HOTWORD_WEIGHT": str(decoder["hotword_weight"]),
     }
 
 

@@ -237,7 +237,7 @@ class Agreement:
 
 
 def error_rates(references: list[str], hypotheses: list[str]) -> tuple[float, float]:
-    """Corpus WER and CER (jiwer); utterances with an empty reference are scored by their length."""
+    """Corpus WER and CER (jiwer) over the utterances with a non-empty reference; (0, 0) if none."""
     import jiwer
 
     pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]

@@ -24,11 +24,6 @@ from transformers import Wav2Vec2ForCTC
 STRATEGIES = ("first", "last", "even", "explicit")
 # wav2vec2.encoder.layers.<i>.<rest>; does not match feature_extractor.conv_layers.<i>.
 _LAYER_KEY = re.compile(r"^(?P<head>(?:.*\.)?encoder\.layers\.)(?P<idx>\d+)\.(?P<rest>.+)$")
-# Files of a model directory that are weights/config, i.e. NOT processor files.
-_MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors",
-                "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-                "training_args.bin", "student_info.json", "training_summary.json",
-                "distill_results.json"}
 STUDENT_INFO = "student_info.json"
 # What a processor (feature extractor + CTC tokenizer) consists of; only these are copied
 # (not the teacher's README, eval results or training summary).
