@@ -51,3 +51,26 @@ def test_model_load_failure_shows_the_log_instead_of_hanging(tiny_repository, tm
     with pytest.raises(ServerError, match="viterbi"):
         TritonServer(broken, Ports.free(), log_path=tmp_path / "log").start(timeout=120)
     assert time.monotonic() - start < 100
+
+
+def test_sigterm_during_startup_is_a_clean_stop(monkeypatch, tmp_path, capsys):
+    """A SIGTERM that lands while start() still polls for readiness stops the server on purpose:
+    exit 0 and "stopped", not "tritonserver exited" (seen when a client was ready first)."""
+    import os
+
+    from w2v_triton import serve
+    from w2v_triton.tritonserver import ServerError, TritonServer
+
+    def start(self, timeout):
+        os.kill(os.getpid(), signal.SIGTERM)   # runs serve's handler, as the signal would
+        raise ServerError("tritonserver exited with 0")
+
+    monkeypatch.setattr(TritonServer, "start", start)
+    monkeypatch.setattr(TritonServer, "terminate", lambda self: None)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert serve.main(["--model-repository", str(tmp_path), "--log", str(tmp_path / "log")]) == 0
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert "tritonserver stopped" in capsys.readouterr().out

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.start(timeout=args.ready_timeout)
     except ServerError as exc:
+        if stopping:   # a signal during start-up: the server exited because we stopped it
+            print("tritonserver stopped", flush=True)
+            return 0
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  "
