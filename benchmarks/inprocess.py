@@ -18,19 +18,25 @@ import numpy as np
 from w2v_triton import spec
 
 
-def load_runner(kind: str, model: str, threads: int):
-    """A function clip -> logits for the candidate; both paths see the normalised clip."""
+def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype: str = "fp32"):
+    """A function clip -> logits for the candidate; both paths see the normalised clip.
+    `device`/`dtype` apply to hf-pytorch (e.g. cuda + fp16 for the GPU figures); the logits come
+    back to the host as float32, so a GPU timing includes the copy and the synchronisation."""
     if kind == "hf-pytorch":
         import torch
         from transformers import Wav2Vec2ForCTC
 
         torch.set_num_threads(threads)
-        net = Wav2Vec2ForCTC.from_pretrained(model).eval()
+        torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+        net = Wav2Vec2ForCTC.from_pretrained(model).eval().to(device, torch_dtype)
 
         def run(clip: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                return net(torch.from_numpy(clip)[None]).logits[0].numpy()
+                x = torch.from_numpy(clip)[None].to(device, torch_dtype)
+                return net(x).logits[0].float().cpu().numpy()
         return run
+    if device != "cpu" or dtype != "fp32":
+        raise ValueError("--device/--dtype apply to --kind hf-pytorch only")
     if kind == "onnx":
         from w2v_triton.acoustic import AcousticModel
 
@@ -65,11 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", required=True, help=".npz of normalised float32 clips")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="hf-pytorch: torch device, e.g. cuda")
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="hf-pytorch weights")
     args = parser.parse_args(argv)
     with np.load(args.clips) as data:
         clips = [data[k] for k in sorted(data.files)]
-    result = measure(load_runner(args.kind, args.model, args.threads), clips, args.repeats)
-    print(json.dumps({"kind": args.kind, "model": args.model, "threads": args.threads, **result}))
+    result = measure(load_runner(args.kind, args.model, args.threads, args.device, args.dtype),
+                     clips, args.repeats)
+    if args.device.startswith("cuda"):
+        import torch
+        result["gpu"] = torch.cuda.get_device_name(0)
+        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    print(json.dumps({"kind": args.kind, "model": args.model, "threads": args.threads,
+                      "device": args.device, "dtype": args.dtype, **result}))
     return 0
 
 

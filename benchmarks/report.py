@@ -28,8 +28,9 @@ def markdown(report: dict) -> str:
              f"Audio: {report['audio']}.", "",
              f"Command: `python -m benchmarks.run {' '.join(report['argv'])}`", ""]
     if report["inprocess"]:
-        rows = [[n, r["kind"], r["threads"], r["audio_seconds_per_second"], r["p50_ms"], r["p99_ms"],
-                 r["peak_rss_mib"]] for n, r in report["inprocess"].items()]
+        rows = [[n, " ".join(filter(None, (r["kind"], r.get("device", "cpu"), r.get("dtype")))), r["threads"],
+                 r["audio_seconds_per_second"], r["p50_ms"], r["p99_ms"], r["peak_rss_mib"]]
+                for n, r in report["inprocess"].items()]
         clip = next(iter(report["inprocess"].values()))["clip_seconds"]
         parts += [f"## In-process acoustic model ({clip:g} s clips, batch 1)", "",
                   _table(["candidate", "runtime", "threads", "audio-s/s", "p50 ms", "p99 ms", "peak RSS MiB"], rows), ""]

@@ -29,6 +29,13 @@ from w2v_triton.preprocessing import normalize
 from w2v_triton.tritonserver import Ports, TritonServer
 
 
+def gpu_name() -> str:
+    """e.g. gpu-nvidia-h200: the first CUDA device, filesystem-safe."""
+    import torch
+
+    return "gpu-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
+
+
 def machine_name() -> str:
     """e.g. cpu-2core-intel-xeon-platinum-8481c: cores and CPU model, filesystem-safe."""
     model = platform.processor() or "cpu"
@@ -51,9 +58,12 @@ def named_paths(values: list[str]) -> dict[str, str]:
     return pairs
 
 
-def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: int) -> dict:
+def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: int,
+              device: str = "cpu", dtype: str = "fp32") -> dict:
     command = [sys.executable, "-m", "benchmarks.inprocess", "--kind", kind, "--model", model,
                "--clips", str(clips_file), "--threads", str(threads), "--repeats", str(repeats)]
+    if kind == "hf-pytorch":
+        command += ["--device", device, "--dtype", dtype]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
@@ -98,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", action="append", default=[], help="NAME=ONNX_FILE, in-process (repeatable)")
     parser.add_argument("--served", action="append", default=[], help="NAME=MODEL_REPOSITORY (repeatable)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="cpu", help="torch device of the --baseline runs, e.g. cuda")
+    parser.add_argument("--dtypes", default="fp32",
+                        help="comma-separated weight types of the --baseline runs (fp32,fp16,bf16)")
     parser.add_argument("--clip-seconds", type=float, default=10.0)
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
@@ -109,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="benchmark")
     args = parser.parse_args(argv)
 
-    out = args.out or REPO_ROOT / "benchmarks" / "results" / machine_name()
+    on_gpu = args.device.startswith("cuda")
+    out = args.out or REPO_ROOT / "benchmarks" / "results" / (gpu_name() if on_gpu else machine_name())
     out.mkdir(parents=True, exist_ok=True)
     manifests = shared_speech_manifests(REPO_ROOT)
     utterances = [u for m in manifests for u in read_manifest(m)]
-    report = {"title": args.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
+    report = {"title": args.title, "machine": machine_name() + (f", {gpu_name()}" if on_gpu else ""),
+              "cpu_count": os.cpu_count(),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "audio": "../shared/data/speech" if utterances else "synthetic noise (../shared absent)",
               "argv": sys.argv[1:] if argv is None else argv, "inprocess": {}, "served": {}}
@@ -134,12 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         }
         sweeps = {"seed_0.5s": args.seed_concurrency, "real_speech": args.real_concurrency,
                   f"clips_{args.clip_seconds:g}s": args.clips_concurrency or args.seed_concurrency}
-        jobs = [("inprocess", n, "hf-pytorch", p) for n, p in named_paths(args.baseline).items()]
-        jobs += [("inprocess", n, "onnx", p) for n, p in named_paths(args.onnx).items()]
-        jobs += [("served", n, None, p) for n, p in named_paths(args.served).items()]
-        for where, name, kind, path in tqdm(jobs, desc="benchmark", unit="job"):
+        dtypes = args.dtypes.split(",")
+        jobs = [("inprocess", n if dtypes == ["fp32"] else f"{n}-{d}", "hf-pytorch", p, d)
+                for n, p in named_paths(args.baseline).items() for d in dtypes]
+        jobs += [("inprocess", n, "onnx", p, "fp32") for n, p in named_paths(args.onnx).items()]
+        jobs += [("served", n, None, p, None) for n, p in named_paths(args.served).items()]
+        for where, name, kind, path, dtype in tqdm(jobs, desc="benchmark", unit="job"):
             if where == "inprocess":
-                report["inprocess"][name] = inprocess(kind, path, clips_file, args.threads, args.repeats)
+                device = args.device if kind == "hf-pytorch" else "cpu"
+                report["inprocess"][name] = inprocess(kind, path, clips_file, args.threads, args.repeats,
+                                                      device, dtype)
             else:
                 report["served"][name] = served(name, Path(path), inputs, sweeps, args.request_count, out)
     write_report(report, out)

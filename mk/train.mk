@@ -3,6 +3,10 @@
 #   make train-reference             train (resumes from build/train-reference/checkpoints), export to models/reference, evaluate
 #   make eval-reference              greedy WER/CER of models/reference on the test splits + real speech
 #   make train-reference NPROC=2     DDP over 2 processes (torchrun; gloo on CPU, nccl on GPU)
+#   TRAIN_PRESET=auto|cpu|gpu        model + hyper-parameters (auto: gpu when CUDA is available);
+#   on a GPU, as models/reference was trained:  make corpus CORPUS_N_TRAIN=40000 && make train-reference
+#     TRAIN_STEPS=30000 TRAIN_MINUTES=8.45 TRAIN_ARGS="--anneal-by-time --bf16 --eval-every 250 --save-every 250"
+#   a lent GPU machine without registry access: bash tools/gpu_session.sh .devcarry $OUT
 CORPUS_DIR ?= build/corpus
 CORPUS_N_TRAIN ?= 14000
 CORPUS_WORKERS ?= $(shell nproc)
@@ -12,7 +16,8 @@ REFERENCE_OUT ?= models/reference
 TRAIN_STEPS ?= 6600
 TRAIN_MINUTES ?= 150
 TRAIN_THREADS ?= 1
-TRAIN_ARGS ?= --lr 1e-3 --warmup 400 --batch-seconds 24 --bf16 --eval-every 300 --save-every 100
+TRAIN_PRESET ?= auto
+TRAIN_ARGS ?= --bf16 --eval-every 300 --save-every 100
 
 .PHONY: corpus-deps corpus train-reference train-reference-tiny eval-reference export-reference
 
@@ -32,7 +37,7 @@ train-reference: venv  ## train the 12-layer reference model on $(CORPUS_DIR) ->
 	@test -f $(CORPUS_DIR)/train.jsonl || $(MAKE) corpus
 	$(TORCH_LAUNCH) builders/train_reference.py --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
 	  --model-out $(REFERENCE_OUT) --max-steps $(TRAIN_STEPS) --max-time-min $(TRAIN_MINUTES) \
-	  --threads $(TRAIN_THREADS) --plot docs/reference-training.png $(TRAIN_ARGS)
+	  --threads $(TRAIN_THREADS) --preset $(TRAIN_PRESET) --plot docs/reference-training.png $(TRAIN_ARGS)
 
 train-reference-tiny: venv  ## a few steps of a tiny model on a small corpus (smoke test, ~1 min)
 	$(PY) builders/corpus.py --out build/corpus-tiny --n-train 40 --n-dev 4 --n-test-seen 4 --n-test-unseen 4

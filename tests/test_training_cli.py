@@ -61,3 +61,49 @@ def test_train_reference_under_torchrun_ddp(tmp_path):
     assert log[0]["world_size"] == 2
     assert [row["step"] for row in log if row.get("event") == "end"] == [3]
     assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_presets_fill_only_unset_hyper_parameters():
+    from builders.train_reference import _parser, resolve_preset
+
+    a = _parser().parse_args(["--preset", "gpu", "--lr", "3e-4"])
+    preset = resolve_preset(a)
+    assert preset["name"] == "gpu" and preset["config"] == "GPU_REFERENCE_CONFIG"
+    assert a.lr == 3e-4 and a.batch_seconds == 600.0 and a.workers == 8
+    a = _parser().parse_args(["--preset", "auto"])
+    import torch
+    assert resolve_preset(a)["name"] == ("gpu" if torch.cuda.is_available() else "cpu")
+
+
+def test_gpu_reference_config_fits_the_size_limit():
+    from w2v_triton.training.model import GPU_REFERENCE_CONFIG, build_ctc_model, parameter_count
+
+    model = build_ctc_model(GPU_REFERENCE_CONFIG)
+    assert model.config.num_hidden_layers == 12
+    assert parameter_count(model) * 2 <= 25e6      # fp16 safetensors <= 25 MB
+
+
+def test_init_from_and_sharded_export(tmp_path):
+    """--init-from starts from a trained folder's weights (not a fresh random init);
+    --max-shard-size splits the export, and from_pretrained reads the shards back."""
+    import torch
+    from transformers import Wav2Vec2ForCTC
+
+    from builders.train_reference import main
+
+    write_tone_corpus(tmp_path / "corpus")
+    common = _common(tmp_path)
+    assert main([*common, "--max-steps", "2", "--no-eval", "--seed", "1"]) == 0
+    first = Wav2Vec2ForCTC.from_pretrained(str(tmp_path / "model"))
+    out2 = tmp_path / "model2"
+    args = [a if a != str(tmp_path / "run") else str(tmp_path / "run2") for a in common]
+    args[args.index(str(tmp_path / "model"))] = str(out2)
+    assert main([*args, "--max-steps", "1", "--no-eval", "--lr", "1e-9", "--seed", "2",
+                 "--init-from", str(tmp_path / "model"), "--max-shard-size", "50KB"]) == 0
+    shards = sorted(out2.glob("model-*-of-*.safetensors"))
+    assert len(shards) >= 2 and not (out2 / "model.safetensors").exists()
+    second = Wav2Vec2ForCTC.from_pretrained(str(out2))
+    for (name, p1), (_, p2) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.allclose(p1, p2, atol=1e-5), name   # lr 1e-9: one step leaves the weights as loaded
+    summary = json.loads((out2 / "training_summary.json").read_text())
+    assert summary["init_from"] == str(tmp_path / "model")

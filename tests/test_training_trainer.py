@@ -136,3 +136,39 @@ def test_schedule_warmup_then_decay():
     f = lr_lambda(TrainConfig(max_steps=100, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1))
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(55) == pytest.approx(0.55, abs=0.01) and f(100) == pytest.approx(0.1)
+
+
+def test_schedule_annealed_by_time_ends_at_the_time_budget():
+    cfg = TrainConfig(max_steps=10_000, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1,
+                      max_time_s=100.0, anneal_by_time=True)
+    elapsed = [0.0]
+    f = lr_lambda(cfg, elapsed_s=lambda: elapsed[0])
+    assert f(5) == pytest.approx(0.6)               # warm-up is by steps
+    assert f(20) == pytest.approx(1.0, abs=1e-3)    # few steps, no time spent: near the peak
+    elapsed[0] = 50.0
+    assert f(20) == pytest.approx(0.55, abs=0.01)   # half the time budget: half-way down the cosine
+    elapsed[0] = 100.0
+    assert f(20) == pytest.approx(0.1)              # budget spent: the floor, whatever the step
+    # without anneal_by_time the same elapsed time changes nothing
+    plain = lr_lambda(TrainConfig(max_steps=10_000, warmup_steps=10, min_lr_ratio=0.1, max_time_s=100.0),
+                      elapsed_s=lambda: 100.0)
+    assert plain(20) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_rng_state_restores_from_tensors_loaded_onto_another_device():
+    """torch.load(map_location=cuda) puts the saved RNG ByteTensors on the GPU; restoring must
+    bring them back to the host (seen on an H200: 'RNG state must be a torch.ByteTensor')."""
+    from w2v_triton.training.trainer import _rng_state, _set_rng_state
+
+    state = _rng_state()
+    expected = torch.rand(3)
+
+    class OnDevice:   # stands in for a CUDA tensor: only .cpu() gives back what the setter accepts
+        def __init__(self, tensor):
+            self.tensor = tensor
+
+        def cpu(self):
+            return self.tensor
+
+    _set_rng_state(dict(state, torch=OnDevice(state["torch"])))
+    assert torch.equal(torch.rand(3), expected)

@@ -173,8 +173,11 @@ def read_checkpoint_info(path: Path) -> CheckpointInfo:
 
 
 def load_ctc_model(name_or_path: str | Path):
-    """Load a Wav2Vec2ForCTC in eval mode with eager attention (exportable, deterministic)."""
+    """Load a Wav2Vec2ForCTC in eval mode with eager attention (exportable, deterministic), in
+    float32 whatever dtype the weights are stored in (models/reference ships fp16 to fit 25 MB;
+    export, quantization and distillation all start from fp32)."""
+    import torch
     from transformers import Wav2Vec2ForCTC
 
     path = resolve_checkpoint(str(name_or_path))
-    return Wav2Vec2ForCTC.from_pretrained(str(path), attn_implementation="eager").eval()
+    return Wav2Vec2ForCTC.from_pretrained(str(path), attn_implementation="eager", dtype=torch.float32).eval()

@@ -148,7 +148,7 @@ def load_teacher(name_or_path: str) -> Wav2Vec2ForCTC:
     try:
         from w2v_triton.checkpoints import load_ctc_model
     except ImportError:  # pragma: no cover
-        return Wav2Vec2ForCTC.from_pretrained(str(name_or_path)).eval()
+        return Wav2Vec2ForCTC.from_pretrained(str(name_or_path), dtype=torch.float32).eval()
     return load_ctc_model(name_or_path)
 
 

@@ -102,7 +102,8 @@ def dev_batches(dataset, max_batch_seconds: float):
 def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: str
                     ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict]:
     if cfg.student_init:
-        student = Wav2Vec2ForCTC.from_pretrained(cfg.student_init, attn_implementation="eager")
+        student = Wav2Vec2ForCTC.from_pretrained(cfg.student_init, attn_implementation="eager",
+                                                 dtype=torch.float32)
         info = read_student_info(cfg.student_init) or {}
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ValueError("student and teacher vocabularies differ")

@@ -55,11 +55,14 @@ def _model_output_lengths(model, attention_mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def transcribe_batch(model, batch: dict, vocab: Mapping[str, int], bf16: bool = False) -> list[str]:
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    """Greedy transcripts of a collated batch, on whatever device the model lives on."""
+    device = next(model.parameters()).device
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    mask = batch["attention_mask"].to(device)
     with ctx:
-        logits = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"]).logits
-    logits = logits.float().numpy()
-    lengths = _model_output_lengths(model, batch["attention_mask"])
+        logits = model(input_values=batch["input_values"].to(device), attention_mask=mask).logits
+    logits = logits.float().cpu().numpy()
+    lengths = _model_output_lengths(model, mask).cpu()
     return [greedy_decode(logits[i, : int(lengths[i])], vocab) for i in range(len(logits))]
 
 

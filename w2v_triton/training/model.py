@@ -23,6 +23,14 @@ REFERENCE_CONFIG: dict = dict(
     ctc_loss_reduction="mean", ctc_zero_infinity=True,
 )
 
+# Reference model sized for a GPU run of minutes (the pilot's configuration that reached 27% WER in
+# 7 H100 minutes, ../shared/notes/training-from-scratch.md): hidden 256, FFN 1024, a full 7 x 256
+# conv front-end; 11.1 M parameters, 22 MB in fp16.
+GPU_REFERENCE_CONFIG: dict = dict(
+    REFERENCE_CONFIG, hidden_size=256, intermediate_size=1024, conv_dim=(256,) * 7,
+    num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
+)
+
 # A few-step test model: same structure, minimal sizes.
 TINY_CONFIG: dict = dict(REFERENCE_CONFIG, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, conv_dim=(16, 16, 16, 16, 16, 32, 32),
@@ -44,16 +52,21 @@ def build_ctc_model(config: Mapping | None = None, vocab: Mapping[str, int] = BA
 
 
 def export_pretrained(model, out_dir: str | Path, vocab: Mapping[str, int] = BASE_960H_VOCAB,
-                      dtype: torch.dtype = torch.float32) -> Path:
+                      dtype: torch.dtype = torch.float32, max_shard_size: str | None = None) -> Path:
     """save_pretrained (safetensors) + processor files (vocab.json, tokenizer and feature-extractor
-    configs: 16 kHz, do_normalize, return_attention_mask) into `out_dir`."""
+    configs: 16 kHz, do_normalize, return_attention_mask) into `out_dir`. `max_shard_size` (e.g.
+    "15MB") splits the weights, for transports that cap the size of one file."""
     from w2v_triton.checkpoints import save_processor
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = model.to(dtype)
-    model.save_pretrained(str(out), safe_serialization=True)
-    model.to(torch.float32)
+    for stale in list(out.glob("model*.safetensors")) + list(out.glob("model.safetensors.index.json")):
+        stale.unlink()   # a sharded export must not leave an older single file behind, and vice versa
+    device = next(model.parameters()).device
+    model = model.to("cpu", dtype)
+    kw = {"max_shard_size": max_shard_size} if max_shard_size else {}
+    model.save_pretrained(str(out), safe_serialization=True, **kw)
+    model.to(device, torch.float32)
     save_processor(out, dict(vocab), return_attention_mask=True)
     # transformers 5 folds the feature extractor into processor_config.json; serving code and
     # older tools read preprocessor_config.json, so write that file too.

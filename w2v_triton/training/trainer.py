@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     max_time_s: float | None = None     # stop (and save) once this much training time is spent
+    anneal_by_time: bool = False        # decay reaches its end at max_time_s even if max_steps is not reached
     progress: bool = True
     extra: dict = field(default_factory=dict)  # recorded in the log header, not interpreted
 
@@ -70,14 +71,20 @@ def default_ctc_loss(model: torch.nn.Module, batch: dict):
     return out.loss, {"ctc_loss": float(out.loss.detach())}
 
 
-def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+def lr_lambda(cfg: TrainConfig, elapsed_s: Callable[[], float] | None = None) -> Callable[[int], float]:
+    """Multiplier of the peak lr at `step`. With `anneal_by_time`, the decay's progress is the larger
+    of step/max_steps and elapsed_s()/max_time_s, so a run boxed by wall-clock time (a lent GPU,
+    a CI budget) still ends annealed whatever its speed turns out to be."""
     def f(step: int) -> float:
         if cfg.warmup_steps and step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         if cfg.schedule == "constant":
             return 1.0
         span = max(1, cfg.max_steps - cfg.warmup_steps)
-        t = min(1.0, (step - cfg.warmup_steps) / span)
+        t = (step - cfg.warmup_steps) / span
+        if cfg.anneal_by_time and cfg.max_time_s and elapsed_s is not None:
+            t = max(t, elapsed_s() / cfg.max_time_s)
+        t = min(1.0, t)
         if cfg.schedule == "linear":
             shape = 1.0 - t
         elif cfg.schedule == "cosine":
@@ -99,9 +106,10 @@ def _rng_state() -> dict:
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    # torch.load(map_location=cuda) moves these ByteTensors to the GPU; the setters want them on the host.
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def distributed_setup() -> tuple[int, int, torch.device]:
@@ -153,12 +161,13 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=config.lr, betas=config.betas, eps=config.eps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config))
+        self.train_time = 0.0   # read by the schedule when it anneals by time
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(config, elapsed_s=lambda: self.train_time))
         self.sampler = BucketBatchSampler(train_dataset.durations, config.max_batch_seconds, shuffle=True,
                                           seed=config.seed, rank=self.rank, world_size=self.world,
                                           max_batch_size=config.max_batch_size)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.train_time = 0.0
         self.audio_seconds = 0.0
         self.out = Path(config.out_dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -237,7 +246,8 @@ class Trainer:
         # An own generator: creating the iterator must not draw from the global torch RNG.
         gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + self.epoch)
         return DataLoader(self.train_dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
-                          num_workers=self.cfg.num_workers, persistent_workers=False, generator=gen)
+                          num_workers=self.cfg.num_workers, persistent_workers=False, generator=gen,
+                          pin_memory=self.device.type == "cuda")
 
     def _autocast(self):
         if not self.cfg.bf16:
