@@ -9,7 +9,7 @@
 #      evaluated on the held-out splits,
 #   4. everything packed into OUT: model shards + meta.tgz (configs, logs, curves, bench).
 #
-#   bash tools/gpu_session.sh <carry-folder> <out-folder>
+#   bash tools/gpu_session.sh <carry-folder> <out-folder>     (carry folder: tools/build_gpu_carry.sh)
 # Environment: BUDGET_S (wall seconds for the whole script, default 520), N_TRAIN (40000),
 # BENCH (1 = also run the GPU in-process benchmark beside the corpus; training waits for it, which
 # cost ~75 s of training on 2026-11-26; default 0), TRAIN_EXTRA (more train_reference.py arguments,
