@@ -3,9 +3,15 @@
     from client import TranscriptionClient
     with TranscriptionClient("127.0.0.1:8000") as asr:
         print(asr.transcribe_file("speech.flac"))
+        result = asr.transcribe_full(audio, hotwords=["KUBERNETES"])   # text + word timestamps
+
+Hotwords are boosted by the beam-search decoder (a server built with `--decoder-mode beam`);
+the greedy decoder ignores them. Word timestamps come from every decoder.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +24,14 @@ PROTOCOLS = ("http", "grpc")
 
 class ClientError(RuntimeError):
     """The server cannot be reached or rejected the request; the message says which."""
+
+
+@dataclass
+class Transcription:
+    """A transcript and its words, {"word", "start_s", "end_s"} each, as the decoder sends them."""
+
+    text: str
+    words: list[dict] = field(default_factory=list)
 
 
 class TranscriptionClient:
@@ -49,27 +63,40 @@ class TranscriptionClient:
             raise ClientError(f"the server at {self.url} is up but model '{self.model}' is not ready")
         self._checked = True
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, hotwords: list[str] | str | None = None) -> str:
         """Transcribe float32 mono 16 kHz samples."""
+        return self._infer(audio, hotwords, timestamps=False).text
+
+    def transcribe_full(self, audio: np.ndarray, hotwords: list[str] | str | None = None) -> Transcription:
+        """Transcript and word timestamps of float32 mono 16 kHz samples."""
+        return self._infer(audio, hotwords, timestamps=True)
+
+    def transcribe_file(self, path: str | Path, hotwords: list[str] | str | None = None) -> str:
+        """Read any soundfile-readable file (any rate/channels/format) and transcribe it."""
+        return self.transcribe(load_audio(path), hotwords)
+
+    def _infer(self, audio: np.ndarray, hotwords: list[str] | str | None, timestamps: bool) -> Transcription:
         self._check_ready()
         audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1)
-        request = self._module.InferInput(spec.AUDIO, list(audio.shape), "FP32")
-        request.set_data_from_numpy(audio)
-        output = self._module.InferRequestedOutput(spec.TRANSCRIPT)
+        requests = [self._module.InferInput(spec.AUDIO, list(audio.shape), "FP32")]
+        requests[0].set_data_from_numpy(audio)
+        if hotwords is not None:   # "" is sent as is: the decoder reads it as no hotwords
+            joined = hotwords if isinstance(hotwords, str) else ",".join(hotwords)
+            requests.append(self._module.InferInput(spec.HOTWORDS, [1, 1], "BYTES"))
+            requests[1].set_data_from_numpy(np.array([[joined.encode("utf-8")]], dtype=np.object_))
+        names = [spec.TRANSCRIPT] + ([spec.WORD_TIMESTAMPS] if timestamps else [])
+        outputs = [self._module.InferRequestedOutput(name) for name in names]
         try:
             if self.protocol == "grpc":
-                result = self._client.infer(self.model, [request], outputs=[output],
-                                            client_timeout=self.timeout)
+                result = self._client.infer(self.model, requests, outputs=outputs, client_timeout=self.timeout)
             else:
-                result = self._client.infer(self.model, [request], outputs=[output])
+                result = self._client.infer(self.model, requests, outputs=outputs)
         except Exception as exc:
             message = getattr(exc, "message", lambda: str(exc))()
             raise ClientError(f"server rejected the request: {message}") from None
-        return result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8")
-
-    def transcribe_file(self, path: str | Path) -> str:
-        """Read any soundfile-readable file (any rate/channels/format) and transcribe it."""
-        return self.transcribe(load_audio(path))
+        text = result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8")
+        words = json.loads(result.as_numpy(spec.WORD_TIMESTAMPS).reshape(-1)[0].decode("utf-8")) if timestamps else []
+        return Transcription(text, words)
 
     def close(self) -> None:
         self._client.close()
@@ -81,4 +108,4 @@ class TranscriptionClient:
         self.close()
 
 
-__all__ = ["AudioError", "ClientError", "TranscriptionClient"]
+__all__ = ["AudioError", "ClientError", "Transcription", "TranscriptionClient"]

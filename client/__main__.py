@@ -1,10 +1,16 @@
-"""`python -m client FILE...`: print the transcript of each audio file (wav/flac/ogg, any rate)."""
+"""`python -m client FILE...`: print the transcript of each audio file (wav/flac/ogg, any rate).
+
+Each line is `FILE<TAB>TRANSCRIPT`; with --timestamps a third column holds the words as JSON
+([{"word", "start_s", "end_s"}, ...]). --hotwords "NAME,OTHER NAME" boosts those words in a beam-search
+decoder (ignored by a greedy one)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from client import PROTOCOLS, AudioError, ClientError, TranscriptionClient
+from w2v_triton.audio import load_audio
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,13 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="host:port (default 127.0.0.1:8000 http, :8001 grpc)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--hotwords", default=None, help="comma-separated words to boost (beam decoder)")
+    parser.add_argument("--timestamps", action="store_true", help="add the words' times as a JSON column")
     args = parser.parse_args(argv)
     url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
     failures = 0
     with TranscriptionClient(url, args.protocol, args.timeout) as asr:
         for path in args.files:
             try:
-                print(f"{path}\t{asr.transcribe_file(path)}", flush=True)
+                audio = load_audio(path)
+                if args.timestamps:
+                    result = asr.transcribe_full(audio, args.hotwords)
+                    print(f"{path}\t{result.text}\t{json.dumps(result.words)}", flush=True)
+                else:
+                    print(f"{path}\t{asr.transcribe(audio, args.hotwords)}", flush=True)
             except AudioError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 failures += 1

@@ -11,9 +11,10 @@ import shutil
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpc
 
 from builders.repository import main as build_repository
+from client import TranscriptionClient
+from client.__main__ import main as client_main
 from test_decoder_lm import write_lm_dir
 from w2v_triton import spec
 from w2v_triton.audio import load_audio
@@ -62,16 +63,10 @@ def speech(real_speech):
 
 
 def infer(url: str, audio: np.ndarray, hotwords: str | None = None) -> tuple[str, list[dict]]:
-    with grpc.InferenceServerClient(url) as client:
-        inputs = [grpc.InferInput(spec.AUDIO, [1, audio.size], "FP32")]
-        inputs[0].set_data_from_numpy(audio.reshape(1, -1).astype(np.float32))
-        if hotwords is not None:
-            inputs.append(grpc.InferInput(spec.HOTWORDS, [1, 1], "BYTES"))
-            inputs[1].set_data_from_numpy(np.array([[hotwords.encode()]], dtype=np.object_))
-        outputs = [grpc.InferRequestedOutput(spec.TRANSCRIPT), grpc.InferRequestedOutput(spec.WORD_TIMESTAMPS)]
-        result = client.infer(spec.ENSEMBLE_MODEL, inputs, outputs=outputs)
-        return (result.as_numpy(spec.TRANSCRIPT)[0, 0].decode(),
-                json.loads(result.as_numpy(spec.WORD_TIMESTAMPS)[0, 0].decode()))
+    """Through the project's client (gRPC): transcript + word timestamps, optional HOTWORDS input."""
+    with TranscriptionClient(url, "grpc") as asr:
+        result = asr.transcribe_full(audio, hotwords)
+    return result.text, result.words
 
 
 def expected(pipeline: ReferencePipeline, audio: np.ndarray, hotwords: str | None = None):
@@ -145,3 +140,19 @@ def test_concurrent_requests_with_and_without_hotwords(lm_server, lm_pipeline, s
     with ThreadPoolExecutor(6) as pool:
         served = list(pool.map(lambda job: infer(lm_server.grpc_url, *job), jobs * 2))
     assert served == wanted * 2
+
+
+def test_client_cli_sends_hotwords_and_prints_word_timestamps(lm_server, lm_pipeline, speech, tmp_path, capsys):
+    import soundfile as sf
+
+    path = tmp_path / "speech.flac"
+    sf.write(path, speech[0], spec.SAMPLE_RATE, subtype="PCM_16")
+    audio = load_audio(path)
+    hot = "zebra, quixotic"
+    assert client_main([str(path), "--url", lm_server.http_url, "--hotwords", hot, "--timestamps"]) == 0
+    name, text, words = capsys.readouterr().out.strip().split("\t")
+    assert name == str(path) and (text, json.loads(words)) == expected(lm_pipeline, audio, hot)
+    assert {"ZEBRA", "QUIXOTIC"} & set(text.split())
+    assert client_main([str(path), "--url", lm_server.http_url]) == 0     # plain: no hotwords, 2 columns
+    name, plain = capsys.readouterr().out.strip().split("\t")
+    assert plain == lm_pipeline.transcribe(audio)
