@@ -3,7 +3,7 @@
 # One time-boxed session on a lent GPU machine that reaches no package registry:
 #   1. offline tools from the carry folder (tools/gpu_offline_env.sh),
 #   2. the synthetic corpus on all cores (make corpus's builder, same seed => the same held-out
-#      test splits as any other machine) while the GPU in-process benchmark runs beside it,
+#      test splits as any other machine), with BENCH=1 the GPU in-process benchmark beside it,
 #   3. the reference model trained with the gpu preset for whatever time is left (the lr decay
 #      is annealed by time, so it ends annealed whatever the speed), exported as 15 MB shards,
 #      evaluated on the held-out splits,
