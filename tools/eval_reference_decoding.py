@@ -16,7 +16,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jiwer
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -27,6 +26,7 @@ from w2v_triton.preprocessing import normalize  # noqa: E402
 from w2v_triton.spec import BASE_960H_VOCAB  # noqa: E402
 from w2v_triton.training.corpus import CorpusConfig, split_sentences, synthesize  # noqa: E402
 from w2v_triton.training.data import ManifestDataset  # noqa: E402
+from w2v_triton.variants import error_rates  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             decoder = CTCDecoder(dict(BASE_960H_VOCAB), cfg)
             for split, (lg, refs) in sets.items():
                 hyps = decoder.decode_batch(lg)
+                wer, cer = error_rates(refs, hyps)
                 results[f"{name} | {split}"] = {
-                    "wer": round(jiwer.wer(refs, hyps), 3), "cer": round(jiwer.cer(refs, hyps), 3),
+                    "wer": round(wer, 3), "cer": round(cer, 3),
                     "exact": sum(r == h for r, h in zip(refs, hyps)), "n": len(refs)}
                 print(name, "|", split, results[f"{name} | {split}"], flush=True)
     Path(a.out).write_text(json.dumps(results, indent=1) + "\n")

@@ -20,13 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import jiwer
 import numpy as np
 
-from w2v_triton import spec
-from w2v_triton.acoustic import AcousticModel
+from w2v_triton import spec, variants
 from w2v_triton.audio import load_audio
-from w2v_triton.ctc_decoding import CTCDecoder
 from w2v_triton.preprocessing import normalize
 from w2v_triton.training.data import read_manifest
 from w2v_triton.variants import INT8_MM_FLOAT_NODES, quantize_int8
@@ -81,21 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     audio = [normalize(load_audio(r["audio"])) for r in rows]
     refs = [r["text"] for r in rows]
     clip = np.concatenate(audio)[: 10 * spec.SAMPLE_RATE]
-    decoder = CTCDecoder(dict(spec.BASE_960H_VOCAB))
+    vocab = dict(spec.BASE_960H_VOCAB)
 
-    def measure(path: Path) -> tuple[list[str], float]:
-        am = AcousticModel(str(path), intra_op_threads=2)
-        hyps = [decoder.decode(am.run([x])[0]) for x in audio]
-        am.run([clip])
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            am.run([clip])
-            times.append(time.perf_counter() - start)
-        return hyps, clip.size / spec.SAMPLE_RATE / float(np.median(times))
+    def measure(path: Path) -> tuple[list[np.ndarray], list[str], float]:
+        """Logits (each utterance alone), greedy transcripts, 2-thread speed: as builders/variants.py."""
+        runner = variants.session(path, 2)
+        logits = variants.run_each(runner, audio)
+        speed = variants.speed({"v": runner}, clip)["v"]["audio_s_per_s"]
+        return logits, variants.greedy_transcripts(logits, vocab), speed
 
-    base, base_speed = measure(a.onnx_dir / "model.onnx")
-    results = {"fp32": {"wer_vs_labels": round(jiwer.wer(refs, base), 4), "x_realtime": round(base_speed, 1)}}
+    base_logits, base, base_speed = measure(a.onnx_dir / "model.onnx")
+    results = {"fp32": {"wer_vs_labels": round(variants.error_rates(refs, base)[0], 4),
+                        "x_realtime": round(base_speed, 1)}}
     pool = np.concatenate([load_audio(r["audio"]) for r in read_manifest(a.calibration)])
     n = 3 * spec.SAMPLE_RATE
     windows = [normalize(pool[i:i + n]) for i in range(0, pool.size - n, n)][: a.calibration_windows]
@@ -108,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             builds[f"static int8 ({method})"] = (
                 lambda dst, m=method: quantize_static_mm(a.onnx_dir / "model.mm.onnx", dst, windows, m))
         for i, (name, build) in enumerate(builds.items()):
-            hyps, speed = measure(build(Path(tmp) / f"v{i}.onnx"))
-            results[name] = {"differing": sum(x != y for x, y in zip(base, hyps)), "n": len(refs),
-                             "wer_vs_fp32": round(jiwer.wer(base, hyps), 4),
-                             "wer_vs_labels": round(jiwer.wer(refs, hyps), 4), "x_realtime": round(speed, 1)}
+            logits, hyps, speed = measure(build(Path(tmp) / f"v{i}.onnx"))
+            agreement = variants.agreement(base_logits, logits, vocab)
+            results[name] = {"differing": agreement.differing_transcripts, "n": len(refs),
+                             "wer_vs_fp32": round(agreement.wer_vs_fp32, 4),
+                             "wer_vs_labels": round(variants.error_rates(refs, hyps)[0], 4),
+                             "x_realtime": round(speed, 1)}
             print(f"{name:32s} {results[name]}", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"onnx_dir": str(a.onnx_dir), "manifest": a.manifest,
