@@ -118,14 +118,16 @@ def evaluate_model(model_dir: Path, corpus: Path, real_glob: str, threads: int, 
         r["audio_hours"] = round(sum(ds.durations) / 3600, 3)
         # per source folder
         by_set: dict = {}
-        from w2v_triton.training.evaluate import error_rates
+        from w2v_triton.metrics import error_rates
         text_to_set = {}
         for row in rows:
             text_to_set.setdefault(row["text"], row["set"])
         for pair in r["all"]:
             by_set.setdefault(text_to_set.get(pair["ref"], "?"), []).append(pair)
-        r["by_set"] = {k: {**error_rates([p["ref"] for p in v], [p["hyp"] for p in v]), "n": len(v)}
-                       for k, v in sorted(by_set.items())}
+        r["by_set"] = {}
+        for name, pairs in sorted(by_set.items()):
+            wer, cer = error_rates([p["ref"] for p in pairs], [p["hyp"] for p in pairs])
+            r["by_set"][name] = {"wer": wer, "cer": cer, "n": len(pairs)}
         results["real_speech"] = r
     return results
 

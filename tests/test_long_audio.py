@@ -128,7 +128,8 @@ def test_long_real_clip_chunked_vs_full_pass(tiny_onnx, long_clip):
     frame a little (not only near seams); a trained model's attention is local. The bound here is
     what the random tiny model gives; docs/optimization.md reports the measured figures."""
     from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
-    from w2v_triton.variants import error_rates, greedy_transcripts
+    from w2v_triton.metrics import error_rates
+    from w2v_triton.variants import greedy_transcripts
 
     assert long_clip.size > 60 * spec.SAMPLE_RATE
     full = AcousticModel(tiny_onnx, 1, LongAudioConfig(max_single_seconds=10_000)).run([long_clip])[0]

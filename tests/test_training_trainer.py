@@ -9,7 +9,8 @@ import torch
 
 from w2v_triton.spec import BASE_960H_VOCAB
 from w2v_triton.training.data import BucketBatchSampler, ManifestDataset, collate, encode_text
-from w2v_triton.training.evaluate import error_rates, greedy_decode_ids
+from w2v_triton.metrics import error_rates
+from w2v_triton.training.evaluate import greedy_decode
 from w2v_triton.training.model import TINY_CONFIG, build_ctc_model
 from w2v_triton.training.synthetic import tone_utterances
 from w2v_triton.training.trainer import TrainConfig, Trainer, lr_lambda, plot_log, read_log
@@ -128,8 +129,11 @@ def test_text_encoding_and_greedy_decode():
     inv = {i: t for t, i in VOCAB.items()}
     assert "".join(inv[i] for i in ids) == "DON'T|STOP"
     frames = [0, VOCAB["H"], VOCAB["H"], 0, VOCAB["I"], VOCAB["|"], VOCAB["|"], 0, VOCAB["O"], 0, VOCAB["O"]]
-    assert greedy_decode_ids(frames, VOCAB) == "HI OO"
-    assert error_rates(["A B"], ["A C"])["wer"] == 0.5
+    logits = np.full((len(frames), len(VOCAB)), -5.0, np.float32)
+    logits[np.arange(len(frames)), frames] = 5.0
+    assert greedy_decode(logits, VOCAB) == "HI OO"
+    assert error_rates(["A B"], ["A C"])[0] == 0.5
+    assert error_rates(["A B", " "], ["A C", "X"]) == error_rates(["A B"], ["A C"])  # empty refs left out
 
 
 def test_schedule_warmup_then_decay():

@@ -212,6 +212,35 @@ def test_quantized_models_run_rows_alone_so_batching_cannot_change_a_result(tiny
     assert np.abs(logits[0, : frames[0]] - alone).max() > 1e-4
 
 
+def test_built_files_carry_their_batch_coupling_so_start_up_skips_the_graph_scan(tiny_fp32, tmp_path, monkeypatch):
+    """The builders stamp batch_coupled() into each file's metadata; AcousticModel reads it from
+    the session (no second parse of the graph), and scans only files without the stamp."""
+    import shutil
+
+    import onnx
+
+    from w2v_triton import acoustic
+
+    stamps = {}
+    for name, path in (("fp32", tiny_fp32), ("int8-mm", build(tiny_fp32, "int8-mm"))):
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        stamps[name] = props.get(acoustic.BATCH_COUPLED_KEY)
+    assert stamps == {"fp32": "0", "int8-mm": "1"}
+    scans = []
+    monkeypatch.setattr(acoustic, "batch_coupled", lambda path: scans.append(path) or True)
+    assert not acoustic.AcousticModel(tiny_fp32, 1).batch_coupled and not scans
+    foreign = tmp_path / "foreign.onnx"           # an unstamped file from elsewhere
+    model = onnx.load(str(tiny_fp32))
+    del model.metadata_props[:]
+    onnx.save(model, str(foreign))
+    assert acoustic.AcousticModel(foreign, 1).batch_coupled and scans == [foreign]
+    shutil.copy(foreign, tmp_path / "restamped.onnx")
+    assert acoustic.stamp_batch_coupling(tmp_path / "restamped.onnx") is False  # rewrites, no duplicates
+    assert acoustic.stamp_batch_coupling(tmp_path / "restamped.onnx") is False
+    props = [p.key for p in onnx.load(str(tmp_path / "restamped.onnx")).metadata_props]
+    assert props.count(acoustic.BATCH_COUPLED_KEY) == 1
+
+
 def test_builder_cli_verifies_on_a_given_manifest_and_reports_a_missing_one(tmp_path, capsys):
     import soundfile as sf
 

@@ -26,7 +26,7 @@ from w2v_triton.preprocessing import normalize  # noqa: E402
 from w2v_triton.spec import BASE_960H_VOCAB  # noqa: E402
 from w2v_triton.training.corpus import CorpusConfig, split_sentences, synthesize  # noqa: E402
 from w2v_triton.training.data import ManifestDataset  # noqa: E402
-from w2v_triton.variants import error_rates  # noqa: E402
+from w2v_triton.metrics import error_rates  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

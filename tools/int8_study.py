@@ -26,6 +26,7 @@ from w2v_triton import spec, variants
 from w2v_triton.audio import load_audio
 from w2v_triton.preprocessing import normalize
 from w2v_triton.training.data import read_manifest
+from w2v_triton.metrics import error_rates
 from w2v_triton.variants import INT8_MM_FLOAT_NODES, quantize_int8
 
 FLOAT_GROUPS = {
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return logits, variants.greedy_transcripts(logits, vocab), speed
 
     base_logits, base, base_speed = measure(a.onnx_dir / "model.onnx")
-    results = {"fp32": {"wer_vs_labels": round(variants.error_rates(refs, base)[0], 4),
+    results = {"fp32": {"wer_vs_labels": round(error_rates(refs, base)[0], 4),
                         "x_realtime": round(base_speed, 1)}}
     pool = np.concatenate([load_audio(r["audio"]) for r in read_manifest(a.calibration)])
     n = 3 * spec.SAMPLE_RATE
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             agreement = variants.agreement(base_logits, logits, vocab)
             results[name] = {"differing": agreement.differing_transcripts, "n": len(refs),
                              "wer_vs_fp32": round(agreement.wer_vs_fp32, 4),
-                             "wer_vs_labels": round(variants.error_rates(refs, hyps)[0], 4),
+                             "wer_vs_labels": round(error_rates(refs, hyps)[0], 4),
                              "x_realtime": round(speed, 1)}
             print(f"{name:32s} {results[name]}", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)

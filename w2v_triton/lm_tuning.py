@@ -24,7 +24,7 @@ import numpy as np
 
 from w2v_triton import spec
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.variants import error_rates
+from w2v_triton.metrics import error_rates
 
 TUNING_FILE = "tuning.json"
 

@@ -115,7 +115,8 @@ def compare_with_full_pass(onnx_path, audio: np.ndarray, vocab: dict[str, int],
     """Windowed vs one full pass on one long utterance: frame agreement, |logit diff| by distance
     from the nearest seam, and the CER/WER of the windowed greedy transcript against the full one."""
     from w2v_triton.acoustic import AcousticModel
-    from w2v_triton.variants import error_rates, greedy_transcripts
+    from w2v_triton.metrics import error_rates
+    from w2v_triton.variants import greedy_transcripts
 
     config = config or LongAudioConfig()
     full = AcousticModel(onnx_path, threads, LongAudioConfig(max_single_seconds=1e9)).run([audio])[0]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from w2v_triton import spec
+from w2v_triton.acoustic import stamp_batch_coupling
 from w2v_triton.masked_frontend import LengthAwareCTC
 
 OPSET = 17
@@ -77,11 +78,16 @@ def verify_onnx(model, onnx_path: Path, lengths=VERIFY_LENGTHS, seed: int = 0) -
     return ExportReport(str(onnx_path), OPSET, single, batched, tuple(lengths))
 
 
+# Bumped when build_onnx writes something new into the file (2: the batch-coupling metadata), so
+# files exported by an older version are rebuilt once.
+EXPORT_FORMAT = 2
+
+
 def checkpoint_fingerprint(checkpoint: Path) -> str:
-    """Changes when the checkpoint's config or weights change (size + mtime, cheap)."""
+    """Changes when the checkpoint's config or weights change (size + mtime, cheap), or EXPORT_FORMAT."""
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"format:{EXPORT_FORMAT}".encode())
     for path in sorted(Path(checkpoint).glob("*")):
         if path.suffix in (".json", ".safetensors", ".bin"):
             stat = path.stat()
@@ -102,6 +108,7 @@ def build_onnx(checkpoint: Path, out_dir: Path, force: bool = False) -> tuple[Pa
             return onnx_path, ExportReport(**{**saved, "lengths": tuple(saved["lengths"])})
     model = load_ctc_model(checkpoint)
     export_onnx(model, onnx_path)
+    stamp_batch_coupling(onnx_path)
     report = verify_onnx(model, onnx_path)
     if not report.ok():
         raise RuntimeError(f"ONNX export of {checkpoint} drifts from PyTorch: {report}")

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from w2v_triton import spec
+from w2v_triton.acoustic import stamp_batch_coupling
+from w2v_triton.metrics import error_rates
 
 ONNX_VARIANTS = ("ort-extended", "ort-all", "ort-fused", "int8", "int8-pc", "mm", "int8-mm", "int8-fused", "fp16")
 VARIANTS = ONNX_VARIANTS + ("trt",)
@@ -191,6 +193,8 @@ def build_variant(fp32_path: Path, variant: str, force: bool = False, checkpoint
     tmp.unlink(missing_ok=True)
     try:
         builders[variant]()
+        if tmp.suffix == ".onnx":
+            stamp_batch_coupling(tmp)
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -234,17 +238,6 @@ class Agreement:
     mean_abs_logit_diff: float
     frame_argmax_agreement: float  # share of frames with the same best token
     examples: list = field(default_factory=list)  # a few (fp32, variant) differing pairs
-
-
-def error_rates(references: list[str], hypotheses: list[str]) -> tuple[float, float]:
-    """Corpus WER and CER (jiwer) over the utterances with a non-empty reference; (0, 0) if none."""
-    import jiwer
-
-    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
-    if not pairs:
-        return 0.0, 0.0
-    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
-    return float(jiwer.wer(refs, hyps)), float(jiwer.cer(refs, hyps))
 
 
 def agreement(reference_logits: list[np.ndarray], variant_logits: list[np.ndarray],

@@ -60,7 +60,7 @@ def teacher_agreement_table(teacher: Path, students: dict[str, Path],
                             sets: tuple[str, ...] = ("test_seen", "test_unseen", "real_speech")) -> str:
     """Markdown: WER / CER of each student's transcripts scored against the teacher's, per set.
     Inputs are the evaluator's `eval_transcripts.json` files ({set: [{ref, hyp}, ...]}, same order)."""
-    from w2v_triton.variants import error_rates
+    from w2v_triton.metrics import error_rates
 
     reference = json.loads(Path(teacher).read_text())
     lines = ["| student | " + " | ".join(f"{s} WER / CER vs teacher" for s in sets) + " |",

@@ -116,32 +116,24 @@ def make_distill_model(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, loss_cf
 
 # --- evaluation ----------------------------------------------------------------------
 
-def greedy_decode(logits: torch.Tensor, frame_lengths: torch.Tensor, id_to_token: dict[int, str],
-                  blank_id: int = 0, word_delimiter: str = "|",
-                  skip_tokens: tuple[str, ...] = ("<pad>", "<s>", "</s>", "<unk>")) -> list[str]:
-    """Best-path CTC: argmax per frame, collapse repeats, drop blanks/special tokens."""
-    ids = logits.argmax(-1).cpu()
-    texts = []
-    for row, n in zip(ids, frame_lengths.cpu().tolist()):
-        prev, chars = None, []
-        for i in row[: int(n)].tolist():
-            if i != prev and i != blank_id:
-                tok = id_to_token.get(i, "")
-                if tok not in skip_tokens:
-                    chars.append(" " if tok == word_delimiter else tok)
-            prev = i
-        texts.append(" ".join("".join(chars).split()))
-    return texts
+def greedy_decode(logits: torch.Tensor, frame_lengths: torch.Tensor, id_to_token: dict[int, str]) -> list[str]:
+    """Best-path CTC transcripts of a batch (the project's decoder, training.evaluate.greedy_decode)."""
+    from w2v_triton.training.evaluate import greedy_decode as decode_one
+
+    vocab = {token: i for i, token in id_to_token.items()}
+    rows = logits.float().cpu().numpy()
+    return [decode_one(row[: int(n)], vocab) for row, n in zip(rows, frame_lengths.cpu().tolist())]
 
 
 def corpus_wer(refs: list[str], hyps: list[str], unit: str = "word") -> float:
-    """Word (or character) error rate over a corpus; empty references are skipped."""
-    import jiwer
-    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
-    if not pairs:
+    """Word (or character) error rate over a corpus (metrics.error_rates: empty references are
+    skipped); NaN when no utterance has a reference (unlabelled dev data: not measured)."""
+    from w2v_triton.metrics import error_rates
+
+    if not any(r.strip() for r in refs):
         return float("nan")
-    fn = jiwer.wer if unit == "word" else jiwer.cer
-    return float(fn([r for r, _ in pairs], [h for _, h in pairs]))
+    wer, cer = error_rates(refs, hyps)
+    return wer if unit == "word" else cer
 
 
 @torch.no_grad()
@@ -157,7 +149,6 @@ def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches, id_to_to
     was_training = student.training
     student.eval(); teacher.eval()
     refs, s_hyps, t_hyps, kls, frames = [], [], [], 0.0, 0
-    blank = int(student.config.pad_token_id or 0)
     for batch in batches:
         s_logits = ctc_forward(student, batch, False).logits
         t_logits = ctc_forward(teacher, batch, False).logits
@@ -166,8 +157,8 @@ def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches, id_to_to
         n = int(mask.sum())
         kls += float(kd_kl_loss(s_logits, t_logits, mask, temperature)) * n
         frames += n
-        s_hyps += greedy_decode(s_logits, fl, id_to_token, blank)
-        t_hyps += greedy_decode(t_logits, fl, id_to_token, blank)
+        s_hyps += greedy_decode(s_logits, fl, id_to_token)
+        t_hyps += greedy_decode(t_logits, fl, id_to_token)
         texts = batch.get("texts", batch.get("text"))
         refs += list(texts) if texts is not None else [""] * len(fl)
     student.train(was_training)

@@ -2,49 +2,27 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping, Sequence
+from typing import Mapping
 
-import jiwer
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from w2v_triton.spec import PAD_TOKEN, SPECIAL_TOKENS, WORD_DELIMITER
+from w2v_triton.metrics import error_rates
 from w2v_triton.training.data import BucketBatchSampler, collate
-
-
-def _local_greedy(ids: Sequence[int], id_to_token: Mapping[int, str]) -> str:
-    blank = next(i for i, t in id_to_token.items() if t == PAD_TOKEN)
-    out, prev = [], None
-    for i in ids:
-        i = int(i)
-        if i != prev and i != blank:
-            tok = id_to_token.get(i, "")
-            if tok == WORD_DELIMITER:
-                out.append(" ")
-            elif tok not in SPECIAL_TOKENS:
-                out.append(tok)
-        prev = i
-    return " ".join("".join(out).split())
-
-
-def greedy_decode_ids(frame_ids: Sequence[int], vocab: Mapping[str, int]) -> str:
-    """Collapse repeats, drop blanks (<pad>) and special tokens, '|' -> space."""
-    return _local_greedy(frame_ids, {i: t for t, i in vocab.items()})
 
 
 _DECODERS: dict = {}
 
 
 def greedy_decode(logits: np.ndarray, vocab: Mapping[str, int]) -> str:
-    """Greedy text of one utterance's [frames, vocab] logits, via the project's CTC decoder."""
+    """Greedy text of one utterance's [frames, vocab] logits, via the project's CTC decoder
+    (the one Triton serves), cached per vocabulary."""
     key = tuple(sorted(vocab.items()))
     if key not in _DECODERS:
-        try:
-            from w2v_triton.ctc_decoding import CTCDecoder
-            _DECODERS[key] = CTCDecoder(dict(vocab)).decode
-        except ImportError:  # decoder module absent: same algorithm, local
-            _DECODERS[key] = lambda lg: greedy_decode_ids(np.asarray(lg).argmax(-1).tolist(), vocab)
+        from w2v_triton.ctc_decoding import CTCDecoder
+
+        _DECODERS[key] = CTCDecoder(dict(vocab)).decode
     return _DECODERS[key](logits)
 
 
@@ -66,11 +44,6 @@ def transcribe_batch(model, batch: dict, vocab: Mapping[str, int], bf16: bool = 
     return [greedy_decode(logits[i, : int(lengths[i])], vocab) for i in range(len(logits))]
 
 
-def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict:
-    refs = [r if r.strip() else "<empty>" for r in refs]
-    return {"wer": float(jiwer.wer(list(refs), list(hyps))), "cer": float(jiwer.cer(list(refs), list(hyps)))}
-
-
 def evaluate(model, dataset, vocab: Mapping[str, int], max_batch_seconds: float = 60.0,
              bf16: bool = False, progress: bool = False, desc: str = "eval") -> dict:
     """Greedy WER/CER of `model` on `dataset` (a ManifestDataset). Returns rates + examples."""
@@ -88,7 +61,8 @@ def evaluate(model, dataset, vocab: Mapping[str, int], max_batch_seconds: float 
         hyps += transcribe_batch(model, batch, vocab, bf16=bf16)
     if was_training:
         model.train()
-    rates = error_rates(refs, hyps)
+    wer, cer = error_rates(refs, hyps)
+    rates = {"wer": wer, "cer": cer}
     rates["n"] = len(refs)
     rates["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
     rates["all"] = [{"ref": r, "hyp": h} for r, h in zip(refs, hyps)]
