@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--num-layers", type=int, default=6)
     st.add_argument("--strategy", choices=STRATEGIES, default="first")
     st.add_argument("--layers", default=None, help="explicit 0-based teacher layers (implies --strategy explicit)")
+    st.add_argument("--conv-channels", default=None,
+                    help="narrow the student's conv front-end to this many channels (or one width per "
+                         "layer, comma-separated), keeping the teacher's most important ones")
     st.add_argument("--student-init", default=None, help="start from this student dir instead")
     st.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment on the student")
     lo = ap.add_argument_group("losses")
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from builders.student import parse_conv_channels
     from w2v_triton.distillation.losses import DistillLossConfig, parse_layer_map
     from w2v_triton.distillation.trainer import DistillConfig, run_distillation
     from w2v_triton.training.trainer import TrainConfig
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = DistillConfig(
         teacher=args.teacher, train=args.train, dev=args.dev, out=args.out, work_dir=args.work_dir,
         num_layers=None if layers else args.num_layers, strategy="explicit" if layers else args.strategy,
-        layers=layers, student_init=args.student_init, spec_augment=not args.no_spec_augment,
+        layers=layers, conv_channels=parse_conv_channels(args.conv_channels), student_init=args.student_init,
+        spec_augment=not args.no_spec_augment,
         limit_train=args.limit_train, limit_dev=args.limit_dev, max_duration=args.max_duration,
         threads=args.threads, eval_at_start=not args.no_eval_at_start, loss=loss)
     train_cfg = TrainConfig(

@@ -2,6 +2,8 @@
 
     python builders/student.py --teacher models/reference --out models/student6 \
         --num-layers 6 --strategy even          # or: --layers 0,2,4,7,9,11
+    python builders/student.py --teacher random-base --out build/s6-c256 --num-layers 6 \
+        --conv-channels 256                     # also narrow the conv front-end (then distil it)
 """
 from __future__ import annotations
 
@@ -17,6 +19,14 @@ def parse_layers(text: str | None) -> list[int] | None:
     return [int(x) for x in text.replace(" ", "").split(",") if x != ""]
 
 
+def parse_conv_channels(text: str | None) -> int | list[int] | None:
+    """"256" -> 256 (every conv layer); "512,256,256,256,256,256,256" -> one width per layer."""
+    widths = parse_layers(text)
+    if widths is None:
+        return None
+    return widths[0] if len(widths) == 1 else widths
+
+
 def main(argv: list[str] | None = None) -> int:
     from w2v_triton.distillation.student import (STRATEGIES, build_student, load_teacher,
                                                  resolve_teacher, save_student)
@@ -28,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategy", choices=STRATEGIES, default=None,
                     help="first | last | even | explicit (default: explicit if --layers else first)")
     ap.add_argument("--layers", default=None, help="explicit 0-based teacher layers, e.g. 0,2,4,7,9,11")
+    ap.add_argument("--conv-channels", default=None,
+                    help="narrow the conv front-end to this many channels (or one width per conv layer, "
+                         "comma-separated), keeping the teacher's most important ones; distil afterwards")
     args = ap.parse_args(argv)
 
     layers = parse_layers(args.layers)
@@ -38,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         teacher_dir = resolve_teacher(args.teacher)
         teacher = load_teacher(teacher_dir)
-        student, info = build_student(teacher, args.num_layers, strategy, layers, teacher_name=args.teacher)
+        student, info = build_student(teacher, args.num_layers, strategy, layers, teacher_name=args.teacher,
+                                      conv_channels=parse_conv_channels(args.conv_channels))
     except (CheckpointUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,13 +1,18 @@
 # Benchmarks (benchmarks/run.py): JSON + Markdown + PNG into benchmarks/results/<machine>/.
 #   make perf            perf_analyzer on $(REPO): seed shape AUDIO:8000 (conc 1-4) + real speech
 #   make bench-teacher   served BENCH_TEACHER ensemble vs its HF PyTorch model in-process, one run
-#   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32 + BENCH_VARIANTS, served)
+#   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32 + BENCH_VARIANTS, served),
+#                        and the same student with a BENCH_CONV_CHANNELS-wide conv front-end (pruned from
+#                        the teacher, undistilled: its speed, not its accuracy; BENCH_CONV_CHANNELS= skips it)
 BENCH_TEACHER ?= random-base
 BENCH_VARIANTS ?= int8-pc int8-mm
 # served a second time tuned for throughput: one single-threaded acoustic instance per core
 BENCH_THROUGHPUT ?= int8-mm
+BENCH_CONV_CHANNELS ?= 256
 BENCH_ARGS ?=
 STUDENT_DIR = build/checkpoints/$(BENCH_TEACHER)-student6
+NARROW = student6-c$(BENCH_CONV_CHANNELS)
+NARROW_DIR = build/checkpoints/$(BENCH_TEACHER)-$(NARROW)
 TEACHER_DIR = $$($(PY) builders/checkpoint.py --model $(BENCH_TEACHER) | cut -f1 -d' ')
 
 .PHONY: perf bench bench-teacher
@@ -29,6 +34,14 @@ bench: venv  ## teacher vs 6-layer student: PyTorch, ONNX fp32 + BENCH_VARIANTS,
 	  --output build/repos/student6-$(v) --variant $(v) &&) true
 	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6-$(BENCH_THROUGHPUT)-throughput \
 	  --variant $(BENCH_THROUGHPUT) --acoustic-instances $(shell nproc) --intra-op-threads 1
+ifneq ($(BENCH_CONV_CHANNELS),)
+	$(PY) builders/student.py --teacher $(BENCH_TEACHER) --out $(NARROW_DIR) --num-layers 6 \
+	  --conv-channels $(BENCH_CONV_CHANNELS)
+	$(PY) builders/repository.py --model $(NARROW_DIR) --output build/repos/$(NARROW)-$(BENCH_THROUGHPUT) \
+	  --variant $(BENCH_THROUGHPUT)
+	$(PY) builders/repository.py --model $(NARROW_DIR) --output build/repos/$(NARROW)-$(BENCH_THROUGHPUT)-throughput \
+	  --variant $(BENCH_THROUGHPUT) --acoustic-instances $(shell nproc) --intra-op-threads 1
+endif
 	$(PY) -m benchmarks.run --title bench-student-$(BENCH_TEACHER) \
 	  --baseline pytorch-teacher=$(TEACHER_DIR) --baseline pytorch-student6=$(STUDENT_DIR) \
 	  --onnx onnx-student6=build/onnx/$$(basename $(STUDENT_DIR))/model.onnx \
@@ -36,4 +49,7 @@ bench: venv  ## teacher vs 6-layer student: PyTorch, ONNX fp32 + BENCH_VARIANTS,
 	  --served student6=build/repos/student6 \
 	  $(foreach v,$(BENCH_VARIANTS),--served student6-$(v)=build/repos/student6-$(v)) \
 	  --served student6-$(BENCH_THROUGHPUT)-throughput=build/repos/student6-$(BENCH_THROUGHPUT)-throughput \
+	  $(if $(BENCH_CONV_CHANNELS),--onnx onnx-$(NARROW)-$(BENCH_THROUGHPUT)=build/onnx/$$(basename $(NARROW_DIR))/model.$(BENCH_THROUGHPUT).onnx \
+	    --served $(NARROW)-$(BENCH_THROUGHPUT)=build/repos/$(NARROW)-$(BENCH_THROUGHPUT) \
+	    --served $(NARROW)-$(BENCH_THROUGHPUT)-throughput=build/repos/$(NARROW)-$(BENCH_THROUGHPUT)-throughput) \
 	  --real-concurrency 1:16:5 --clips-concurrency 1:4:3 --request-count 12 $(BENCH_ARGS)

@@ -188,6 +188,24 @@ def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng):
         server.stop()
 
 
+def test_narrow_front_end_student_distils(setup):
+    """--conv-channels: the student's front-end is pruned to the teacher's strongest channels, it
+    trains (front-end included) with a hidden-state loss on the encoder input (0:0), and the
+    exported student keeps the narrow widths."""
+    from transformers import Wav2Vec2ForCTC
+    root, teacher_dir = setup
+    cfg, train = _cfgs(root, teacher_dir, "student_narrow", hidden_weight=1.0, layer_map=[(0, 0), (1, 1), (2, 4)])
+    cfg.conv_channels = 8
+    res = run_distillation(cfg, train)
+    rows = [r for r in read_log(Path(cfg.out + ".train") / "train_log.jsonl") if "loss" in r and "step" in r]
+    assert rows[-1]["loss"] < 0.8 * rows[0]["loss"], [r["loss"] for r in rows]
+    student = Wav2Vec2ForCTC.from_pretrained(cfg.out)
+    assert list(student.config.conv_dim) == [8] * 7
+    assert json.loads((Path(cfg.out) / "student_info.json").read_text())["conv_channels"] == [8] * 7
+    trained = res["trainer"].model.student.wav2vec2.feature_extractor.conv_layers[1].conv.weight
+    assert trained.requires_grad
+
+
 def test_freeze_unreached_for_hidden_only_loss(setup):
     """Hidden-state-only distillation: the CTC head, SpecAugment embedding (when off) and
     layers above the last distilled one get no gradient, so they are frozen (DDP-safe)."""

@@ -108,3 +108,97 @@ def test_cli_writes_hf_dir_with_processor(tmp_path):
                                teacher.wav2vec2.encoder.layers[1].attention.q_proj.weight)
     torch.testing.assert_close(student.lm_head.weight, teacher.lm_head.weight)
     Wav2Vec2Processor.from_pretrained(str(out))  # the processor loads from the student dir
+
+
+# --- narrowing the conv front-end (frontend_pruning) -----------------------------------------
+
+BASE_STUDENT6_CONV256_PARAMS = 48_523_168   # docs/optimization.md, "narrower front-end" table
+
+
+def test_base_student_with_narrow_front_end(base_teacher):
+    student, info = build_student(base_teacher, 6, "even", conv_channels=256)
+    assert count_params(student) == BASE_STUDENT6_CONV256_PARAMS == info.student_params
+    assert list(student.config.conv_dim) == [256] * 7 == info.conv_channels
+    assert list(base_teacher.config.conv_dim) == [512] * 7  # the teacher is not modified
+    # everything after the front-end is the unpruned student's
+    full, _ = build_student(base_teacher, 6, "even")
+    narrow_state, full_state = student.state_dict(), full.state_dict()
+    for key in full_state:
+        if "feature_extractor" not in key and "feature_projection" not in key:
+            assert torch.equal(narrow_state[key], full_state[key]), key
+
+
+def _with_dead_channels(model: Wav2Vec2ForCTC, dead: dict[int, torch.Tensor]) -> Wav2Vec2ForCTC:
+    """Zero what conv layer i+1 reads from the channels `dead[i]` of layer i: they cannot matter."""
+    layers = model.wav2vec2.feature_extractor.conv_layers
+    with torch.no_grad():
+        for i, channels in dead.items():
+            layers[i + 1].conv.weight[:, channels, :] = 0.0
+    return model
+
+
+def test_pruning_drops_exactly_the_channels_nothing_reads():
+    """Group-norm front-end (base's: per-channel norm in layer 0, no norm after): channels whose
+    outgoing weights are zero have importance 0, are the ones dropped, and dropping them leaves
+    the logits unchanged. The last conv layer keeps its width (the projection's layer norm
+    normalises over all of its channels, so dropping any of them is never exact)."""
+    torch.manual_seed(3)
+    teacher = Wav2Vec2ForCTC(tiny_config(conv_dim=(32,) * 7, conv_bias=False)).eval()
+    dead = {i: torch.randperm(32)[:16] for i in range(6)}
+    teacher = _with_dead_channels(teacher, dead)
+    from w2v_triton.distillation.frontend_pruning import prune_frontend
+
+    pruned, kept = prune_frontend(teacher, [16] * 6 + [32])
+    for i in range(6):
+        assert sorted(set(range(32)) - set(kept[i])) == sorted(dead[i].tolist()), i
+    assert kept[6] == list(range(32))
+    x = torch.randn(2, 6000)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned.eval()(x).logits, teacher(x).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_pruning_a_layer_norm_front_end_keeps_the_strongest_channels():
+    """Layer-norm front-end (the reference model's): the kept channels carry the teacher's
+    weights (sliced on both conv axes), the model runs, and widening is refused."""
+    from w2v_triton.distillation.frontend_pruning import conv_channel_importance, prune_frontend
+
+    torch.manual_seed(4)
+    teacher = Wav2Vec2ForCTC(tiny_config(conv_dim=(24,) * 7, feat_extract_norm="layer",
+                                         do_stable_layer_norm=True, conv_bias=True)).eval()
+    pruned, kept = prune_frontend(teacher, 8)
+    scores = conv_channel_importance(teacher)
+    for i, layer in enumerate(pruned.wav2vec2.feature_extractor.conv_layers):
+        assert set(kept[i]) == set(torch.topk(scores[i], 8).indices.tolist())
+        src = teacher.wav2vec2.feature_extractor.conv_layers[i]
+        expected = src.conv.weight[kept[i]]
+        if i > 0:
+            expected = expected[:, kept[i - 1]]
+        assert torch.equal(layer.conv.weight, expected)
+        assert torch.equal(layer.conv.bias, src.conv.bias[kept[i]])
+        assert torch.equal(layer.layer_norm.weight, src.layer_norm.weight[kept[i]])
+    assert torch.equal(pruned.wav2vec2.feature_projection.projection.weight,
+                       teacher.wav2vec2.feature_projection.projection.weight[:, kept[-1]])
+    with torch.no_grad():
+        assert pruned.eval()(torch.randn(1, 4000)).logits.isfinite().all()
+    with pytest.raises(ValueError, match="cannot widen"):
+        prune_frontend(teacher, 25)
+    with pytest.raises(ValueError, match="widths"):
+        prune_frontend(teacher, [8, 8])
+
+
+def test_cli_narrows_front_end_and_the_result_exports_to_onnx(tmp_path):
+    """builders/student.py --conv-channels writes a student that the ONNX builders take as it is
+    (export verified against PyTorch, both the Conv and the block-MatMul front-end)."""
+    from builders.student import main
+    from w2v_triton.checkpoints import make_offline_checkpoint
+    from w2v_triton.onnx_export import build_onnx
+    from w2v_triton.variants import build_variant
+
+    teacher_dir = make_offline_checkpoint("tiny", tmp_path / "teacher")
+    out = tmp_path / "student"
+    assert main(["--teacher", str(teacher_dir), "--out", str(out), "--num-layers", "1",
+                 "--conv-channels", "16"]) == 0
+    assert read_student_info(out)["conv_channels"] == [16] * 7
+    onnx_path, report = build_onnx(out, tmp_path / "onnx")
+    assert report.ok()
+    assert build_variant(onnx_path, "mm", checkpoint=out).is_file()  # raises if it drifts from PyTorch

@@ -85,6 +85,7 @@ class StudentInfo:
     kept_layers: list[int]
     teacher_params: int
     student_params: int
+    conv_channels: list[int] | None = None   # set when the conv front-end was narrowed (pruned)
     extra: dict = field(default_factory=dict)
 
 
@@ -100,8 +101,11 @@ def _teacher_key(student_key: str, kept: list[int]) -> str:
 
 
 def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strategy: str = "first",
-                  layers: list[int] | None = None, teacher_name: str = "") -> tuple[Wav2Vec2ForCTC, StudentInfo]:
-    """Return (student, info). The teacher is not modified; the student's tensors are copies."""
+                  layers: list[int] | None = None, teacher_name: str = "",
+                  conv_channels: int | list[int] | None = None) -> tuple[Wav2Vec2ForCTC, StudentInfo]:
+    """Return (student, info). The teacher is not modified; the student's tensors are copies.
+    `conv_channels` (one width, or one per conv layer) narrows the conv front-end to the
+    teacher's most important channels (`frontend_pruning.prune_frontend`); it needs distilling."""
     L = int(teacher.config.num_hidden_layers)
     kept = select_layers(L, num_layers, strategy, layers)
     config = copy.deepcopy(teacher.config)
@@ -125,9 +129,14 @@ def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strate
         new_state[key] = teacher_state[src].detach().clone()
     student.load_state_dict(new_state, strict=True)
     student.train(teacher.training)
+    if conv_channels is not None:
+        from w2v_triton.distillation.frontend_pruning import prune_frontend
+
+        student, _ = prune_frontend(student, conv_channels)
     info = StudentInfo(teacher=teacher_name, teacher_layers=L, student_layers=len(kept),
                        strategy=strategy, kept_layers=kept, teacher_params=count_params(teacher),
                        student_params=count_params(student),
+                       conv_channels=list(student.config.conv_dim) if conv_channels is not None else None,
                        extra={"freshly_initialised": fresh} if fresh else {})
     return student, info
 

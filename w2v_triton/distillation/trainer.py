@@ -45,6 +45,7 @@ class DistillConfig:
     num_layers: int | None = 6
     strategy: str = "first"
     layers: list[int] | None = None
+    conv_channels: int | list[int] | None = None   # narrow (prune) the student's conv front-end
     student_init: str | None = None       # start from an existing student dir instead
     spec_augment: bool = True             # SpecAugment on the student (teacher: never, eval mode)
     limit_train: int | None = None
@@ -108,7 +109,8 @@ def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: s
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ValueError("student and teacher vocabularies differ")
     else:
-        student, info = build_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name)
+        student, info = build_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
+                                      conv_channels=cfg.conv_channels)
     # Distillation-time settings: no LayerDrop (DDP needs every layer every step), SpecAugment
     # on the student only if asked.
     student.config.layerdrop = 0.0
