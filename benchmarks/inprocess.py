@@ -12,10 +12,17 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from w2v_triton import spec
+
+
+def onnx_variant(path: str) -> str:
+    """What an ONNX file holds, from the builders' naming: model.onnx -> fp32, model.int8-mm.onnx -> int8-mm."""
+    parts = Path(path).name.split(".")
+    return parts[1] if len(parts) == 3 and parts[2] == "onnx" else "fp32"
 
 
 def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype: str = "fp32"):
@@ -82,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         import torch
         result["gpu"] = torch.cuda.get_device_name(0)
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    dtype = args.dtype if args.kind == "hf-pytorch" else onnx_variant(args.model)
     print(json.dumps({"kind": args.kind, "model": args.model, "threads": args.threads,
-                      "device": args.device, "dtype": args.dtype, **result}))
+                      "device": args.device, "dtype": dtype, **result}))
     return 0
 
 

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--save-every", type=int, default=250)
     tr.add_argument("--log-every", type=int, default=10)
     tr.add_argument("--max-time-s", type=float, default=None, help="stop (and export) after this much training")
+    tr.add_argument("--anneal-by-time", action="store_true",
+                    help="the lr decay ends at --max-time-s even if --max-steps is not reached "
+                         "(runs of equal time end annealed whatever their speed)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--bf16", action="store_true")
     tr.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch_seconds=args.max_batch_seconds, max_batch_size=args.max_batch_size,
         eval_every=args.eval_every, eval_max_batch_seconds=args.eval_max_batch_seconds,
         save_every=args.save_every, log_every=args.log_every, max_time_s=args.max_time_s,
+        anneal_by_time=args.anneal_by_time,
         seed=args.seed, bf16=args.bf16, progress=not args.no_progress)
     from w2v_triton.checkpoints import CheckpointUnavailable
     try:

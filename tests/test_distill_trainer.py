@@ -127,6 +127,20 @@ def _resume_check(root, teacher_dir, tag):
     assert a["loss"] == b["loss"]
 
 
+def test_resumed_run_keeps_the_start_metrics(setup):
+    """A run continued with resume=True in its own work dir still reports the un-distilled
+    student's dev metrics (read back from its log) next to the final ones."""
+    root, teacher_dir = setup
+    cfg, train = _cfgs(root, teacher_dir, "student_resumed")
+    train.max_steps, train.save_every = 2, 2
+    first = json.loads(Path(run_distillation(cfg, train)["out"], RESULTS_FILE).read_text())["dev_start"]
+    assert first["utterances"] == 3
+    train.max_steps = 3
+    resumed = run_distillation(cfg, train, resume=True)
+    assert resumed["trainer"].step == 3
+    assert json.loads(Path(cfg.out, RESULTS_FILE).read_text())["dev_start"] == first
+
+
 def test_resume_gives_same_next_step(setup):
     """Student, prediction heads, optimizer and data position all restored (no dropout)."""
     root, _ = setup

@@ -30,7 +30,7 @@ from w2v_triton.distillation.student import (StudentInfo, build_student, copy_pr
 from w2v_triton.distillation.task import (DistillModel, DistillTask, evaluate, id_to_token_of,
                                           make_distill_model)
 from w2v_triton.training.data import BucketBatchSampler, ManifestDataset, collate, read_manifest
-from w2v_triton.training.trainer import TrainConfig, Trainer
+from w2v_triton.training.trainer import TrainConfig, Trainer, read_log
 
 RESULTS_FILE = "distill_results.json"
 
@@ -155,6 +155,15 @@ def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def logged_dev_start(log_path: Path) -> dict:
+    """The un-distilled student's dev metrics from an earlier run's log (a resumed run keeps them
+    in its results instead of losing them); {} when that run did not measure them."""
+    if not log_path.is_file():
+        return {}
+    rows = [r for r in read_log(log_path) if r.get("event") == "eval_at_start"]
+    return {k[len("dev_"):]: v for k, v in rows[-1].items() if k.startswith("dev_")} if rows else {}
+
+
 def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | str | None = None,
                      max_steps: int | None = None) -> dict:
     """Train and export. Returns {"last": last train log row, "dev": dev metrics, "out": dir}."""
@@ -193,7 +202,7 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     trainer = Trainer(model, train_ds, train_cfg, dev_dataset=dev_ds, vocab=vocab,
                       compute_loss=task.compute_loss, collate_fn=kd_collate,
                       eval_fn=eval_fn if dev_ds is not None else None)
-    dev_start = {}
+    dev_start = logged_dev_start(Path(train_cfg.out_dir) / "train_log.jsonl") if resume else {}
     if dev_ds is not None and cfg.eval_at_start and not resume and trainer.step == 0:
         dev_start = eval_fn(trainer.model)
         trainer.log({"step": 0, "event": "eval_at_start", **{f"dev_{k}": v for k, v in dev_start.items()}})
