@@ -145,19 +145,15 @@ def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strate
 
 def resolve_teacher(name_or_path: str) -> str:
     """A local directory for `name_or_path` (project names: random-base, tiny, reference, hub ids)."""
-    try:
-        from w2v_triton.checkpoints import resolve_checkpoint
-    except ImportError:  # pragma: no cover - checkpoints.py is part of the project
-        return str(name_or_path)
+    from w2v_triton.checkpoints import resolve_checkpoint
+
     return str(resolve_checkpoint(str(name_or_path)))
 
 
 def load_teacher(name_or_path: str) -> Wav2Vec2ForCTC:
-    """Load a Wav2Vec2ForCTC (hub id, local dir or project name) in eval mode."""
-    try:
-        from w2v_triton.checkpoints import load_ctc_model
-    except ImportError:  # pragma: no cover
-        return Wav2Vec2ForCTC.from_pretrained(str(name_or_path), dtype=torch.float32).eval()
+    """Load a Wav2Vec2ForCTC (hub id, local dir or project name) in eval mode, float32."""
+    from w2v_triton.checkpoints import load_ctc_model
+
     return load_ctc_model(name_or_path)
 
 

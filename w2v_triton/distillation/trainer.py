@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import Wav2Vec2ForCTC
 
+from w2v_triton.checkpoints import load_ctc_model
 from w2v_triton.distillation.losses import DistillLossConfig
 from w2v_triton.distillation.student import (StudentInfo, build_student, copy_processor_files,
                                              count_params, load_teacher, read_student_info,
@@ -103,8 +104,7 @@ def dev_batches(dataset, max_batch_seconds: float):
 def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: str
                     ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict]:
     if cfg.student_init:
-        student = Wav2Vec2ForCTC.from_pretrained(cfg.student_init, attn_implementation="eager",
-                                                 dtype=torch.float32)
+        student = load_ctc_model(cfg.student_init)   # eager attention, float32, like the teacher
         info = read_student_info(cfg.student_init) or {}
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ValueError("student and teacher vocabularies differ")
