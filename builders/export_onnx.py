@@ -18,13 +18,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="hub id, local dir, random-base, tiny, reference")
     parser.add_argument("--out-dir", type=Path, help="default build/onnx/<checkpoint name>")
     parser.add_argument("--force", action="store_true", help="re-export even if up to date")
+    parser.add_argument("--allow-weight-mismatch", action="store_true",
+                        help="load even when weights are missing or unexpected (README: supported checkpoints)")
     args = parser.parse_args(argv)
     try:
         checkpoint = resolve_checkpoint(args.model)
+        onnx_path, report = build_onnx(checkpoint, args.out_dir or onnx_dir_for(checkpoint), args.force,
+                                       args.allow_weight_mismatch)
     except CheckpointUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    onnx_path, report = build_onnx(checkpoint, args.out_dir or onnx_dir_for(checkpoint), args.force)
     print(f"{onnx_path}: opset {report.opset}, max |logit diff| vs PyTorch "
           f"{report.max_abs_diff_single:.2e} single, {report.max_abs_diff_batched:.2e} padded batch "
           f"(lengths {list(report.lengths)}; tolerance {FP32_TOLERANCE:g})")

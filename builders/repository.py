@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "model_repository")
     parser.add_argument("--platform", choices=PLATFORMS, default=defaults.platform)
     parser.add_argument("--onnx", type=Path, help="use this ONNX file (e.g. a quantized variant)")
+    parser.add_argument("--allow-weight-mismatch", action="store_true",
+                        help="load even when weights are missing or unexpected (README: supported checkpoints)")
     parser.add_argument("--variant", default="fp32", choices=("fp32",) + ONNX_VARIANTS,
                         help="serve an optimized variant of the exported model (docs/optimization.md)")
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
@@ -101,13 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         files, lm_name, unigram_name = lm_files(args.lm_dir)
         if files and args.decoder_mode != "beam":
             raise FileNotFoundError("--lm-dir needs --decoder-mode beam (greedy decoding uses no LM)")
+        if not args.onnx:
+            onnx_path, report = build_onnx(checkpoint, onnx_dir_for(checkpoint),
+                                           allow_weight_mismatch=args.allow_weight_mismatch)
     except (CheckpointUnavailable, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.onnx:
         onnx_path = args.onnx
     else:
-        onnx_path, report = build_onnx(checkpoint, onnx_dir_for(checkpoint))
         print(f"ONNX verified against PyTorch: max |logit diff| {report.max_abs_diff_single:.2e} "
               f"(single), {report.max_abs_diff_batched:.2e} (padded batch)")
         if args.variant != "fp32":

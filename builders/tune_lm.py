@@ -24,6 +24,7 @@ from w2v_triton.lm_tuning import (TUNING_FILE, apply_to_repository, cached_logit
                                   file_id, grid_search, save_logits)
 from w2v_triton.manifest import read_manifest
 from w2v_triton.repository import BUILD_INFO, model_parameters
+from w2v_triton.vocabulary import Vocabulary
 
 
 def floats(text: str) -> list[float]:
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if not utterances:
             raise ValueError(f"{' '.join(map(str, args.dev))}: no utterances with a transcript")
         files, lm_name, unigrams_name = resolve_lm(args.repo, args.lm_dir)
-        vocab = json.loads((args.repo / spec.DECODER_MODEL / "vocab.json").read_text())
+        vocab = Vocabulary.load_from_dir(args.repo / spec.DECODER_MODEL)
         lm_config = DecoderConfig(mode="beam", beam_width=args.beam_widths[0], lm_path=str(files[0]),
                                   unigrams_path=str(files[1]) if len(files) > 1 else "")
         decoder = CTCDecoder(vocab, lm_config)  # loads the LM once; a bad or mis-cased LM fails here
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         logits = compute_logits(args.repo, [u.audio for u in utterances], args.threads, not args.quiet)
         if args.logits_cache:
             save_logits(args.logits_cache, [u.audio for u in utterances], logits)
-    points = grid_search(vocab, decoder, logits, [u.text.upper() for u in utterances],
+    points = grid_search(vocab, decoder, logits, [u.text.lower() if vocab.upper_case is False else u.text.upper() for u in utterances],
                          [u.duration for u in utterances], args.alphas, args.betas, args.beam_widths,
                          progress=not args.quiet)
     best = choose(points)

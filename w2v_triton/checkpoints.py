@@ -1,27 +1,53 @@
-"""Resolve `MODEL=...` to a Hugging Face Wav2Vec2ForCTC directory, and make offline ones.
+"""Resolve `MODEL=...` to a Hugging Face CTC checkpoint directory, load it by its architecture,
+and make offline ones.
 
 Accepted names: a hub id (default facebook/wav2vec2-base-960h), a local directory,
 `random-base` (random weights, exact base-960h architecture and vocabulary), `tiny`
 (a few-layer model for fast tests) and `reference` (the model trained here and
 committed under models/reference).
+
+A checkpoint is loaded with the CTC class of its own family (`CTC_FAMILIES`: wav2vec2 incl.
+large/lv60/XLS-R, HuBERT, WavLM, data2vec-audio) and every weight must load: a missing or
+unexpected weight would silently serve a partly random model, so it is an error naming the keys.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from w2v_triton.spec import BASE_960H_VOCAB, DEFAULT_HUB_MODEL, PAD_TOKEN, SAMPLE_RATE, WORD_DELIMITER
+from w2v_triton.vocabulary import Vocabulary, VocabularyError
+
+logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_CACHE = REPO_ROOT / "build" / "checkpoints"
 REFERENCE_MODEL_DIR = REPO_ROOT / "models" / "reference"
-OFFLINE_NAMES = ("random-base", "tiny", "reference")
+
+
+# model_type (config.json) -> the transformers CTC class of that family. The length-aware export
+# (masked_frontend) is verified for each of these; other CTC families are refused.
+CTC_FAMILIES: dict[str, str] = {
+    "wav2vec2": "Wav2Vec2ForCTC",
+    "hubert": "HubertForCTC",
+    "wavlm": "WavLMForCTC",
+    "data2vec-audio": "Data2VecAudioForCTC",
+}
+# Weights a checkpoint may lack without changing inference: the SpecAugment mask embedding is only
+# used in training (facebook/wav2vec2-base-960h itself ships without it).
+TRAINING_ONLY_WEIGHTS = ("masked_spec_embed",)
+_KEYS_SHOWN = 5
 
 
 class CheckpointUnavailable(RuntimeError):
     """The checkpoint cannot be loaded; the message names what to do instead."""
+
+
+class CheckpointMismatch(CheckpointUnavailable):
+    """The weights do not fit the architecture the config names (missing or unexpected keys)."""
 
 
 @dataclass(frozen=True)
@@ -29,11 +55,16 @@ class CheckpointInfo:
     """What the serving pipeline needs to know about a checkpoint besides its weights."""
 
     path: Path
-    vocab: dict[str, int]
+    vocabulary: Vocabulary
+    model_type: str
     sample_rate: int
     do_normalize: bool
     feat_extract_norm: str
     return_attention_mask: bool
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return self.vocabulary.tokens
 
 
 def base_960h_config_kwargs() -> dict:
@@ -58,15 +89,33 @@ def tiny_config_kwargs() -> dict:
     return kwargs
 
 
-def save_processor(out_dir: Path, vocab: dict[str, int], return_attention_mask: bool) -> None:
-    """Write vocab.json + tokenizer and feature-extractor configs, as HF checkpoints ship them."""
+# Offline tiny checkpoints of every supported family (random weights, for tests and for trying a
+# family's export without a download): name -> (model_type, config overrides of tiny_config_kwargs).
+TINY_FAMILIES: dict[str, tuple[str, dict]] = {
+    "tiny": ("wav2vec2", {}),
+    # wav2vec2 large / lv60 / XLS-R layout: layer norm in every conv layer, stable (pre-LN) encoder
+    "tiny-large": ("wav2vec2", dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)),
+    "tiny-hubert": ("hubert", {}),
+    "tiny-wavlm": ("wavlm", dict(num_buckets=32, max_bucket_distance=64)),
+    "tiny-data2vec-audio": ("data2vec-audio", dict(num_conv_pos_embeddings=3, conv_pos_kernel_size=5,
+                                                   conv_bias=True)),
+}
+OFFLINE_NAMES = ("random-base", *TINY_FAMILIES, "reference")
+
+
+def save_processor(out_dir: Path, vocab: dict[str, int], return_attention_mask: bool,
+                   pad_token: str = PAD_TOKEN, unk_token: str = "<unk>",
+                   word_delimiter: str = WORD_DELIMITER) -> int:
+    """Write vocab.json + tokenizer and feature-extractor configs, as HF checkpoints ship them.
+    Returns the tokenizer's size (vocab.json plus the special tokens it adds, e.g. <s> and </s>
+    when vocab.json lacks them): the model needs that many outputs."""
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "vocab.json").write_text(json.dumps(vocab))
+    (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     tokenizer = Wav2Vec2CTCTokenizer(
-        str(out_dir / "vocab.json"), unk_token="<unk>", pad_token=PAD_TOKEN,
-        word_delimiter_token=WORD_DELIMITER, do_lower_case=False,
+        str(out_dir / "vocab.json"), unk_token=unk_token, pad_token=pad_token,
+        word_delimiter_token=word_delimiter, do_lower_case=False,
     )
     extractor = Wav2Vec2FeatureExtractor(
         feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
@@ -76,21 +125,36 @@ def save_processor(out_dir: Path, vocab: dict[str, int], return_attention_mask: 
     # transformers 5 folds the extractor into processor_config.json; older readers (and
     # read_checkpoint_info) look for preprocessor_config.json, so write it too.
     extractor.save_pretrained(str(out_dir))
+    return len(tokenizer)
 
 
-def make_offline_checkpoint(name: str, out_dir: Path | None = None, seed: int = 0) -> Path:
-    """Write `random-base` or `tiny` (random init, fixed seed) unless already there."""
+def make_offline_checkpoint(name: str, out_dir: Path | None = None, seed: int = 0,
+                            vocab: dict[str, int] | None = None, **tokens: str) -> Path:
+    """Write `random-base` or a TINY_FAMILIES checkpoint (random init, fixed seed) unless already
+    there. `vocab` (+ `pad_token`/`unk_token`/`word_delimiter`) replaces the base-960h vocabulary."""
     import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    import transformers
 
-    kwargs = {"random-base": base_960h_config_kwargs, "tiny": tiny_config_kwargs}[name]()
+    if name == "random-base":
+        model_type, kwargs = "wav2vec2", base_960h_config_kwargs()
+    elif name in TINY_FAMILIES:
+        model_type, overrides = TINY_FAMILIES[name]
+        kwargs = {**tiny_config_kwargs(), **overrides}
+    else:
+        raise ValueError(f"unknown offline checkpoint {name!r}: expected random-base or one of {list(TINY_FAMILIES)}")
     out_dir = Path(out_dir or CHECKPOINT_CACHE / name)
     if (out_dir / "config.json").is_file() and (out_dir / "model.safetensors").is_file():
         return out_dir
+    size = save_processor(out_dir, vocab or BASE_960H_VOCAB, return_attention_mask=False, **tokens)
+    if model_type == "data2vec-audio":
+        kwargs.pop("feat_extract_norm")   # always layer norm in every conv layer
+    config_class = getattr(transformers, CTC_FAMILIES[model_type].replace("ForCTC", "Config"))
+    tokenizer_vocab = json.loads((out_dir / "vocab.json").read_text(encoding="utf-8"))
+    pad_id = tokenizer_vocab[tokens.get("pad_token", PAD_TOKEN)]
+    kwargs.update(vocab_size=size, pad_token_id=pad_id)
     torch.manual_seed(seed)
-    model = Wav2Vec2ForCTC(Wav2Vec2Config(**kwargs)).eval()
+    model = getattr(transformers, CTC_FAMILIES[model_type])(config_class(**kwargs)).eval()
     model.save_pretrained(str(out_dir), max_shard_size="2GB")
-    save_processor(out_dir, BASE_960H_VOCAB, return_attention_mask=False)
     return out_dir
 
 
@@ -100,7 +164,8 @@ def _hub_unreachable_message(name: str, error: Exception) -> str:
         f"{str(error).splitlines()[0][:200] if str(error) else 'no detail'}).\n"
         "Alternatives: MODEL=/path/to/local/checkpoint (a save_pretrained directory), "
         "MODEL=random-base (random weights, exact base-960h architecture), "
-        "MODEL=reference (the model trained in this repository), MODEL=tiny (tests)."
+        "MODEL=reference (the model trained in this repository: synthetic espeak voices only), "
+        "MODEL=tiny (tests)."
     )
 
 
@@ -115,11 +180,13 @@ def resolve_checkpoint(name: str | None) -> Path:
             return resolve_checkpoint(DEFAULT_HUB_MODEL)
         except CheckpointUnavailable:
             if (REFERENCE_MODEL_DIR / "config.json").is_file():
-                print(f"hub default {DEFAULT_HUB_MODEL} unreachable: using the committed "
-                      f"reference model {REFERENCE_MODEL_DIR.relative_to(REPO_ROOT)}")
+                logger.warning(
+                    "hub default %s unreachable: using the committed reference model %s, which knows "
+                    "only synthetic espeak-ng voices and is not for real speech (MODEL=<dir> for yours)",
+                    DEFAULT_HUB_MODEL, REFERENCE_MODEL_DIR.relative_to(REPO_ROOT))
                 return REFERENCE_MODEL_DIR
             raise
-    if name in ("random-base", "tiny"):
+    if name == "random-base" or name in TINY_FAMILIES:
         return make_offline_checkpoint(name)
     if name == "reference":
         if not (REFERENCE_MODEL_DIR / "config.json").is_file():
@@ -149,35 +216,81 @@ def _download(hub_id: str) -> Path:
         raise CheckpointUnavailable(_hub_unreachable_message(hub_id, exc)) from None
 
 
+def ctc_class_name(config: dict, path: Path | str = "") -> str:
+    """The transformers CTC class for a checkpoint's config.json, or one clear refusal."""
+    model_type = config.get("model_type", "")
+    architectures = config.get("architectures") or []
+    where = f"{path}: " if path else ""
+    if model_type not in CTC_FAMILIES:
+        raise CheckpointUnavailable(
+            f"{where}model_type {model_type!r} ({', '.join(architectures) or 'no architectures'}) is not a "
+            f"supported CTC family; supported: {', '.join(CTC_FAMILIES)} (wav2vec2 includes large, lv60 "
+            "and XLS-R). Sequence-to-sequence models (Whisper, speech encoder-decoders) are not CTC models.")
+    if architectures and not any(a.endswith("ForCTC") for a in architectures):
+        raise CheckpointUnavailable(
+            f"{where}{architectures[0]} has no CTC head (a pretraining-only or other-task checkpoint): "
+            f"serving needs a checkpoint fine-tuned with CTC ({CTC_FAMILIES[model_type]}), e.g. "
+            "facebook/wav2vec2-base-960h, or fine-tune this one with a CTC head first")
+    return CTC_FAMILIES[model_type]
+
+
 def read_checkpoint_info(path: Path) -> CheckpointInfo:
-    """Vocabulary and feature-extractor settings the serving pipeline must reproduce."""
+    """Family, vocabulary and feature-extractor settings the serving pipeline must reproduce."""
     config = json.loads((path / "config.json").read_text())
-    vocab_file = path / "vocab.json"
-    if not vocab_file.is_file():
-        raise CheckpointUnavailable(f"{path} has no vocab.json: not a CTC checkpoint with a tokenizer")
-    vocab = json.loads(vocab_file.read_text())
-    if all(isinstance(v, dict) for v in vocab.values()):  # multilingual vocab: {lang: {tok: id}}
-        raise CheckpointUnavailable(f"{vocab_file}: per-language vocabularies are not supported")
+    ctc_class_name(config, path)
+    try:
+        vocabulary = Vocabulary.load_from_dir(path)
+    except VocabularyError as exc:
+        raise CheckpointUnavailable(f"{path}: {exc}") from None
     extractor_file = path / "preprocessor_config.json"
     extractor = json.loads(extractor_file.read_text()) if extractor_file.is_file() else {}
-    if len(vocab) != config.get("vocab_size", len(vocab)):
+    if vocabulary.size != config.get("vocab_size", vocabulary.size):
         raise CheckpointUnavailable(
-            f"{path}: vocab.json has {len(vocab)} tokens but the model has {config['vocab_size']} outputs")
+            f"{path}: vocab.json has {vocabulary.size} tokens but the model has {config['vocab_size']} outputs")
+    pad_id = config.get("pad_token_id")
+    if pad_id is not None and vocabulary.tokens[vocabulary.blank] != pad_id:
+        raise CheckpointUnavailable(
+            f"{path}: the tokenizer's pad token {vocabulary.blank!r} (the CTC blank) is id "
+            f"{vocabulary.tokens[vocabulary.blank]} but config.json's pad_token_id is {pad_id}")
     return CheckpointInfo(
-        path=path, vocab=vocab,
+        path=path, vocabulary=vocabulary, model_type=config["model_type"],
         sample_rate=int(extractor.get("sampling_rate", SAMPLE_RATE)),
         do_normalize=bool(extractor.get("do_normalize", True)),
-        feat_extract_norm=config.get("feat_extract_norm", "group"),
+        feat_extract_norm=config.get("feat_extract_norm", "layer" if config["model_type"] == "data2vec-audio" else "group"),
         return_attention_mask=bool(extractor.get("return_attention_mask", False)),
     )
 
 
-def load_ctc_model(name_or_path: str | Path):
-    """Load a Wav2Vec2ForCTC in eval mode with eager attention (exportable, deterministic), in
-    float32 whatever dtype the weights are stored in (models/reference ships fp16 to fit 25 MB;
-    export, quantization and distillation all start from fp32)."""
+def _mismatch_message(path: Path, class_name: str, missing: list[str], unexpected: list[str]) -> str:
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected)):
+        if keys:
+            shown = ", ".join(sorted(keys)[:_KEYS_SHOWN]) + (", ..." if len(keys) > _KEYS_SHOWN else "")
+            parts.append(f"{len(keys)} {label} ({shown})")
+    return (f"{path}: the weights do not fit {class_name}: {'; '.join(parts)}. The served model would be "
+            "partly random. Check that config.json's model_type matches the weights; "
+            "--allow-weight-mismatch overrides this (only for checkpoints whose extra weights are "
+            "training-only heads, see README)")
+
+
+def load_ctc_model(name_or_path: str | Path, allow_weight_mismatch: bool = False):
+    """Load a CTC checkpoint with its own family's class, in eval mode with eager attention
+    (exportable, deterministic), in float32 whatever dtype the weights are stored in
+    (models/reference ships fp16 to fit 25 MB; export, quantization and distillation start from
+    fp32). Missing or unexpected weights raise CheckpointMismatch unless allowed."""
     import torch
-    from transformers import Wav2Vec2ForCTC
+    import transformers
 
     path = resolve_checkpoint(str(name_or_path))
-    return Wav2Vec2ForCTC.from_pretrained(str(path), attn_implementation="eager", dtype=torch.float32).eval()
+    class_name = ctc_class_name(json.loads((path / "config.json").read_text()), path)
+    model, loading = getattr(transformers, class_name).from_pretrained(
+        str(path), attn_implementation="eager", dtype=torch.float32, output_loading_info=True)
+    missing = [k for k in loading.get("missing_keys", ()) if not k.endswith(TRAINING_ONLY_WEIGHTS)]
+    unexpected = list(loading.get("unexpected_keys", ()))
+    mismatched = [k[0] if isinstance(k, tuple) else k for k in loading.get("mismatched_keys", ())]
+    if missing or unexpected or mismatched:
+        message = _mismatch_message(path, class_name, missing + mismatched, unexpected)
+        if not allow_weight_mismatch:
+            raise CheckpointMismatch(message)
+        logger.warning("allowed by --allow-weight-mismatch: %s", message)
+    return model.eval()

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton.spec import FRAME_STRIDE_SAMPLES, PAD_TOKEN, SAMPLE_RATE, SPECIAL_TOKENS, WORD_DELIMITER
+from w2v_triton.spec import FRAME_STRIDE_SAMPLES, SAMPLE_RATE
+from w2v_triton.vocabulary import Vocabulary, VocabularyError
 
 MODES = ("greedy", "beam")
 _SPACES = re.compile(r" +")
@@ -76,20 +77,22 @@ class DecoderConfig:
 
 
 class Labels:
-    """Vocabulary columns the decoder keeps, and their text (blank -> '', '|' -> ' ')."""
+    """Vocabulary columns the decoder keeps, and their text (blank -> '', delimiter -> ' ');
+    special tokens (<s>, </s>, <unk>, ...) are dropped."""
 
-    def __init__(self, vocab: dict[str, int]) -> None:
-        if PAD_TOKEN not in vocab or WORD_DELIMITER not in vocab:
-            raise DecoderConfigError(f"vocabulary needs {PAD_TOKEN!r} (CTC blank) and {WORD_DELIMITER!r}")
-        by_id = sorted(vocab.items(), key=lambda item: item[1])
-        self.keep = np.array([i for tok, i in by_id if tok == PAD_TOKEN or tok not in SPECIAL_TOKENS])
-        tokens = [tok for tok, i in by_id if i in set(self.keep.tolist())]
-        self.text = ["" if t == PAD_TOKEN else " " if t == WORD_DELIMITER else t for t in tokens]
+    def __init__(self, vocab: Vocabulary | dict[str, int]) -> None:
+        try:
+            vocabulary = vocab if isinstance(vocab, Vocabulary) else Vocabulary(dict(vocab))
+        except VocabularyError as exc:
+            raise DecoderConfigError(str(exc)) from None
+        by_id = sorted(vocabulary.tokens.items(), key=lambda item: item[1])
+        spelled = [(i, vocabulary.text_of(tok)) for tok, i in by_id]
+        self.keep = np.array([i for i, text in spelled if text is not None])
+        self.text = [text for _, text in spelled if text is not None]
         self.blank = self.text.index("")
-        self.vocab_size = len(vocab)
-        letters = [t for t in self.text if len(t) == 1 and t.isalpha()]
-        # None when the vocabulary has no letters; LM words and hotwords are matched to this case
-        self.upper_case = sum(t.isupper() for t in letters) > len(letters) // 2 if letters else None
+        self.vocab_size = vocabulary.size
+        # None when the vocabulary has no cased letters; LM words and hotwords are matched to this case
+        self.upper_case = vocabulary.upper_case
 
     def select(self, logits: np.ndarray) -> np.ndarray:
         if logits.ndim != 2 or logits.shape[1] != self.vocab_size:
@@ -119,7 +122,7 @@ def greedy_ids(logits: np.ndarray, blank: int) -> list[int]:
 class CTCDecoder:
     """Decode [frames, vocab] logits into text, greedy or by beam search (pyctcdecode)."""
 
-    def __init__(self, vocab: dict[str, int], config: DecoderConfig | None = None) -> None:
+    def __init__(self, vocab: Vocabulary | dict[str, int], config: DecoderConfig | None = None) -> None:
         self.config = config or DecoderConfig()
         self.config.validate()
         self.labels = Labels(vocab)

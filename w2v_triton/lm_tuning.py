@@ -25,6 +25,7 @@ import numpy as np
 from w2v_triton import spec
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.metrics import error_rates
+from w2v_triton.vocabulary import Vocabulary
 
 TUNING_FILE = "tuning.json"
 
@@ -88,7 +89,7 @@ def decode_all(decoder: CTCDecoder, logits: list[np.ndarray]) -> tuple[list[str]
     return texts, time.thread_time() - cpu, time.perf_counter() - wall
 
 
-def grid_search(vocab: dict[str, int], decoder: CTCDecoder, logits: list[np.ndarray],
+def grid_search(vocab: Vocabulary | dict[str, int], decoder: CTCDecoder, logits: list[np.ndarray],
                 references: list[str], durations: list[float], alphas: list[float], betas: list[float],
                 beam_widths: list[int], progress: bool = True, baselines: bool = True) -> list[GridPoint]:
     """Every (beam_width, alpha, beta) with `decoder` (beam + LM, loaded once); plus greedy and

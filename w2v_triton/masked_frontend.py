@@ -1,10 +1,16 @@
-"""Wav2Vec2ForCTC with length-aware normalisation: a padded batch gives each row's own logits.
+"""A CTC model with length-aware normalisation: a padded batch gives each row's own logits.
 
+Works for every family in checkpoints.CTC_FAMILIES (wav2vec2 base/large/XLS-R, HuBERT, WavLM,
+data2vec-audio): their front-ends are the same conv stack (group norm on the first layer, layer
+norm on every layer, or none) and their encoders take an attention mask.
 Base checkpoints (`feat_extract_norm="group"`) normalise the first conv layer's output of
 every channel over *time*, so zero padding changes every frame of a shorter utterance.
 Here that norm's statistics are taken over each row's valid frames only. Every later conv
 output frame of a valid position only reads valid inputs (no conv padding), and the
 transformer gets an attention mask, so padded and unpadded inputs give the same logits.
+data2vec-audio's positional embedding is a stack of padded convs: between them the padded frames
+are zeroed again, as they are in a single unpadded pass. WavLM's relative position bias depends
+only on distances, so it needs nothing.
 This module is what gets exported to ONNX: inputs (audio, lengths), outputs (logits, lengths).
 
 Two equivalent front-ends (`matmul_frontend`):
@@ -23,10 +29,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.models.wav2vec2.modeling_wav2vec2 import (
-    Wav2Vec2GroupNormConvLayer,
-    Wav2Vec2LayerNormConvLayer,
-)
 
 
 def conv_output_lengths(lengths: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -89,6 +91,29 @@ class BlockMatMulConv1d(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
+def conv_norm(layer: nn.Module) -> nn.GroupNorm | nn.LayerNorm | None:
+    """The norm of a front-end conv layer (any family): GroupNorm over time, LayerNorm over
+    channels, or None."""
+    norm = getattr(layer, "layer_norm", None)
+    return norm if isinstance(norm, (nn.GroupNorm, nn.LayerNorm)) else None
+
+
+class _MaskedConvStack(nn.Module):
+    """data2vec-audio's positional conv stack with the padded frames zeroed after every layer
+    (a single unpadded pass sees zeros there: the convs' own padding)."""
+
+    def __init__(self, stack: nn.Module, frame_mask: torch.Tensor) -> None:
+        super().__init__()
+        self.stack = stack
+        self.mask = frame_mask.to(torch.float32)[:, None, :]           # [B, 1, T]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = hidden.transpose(1, 2)
+        for layer in self.stack.layers:
+            hidden = layer(hidden) * self.mask.to(hidden.dtype)
+        return hidden.transpose(1, 2)
+
+
 class LengthAwareCTC(nn.Module):
     """(audio [B, N], audio_lengths [B]) -> (logits [B, T, V], logit_lengths [B])."""
 
@@ -96,17 +121,20 @@ class LengthAwareCTC(nn.Module):
         super().__init__()
         self.model = model.eval()
         self.matmul_frontend = matmul_frontend
-        layers = self.model.wav2vec2.feature_extractor.conv_layers
-        if isinstance(layers[0], Wav2Vec2GroupNormConvLayer):
-            norm = layers[0].layer_norm
-            if norm.num_groups != norm.num_channels:
+        self.base = getattr(self.model, self.model.base_model_prefix)
+        if getattr(self.base, "adapter", None) is not None:
+            raise ValueError("checkpoints with an adapter (add_adapter=True) are not supported")
+        layers = self.base.feature_extractor.conv_layers
+        for layer in layers:
+            norm = conv_norm(layer)
+            if isinstance(norm, nn.GroupNorm) and norm.num_groups != norm.num_channels:
                 raise ValueError("masked front-end supports one group per channel (wav2vec2 layout)")
         self.block_convs = nn.ModuleList(BlockMatMulConv1d(layer.conv) for layer in layers) if matmul_frontend else None
         self.total_stride = math.prod(layer.conv.stride[0] for layer in layers)
 
     def features(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Conv front-end: audio [B, N] -> (features [B, T, C], valid frames [B])."""
-        layers = self.model.wav2vec2.feature_extractor.conv_layers
+        layers = self.base.feature_extractor.conv_layers
         if self.matmul_frontend:
             samples = audio.shape[1]
             padded = (samples + self.total_stride - 1) // self.total_stride * self.total_stride
@@ -116,26 +144,33 @@ class LengthAwareCTC(nn.Module):
         for layer, conv in zip(layers, convs):
             hidden = conv(hidden)
             lengths = conv_output_lengths(lengths, conv.kernel_size[0], conv.stride[0])
-            if isinstance(layer, Wav2Vec2GroupNormConvLayer):
-                hidden = masked_instance_norm(hidden, lengths, layer.layer_norm, self.matmul_frontend)
-            elif isinstance(layer, Wav2Vec2LayerNormConvLayer):
+            norm = conv_norm(layer)
+            if isinstance(norm, nn.GroupNorm):
+                hidden = masked_instance_norm(hidden, lengths, norm, self.matmul_frontend)
+            elif isinstance(norm, nn.LayerNorm):
                 if self.matmul_frontend:
-                    hidden = layer.layer_norm(hidden)
+                    hidden = norm(hidden)
                 else:
-                    hidden = layer.layer_norm(hidden.transpose(-2, -1)).transpose(-2, -1)
+                    hidden = norm(hidden.transpose(-2, -1)).transpose(-2, -1)
             hidden = layer.activation(hidden)
         if self.matmul_frontend:
             return hidden[:, : lengths.max()], lengths     # drop the frames that only exist in the padding
         return hidden.transpose(1, 2), lengths
 
     def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor):
-        wav2vec2 = self.model.wav2vec2
         features, lengths = self.features(audio, audio_lengths.to(torch.int64))
-        hidden, _ = wav2vec2.feature_projection(features)
+        projected = self.base.feature_projection(features)     # HuBERT: a tensor; others: (hidden, normed)
+        hidden = projected[0] if isinstance(projected, tuple) else projected
         frame_mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
         hidden = hidden * frame_mask[..., None].to(hidden.dtype)
-        encoded = wav2vec2.encoder(hidden, attention_mask=frame_mask).last_hidden_state
-        if wav2vec2.adapter is not None:
-            raise ValueError("checkpoints with an adapter are not supported")
+        encoder = self.base.encoder
+        stacked = getattr(encoder.pos_conv_embed, "layers", None) is not None
+        original = encoder.pos_conv_embed
+        if stacked:   # data2vec-audio: re-zero the padding between its positional convs
+            encoder.pos_conv_embed = _MaskedConvStack(original, frame_mask)
+        try:
+            encoded = encoder(hidden, attention_mask=frame_mask).last_hidden_state
+        finally:
+            encoder.pos_conv_embed = original
         logits = self.model.lm_head(encoded)
         return logits, lengths

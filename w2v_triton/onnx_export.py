@@ -95,8 +95,10 @@ def checkpoint_fingerprint(checkpoint: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_onnx(checkpoint: Path, out_dir: Path, force: bool = False) -> tuple[Path, ExportReport]:
-    """Export + verify once per checkpoint version; reuse the verified file on reruns."""
+def build_onnx(checkpoint: Path, out_dir: Path, force: bool = False,
+               allow_weight_mismatch: bool = False) -> tuple[Path, ExportReport]:
+    """Export + verify once per checkpoint version; reuse the verified file on reruns.
+    The checkpoint loads with its family's class and every weight (checkpoints.load_ctc_model)."""
     from w2v_triton.checkpoints import load_ctc_model
 
     onnx_path, report_path = out_dir / "model.onnx", out_dir / "export_report.json"
@@ -106,7 +108,7 @@ def build_onnx(checkpoint: Path, out_dir: Path, force: bool = False) -> tuple[Pa
         if saved.get("fingerprint") == fingerprint:
             saved.pop("fingerprint")
             return onnx_path, ExportReport(**{**saved, "lengths": tuple(saved["lengths"])})
-    model = load_ctc_model(checkpoint)
+    model = load_ctc_model(checkpoint, allow_weight_mismatch)
     export_onnx(model, onnx_path)
     stamp_batch_coupling(onnx_path)
     report = verify_onnx(model, onnx_path)

@@ -5,7 +5,6 @@ functions as the Triton models, so tests can demand identical transcripts.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from w2v_triton.acoustic import AcousticModel
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.preprocessing import preprocess
 from w2v_triton.repository import ONNX_FILE, model_parameters
+from w2v_triton.vocabulary import Vocabulary
 
 
 class ReferencePipeline:
@@ -31,8 +31,8 @@ class ReferencePipeline:
             repository / spec.ACOUSTIC_MODEL / "1" / am.get("onnx_file", ONNX_FILE),
             threads if intra_op_threads is None else intra_op_threads)
         decoder_dir = repository / spec.DECODER_MODEL
-        vocab = json.loads((decoder_dir / "vocab.json").read_text())
-        self.decoder = CTCDecoder(vocab, DecoderConfig.from_parameters(dec, base_dir=decoder_dir))
+        self.decoder = CTCDecoder(Vocabulary.load_from_dir(decoder_dir),
+                                  DecoderConfig.from_parameters(dec, base_dir=decoder_dir))
 
     def logits(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
         return self.acoustic.run([preprocess(u, self.do_normalize) for u in utterances])

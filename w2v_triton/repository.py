@@ -57,7 +57,7 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "INTRA_OP_THREADS": str(options.intra_op_threads),
         "INSTANCE_KIND": options.instance_kind,
         "ONNX_FILE": ONNX_FILE,
-        "VOCAB_SIZE": str(len(info.vocab)),
+        "VOCAB_SIZE": str(info.vocabulary.size),
         "DO_NORMALIZE": "true" if info.do_normalize else "false",
         "DECODER_MODE": decoder["mode"],
         "BEAM_WIDTH": str(decoder["beam_width"]),
@@ -96,7 +96,7 @@ def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
     target_onnx = am_version / ONNX_FILE
     if not (target_onnx.exists() and Path(onnx_path).resolve() == target_onnx.resolve()):
         shutil.copy2(onnx_path, target_onnx)
-    (output / spec.DECODER_MODEL / "vocab.json").write_text(json.dumps(info.vocab, indent=0))
+    info.vocabulary.save_to_dir(output / spec.DECODER_MODEL)
     for lm_file in lm_files:
         shutil.copy2(lm_file, output / spec.DECODER_MODEL / Path(lm_file).name)
     (output / BUILD_INFO).write_text(json.dumps(

@@ -22,9 +22,9 @@ from typing import Sequence
 import torch
 from transformers import Wav2Vec2ForCTC
 
-_CONV = re.compile(r"^wav2vec2\.feature_extractor\.conv_layers\.(?P<i>\d+)\.(?P<part>conv|layer_norm)\.(?P<p>weight|bias)$")
-_PROJ_NORM = ("wav2vec2.feature_projection.layer_norm.weight", "wav2vec2.feature_projection.layer_norm.bias")
-_PROJ = "wav2vec2.feature_projection.projection.weight"
+_CONV = re.compile(r"^\w+\.feature_extractor\.conv_layers\.(?P<i>\d+)\.(?P<part>conv|layer_norm)\.(?P<p>weight|bias)$")
+_PROJ_NORM = ("feature_projection.layer_norm.weight", "feature_projection.layer_norm.bias")
+_PROJ = "feature_projection.projection.weight"
 
 
 def _norm_scale(layer: torch.nn.Module) -> torch.Tensor | None:
@@ -40,8 +40,9 @@ def _norm_scale(layer: torch.nn.Module) -> torch.Tensor | None:
 
 def conv_channel_importance(model: Wav2Vec2ForCTC) -> list[torch.Tensor]:
     """One importance score per output channel of every conv layer (see the module docstring)."""
-    layers = model.wav2vec2.feature_extractor.conv_layers
-    projection = model.wav2vec2.feature_projection
+    base = getattr(model, model.base_model_prefix)
+    layers = base.feature_extractor.conv_layers
+    projection = base.feature_projection
     scores = []
     for i, layer in enumerate(layers):
         weight = layer.conv.weight.detach()                   # [C_out, C_in, k]
@@ -51,7 +52,9 @@ def conv_channel_importance(model: Wav2Vec2ForCTC) -> list[torch.Tensor]:
         if i + 1 < len(layers):
             read_strength = layers[i + 1].conv.weight.detach().transpose(0, 1).flatten(1).norm(dim=1)
         else:
-            read_strength = projection.projection.weight.detach().norm(dim=0) * projection.layer_norm.weight.detach().abs()
+            read_strength = projection.projection.weight.detach().norm(dim=0)
+            if getattr(projection, "layer_norm", None) is not None:   # HuBERT may have none
+                read_strength = read_strength * projection.layer_norm.weight.detach().abs()
         scores.append(out_strength * read_strength)
     return scores
 
@@ -78,9 +81,9 @@ def _sliced(key: str, tensor: torch.Tensor, kept: list[torch.Tensor]) -> torch.T
         if m["part"] == "conv" and m["p"] == "weight" and i > 0:
             tensor = tensor.index_select(1, kept[i - 1])
         return tensor
-    if key in _PROJ_NORM:
+    if key.endswith(_PROJ_NORM):
         return tensor.index_select(0, kept[-1])
-    if key == _PROJ:
+    if key.endswith(_PROJ):
         return tensor.index_select(1, kept[-1])
     return tensor
 
@@ -93,7 +96,7 @@ def prune_frontend(model: Wav2Vec2ForCTC, widths: int | Sequence[int]) -> tuple[
     kept = select_channels(model, widths)
     config = copy.deepcopy(model.config)
     config.conv_dim = list(widths)
-    pruned = Wav2Vec2ForCTC(config)
+    pruned = type(model)(config)
     source = model.state_dict()
     state = {}
     for key, target in pruned.state_dict().items():

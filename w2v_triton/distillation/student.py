@@ -22,6 +22,9 @@ import torch
 from transformers import Wav2Vec2ForCTC
 
 STRATEGIES = ("first", "last", "even", "explicit")
+# Families whose encoder layers are independent copies (a student keeps any subset). WavLM's
+# relative position bias lives in layer 0 only and data2vec-audio is untested here: refused.
+STUDENT_FAMILIES = ("wav2vec2", "hubert")
 # wav2vec2.encoder.layers.<i>.<rest>; does not match feature_extractor.conv_layers.<i>.
 _LAYER_KEY = re.compile(r"^(?P<head>(?:.*\.)?encoder\.layers\.)(?P<idx>\d+)\.(?P<rest>.+)$")
 STUDENT_INFO = "student_info.json"
@@ -30,6 +33,13 @@ STUDENT_INFO = "student_info.json"
 PROCESSOR_FILES = {"vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "tokenizer.json", "preprocessor_config.json", "processor_config.json",
                    "feature_extractor_config.json", "chat_template.json"}
+
+
+def check_student_family(model_type: str) -> None:
+    """Students (layer copying, front-end pruning, distillation) exist for STUDENT_FAMILIES only."""
+    if model_type not in STUDENT_FAMILIES:
+        raise ValueError(f"students can be built from {', '.join(STUDENT_FAMILIES)} teachers, not "
+                         f"{model_type!r}: its layers cannot be copied independently here")
 
 
 def select_layers(num_teacher_layers: int, num_student_layers: int | None = None,
@@ -106,11 +116,12 @@ def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strate
     """Return (student, info). The teacher is not modified; the student's tensors are copies.
     `conv_channels` (one width, or one per conv layer) narrows the conv front-end to the
     teacher's most important channels (`frontend_pruning.prune_frontend`); it needs distilling."""
+    check_student_family(teacher.config.model_type)
     L = int(teacher.config.num_hidden_layers)
     kept = select_layers(L, num_layers, strategy, layers)
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(kept)
-    student = Wav2Vec2ForCTC(config)
+    student = type(teacher)(config)
     teacher_state = teacher.state_dict()
     new_state, fresh = {}, []
     for key, tensor in student.state_dict().items():

@@ -25,7 +25,7 @@ from transformers import Wav2Vec2ForCTC
 
 from w2v_triton.checkpoints import load_ctc_model
 from w2v_triton.distillation.losses import DistillLossConfig
-from w2v_triton.distillation.student import (StudentInfo, build_student, copy_processor_files,
+from w2v_triton.distillation.student import (StudentInfo, build_student, check_student_family, copy_processor_files,
                                              count_params, load_teacher, read_student_info,
                                              resolve_teacher, save_student)
 from w2v_triton.distillation.task import (DistillModel, DistillTask, evaluate, id_to_token_of,
@@ -103,6 +103,7 @@ def dev_batches(dataset, max_batch_seconds: float):
 
 def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: str
                     ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict]:
+    check_student_family(teacher.config.model_type)
     if cfg.student_init:
         student = load_ctc_model(cfg.student_init)   # eager attention, float32, like the teacher
         info = read_student_info(cfg.student_init) or {}
@@ -136,11 +137,11 @@ def freeze_unreached(model: DistillModel) -> list[str]:
         reached = True
         if name.startswith("lm_head.") and not uses_logits:
             reached = False
-        if name == "wav2vec2.masked_spec_embed" and not spec:
+        if name == f"{student.base_model_prefix}.masked_spec_embed" and not spec:
             reached = False
         if ".encoder.layers." in name and int(name.split(".encoder.layers.")[1].split(".")[0]) >= top:
             reached = False
-        if (name.startswith("wav2vec2.encoder.layer_norm.") and c.do_stable_layer_norm
+        if (name.startswith(f"{student.base_model_prefix}.encoder.layer_norm.") and c.do_stable_layer_norm
                 and top < c.num_hidden_layers):
             reached = False  # stable-LN: the final norm only follows the last layer
         if not reached:

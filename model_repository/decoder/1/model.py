@@ -12,6 +12,7 @@ import triton_python_backend_utils as pb_utils
 
 from w2v_triton import spec
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.vocabulary import Vocabulary
 
 
 def _strings(values) -> np.ndarray:
@@ -23,10 +24,10 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config["parameters"].items()}
         model_dir = Path(args["model_repository"])
-        vocab = json.loads((model_dir / "vocab.json").read_text())
         # A missing LM, an unreadable LM or an LM/vocabulary case mismatch raises
         # DecoderConfigError here: the model (and the server) fails to load, with the message.
-        self.decoder = CTCDecoder(vocab, DecoderConfig.from_parameters(params, base_dir=model_dir))
+        self.decoder = CTCDecoder(Vocabulary.load_from_dir(model_dir),
+                                  DecoderConfig.from_parameters(params, base_dir=model_dir))
 
     def execute(self, requests):
         responses = []
