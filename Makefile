@@ -9,6 +9,10 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PLATFORM ?= python
+# Where the acoustic model runs: DEVICE=cpu|gpu (gpu fails the load where no GPU runtime exists);
+# RUNTIME=onnxruntime|torch (torch: the checkpoint in CUDA PyTorch, for GPUs without onnxruntime-gpu).
+DEVICE ?= cpu
+RUNTIME ?= onnxruntime
 REPO_FLAGS ?=
 PYTEST_FLAGS ?=
 # Training and distillation run under torchrun (DDP) when NPROC > 1, unchanged otherwise.
@@ -33,8 +37,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed  ## create .venv from the pinned requirements
 
-build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> PLATFORM=python|onnxruntime_onnx
-	$(PY) builders/repository.py --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) $(REPO_FLAGS)
+build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> DEVICE=cpu|gpu RUNTIME=onnxruntime|torch PLATFORM=python|onnxruntime_onnx
+	$(PY) -m builders.repository --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) \
+	  --device $(DEVICE) --runtime $(RUNTIME) $(REPO_FLAGS)
 
 serve: venv  ## start tritonserver on $(REPO) (Ctrl-C stops it); HTTP_PORT/GRPC_PORT/METRICS_PORT
 	$(PY) -m w2v_triton.serve --model-repository $(REPO) --http-port $(HTTP_PORT) \

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from builders.export_onnx import onnx_dir_for
+from w2v_triton.acoustic import DEVICES, RUNTIMES, TORCH_DTYPES
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 from w2v_triton.lm_tuning import TUNING_FILE, file_id
 from w2v_triton.onnx_export import build_onnx
@@ -40,7 +41,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--acoustic-instances", type=int, default=defaults.acoustic_instances)
     parser.add_argument("--decoder-instances", type=int, default=defaults.decoder_instances)
     parser.add_argument("--intra-op-threads", type=int, default=defaults.intra_op_threads)
-    parser.add_argument("--instance-kind", choices=("KIND_CPU", "KIND_GPU"), default=defaults.instance_kind)
+    parser.add_argument("--device", choices=DEVICES, default=defaults.device,
+                        help="cpu, or gpu: KIND_GPU acoustic instances on a GPU runtime (TensorRT/CUDA "
+                             "onnxruntime, or CUDA PyTorch with --runtime torch); the model load fails "
+                             "where no GPU runtime exists (default %(default)s)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=defaults.runtime,
+                        help="what runs the acoustic model in the python platform: onnxruntime (the "
+                             "exported ONNX file or --variant) or torch (the checkpoint in PyTorch)")
+    parser.add_argument("--torch-dtype", choices=TORCH_DTYPES, default=defaults.torch_dtype,
+                        help="runtime torch: auto = float16 on a GPU, float32 on a CPU")
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false",
+                        help="do not run warm-up requests before the acoustic model reports ready")
     parser.add_argument("--decoder-mode", choices=("greedy", "beam"), default="greedy")
     parser.add_argument("--beam-width", type=int, default=None, help="default 32, or the tuned value")
     parser.add_argument("--lm-dir", type=Path, help="output of `make lm` (lm.arpa|lm.bin + unigrams.txt)")
@@ -117,14 +128,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.variant != "fp32":
             onnx_path = build_variant(onnx_path, args.variant, checkpoint=checkpoint)
             print(f"serving variant {args.variant}: {onnx_path}")
-    options = RepositoryOptions(
-        platform=args.platform, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
-        acoustic_instances=args.acoustic_instances, decoder_instances=args.decoder_instances,
-        intra_op_threads=args.intra_op_threads, instance_kind=args.instance_kind,
-        decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name))
+    try:
+        if args.runtime == "torch" and (args.variant != "fp32" or args.onnx):
+            raise ValueError("--runtime torch runs the checkpoint itself: --variant/--onnx are ONNX files")
+        options = RepositoryOptions(
+            platform=args.platform, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
+            acoustic_instances=args.acoustic_instances, decoder_instances=args.decoder_instances,
+            intra_op_threads=args.intra_op_threads, device=args.device, runtime=args.runtime,
+            torch_dtype=args.torch_dtype, warmup=args.warmup,
+            decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     output = render_repository(info, onnx_path, args.output, options, files)
     print(f"model repository ready: {output} (checkpoint {checkpoint}, platform {args.platform}, "
-          f"decoder {args.decoder_mode})")
+          f"acoustic model {options.runtime} on {options.device}, decoder {args.decoder_mode})")
     return 0
 
 

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
         if args.torch_bf16:
             for dtype in ("fp32", "bf16"):
-                runner = variants.TorchRunner(checkpoint, dtype)
+                runner = variants.torch_runner(checkpoint, dtype)
                 result = variants.agreement(reference, variants.run_each(runner, speech), info.vocab, seconds)
                 report["variants"].setdefault(f"torch-{dtype}", {})["agreement"] = variants.to_dict(result)
                 print(f"torch-{dtype}: {result.differing_transcripts}/{result.utterances} differ, "
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no speech to verify on (../shared/data/speech absent): agreement not measured")
 
     if args.long_audio_seconds and speech:
-        from w2v_triton.long_audio import compare_with_full_pass
+        from w2v_triton.variants import compare_with_full_pass
 
         long_clip = long_speech(args.long_audio_seconds, info.do_normalize)
         report["long_audio"] = compare_with_full_pass(fp32, long_clip, info.vocab)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.torch_bf16:
             import torch
             torch.set_num_threads(threads)
-            runners.update({f"torch-{d}": variants.TorchRunner(checkpoint, d) for d in ("fp32", "bf16")})
+            runners.update({f"torch-{d}": variants.torch_runner(checkpoint, d) for d in ("fp32", "bf16")})
         result = variants.speed(runners, clip, args.repeats)
         report["speed"]["by_threads"][str(threads)] = result
         print(f"threads={threads}: " + ", ".join(f"{n} {r['audio_s_per_s']}x" for n, r in result.items()),

@@ -62,8 +62,11 @@ def test_config_validation():
         LongAudioConfig(window_seconds=10, overlap_seconds=6)
     with pytest.raises(ValueError):
         LongAudioConfig(window_seconds=30, max_single_seconds=20)
-    config = LongAudioConfig.from_parameters({"long_audio_window_s": "20", "long_audio_overlap_s": "2",
-                                              "long_audio_batch": "3", "long_audio_max_single_s": "25"})
+    from w2v_triton.acoustic import AcousticSettings
+
+    config = AcousticSettings.from_parameters({
+        "long_audio_window_seconds": "20", "long_audio_overlap_seconds": "2",
+        "long_audio_batch_windows": "3", "long_audio_max_single_seconds": "25"}).long_audio
     assert (config.window, config.hop, config.batch_windows, config.max_single) == (320_000, 288_000, 3, 400_000)
 
 
@@ -91,7 +94,7 @@ class SessionSpy:
 def test_acoustic_model_windows_long_rows_only(tiny_onnx, rng):
     config = LongAudioConfig(window_seconds=4.0, overlap_seconds=1.0, batch_windows=2, max_single_seconds=5.0)
     model = AcousticModel(tiny_onnx, 1, config)
-    spy = model.session = SessionSpy(model.session)
+    spy = model.runner.session = SessionSpy(model.runner.session)
     short = [rng.standard_normal(n).astype(np.float32) for n in (32000, 40000)]  # one length bucket
     long = rng.standard_normal(30 * 16000 + 123).astype(np.float32)
     # short utterances: one call, unchanged behaviour
@@ -135,7 +138,7 @@ def test_long_real_clip_chunked_vs_full_pass(tiny_onnx, long_clip):
     full = AcousticModel(tiny_onnx, 1, LongAudioConfig(max_single_seconds=10_000)).run([long_clip])[0]
     config = LongAudioConfig()          # 30 s windows, 3 s overlap
     model = AcousticModel(tiny_onnx, 1, config)
-    spy = model.session = SessionSpy(model.session)
+    spy = model.runner.session = SessionSpy(model.runner.session)
     chunked = model.run([long_clip])[0]
     assert chunked.shape == full.shape
     assert all(n <= config.window and b <= config.batch_windows for b, n in spy.shapes)
@@ -166,7 +169,7 @@ def test_server_transcribes_long_audio_like_the_pipeline(tiny_server, tiny_repos
 
 def test_compare_with_full_pass_report(tiny_onnx, long_clip):
     from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
-    from w2v_triton.long_audio import compare_with_full_pass
+    from w2v_triton.variants import compare_with_full_pass
 
     vocab = read_checkpoint_info(resolve_checkpoint("tiny")).vocab
     report = compare_with_full_pass(tiny_onnx, long_clip[: 70 * spec.SAMPLE_RATE], vocab)

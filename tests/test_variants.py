@@ -154,10 +154,10 @@ def test_tensorrt_engine_builds(tiny_fp32):
 
 
 def test_torch_runner_matches_onnx(tiny_fp32, rng):
-    runner = variants.TorchRunner(resolve_checkpoint("tiny"), "fp32")
+    runner = variants.torch_runner(resolve_checkpoint("tiny"), "fp32")
     audio = [rng.standard_normal(16000).astype(np.float32)]
     np.testing.assert_allclose(runner.run(audio)[0], variants.session(tiny_fp32, 1).run(audio)[0], atol=1e-4)
-    bf16 = variants.TorchRunner(resolve_checkpoint("tiny"), "bf16").run(audio)[0]
+    bf16 = variants.torch_runner(resolve_checkpoint("tiny"), "bf16").run(audio)[0]
     assert bf16.dtype == np.float32 and bf16.shape == (49, 32)
 
 
@@ -208,7 +208,7 @@ def test_quantized_models_run_rows_alone_so_batching_cannot_change_a_result(tiny
     alone = model.run([quiet])[0]
     np.testing.assert_array_equal(model.run([quiet, loud])[0], alone)
     audio, lengths = pad_batch([quiet, loud])            # guard: one padded call would differ
-    logits, frames = model._session_run(audio, lengths)
+    logits, frames = model.runner(audio, lengths)
     assert np.abs(logits[0, : frames[0]] - alone).max() > 1e-4
 
 

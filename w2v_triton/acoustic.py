@@ -1,49 +1,192 @@
-"""Run the exported acoustic model with onnxruntime on a ragged list of utterances.
+"""The acoustic model on a ragged list of utterances: one interface, two runtimes, CPU or GPU.
 
 The Triton `acoustic_model` (python backend) and the in-process pipeline both use
-`AcousticModel`, so padding, batching and slicing happen in one place. Utterances longer than
-`long_audio.max_single_seconds` are run in overlapping windows (w2v_triton.long_audio), so
-memory stays bounded for inputs of any length.
+`AcousticModel`, so padding, length buckets, long-audio windowing and slicing happen in one place
+whatever runs the network:
+  onnxruntime  the exported ONNX file (any variant); execution providers chosen by `device`:
+               cpu -> CPU; gpu -> TensorRT, then CUDA (whichever onnxruntime offers)
+  torch        the checkpoint in PyTorch (w2v_triton.acoustic_torch): the same length-aware graph
+               (masked_frontend.LengthAwareCTC); on a GPU in float16/bfloat16. For machines with
+               CUDA PyTorch but no onnxruntime-gpu.
+A GPU asked for and not there fails the load with one clear line (DeviceUnavailable): never a
+silent CPU fallback. Utterances longer than `long_audio.max_single_seconds` run in overlapping
+windows (w2v_triton.long_audio), so memory stays bounded for inputs of any length.
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from w2v_triton import spec
 from w2v_triton.long_audio import LongAudioConfig, run_long
 
+logger = logging.getLogger(__name__)
 
-class AcousticModel:
-    """onnxruntime session over the (AUDIO, AUDIO_LENGTHS) -> (LOGITS, LOGIT_LENGTHS) graph."""
+RUNTIMES = ("onnxruntime", "torch")
+DEVICES = ("cpu", "gpu")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16")   # auto: float16 on a GPU, float32 on a CPU
+ONNX_FILE = "model.onnx"
+TORCH_CHECKPOINT_DIR = "checkpoint"
+WARMUP_SECONDS = (1.0, 10.0)     # one short and one typical request before the model reports ready
 
-    def __init__(self, onnx_path: str | Path, intra_op_threads: int = 0,
-                 long_audio: LongAudioConfig | None = None, bucket_ratio: float = 1.3) -> None:
+# (audio [B, N] float32, lengths [B] int64) -> (logits [B, T, V] float32, frames [B] int64)
+BatchRunner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class DeviceUnavailable(RuntimeError):
+    """The device asked for is not there (e.g. DEVICE=gpu without a GPU runtime): the load fails."""
+
+
+class AcousticSettingsError(ValueError):
+    """Acoustic model parameters that cannot work; fails the model load with the message."""
+
+
+@dataclass(frozen=True)
+class AcousticSettings:
+    """Everything the acoustic model reads from its Triton `parameters`; written by the repository
+    builder with `to_parameters` and read back by model.py and the pipeline with `from_parameters`."""
+
+    runtime: str = "onnxruntime"
+    model_file: str = ONNX_FILE          # relative to the model version folder (torch: a checkpoint dir)
+    device: str = "cpu"
+    intra_op_threads: int = 0            # 0 = the runtime's default (all cores)
+    torch_dtype: str = "auto"
+    bucket_ratio: float = 1.3
+    warmup: bool = True
+    long_audio: LongAudioConfig = field(default_factory=LongAudioConfig)
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("runtime", self.runtime, RUNTIMES), ("device", self.device, DEVICES),
+                                     ("torch_dtype", self.torch_dtype, TORCH_DTYPES)):
+            if value not in allowed:
+                raise AcousticSettingsError(f"acoustic {name} {value!r}: expected one of {allowed}")
+        if self.bucket_ratio < 1 or self.intra_op_threads < 0:
+            raise AcousticSettingsError(f"invalid acoustic settings: {self}")
+
+    def to_parameters(self) -> dict[str, str]:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "long_audio"}
+        values.update({f"long_audio_{k}": v for k, v in asdict(self.long_audio).items()})
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, str]) -> "AcousticSettings":
+        """Typed settings from Triton's string parameters; an unknown key is an error (a
+        repository rendered by another version: rebuild it)."""
+        own = {f.name: f.type for f in fields(cls) if f.name != "long_audio"}
+        long_audio_keys = {f"long_audio_{f.name}": f.name for f in fields(LongAudioConfig)}
+        values: dict = {}
+        long_audio: dict = {}
+        for key, raw in parameters.items():
+            try:
+                if key in long_audio_keys:
+                    name = long_audio_keys[key]
+                    long_audio[name] = int(raw) if name == "batch_windows" else float(raw)
+                elif key in own:
+                    kind = own[key]
+                    values[key] = (raw.lower() == "true" if kind == "bool" else int(raw) if kind == "int"
+                                   else float(raw) if kind == "float" else raw)
+                else:
+                    raise AcousticSettingsError(
+                        f"unknown acoustic model parameter {key!r}: rebuild the repository (`make build-models`)")
+            except ValueError as exc:
+                if isinstance(exc, AcousticSettingsError):
+                    raise
+                raise AcousticSettingsError(f"acoustic parameter {key}={raw!r}: {exc}") from None
+        return cls(**values, long_audio=LongAudioConfig(**long_audio))
+
+
+def onnx_providers(device: str, available: list[str], device_id: int = 0) -> list:
+    """Execution providers for `device`: CPU, or the GPU providers onnxruntime offers (TensorRT
+    first) with CPU after them for the ops they do not cover."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if not gpu:
+        raise DeviceUnavailable(
+            f"DEVICE=gpu, but onnxruntime here offers only {', '.join(available)}: install onnxruntime-gpu "
+            "on a machine with an NVIDIA GPU, build with RUNTIME=torch (CUDA PyTorch), or build with DEVICE=cpu")
+    return [(p, {"device_id": str(device_id)}) for p in gpu] + ["CPUExecutionProvider"]
+
+
+class OnnxRunner:
+    """An onnxruntime session over the (AUDIO, AUDIO_LENGTHS) -> (LOGITS, LOGIT_LENGTHS) graph."""
+
+    def __init__(self, onnx_path: Path, device: str = "cpu", intra_op_threads: int = 0,
+                 device_id: int = 0) -> None:
         import onnxruntime as ort
 
-        onnx_path = Path(onnx_path)
-        if not onnx_path.is_file():
-            raise FileNotFoundError(
-                f"acoustic model file {onnx_path} is missing: run `make build-models` first")
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         # idle onnxruntime threads sleep instead of spinning: in Triton the preprocessor and decoder
         # processes share these cores and run while the acoustic model waits for its next batch
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self.long_audio = long_audio or LongAudioConfig()
-        self.bucket_ratio = bucket_ratio
+        providers = onnx_providers(device, ort.get_available_providers(), device_id)
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        self.provider = self.session.get_providers()[0]
+        if device == "gpu" and self.provider not in GPU_PROVIDERS:
+            # onnxruntime falls back to the CPU when a GPU provider cannot start (no device, no driver)
+            raise DeviceUnavailable(f"DEVICE=gpu, but onnxruntime could not start {providers[0][0]} "
+                                    f"(running on {self.provider}): is an NVIDIA GPU with its driver visible?")
         stamped = self.session.get_modelmeta().custom_metadata_map.get(BATCH_COUPLED_KEY)
         # files built here carry the answer (stamp_batch_coupling); others are scanned once
         self.batch_coupled = stamped == "1" if stamped in ("0", "1") else batch_coupled(onnx_path)
 
-    def _session_run(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, frames = self.session.run(
             None, {spec.AUDIO: audio.astype(np.float32, copy=False),
                    spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)})
         return logits, frames
+
+
+class AcousticModel:
+    """Ragged utterances in, each one's [T_i, V] logits out, whatever the runtime and device."""
+
+    def __init__(self, model_path: str | Path, intra_op_threads: int = 0,
+                 long_audio: LongAudioConfig | None = None, bucket_ratio: float = 1.3,
+                 runtime: str | None = None, device: str = "cpu", torch_dtype: str = "auto",
+                 device_id: int = 0) -> None:
+        model_path = Path(model_path)
+        if not model_path.exists():
+            raise FileNotFoundError(
+                f"acoustic model file {model_path} is missing: run `make build-models` first")
+        runtime = runtime or ("torch" if model_path.is_dir() else "onnxruntime")
+        self.settings = AcousticSettings(runtime=runtime, device=device, intra_op_threads=intra_op_threads,
+                                         torch_dtype=torch_dtype, bucket_ratio=bucket_ratio,
+                                         long_audio=long_audio or LongAudioConfig())
+        if runtime == "torch":
+            from w2v_triton.acoustic_torch import TorchRunner
+
+            self.runner: OnnxRunner | TorchRunner = TorchRunner(
+                model_path, device, torch_dtype, intra_op_threads, device_id)
+        else:
+            self.runner = OnnxRunner(model_path, device, intra_op_threads, device_id)
+        self.long_audio = self.settings.long_audio
+        self.bucket_ratio = bucket_ratio
+        self.batch_coupled = self.runner.batch_coupled
+        logger.info("acoustic model %s: runtime %s on %s", model_path.name, runtime, self.runner.provider)
+
+    @classmethod
+    def from_settings(cls, version_dir: Path, settings: AcousticSettings, device_id: int = 0) -> "AcousticModel":
+        return cls(Path(version_dir) / settings.model_file, settings.intra_op_threads, settings.long_audio,
+                   settings.bucket_ratio, settings.runtime, settings.device, settings.torch_dtype, device_id)
+
+    @property
+    def provider(self) -> str:
+        """What actually runs the network, e.g. CPUExecutionProvider, CUDAExecutionProvider, torch:cuda:0."""
+        return self.runner.provider
+
+    def warmup(self, seconds: tuple[float, ...] = WARMUP_SECONDS) -> None:
+        """Run a short and a typical request once, so that the first real request does not pay for
+        memory arenas, kernel selection or CUDA context set-up (called before a model reports ready)."""
+        rng = np.random.default_rng(0)
+        for duration in seconds:
+            self.run([rng.standard_normal(int(duration * spec.SAMPLE_RATE)).astype(np.float32)])
 
     def _run_short(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
         """Run in length buckets: padding a 2 s clip to 30 s would waste 15x its compute.
@@ -56,7 +199,7 @@ class AcousticModel:
             buckets = length_buckets([u.size for u in utterances], self.bucket_ratio)
         for bucket in buckets:
             audio, lengths = pad_batch([utterances[i] for i in bucket])
-            logits, frames = self._session_run(audio, lengths)
+            logits, frames = self.runner(audio, lengths)
             for row, i in enumerate(bucket):
                 results[i] = logits[row, : frames[row]]
         return results

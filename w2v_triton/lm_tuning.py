@@ -137,7 +137,7 @@ def apply_to_repository(repository: Path, chosen: GridPoint, lm_files: list[Path
     from w2v_triton.repository import BUILD_INFO, ONNX_FILE, RepositoryOptions, render_repository
 
     build_info = json.loads((repository / BUILD_INFO).read_text())
-    options = RepositoryOptions(**build_info["options"])
+    options = RepositoryOptions.from_dict(build_info["options"])
     options.decoder = {**options.decoder, "mode": "beam", "beam_width": str(chosen.beam_width),
                        "alpha": str(chosen.alpha), "beta": str(chosen.beta), "lm_path": lm_name,
                        "unigrams_path": unigrams_name}

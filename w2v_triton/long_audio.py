@@ -58,16 +58,6 @@ class LongAudioConfig:
     def max_single(self) -> int:
         return int(self.max_single_seconds * spec.SAMPLE_RATE)
 
-    @classmethod
-    def from_parameters(cls, params: dict[str, str]) -> "LongAudioConfig":
-        """Read optional Triton parameters long_audio_{window,overlap,max_single}_s, long_audio_batch."""
-        default = cls()
-        return cls(
-            window_seconds=float(params.get("long_audio_window_s", default.window_seconds)),
-            overlap_seconds=float(params.get("long_audio_overlap_s", default.overlap_seconds)),
-            batch_windows=int(params.get("long_audio_batch", default.batch_windows)),
-            max_single_seconds=float(params.get("long_audio_max_single_s", default.max_single_seconds)))
-
 
 def window_starts(samples: int, config: LongAudioConfig) -> list[int]:
     """Start sample of every window (multiples of STRIDE); one window if the audio fits."""
@@ -108,36 +98,3 @@ def run_long(run_batch, audio: np.ndarray, config: LongAudioConfig) -> np.ndarra
     if logits.shape[0] != frame_count(audio.size):
         raise AssertionError(f"stitched {logits.shape[0]} frames, expected {frame_count(audio.size)}")
     return logits
-
-
-def compare_with_full_pass(onnx_path, audio: np.ndarray, vocab: dict[str, int],
-                           config: LongAudioConfig | None = None, threads: int = 1) -> dict:
-    """Windowed vs one full pass on one long utterance: frame agreement, |logit diff| by distance
-    from the nearest seam, and the CER/WER of the windowed greedy transcript against the full one."""
-    from w2v_triton.acoustic import AcousticModel
-    from w2v_triton.metrics import error_rates
-    from w2v_triton.variants import greedy_transcripts
-
-    config = config or LongAudioConfig()
-    full = AcousticModel(onnx_path, threads, LongAudioConfig(max_single_seconds=1e9)).run([audio])[0]
-    windowed_config = replace(config, max_single_seconds=config.window_seconds)
-    chunked = AcousticModel(onnx_path, threads, windowed_config).run([audio])[0]
-    starts = window_starts(audio.size, windowed_config)
-    cuts = np.array([lo for lo, _ in seams(starts, audio.size, windowed_config)[1:]] or [10**9])
-    distance = np.abs(np.arange(full.shape[0])[:, None] - cuts[None]).min(1)
-    diff = np.abs(full - chunked)
-    same = full.argmax(-1) == chunked.argmax(-1)
-    bands = {}
-    for lo, hi in ((0, 10), (10, 25), (25, 50), (50, 75), (75, 10**9)):
-        sel = (distance >= lo) & (distance < hi)
-        if sel.any():
-            bands[f"{lo}-{hi if hi < 10**9 else 'inf'}"] = {
-                "frames": int(sel.sum()), "mean_abs_diff": float(diff[sel].mean()),
-                "max_abs_diff": float(diff[sel].max()), "argmax_agreement": float(same[sel].mean())}
-    reference, hypothesis = greedy_transcripts([full, chunked], vocab)
-    wer, cer = error_rates([reference], [hypothesis])
-    return {"seconds": round(audio.size / spec.SAMPLE_RATE, 1), "windows": len(starts),
-            "window_s": config.window_seconds, "overlap_s": config.overlap_seconds,
-            "frames": int(full.shape[0]), "argmax_agreement": float(same.mean()),
-            "max_abs_diff": float(diff.max()), "logit_std": float(full.std()),
-            "cer_vs_full": cer, "wer_vs_full": wer, "full_chars": len(reference), "by_seam_distance": bands}

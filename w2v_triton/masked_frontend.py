@@ -159,6 +159,10 @@ class LengthAwareCTC(nn.Module):
 
     def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor):
         features, lengths = self.features(audio, audio_lengths.to(torch.int64))
+        return self.encode(features, lengths), lengths
+
+    def encode(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Front-end features [B, T, C] and valid frames [B] -> logits [B, T, V]."""
         projected = self.base.feature_projection(features)     # HuBERT: a tensor; others: (hidden, normed)
         hidden = projected[0] if isinstance(projected, tuple) else projected
         frame_mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
@@ -172,5 +176,4 @@ class LengthAwareCTC(nn.Module):
             encoded = encoder(hidden, attention_mask=frame_mask).last_hidden_state
         finally:
             encoder.pos_conv_embed = original
-        logits = self.model.lm_head(encoded)
-        return logits, lengths
+        return self.model.lm_head(encoded)

@@ -5,37 +5,48 @@ functions as the Triton models, so tests can demand identical transcripts.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from w2v_triton import spec
-from w2v_triton.acoustic import AcousticModel
+from w2v_triton.acoustic import AcousticModel, AcousticSettings
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.preprocessing import preprocess
-from w2v_triton.repository import ONNX_FILE, model_parameters
+from w2v_triton.repository import model_parameters
 from w2v_triton.vocabulary import Vocabulary
 
 
+def acoustic_settings(repository: Path) -> AcousticSettings:
+    """The acoustic model's settings as the server reads them: the python platform's own
+    parameters, or (native onnxruntime platform) the backend's thread count."""
+    params = model_parameters(repository, spec.ACOUSTIC_MODEL)
+    if "intra_op_thread_count" in params:   # platform onnxruntime_onnx
+        return AcousticSettings(intra_op_threads=int(params["intra_op_thread_count"]), warmup=False)
+    return AcousticSettings.from_parameters(params)
+
+
 class ReferencePipeline:
-    """preprocess -> onnxruntime acoustic model -> CTC decoder, configured from a repository."""
+    """preprocess -> acoustic model -> CTC decoder, configured from a repository: what the
+    `asr` ensemble computes, with the same settings and the same functions."""
 
     def __init__(self, repository: str | Path, intra_op_threads: int | None = None) -> None:
         repository = Path(repository)
         pre = model_parameters(repository, spec.PREPROCESSOR_MODEL)
-        am = model_parameters(repository, spec.ACOUSTIC_MODEL)
         dec = model_parameters(repository, spec.DECODER_MODEL)
         self.do_normalize = pre["do_normalize"].lower() == "true"
-        threads = int(am.get("intra_op_threads", am.get("intra_op_thread_count", "0")))
-        self.acoustic = AcousticModel(
-            repository / spec.ACOUSTIC_MODEL / "1" / am.get("onnx_file", ONNX_FILE),
-            threads if intra_op_threads is None else intra_op_threads)
+        self.max_seconds = float(pre.get("max_audio_seconds", "0"))
+        settings = acoustic_settings(repository)
+        if intra_op_threads is not None:
+            settings = replace(settings, intra_op_threads=intra_op_threads)
+        self.acoustic = AcousticModel.from_settings(repository / spec.ACOUSTIC_MODEL / "1", settings)
         decoder_dir = repository / spec.DECODER_MODEL
         self.decoder = CTCDecoder(Vocabulary.load_from_dir(decoder_dir),
                                   DecoderConfig.from_parameters(dec, base_dir=decoder_dir))
 
     def logits(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
-        return self.acoustic.run([preprocess(u, self.do_normalize) for u in utterances])
+        return self.acoustic.run([preprocess(u, self.do_normalize, self.max_seconds) for u in utterances])
 
     def transcribe_batch(self, utterances: list[np.ndarray]) -> list[str]:
         return self.decoder.decode_batch(self.logits(utterances))

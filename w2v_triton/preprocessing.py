@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from w2v_triton.spec import MIN_SAMPLES, NORMALIZE_EPS
+from w2v_triton.spec import MIN_SAMPLES, NORMALIZE_EPS, SAMPLE_RATE
 
 
 class InvalidAudio(ValueError):
     """Audio the acoustic model cannot take; the message is shown to the caller."""
 
 
-def validate(audio: np.ndarray) -> np.ndarray:
-    """Return `audio` as 1-D float32 or raise InvalidAudio with a message a user can act on."""
+def validate(audio: np.ndarray, max_seconds: float = 0.0) -> np.ndarray:
+    """Return `audio` as 1-D float32 or raise InvalidAudio with a message a user can act on.
+    `max_seconds` > 0 refuses longer audio (a repository whose acoustic model cannot window it)."""
     audio = np.asarray(audio)
     if audio.dtype != np.float32:
         raise InvalidAudio(f"audio must be float32 samples in [-1, 1], got {audio.dtype}")
@@ -30,6 +31,11 @@ def validate(audio: np.ndarray) -> np.ndarray:
             f"audio too short: {audio.size} samples, need at least {MIN_SAMPLES} "
             f"({MIN_SAMPLES / 16:.0f} ms at 16 kHz)"
         )
+    if max_seconds and audio.size > max_seconds * SAMPLE_RATE:
+        raise InvalidAudio(
+            f"audio too long: {audio.size / SAMPLE_RATE:.1f} s, this server takes at most {max_seconds:g} s "
+            "(its acoustic model runs in Triton's native onnxruntime backend, which cannot window long "
+            "audio; a repository built with PLATFORM=python can)")
     if not np.isfinite(audio).all():
         bad = int((~np.isfinite(audio)).sum())
         raise InvalidAudio(f"audio contains {bad} NaN/Inf samples")
@@ -42,7 +48,7 @@ def normalize(audio: np.ndarray) -> np.ndarray:
     return ((audio - audio.mean()) / np.sqrt(audio.var() + NORMALIZE_EPS)).astype(np.float32)
 
 
-def preprocess(audio: np.ndarray, do_normalize: bool) -> np.ndarray:
+def preprocess(audio: np.ndarray, do_normalize: bool, max_seconds: float = 0.0) -> np.ndarray:
     """Validate, then normalise when the checkpoint's feature extractor does."""
-    audio = validate(audio)
+    audio = validate(audio, max_seconds)
     return normalize(audio) if do_normalize else audio.copy()

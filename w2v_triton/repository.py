@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from string import Template
 
 from w2v_triton import spec
+from w2v_triton.acoustic import (DEVICES, ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_DIR, WARMUP_SECONDS,
+                                 AcousticSettings, batch_coupled)
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
+from w2v_triton.long_audio import LongAudioConfig
 
 TEMPLATE_ROOT = REPO_ROOT / "model_repository"
 MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec.ENSEMBLE_MODEL)
+# python: the acoustic model in a python-backend model (AcousticModel: long-audio windowing, length
+# buckets, exact int8 batches, onnxruntime or torch, CPU or GPU): the default everywhere, NGC too.
+# onnxruntime_onnx: Triton's native onnxruntime backend (NGC container only), an explicit opt-in
+# whose limits are rendered into its config (see the template and docs/architecture.md).
 PLATFORMS = ("python", "onnxruntime_onnx")
-ONNX_FILE = "model.onnx"
 BUILD_INFO = "build_info.json"
+WARMUP_DIR = "warmup"
 
 
 # The decoder model's parameters when a build does not set them (older build_info.json files may
@@ -40,8 +47,40 @@ class RepositoryOptions:
     acoustic_instances: int = 1
     decoder_instances: int = 2
     intra_op_threads: int = 0          # 0 = onnxruntime default (all cores)
-    instance_kind: str = "KIND_CPU"    # onnxruntime_onnx only: KIND_GPU on a GPU image
+    device: str = "cpu"                # gpu: KIND_GPU acoustic instances, GPU runtime or a failed load
+    runtime: str = "onnxruntime"       # torch: the checkpoint in (CUDA) PyTorch; python platform only
+    torch_dtype: str = "auto"
+    warmup: bool = True                # run requests before the acoustic model reports ready
     decoder: dict = field(default_factory=lambda: dict(DECODER_DEFAULTS))
+
+    def __post_init__(self) -> None:
+        if self.platform not in PLATFORMS:
+            raise ValueError(f"platform {self.platform!r}: expected one of {PLATFORMS}")
+        if self.device not in DEVICES or self.runtime not in RUNTIMES:
+            raise ValueError(f"device {self.device!r} / runtime {self.runtime!r}: expected {DEVICES} / {RUNTIMES}")
+        if self.platform == "onnxruntime_onnx" and self.runtime != "onnxruntime":
+            raise ValueError("runtime torch needs platform python (the native backend runs ONNX only)")
+
+    @property
+    def instance_kind(self) -> str:
+        return "KIND_GPU" if self.device == "gpu" else "KIND_CPU"
+
+    def acoustic_settings(self) -> AcousticSettings:
+        return AcousticSettings(
+            runtime=self.runtime, model_file=TORCH_CHECKPOINT_DIR if self.runtime == "torch" else ONNX_FILE,
+            device=self.device, intra_op_threads=self.intra_op_threads, torch_dtype=self.torch_dtype,
+            warmup=self.warmup)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RepositoryOptions":
+        """From a build_info.json; keys of other versions (e.g. instance_kind) are dropped."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def parameters_block(values: dict[str, str]) -> str:
+    """A config.pbtxt `parameters` block, one line per key (what the settings classes write)."""
+    return "\n".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in values.items())
 
 
 def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str, str]:
@@ -55,8 +94,10 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "ACOUSTIC_INSTANCES": str(options.acoustic_instances),
         "DECODER_INSTANCES": str(options.decoder_instances),
         "INTRA_OP_THREADS": str(options.intra_op_threads),
-        "INSTANCE_KIND": options.instance_kind,
+        "ACOUSTIC_KIND": options.instance_kind,
+        "ACOUSTIC_PARAMETERS": parameters_block(options.acoustic_settings().to_parameters()),
         "ONNX_FILE": ONNX_FILE,
+        "MAX_AUDIO_SECONDS": "0" if options.platform == "python" else str(LongAudioConfig().max_single_seconds),
         "VOCAB_SIZE": str(info.vocabulary.size),
         "DO_NORMALIZE": "true" if info.do_normalize else "false",
         "DECODER_MODE": decoder["mode"],
@@ -72,11 +113,15 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
 def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
                       options: RepositoryOptions, lm_files: list[Path] = ()) -> Path:
     """Write a complete, servable repository into `output` (may be the template folder)."""
-    if options.platform not in PLATFORMS:
-        raise ValueError(f"platform {options.platform!r}: expected one of {PLATFORMS}")
     if info.sample_rate != spec.SAMPLE_RATE:
         raise ValueError(f"checkpoint expects {info.sample_rate} Hz audio; the service is {spec.SAMPLE_RATE} Hz")
     values = _substitutions(info, options)
+    native = options.platform == "onnxruntime_onnx"
+    # Triton's native backend batches equal-shaped requests into one padded-free batch; a
+    # batch-coupled (dynamically quantised) file must see one request at a time to stay exact
+    values["ACOUSTIC_BATCHING"] = ("" if native and batch_coupled(onnx_path) else
+                                   f"dynamic_batching {{ max_queue_delay_microseconds: {options.queue_delay_us} }}")
+    values["ACOUSTIC_WARMUP"] = native_warmup_block() if native and options.warmup else ""
     output.mkdir(parents=True, exist_ok=True)
     for model in MODELS:
         source, target = TEMPLATE_ROOT / model, output / model
@@ -93,15 +138,58 @@ def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
         elif not python_model and source.resolve() != target.resolve():
             (target / "1" / "model.py").unlink(missing_ok=True)
     am_version = output / spec.ACOUSTIC_MODEL / "1"
-    target_onnx = am_version / ONNX_FILE
-    if not (target_onnx.exists() and Path(onnx_path).resolve() == target_onnx.resolve()):
-        shutil.copy2(onnx_path, target_onnx)
+    if options.runtime == "torch":
+        copy_checkpoint_weights(info.path, am_version / TORCH_CHECKPOINT_DIR)
+        (am_version / ONNX_FILE).unlink(missing_ok=True)
+    else:
+        target_onnx = am_version / ONNX_FILE
+        if not (target_onnx.exists() and Path(onnx_path).resolve() == target_onnx.resolve()):
+            shutil.copy2(onnx_path, target_onnx)
+        shutil.rmtree(am_version / TORCH_CHECKPOINT_DIR, ignore_errors=True)
+    if native and options.warmup:
+        write_warmup_files(output / spec.ACOUSTIC_MODEL / WARMUP_DIR)
     info.vocabulary.save_to_dir(output / spec.DECODER_MODEL)
     for lm_file in lm_files:
         shutil.copy2(lm_file, output / spec.DECODER_MODEL / Path(lm_file).name)
     (output / BUILD_INFO).write_text(json.dumps(
         {"checkpoint": str(info.path), "onnx": str(onnx_path), "options": asdict(options)}, indent=2))
     return output
+
+
+def copy_checkpoint_weights(checkpoint: Path, target: Path) -> None:
+    """The files the torch runtime loads: config.json and the weights (not tokenizer or docs)."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for file in Path(checkpoint).iterdir():
+        if file.name == "config.json" or file.suffix in (".safetensors", ".bin") or file.name.endswith(".index.json"):
+            shutil.copy2(file, target / file.name)
+
+
+def native_warmup_block() -> str:
+    """model_warmup for the native onnxruntime backend: Triton runs these before the model is ready."""
+    entries = []
+    for seconds in WARMUP_SECONDS:
+        samples = int(seconds * spec.SAMPLE_RATE)
+        entries.append(
+            f'{{ name: "{seconds:g}s" batch_size: 1 inputs [\n'
+            f'    {{ key: "{spec.AUDIO}" value: {{ data_type: TYPE_FP32 dims: [ {samples} ] '
+            f'input_data_file: "audio_{samples}" }} }},\n'
+            f'    {{ key: "{spec.AUDIO_LENGTHS}" value: {{ data_type: TYPE_INT64 dims: [ 1 ] '
+            f'input_data_file: "lengths_{samples}" }} }} ] }}')
+    return "model_warmup [\n  " + ",\n  ".join(entries) + "\n]"
+
+
+def write_warmup_files(folder: Path) -> None:
+    """Raw little-endian tensor contents named by native_warmup_block (Triton reads them from
+    <model>/warmup/)."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for seconds in WARMUP_SECONDS:
+        samples = int(seconds * spec.SAMPLE_RATE)
+        (folder / f"audio_{samples}").write_bytes(rng.standard_normal(samples).astype("<f4").tobytes())
+        (folder / f"lengths_{samples}").write_bytes(np.array([samples], "<i8").tobytes())
 
 
 def model_parameters(repository: Path, model: str) -> dict[str, str]:

@@ -120,13 +120,25 @@ def server_command(repository: Path, ports: Ports, extra: list[str] = ()) -> lis
 def check_repository(repository: Path) -> None:
     """Fail before starting when the repository was never built (clearer than a load error)."""
     from w2v_triton import spec
-    from w2v_triton.repository import ONNX_FILE
+    from w2v_triton.acoustic import ONNX_FILE, TORCH_CHECKPOINT_DIR
 
     if not (Path(repository) / spec.ENSEMBLE_MODEL / "config.pbtxt").is_file():
         raise ServerError(f"{repository} has no rendered configs: run `make build-models` first")
     am_dir = Path(repository) / spec.ACOUSTIC_MODEL / "1"
-    if not (am_dir / ONNX_FILE).is_file():
+    if not any((am_dir / name).exists() for name in (ONNX_FILE, TORCH_CHECKPOINT_DIR)):
         raise ServerError(f"{am_dir / ONNX_FILE} is missing: run `make build-models` first")
+
+
+def load_failure(log: str) -> str:
+    """The one line that says why a model failed to load (Triton logs the reason on the line
+    "failed to load '<model>' version N: <reason>"), else a generic one."""
+    import re
+
+    for line in log.splitlines():
+        match = re.search(r"failed to load '([^']+)' version \d+: (.*?)\"?$", line)
+        if match:
+            return f"a model failed to load: {match[1]}: {match[2]}"
+    return "a model failed to load"
 
 
 class TritonServer:
@@ -182,7 +194,7 @@ class TritonServer:
             log = self.log_tail(200)
             if "failed to load" in log or "UNAVAILABLE" in log:
                 self.stop()
-                raise ServerError(f"a model failed to load:\n{self.log_tail()}")
+                raise ServerError(f"{load_failure(self.log_tail(400))}\n{self.log_tail()}")
             time.sleep(0.25)
         self.stop()
         raise ServerError(f"tritonserver not ready after {timeout:.0f} s:\n{self.log_tail()}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -287,35 +287,50 @@ def to_dict(value) -> dict:
     return asdict(value)
 
 
-# --- PyTorch CPU paths (bf16 autocast on AVX512-BF16/AMX CPUs): measured, not served --------
+# --- PyTorch paths (bf16 autocast on AVX512-BF16/AMX CPUs): the acoustic model's torch runtime --
 
-class TorchRunner:
-    """LengthAwareCTC in PyTorch with the `.run(list)` interface of AcousticModel.
+def torch_runner(checkpoint: Path, dtype: str = "fp32"):
+    """The checkpoint in PyTorch (AcousticModel's torch runtime) on the CPU, fp32 or bf16 autocast."""
+    from w2v_triton.acoustic import AcousticModel
 
-    dtype "bf16" runs under torch.autocast("cpu", torch.bfloat16) (oneDNN bf16 kernels on CPUs
-    with AVX512-BF16 or AMX); logits are returned as float32.
-    """
+    dtypes = {"fp32": "float32", "bf16": "bfloat16"}
+    if dtype not in dtypes:
+        raise ValueError(f"dtype {dtype!r}: expected one of {list(dtypes)}")
+    return AcousticModel(checkpoint, runtime="torch", torch_dtype=dtypes[dtype])
 
-    def __init__(self, checkpoint: Path, dtype: str = "fp32") -> None:
-        import torch
 
-        from w2v_triton.checkpoints import load_ctc_model
-        from w2v_triton.masked_frontend import LengthAwareCTC
+# --- long audio: windowed vs one full pass ------------------------------------------------------
 
-        if dtype not in ("fp32", "bf16"):
-            raise ValueError(f"dtype {dtype!r}: expected fp32 or bf16")
-        self.torch, self.dtype = torch, dtype
-        self.model = LengthAwareCTC(load_ctc_model(checkpoint)).eval()
+def compare_with_full_pass(onnx_path, audio: np.ndarray, vocab: dict[str, int],
+                           config: LongAudioConfig | None = None, threads: int = 1) -> dict:
+    """Windowed vs one full pass on one long utterance: frame agreement, |logit diff| by distance
+    from the nearest seam, and the CER/WER of the windowed greedy transcript against the full one."""
+    from w2v_triton.acoustic import AcousticModel
+    from w2v_triton.long_audio import LongAudioConfig, seams, window_starts
 
-    def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
-        from w2v_triton.acoustic import pad_batch
-
-        torch = self.torch
-        audio, lengths = pad_batch(utterances)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bf16"):
-            logits, frames = self.model(torch.from_numpy(audio), torch.from_numpy(lengths))
-        logits = logits.float().numpy()
-        return [logits[i, : int(frames[i])] for i in range(len(utterances))]
+    config = config or LongAudioConfig()
+    full = AcousticModel(onnx_path, threads, LongAudioConfig(max_single_seconds=1e9)).run([audio])[0]
+    windowed_config = replace(config, max_single_seconds=config.window_seconds)
+    chunked = AcousticModel(onnx_path, threads, windowed_config).run([audio])[0]
+    starts = window_starts(audio.size, windowed_config)
+    cuts = np.array([lo for lo, _ in seams(starts, audio.size, windowed_config)[1:]] or [10**9])
+    distance = np.abs(np.arange(full.shape[0])[:, None] - cuts[None]).min(1)
+    diff = np.abs(full - chunked)
+    same = full.argmax(-1) == chunked.argmax(-1)
+    bands = {}
+    for lo, hi in ((0, 10), (10, 25), (25, 50), (50, 75), (75, 10**9)):
+        sel = (distance >= lo) & (distance < hi)
+        if sel.any():
+            bands[f"{lo}-{hi if hi < 10**9 else 'inf'}"] = {
+                "frames": int(sel.sum()), "mean_abs_diff": float(diff[sel].mean()),
+                "max_abs_diff": float(diff[sel].max()), "argmax_agreement": float(same[sel].mean())}
+    reference, hypothesis = greedy_transcripts([full, chunked], vocab)
+    wer, cer = error_rates([reference], [hypothesis])
+    return {"seconds": round(audio.size / spec.SAMPLE_RATE, 1), "windows": len(starts),
+            "window_s": config.window_seconds, "overlap_s": config.overlap_seconds,
+            "frames": int(full.shape[0]), "argmax_agreement": float(same.mean()),
+            "max_abs_diff": float(diff.max()), "logit_std": float(full.std()),
+            "cer_vs_full": cer, "wer_vs_full": wer, "full_chars": len(reference), "by_seam_distance": bands}
 
 
 def cpu_features() -> dict:

@@ -6,17 +6,19 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from w2v_triton import spec
-from w2v_triton.acoustic import AcousticModel, pad_logits
-from w2v_triton.long_audio import LongAudioConfig
+from w2v_triton.acoustic import AcousticModel, AcousticSettings, pad_logits
 
 
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config["parameters"].items()}
+        settings = AcousticSettings.from_parameters({k: v["string_value"] for k, v in config["parameters"].items()})
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        self.model = AcousticModel(version_dir / params["onnx_file"], int(params["intra_op_threads"]),
-                                   LongAudioConfig.from_parameters(params))
+        # DEVICE=gpu without a GPU runtime raises DeviceUnavailable here: the load fails with that line
+        self.model = AcousticModel.from_settings(version_dir, settings, int(args.get("model_instance_device_id") or 0))
+        if settings.warmup:
+            self.model.warmup()   # before Triton reports the model (and the server) ready
+        pb_utils.Logger.log_info(f"acoustic model ready: runtime {settings.runtime} on {self.model.provider}")
 
     def execute(self, requests):
         rows, owners = [], []

@@ -11,15 +11,16 @@ from w2v_triton.preprocessing import InvalidAudio, preprocess
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
-        value = config["parameters"]["do_normalize"]["string_value"]
-        self.do_normalize = value.lower() == "true"
+        params = {k: v["string_value"] for k, v in config["parameters"].items()}
+        self.do_normalize = params["do_normalize"].lower() == "true"
+        self.max_seconds = float(params.get("max_audio_seconds", "0"))
 
     def execute(self, requests):
         responses = []
         for request in requests:
             audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO).as_numpy()
             try:
-                rows = [preprocess(row, self.do_normalize) for row in audio.reshape(audio.shape[0], -1)]
+                rows = [preprocess(row, self.do_normalize, self.max_seconds) for row in audio.reshape(audio.shape[0], -1)]
             except InvalidAudio as exc:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)))
                 continue
