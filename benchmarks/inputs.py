@@ -17,15 +17,19 @@ from w2v_triton.audio import load_audio
 from w2v_triton.manifest import Utterance
 
 
-def _entry(audio: np.ndarray) -> dict:
+def _entry(audio: np.ndarray, with_lengths: bool = False) -> dict:
     data = np.ascontiguousarray(audio, dtype="<f4")
-    return {spec.AUDIO: {"b64": base64.b64encode(data.tobytes()).decode("ascii"), "shape": [data.size]}}
+    entry = {spec.AUDIO: {"b64": base64.b64encode(data.tobytes()).decode("ascii"), "shape": [data.size]}}
+    if with_lengths:   # the acoustic model's own inputs (what the preprocessor sends it)
+        entry[spec.AUDIO_LENGTHS] = {"content": [data.size], "shape": [1]}
+    return entry
 
 
-def write_input_data(path: Path, clips: list[np.ndarray]) -> dict:
-    """Write the JSON; return what a report needs (entries, mean seconds per request)."""
+def write_input_data(path: Path, clips: list[np.ndarray], with_lengths: bool = False) -> dict:
+    """Write the JSON; return what a report needs (entries, mean seconds per request).
+    `with_lengths`: inputs of the acoustic model itself (AUDIO + AUDIO_LENGTHS), for its raw figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"data": [_entry(c) for c in clips]}))
+    path.write_text(json.dumps({"data": [_entry(c, with_lengths) for c in clips]}))
     seconds = [c.size / spec.SAMPLE_RATE for c in clips]
     return {"path": str(path), "entries": len(clips), "mean_seconds": float(np.mean(seconds)),
             "total_seconds": float(np.sum(seconds))}

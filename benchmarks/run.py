@@ -23,6 +23,7 @@ from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_i
 from benchmarks.perf_analyzer import PerfAnalyzerError, run_perf_analyzer
 from benchmarks.report import write_report
 from benchmarks.triton_stats import per_model_times
+from w2v_triton import spec
 from w2v_triton.checkpoints import REPO_ROOT
 from w2v_triton.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.preprocessing import normalize
@@ -86,9 +87,11 @@ def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[st
             for stability in ((60, 100) if varied else (25, 50, 100)):
                 data["stability_percent"] = stability
                 try:
-                    rows = run_perf_analyzer(server.grpc_url, Path(data["path"]), concurrency,
-                                             shape=data.get("shape"), request_count=data["request_count"],
-                                             stability_percent=stability)
+                    # "1:4" is one perf_analyzer range; "1,2,4:8" runs each item (doubling steps)
+                    rows = [row for part in concurrency.split(",") for row in run_perf_analyzer(
+                        server.grpc_url, Path(data["path"]), part if ":" in part else f"{part}:{part}",
+                        model=data.get("model", spec.ENSEMBLE_MODEL), shape=data.get("shape"),
+                        request_count=data["request_count"], stability_percent=stability)]
                     break
                 except PerfAnalyzerError as exc:
                     if stability == 100:
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-concurrency", default="1:16:3")
     parser.add_argument("--clips-concurrency", default=None, help="default: --seed-concurrency")
     parser.add_argument("--request-count", type=int, default=16, help="requests per perf_analyzer window")
+    parser.add_argument("--raw-acoustic", action="store_true",
+                        help="also sweep the served acoustic_model alone on the long clips (its raw figure)")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
     parser.add_argument("--title", default="benchmark")
     args = parser.parse_args(argv)
@@ -149,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         sweeps = {"seed_0.5s": args.seed_concurrency, "real_speech": args.real_concurrency,
                   f"clips_{args.clip_seconds:g}s": args.clips_concurrency or args.seed_concurrency}
+        if args.raw_acoustic:
+            raw = f"acoustic_model_clips_{args.clip_seconds:g}s"
+            inputs[raw] = {**write_input_data(tmp / "raw.json", [normalize(c) for c in long_clips], True),
+                           "model": spec.ACOUSTIC_MODEL}
+            sweeps[raw] = sweeps[f"clips_{args.clip_seconds:g}s"]
+        sweeps = {name: concurrency for name, concurrency in sweeps.items() if concurrency}   # "" skips
         dtypes = args.dtypes.split(",")
         jobs = [("inprocess", n if dtypes == ["fp32"] else f"{n}-{d}", "hf-pytorch", p, d)
                 for n, p in named_paths(args.baseline).items() for d in dtypes]

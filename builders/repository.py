@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="serve an optimized variant of the exported model (docs/optimization.md)")
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
     parser.add_argument("--queue-delay-us", type=int, default=defaults.queue_delay_us)
+    parser.add_argument("--preprocessor-instances", type=int, default=defaults.preprocessor_instances)
     parser.add_argument("--acoustic-instances", type=int, default=defaults.acoustic_instances)
     parser.add_argument("--decoder-instances", type=int, default=defaults.decoder_instances)
     parser.add_argument("--intra-op-threads", type=int, default=defaults.intra_op_threads)
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--runtime torch runs the checkpoint itself: --variant/--onnx are ONNX files")
         options = RepositoryOptions(
             platform=args.platform, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
-            acoustic_instances=args.acoustic_instances, decoder_instances=args.decoder_instances,
+            preprocessor_instances=args.preprocessor_instances, acoustic_instances=args.acoustic_instances,
+            decoder_instances=args.decoder_instances,
             intra_op_threads=args.intra_op_threads, device=args.device, runtime=args.runtime,
             torch_dtype=args.torch_dtype, warmup=args.warmup,
             decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name))
