@@ -191,8 +191,15 @@ def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng):
         run_distillation(cfg, train)
     repo = tmp_path / "repo"
     assert build_repository(["--model", str(student_dir), "--output", str(repo)]) == 0
-    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8000, 23456)]
+    tones = [sf.read(root / "audio" / f"{i}.flac", dtype="float32")[0] for i in (0, 1)]
+    clips = tones + [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8000, 23456)]
     expected = [ReferencePipeline(repo).transcribe(c) for c in clips]
+    # Sane output: every transcript non-empty, only the student's vocabulary characters, words
+    # separated by single spaces (a student that emits blanks or garbage tokens fails here).
+    alphabet = set(json.loads((student_dir / "vocab.json").read_text())) - {"<pad>", "<s>", "</s>", "<unk>", "|"}
+    for text in expected:
+        assert text and text == text.strip() and "  " not in text, expected
+        assert set(text) <= alphabet | {" "}, expected
     server = TritonServer(repo, Ports.free(), log_path=tmp_path / "triton.log")
     server.start(timeout=180)
     try:
