@@ -245,14 +245,15 @@ def render_decoding_eval(path: Path) -> str:
 
 def render_training_curve(path: Path) -> str:
     """The dev CER / WER at each evaluation of a trainer's JSONL log."""
-    rows = []
+    evals = {}  # a resumed run may repeat steps: the last row written wins (as in plot_log)
     for line in path.read_text().splitlines():
         event = json.loads(line)
         if "dev_cer" in event:
-            rows.append([event["step"], f"{event['dev_cer']:.3f}", f"{event['dev_wer']:.3f}"])
-    if not rows:
+            evals[event["step"]] = event
+    if not evals:
         raise TableSourceError(f"{path}: no dev evaluations")
-    return table(["step", "dev CER", "dev WER"], rows)
+    return table(["step", "dev CER", "dev WER"],
+                 [[step, f"{e['dev_cer']:.3f}", f"{e['dev_wer']:.3f}"] for step, e in sorted(evals.items())])
 
 
 RENDERERS: dict[str, Callable[[Path], str]] = {

@@ -100,3 +100,22 @@ def test_check_mode_reports_a_stale_doc_and_leaves_it(tmp_path: Path, capsys) ->
     assert "stale" in doc.read_text() and "docs/d.md" in capsys.readouterr().err
     assert docs_tables.main(["--root", str(tmp_path)]) == 0
     assert docs_tables.main(["--check", "--root", str(tmp_path)]) == 0
+
+
+def test_every_image_in_docs_has_a_command_that_writes_it() -> None:
+    """docs/*.png: named by a Make recipe (mk/*.mk) or by a --png/--plot option of a documented command."""
+    import re
+
+    make = "".join(p.read_text() for p in (REPO_ROOT / "mk").glob("*.mk"))
+    docs = "".join(p.read_text() for p in docs_tables.doc_paths())
+    for png in sorted((REPO_ROOT / "docs").glob("*.png")):
+        name = f"docs/{png.name}"
+        assert re.search(rf"^\t.*{re.escape(name)}", make, re.M) or re.search(rf"--(png|plot) {re.escape(name)}", docs), name
+
+
+def test_training_curve_keeps_the_last_row_of_a_repeated_step(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in (
+        {"event": "start"}, {"step": 10, "dev_cer": 0.9, "dev_wer": 1.0}, {"step": 20, "dev_cer": 0.8, "dev_wer": 0.99},
+        {"step": 10, "dev_cer": 0.7, "dev_wer": 0.95})) + "\n")
+    assert docs_tables.render_training_curve(log).splitlines()[2:] == ["| 10 | 0.700 | 0.950 |", "| 20 | 0.800 | 0.990 |"]
