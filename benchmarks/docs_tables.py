@@ -207,6 +207,31 @@ def render_variant_speeds(path: Path) -> str:
     return table(["checkpoint"] + [f"{v}, {t} thr (x RT)" for v, t in columns], rows)
 
 
+def _long_audio(path: Path) -> dict:
+    report = json.loads(path.read_text())
+    if not report.get("long_audio"):
+        raise TableSourceError(f"{path}: no long_audio section (builders/variants.py --long-audio-seconds)")
+    return report
+
+
+def render_long_audio(path: Path) -> str:
+    """The long_audio section of a builders/variants.py report: windowed vs one full pass."""
+    report = _long_audio(path)
+    la = report["long_audio"]
+    return table(["model", "audio", "frames", "argmax agreement", "max abs dlogit (logit std)", "CER / WER chunked vs full"],
+                 [[Path(report["checkpoint"]).name, f"{la['seconds']:.1f} s, {la['windows']} windows", la["frames"],
+                   _pct(la["argmax_agreement"]), f"{la['max_abs_diff']:.2f} ({la['logit_std']:.2f})",
+                   f"{_pct(la['cer_vs_full'])} / {_pct(la['wer_vs_full'])} ({la['full_chars']} chars)"]])
+
+
+def render_long_audio_seams(path: Path) -> str:
+    """Windowed-vs-full differences by distance from the nearest seam (frames)."""
+    bands = _long_audio(path)["long_audio"]["by_seam_distance"]
+    return table(["frames from a seam", "frames", "mean abs dlogit", "max abs dlogit", "argmax agreement"],
+                 [[band.replace("-inf", "+"), b["frames"], f"{b['mean_abs_diff']:.3f}", f"{b['max_abs_diff']:.2f}",
+                   _pct(b["argmax_agreement"])] for band, b in bands.items()])
+
+
 def render_int8_study(path: Path) -> str:
     """tools/int8_study.py's report: int8-mm with parts kept in float, and static int8."""
     report = json.loads(path.read_text())
@@ -259,7 +284,7 @@ def render_training_curve(path: Path) -> str:
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "table": render_table, "inprocess": render_inprocess, "served": render_served, "goals": render_goals,
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
-    "int8-study": render_int8_study, "eval": render_eval, "decoding-eval": render_decoding_eval,
+    "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve,
 }
 
