@@ -30,7 +30,7 @@ REGION = re.compile(r"(?P<open><!-- table: (?P<name>[\w-]+) from (?P<path>\S+) -
                     re.S)
 SOURCE = re.compile(r"<!-- source: (?P<path>\S+)[^>]*-->")
 # A cell "looks like a figure" when it holds a decimal, a percentage, a thousands separator or a ratio.
-FIGURE = re.compile(r"\d\.\d|\d\s?%|\d,\d{3}|\d(\.\d+)?x\b")
+FIGURE = re.compile(r"\d\.\d|\d\s?%|\d,\d{3}|\d(\.\d+)?x\b|\d+/\d+|\d\s?(ms|s|MiB|GB|M)\b")
 
 
 class TableSourceError(ValueError):
