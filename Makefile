@@ -28,14 +28,21 @@ endif
 help:  ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
+# PyTorch: TORCH=auto (CUDA build when nvidia-smi runs, else CPU), cpu or cuda; tools/torch_install.py
+# installs it before the rest, so the public index's CUDA wheel is never fetched for a CPU machine.
+TORCH ?= auto
+VENV_HINT = python3 -m venv needs ensurepip: install it (Debian/Ubuntu: sudo apt-get install python3-venv)
+
 $(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "$(VENV_HINT)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip==25.3
+	$(PY) tools/torch_install.py --torch $(TORCH)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-venv: $(VENV)/.installed  ## create .venv from the pinned requirements
+venv: $(VENV)/.installed  ## create .venv from the pinned requirements (TORCH=auto|cpu|cuda)
 
 build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> DEVICE=cpu|gpu RUNTIME=onnxruntime|torch PLATFORM=python|onnxruntime_onnx
 	$(PY) -m builders.repository --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) \

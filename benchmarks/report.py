@@ -22,15 +22,20 @@ def best_served(report: dict, sweep_prefix: str) -> dict[str, float]:
     return best
 
 
+def inprocess_rows(report: dict) -> list[list]:
+    """name, runtime, threads, audio-s/s, p50 ms, p99 ms, peak RSS MiB of each in-process run."""
+    return [[n, " ".join(filter(None, (r["kind"], r.get("device", "cpu"), r.get("dtype")))), r["threads"],
+             r["audio_seconds_per_second"], r["p50_ms"], r["p99_ms"], r["peak_rss_mib"]]
+            for n, r in report["inprocess"].items()]
+
+
 def markdown(report: dict) -> str:
     parts = [f"# {report['title']}", "",
              f"Machine: `{report['machine']}` ({report['cpu_count']} cores). Date: {report['date']}. "
              f"Audio: {report['audio']}.", "",
              f"Command: `python -m benchmarks.run {' '.join(report['argv'])}`", ""]
     if report["inprocess"]:
-        rows = [[n, " ".join(filter(None, (r["kind"], r.get("device", "cpu"), r.get("dtype")))), r["threads"],
-                 r["audio_seconds_per_second"], r["p50_ms"], r["p99_ms"], r["peak_rss_mib"]]
-                for n, r in report["inprocess"].items()]
+        rows = inprocess_rows(report)
         clip = next(iter(report["inprocess"].values()))["clip_seconds"]
         parts += [f"## In-process acoustic model ({clip:g} s clips, batch 1)", "",
                   _table(["candidate", "runtime", "threads", "audio-s/s", "p50 ms", "p99 ms", "peak RSS MiB"], rows), ""]

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
-from benchmarks.perf_analyzer import PerfAnalyzerError, run_perf_analyzer
+from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, run_perf_analyzer
 from benchmarks.report import write_report
 from benchmarks.triton_stats import per_model_times
 from w2v_triton import spec
@@ -74,6 +74,7 @@ def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: in
 def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[str, str],
            request_count: int, log_dir: Path) -> dict:
     """Start the server on `repository`, run every perf_analyzer sweep, collect model stats."""
+    perf_analyzer_binary()  # a missing binary fails here, not as an "unstable" window below
     results = {"repository": str(repository), "sweeps": {}}
     with TritonServer(repository, Ports.free(), log_path=log_dir / "raw" / f"tritonserver-{name}.log") as server:
         for sweep, concurrency in sweeps.items():

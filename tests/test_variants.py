@@ -27,6 +27,26 @@ def tiny_fp32(tmp_path_factory) -> Path:
     return target
 
 
+# Max |logit diff| vs fp32 on the random inputs below, ~3-4x what the tiny model measured
+# (2026-12-03: ort-* 0 / 7e-8, mm 5e-7, int8 / int8-pc / int8-fused 6e-3, int8-mm 2.3e-2, fp16 5e-4).
+# Every variant needs an entry: a new one cannot pass with a default tolerance.
+RANDOM_INPUT_BOUND = {"ort-extended": 1e-4, "ort-all": 1e-4, "ort-fused": 1e-4, "mm": 1e-4,
+                      "int8": 0.02, "int8-pc": 0.02, "int8-fused": 0.02, "int8-mm": 0.07, "fp16": 2e-3}
+# Agreement with fp32 on the real-speech subset (13 utterances): (max |logit diff|, min frame
+# argmax agreement, max CER vs fp32), with margin over the tiny model's measurement of 2026-12-03:
+# int8 0.025 / 0.986 / 0.021, int8-pc 0.024 / 0.985 / 0.017, int8-fused = int8, fp16 0.046 / 0.984 /
+# 0.016, int8-mm 0.67 / 0.62 / 0.42 (its quantised front-end moves this random model's near-tie
+# frames most). The trained reference model agrees far better (benchmarks/results/*/variants-reference-*.json:
+# frame agreement 0.995-0.997 on test_seen).
+SPEECH_BOUND = {"int8": (0.1, 0.95, 0.06), "int8-pc": (0.1, 0.95, 0.06), "int8-fused": (0.1, 0.95, 0.06),
+                "fp16": (0.15, 0.95, 0.05), "int8-mm": (1.5, 0.5, 0.6)}
+
+
+def test_every_variant_has_bounds():
+    assert set(RANDOM_INPUT_BOUND) == set(variants.ONNX_VARIANTS)
+    assert set(SPEECH_BOUND) | set(variants.EXACT_VARIANTS) == set(variants.ONNX_VARIANTS)
+
+
 def build(fp32: Path, name: str) -> Path:
     """Build a variant of the tiny model (mm variants are exported from its checkpoint)."""
     return variants.build_variant(fp32, name, checkpoint=resolve_checkpoint("tiny"))
@@ -62,8 +82,7 @@ def test_variant_builds_and_runs_with_same_interface(tiny_fp32, name, rng):
     for ref, got in zip(reference, result):
         assert got.shape == ref.shape and got.dtype == np.float32 and np.isfinite(got).all()
     diff = max(float(np.abs(r - g).max()) for r, g in zip(reference, result))
-    bound = {"ort-extended": 1e-4, "ort-all": 1e-4, "fp16": 2e-2}.get(name, 1.0)
-    assert diff < bound, f"{name}: max |logit diff| {diff}"
+    assert diff < RANDOM_INPUT_BOUND[name], f"{name}: max |logit diff| {diff}"
 
 
 def test_build_is_cached_until_fp32_changes(tiny_fp32):
@@ -112,17 +131,22 @@ def test_exact_variants_agree_on_real_speech(tiny_fp32, tiny_vocab, speech_subse
         got = variants.run_each(variants.session(build(tiny_fp32, name), 1), speech_subset)
         result = variants.agreement(reference, got, tiny_vocab)
         assert result.differing_transcripts == 0 and result.max_abs_logit_diff < 1e-4, (name, result)
+        assert result.wer_vs_fp32 == 0.0 and result.frame_argmax_agreement == 1.0, (name, result)
 
 
-def test_quantized_variant_report_on_real_speech(tiny_fp32, tiny_vocab, speech_subset):
-    """The tiny random model's logits are near ties, so int8 changes its transcripts; check
-    that agreement is measured and that the logits stay close (real models: docs/optimization.md)."""
+@pytest.mark.parametrize("name", sorted(SPEECH_BOUND))
+def test_approximate_variants_agree_on_real_speech(tiny_fp32, tiny_vocab, speech_subset, name):
+    """Approximate variants stay within measured bounds of fp32 on real speech (the tiny random
+    model's logits are near ties, so transcripts do change; trained models: docs/optimization.md)."""
     reference = variants.run_each(variants.session(tiny_fp32, 1), speech_subset)
-    got = variants.run_each(variants.session(build(tiny_fp32, "int8"), 1), speech_subset)
+    got = variants.run_each(variants.session(build(tiny_fp32, name), 1), speech_subset)
     result = variants.agreement(reference, got, tiny_vocab)
+    max_diff, min_agreement, max_cer = SPEECH_BOUND[name]
     assert result.utterances == len(speech_subset)
-    assert result.max_abs_logit_diff < 0.2 and result.frame_argmax_agreement > 0.5
-    assert 0.0 <= result.wer_vs_fp32 and 0 <= result.differing_transcripts <= result.utterances
+    assert result.max_abs_logit_diff < max_diff, result
+    assert result.frame_argmax_agreement > min_agreement, result
+    assert result.cer_vs_fp32 < max_cer, result
+    assert result.differing_transcripts <= result.utterances
 
 
 def test_agreement_counts_and_error_rates(tiny_vocab):
