@@ -62,6 +62,16 @@ def test_torch_runtime_equals_the_onnx_runtime_in_padded_batches(tiny_repository
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
 
 
+def test_torch_runtime_windows_long_audio_like_the_onnx_runtime(tiny_repository, rng):
+    from w2v_triton.long_audio import LongAudioConfig
+
+    windows = LongAudioConfig(window_seconds=4.0, overlap_seconds=1.0, batch_windows=2, max_single_seconds=5.0)
+    long_clip = rng.standard_normal(13 * 16000 + 77).astype(np.float32)
+    onnx_logits = AcousticModel(tiny_repository / "acoustic_model" / "1" / "model.onnx", 1, windows).run([long_clip])
+    torch_logits = AcousticModel(resolve_checkpoint("tiny"), 1, windows, runtime="torch").run([long_clip])
+    assert onnx_logits[0].shape == torch_logits[0].shape and np.abs(onnx_logits[0] - torch_logits[0]).max() < 1e-4
+
+
 @pytest.mark.integration
 def test_torch_runtime_serves_the_onnx_runtimes_transcripts(tiny_repository, real_speech, tmp_path):
     from builders.repository import main as build_repository
