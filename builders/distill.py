@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from builders.student import parse_conv_channels
+    from w2v_triton.distillation.student import parse_conv_channels
     from w2v_triton.distillation.losses import DistillLossConfig, parse_layer_map
     from w2v_triton.distillation.trainer import DistillConfig, run_distillation
     from w2v_triton.training.trainer import TrainConfig

@@ -5,12 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, resolve_checkpoint
+from w2v_triton.checkpoints import CheckpointUnavailable, resolve_checkpoint
 from w2v_triton.onnx_export import FP32_TOLERANCE, build_onnx
-
-
-def onnx_dir_for(checkpoint: Path) -> Path:
-    return REPO_ROOT / "build" / "onnx" / checkpoint.resolve().name
+from w2v_triton.paths import onnx_dir_for
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,11 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-from builders.export_onnx import onnx_dir_for
 from w2v_triton.acoustic import DEVICES, RUNTIMES, TORCH_DTYPES
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 from w2v_triton.lm_tuning import TUNING_FILE, file_id
 from w2v_triton.onnx_export import build_onnx
+from w2v_triton.paths import lm_files, onnx_dir_for
 from w2v_triton.repository import DECODER_DEFAULTS, PLATFORMS, RepositoryOptions, render_repository
 from w2v_triton.variants import ONNX_VARIANTS, build_variant
 
@@ -85,18 +85,6 @@ def decoder_values(args: argparse.Namespace, tuned: dict) -> dict:
     if used:
         print(f"decoder: using tuned {used} from {args.output / 'decoder' / TUNING_FILE}")
     return values
-
-
-def lm_files(lm_dir: Path | None) -> tuple[list[Path], str, str]:
-    """The LM and unigram files to copy next to the decoder, and their names for its config."""
-    if lm_dir is None:
-        return [], "", ""
-    model = next((lm_dir / n for n in ("lm.bin", "lm.arpa") if (lm_dir / n).is_file()), None)
-    unigrams = lm_dir / "unigrams.txt"
-    if model is None:
-        raise FileNotFoundError(f"{lm_dir} holds no lm.bin or lm.arpa: run `make lm` first")
-    files = [model] + ([unigrams] if unigrams.is_file() else [])
-    return files, model.name, unigrams.name if unigrams.is_file() else ""
 
 
 def decoder_options(args, checkpoint: Path, files: list[Path], lm_name: str, unigram_name: str) -> dict:

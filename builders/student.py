@@ -12,19 +12,7 @@ import json
 import sys
 from dataclasses import asdict
 
-
-def parse_layers(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    return [int(x) for x in text.replace(" ", "").split(",") if x != ""]
-
-
-def parse_conv_channels(text: str | None) -> int | list[int] | None:
-    """"256" -> 256 (every conv layer); "512,256,256,256,256,256,256" -> one width per layer."""
-    widths = parse_layers(text)
-    if widths is None:
-        return None
-    return widths[0] if len(widths) == 1 else widths
+from w2v_triton.distillation.student import parse_conv_channels, parse_layers
 
 
 def main(argv: list[str] | None = None) -> int:

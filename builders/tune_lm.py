@@ -17,12 +17,12 @@ import json
 import sys
 from pathlib import Path
 
-from builders.repository import lm_files
 from w2v_triton import spec
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
 from w2v_triton.lm_tuning import (TUNING_FILE, apply_to_repository, cached_logits, choose, compute_logits,
                                   file_id, grid_search, save_logits)
 from w2v_triton.manifest import read_manifest
+from w2v_triton.paths import lm_files
 from w2v_triton.repository import BUILD_INFO, model_parameters
 from w2v_triton.vocabulary import Vocabulary
 

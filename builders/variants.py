@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton import spec, variants
+from w2v_triton import evaluation, spec, variants
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 
 
@@ -93,7 +93,7 @@ def parse_args(argv):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from builders.export_onnx import onnx_dir_for
+    from w2v_triton.paths import onnx_dir_for
     from w2v_triton.onnx_export import build_onnx
 
     args = parse_args(argv)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     fp32, _ = build_onnx(checkpoint, onnx_dir_for(checkpoint))
-    report: dict = {"checkpoint": str(checkpoint), "fp32": str(fp32), "cpu": variants.cpu_features(),
+    report: dict = {"checkpoint": str(checkpoint), "fp32": str(fp32), "cpu": evaluation.cpu_features(),
                     "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "variants": {}}
     paths: dict[str, Path] = {"fp32": fp32}
     for name in args.variants:
@@ -137,23 +137,23 @@ def main(argv: list[str] | None = None) -> int:
     runnable = {n: p for n, p in paths.items() if p.suffix == ".onnx"}
     if speech:
         seconds = sum(u.size for u in speech) / spec.SAMPLE_RATE
-        reference = variants.run_each(variants.session(fp32, 0), speech)
+        reference = evaluation.run_each(evaluation.session(fp32, 0), speech)
         report["speech"] = {"utterances": len(speech), "audio_seconds": round(seconds, 1),
                             "manifests": [str(m) for m in args.manifest] if args.manifest else "../shared/data/speech"}
         others = {n: p for n, p in runnable.items() if n != "fp32"}
         for name, path in others.items():
             start = time.perf_counter()
-            result = variants.agreement(reference, variants.run_each(variants.session(path, 0), speech),
+            result = evaluation.agreement(reference, evaluation.run_each(evaluation.session(path, 0), speech),
                                         info.vocab, seconds)
-            report["variants"][name]["agreement"] = variants.to_dict(result)
+            report["variants"][name]["agreement"] = evaluation.to_dict(result)
             print(f"{name}: {result.differing_transcripts}/{result.utterances} transcripts differ, "
                   f"WER vs fp32 {100 * result.wer_vs_fp32:.2f}%, max |dlogit| {result.max_abs_logit_diff:.2e} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
         if args.torch_bf16:
             for dtype in ("fp32", "bf16"):
-                runner = variants.torch_runner(checkpoint, dtype)
-                result = variants.agreement(reference, variants.run_each(runner, speech), info.vocab, seconds)
-                report["variants"].setdefault(f"torch-{dtype}", {})["agreement"] = variants.to_dict(result)
+                runner = evaluation.torch_runner(checkpoint, dtype)
+                result = evaluation.agreement(reference, evaluation.run_each(runner, speech), info.vocab, seconds)
+                report["variants"].setdefault(f"torch-{dtype}", {})["agreement"] = evaluation.to_dict(result)
                 print(f"torch-{dtype}: {result.differing_transcripts}/{result.utterances} differ, "
                       f"WER vs fp32 {100 * result.wer_vs_fp32:.2f}%, max |dlogit| {result.max_abs_logit_diff:.2e}",
                       flush=True)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no speech to verify on (../shared/data/speech absent): agreement not measured")
 
     if args.long_audio_seconds and speech:
-        from w2v_triton.variants import compare_with_full_pass
+        from w2v_triton.evaluation import compare_with_full_pass
 
         long_clip = long_speech(args.long_audio_seconds, info.do_normalize)
         report["long_audio"] = compare_with_full_pass(fp32, long_clip, info.vocab)
@@ -172,12 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     clip = speed_clip(speech, args.clip_seconds)
     report["speed"] = {"clip_seconds": args.clip_seconds, "batch": 1, "repeats": args.repeats, "by_threads": {}}
     for threads in args.threads:
-        runners = {n: variants.session(p, threads) for n, p in runnable.items()}
+        runners = {n: evaluation.session(p, threads) for n, p in runnable.items()}
         if args.torch_bf16:
             import torch
             torch.set_num_threads(threads)
-            runners.update({f"torch-{d}": variants.torch_runner(checkpoint, d) for d in ("fp32", "bf16")})
-        result = variants.speed(runners, clip, args.repeats)
+            runners.update({f"torch-{d}": evaluation.torch_runner(checkpoint, d) for d in ("fp32", "bf16")})
+        result = evaluation.speed(runners, clip, args.repeats)
         report["speed"]["by_threads"][str(threads)] = result
         print(f"threads={threads}: " + ", ".join(f"{n} {r['audio_s_per_s']}x" for n, r in result.items()),
               flush=True)

@@ -92,7 +92,7 @@ class TranscriptionClient:
             else:
                 result = self._client.infer(self.model, requests, outputs=outputs)
         except Exception as exc:
-            message = getattr(exc, "message", lambda: str(exc))()
+            message = exc.message() if callable(getattr(exc, "message", None)) else str(exc)
             raise ClientError(f"server rejected the request: {message}") from None
         text = result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8")
         words = json.loads(result.as_numpy(spec.WORD_TIMESTAMPS).reshape(-1)[0].decode("utf-8")) if timestamps else []

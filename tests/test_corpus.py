@@ -3,7 +3,6 @@ tiny end-to-end build that is deterministic and idempotent."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -15,7 +15,7 @@ import pytest
 from builders.repository import main as build_repository
 from client import TranscriptionClient
 from client.__main__ import main as client_main
-from test_decoder_lm import write_lm_dir
+from w2v_triton.lm.sentences import write_lm_dir
 from w2v_triton import spec
 from w2v_triton.audio import load_audio
 from w2v_triton.pipeline import ReferencePipeline

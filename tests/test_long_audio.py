@@ -72,7 +72,7 @@ def test_config_validation():
 
 @pytest.fixture(scope="module")
 def tiny_onnx() -> Path:
-    from builders.export_onnx import onnx_dir_for
+    from w2v_triton.paths import onnx_dir_for
     from w2v_triton.checkpoints import resolve_checkpoint
     from w2v_triton.onnx_export import build_onnx
 
@@ -132,7 +132,7 @@ def test_long_real_clip_chunked_vs_full_pass(tiny_onnx, long_clip):
     what the random tiny model gives; docs/optimization.md reports the measured figures."""
     from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
     from w2v_triton.metrics import error_rates
-    from w2v_triton.variants import greedy_transcripts
+    from w2v_triton.evaluation import greedy_transcripts
 
     assert long_clip.size > 60 * spec.SAMPLE_RATE
     full = AcousticModel(tiny_onnx, 1, LongAudioConfig(max_single_seconds=10_000)).run([long_clip])[0]
@@ -169,7 +169,7 @@ def test_server_transcribes_long_audio_like_the_pipeline(tiny_server, tiny_repos
 
 def test_compare_with_full_pass_report(tiny_onnx, long_clip):
     from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
-    from w2v_triton.variants import compare_with_full_pass
+    from w2v_triton.evaluation import compare_with_full_pass
 
     vocab = read_checkpoint_info(resolve_checkpoint("tiny")).vocab
     report = compare_with_full_pass(tiny_onnx, long_clip[: 70 * spec.SAMPLE_RATE], vocab)

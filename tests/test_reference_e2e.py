@@ -19,7 +19,7 @@ import soundfile as sf
 
 from builders.repository import main as build_repository
 from client.__main__ import main as client_main
-from test_decoder_lm import write_lm_dir
+from w2v_triton.lm.sentences import write_lm_dir
 from w2v_triton.pipeline import ReferencePipeline
 from w2v_triton.spec import SAMPLE_RATE
 from w2v_triton.training import corpus

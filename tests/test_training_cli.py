@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from w2v_triton.training.synthetic import write_tone_corpus
 

@@ -1,7 +1,6 @@
 """Trainer: a tiny model learns on tone 'speech'; resume from a checkpoint is exact; batching."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton import variants
+from w2v_triton import evaluation, variants
 from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
 
 
 @pytest.fixture(scope="module")
 def tiny_fp32(tmp_path_factory) -> Path:
     """A private copy of the tiny model's verified fp32 ONNX file (variants are written next to it)."""
-    from builders.export_onnx import onnx_dir_for
+    from w2v_triton.paths import onnx_dir_for
     from w2v_triton.onnx_export import build_onnx
 
     checkpoint = resolve_checkpoint("tiny")
@@ -77,8 +77,8 @@ def test_variant_builds_and_runs_with_same_interface(tiny_fp32, name, rng):
     path = build(tiny_fp32, name)
     assert path == variants.variant_path(tiny_fp32, name) and path.is_file()
     utterances = [rng.standard_normal(n).astype(np.float32) for n in (400, 8000, 23456)]
-    reference = variants.session(tiny_fp32, 1).run(utterances)
-    result = variants.session(path, 1).run(utterances)
+    reference = evaluation.session(tiny_fp32, 1).run(utterances)
+    result = evaluation.session(path, 1).run(utterances)
     for ref, got in zip(reference, result):
         assert got.shape == ref.shape and got.dtype == np.float32 and np.isfinite(got).all()
     diff = max(float(np.abs(r - g).max()) for r, g in zip(reference, result))
@@ -126,10 +126,10 @@ def test_fp16_keeps_float32_io_and_norm_sums(tiny_fp32):
 
 
 def test_exact_variants_agree_on_real_speech(tiny_fp32, tiny_vocab, speech_subset):
-    reference = variants.run_each(variants.session(tiny_fp32, 1), speech_subset)
+    reference = evaluation.run_each(evaluation.session(tiny_fp32, 1), speech_subset)
     for name in variants.EXACT_VARIANTS:
-        got = variants.run_each(variants.session(build(tiny_fp32, name), 1), speech_subset)
-        result = variants.agreement(reference, got, tiny_vocab)
+        got = evaluation.run_each(evaluation.session(build(tiny_fp32, name), 1), speech_subset)
+        result = evaluation.agreement(reference, got, tiny_vocab)
         assert result.differing_transcripts == 0 and result.max_abs_logit_diff < 1e-4, (name, result)
         assert result.wer_vs_fp32 == 0.0 and result.frame_argmax_agreement == 1.0, (name, result)
 
@@ -138,9 +138,9 @@ def test_exact_variants_agree_on_real_speech(tiny_fp32, tiny_vocab, speech_subse
 def test_approximate_variants_agree_on_real_speech(tiny_fp32, tiny_vocab, speech_subset, name):
     """Approximate variants stay within measured bounds of fp32 on real speech (the tiny random
     model's logits are near ties, so transcripts do change; trained models: docs/optimization.md)."""
-    reference = variants.run_each(variants.session(tiny_fp32, 1), speech_subset)
-    got = variants.run_each(variants.session(build(tiny_fp32, name), 1), speech_subset)
-    result = variants.agreement(reference, got, tiny_vocab)
+    reference = evaluation.run_each(evaluation.session(tiny_fp32, 1), speech_subset)
+    got = evaluation.run_each(evaluation.session(build(tiny_fp32, name), 1), speech_subset)
+    result = evaluation.agreement(reference, got, tiny_vocab)
     max_diff, min_agreement, max_cer = SPEECH_BOUND[name]
     assert result.utterances == len(speech_subset)
     assert result.max_abs_logit_diff < max_diff, result
@@ -158,7 +158,7 @@ def test_agreement_counts_and_error_rates(tiny_vocab):
         return x
     a = one_hot(["A", "<pad>", "B", "|", "C"])
     b = one_hot(["A", "<pad>", "B", "|", "D"])
-    result = variants.agreement([a, a], [a, b], tiny_vocab)
+    result = evaluation.agreement([a, a], [a, b], tiny_vocab)
     assert result.differing_transcripts == 1
     assert result.wer_vs_fp32 == pytest.approx(1 / 4)   # "AB C" vs "AB D": 1 of 4 words
     assert result.max_abs_logit_diff == pytest.approx(10.0)
@@ -178,10 +178,10 @@ def test_tensorrt_engine_builds(tiny_fp32):
 
 
 def test_torch_runner_matches_onnx(tiny_fp32, rng):
-    runner = variants.torch_runner(resolve_checkpoint("tiny"), "fp32")
+    runner = evaluation.torch_runner(resolve_checkpoint("tiny"), "fp32")
     audio = [rng.standard_normal(16000).astype(np.float32)]
-    np.testing.assert_allclose(runner.run(audio)[0], variants.session(tiny_fp32, 1).run(audio)[0], atol=1e-4)
-    bf16 = variants.torch_runner(resolve_checkpoint("tiny"), "bf16").run(audio)[0]
+    np.testing.assert_allclose(runner.run(audio)[0], evaluation.session(tiny_fp32, 1).run(audio)[0], atol=1e-4)
+    bf16 = evaluation.torch_runner(resolve_checkpoint("tiny"), "bf16").run(audio)[0]
     assert bf16.dtype == np.float32 and bf16.shape == (49, 32)
 
 
@@ -221,7 +221,8 @@ def test_quantized_models_run_rows_alone_so_batching_cannot_change_a_result(tiny
     """Dynamic int8 takes one activation scale over the whole batch tensor: a padded batch would
     change a row's logits with its neighbours. AcousticModel detects such graphs and runs rows
     alone, so a request's result does not depend on what Triton batched it with."""
-    from w2v_triton.acoustic import AcousticModel, batch_coupled, pad_batch
+    from w2v_triton.acoustic import AcousticModel, pad_batch
+    from w2v_triton.batch_coupling import batch_coupled
 
     assert not batch_coupled(tiny_fp32)
     path = build(tiny_fp32, "int8-mm")
@@ -243,12 +244,12 @@ def test_built_files_carry_their_batch_coupling_so_start_up_skips_the_graph_scan
 
     import onnx
 
-    from w2v_triton import acoustic
+    from w2v_triton import acoustic, batch_coupling
 
     stamps = {}
     for name, path in (("fp32", tiny_fp32), ("int8-mm", build(tiny_fp32, "int8-mm"))):
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        stamps[name] = props.get(acoustic.BATCH_COUPLED_KEY)
+        stamps[name] = props.get(batch_coupling.BATCH_COUPLED_KEY)
     assert stamps == {"fp32": "0", "int8-mm": "1"}
     scans = []
     monkeypatch.setattr(acoustic, "batch_coupled", lambda path: scans.append(path) or True)
@@ -259,10 +260,10 @@ def test_built_files_carry_their_batch_coupling_so_start_up_skips_the_graph_scan
     onnx.save(model, str(foreign))
     assert acoustic.AcousticModel(foreign, 1).batch_coupled and scans == [foreign]
     shutil.copy(foreign, tmp_path / "restamped.onnx")
-    assert acoustic.stamp_batch_coupling(tmp_path / "restamped.onnx") is False  # rewrites, no duplicates
-    assert acoustic.stamp_batch_coupling(tmp_path / "restamped.onnx") is False
+    assert batch_coupling.stamp_batch_coupling(tmp_path / "restamped.onnx") is False  # rewrites, no duplicates
+    assert batch_coupling.stamp_batch_coupling(tmp_path / "restamped.onnx") is False
     props = [p.key for p in onnx.load(str(tmp_path / "restamped.onnx")).metadata_props]
-    assert props.count(acoustic.BATCH_COUPLED_KEY) == 1
+    assert props.count(batch_coupling.BATCH_COUPLED_KEY) == 1
 
 
 def test_builder_cli_verifies_on_a_given_manifest_and_reports_a_missing_one(tmp_path, capsys):

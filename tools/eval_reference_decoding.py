@@ -18,12 +18,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_decoder_lm import write_lm_dir  # noqa: E402  (the test suite's ARPA writer)
-
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig  # noqa: E402
-from w2v_triton.preprocessing import normalize  # noqa: E402
-from w2v_triton.spec import BASE_960H_VOCAB  # noqa: E402
+from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.lm.sentences import write_lm_dir
+from w2v_triton.preprocessing import normalize
+from w2v_triton.spec import BASE_960H_VOCAB
 from w2v_triton.training.corpus import CorpusConfig, split_sentences, synthesize  # noqa: E402
 from w2v_triton.training.data import ManifestDataset  # noqa: E402
 from w2v_triton.metrics import error_rates  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton import spec, variants
+from w2v_triton import evaluation, spec
 from w2v_triton.audio import load_audio
 from w2v_triton.preprocessing import normalize
 from w2v_triton.training.data import read_manifest
@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def measure(path: Path) -> tuple[list[np.ndarray], list[str], float]:
         """Logits (each utterance alone), greedy transcripts, 2-thread speed: as builders/variants.py."""
-        runner = variants.session(path, 2)
-        logits = variants.run_each(runner, audio)
-        speed = variants.speed({"v": runner}, clip)["v"]["audio_s_per_s"]
-        return logits, variants.greedy_transcripts(logits, vocab), speed
+        runner = evaluation.session(path, 2)
+        logits = evaluation.run_each(runner, audio)
+        speed = evaluation.speed({"v": runner}, clip)["v"]["audio_s_per_s"]
+        return logits, evaluation.greedy_transcripts(logits, vocab), speed
 
     base_logits, base, base_speed = measure(a.onnx_dir / "model.onnx")
     results = {"fp32": {"wer_vs_labels": round(error_rates(refs, base)[0], 4),
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda dst, m=method: quantize_static_mm(a.onnx_dir / "model.mm.onnx", dst, windows, m))
         for i, (name, build) in enumerate(builds.items()):
             logits, hyps, speed = measure(build(Path(tmp) / f"v{i}.onnx"))
-            agreement = variants.agreement(base_logits, logits, vocab)
+            agreement = evaluation.agreement(base_logits, logits, vocab)
             results[name] = {"differing": agreement.differing_transcripts, "n": len(refs),
                              "wer_vs_fp32": round(agreement.wer_vs_fp32, 4),
                              "wer_vs_labels": round(error_rates(refs, hyps)[0], 4),

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = pip_index_args(args.torch, has_gpu, platform.system(), picked)
     command = [sys.executable, "-m", "pip", "install", "-q", requirement, *extra]
     build = "CUDA" if args.torch == "cuda" or has_gpu else "CPU"
-    print(f"torch: {requirement}, {build} build" + (f" from {CPU_INDEX}" if extra else f" as pip is configured"
+    print(f"torch: {requirement}, {build} build" + (f" from {CPU_INDEX}" if extra else " as pip is configured"
                                                      + (f" ({picked})" if picked else "")))
     if args.dry_run:
         print(" ".join(command))

@@ -22,13 +22,13 @@ from typing import Callable
 import numpy as np
 
 from w2v_triton import spec
+from w2v_triton.batch_coupling import BATCH_COUPLED_KEY, batch_coupled
+from w2v_triton.devices import DEVICES, GPU_PROVIDERS, DeviceUnavailable, onnx_providers
 from w2v_triton.long_audio import LongAudioConfig, run_long
 
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("onnxruntime", "torch")
-DEVICES = ("cpu", "gpu")
-GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16")   # auto: float16 on a GPU, float32 on a CPU
 ONNX_FILE = "model.onnx"
 TORCH_CHECKPOINT_DIR = "checkpoint"
@@ -36,10 +36,6 @@ WARMUP_SECONDS = (1.0, 10.0)     # one short and one typical request before the 
 
 # (audio [B, N] float32, lengths [B] int64) -> (logits [B, T, V] float32, frames [B] int64)
 BatchRunner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-class DeviceUnavailable(RuntimeError):
-    """The device asked for is not there (e.g. DEVICE=gpu without a GPU runtime): the load fails."""
 
 
 class AcousticSettingsError(ValueError):
@@ -98,19 +94,6 @@ class AcousticSettings:
                     raise
                 raise AcousticSettingsError(f"acoustic parameter {key}={raw!r}: {exc}") from None
         return cls(**values, long_audio=LongAudioConfig(**long_audio))
-
-
-def onnx_providers(device: str, available: list[str], device_id: int = 0) -> list:
-    """Execution providers for `device`: CPU, or the GPU providers onnxruntime offers (TensorRT
-    first) with CPU after them for the ops they do not cover."""
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    gpu = [p for p in GPU_PROVIDERS if p in available]
-    if not gpu:
-        raise DeviceUnavailable(
-            f"DEVICE=gpu, but onnxruntime here offers only {', '.join(available)}: install onnxruntime-gpu "
-            "on a machine with an NVIDIA GPU, build with RUNTIME=torch (CUDA PyTorch), or build with DEVICE=cpu")
-    return [(p, {"device_id": str(device_id)}) for p in gpu] + ["CPUExecutionProvider"]
 
 
 class OnnxRunner:
@@ -217,46 +200,6 @@ class AcousticModel:
             if results[i] is None:
                 results[i] = run_long(self._run_short, utterance, self.long_audio)
         return results
-
-
-# Ops whose result for one row depends on the whole batch: dynamic quantisation takes one
-# activation scale over the whole tensor (onnxruntime fuses it into the other two).
-BATCH_COUPLED_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"})
-
-
-BATCH_COUPLED_KEY = "w2v_triton.batch_coupled"   # ONNX metadata: "1" / "0"
-_MAX_INLINE_BYTES = 1_900_000_000                  # onnx.save of one file stops at 2 GB
-
-
-def _graph_is_coupled(graph) -> bool:
-    return any(node.op_type in BATCH_COUPLED_OPS for node in graph.node)
-
-
-def batch_coupled(onnx_path: str | Path) -> bool:
-    """True when a padded batch would not give each row its own logits (dynamic int8 models).
-    Parses the whole graph (0.5-1 s for a base-size file): the fallback for unstamped files."""
-    import onnx
-
-    return _graph_is_coupled(onnx.load(str(onnx_path), load_external_data=False).graph)
-
-
-def stamp_batch_coupling(onnx_path: str | Path) -> bool:
-    """Write batch_coupled()'s answer into the file's metadata (BATCH_COUPLED_KEY), so that
-    AcousticModel reads it from the session instead of parsing the graph at every start-up.
-    Called by the builders on every ONNX file they write; returns the value."""
-    import onnx
-
-    onnx_path = Path(onnx_path)
-    if onnx_path.stat().st_size > _MAX_INLINE_BYTES:
-        return batch_coupled(onnx_path)   # too big to rewrite as one file: left to the scan
-    model = onnx.load(str(onnx_path))
-    coupled = _graph_is_coupled(model.graph)
-    kept = [p for p in model.metadata_props if p.key != BATCH_COUPLED_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.add(key=BATCH_COUPLED_KEY, value="1" if coupled else "0")
-    onnx.save(model, str(onnx_path))
-    return coupled
 
 
 def pad_batch(utterances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from w2v_triton.acoustic import DeviceUnavailable
+from w2v_triton.devices import DeviceUnavailable
 
 
 def resolve_dtype(torch_dtype: str, device: str) -> torch.dtype:
@@ -31,7 +31,7 @@ class TorchRunner:
 
     def __init__(self, checkpoint: Path, device: str = "cpu", torch_dtype: str = "auto",
                  intra_op_threads: int = 0, device_id: int = 0) -> None:
-        from w2v_triton.checkpoints import load_ctc_model
+        from w2v_triton.ctc_model import load_ctc_weights
         from w2v_triton.masked_frontend import LengthAwareCTC
 
         if device == "gpu" and not torch.cuda.is_available():
@@ -42,7 +42,7 @@ class TorchRunner:
             torch.set_num_threads(intra_op_threads)
         self.device = torch.device(f"cuda:{device_id}" if device == "gpu" else "cpu")
         self.dtype = resolve_dtype(torch_dtype, device)
-        self.model = LengthAwareCTC(load_ctc_model(checkpoint)).eval().to(self.device)
+        self.model = LengthAwareCTC(load_ctc_weights(checkpoint)).eval().to(self.device)
         self.provider = f"torch:{self.device}:{str(self.dtype).removeprefix('torch.')}"
 
     def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

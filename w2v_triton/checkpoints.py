@@ -6,9 +6,8 @@ Accepted names: a hub id (default facebook/wav2vec2-base-960h), a local director
 (a few-layer model for fast tests) and `reference` (the model trained here and
 committed under models/reference).
 
-A checkpoint is loaded with the CTC class of its own family (`CTC_FAMILIES`: wav2vec2 incl.
-large/lv60/XLS-R, HuBERT, WavLM, data2vec-audio) and every weight must load: a missing or
-unexpected weight would silently serve a partly random model, so it is an error naming the keys.
+A checkpoint is loaded with the CTC class of its own family and every weight must load
+(w2v_triton.ctc_model, also used at serve time by the torch runtime).
 """
 from __future__ import annotations
 
@@ -18,36 +17,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# CheckpointMismatch and REPO_ROOT are re-exported: callers import them from here
+from w2v_triton.ctc_model import (CTC_FAMILIES, CheckpointMismatch, CheckpointUnavailable,  # noqa: F401
+                                  ctc_class_name, load_ctc_weights)
+from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR, REPO_ROOT  # noqa: F401
 from w2v_triton.spec import BASE_960H_VOCAB, DEFAULT_HUB_MODEL, PAD_TOKEN, SAMPLE_RATE, WORD_DELIMITER
 from w2v_triton.vocabulary import Vocabulary, VocabularyError
 
 logger = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINT_CACHE = REPO_ROOT / "build" / "checkpoints"
-REFERENCE_MODEL_DIR = REPO_ROOT / "models" / "reference"
-
-
-# model_type (config.json) -> the transformers CTC class of that family. The length-aware export
-# (masked_frontend) is verified for each of these; other CTC families are refused.
-CTC_FAMILIES: dict[str, str] = {
-    "wav2vec2": "Wav2Vec2ForCTC",
-    "hubert": "HubertForCTC",
-    "wavlm": "WavLMForCTC",
-    "data2vec-audio": "Data2VecAudioForCTC",
-}
-# Weights a checkpoint may lack without changing inference: the SpecAugment mask embedding is only
-# used in training (facebook/wav2vec2-base-960h itself ships without it).
-TRAINING_ONLY_WEIGHTS = ("masked_spec_embed",)
-_KEYS_SHOWN = 5
-
-
-class CheckpointUnavailable(RuntimeError):
-    """The checkpoint cannot be loaded; the message names what to do instead."""
-
-
-class CheckpointMismatch(CheckpointUnavailable):
-    """The weights do not fit the architecture the config names (missing or unexpected keys)."""
 
 
 @dataclass(frozen=True)
@@ -216,24 +193,6 @@ def _download(hub_id: str) -> Path:
         raise CheckpointUnavailable(_hub_unreachable_message(hub_id, exc)) from None
 
 
-def ctc_class_name(config: dict, path: Path | str = "") -> str:
-    """The transformers CTC class for a checkpoint's config.json, or one clear refusal."""
-    model_type = config.get("model_type", "")
-    architectures = config.get("architectures") or []
-    where = f"{path}: " if path else ""
-    if model_type not in CTC_FAMILIES:
-        raise CheckpointUnavailable(
-            f"{where}model_type {model_type!r} ({', '.join(architectures) or 'no architectures'}) is not a "
-            f"supported CTC family; supported: {', '.join(CTC_FAMILIES)} (wav2vec2 includes large, lv60 "
-            "and XLS-R). Sequence-to-sequence models (Whisper, speech encoder-decoders) are not CTC models.")
-    if architectures and not any(a.endswith("ForCTC") for a in architectures):
-        raise CheckpointUnavailable(
-            f"{where}{architectures[0]} has no CTC head (a pretraining-only or other-task checkpoint): "
-            f"serving needs a checkpoint fine-tuned with CTC ({CTC_FAMILIES[model_type]}), e.g. "
-            "facebook/wav2vec2-base-960h, or fine-tune this one with a CTC head first")
-    return CTC_FAMILIES[model_type]
-
-
 def read_checkpoint_info(path: Path) -> CheckpointInfo:
     """Family, vocabulary and feature-extractor settings the serving pipeline must reproduce."""
     config = json.loads((path / "config.json").read_text())
@@ -261,36 +220,7 @@ def read_checkpoint_info(path: Path) -> CheckpointInfo:
     )
 
 
-def _mismatch_message(path: Path, class_name: str, missing: list[str], unexpected: list[str]) -> str:
-    parts = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected)):
-        if keys:
-            shown = ", ".join(sorted(keys)[:_KEYS_SHOWN]) + (", ..." if len(keys) > _KEYS_SHOWN else "")
-            parts.append(f"{len(keys)} {label} ({shown})")
-    return (f"{path}: the weights do not fit {class_name}: {'; '.join(parts)}. The served model would be "
-            "partly random. Check that config.json's model_type matches the weights; "
-            "--allow-weight-mismatch overrides this (only for checkpoints whose extra weights are "
-            "training-only heads, see README)")
-
-
 def load_ctc_model(name_or_path: str | Path, allow_weight_mismatch: bool = False):
-    """Load a CTC checkpoint with its own family's class, in eval mode with eager attention
-    (exportable, deterministic), in float32 whatever dtype the weights are stored in
-    (models/reference ships fp16 to fit 25 MB; export, quantization and distillation start from
-    fp32). Missing or unexpected weights raise CheckpointMismatch unless allowed."""
-    import torch
-    import transformers
-
-    path = resolve_checkpoint(str(name_or_path))
-    class_name = ctc_class_name(json.loads((path / "config.json").read_text()), path)
-    model, loading = getattr(transformers, class_name).from_pretrained(
-        str(path), attn_implementation="eager", dtype=torch.float32, output_loading_info=True)
-    missing = [k for k in loading.get("missing_keys", ()) if not k.endswith(TRAINING_ONLY_WEIGHTS)]
-    unexpected = list(loading.get("unexpected_keys", ()))
-    mismatched = [k[0] if isinstance(k, tuple) else k for k in loading.get("mismatched_keys", ())]
-    if missing or unexpected or mismatched:
-        message = _mismatch_message(path, class_name, missing + mismatched, unexpected)
-        if not allow_weight_mismatch:
-            raise CheckpointMismatch(message)
-        logger.warning("allowed by --allow-weight-mismatch: %s", message)
-    return model.eval()
+    """Resolve a MODEL name (hub id, local dir, offline name) and load it with its family's CTC
+    class, every weight checked (ctc_model.load_ctc_weights)."""
+    return load_ctc_weights(resolve_checkpoint(str(name_or_path)), allow_weight_mismatch)

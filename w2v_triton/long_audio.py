@@ -15,7 +15,7 @@ preprocessor). The central frames agree closely; greedy transcripts differ by a 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 

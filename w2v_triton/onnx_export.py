@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from w2v_triton import spec
-from w2v_triton.acoustic import stamp_batch_coupling
+from w2v_triton.batch_coupling import stamp_batch_coupling
 from w2v_triton.masked_frontend import LengthAwareCTC
 
 OPSET = 17

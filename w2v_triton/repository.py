@@ -15,7 +15,8 @@ from string import Template
 
 from w2v_triton import spec
 from w2v_triton.acoustic import (DEVICES, ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_DIR, WARMUP_SECONDS,
-                                 AcousticSettings, batch_coupled)
+                                 AcousticSettings)
+from w2v_triton.batch_coupling import batch_coupled
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
 from w2v_triton.long_audio import LongAudioConfig
 

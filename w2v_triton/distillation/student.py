@@ -35,6 +35,21 @@ PROCESSOR_FILES = {"vocab.json", "tokenizer_config.json", "special_tokens_map.js
                    "feature_extractor_config.json", "chat_template.json"}
 
 
+def parse_layers(text: str | None) -> list[int] | None:
+    """"0,2,4" -> [0, 2, 4] (command-line layer and width lists); None for an empty value."""
+    if not text:
+        return None
+    return [int(x) for x in text.replace(" ", "").split(",") if x != ""]
+
+
+def parse_conv_channels(text: str | None) -> int | list[int] | None:
+    """"256" -> 256 (every conv layer); "512,256,256,256,256,256,256" -> one width per layer."""
+    widths = parse_layers(text)
+    if widths is None:
+        return None
+    return widths[0] if len(widths) == 1 else widths
+
+
 def check_student_family(model_type: str) -> None:
     """Students (layer copying, front-end pruning, distillation) exist for STUDENT_FAMILIES only."""
     if model_type not in STUDENT_FAMILIES:

@@ -272,7 +272,6 @@ class Trainer:
             from tqdm import tqdm
             bar = tqdm(total=stop_at, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         last: dict = {}
-        accum: list[dict] = []
         stopped_by_time = False
         while self.step < stop_at and not stopped_by_time:
             self.sampler.set_epoch(self.epoch)
