@@ -1,0 +1,102 @@
+"""w2v_triton.queue_metric: Triton's queue time as the Cloud Monitoring metric the GCP autoscaler reads.
+
+A local HTTP server plays Triton's metrics port, the metadata server and the Monitoring API.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from w2v_triton import queue_metric
+
+METRICS_1 = """# HELP nv_inference_request_success Number of successful inference requests
+# TYPE nv_inference_request_success counter
+nv_inference_request_success{model="asr",version="1"} 10
+nv_inference_request_success{model="decoder",version="1"} 10
+nv_inference_request_success{model="acoustic_model",version="1"} 10
+nv_inference_queue_duration_us{model="asr",version="1"} 1000
+nv_inference_queue_duration_us{model="decoder",version="1"} 500
+nv_inference_queue_duration_us{model="acoustic_model",version="1"} 500
+nv_inference_compute_infer_duration_us{model="asr",version="1"} 99999999
+"""
+# 20 more requests; the acoustic model queued 20 * 150 ms, the decoder 20 * 2 ms.
+METRICS_2 = METRICS_1.replace("} 10\n", "} 30\n").replace(
+    'acoustic_model",version="1"} 500', 'acoustic_model",version="1"} 3000500').replace(
+    'decoder",version="1"} 500', 'decoder",version="1"} 40500')
+
+
+def test_parse_counters_sums_versions_and_ignores_other_metrics():
+    text = METRICS_1 + 'nv_inference_request_success{model="asr",version="2"} 5\n'
+    counters = queue_metric.parse_counters(text)
+    assert counters[(queue_metric.SUCCESS, "asr")] == 15
+    assert counters[(queue_metric.QUEUE, "decoder")] == 500
+    assert not [k for k in counters if k[0].startswith("nv_inference_compute")]
+
+
+def test_queue_time_is_the_bottleneck_models_mean_per_request():
+    before, after = queue_metric.parse_counters(METRICS_1), queue_metric.parse_counters(METRICS_2)
+    assert queue_metric.queue_time_ms(before, after) == pytest.approx(150.0)
+    assert queue_metric.queue_time_ms(after, after) == 0.0           # no traffic: no queueing
+    assert queue_metric.queue_time_ms(after, before) == 0.0          # counters went down: a restart
+
+
+class _Fake(BaseHTTPRequestHandler):
+    metrics = [METRICS_1, METRICS_2, METRICS_2]
+    posts: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, body: str, code: int = 200):
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/metrics":
+            self._reply(self.metrics.pop(0) if len(self.metrics) > 1 else self.metrics[0])
+            return
+        if self.headers.get("Metadata-Flavor") != "Google":
+            self._reply("", 403)
+            return
+        answers = {"/md/project/project-id": "demo-proj", "/md/instance/id": "4242",
+                   "/md/instance/zone": "projects/123/zones/us-central1-b",
+                   "/md/instance/service-accounts/default/token":
+                       json.dumps({"access_token": "tok", "expires_in": 3599, "token_type": "Bearer"})}
+        self._reply(answers.get(self.path, ""), 200 if self.path in answers else 404)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.posts.append((self.path, self.headers["Authorization"], json.loads(body)))
+        self._reply("{}")
+
+
+def test_main_writes_the_gauge_on_the_instance_resource():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert queue_metric.main(["--metrics-url", f"{base}/metrics", "--metadata-url", f"{base}/md",
+                                  "--monitoring-url", f"{base}/v3", "--interval", "0.05", "--iterations", "2"]) == 0
+    finally:
+        server.shutdown()
+    assert len(_Fake.posts) == 2
+    path, auth, body = _Fake.posts[0]
+    assert path == "/v3/projects/demo-proj/timeSeries" and auth == "Bearer tok"
+    (series,) = body["timeSeries"]
+    assert series["metric"] == {"type": "custom.googleapis.com/w2v_triton/queue_time_ms"}
+    assert series["resource"] == {"type": "gce_instance", "labels": {
+        "project_id": "demo-proj", "instance_id": "4242", "zone": "us-central1-b"}}
+    assert series["points"][0]["value"] == {"doubleValue": 150.0}
+    assert series["points"][0]["interval"]["endTime"].endswith("Z")
+    assert _Fake.posts[1][2]["timeSeries"][0]["points"][0]["value"] == {"doubleValue": 0.0}
+
+
+def test_interval_below_cloud_monitorings_limit_is_refused():
+    with pytest.raises(SystemExit):
+        queue_metric.main(["--interval", "1"])
