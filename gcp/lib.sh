@@ -22,7 +22,7 @@ MAX_REPLICAS=4
 TARGET_CPU=0.6                 # cpu variant: a second signal besides queue time
 TARGET_QUEUE_MS=100            # autoscaler target: mean queue time per request (w2v_triton.queue_metric)
 COOL_DOWN=300                  # seconds: image pull + model load before a VM's metrics count
-INITIAL_DELAY=600              # seconds before autohealing judges a new VM (docs/deploy-gcp.md, budget)
+INITIAL_DELAY=""               # autohealing grace for a new VM: 600 (cpu) / 900 (gpu), docs/deploy-gcp.md budget
 DRAIN_TIMEOUT=60               # backend services' connection-draining timeout (seconds)
 STOP_TIMEOUT=75                # VM shutdown: docker stop timeout (under the ~90 s shutdown-script budget)
 GPU_DRIVER="R580"              # cos-extensions driver branch/version (NGC 24.10 needs 560+, or R535 on DC GPUs)
@@ -55,7 +55,7 @@ Flags (deploy.sh and teardown.sh share them; names all derive from --prefix):
   --target-queue-ms MS    autoscaler target: Triton queue time per request (default 100)
   --target-cpu F          cpu variant: also scale on CPU utilisation (default 0.6)
   --cool-down S           autoscaler cool-down / initialisation period (default 300)
-  --initial-delay S       autohealing initial delay (default 600; docs/deploy-gcp.md derives it)
+  --initial-delay S       autohealing initial delay (default 600 cpu / 900 gpu; docs/deploy-gcp.md)
   --drain-timeout S       load balancer connection draining on scale-in/updates (default 60)
   --stop-timeout S        VM shutdown: seconds Triton gets to finish requests (default 75, max 85)
   --gpu-driver V          COS GPU driver: branch (R580) or version; see `cos-extensions list`
@@ -122,6 +122,9 @@ parse_flags() {
     echo "error: --prefix '${PREFIX}' must be 2-21 characters: a lower-case letter, then letters, digits or '-', not ending in '-'" >&2; exit 2; }
   (( MIN_REPLICAS >= 1 && MAX_REPLICAS >= MIN_REPLICAS )) || { echo "error: need 1 <= min <= max replicas" >&2; exit 2; }
   local n
+  if [[ -z "$INITIAL_DELAY" ]]; then
+    if [[ "$VARIANT" == gpu ]]; then INITIAL_DELAY=900; else INITIAL_DELAY=600; fi
+  fi
   for n in "$DRAIN_TIMEOUT" "$STOP_TIMEOUT" "$INITIAL_DELAY" "$COOL_DOWN" "$TARGET_QUEUE_MS"; do
     [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: timeouts, delays and --target-queue-ms are whole numbers, not '${n}'" >&2; exit 2; }
   done

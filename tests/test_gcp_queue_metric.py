@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -36,9 +37,10 @@ def test_parse_counters_sums_versions_and_ignores_other_metrics():
     assert not [k for k in counters if k[0].startswith("nv_inference_compute")]
 
 
-def test_queue_time_is_the_bottleneck_models_mean_per_request():
+def test_queue_time_sums_the_models_means_per_request():
+    """150 ms in the acoustic model's queue + 2 ms in the decoder's; the ensemble itself adds none."""
     before, after = queue_metric.parse_counters(METRICS_1), queue_metric.parse_counters(METRICS_2)
-    assert queue_metric.queue_time_ms(before, after) == pytest.approx(150.0)
+    assert queue_metric.queue_time_ms(before, after) == pytest.approx(152.0)
     assert queue_metric.queue_time_ms(after, after) == 0.0           # no traffic: no queueing
     assert queue_metric.queue_time_ms(after, before) == 0.0          # counters went down: a restart
 
@@ -92,7 +94,7 @@ def test_main_writes_the_gauge_on_the_instance_resource():
     assert series["metric"] == {"type": "custom.googleapis.com/w2v_triton/queue_time_ms"}
     assert series["resource"] == {"type": "gce_instance", "labels": {
         "project_id": "demo-proj", "instance_id": "4242", "zone": "us-central1-b"}}
-    assert series["points"][0]["value"] == {"doubleValue": 150.0}
+    assert series["points"][0]["value"] == {"doubleValue": 152.0}
     assert series["points"][0]["interval"]["endTime"].endswith("Z")
     assert _Fake.posts[1][2]["timeSeries"][0]["points"][0]["value"] == {"doubleValue": 0.0}
 
@@ -100,3 +102,41 @@ def test_main_writes_the_gauge_on_the_instance_resource():
 def test_interval_below_cloud_monitorings_limit_is_refused():
     with pytest.raises(SystemExit):
         queue_metric.main(["--interval", "1"])
+
+
+@pytest.mark.integration
+def test_the_counters_of_a_real_server(tiny_server):
+    """Triton 2.51 exposes both counters for every model of the ensemble; requests move them."""
+    import urllib.request
+
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    from w2v_triton import spec
+
+    url = f"http://127.0.0.1:{tiny_server.ports.metrics}/metrics"
+
+    def scrape() -> queue_metric.Counters:   # the metrics endpoint can lag readiness by a moment
+        for _ in range(50):
+            try:
+                return queue_metric.parse_counters(urllib.request.urlopen(url, timeout=10).read().decode())
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"{url} never answered")
+
+    before = scrape()
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{tiny_server.ports.http}")
+    try:
+        audio = np.random.default_rng(0).standard_normal((1, 16000)).astype(np.float32)
+        for _ in range(3):
+            inp = httpclient.InferInput(spec.AUDIO, list(audio.shape), "FP32")
+            inp.set_data_from_numpy(audio)
+            client.infer(spec.ENSEMBLE_MODEL, [inp])
+    finally:
+        client.close()
+    after = scrape()
+    models = {spec.ENSEMBLE_MODEL, spec.ACOUSTIC_MODEL, "preprocessor", "decoder"}
+    assert {m for (name, m) in after if name == queue_metric.QUEUE} >= models
+    for model in models:
+        assert after[(queue_metric.SUCCESS, model)] - before.get((queue_metric.SUCCESS, model), 0) == 3
+    assert queue_metric.queue_time_ms(before, after) >= 0.0

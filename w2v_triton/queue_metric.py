@@ -10,7 +10,8 @@ gcp/startup.sh) reads the cumulative counters on Triton's metrics port,
     nv_inference_request_success{model=...}     requests completed
 
 turns the increase since the last read into the mean queue time per request of each model,
-and writes the largest (the bottleneck's) as the gauge `custom.googleapis.com/w2v_triton/
+and writes their sum (a request passes each model of the ensemble once; Triton counts no
+queueing for the ensemble itself) as the gauge `custom.googleapis.com/w2v_triton/
 queue_time_ms` on the VM's `gce_instance` resource; the managed instance group's autoscaler
 keeps its per-instance average near the target (deploy.sh --target-queue-ms). No requests in
 an interval means no queueing: 0. Standard library only, so it runs in the server image as is.
@@ -55,17 +56,17 @@ def parse_counters(text: str) -> Counters:
 
 
 def queue_time_ms(before: Counters, after: Counters) -> float:
-    """The largest per-model mean queue time (ms per request) between two reads; 0 without traffic.
-    A counter that went down means the server restarted: that model's interval is skipped."""
-    worst = 0.0
+    """Mean time a request spent queued (ms) between two reads: the per-model means, summed.
+    0 without traffic; a counter that went down (server restart) skips that model's interval."""
+    total = 0.0
     for (name, model), done in after.items():
         if name != SUCCESS:
             continue
         requests = done - before.get((SUCCESS, model), 0.0)
         queued_us = after.get((QUEUE, model), 0.0) - before.get((QUEUE, model), 0.0)
         if requests > 0 and queued_us >= 0:
-            worst = max(worst, queued_us / requests / 1000.0)
-    return worst
+            total += queued_us / requests / 1000.0
+    return total
 
 
 def _get(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> str:
