@@ -222,7 +222,8 @@ exists() {
   fi
 }
 
-# `retry CMD...`: like run, but retried with exponential backoff (2, 4, 8, 16, 32 s; RETRY_DELAY
+# `retry CMD...`: like run, but retried with exponential backoff (4, 8, 16, 32, 64 s: two minutes,
+# past the "60 seconds or more" a new service account can take to be usable; RETRY_DELAY
 # sets the first). IAM is eventually consistent: a binding for a service account created a
 # moment ago can fail with "does not exist" (IAM docs: retry with truncated exponential backoff).
 retry() {
@@ -230,7 +231,7 @@ retry() {
     quote_line "$@"
     return
   fi
-  local attempt delay="${RETRY_DELAY:-2}"
+  local attempt delay="${RETRY_DELAY:-4}"
   for attempt in 1 2 3 4 5 6; do
     echo "+ $(quote_line "$@")" >&2
     if "$@"; then return 0; fi

@@ -187,6 +187,11 @@ def test_gpu_variant_required_flags():
     assert "gpu-driver=R535" in flag(template, "--metadata") and "--no-address" in template
     scale = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-autoscaling")]
     assert "--target-cpu-utilization" not in scale   # CPU idles while the GPU is the bottleneck
+    # autohealing waits longer for a GPU VM (driver install): docs/deploy-gcp.md, boot-to-ready budget
+    mig = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "create")]
+    assert flag(mig, "--initial-delay") == "900"
+    cpu = deploy()
+    assert flag(cpu[find(cpu, "gcloud", "compute", "instance-groups", "managed", "create")], "--initial-delay") == "600"
     assert flag(scale, "--custom-metric-utilization").startswith(
         "metric=custom.googleapis.com/w2v_triton/queue_time_ms,")
 
