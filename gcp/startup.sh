@@ -120,6 +120,7 @@ driver_supported() {
     *) return 1 ;;
   esac
 }
+
 mkdir -p "${STATE_DIR}/tls"
 export HOME="$STATE_DIR"   # COS: /root is read-only; docker keeps its credentials here
 
