@@ -300,8 +300,14 @@ if args[:2] == ["run", "--detach"] and "tritonserver" in args:
     name = args[args.index("--name") + 1]
     server = args[args.index("tritonserver"):]
     port = server[server.index("--http-port") + 1]
-    proc = subprocess.Popen([sys.executable, os.environ["STAND_IN"], port], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.environ.get("REAL_SERVER"):   # the real tritonserver through w2v_triton.serve, same flags
+        flags = [a for a in server[1:] if a.startswith("--") and "=" in a]
+        cmd = [sys.executable, "-m", "w2v_triton.serve", *server[1:server.index(flags[0])], "--log",
+               os.path.join(state, "server.log"), "--", *flags]
+    else:
+        cmd = [sys.executable, os.environ["STAND_IN"], port]
+    with open(os.path.join(state, name + ".out"), "w") as out:
+        proc = subprocess.Popen(cmd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
     with open(os.path.join(state, name + ".pid"), "w") as f:
         f.write(str(proc.pid))
 elif args and args[0] == "stop":
@@ -482,3 +488,63 @@ def test_a_too_short_stop_timeout_cuts_the_request(cos_like_namespace, tmp_path)
                    capture_output=True, timeout=60)
     worker.join(timeout=30)
     assert errors, "the request survived a SIGKILL"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+def test_real_server_in_the_namespace_drains_on_the_shutdown_script(cos_like_namespace, tmp_path, tiny_repository):
+    """The same path with the real tritonserver (tiny repository) behind the fake `docker`: reachable
+    from outside through the opened firewall, and requests in flight when gcp/shutdown.sh sends
+    SIGTERM all complete."""
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    from w2v_triton import spec
+
+    ns = cos_like_namespace
+    state = tmp_path / "docker-state"
+    state.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # this interpreter (the project's venv) runs the fake docker, so `-m w2v_triton.serve` imports
+    (bin_dir / "docker").write_text(FAKE_DOCKER.replace("#!/usr/bin/env python3", f"#!{sys.executable}", 1))
+    (bin_dir / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}:/usr/sbin:/sbin", "NO_METADATA": "1",
+           "FAKE_DOCKER_STATE": str(state), "REAL_SERVER": "1", "STATE_DIR": str(tmp_path / "state"),
+           "MODEL_REPOSITORY": str(tiny_repository), "IMAGE": "r.example/i:t", "GRPC_TLS": "false",
+           "TRITON_CONTAINER": "w2v-triton"}
+    assert subprocess.run([*ns, "bash", str(STARTUP)], env=env, capture_output=True, timeout=60,
+                          cwd=REPO).returncode == 0
+    status = _wait_status(f"http://{NS_IP}:8000/v2/health/ready", 200, 240)
+    assert status == 200, "".join(p.read_text()[-3000:] for p in state.glob("*.out"))
+
+    audio = np.random.default_rng(0).standard_normal((1, 16000 * 30)).astype(np.float32)
+    results: list = []
+
+    def infer():
+        client = httpclient.InferenceServerClient(f"{NS_IP}:8000", network_timeout=120)
+        try:
+            inp = httpclient.InferInput(spec.AUDIO, list(audio.shape), "FP32")
+            inp.set_data_from_numpy(audio)
+            text = client.infer(spec.ENSEMBLE_MODEL, [inp]).as_numpy(spec.TRANSCRIPT)
+            results.append(("ok", time.monotonic(), text.shape))
+        except Exception as exc:  # noqa: BLE001 - recorded and asserted below
+            results.append(("error", time.monotonic(), repr(exc)))
+        finally:
+            client.close()
+
+    workers = [threading.Thread(target=infer) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)   # all 8 sent; the single acoustic instance works through them one batch at a time
+    sigterm_at = time.monotonic()
+    stopped = subprocess.run([*ns, "bash", str(GCP / "shutdown.sh")], env=env, capture_output=True, text=True,
+                             timeout=120)
+    for worker in workers:
+        worker.join(timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    assert [r[0] for r in results] == ["ok"] * 8, results
+    after = sum(r[1] > sigterm_at for r in results)
+    print(f"{after} of 8 requests finished after SIGTERM")
+    assert after, "nothing was in flight at SIGTERM: the test proved nothing"
+    assert not list(state.glob("*.pid"))
