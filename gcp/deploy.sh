@@ -17,7 +17,8 @@ P=(--project "$PROJECT")
 template_name() {
   local digest
   digest="$( { printf '%s\n' "$IMAGE" "$MACHINE_TYPE" "$VARIANT" "$GPU_TYPE" "$GPU_COUNT" "$MODEL_URI" \
-      "$BOOT_DISK_GB" "$IMAGE_FAMILY" "$IMAGE_PROJECT" "$SA_EMAIL" "$NETWORK"; cat "${GCP_DIR}/startup.sh"; } \
+      "$BOOT_DISK_GB" "$IMAGE_FAMILY" "$IMAGE_PROJECT" "$SA_EMAIL" "$NETWORK" "$STOP_TIMEOUT" "$GPU_DRIVER"
+      cat "${GCP_DIR}/startup.sh" "${GCP_DIR}/shutdown.sh"; } \
       | sha256sum | cut -c1-8)"
   echo "${TEMPLATE_PREFIX}${VARIANT}-${digest}"
 }
@@ -27,10 +28,26 @@ check_repository() {
   local onnx="${MODEL_REPOSITORY}/acoustic_model/1/model.onnx"
   local config="${MODEL_REPOSITORY}/acoustic_model/config.pbtxt"
   if [[ ! -f "$onnx" ]]; then
-    echo "warning: ${onnx} is missing: run \`make build-models MODEL=... PLATFORM=onnxruntime_onnx\` first" >&2
+    echo "warning: ${onnx} is missing: run \`make build-models MODEL=... PLATFORM=onnxruntime_onnx DEVICE=${VARIANT}\` first" >&2
     [[ "$DRY_RUN" == true ]] || exit 1
-  elif ! grep -q 'platform: "onnxruntime_onnx"' "$config"; then
+    return 0
+  fi
+  if ! grep -q 'platform: "onnxruntime_onnx"' "$config"; then
     echo "note: ${config} is not platform onnxruntime_onnx; the image serves it with the python backend" >&2
+  fi
+  check_instance_kind "$config"
+}
+
+# check_instance_kind CONFIG: the acoustic model's instance_group kind must match --variant
+# (KIND_GPU for gpu, KIND_CPU for cpu): a CPU repository on a GPU VM leaves the GPU idle, a
+# GPU one on a CPU VM fails to load. `make build-models DEVICE=gpu` renders KIND_GPU.
+check_instance_kind() {
+  local want=KIND_CPU kinds
+  [[ "$VARIANT" == gpu ]] && want=KIND_GPU
+  kinds="$(sed 's/#.*//' "$1" | grep -oE 'kind:[[:space:]]*KIND_[A-Z]+' | grep -oE 'KIND_[A-Z]+' | sort -u | paste -sd, - || true)"
+  if [[ "$kinds" != "$want" ]]; then
+    echo "error: $1 has instance kind ${kinds:-(none)} but --variant ${VARIANT} needs ${want}: rebuild with \`make build-models MODEL=... PLATFORM=onnxruntime_onnx DEVICE=${VARIANT}\`" >&2
+    [[ "$DRY_RUN" == true ]] || exit 1
   fi
 }
 
@@ -76,7 +93,8 @@ EOF
 
 step "APIs"
 run gcloud services enable compute.googleapis.com artifactregistry.googleapis.com \
-  cloudbuild.googleapis.com storage.googleapis.com iam.googleapis.com "${P[@]}"
+  cloudbuild.googleapis.com storage.googleapis.com iam.googleapis.com monitoring.googleapis.com \
+  logging.googleapis.com "${P[@]}"
 
 step "Artifact Registry repository ${AR_REPO}"
 if ! exists gcloud artifacts repositories describe "$AR_REPO" --location "$REGION" "${P[@]}"; then
@@ -84,11 +102,55 @@ if ! exists gcloud artifacts repositories describe "$AR_REPO" --location "$REGIO
     --location "$REGION" --description "w2v_triton server images" "${P[@]}"
 fi
 
+step "buckets gs://${BUCKET} (models)$([[ "$BUILDER" == cloudbuild ]] && echo " and gs://${BUILD_BUCKET} (build sources)")"
+BUCKETS=("$BUCKET")
+[[ "$BUILDER" != cloudbuild ]] || BUCKETS+=("$BUILD_BUCKET")
+for bucket in "${BUCKETS[@]}"; do
+  if ! exists gcloud storage buckets describe "gs://${bucket}" "${P[@]}"; then
+    run gcloud storage buckets create "gs://${bucket}" --location "$REGION" \
+      --uniform-bucket-level-access "${P[@]}"
+  fi
+done
+
+# The VMs' identity reads models and images and writes logs and the queue-time metric. The
+# build's own identity (Cloud Build docs, "user-specified service accounts"): new projects'
+# default build account may lack these roles, so the deploy never relies on it.
+step "service accounts ${SA_EMAIL} (VMs)$([[ "$BUILDER" == cloudbuild ]] && echo " and ${BUILD_SA_EMAIL} (Cloud Build)")"
+ACCOUNTS=("${SA_NAME}:w2v_triton VMs")
+[[ "$BUILDER" != cloudbuild ]] || ACCOUNTS+=("${BUILD_SA_NAME}:w2v_triton image builds")
+for entry in "${ACCOUNTS[@]}"; do
+  name="${entry%%:*}"
+  if ! exists gcloud iam service-accounts describe "${name}@${PROJECT}.iam.gserviceaccount.com" "${P[@]}"; then
+    run gcloud iam service-accounts create "$name" --display-name "${entry#*:}" "${P[@]}"
+  fi
+done
+# Bindings right after creation may fail until the new account has propagated: retried.
+retry gcloud storage buckets add-iam-policy-binding "gs://${BUCKET}" \
+  --member "serviceAccount:${SA_EMAIL}" --role roles/storage.objectViewer "${P[@]}"
+retry gcloud artifacts repositories add-iam-policy-binding "$AR_REPO" --location "$REGION" \
+  --member "serviceAccount:${SA_EMAIL}" --role roles/artifactregistry.reader "${P[@]}"
+for role in roles/logging.logWriter roles/monitoring.metricWriter; do
+  retry gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:${SA_EMAIL}" \
+    --role "$role" --condition None --quiet
+done
+if [[ "$BUILDER" == cloudbuild ]]; then
+  retry gcloud artifacts repositories add-iam-policy-binding "$AR_REPO" --location "$REGION" \
+    --member "serviceAccount:${BUILD_SA_EMAIL}" --role roles/artifactregistry.writer "${P[@]}"
+  retry gcloud storage buckets add-iam-policy-binding "gs://${BUILD_BUCKET}" \
+    --member "serviceAccount:${BUILD_SA_EMAIL}" --role roles/storage.objectViewer "${P[@]}"
+  retry gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:${BUILD_SA_EMAIL}" \
+    --role roles/logging.logWriter --condition None --quiet
+fi
+
 step "image ${IMAGE} (builder: ${BUILDER})"
 case "$BUILDER" in
   cloudbuild)
-    run gcloud builds submit "$REPO_ROOT" --config "${GCP_DIR}/cloudbuild.yaml" --ignore-file gcp/gcloudignore \
-      --substitutions "_IMAGE=${IMAGE},_VARIANT=${VARIANT}" "${P[@]}" ;;
+    # A user-specified build account needs its logs in Cloud Logging or a user bucket:
+    # cloudbuild.yaml sets options.logging CLOUD_LOGGING_ONLY.
+    retry gcloud builds submit "$REPO_ROOT" --config "${GCP_DIR}/cloudbuild.yaml" --ignore-file gcp/gcloudignore \
+      --substitutions "_IMAGE=${IMAGE},_VARIANT=${VARIANT}" \
+      --service-account "projects/${PROJECT}/serviceAccounts/${BUILD_SA_EMAIL}" \
+      --gcs-source-staging-dir "gs://${BUILD_BUCKET}/source" "${P[@]}" ;;
   docker)
     run gcloud auth configure-docker "${REGION}-docker.pkg.dev" --quiet
     run docker build -f "${REPO_ROOT}/docker/Dockerfile.server" --build-arg "VARIANT=${VARIANT}" \
@@ -97,28 +159,26 @@ case "$BUILDER" in
   none) echo "# image: using the already pushed ${IMAGE}" ;;
 esac
 
-step "model bucket gs://${BUCKET}"
-if ! exists gcloud storage buckets describe "gs://${BUCKET}" "${P[@]}"; then
-  run gcloud storage buckets create "gs://${BUCKET}" --location "$REGION" \
-    --uniform-bucket-level-access "${P[@]}"
-fi
+step "model repository -> ${MODEL_URI}"
 if [[ "$SKIP_UPLOAD" == false ]]; then
   run gcloud storage rsync "$MODEL_REPOSITORY" "$MODEL_URI" --recursive \
     --delete-unmatched-destination-objects --exclude '.*__pycache__.*|.*\.template$' "${P[@]}"
 fi
 
-step "service account ${SA_EMAIL}"
-if ! exists gcloud iam service-accounts describe "$SA_EMAIL" "${P[@]}"; then
-  run gcloud iam service-accounts create "$SA_NAME" --display-name "w2v_triton VMs" "${P[@]}"
+# VMs have no external IP: Private Google Access lets them reach Artifact Registry, Cloud
+# Storage, Logging and Monitoring (all this deployment needs); Cloud NAT is optional egress.
+step "egress without external IPs: Private Google Access on ${SUBNET}$([[ "$NAT" == true ]] && echo ", Cloud NAT ${NAT_NAME}")"
+run gcloud compute networks subnets update "$SUBNET" --region "$REGION" \
+  --enable-private-ip-google-access "${P[@]}"
+if [[ "$NAT" == true ]]; then
+  if ! exists gcloud compute routers describe "$ROUTER" --region "$REGION" "${P[@]}"; then
+    run gcloud compute routers create "$ROUTER" --network "$NETWORK" --region "$REGION" "${P[@]}"
+  fi
+  if ! exists gcloud compute routers nats describe "$NAT_NAME" --router "$ROUTER" --region "$REGION" "${P[@]}"; then
+    run gcloud compute routers nats create "$NAT_NAME" --router "$ROUTER" --region "$REGION" \
+      --auto-allocate-nat-external-ips --nat-all-subnet-ip-ranges "${P[@]}"
+  fi
 fi
-run gcloud storage buckets add-iam-policy-binding "gs://${BUCKET}" \
-  --member "serviceAccount:${SA_EMAIL}" --role roles/storage.objectViewer "${P[@]}"
-run gcloud artifacts repositories add-iam-policy-binding "$AR_REPO" --location "$REGION" \
-  --member "serviceAccount:${SA_EMAIL}" --role roles/artifactregistry.reader "${P[@]}"
-for role in roles/logging.logWriter roles/monitoring.metricWriter; do
-  run gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:${SA_EMAIL}" \
-    --role "$role" --condition None --quiet
-done
 
 step "firewall ${FIREWALL}: only the load balancer and health checkers reach :${HTTP_PORT},${GRPC_PORT}"
 FW=(--allow "tcp:${HTTP_PORT},tcp:${GRPC_PORT}" --source-ranges "$LB_RANGES" --target-tags "$NET_TAG")
@@ -144,13 +204,13 @@ if ! exists gcloud compute instance-templates describe "$TEMPLATE" "${P[@]}"; th
   if [[ "$VARIANT" == gpu ]]; then
     ACCEL=(--accelerator "type=${GPU_TYPE},count=${GPU_COUNT}" --maintenance-policy TERMINATE)
   fi
-  run gcloud compute instance-templates create "$TEMPLATE" --machine-type "$MACHINE_TYPE" "${ACCEL[@]}" \
+  retry gcloud compute instance-templates create "$TEMPLATE" --machine-type "$MACHINE_TYPE" "${ACCEL[@]}" \
     --image-family "$IMAGE_FAMILY" --image-project "$IMAGE_PROJECT" \
     --boot-disk-size "${BOOT_DISK_GB}GB" --boot-disk-type pd-balanced \
-    --network "$NETWORK" --tags "$NET_TAG" \
+    --network "$NETWORK" --no-address --tags "$NET_TAG" \
     --service-account "$SA_EMAIL" --scopes cloud-platform \
-    --metadata-from-file "startup-script=${GCP_DIR}/startup.sh" \
-    --metadata "image=${IMAGE},model-repository=${MODEL_URI},gpu=$([[ $VARIANT == gpu ]] && echo true || echo false),grpc-tls=true,google-logging-enabled=true" \
+    --metadata-from-file "startup-script=${GCP_DIR}/startup.sh,shutdown-script=${GCP_DIR}/shutdown.sh" \
+    --metadata "image=${IMAGE},model-repository=${MODEL_URI},gpu=$([[ $VARIANT == gpu ]] && echo true || echo false),gpu-driver=${GPU_DRIVER},grpc-tls=true,queue-metric=true,stop-timeout=${STOP_TIMEOUT},google-logging-enabled=true" \
     "${P[@]}"
 fi
 
@@ -170,20 +230,27 @@ fi
 run gcloud compute instance-groups managed set-named-ports "$MIG" --region "$REGION" \
   --named-ports "http:${HTTP_PORT},grpc:${GRPC_PORT}" "${P[@]}"
 
-step "autoscaling ${MIN_REPLICAS}..${MAX_REPLICAS} replicas at CPU ${TARGET_CPU}"
+# Queue time (w2v_triton.queue_metric on each VM) is the signal for both variants: it is what
+# callers feel when replicas are short. The cpu variant also keeps CPU utilisation; with
+# several signals the autoscaler follows the one asking for the most VMs.
+SIGNALS=(--custom-metric-utilization "metric=${QUEUE_METRIC},utilization-target=${TARGET_QUEUE_MS},utilization-target-type=GAUGE")
+[[ "$VARIANT" == gpu ]] || SIGNALS+=(--target-cpu-utilization "$TARGET_CPU")
+step "autoscaling ${MIN_REPLICAS}..${MAX_REPLICAS} replicas: queue time ${TARGET_QUEUE_MS} ms$([[ "$VARIANT" == gpu ]] || echo ", CPU ${TARGET_CPU}")"
 run gcloud compute instance-groups managed set-autoscaling "$MIG" --region "$REGION" \
-  --min-num-replicas "$MIN_REPLICAS" --max-num-replicas "$MAX_REPLICAS" \
-  --target-cpu-utilization "$TARGET_CPU" --cool-down-period "$COOL_DOWN" \
-  --mode on "${P[@]}"
+  --min-num-replicas "$MIN_REPLICAS" --max-num-replicas "$MAX_REPLICAS" "${SIGNALS[@]}" \
+  --cool-down-period "$COOL_DOWN" --mode on "${P[@]}"
 
-step "backend services: ${BACKEND_HTTP} (HTTP :${HTTP_PORT}) and ${BACKEND_GRPC} (HTTP2 :${GRPC_PORT}, gRPC)"
+step "backend services: ${BACKEND_HTTP} (HTTP :${HTTP_PORT}) and ${BACKEND_GRPC} (HTTP2 :${GRPC_PORT}, gRPC), draining ${DRAIN_TIMEOUT} s"
 for pair in "${BACKEND_HTTP}:HTTP:http" "${BACKEND_GRPC}:HTTP2:grpc"; do
   IFS=: read -r be protocol port_name <<<"$pair"
+  # Connection draining: a VM leaving the group (scale-in, rolling update, autohealing) gets no
+  # new requests and DRAIN_TIMEOUT seconds for those in flight before it is stopped.
   BE=(--global --protocol "$protocol" --port-name "$port_name" --health-checks "$HEALTH_CHECK"
-      --load-balancing-scheme EXTERNAL_MANAGED --timeout 300s)
+      --load-balancing-scheme EXTERNAL_MANAGED --timeout 300s --connection-draining-timeout "$DRAIN_TIMEOUT")
   if exists gcloud compute backend-services describe "$be" --global "${P[@]}"; then
     run gcloud compute backend-services update "$be" --global --protocol "$protocol" \
-      --port-name "$port_name" --health-checks "$HEALTH_CHECK" --timeout 300s "${P[@]}"
+      --port-name "$port_name" --health-checks "$HEALTH_CHECK" --timeout 300s \
+      --connection-draining-timeout "$DRAIN_TIMEOUT" "${P[@]}"
   else
     run gcloud compute backend-services create "$be" "${BE[@]}" "${P[@]}"
   fi

@@ -19,9 +19,15 @@ GPU_TYPE="nvidia-tesla-t4"
 GPU_COUNT=1
 MIN_REPLICAS=1
 MAX_REPLICAS=4
-TARGET_CPU=0.6
-COOL_DOWN=300                  # seconds: image pull + model load before a VM's CPU counts
-INITIAL_DELAY=600              # seconds before autohealing judges a new VM
+TARGET_CPU=0.6                 # cpu variant: a second signal besides queue time
+TARGET_QUEUE_MS=100            # autoscaler target: mean queue time per request (w2v_triton.queue_metric)
+COOL_DOWN=300                  # seconds: image pull + model load before a VM's metrics count
+INITIAL_DELAY=""               # autohealing grace for a new VM: 600 (cpu) / 900 (gpu), docs/deploy-gcp.md budget
+DRAIN_TIMEOUT=60               # backend services' connection-draining timeout (seconds)
+STOP_TIMEOUT=75                # VM shutdown: docker stop timeout (under the ~90 s shutdown-script budget)
+GPU_DRIVER="R580"              # cos-extensions driver branch/version (NGC 24.10 needs 560+, or R535 on DC GPUs)
+NAT=false                      # also create a Cloud Router + Cloud NAT for general egress
+SUBNET=""                      # subnet that gets Private Google Access (default: named like --network)
 BUCKET=""                      # default: <project>-<prefix>-models
 MODEL_REPOSITORY="${REPO_ROOT}/model_repository"
 IMAGE_TAG=""                   # default: git short sha (or "dev")
@@ -46,14 +52,22 @@ Flags (deploy.sh and teardown.sh share them; names all derive from --prefix):
   --machine-type T        default n2-standard-8 (cpu) / n1-standard-8 (gpu)
   --gpu-type T --gpu-count N   accelerator of the gpu variant (default nvidia-tesla-t4 x1)
   --min-replicas N --max-replicas N   autoscaler bounds (default 1 / 4)
-  --target-cpu F          autoscaler target CPU utilisation (default 0.6)
+  --target-queue-ms MS    autoscaler target: Triton queue time per request (default 100)
+  --target-cpu F          cpu variant: also scale on CPU utilisation (default 0.6)
   --cool-down S           autoscaler cool-down / initialisation period (default 300)
+  --initial-delay S       autohealing initial delay (default 600 cpu / 900 gpu; docs/deploy-gcp.md)
+  --drain-timeout S       load balancer connection draining on scale-in/updates (default 60)
+  --stop-timeout S        VM shutdown: seconds Triton gets to finish requests (default 75, max 85)
+  --gpu-driver V          COS GPU driver: branch (R580) or version; see `cos-extensions list`
   --bucket NAME           model bucket (default <project>-<prefix>-models)
   --model-repository DIR  built repository to upload (default ./model_repository)
   --image-tag TAG         image tag (default git short sha)
   --builder cloudbuild|docker|none   how the image is built and pushed (default cloudbuild)
   --skip-upload           do not rsync the model repository
   --network NAME          VPC network (default default)
+  --subnet NAME           the region's subnet of --network; gets Private Google Access (VMs have
+                          no external IP) (default: same name as --network, as in auto mode)
+  --nat                   also create a Cloud Router + Cloud NAT (general internet egress)
   --domain FQDN           add a Google-managed certificate + HTTPS frontend (gRPC needs TLS)
   --image-family F --image-project P   VM OS image (default cos-stable / cos-cloud)
   --keep-bucket --keep-images          teardown: leave the bucket / registry in place
@@ -76,7 +90,14 @@ parse_flags() {
       --min-replicas) MIN_REPLICAS="$2"; shift ;;
       --max-replicas) MAX_REPLICAS="$2"; shift ;;
       --target-cpu) TARGET_CPU="$2"; shift ;;
+      --target-queue-ms) TARGET_QUEUE_MS="$2"; shift ;;
       --cool-down) COOL_DOWN="$2"; shift ;;
+      --initial-delay) INITIAL_DELAY="$2"; shift ;;
+      --drain-timeout) DRAIN_TIMEOUT="$2"; shift ;;
+      --stop-timeout) STOP_TIMEOUT="$2"; shift ;;
+      --gpu-driver) GPU_DRIVER="$2"; shift ;;
+      --subnet) SUBNET="$2"; shift ;;
+      --nat) NAT=true ;;
       --bucket) BUCKET="$2"; shift ;;
       --model-repository) MODEL_REPOSITORY="$2"; shift ;;
       --image-tag) IMAGE_TAG="$2"; shift ;;
@@ -97,9 +118,33 @@ parse_flags() {
   [[ -n "$PROJECT" ]] || { echo "error: --project is required" >&2; exit 2; }
   [[ "$VARIANT" == cpu || "$VARIANT" == gpu ]] || { echo "error: --variant cpu|gpu" >&2; exit 2; }
   [[ "$BUILDER" =~ ^(cloudbuild|docker|none)$ ]] || { echo "error: --builder cloudbuild|docker|none" >&2; exit 2; }
-  [[ "$PREFIX" =~ ^[a-z][-a-z0-9]{1,20}$ ]] || { echo "error: --prefix must match [a-z][-a-z0-9]{1,20}" >&2; exit 2; }
+  [[ "$PREFIX" =~ ^[a-z][-a-z0-9]{0,19}[a-z0-9]$ ]] || {
+    echo "error: --prefix '${PREFIX}' must be 2-21 characters: a lower-case letter, then letters, digits or '-', not ending in '-'" >&2; exit 2; }
   (( MIN_REPLICAS >= 1 && MAX_REPLICAS >= MIN_REPLICAS )) || { echo "error: need 1 <= min <= max replicas" >&2; exit 2; }
+  local n
+  if [[ -z "$INITIAL_DELAY" ]]; then
+    if [[ "$VARIANT" == gpu ]]; then INITIAL_DELAY=900; else INITIAL_DELAY=600; fi
+  fi
+  for n in "$DRAIN_TIMEOUT" "$STOP_TIMEOUT" "$INITIAL_DELAY" "$COOL_DOWN" "$TARGET_QUEUE_MS"; do
+    [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: timeouts, delays and --target-queue-ms are whole numbers, not '${n}'" >&2; exit 2; }
+  done
+  (( DRAIN_TIMEOUT <= 3600 )) || { echo "error: --drain-timeout is at most 3600 s" >&2; exit 2; }
+  (( STOP_TIMEOUT <= 85 )) || { echo "error: --stop-timeout ${STOP_TIMEOUT}: a VM's shutdown script gets about 90 s" >&2; exit 2; }
+  (( TARGET_QUEUE_MS > 0 )) || { echo "error: --target-queue-ms must be positive" >&2; exit 2; }
   derive_names
+  check_service_account_ids
+}
+
+# IAM service account ids are 6-30 characters, [a-z]([-a-z0-9]*[a-z0-9]) (IAM docs, "Create
+# service accounts"); they derive from --prefix, so a short or long prefix fails here, clearly.
+check_service_account_ids() {
+  local id
+  for id in "$SA_NAME" "$BUILD_SA_NAME"; do
+    if [[ ! "$id" =~ ^[a-z][-a-z0-9]{4,28}[a-z0-9]$ ]]; then
+      echo "error: --prefix '${PREFIX}' gives the service account id '${id}' (${#id} characters); ids must be 6-30: use a prefix of 3-21 characters" >&2
+      exit 2
+    fi
+  done
 }
 
 derive_names() {
@@ -118,6 +163,13 @@ derive_names() {
   IMAGE="${REGION}-docker.pkg.dev/${PROJECT}/${AR_REPO}/triton-server:${IMAGE_TAG}-${VARIANT}"
   SA_NAME="${PREFIX}-vm"
   SA_EMAIL="${SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
+  BUILD_SA_NAME="${PREFIX}-build"
+  BUILD_SA_EMAIL="${BUILD_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
+  BUILD_BUCKET="${PROJECT}-${PREFIX}-build"   # Cloud Build source staging (the builder reads it)
+  SUBNET="${SUBNET:-$NETWORK}"
+  ROUTER="${PREFIX}-router"
+  NAT_NAME="${PREFIX}-nat"
+  QUEUE_METRIC="custom.googleapis.com/w2v_triton/queue_time_ms"
   NET_TAG="${PREFIX}-triton"
   FIREWALL="${PREFIX}-allow-lb-hc"
   HEALTH_CHECK="${PREFIX}-hc"
@@ -168,6 +220,28 @@ exists() {
   else
     "$@" >/dev/null 2>&1
   fi
+}
+
+# `retry CMD...`: like run, but retried with exponential backoff (4, 8, 16, 32, 64 s: two minutes,
+# past the "60 seconds or more" a new service account can take to be usable; RETRY_DELAY
+# sets the first). IAM is eventually consistent: a binding for a service account created a
+# moment ago can fail with "does not exist" (IAM docs: retry with truncated exponential backoff).
+retry() {
+  if [[ "$DRY_RUN" == true ]]; then
+    quote_line "$@"
+    return
+  fi
+  local attempt delay="${RETRY_DELAY:-4}"
+  for attempt in 1 2 3 4 5 6; do
+    echo "+ $(quote_line "$@")" >&2
+    if "$@"; then return 0; fi
+    (( attempt < 6 )) || break
+    echo "  (attempt ${attempt} failed; retrying in ${delay} s)" >&2
+    sleep "$delay"
+    delay=$(( delay * 2 ))
+  done
+  echo "error: gave up after 6 attempts: $(quote_line "$@")" >&2
+  return 1
 }
 
 # Read-only queries whose output drives the plan (lists). Dry run: print, answer nothing.

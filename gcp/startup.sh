@@ -10,8 +10,20 @@
 #                                         speaks TLS to it; it does not check the certificate);
 #                                         made once under STATE_DIR/tls (default /var/lib/w2v-triton)
 #   HTTP_PORT GRPC_PORT METRICS_PORT      8000 8001 8002
+#   STOP_TIMEOUT      (stop-timeout)      seconds Docker waits after SIGTERM before SIGKILL (75:
+#                                         under Compute Engine's 90 s shutdown-script budget);
+#                                         tritonserver gets --exit-timeout-secs 5 s shorter
+#   GPU_DRIVER        (gpu-driver)        cos-extensions driver version or branch (R580); the
+#                                         installed driver is checked against NGC 24.10's needs
+#   QUEUE_METRIC      (queue-metric)      true: also run the queue-time exporter container
+#                                         (python -m w2v_triton.queue_metric), the autoscaling signal
 #   TRITON_EXTRA_FLAGS                    more tritonserver flags (word-split)
 #   NO_METADATA=1                         never ask the metadata server (local runs)
+#
+# Container-Optimized OS's host firewall accepts only SSH (COS docs, "Configuring the host
+# firewall"): with --network host the script opens the HTTP, gRPC and metrics ports itself
+# (iptables -A INPUT -p tcp --dport PORT -j ACCEPT, once per boot: the rules do not persist).
+# gcp/shutdown.sh (metadata shutdown-script) stops the container with STOP_TIMEOUT.
 #
 # Local run (no Docker, no cloud): TRITON_CMD replaces the container; the script then execs
 #   $TRITON_CMD --model-repository DIR --http-port P --grpc-port G --metrics-port M \
@@ -26,7 +38,7 @@ set -euo pipefail
 METADATA_URL="http://metadata.google.internal/computeMetadata/v1/instance/attributes"
 STATE_DIR="${STATE_DIR:-/var/lib/w2v-triton}"
 NVIDIA_DIR="${NVIDIA_DIR:-/var/lib/nvidia}"   # where cos-extensions installs the driver
-CONTAINER_NAME="${CONTAINER_NAME:-w2v-triton}"
+TRITON_CONTAINER="${TRITON_CONTAINER:-w2v-triton}"
 
 log() { echo "w2v-triton startup: $*" >&2; }
 
@@ -48,6 +60,9 @@ setting GRPC_TLS grpc-tls false
 setting HTTP_PORT http-port 8000
 setting GRPC_PORT grpc-port 8001
 setting METRICS_PORT metrics-port 8002
+setting STOP_TIMEOUT stop-timeout 75
+setting GPU_DRIVER gpu-driver R580
+setting QUEUE_METRIC queue-metric false
 [[ -n "$MODEL_REPOSITORY" ]] || { log "MODEL_REPOSITORY (metadata model-repository) is not set"; exit 2; }
 
 # server_flags CERT_DIR: the tritonserver flags common to both ways of running it.
@@ -81,6 +96,31 @@ fi
 
 # --- on the VM (Container-Optimized OS): the container, restarted by Docker ------------------
 [[ -n "$IMAGE" ]] || { log "IMAGE (metadata image) is not set"; exit 2; }
+[[ "$STOP_TIMEOUT" =~ ^[0-9]+$ ]] || { log "STOP_TIMEOUT (metadata stop-timeout) must be whole seconds"; exit 2; }
+
+# open_port PORT: accept TCP to PORT in COS's host firewall (idempotent: -C checks first).
+open_port() {
+  iptables -w -C INPUT -p tcp --dport "$1" -j ACCEPT 2>/dev/null \
+    || iptables -w -A INPUT -p tcp --dport "$1" -j ACCEPT
+}
+
+# driver_supported VERSION: the NGC 24.10 release notes' driver requirement (CUDA 12.6.2):
+# 560 or later, or on data center GPUs 470.57+ (R470), 525.85+ (R525), 535.86+ (R535), 545.23+ (R545).
+driver_supported() {
+  local major minor
+  IFS=. read -r major minor _ <<<"$1"
+  [[ "$major" =~ ^[0-9]+$ && "${minor:-}" =~ ^[0-9]+$ ]] || return 1
+  minor=$((10#$minor))
+  (( major >= 560 )) && return 0
+  case "$major" in
+    470) (( minor >= 57 )) ;;
+    525) (( minor >= 85 )) ;;
+    535) (( minor >= 86 )) ;;
+    545) (( minor >= 23 )) ;;
+    *) return 1 ;;
+  esac
+}
+
 mkdir -p "${STATE_DIR}/tls"
 export HOME="$STATE_DIR"   # COS: /root is read-only; docker keeps its credentials here
 
@@ -92,11 +132,16 @@ docker pull "$IMAGE"
 
 GPU_ARGS=()
 if [[ "$GPU" == true ]]; then
-  log "installing the NVIDIA driver (cos-extensions)"
-  cos-extensions install gpu
+  log "installing the NVIDIA driver ${GPU_DRIVER} (cos-extensions)"
+  cos-extensions install gpu -- "-version=${GPU_DRIVER}"
   mount --bind "$NVIDIA_DIR" "$NVIDIA_DIR"
   mount -o remount,exec "$NVIDIA_DIR"
-  "${NVIDIA_DIR}/bin/nvidia-smi"
+  driver="$("${NVIDIA_DIR}/bin/nvidia-smi" --query-gpu=driver_version --format=csv,noheader | head -n 1)"
+  if ! driver_supported "$driver"; then
+    log "NVIDIA driver '${driver}' is too old for the NGC 24.10 image (needs 560+, or R535 535.86+ on data center GPUs): set metadata gpu-driver (deploy.sh --gpu-driver)"
+    exit 1
+  fi
+  log "NVIDIA driver ${driver}"
   GPU_ARGS=(--volume "${NVIDIA_DIR}/lib64:/usr/local/nvidia/lib64"
             --volume "${NVIDIA_DIR}/bin:/usr/local/nvidia/bin"
             --device /dev/nvidia-uvm --device /dev/nvidiactl)
@@ -112,9 +157,24 @@ if [[ "$GRPC_TLS" == true && ! -s "${STATE_DIR}/tls/server.key" ]]; then
 fi
 
 mapfile -t SERVER_FLAGS < <(server_flags /tls)
-docker rm --force "$CONTAINER_NAME" >/dev/null 2>&1 || true
+# Triton drains on SIGTERM for --exit-timeout-secs; Docker's stop timeout leaves it 5 s more.
+EXIT_TIMEOUT=$(( STOP_TIMEOUT > 10 ? STOP_TIMEOUT - 5 : STOP_TIMEOUT ))
+log "opening tcp ${HTTP_PORT},${GRPC_PORT},${METRICS_PORT} in the host firewall"
+for port in "$HTTP_PORT" "$GRPC_PORT" "$METRICS_PORT"; do open_port "$port"; done
+
+for name in "$TRITON_CONTAINER" "${TRITON_CONTAINER}-metrics"; do
+  docker rm --force "$name" >/dev/null 2>&1 || true
+done
 log "starting ${IMAGE} on ${MODEL_REPOSITORY}"
-docker run --detach --name "$CONTAINER_NAME" --restart unless-stopped --network host \
-  --shm-size 1g --ulimit memlock=-1 --ulimit stack=67108864 \
+docker run --detach --name "$TRITON_CONTAINER" --restart unless-stopped --network host \
+  --stop-timeout "$STOP_TIMEOUT" --shm-size 1g --ulimit memlock=-1 --ulimit stack=67108864 \
   --volume "${STATE_DIR}/tls:/tls:ro" "${GPU_ARGS[@]}" \
-  "$IMAGE" tritonserver --model-repository "$MODEL_REPOSITORY" "${PORT_FLAGS[@]}" "${SERVER_FLAGS[@]}"
+  "$IMAGE" tritonserver --model-repository "$MODEL_REPOSITORY" "${PORT_FLAGS[@]}" "${SERVER_FLAGS[@]}" \
+  "--exit-timeout-secs=${EXIT_TIMEOUT}"
+
+if [[ "$QUEUE_METRIC" == true ]]; then
+  log "starting the queue-time exporter (Cloud Monitoring custom metric)"
+  docker run --detach --name "${TRITON_CONTAINER}-metrics" --restart unless-stopped --network host \
+    --entrypoint python3 "$IMAGE" -m w2v_triton.queue_metric \
+    --metrics-url "http://127.0.0.1:${METRICS_PORT}/metrics"
+fi

@@ -55,13 +55,33 @@ if exists gcloud compute firewall-rules describe "$FIREWALL" "${P[@]}"; then
   run gcloud compute firewall-rules delete "$FIREWALL" --quiet "${P[@]}"
 fi
 
-step "service account ${SA_EMAIL}"
-if exists gcloud iam service-accounts describe "$SA_EMAIL" "${P[@]}"; then
-  for role in roles/monitoring.metricWriter roles/logging.logWriter; do
-    run gcloud projects remove-iam-policy-binding "$PROJECT" --member "serviceAccount:${SA_EMAIL}" \
-      --role "$role" --condition None --quiet
-  done
-  run gcloud iam service-accounts delete "$SA_EMAIL" --quiet "${P[@]}"
+# Private Google Access stays on the subnet: it is a property of a shared network, and other
+# workloads may rely on it.
+step "Cloud NAT ${NAT_NAME} and router ${ROUTER} (if --nat made them)"
+if exists gcloud compute routers nats describe "$NAT_NAME" --router "$ROUTER" --region "$REGION" "${P[@]}"; then
+  run gcloud compute routers nats delete "$NAT_NAME" --router "$ROUTER" --region "$REGION" --quiet "${P[@]}"
+fi
+if exists gcloud compute routers describe "$ROUTER" --region "$REGION" "${P[@]}"; then
+  run gcloud compute routers delete "$ROUTER" --region "$REGION" --quiet "${P[@]}"
+fi
+
+step "service accounts ${SA_EMAIL} and ${BUILD_SA_EMAIL}"
+for entry in "${SA_EMAIL}:roles/monitoring.metricWriter,roles/logging.logWriter" \
+             "${BUILD_SA_EMAIL}:roles/logging.logWriter"; do
+  email="${entry%%:*}"
+  if exists gcloud iam service-accounts describe "$email" "${P[@]}"; then
+    IFS=, read -r -a roles <<<"${entry#*:}"
+    for role in "${roles[@]}"; do
+      run gcloud projects remove-iam-policy-binding "$PROJECT" --member "serviceAccount:${email}" \
+        --role "$role" --condition None --quiet
+    done
+    run gcloud iam service-accounts delete "$email" --quiet "${P[@]}"
+  fi
+done
+
+step "build source bucket gs://${BUILD_BUCKET}"
+if exists gcloud storage buckets describe "gs://${BUILD_BUCKET}" "${P[@]}"; then
+  run gcloud storage rm --recursive "gs://${BUILD_BUCKET}" "${P[@]}"
 fi
 
 step "model bucket gs://${BUCKET}"

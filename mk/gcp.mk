@@ -3,8 +3,10 @@
 #   make gcp-deploy  GCP_PROJECT=my-proj [GCP_FLAGS="--variant gpu --zones us-central1-a"]
 #   make gcp-teardown GCP_PROJECT=my-proj      (same --prefix/--region/--bucket as the deploy)
 #   make docker-build [VARIANT=cpu|gpu]        needs a Docker engine (with BuildKit)
-# The repository to upload is $(REPO): build it for the NGC image with
-#   make build-models MODEL=... PLATFORM=onnxruntime_onnx
+#   make gcp-boot-budget [BOOT_REPO=build/gcp-boot/repo]   the boot-to-ready parts measurable here
+# The repository to upload is $(REPO): build it for the NGC image and the variant with
+#   make build-models MODEL=... PLATFORM=onnxruntime_onnx DEVICE=cpu|gpu
+# (deploy.sh refuses a repository whose acoustic model instance kind does not match --variant).
 GCP_PROJECT ?= $(shell gcloud config get-value project 2>/dev/null)
 GCP_REGION ?= us-central1
 GCP_PREFIX ?= w2v-asr
@@ -13,7 +15,8 @@ VARIANT ?= cpu
 DOCKER_TAG ?= w2v-triton
 GCP_ARGS = --project "$(GCP_PROJECT)" --region $(GCP_REGION) --prefix $(GCP_PREFIX) --model-repository $(REPO) $(GCP_FLAGS)
 
-.PHONY: gcp-deploy gcp-dry-run gcp-teardown gcp-teardown-dry-run docker-build
+.PHONY: gcp-deploy gcp-dry-run gcp-teardown gcp-teardown-dry-run docker-build gcp-boot-budget
+BOOT_REPO ?= build/gcp-boot/repo
 
 gcp-deploy:  ## deploy to Google Cloud (GCP_PROJECT, GCP_REGION, GCP_PREFIX, GCP_FLAGS; see docs/deploy-gcp.md)
 	bash gcp/deploy.sh $(GCP_ARGS)
@@ -29,3 +32,7 @@ docker-build:  ## build the server (VARIANT=cpu|gpu) and client images; needs a 
 	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.server --build-arg VARIANT=$(VARIANT) \
 	  -t $(DOCKER_TAG)-server:$(VARIANT) .
 	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.client -t $(DOCKER_TAG)-client .
+
+gcp-boot-budget: venv  ## measure repository size, copy time and server start-to-ready (docs/deploy-gcp.md budget)
+	test -f $(BOOT_REPO)/asr/config.pbtxt || $(PY) builders/repository.py --model random-base --output $(BOOT_REPO)
+	$(PY) -m benchmarks.boot_budget --repository $(BOOT_REPO)

@@ -82,3 +82,15 @@ def test_hadolint():
     result = subprocess.run([hadolint, "Dockerfile.server", "Dockerfile.client"], cwd=DOCKER,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_queue_metric_exporter_runs_in_the_server_image():
+    """gcp/startup.sh runs `python3 -m w2v_triton.queue_metric` from the server image, which installs
+    the w2v_triton wheel with --no-deps: the exporter may import only the standard library."""
+    import ast
+
+    tree = ast.parse((REPO / "w2v_triton" / "queue_metric.py").read_text())
+    modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    modules |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert modules - {"__future__"} <= set(sys.stdlib_module_names), modules - set(sys.stdlib_module_names)
+    assert "w2v_triton.queue_metric" in (REPO / "gcp" / "startup.sh").read_text()

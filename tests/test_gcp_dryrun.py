@@ -54,11 +54,12 @@ def test_dry_run_is_the_complete_ordered_plan():
     order = [
         ("gcloud", "services", "enable"),
         ("gcloud", "artifacts", "repositories", "create"),
-        ("gcloud", "builds", "submit"),
         ("gcloud", "storage", "buckets", "create"),
-        ("gcloud", "storage", "rsync"),
         ("gcloud", "iam", "service-accounts", "create"),
         ("gcloud", "storage", "buckets", "add-iam-policy-binding"),
+        ("gcloud", "builds", "submit"),          # after its identity and that identity's roles exist
+        ("gcloud", "storage", "rsync"),
+        ("gcloud", "compute", "networks", "subnets", "update"),
         ("gcloud", "compute", "firewall-rules", "create"),
         ("gcloud", "compute", "health-checks", "create", "http"),
         ("gcloud", "compute", "instance-templates", "create"),
@@ -95,7 +96,8 @@ def test_flags_reach_the_commands():
     metadata = flag(template, "--metadata")
     assert "model-repository=gs://my-models/model_repository" in metadata
     assert "image=europe-west4-docker.pkg.dev/demo-proj/asr-x-images/triton-server:v1-cpu" in metadata
-    assert flag(template, "--metadata-from-file") == f"startup-script={GCP / 'startup.sh'}"
+    assert flag(template, "--metadata-from-file") == \
+        f"startup-script={GCP / 'startup.sh'},shutdown-script={GCP / 'shutdown.sh'}"
     rsync = cmds[find(cmds, "gcloud", "storage", "rsync")]
     assert rsync[4] == "gs://my-models/model_repository"
     build = cmds[find(cmds, "gcloud", "builds", "submit")]
@@ -106,6 +108,8 @@ def test_defaults_target_cpu_and_replicas():
     cmds = deploy()
     scale = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-autoscaling")]
     assert flag(scale, "--target-cpu-utilization") == "0.6"
+    assert flag(scale, "--custom-metric-utilization") == (
+        "metric=custom.googleapis.com/w2v_triton/queue_time_ms,utilization-target=100,utilization-target-type=GAUGE")
     assert (flag(scale, "--min-num-replicas"), flag(scale, "--max-num-replicas")) == ("1", "4")
 
 
@@ -143,6 +147,101 @@ def test_network_exposure_health_and_protocols():
     assert flag(ports, "--named-ports") == "http:8000,grpc:8001"
 
 
+def test_every_flag_the_documentation_requires():
+    """Each line cites the doc in docs/deploy-gcp.md ("Sources") that makes the flag necessary."""
+    cmds = deploy()
+    text = "\n".join(" ".join(c) for c in cmds)
+    # Health checkers and the load balancer's proxies come from these ranges only.
+    fw = cmds[find(cmds, "gcloud", "compute", "firewall-rules", "create")]
+    assert flag(fw, "--source-ranges") == "130.211.0.0/22,35.191.0.0/16" and flag(fw, "--direction") == "INGRESS"
+    # Connection draining on every backend service (create and update).
+    for cmd in cmds:
+        if cmd[:4] == ["gcloud", "compute", "backend-services", "create"]:
+            assert flag(cmd, "--connection-draining-timeout") == "60", cmd
+    # Cloud Build runs as the deploy's own builder account, with logs in Cloud Logging.
+    build = cmds[find(cmds, "gcloud", "builds", "submit")]
+    assert flag(build, "--service-account") == \
+        "projects/demo-proj/serviceAccounts/w2v-asr-build@demo-proj.iam.gserviceaccount.com"
+    assert flag(build, "--gcs-source-staging-dir") == "gs://demo-proj-w2v-asr-build/source"
+    assert re.search(r"^\s+logging: CLOUD_LOGGING_ONLY$", (GCP / "cloudbuild.yaml").read_text(), re.M)
+    builder = "serviceAccount:w2v-asr-build@demo-proj.iam.gserviceaccount.com"
+    roles = {(c[1], flag(c, "--role")) for c in cmds if "--member" in c and flag(c, "--member") == builder}
+    assert roles == {("artifacts", "roles/artifactregistry.writer"), ("storage", "roles/storage.objectViewer"),
+                     ("projects", "roles/logging.logWriter")}
+    # No external IPs; Private Google Access lets the VMs reach Google APIs; shutdown script.
+    template = cmds[find(cmds, "gcloud", "compute", "instance-templates", "create")]
+    assert "--no-address" in template and "--address" not in template
+    assert "shutdown-script=" in flag(template, "--metadata-from-file")
+    assert "stop-timeout=75" in flag(template, "--metadata") and "queue-metric=true" in flag(template, "--metadata")
+    subnet = cmds[find(cmds, "gcloud", "compute", "networks", "subnets", "update")]
+    assert subnet[5] == "default" and "--enable-private-ip-google-access" in subnet
+    assert "routers" not in text   # Cloud NAT only with --nat
+    # The queue-time metric the autoscaler reads needs the Monitoring API.
+    assert "monitoring.googleapis.com" in cmds[find(cmds, "gcloud", "services", "enable")]
+
+
+def test_gpu_variant_required_flags():
+    cmds = deploy("--variant", "gpu", "--gpu-driver", "R535")
+    template = cmds[find(cmds, "gcloud", "compute", "instance-templates", "create")]
+    assert flag(template, "--maintenance-policy") == "TERMINATE"   # GPU VMs cannot live-migrate
+    assert "gpu-driver=R535" in flag(template, "--metadata") and "--no-address" in template
+    scale = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-autoscaling")]
+    assert "--target-cpu-utilization" not in scale   # CPU idles while the GPU is the bottleneck
+    # autohealing waits longer for a GPU VM (driver install): docs/deploy-gcp.md, boot-to-ready budget
+    mig = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "create")]
+    assert flag(mig, "--initial-delay") == "900"
+    cpu = deploy()
+    assert flag(cpu[find(cpu, "gcloud", "compute", "instance-groups", "managed", "create")], "--initial-delay") == "600"
+    assert flag(scale, "--custom-metric-utilization").startswith(
+        "metric=custom.googleapis.com/w2v_triton/queue_time_ms,")
+
+
+def test_nat_and_timeouts_are_flags():
+    cmds = deploy("--nat", "--drain-timeout", "120", "--stop-timeout", "80", "--target-queue-ms", "250",
+                  "--initial-delay", "420", "--subnet", "asr-subnet", "--network", "asr-net")
+    router = cmds[find(cmds, "gcloud", "compute", "routers", "create")]
+    assert router[4] == "w2v-asr-router" and flag(router, "--network") == "asr-net"
+    nat = cmds[find(cmds, "gcloud", "compute", "routers", "nats", "create")]
+    assert nat[5] == "w2v-asr-nat" and flag(nat, "--router") == "w2v-asr-router"
+    assert {"--auto-allocate-nat-external-ips", "--nat-all-subnet-ip-ranges"} <= set(nat)
+    assert cmds[find(cmds, "gcloud", "compute", "networks", "subnets", "update")][5] == "asr-subnet"
+    assert all(flag(c, "--connection-draining-timeout") == "120" for c in cmds
+               if c[:4] == ["gcloud", "compute", "backend-services", "create"])
+    assert "stop-timeout=80" in flag(cmds[find(cmds, "gcloud", "compute", "instance-templates", "create")],
+                                     "--metadata")
+    scale = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-autoscaling")]
+    assert "utilization-target=250," in flag(scale, "--custom-metric-utilization")
+    mig = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "create")]
+    assert flag(mig, "--initial-delay") == "420"
+
+
+def test_docker_builder_makes_no_build_identity():
+    cmds = deploy("--builder", "docker")
+    text = "\n".join(" ".join(c) for c in cmds)
+    assert "w2v-asr-build" not in text and "builds submit" not in text
+    assert "docker push" in text
+
+
+@pytest.mark.parametrize("prefix, ok", [("ab", False), ("abc", True), ("a" * 21, True), ("a" * 22, False),
+                                        ("abc-", False), ("Abc", False), ("a", False)])
+def test_prefix_gives_valid_service_account_ids(prefix, ok):
+    result = run_script("deploy.sh", "--project", "p", "--prefix", prefix, "--dry-run", check=False)
+    assert (result.returncode == 0) is ok, result.stderr
+    if not ok:
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    if prefix == "ab":   # "ab-vm" is 5 characters: IAM ids are 6-30
+        assert "'ab-vm' (5 characters); ids must be 6-30" in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [(["--stop-timeout", "120"], "90 s"),
+                                           (["--drain-timeout", "4000"], "3600"),
+                                           (["--target-queue-ms", "0"], "positive"),
+                                           (["--initial-delay", "soon"], "whole numbers")])
+def test_bad_timeouts_fail_clearly(flags, message):
+    result = run_script("deploy.sh", "--project", "p", "--dry-run", *flags, check=False)
+    assert result.returncode == 2 and message in result.stderr
+
+
 def _created_names(cmds):
     names = set()
     for cmd in cmds:
@@ -166,16 +265,18 @@ def _deleted_names(cmds):
 
 
 def test_teardown_removes_what_deploy_creates_in_reverse_order():
-    flags = ["--project", "demo-proj", "--prefix", "abc", "--domain", "asr.example.com", "--dry-run"]
+    flags = ["--project", "demo-proj", "--prefix", "abc", "--domain", "asr.example.com", "--nat", "--dry-run"]
     created = _created_names(commands(run_script("deploy.sh", *flags).stdout))
     teardown = commands(run_script("teardown.sh", *flags).stdout)
     deleted = _deleted_names(teardown)
-    sa = "abc-vm@demo-proj.iam.gserviceaccount.com"
-    assert created - {"abc-vm"} | {sa} == deleted | set(), (created, deleted)
+    sa, build_sa = "abc-vm@demo-proj.iam.gserviceaccount.com", "abc-build@demo-proj.iam.gserviceaccount.com"
+    assert {"abc-router", "abc-nat", "gs://demo-proj-abc-build"} <= created
+    assert created - {"abc-vm", "abc-build"} | {sa, build_sa} == deleted | set(), (created, deleted)
     assert all(name.startswith(("abc", "gs://demo-proj-abc")) for name in deleted)
     order = [c[c.index("delete") + 1] for c in teardown if "delete" in c]
     assert order.index("abc-fr-https") < order.index("abc-urlmap") < order.index("abc-be-http") \
-        < order.index("abc-mig") < order.index("abc-hc") < order.index("abc-allow-lb-hc") < order.index(sa)
+        < order.index("abc-mig") < order.index("abc-hc") < order.index("abc-allow-lb-hc") \
+        < order.index("abc-nat") < order.index("abc-router") < order.index(sa) < order.index(build_sa)
     assert teardown[-2][:3] == ["gcloud", "storage", "rm"]  # data last: bucket, then images
     assert teardown[-1][:4] == ["gcloud", "artifacts", "repositories", "delete"]
 
@@ -183,7 +284,8 @@ def test_teardown_removes_what_deploy_creates_in_reverse_order():
 def test_teardown_keep_flags():
     cmds = commands(run_script("teardown.sh", "--project", "p1", "--dry-run", "--keep-bucket", "--keep-images").stdout)
     text = "\n".join(" ".join(c) for c in cmds)
-    assert "storage rm" not in text and "repositories delete" not in text
+    assert "storage rm --recursive gs://p1-w2v-asr-models" not in text and "repositories delete" not in text
+    assert "storage rm --recursive gs://p1-w2v-asr-build" in text   # build sources are not data
     assert "instance-groups managed delete w2v-asr-mig" in text
 
 
@@ -204,6 +306,9 @@ case " $* " in
   *"value(address)"*) echo 203.0.113.7; exit 0 ;;
   *"value(backends[].group)"*) [[ "$FAKE_EXISTS" == 1 ]] && echo "https://x/regions/r/instanceGroups/w2v-asr-mig"; exit 0 ;;
   *" describe "*) [[ "$FAKE_EXISTS" == 1 ]]; exit $? ;;
+  *" add-iam-policy-binding "*)   # a just-created account is not visible yet: fail FAKE_IAM_FAILS times
+    count=$(( $(cat "$FAKE_LOG.iam" 2>/dev/null || echo 0) + 1 )); echo "$count" > "$FAKE_LOG.iam"
+    (( count > ${FAKE_IAM_FAILS:-0} )); exit $? ;;
 esac
 exit 0
 """
@@ -218,15 +323,21 @@ def fake_gcloud(tmp_path):
     repo = tmp_path / "repo"
     (repo / "acoustic_model" / "1").mkdir(parents=True)
     (repo / "acoustic_model" / "1" / "model.onnx").write_bytes(b"onnx")
-    (repo / "acoustic_model" / "config.pbtxt").write_text('platform: "onnxruntime_onnx"\n')
+    (repo / "acoustic_model" / "config.pbtxt").write_text(
+        'platform: "onnxruntime_onnx"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n')
     log = tmp_path / "gcloud.log"
 
-    def run(script: str, exists: bool, *flags: str) -> list[str]:
+    def run(script: str, exists: bool, *flags: str, env: dict | None = None, rc: int = 0) -> list[str]:
         log.write_text("")
-        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_EXISTS": "1" if exists else "0"}
-        run_script(script, "--project", "demo-proj", "--model-repository", str(repo), *flags, env=env)
+        full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
+                    "FAKE_EXISTS": "1" if exists else "0", "RETRY_DELAY": "0", **(env or {})}
+        result = run_script(script, "--project", "demo-proj", "--model-repository", str(repo), *flags,
+                            env=full_env, check=False)
+        assert result.returncode == rc, result.stderr
+        run.stderr = result.stderr
         return log.read_text().splitlines()
 
+    run.repo = repo
     return run
 
 
@@ -237,7 +348,8 @@ def test_deploy_creates_when_absent(fake_gcloud):
                     "instance-groups managed create", "backend-services create w2v-asr-be-http",
                     "backend-services add-backend w2v-asr-be-grpc", "forwarding-rules create"):
         assert created in joined, created
-    assert "update" not in joined.replace("--uniform-bucket-level-access", "")
+    # (the subnet's Private Google Access is set on every run: it is a setting, not a resource)
+    assert "update" not in joined.replace("--uniform-bucket-level-access", "").replace("subnets update", "")
 
 
 def test_deploy_updates_when_present(fake_gcloud):
@@ -297,5 +409,45 @@ def test_scripts_are_strict_and_route_gcloud_through_run():
             code = line.split("#", 1)[0]
             # gcloud is only called through run/exists/query, or for read-only lookups outside a dry run
             if re.search(r"(^|[;&|(]\s*|\s)(gcloud|gsutil|docker)\s", code) and not re.search(
-                    r"\b(run|exists|query)\s+(gcloud|docker)|--format|\$\(|^\s*-", code):
+                    r"\b(run|retry|exists|query)\s+(gcloud|docker)|--format|\$\(|^\s*-", code):
                 pytest.fail(f"{script}: direct call: {line}")
+
+
+# --- the acoustic model's instance kind must match --variant (hand-written configs) -------------
+@pytest.mark.parametrize("variant, config, ok", [
+    ("cpu", "instance_group [ { count: 1 kind: KIND_CPU } ]", True),
+    ("gpu", "instance_group [ { count: 2 kind: KIND_GPU } ]", True),
+    ("gpu", "instance_group [ { count: 1 kind: KIND_CPU } ]", False),
+    ("cpu", "instance_group [ { count: 1 kind: KIND_GPU } ]", False),
+    ("gpu", "instance_group [ { count: 1 } ]", False),                       # Triton would pick
+    ("gpu", "# kind: KIND_GPU\ninstance_group [ { count: 1 kind: KIND_CPU } ]", False),   # comments don't count
+    ("gpu", "instance_group [ { kind: KIND_GPU }, { kind: KIND_CPU } ]", False),          # mixed
+])
+def test_deploy_checks_the_instance_kind_against_the_variant(fake_gcloud, variant, config, ok):
+    (fake_gcloud.repo / "acoustic_model" / "config.pbtxt").write_text(f'platform: "onnxruntime_onnx"\n{config}\n')
+    calls = fake_gcloud("deploy.sh", False, "--variant", variant, rc=0 if ok else 1)
+    if ok:
+        assert any("instance-templates create" in c for c in calls)
+    else:
+        assert calls == []   # refused before any cloud call
+        (line,) = fake_gcloud.stderr.strip().splitlines()
+        want = "KIND_GPU" if variant == "gpu" else "KIND_CPU"
+        assert line.startswith("error: ") and f"--variant {variant} needs {want}" in line
+        assert f"DEVICE={variant}" in line
+
+
+def test_iam_bindings_are_retried_with_backoff(fake_gcloud):
+    """IAM is eventually consistent: bindings for a just-created account may fail a few times."""
+    calls = fake_gcloud("deploy.sh", False, env={"FAKE_IAM_FAILS": "3"})
+    bindings = [c for c in calls if "add-iam-policy-binding" in c]
+    assert len(bindings) == 7 + 3   # 7 bindings, the first tried 4 times
+    assert bindings[0] == bindings[1] == bindings[2] == bindings[3]
+    assert fake_gcloud.stderr.count("retrying in 0 s") == 3
+    assert any("forwarding-rules create" in c for c in calls)
+
+
+def test_iam_retries_give_up(fake_gcloud):
+    calls = fake_gcloud("deploy.sh", False, env={"FAKE_IAM_FAILS": "100"}, rc=1)
+    assert len([c for c in calls if "add-iam-policy-binding" in c]) == 6
+    assert "gave up after 6 attempts" in fake_gcloud.stderr
+    assert not any("instance-templates create" in c for c in calls)
