@@ -23,7 +23,7 @@ else
 TORCH_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC)
 endif
 
-.PHONY: help venv build-models serve test test-fast transcribe perf bench clean
+.PHONY: help venv build-models serve test test-fast test-deps transcribe perf bench clean
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -61,6 +61,14 @@ test: venv  ## run the whole test suite (unit + integration against a real trito
 
 test-fast: venv  ## unit tests only (no server)
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_FLAGS) tests
+
+test-deps:  ## system packages some tests use (iproute2, iptables; apt-get as root), else say what is missing
+	@missing=""; command -v ip >/dev/null || missing="$$missing iproute2"; \
+	  command -v iptables >/dev/null || missing="$$missing iptables"; \
+	  if [ -z "$$missing" ]; then echo "test deps present"; exit 0; fi; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing:$$missing  (install with: sudo apt-get install$$missing)"; exit 1; fi
 
 clean:  ## remove generated files (keeps .venv)
 	rm -rf build model_repository/*/config.pbtxt model_repository/*/1/*.onnx \
