@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--acoustic-instances", type=int, default=defaults.acoustic_instances)
     parser.add_argument("--decoder-instances", type=int, default=defaults.decoder_instances)
     parser.add_argument("--intra-op-threads", type=int, default=defaults.intra_op_threads)
+    parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
+                        help="longest audio the preprocessor accepts (float32 samples or a decoded AUDIO_FILE)")
     parser.add_argument("--instance-kind", choices=("KIND_CPU", "KIND_GPU"), default=defaults.instance_kind)
     parser.add_argument("--decoder-mode", choices=("greedy", "beam"), default="greedy")
     parser.add_argument("--beam-width", type=int, default=None, help="default 32, or the tuned value")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         platform=args.platform, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
         acoustic_instances=args.acoustic_instances, decoder_instances=args.decoder_instances,
         intra_op_threads=args.intra_op_threads, instance_kind=args.instance_kind,
-        decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name))
+        max_audio_seconds=args.max_audio_seconds, decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name))
     output = render_repository(info, onnx_path, args.output, options, files)
     print(f"model repository ready: {output} (checkpoint {checkpoint}, platform {args.platform}, "
           f"decoder {args.decoder_mode})")

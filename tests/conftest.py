@@ -49,3 +49,41 @@ def tiny_server(tiny_repository, tmp_path_factory):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+# Formats the AUDIO_FILE input is tested with: (name, soundfile format, subtype, rate, channels).
+# Rates and channel counts differ from the service's 16 kHz mono so decoding also down-mixes and
+# resamples; Opus is always 48 kHz.
+ENCODINGS = [
+    ("wav", "WAV", "PCM_16", 44100, 2),
+    ("flac", "FLAC", "PCM_16", 16000, 1),
+    ("ogg-vorbis", "OGG", "VORBIS", 22050, 2),
+    ("ogg-opus", "OGG", "OPUS", 48000, 1),
+    ("mp3", "MP3", "MPEG_LAYER_III", 24000, 1),
+]
+
+
+def encode(audio: np.ndarray, fmt: str, subtype: str, rate: int, channels: int) -> bytes:
+    """16 kHz mono float32 samples as the bytes of a file in another format, rate and layout."""
+    import io
+
+    import soundfile as sf
+
+    from w2v_triton.audio import resample
+
+    samples = resample(audio, 16000, rate)
+    if channels == 2:   # the right channel quieter: the down-mix is not a no-op
+        samples = np.stack([samples, 0.5 * samples], axis=1)
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def encoded_speech(real_speech) -> list[tuple[str, bytes]]:
+    """Two real utterances in every format of ENCODINGS: (label, file bytes)."""
+    from w2v_triton.audio import load_audio
+
+    picked = [real_speech[3], real_speech[40]]
+    return [(f"{u.audio.stem}.{name}", encode(load_audio(u.audio), *rest))
+            for u in picked for name, *rest in ENCODINGS]

@@ -41,6 +41,7 @@ class RepositoryOptions:
     decoder_instances: int = 2
     intra_op_threads: int = 0          # 0 = onnxruntime default (all cores)
     instance_kind: str = "KIND_CPU"    # onnxruntime_onnx only: KIND_GPU on a GPU image
+    max_audio_seconds: float = spec.MAX_AUDIO_SECONDS   # longest accepted audio (samples or a file)
     decoder: dict = field(default_factory=lambda: dict(DECODER_DEFAULTS))
 
 
@@ -59,6 +60,7 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "ONNX_FILE": ONNX_FILE,
         "VOCAB_SIZE": str(len(info.vocab)),
         "DO_NORMALIZE": "true" if info.do_normalize else "false",
+        "MAX_AUDIO_SECONDS": f"{options.max_audio_seconds:g}",
         "DECODER_MODE": decoder["mode"],
         "BEAM_WIDTH": str(decoder["beam_width"]),
         "LM_ALPHA": str(decoder["alpha"]),
