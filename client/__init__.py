@@ -76,7 +76,8 @@ class TranscriptionClient:
         self._rejection = InferenceServerException
         self._checked = False
 
-    def _check_ready(self) -> None:
+    def check_ready(self) -> None:
+        """Raise ServerUnreachable unless the server answers and the model is ready (once per client)."""
         if self._checked:
             return
         try:
@@ -102,7 +103,7 @@ class TranscriptionClient:
         return self.transcribe(read_file(path) if send_file else load_audio(path), hotwords)
 
     def _infer(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None, timestamps: bool) -> Transcription:
-        self._check_ready()
+        self.check_ready()
         if isinstance(audio, (bytes, bytearray, memoryview)):
             requests = [self._module.InferInput(spec.AUDIO_FILE, [1, 1], "BYTES")]
             requests[0].set_data_from_numpy(np.array([[bytes(audio)]], dtype=np.object_))
