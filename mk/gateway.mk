@@ -10,3 +10,10 @@ TRITON_URL ?= 127.0.0.1:$(HTTP_PORT)
 .PHONY: gateway
 gateway: venv  ## OpenAI-compatible /v1/audio/transcriptions + page at / (GATEWAY_PORT, TRITON_URL)
 	TRITON_URL=$(TRITON_URL) $(PY) -m uvicorn gateway.app:app --host $(GATEWAY_HOST) --port $(GATEWAY_PORT)
+
+.PHONY: browser-deps
+browser-deps:  ## install Debian's chromium for the page's browser test (apt-get, when root); it skips without
+	@if command -v chromium >/dev/null; then echo "chromium present"; exit 0; fi; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "missing: chromium  (install with: sudo apt-get install chromium)"; exit 1; fi
