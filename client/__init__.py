@@ -125,7 +125,9 @@ class TranscriptionClient:
         except self._rejection as exc:
             if _is_connection_failure(exc):
                 raise self._unreachable(exc) from None
-            raise RequestRejected(f"server rejected the request: {exc.message()}") from None
+            if _is_refusal(exc):
+                raise RequestRejected(f"server rejected the request: {exc.message()}") from None
+            raise ClientError(f"server failed the request: {exc.message()}") from None
         except Exception as exc:  # the connection broke: refused, reset, timed out
             raise self._unreachable(exc) from None
         text = result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8")
@@ -152,6 +154,13 @@ class TranscriptionClient:
 def _is_connection_failure(exc) -> bool:
     """gRPC reports a dead server as an InferenceServerException too: tell it from a refusal."""
     return str(exc.status()) in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
+
+
+def _is_refusal(exc) -> bool:
+    """The request's fault (HTTP 4xx, gRPC INVALID_ARGUMENT...), not a failure inside the server."""
+    status = str(exc.status() or "")
+    return status.startswith("4") or status in ("StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND",
+                                                "StatusCode.OUT_OF_RANGE", "StatusCode.FAILED_PRECONDITION")
 
 
 __all__ = ["AudioError", "ClientError", "RequestRejected", "ServerUnreachable", "Transcription",

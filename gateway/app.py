@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from client import PROTOCOLS, RequestRejected, ServerUnreachable, Transcription, TranscriptionClient
+from client import PROTOCOLS, ClientError, RequestRejected, ServerUnreachable, Transcription, TranscriptionClient
 from w2v_triton import spec
 
 log = logging.getLogger("w2v_triton.gateway")
@@ -167,6 +167,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ServerUnreachable as exc:
             log.warning("Triton unreachable: %s", exc)
             return _error(502, f"the speech recognition server is unavailable: {exc}", "server_error")
+        except ClientError as exc:         # Triton failed inside (a model crashed): not the caller's fault
+            log.error("Triton failed: %s", exc)
+            return _error(502, f"the speech recognition server failed: {exc}", "server_error")
         headers = {"X-Gateway-Note": " | ".join(notes)} if notes else {}
         if response_format == "text":
             return PlainTextResponse(result.text, headers=headers)
