@@ -11,7 +11,6 @@ per format (w2v_triton.audio, the code the preprocessor runs). Writes JSON + MD 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -22,25 +21,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
 from benchmarks.run import machine_name
 from client import TranscriptionClient
 from w2v_triton import spec
-from w2v_triton.audio import decode_audio_bytes, load_audio, resample
+from w2v_triton.audio import decode_audio_bytes, encode_audio, load_audio
 from w2v_triton.checkpoints import REPO_ROOT
 from w2v_triton.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.tritonserver import Ports, TritonServer, free_port
 
-ENCODINGS = {"wav": ("WAV", "PCM_16"), "mp3": ("MP3", "MPEG_LAYER_III"), "ogg-opus": ("OGG", "OPUS")}
-
-
-def encode(samples: np.ndarray, fmt: str, subtype: str) -> bytes:
-    rate = 48000 if subtype == "OPUS" else spec.SAMPLE_RATE    # Opus runs at 48 kHz only
-    buffer = io.BytesIO()
-    sf.write(buffer, resample(samples, spec.SAMPLE_RATE, rate), rate, format=fmt, subtype=subtype)
-    return buffer.getvalue()
+# format, subtype, rate (Opus runs at 48 kHz only)
+ENCODINGS = {"wav": ("WAV", "PCM_16", spec.SAMPLE_RATE), "mp3": ("MP3", "MPEG_LAYER_III", spec.SAMPLE_RATE),
+             "ogg-opus": ("OGG", "OPUS", 48000)}
 
 
 def summary(times: list[float], audio_s: float, sent: list[int]) -> dict:
@@ -95,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     for u in picked:
         samples = load_audio(u.audio)
         items.append({"path": u.audio, "flac": u.audio.read_bytes(), "seconds": samples.size / spec.SAMPLE_RATE,
-                      **{name: encode(samples, *enc) for name, enc in ENCODINGS.items()}})
+                      **{name: encode_audio(samples, *enc) for name, enc in ENCODINGS.items()}})
     audio_s = sum(i["seconds"] for i in items) * args.repeats
 
     decode = {}

@@ -63,29 +63,13 @@ ENCODINGS = [
 ]
 
 
-def encode(audio: np.ndarray, fmt: str, subtype: str, rate: int, channels: int) -> bytes:
-    """16 kHz mono float32 samples as the bytes of a file in another format, rate and layout."""
-    import io
-
-    import soundfile as sf
-
-    from w2v_triton.audio import resample
-
-    samples = resample(audio, 16000, rate)
-    if channels == 2:   # the right channel quieter: the down-mix is not a no-op
-        samples = np.stack([samples, 0.5 * samples], axis=1)
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, rate, format=fmt, subtype=subtype)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="session")
 def encoded_speech(real_speech) -> list[tuple[str, bytes]]:
     """Two real utterances in every format of ENCODINGS: (label, file bytes)."""
-    from w2v_triton.audio import load_audio
+    from w2v_triton.audio import encode_audio, load_audio
 
     picked = [real_speech[3], real_speech[40]]
-    return [(f"{u.audio.stem}.{name}", encode(load_audio(u.audio), *rest))
+    return [(f"{u.audio.stem}.{name}", encode_audio(load_audio(u.audio), *rest))
             for u in picked for name, *rest in ENCODINGS]
 
 

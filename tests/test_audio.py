@@ -90,3 +90,15 @@ def test_too_long_is_refused_from_the_header(tmp_path):
     path.write_bytes(buffer.getvalue())
     with pytest.raises(AudioTooLong):
         load_audio(path, max_seconds=2.5)
+
+
+def test_encode_audio_round_trips():
+    from w2v_triton.audio import decode_audio_bytes, encode_audio
+
+    samples = (0.5 * np.sin(np.arange(16000) / 7)).astype(np.float32)
+    flac = decode_audio_bytes(encode_audio(samples, "FLAC", "PCM_24"))
+    np.testing.assert_allclose(flac, samples, atol=1e-6)            # lossless, same rate
+    stereo = decode_audio_bytes(encode_audio(samples, "WAV", "FLOAT", rate=16000, channels=2))
+    np.testing.assert_allclose(stereo, 0.75 * samples, atol=1e-6)   # (x + x/2) / 2
+    opus = decode_audio_bytes(encode_audio(samples, "OGG", "OPUS", rate=48000))
+    assert abs(opus.size - samples.size) < 400

@@ -104,6 +104,21 @@ def decode_audio(source: BinaryIO, target_rate: int = SAMPLE_RATE, max_seconds: 
     return resample(samples, rate, target_rate)
 
 
+def encode_audio(samples: np.ndarray, fmt: str, subtype: str, rate: int = SAMPLE_RATE, channels: int = 1,
+                 source_rate: int = SAMPLE_RATE) -> bytes:
+    """The bytes of a file holding mono `samples` (at `source_rate`) in another format, rate and
+    layout: what a user would upload (tests and benchmarks of the AUDIO_FILE input). A second
+    channel is the first at half level, so a down-mix is not a no-op. Opus needs rate 48000."""
+    samples = resample(np.asarray(samples, dtype=np.float32), source_rate, rate)
+    if channels == 2:
+        samples = np.stack([samples, 0.5 * samples], axis=1)
+    elif channels != 1:
+        raise ValueError(f"channels must be 1 or 2, got {channels}")
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
 def _too_long(label: str, seconds: float | None, max_seconds: float) -> str:
     length = f"{seconds:.1f} s" if seconds is not None else f"more than {max_seconds:g} s"
     return f"{label}: audio too long ({length}; the limit is {max_seconds:g} s)"
