@@ -151,15 +151,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not content_type.startswith("multipart/form-data"):
             raise BadRequest(f"expected a multipart/form-data body with a 'file' field, got "
                              f"'{content_type or 'no content type'}'")
+        limit = int(settings.max_upload_mb * 1e6)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit + 64_000:   # refused before the body is read
+            raise BadRequest(f"the request is {int(declared) / 1e6:.1f} MB; files up to "
+                             f"{settings.max_upload_mb:g} MB are accepted", "file", status=413)
         try:
             form = await request.form()
         except Exception as exc:   # a broken multipart body
             raise BadRequest(f"expected a multipart/form-data body with a 'file' field ({exc})") from None
         upload, response_format, notes = _options(form)
-        data = await upload.read()
-        if len(data) > settings.max_upload_mb * 1e6:
-            raise BadRequest(f"file is {len(data) / 1e6:.1f} MB; the limit is {settings.max_upload_mb:g} MB",
-                             "file", status=413)
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise BadRequest(f"the file is over the limit of {settings.max_upload_mb:g} MB", "file", status=413)
         try:
             result = await run_in_threadpool(transcribe, data)
         except RequestRejected as exc:     # bad audio: Triton's preprocessor says what is wrong

@@ -134,6 +134,9 @@ def test_unreachable_triton_is_a_502_and_health_says_so(start_gateway, encoded_s
             client.audio.transcriptions.create(model="asr", file=(label, data))
         assert error.value.status_code == 502
         assert "speech recognition server is unavailable: cannot reach a Triton server" in error.value.message
-        with pytest.raises(openai.APIStatusError) as error:   # the size check needs no Triton
-            client.audio.transcriptions.create(model="asr", file=("big.wav", bytes(600_000)))
-        assert error.value.status_code == 413 and "the limit is 0.5 MB" in error.value.message
+        with pytest.raises(openai.APIStatusError) as error:   # the size checks need no Triton
+            client.audio.transcriptions.create(model="asr", file=("big.wav", bytes(530_000)))
+        assert error.value.status_code == 413 and "over the limit of 0.5 MB" in error.value.message
+        with pytest.raises(openai.APIStatusError) as error:   # refused from its Content-Length
+            client.audio.transcriptions.create(model="asr", file=("huge.wav", bytes(5_000_000)))
+        assert error.value.status_code == 413 and "files up to 0.5 MB are accepted" in error.value.message
