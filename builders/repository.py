@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="runtime torch: auto = float16 on a GPU, float32 on a CPU")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false",
                         help="do not run warm-up requests before the acoustic model reports ready")
+    parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
+                        help="longest audio the preprocessor accepts (float32 samples or a decoded AUDIO_FILE)")
     parser.add_argument("--decoder-mode", choices=("greedy", "beam"), default="greedy")
     parser.add_argument("--beam-width", type=int, default=None, help="default 32, or the tuned value")
     parser.add_argument("--lm-dir", type=Path, help="output of `make lm` (lm.arpa|lm.bin + unigrams.txt)")
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             preprocessor_instances=args.preprocessor_instances, acoustic_instances=args.acoustic_instances,
             decoder_instances=args.decoder_instances,
             intra_op_threads=args.intra_op_threads, device=args.device, runtime=args.runtime,
-            torch_dtype=args.torch_dtype, warmup=args.warmup,
+            torch_dtype=args.torch_dtype, warmup=args.warmup, max_audio_seconds=args.max_audio_seconds,
             decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,14 +2,15 @@
 
 Each line is `FILE<TAB>TRANSCRIPT`; with --timestamps a third column holds the words as JSON
 ([{"word", "start_s", "end_s"}, ...]). --hotwords "NAME,OTHER NAME" boosts those words in a beam-search
-decoder (ignored by a greedy one)."""
+decoder (ignored by a greedy one). --send-file sends each file's bytes as they are (the AUDIO_FILE
+input: the server decodes WAV/FLAC/OGG/MP3) instead of decoding here and sending float32 samples."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from client import PROTOCOLS, AudioError, ClientError, TranscriptionClient
+from client import PROTOCOLS, AudioError, ClientError, TranscriptionClient, read_file
 from w2v_triton.audio import load_audio
 
 
@@ -21,13 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--hotwords", default=None, help="comma-separated words to boost (beam decoder)")
     parser.add_argument("--timestamps", action="store_true", help="add the words' times as a JSON column")
+    parser.add_argument("--send-file", action="store_true",
+                        help="send each file's bytes for the server to decode (default: decode here, send float32)")
     args = parser.parse_args(argv)
     url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
     failures = 0
     with TranscriptionClient(url, args.protocol, args.timeout) as asr:
         for path in args.files:
             try:
-                audio = load_audio(path)
+                audio = read_file(path) if args.send_file else load_audio(path)
                 if args.timestamps:
                     result = asr.transcribe_full(audio, args.hotwords)
                     print(f"{path}\t{result.text}\t{json.dumps(result.words)}", flush=True)

@@ -49,3 +49,78 @@ def tiny_server(tiny_repository, tmp_path_factory):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+# Formats the AUDIO_FILE input is tested with: (name, soundfile format, subtype, rate, channels).
+# Rates and channel counts differ from the service's 16 kHz mono so decoding also down-mixes and
+# resamples; Opus is always 48 kHz.
+ENCODINGS = [
+    ("wav", "WAV", "PCM_16", 44100, 2),
+    ("flac", "FLAC", "PCM_16", 16000, 1),
+    ("ogg-vorbis", "OGG", "VORBIS", 22050, 2),
+    ("ogg-opus", "OGG", "OPUS", 48000, 1),
+    ("mp3", "MP3", "MPEG_LAYER_III", 24000, 1),
+]
+
+
+@pytest.fixture(scope="session")
+def encoded_speech(real_speech) -> list[tuple[str, bytes]]:
+    """Two real utterances in every format of ENCODINGS: (label, file bytes)."""
+    from w2v_triton.audio import encode_audio, load_audio
+
+    picked = [real_speech[3], real_speech[40]]
+    return [(f"{u.audio.stem}.{name}", encode_audio(load_audio(u.audio), *rest))
+            for u in picked for name, *rest in ENCODINGS]
+
+
+@pytest.fixture(scope="session")
+def start_gateway(tmp_path_factory):
+    """Start the HTTP gateway (uvicorn, its own process) with given environment; returns its URL.
+
+    Every gateway started is stopped by PID at the end of the session.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from w2v_triton.tritonserver import free_port
+
+    started: list[subprocess.Popen] = []
+
+    def start(**env: str) -> str:
+        port = free_port()
+        log = tmp_path_factory.mktemp("gateway") / "gateway.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", "127.0.0.1", "--port", str(port),
+                 "--log-level", "warning"], cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, **env})
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the gateway exited with {process.returncode}:\n{log.read_text()}")
+            try:   # /v1/models answers without Triton: the gateway itself is up
+                with urllib.request.urlopen(f"{url}/v1/models", timeout=2):
+                    return url
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the gateway did not answer within 60 s:\n{log.read_text()}")
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def gateway(tiny_server, start_gateway) -> str:
+    """The URL of a gateway in front of tiny_server."""
+    return start_gateway(TRITON_URL=tiny_server.http_url)

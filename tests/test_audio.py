@@ -38,3 +38,67 @@ def test_empty_audio_file(tmp_path):
     sf.write(path, np.zeros(0, np.float32), 16000)
     with pytest.raises(AudioError, match="no audio"):
         load_audio(path)
+
+
+def test_bytes_decode_exactly_like_the_file(tmp_path):
+    """load_audio (a path) and decode_audio_bytes (an upload) share one decoder."""
+    import io
+
+    from w2v_triton.audio import decode_audio_bytes
+
+    rate, t = 22050, np.arange(22050) / 22050
+    data = np.stack([0.5 * np.sin(2 * np.pi * 300 * t), 0.2 * np.sin(2 * np.pi * 500 * t)], axis=1)
+    for fmt, subtype in [("WAV", "PCM_16"), ("FLAC", "PCM_24"), ("OGG", "VORBIS"), ("OGG", "OPUS"),
+                         ("MP3", "MPEG_LAYER_III")]:
+        buffer = io.BytesIO()
+        written_rate = 48000 if subtype == "OPUS" else rate   # Opus runs at 48 kHz
+        sf.write(buffer, data, written_rate, format=fmt, subtype=subtype)
+        path = tmp_path / f"tone.{subtype.lower()}"
+        path.write_bytes(buffer.getvalue())
+        from_bytes = decode_audio_bytes(buffer.getvalue())
+        np.testing.assert_array_equal(from_bytes, load_audio(path))
+        assert from_bytes.dtype == np.float32 and from_bytes.ndim == 1
+        assert abs(from_bytes.size - 16000 * rate / written_rate) < 0.05 * 16000   # mp3 pads a little
+
+
+@pytest.mark.parametrize("data, error, message", [
+    (b"", "AudioError", "empty"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(200), "UnsupportedFormat", "unsupported audio format image/png"),
+    (b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A mp42isom" + bytes(200), "UnsupportedFormat", "audio/mp4"),
+    (bytes(range(256)) * 4, "AudioError", "not a recognised audio file"),
+    (b"ID3" + bytes(range(256)) * 4, "AudioError", "corrupt or truncated"),
+])
+def test_bad_bytes_get_a_message_that_says_what_is_wrong(data, error, message):
+    import w2v_triton.audio as audio
+
+    with pytest.raises(audio.AudioError, match=message) as caught:
+        audio.decode_audio_bytes(data)
+    assert type(caught.value).__name__ == error
+
+
+def test_too_long_is_refused_from_the_header(tmp_path):
+    import io
+
+    from w2v_triton.audio import AudioTooLong, decode_audio_bytes
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(3 * 8000, np.int16), 8000, format="FLAC")
+    assert decode_audio_bytes(buffer.getvalue(), max_seconds=3).size == 3 * 16000
+    with pytest.raises(AudioTooLong, match=r"too long \(3.0 s; the limit is 2.5 s\)"):
+        decode_audio_bytes(buffer.getvalue(), max_seconds=2.5)
+    path = tmp_path / "long.flac"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(AudioTooLong):
+        load_audio(path, max_seconds=2.5)
+
+
+def test_encode_audio_round_trips():
+    from w2v_triton.audio import decode_audio_bytes, encode_audio
+
+    samples = (0.5 * np.sin(np.arange(16000) / 7)).astype(np.float32)
+    flac = decode_audio_bytes(encode_audio(samples, "FLAC", "PCM_24"))
+    np.testing.assert_allclose(flac, samples, atol=1e-6)            # lossless, same rate
+    stereo = decode_audio_bytes(encode_audio(samples, "WAV", "FLOAT", rate=16000, channels=2))
+    np.testing.assert_allclose(stereo, 0.75 * samples, atol=1e-6)   # (x + x/2) / 2
+    opus = decode_audio_bytes(encode_audio(samples, "OGG", "OPUS", rate=48000))
+    assert abs(opus.size - samples.size) < 400

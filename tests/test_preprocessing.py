@@ -36,3 +36,24 @@ def test_bad_audio_is_rejected_with_a_clear_message(audio, message):
 
 def test_single_row_batch_is_accepted():
     assert validate(np.zeros((1, MIN_SAMPLES), np.float32)).shape == (MIN_SAMPLES,)
+
+
+def test_max_seconds_bounds_samples_and_files():
+    import io
+
+    import soundfile as sf
+
+    from w2v_triton.preprocessing import preprocess_file
+
+    audio = np.zeros(32000, np.float32)
+    assert preprocess(audio, False, max_seconds=2).size == 32000
+    assert preprocess(audio, False).size == 32000           # library callers: no bound by default
+    with pytest.raises(InvalidAudio, match=r"too long \(2.0 s; the limit is 1.5 s\)"):
+        preprocess(audio, False, max_seconds=1.5)
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, 16000, format="WAV", subtype="FLOAT")
+    np.testing.assert_array_equal(preprocess_file(buffer.getvalue(), False, 2), audio)
+    with pytest.raises(InvalidAudio, match="too long"):
+        preprocess_file(buffer.getvalue(), False, 1.5)
+    with pytest.raises(InvalidAudio, match="not a recognised audio file"):
+        preprocess_file(b"hello", False, 2)

@@ -18,9 +18,12 @@ def test_python_platform_repository(tiny_repository):
     configs = {m: load_config(tiny_repository / m / "config.pbtxt")
                for m in ("preprocessor", "acoustic_model", "decoder", "asr")}
     assert configs["asr"].platform == "ensemble"
-    assert [i.name for i in configs["asr"].input] == [spec.AUDIO, spec.HOTWORDS]
-    assert [i.optional for i in configs["asr"].input] == [False, True]
-    assert [o.name for o in configs["asr"].output] == [spec.TRANSCRIPT, spec.WORD_TIMESTAMPS]
+    assert [i.name for i in configs["asr"].input] == [spec.AUDIO, spec.AUDIO_FILE, spec.HOTWORDS]
+    assert all(i.optional for i in configs["asr"].input)   # AUDIO or AUDIO_FILE: the preprocessor checks
+    assert [i.name for i in configs["preprocessor"].input] == [spec.AUDIO, spec.AUDIO_FILE]
+    assert all(i.optional for i in configs["preprocessor"].input)
+    assert float(configs["preprocessor"].parameters["max_audio_seconds"].string_value) == spec.MAX_AUDIO_SECONDS
+    assert [o.name for o in configs["asr"].output] == [spec.TRANSCRIPT, spec.WORD_TIMESTAMPS, spec.AUDIO_LENGTHS]
     assert configs["asr"].output[0].data_type == model_config_pb2.TYPE_STRING
     for name in ("preprocessor", "acoustic_model", "decoder"):
         assert configs[name].backend == "python"

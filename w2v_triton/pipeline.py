@@ -13,7 +13,7 @@ import numpy as np
 from w2v_triton import spec
 from w2v_triton.acoustic import AcousticModel, AcousticSettings
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.preprocessing import preprocess
+from w2v_triton.preprocessing import preprocess, preprocess_file
 from w2v_triton.repository import model_parameters
 from w2v_triton.vocabulary import Vocabulary
 
@@ -36,7 +36,7 @@ class ReferencePipeline:
         pre = model_parameters(repository, spec.PREPROCESSOR_MODEL)
         dec = model_parameters(repository, spec.DECODER_MODEL)
         self.do_normalize = pre["do_normalize"].lower() == "true"
-        self.max_seconds = float(pre.get("max_audio_seconds", "0"))
+        self.max_seconds = float(pre.get("max_audio_seconds") or spec.MAX_AUDIO_SECONDS)
         settings = acoustic_settings(repository)
         if intra_op_threads is not None:
             settings = replace(settings, intra_op_threads=intra_op_threads)
@@ -45,11 +45,18 @@ class ReferencePipeline:
         self.decoder = CTCDecoder(Vocabulary.load_from_dir(decoder_dir),
                                   DecoderConfig.from_parameters(dec, base_dir=decoder_dir))
 
-    def logits(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
-        return self.acoustic.run([preprocess(u, self.do_normalize, self.max_seconds) for u in utterances])
+    def _preprocess(self, utterance: np.ndarray | bytes) -> np.ndarray:
+        """float32 samples as the AUDIO input, bytes as the AUDIO_FILE input (an encoded file)."""
+        if isinstance(utterance, (bytes, bytearray, memoryview)):
+            return preprocess_file(bytes(utterance), self.do_normalize, self.max_seconds)
+        return preprocess(utterance, self.do_normalize, self.max_seconds)
 
-    def transcribe_batch(self, utterances: list[np.ndarray]) -> list[str]:
+    def logits(self, utterances: list[np.ndarray | bytes]) -> list[np.ndarray]:
+        return self.acoustic.run([self._preprocess(u) for u in utterances])
+
+    def transcribe_batch(self, utterances: list[np.ndarray | bytes]) -> list[str]:
         return self.decoder.decode_batch(self.logits(utterances))
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray | bytes) -> str:
+        """Transcript of float32 mono 16 kHz samples, or of an encoded file's bytes."""
         return self.transcribe_batch([audio])[0]

@@ -1,12 +1,14 @@
 """Validation and normalisation of raw audio, exactly as Wav2Vec2FeatureExtractor does it.
 
-The Triton `preprocessor` model and the in-process pipeline both call `preprocess`, so a
-request is accepted, rejected or normalised identically in both places.
+The Triton `preprocessor` model and the in-process pipeline both call `preprocess` (float32
+samples) and `preprocess_file` (the bytes of an encoded file), so a request is accepted,
+rejected or normalised identically in both places.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from w2v_triton.audio import AudioError, decode_audio_bytes
 from w2v_triton.spec import MIN_SAMPLES, NORMALIZE_EPS, SAMPLE_RATE
 
 
@@ -14,9 +16,11 @@ class InvalidAudio(ValueError):
     """Audio the acoustic model cannot take; the message is shown to the caller."""
 
 
-def validate(audio: np.ndarray, max_seconds: float = 0.0) -> np.ndarray:
+def validate(audio: np.ndarray, max_seconds: float | None = None) -> np.ndarray:
     """Return `audio` as 1-D float32 or raise InvalidAudio with a message a user can act on.
-    `max_seconds` > 0 refuses longer audio (a repository whose acoustic model cannot window it)."""
+
+    `max_seconds` (the server's `max_audio_seconds`) bounds the length; None: no bound.
+    """
     audio = np.asarray(audio)
     if audio.dtype != np.float32:
         raise InvalidAudio(f"audio must be float32 samples in [-1, 1], got {audio.dtype}")
@@ -31,11 +35,8 @@ def validate(audio: np.ndarray, max_seconds: float = 0.0) -> np.ndarray:
             f"audio too short: {audio.size} samples, need at least {MIN_SAMPLES} "
             f"({MIN_SAMPLES / 16:.0f} ms at 16 kHz)"
         )
-    if max_seconds and audio.size > max_seconds * SAMPLE_RATE:
-        raise InvalidAudio(
-            f"audio too long: {audio.size / SAMPLE_RATE:.1f} s, this server takes at most {max_seconds:g} s "
-            "(its acoustic model runs in Triton's native onnxruntime backend, which cannot window long "
-            "audio; a repository built with PLATFORM=python can)")
+    if max_seconds is not None and audio.size > max_seconds * SAMPLE_RATE:
+        raise InvalidAudio(f"audio too long ({audio.size / SAMPLE_RATE:.1f} s; the limit is {max_seconds:g} s)")
     if not np.isfinite(audio).all():
         bad = int((~np.isfinite(audio)).sum())
         raise InvalidAudio(f"audio contains {bad} NaN/Inf samples")
@@ -48,7 +49,20 @@ def normalize(audio: np.ndarray) -> np.ndarray:
     return ((audio - audio.mean()) / np.sqrt(audio.var() + NORMALIZE_EPS)).astype(np.float32)
 
 
-def preprocess(audio: np.ndarray, do_normalize: bool, max_seconds: float = 0.0) -> np.ndarray:
+def preprocess(audio: np.ndarray, do_normalize: bool, max_seconds: float | None = None) -> np.ndarray:
     """Validate, then normalise when the checkpoint's feature extractor does."""
     audio = validate(audio, max_seconds)
     return normalize(audio) if do_normalize else audio.copy()
+
+
+def decode_file(data: bytes, max_seconds: float | None = None) -> np.ndarray:
+    """The float32 mono 16 kHz samples of an encoded file's bytes (InvalidAudio if unusable)."""
+    try:
+        return decode_audio_bytes(data, max_seconds=max_seconds)
+    except AudioError as exc:
+        raise InvalidAudio(str(exc)) from None
+
+
+def preprocess_file(data: bytes, do_normalize: bool, max_seconds: float | None = None) -> np.ndarray:
+    """Decode an encoded file's bytes, then exactly what `preprocess` does to float32 samples."""
+    return preprocess(decode_file(data, max_seconds), do_normalize, max_seconds)

@@ -52,6 +52,7 @@ class RepositoryOptions:
     runtime: str = "onnxruntime"       # torch: the checkpoint in (CUDA) PyTorch; python platform only
     torch_dtype: str = "auto"
     warmup: bool = True                # run requests before the acoustic model reports ready
+    max_audio_seconds: float = spec.MAX_AUDIO_SECONDS   # longest accepted audio (samples or a file)
     decoder: dict = field(default_factory=lambda: dict(DECODER_DEFAULTS))
 
     def __post_init__(self) -> None:
@@ -84,6 +85,14 @@ def parameters_block(values: dict[str, str]) -> str:
     return "\n".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in values.items())
 
 
+def max_audio_seconds(options: RepositoryOptions) -> float:
+    """The preprocessor's length limit: the builder's, and on the native onnxruntime platform (which
+    cannot window long audio) no more than what the acoustic model runs in one pass."""
+    if options.platform == "python":
+        return options.max_audio_seconds
+    return min(options.max_audio_seconds, LongAudioConfig().max_single_seconds)
+
+
 def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str, str]:
     names = {k: v for k, v in vars(spec).items() if k.isupper() and isinstance(v, str)}
     decoder = {**DECODER_DEFAULTS, **options.decoder}
@@ -98,9 +107,9 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "ACOUSTIC_KIND": options.instance_kind,
         "ACOUSTIC_PARAMETERS": parameters_block(options.acoustic_settings().to_parameters()),
         "ONNX_FILE": ONNX_FILE,
-        "MAX_AUDIO_SECONDS": "0" if options.platform == "python" else str(LongAudioConfig().max_single_seconds),
         "VOCAB_SIZE": str(info.vocabulary.size),
         "DO_NORMALIZE": "true" if info.do_normalize else "false",
+        "MAX_AUDIO_SECONDS": f"{max_audio_seconds(options):g}",
         "DECODER_MODE": decoder["mode"],
         "BEAM_WIDTH": str(decoder["beam_width"]),
         "LM_ALPHA": str(decoder["alpha"]),

@@ -13,6 +13,10 @@ SAMPLE_RATE = 16_000
 MIN_SAMPLES = 400
 # Total stride of the conv front-end: one logit frame per 320 samples (20 ms).
 FRAME_STRIDE_SAMPLES = 320
+# Longest utterance the service accepts (AUDIO samples or a decoded AUDIO_FILE); the
+# preprocessor's `max_audio_seconds` parameter overrides it. A few kilobytes of FLAC can
+# decode to hours of samples: the limit is checked before the whole file is decoded.
+MAX_AUDIO_SECONDS = 600.0
 # Epsilon of Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm.
 NORMALIZE_EPS = 1e-7
 
@@ -24,6 +28,7 @@ DECODER_MODEL = "decoder"
 
 # --- tensor names (ensemble and composing models) ---------------------------
 AUDIO = "AUDIO"                      # float32 [batch, samples], raw mono 16 kHz
+AUDIO_FILE = "AUDIO_FILE"            # bytes   [batch, 1] an encoded file (WAV/FLAC/OGG/MP3); instead of AUDIO
 TRANSCRIPT = "TRANSCRIPT"            # bytes   [batch, 1]
 NORMALIZED_AUDIO = "NORMALIZED_AUDIO"  # float32 [batch, samples]
 AUDIO_LENGTHS = "AUDIO_LENGTHS"      # int64   [batch] valid samples per row

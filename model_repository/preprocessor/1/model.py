@@ -1,32 +1,54 @@
-"""Triton python model: validate and normalise raw audio (w2v_triton.preprocessing)."""
+"""Triton python model: decode, validate and normalise audio (w2v_triton.preprocessing).
+
+Each request carries exactly one of AUDIO (float32 mono 16 kHz samples, [B, samples]) or
+AUDIO_FILE (the bytes of an encoded file, [B, 1]: decoded, down-mixed and resampled here).
+Either way the output is NORMALIZED_AUDIO [B, T] (rows zero-padded to the longest) and
+AUDIO_LENGTHS [B, 1]; unusable input is answered with one INVALID_ARG error.
+"""
 import json
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from w2v_triton import spec
-from w2v_triton.preprocessing import InvalidAudio, preprocess
+from w2v_triton.preprocessing import InvalidAudio, preprocess, preprocess_file
+
+ONE_INPUT = (f"send exactly one of {spec.AUDIO} (float32 mono {spec.SAMPLE_RATE} Hz samples) or "
+             f"{spec.AUDIO_FILE} (the bytes of an encoded audio file)")
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config["parameters"].items()}
+        params = {k: v["string_value"] for k, v in json.loads(args["model_config"])["parameters"].items()}
         self.do_normalize = params["do_normalize"].lower() == "true"
-        self.max_seconds = float(params.get("max_audio_seconds", "0"))
+        # Repositories rendered before AUDIO_FILE existed lack the parameter: the spec's default.
+        self.max_seconds = float(params.get("max_audio_seconds") or spec.MAX_AUDIO_SECONDS)
+
+    def _rows(self, request) -> list:
+        audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO)
+        encoded = pb_utils.get_input_tensor_by_name(request, spec.AUDIO_FILE)
+        if (audio is None) == (encoded is None):
+            raise InvalidAudio(f"{'both inputs were sent' if audio is not None else 'no audio was sent'}: {ONE_INPUT}")
+        if audio is not None:
+            samples = audio.as_numpy()
+            return [preprocess(row, self.do_normalize, self.max_seconds) for row in samples.reshape(samples.shape[0], -1)]
+        return [preprocess_file(bytes(item), self.do_normalize, self.max_seconds)
+                for item in encoded.as_numpy().reshape(-1)]
 
     def execute(self, requests):
         responses = []
         for request in requests:
-            audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO).as_numpy()
             try:
-                rows = [preprocess(row, self.do_normalize, self.max_seconds) for row in audio.reshape(audio.shape[0], -1)]
+                rows = self._rows(request)
             except InvalidAudio as exc:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)))
                 continue
             lengths = np.array([[row.size] for row in rows], dtype=np.int64)
+            padded = np.zeros((len(rows), int(lengths.max())), dtype=np.float32)
+            for i, row in enumerate(rows):   # files of one request differ in length
+                padded[i, : row.size] = row
             responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor(spec.NORMALIZED_AUDIO, np.stack(rows)),
+                pb_utils.Tensor(spec.NORMALIZED_AUDIO, padded),
                 pb_utils.Tensor(spec.AUDIO_LENGTHS, lengths),
             ]))
         return responses
