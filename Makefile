@@ -14,16 +14,19 @@ PLATFORM ?= python
 DEVICE ?= cpu
 RUNTIME ?= onnxruntime
 REPO_FLAGS ?=
+# Manifests shared by distillation and LM tuning (make corpus writes them).
+TRAIN ?= build/corpus/train.jsonl
+DEV ?= build/corpus/dev.jsonl
 PYTEST_FLAGS ?=
 # Training and distillation run under torchrun (DDP) when NPROC > 1, unchanged otherwise.
 NPROC ?= 1
 ifeq ($(NPROC),1)
-TORCH_LAUNCH = $(PY)
+TORCH_LAUNCH = $(PY) -m
 else
-TORCH_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC)
+TORCH_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC) -m
 endif
 
-.PHONY: help venv build-models serve test test-fast test-deps transcribe perf bench clean
+.PHONY: help venv build-models serve lint test test-fast test-deps transcribe perf bench clean
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,10 +59,13 @@ transcribe: venv  ## transcribe FILES=... with a running server (PROTOCOL=http|g
 	$(PY) -m client --url 127.0.0.1:$(if $(filter grpc,$(PROTOCOL)),$(GRPC_PORT),$(HTTP_PORT)) \
 	  --protocol $(or $(PROTOCOL),http) $(FILES)
 
-test: venv  ## run the whole test suite (unit + integration against a real tritonserver)
+lint: venv  ## ruff (pyflakes + pycodestyle errors, config in pyproject.toml)
+	$(PY) -m ruff check .
+
+test: venv lint  ## run the whole test suite (unit + integration against a real tritonserver), after lint
 	$(PY) -m pytest -q $(PYTEST_FLAGS) tests
 
-test-fast: venv  ## unit tests only (no server)
+test-fast: venv lint  ## lint, then unit tests only (no server)
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_FLAGS) tests
 
 test-deps:  ## system packages some tests use (iproute2, iptables; apt-get as root), else say what is missing

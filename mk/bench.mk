@@ -13,14 +13,14 @@ BENCH_ARGS ?=
 STUDENT_DIR = build/checkpoints/$(BENCH_TEACHER)-student6
 NARROW = student6-c$(BENCH_CONV_CHANNELS)
 NARROW_DIR = build/checkpoints/$(BENCH_TEACHER)-$(NARROW)
-TEACHER_DIR = $$($(PY) builders/checkpoint.py --model $(BENCH_TEACHER) | cut -f1 -d' ')
+TEACHER_DIR = $$($(PY) -m builders.checkpoint --model $(BENCH_TEACHER) | cut -f1 -d' ')
 
 .PHONY: perf bench bench-teacher
 perf: venv  ## perf_analyzer on the built repository (starts its own server on free ports)
 	$(PY) -m benchmarks.run --title perf --served current=$(REPO) --real-concurrency 1:4 $(BENCH_ARGS)
 
 bench-teacher: venv  ## served BENCH_TEACHER vs the same checkpoint in PyTorch, same run
-	$(PY) builders/repository.py --model $(BENCH_TEACHER) --output build/repos/$(BENCH_TEACHER)
+	$(PY) -m builders.repository --model $(BENCH_TEACHER) --output build/repos/$(BENCH_TEACHER)
 	$(PY) -m benchmarks.run --title bench-teacher-$(BENCH_TEACHER) \
 	  --baseline pytorch-$(BENCH_TEACHER)=$(TEACHER_DIR) \
 	  --onnx onnx-$(BENCH_TEACHER)=build/onnx/$(BENCH_TEACHER)/model.onnx \
@@ -28,18 +28,18 @@ bench-teacher: venv  ## served BENCH_TEACHER vs the same checkpoint in PyTorch, 
 	  --real-concurrency 1:2 --clips-concurrency 1:1 --request-count 8 $(BENCH_ARGS)
 
 bench: venv  ## teacher vs 6-layer student: PyTorch, ONNX fp32 + BENCH_VARIANTS, served ensembles
-	$(PY) builders/student.py --teacher $(BENCH_TEACHER) --out $(STUDENT_DIR) --num-layers 6
-	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6
-	$(foreach v,$(BENCH_VARIANTS),$(PY) builders/repository.py --model $(STUDENT_DIR) \
+	$(PY) -m builders.student --teacher $(BENCH_TEACHER) --out $(STUDENT_DIR) --num-layers 6
+	$(PY) -m builders.repository --model $(STUDENT_DIR) --output build/repos/student6
+	$(foreach v,$(BENCH_VARIANTS),$(PY) -m builders.repository --model $(STUDENT_DIR) \
 	  --output build/repos/student6-$(v) --variant $(v) &&) true
-	$(PY) builders/repository.py --model $(STUDENT_DIR) --output build/repos/student6-$(BENCH_THROUGHPUT)-throughput \
+	$(PY) -m builders.repository --model $(STUDENT_DIR) --output build/repos/student6-$(BENCH_THROUGHPUT)-throughput \
 	  --variant $(BENCH_THROUGHPUT) --acoustic-instances $(shell nproc) --intra-op-threads 1
 ifneq ($(BENCH_CONV_CHANNELS),)
-	$(PY) builders/student.py --teacher $(BENCH_TEACHER) --out $(NARROW_DIR) --num-layers 6 \
+	$(PY) -m builders.student --teacher $(BENCH_TEACHER) --out $(NARROW_DIR) --num-layers 6 \
 	  --conv-channels $(BENCH_CONV_CHANNELS)
-	$(PY) builders/repository.py --model $(NARROW_DIR) --output build/repos/$(NARROW)-$(BENCH_THROUGHPUT) \
+	$(PY) -m builders.repository --model $(NARROW_DIR) --output build/repos/$(NARROW)-$(BENCH_THROUGHPUT) \
 	  --variant $(BENCH_THROUGHPUT)
-	$(PY) builders/repository.py --model $(NARROW_DIR) --output build/repos/$(NARROW)-$(BENCH_THROUGHPUT)-throughput \
+	$(PY) -m builders.repository --model $(NARROW_DIR) --output build/repos/$(NARROW)-$(BENCH_THROUGHPUT)-throughput \
 	  --variant $(BENCH_THROUGHPUT) --acoustic-instances $(shell nproc) --intra-op-threads 1
 endif
 	$(PY) -m benchmarks.run --title bench-student-$(BENCH_TEACHER) \

@@ -1,15 +1,17 @@
 # The OpenAI-compatible HTTP gateway + browser page (gateway/app.py) in front of a running server.
 #   make serve                                   # one shell: Triton on HTTP_PORT (8000)
 #   make gateway                                 # another: http://127.0.0.1:8080/ (page), /v1/audio/transcriptions
-#   make gateway GATEWAY_PORT=9000 TRITON_URL=10.0.0.5:8000 GATEWAY_HOST=0.0.0.0
+#   make gateway GATEWAY_PORT=9000 GATEWAY_TRITON_URL=10.0.0.5:8000 GATEWAY_HOST=0.0.0.0
 # The gateway holds no model logic: uploads go as-is to the ensemble's AUDIO_FILE input.
 GATEWAY_HOST ?= 127.0.0.1
 GATEWAY_PORT ?= 8080
-TRITON_URL ?= 127.0.0.1:$(HTTP_PORT)
+GATEWAY_SCREENSHOT_REPO ?= build/repos/reference
+GATEWAY_SCREENSHOT_AUDIO ?=
+GATEWAY_TRITON_URL ?= 127.0.0.1:$(HTTP_PORT)
 
 .PHONY: gateway
-gateway: venv  ## OpenAI-compatible /v1/audio/transcriptions + page at / (GATEWAY_PORT, TRITON_URL)
-	TRITON_URL=$(TRITON_URL) $(PY) -m uvicorn gateway.app:app --host $(GATEWAY_HOST) --port $(GATEWAY_PORT)
+gateway: venv  ## OpenAI-compatible /v1/audio/transcriptions + page at / (GATEWAY_PORT, GATEWAY_TRITON_URL)
+	TRITON_URL=$(GATEWAY_TRITON_URL) $(PY) -m uvicorn gateway.app:app --host $(GATEWAY_HOST) --port $(GATEWAY_PORT)
 
 .PHONY: browser-deps
 browser-deps:  ## install Debian's chromium for the page's browser test (apt-get, when root); it skips without
@@ -17,3 +19,7 @@ browser-deps:  ## install Debian's chromium for the page's browser test (apt-get
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "missing: chromium  (install with: sudo apt-get install chromium)"; exit 1; fi
+
+.PHONY: docs-gateway-screenshot
+docs-gateway-screenshot: venv  ## docs/gateway-page.png: the page with a real transcript (needs chromium; GATEWAY_SCREENSHOT_REPO, GATEWAY_SCREENSHOT_AUDIO)
+	$(PY) tools/gateway_screenshot.py --repository $(GATEWAY_SCREENSHOT_REPO) --audio $(GATEWAY_SCREENSHOT_AUDIO) --out docs/gateway-page.png

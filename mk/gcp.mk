@@ -2,8 +2,8 @@
 #   make gcp-dry-run GCP_PROJECT=my-proj GCP_FLAGS="--min-replicas 2"   print every gcloud command
 #   make gcp-deploy  GCP_PROJECT=my-proj [GCP_FLAGS="--variant gpu --zones us-central1-a"]
 #   make gcp-teardown GCP_PROJECT=my-proj      (same --prefix/--region/--bucket as the deploy)
-#   make docker-build [VARIANT=cpu|gpu]        needs a Docker engine (with BuildKit)
-#   make gcp-boot-budget [BOOT_REPO=build/gcp-boot/repo]   the boot-to-ready parts measurable here
+#   make docker-build [DOCKER_VARIANT=cpu|gpu]        needs a Docker engine (with BuildKit)
+#   make gcp-boot-budget [GCP_BOOT_REPO=build/gcp-boot/repo]   the boot-to-ready parts measurable here
 # The repository to upload is $(REPO): build it for the NGC image and the variant with
 #   make build-models MODEL=... PLATFORM=onnxruntime_onnx DEVICE=cpu|gpu
 # (deploy.sh refuses a repository whose acoustic model instance kind does not match --variant).
@@ -11,12 +11,12 @@ GCP_PROJECT ?= $(shell gcloud config get-value project 2>/dev/null)
 GCP_REGION ?= us-central1
 GCP_PREFIX ?= w2v-asr
 GCP_FLAGS ?=
-VARIANT ?= cpu
+DOCKER_VARIANT ?= cpu
 DOCKER_TAG ?= w2v-triton
 GCP_ARGS = --project "$(GCP_PROJECT)" --region $(GCP_REGION) --prefix $(GCP_PREFIX) --model-repository $(REPO) $(GCP_FLAGS)
 
 .PHONY: gcp-deploy gcp-dry-run gcp-teardown gcp-teardown-dry-run docker-build gcp-boot-budget
-BOOT_REPO ?= build/gcp-boot/repo
+GCP_BOOT_REPO ?= build/gcp-boot/repo
 
 gcp-deploy:  ## deploy to Google Cloud (GCP_PROJECT, GCP_REGION, GCP_PREFIX, GCP_FLAGS; see docs/deploy-gcp.md)
 	bash gcp/deploy.sh $(GCP_ARGS)
@@ -28,11 +28,11 @@ gcp-dry-run:  ## print the gcloud commands of gcp-deploy and gcp-teardown withou
 gcp-teardown:  ## delete every resource gcp-deploy made (same GCP_* variables)
 	bash gcp/teardown.sh $(GCP_ARGS)
 
-docker-build:  ## build the server (VARIANT=cpu|gpu) and client images; needs a Docker engine
-	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.server --build-arg VARIANT=$(VARIANT) \
-	  -t $(DOCKER_TAG)-server:$(VARIANT) .
+docker-build:  ## build the server (DOCKER_VARIANT=cpu|gpu) and client images; needs a Docker engine
+	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.server --build-arg VARIANT=$(DOCKER_VARIANT) \
+	  -t $(DOCKER_TAG)-server:$(DOCKER_VARIANT) .
 	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.client -t $(DOCKER_TAG)-client .
 
 gcp-boot-budget: venv  ## measure repository size, copy time and server start-to-ready (docs/deploy-gcp.md budget)
-	test -f $(BOOT_REPO)/asr/config.pbtxt || $(PY) builders/repository.py --model random-base --output $(BOOT_REPO)
-	$(PY) -m benchmarks.boot_budget --repository $(BOOT_REPO)
+	test -f $(GCP_BOOT_REPO)/asr/config.pbtxt || $(PY) -m builders.repository --model random-base --output $(GCP_BOOT_REPO)
+	$(PY) -m benchmarks.boot_budget --repository $(GCP_BOOT_REPO)

@@ -9,7 +9,7 @@ LM_ARGS ?=
 
 .PHONY: lm lm-clean
 lm: venv
-	$(PY) builders/lm.py $(LM_SRC) --out $(LM_OUT) $(LM_ARGS)
+	$(PY) -m builders.lm $(LM_SRC) --out $(LM_OUT) $(LM_ARGS)
 
 lm-clean:
 	rm -rf $(LM_OUT)

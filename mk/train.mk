@@ -36,12 +36,12 @@ corpus-deps:  ## install espeak-ng + fortunes text (apt-get, when root); says wh
 	  else echo "missing:$$missing  (install with: sudo apt-get install$$missing)"; exit 1; fi
 
 corpus: venv corpus-deps  ## synthetic English speech corpus under $(CORPUS_DIR) (idempotent, parallel)
-	$(PY) builders/corpus.py --out $(CORPUS_DIR) --n-train $(CORPUS_N_TRAIN) --workers $(CORPUS_WORKERS) \
+	$(PY) -m builders.corpus --out $(CORPUS_DIR) --n-train $(CORPUS_N_TRAIN) --workers $(CORPUS_WORKERS) \
 	  --seed $(CORPUS_SEED)
 
 train-reference: venv  ## train the 12-layer reference model on $(CORPUS_DIR) -> $(TRAINED_REFERENCE) (+ eval; promote-reference commits it)
 	@test -f $(CORPUS_DIR)/train.jsonl || $(MAKE) corpus
-	$(TORCH_LAUNCH) builders/train_reference.py --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
+	$(TORCH_LAUNCH) builders.train_reference --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
 	  --model-out $(TRAINED_REFERENCE) --max-steps $(TRAIN_STEPS) --max-time-min $(TRAIN_MINUTES) \
 	  --threads $(TRAIN_THREADS) --preset $(TRAIN_PRESET) --plot $(TRAINED_PLOT) $(TRAIN_ARGS)
 
@@ -55,15 +55,15 @@ promote-reference: venv  ## replace models/reference and its docs plot + log wit
 	$(MAKE) docs-tables
 
 train-reference-tiny: venv  ## a few steps of a tiny model on a small corpus (smoke test, ~1 min)
-	$(PY) builders/corpus.py --out build/corpus-tiny --n-train 40 --n-dev 4 --n-test-seen 4 --n-test-unseen 4
-	$(PY) builders/train_reference.py --tiny --corpus build/corpus-tiny --out build/train-tiny \
+	$(PY) -m builders.corpus --out build/corpus-tiny --n-train 40 --n-dev 4 --n-test-seen 4 --n-test-unseen 4
+	$(PY) -m builders.train_reference --tiny --corpus build/corpus-tiny --out build/train-tiny \
 	  --model-out build/reference-tiny --max-steps 20 --warmup 5 --eval-every 10 --save-every 10 \
 	  --real-speech '' --no-progress
 
 eval-reference: venv  ## greedy CER/WER of $(REFERENCE_OUT): test_seen, test_unseen, dev, real speech
-	$(PY) builders/train_reference.py --eval-only --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
+	$(PY) -m builders.train_reference --eval-only --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
 	  --model-out $(REFERENCE_OUT) --threads $(TRAIN_THREADS)
 
 export-reference: venv  ## export the latest checkpoint in $(TRAIN_OUT) to $(TRAINED_REFERENCE), then evaluate
-	$(PY) builders/train_reference.py --export-only --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
+	$(PY) -m builders.train_reference --export-only --corpus $(CORPUS_DIR) --out $(TRAIN_OUT) \
 	  --model-out $(TRAINED_REFERENCE) --threads $(TRAIN_THREADS) --plot $(TRAINED_PLOT)

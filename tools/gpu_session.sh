@@ -37,7 +37,7 @@ if [ "${BENCH:-0}" = 1 ]; then
   (
     set -e
     python3 -c "from w2v_triton.checkpoints import make_offline_checkpoint as m; print(m('random-base'))"
-    python3 builders/student.py --teacher build/checkpoints/random-base \
+    python3 -m builders.student --teacher build/checkpoints/random-base \
       --out build/checkpoints/random-base-student6 --num-layers 6
     for clip in 10 0.5; do
       python3 -m benchmarks.run --title "bench-gpu-inprocess-${clip}s" --device cuda --dtypes fp32,fp16 \
@@ -50,7 +50,7 @@ if [ "${BENCH:-0}" = 1 ]; then
 fi
 say "corpus: $n_train training utterances"
 workers=$(( $(nproc) > 4 ? $(nproc) - 2 : $(nproc) ))
-corpus_cmd=(python3 builders/corpus.py --out "$work/corpus" --workers "$workers" --fortune-dir "$carry/fortunes")
+corpus_cmd=(python3 -m builders.corpus --out "$work/corpus" --workers "$workers" --fortune-dir "$carry/fortunes")
 timeout "${CORPUS_MAX_S:-150}" "${corpus_cmd[@]}" --n-train "$n_train" > "$work/corpus.log" 2>&1
 rc=$?
 if [ "$rc" = 124 ]; then   # too slow: keep what was rendered, fill in the held-out splits
@@ -70,7 +70,7 @@ left=$(( budget - (SECONDS - t0) ))
 train_s=$(( left - ${RESERVE_S:-100} ))
 say "training for ${train_s}s"
 read -r -a extra <<< "${TRAIN_EXTRA:-}"
-train_cmd=(python3 builders/train_reference.py --preset gpu --corpus "$work/corpus" --out "$work/train"
+train_cmd=(python3 -m builders.train_reference --preset gpu --corpus "$work/corpus" --out "$work/train"
            --model-out "$work/model" --max-shard-size 15MB --real-speech '' --dev-limit 100
            --plot "$work/train/training.png" --no-progress)
 timeout $(( train_s + 60 )) "${train_cmd[@]}" --max-steps 30000 --anneal-by-time \

@@ -82,7 +82,7 @@ def _fortune_entries(path: Path) -> list[str]:
             if re.match(r"^\s*(--|\u2014)", line):       # attribution line
                 break
             lines.append(line.strip())
-        text = " ".join(l for l in lines if l)
+        text = " ".join(part for part in lines if part)
         if text:
             entries.append(text)
     return entries
