@@ -19,9 +19,11 @@ from pathlib import Path
 
 import torch
 
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.spec import BASE_960H_VOCAB
 
-REAL_SPEECH_GLOB = "/work/shared/data/speech/*/manifest.jsonl"
+# ../shared/data/speech beside the checkout (absent on most machines: then no real-speech figures)
+REAL_SPEECH_GLOB = str(REPO_ROOT.parent / "shared" / "data" / "speech" / "*" / "manifest.jsonl")
 
 # Model configuration (a name in w2v_triton.training.model) and default hyper-parameters per machine.
 PRESETS: dict[str, dict] = {
@@ -90,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
 def evaluate_model(model_dir: Path, corpus: Path, real_glob: str, threads: int, progress: bool) -> dict:
     from transformers import Wav2Vec2ForCTC
 
-    from w2v_triton.training.data import ManifestDataset, read_manifest
+    from w2v_triton.manifest import read_rows as read_manifest
+    from w2v_triton.training.data import ManifestDataset
     from w2v_triton.training.evaluate import evaluate
 
     vocab = json.loads((model_dir / "vocab.json").read_text())

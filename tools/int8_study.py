@@ -25,7 +25,7 @@ import numpy as np
 from w2v_triton import evaluation, spec
 from w2v_triton.audio import load_audio
 from w2v_triton.preprocessing import normalize
-from w2v_triton.training.data import read_manifest
+from w2v_triton.manifest import read_rows as read_manifest
 from w2v_triton.metrics import error_rates
 from w2v_triton.variants import INT8_MM_FLOAT_NODES, quantize_int8
 

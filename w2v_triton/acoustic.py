@@ -15,7 +15,7 @@ windows (w2v_triton.long_audio), so memory stays bounded for inputs of any lengt
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +25,7 @@ from w2v_triton import spec
 from w2v_triton.batch_coupling import BATCH_COUPLED_KEY, batch_coupled
 from w2v_triton.devices import DEVICES, GPU_PROVIDERS, DeviceUnavailable, onnx_providers
 from w2v_triton.long_audio import LongAudioConfig, run_long
+from w2v_triton.settings import parse_parameters, to_parameters, unknown_keys
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ RUNTIMES = ("onnxruntime", "torch")
 TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16")   # auto: float16 on a GPU, float32 on a CPU
 ONNX_FILE = "model.onnx"
 TORCH_CHECKPOINT_DIR = "checkpoint"
-WARMUP_SECONDS = (1.0, 10.0)     # one short and one typical request before the model reports ready
+WARMUP_SECONDS = (1.0, 10.0)
+LONG_AUDIO_PREFIX = "long_audio_"     # one short and one typical request before the model reports ready
 
 # (audio [B, N] float32, lengths [B] int64) -> (logits [B, T, V] float32, frames [B] int64)
 BatchRunner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -65,34 +67,23 @@ class AcousticSettings:
             raise AcousticSettingsError(f"invalid acoustic settings: {self}")
 
     def to_parameters(self) -> dict[str, str]:
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "long_audio"}
-        values.update({f"long_audio_{k}": v for k, v in asdict(self.long_audio).items()})
-        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+        own = {k: v for k, v in to_parameters(self).items() if k != "long_audio"}
+        return {**own, **to_parameters(self.long_audio, prefix=LONG_AUDIO_PREFIX)}
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, str]) -> "AcousticSettings":
         """Typed settings from Triton's string parameters; an unknown key is an error (a
         repository rendered by another version: rebuild it)."""
-        own = {f.name: f.type for f in fields(cls) if f.name != "long_audio"}
-        long_audio_keys = {f"long_audio_{f.name}": f.name for f in fields(LongAudioConfig)}
-        values: dict = {}
-        long_audio: dict = {}
-        for key, raw in parameters.items():
-            try:
-                if key in long_audio_keys:
-                    name = long_audio_keys[key]
-                    long_audio[name] = int(raw) if name == "batch_windows" else float(raw)
-                elif key in own:
-                    kind = own[key]
-                    values[key] = (raw.lower() == "true" if kind == "bool" else int(raw) if kind == "int"
-                                   else float(raw) if kind == "float" else raw)
-                else:
-                    raise AcousticSettingsError(
-                        f"unknown acoustic model parameter {key!r}: rebuild the repository (`make build-models`)")
-            except ValueError as exc:
-                if isinstance(exc, AcousticSettingsError):
-                    raise
-                raise AcousticSettingsError(f"acoustic parameter {key}={raw!r}: {exc}") from None
+        known = {f.name for f in fields(cls) if f.name != "long_audio"}
+        known |= {LONG_AUDIO_PREFIX + f.name for f in fields(LongAudioConfig)}
+        unknown = unknown_keys(parameters, known)
+        if unknown:
+            raise AcousticSettingsError(
+                f"unknown acoustic model parameter {unknown[0]!r}: rebuild the repository (`make build-models`)")
+        own = {k: v for k, v in parameters.items() if not k.startswith(LONG_AUDIO_PREFIX)}
+        values = parse_parameters(cls, own, AcousticSettingsError)
+        values.pop("long_audio", None)
+        long_audio = parse_parameters(LongAudioConfig, parameters, AcousticSettingsError, LONG_AUDIO_PREFIX)
         return cls(**values, long_audio=LongAudioConfig(**long_audio))
 
 

@@ -13,22 +13,33 @@ class Utterance:
     duration: float      # seconds
 
 
-def read_manifest(path: str | Path) -> list[Utterance]:
+def read_rows(path: str | Path, max_duration: float | None = None, limit: int | None = None) -> list[dict]:
+    """The one manifest parser: JSONL rows {"audio", "text", "duration", ...} with `audio` made
+    absolute (relative paths are relative to the manifest's folder); rows longer than
+    `max_duration` seconds are skipped, at most `limit` rows are read."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} does not exist")
-    rows = []
+    rows: list[dict] = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             audio = Path(row["audio"])
-        except (json.JSONDecodeError, KeyError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a manifest row ({exc})") from None
-        rows.append(Utterance(audio if audio.is_absolute() else path.parent / audio,
-                              row.get("text", ""), float(row.get("duration", 0.0))))
+        row["audio"] = str(audio if audio.is_absolute() else path.parent / audio)
+        if max_duration is not None and float(row.get("duration", 0.0)) > max_duration:
+            continue
+        rows.append(row)
+        if limit is not None and len(rows) >= limit:
+            break
     return rows
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    return [Utterance(Path(r["audio"]), r.get("text", ""), float(r.get("duration", 0.0))) for r in read_rows(path)]
 
 
 def write_manifest(path: str | Path, utterances: list[Utterance]) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from w2v_triton import spec
 from w2v_triton.acoustic import AcousticModel, AcousticSettings
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.preprocessing import preprocess, preprocess_file
+from w2v_triton.preprocessing import PreprocessorSettings
 from w2v_triton.repository import model_parameters
 from w2v_triton.vocabulary import Vocabulary
 
@@ -35,8 +35,7 @@ class ReferencePipeline:
         repository = Path(repository)
         pre = model_parameters(repository, spec.PREPROCESSOR_MODEL)
         dec = model_parameters(repository, spec.DECODER_MODEL)
-        self.do_normalize = pre["do_normalize"].lower() == "true"
-        self.max_seconds = float(pre.get("max_audio_seconds") or spec.MAX_AUDIO_SECONDS)
+        self.preprocessor = PreprocessorSettings.from_parameters(pre)
         settings = acoustic_settings(repository)
         if intra_op_threads is not None:
             settings = replace(settings, intra_op_threads=intra_op_threads)
@@ -48,8 +47,8 @@ class ReferencePipeline:
     def _preprocess(self, utterance: np.ndarray | bytes) -> np.ndarray:
         """float32 samples as the AUDIO input, bytes as the AUDIO_FILE input (an encoded file)."""
         if isinstance(utterance, (bytes, bytearray, memoryview)):
-            return preprocess_file(bytes(utterance), self.do_normalize, self.max_seconds)
-        return preprocess(utterance, self.do_normalize, self.max_seconds)
+            return self.preprocessor.preprocess_file(bytes(utterance))
+        return self.preprocessor.preprocess(utterance)
 
     def logits(self, utterances: list[np.ndarray | bytes]) -> list[np.ndarray]:
         return self.acoustic.run([self._preprocess(u) for u in utterances])

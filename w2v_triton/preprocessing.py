@@ -6,10 +6,13 @@ rejected or normalised identically in both places.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 
 from w2v_triton.audio import AudioError, decode_audio_bytes
-from w2v_triton.spec import MIN_SAMPLES, NORMALIZE_EPS, SAMPLE_RATE
+from w2v_triton.settings import parse_parameters, to_parameters, unknown_keys
+from w2v_triton.spec import MAX_AUDIO_SECONDS, MIN_SAMPLES, NORMALIZE_EPS, SAMPLE_RATE
 
 
 class InvalidAudio(ValueError):
@@ -66,3 +69,33 @@ def decode_file(data: bytes, max_seconds: float | None = None) -> np.ndarray:
 def preprocess_file(data: bytes, do_normalize: bool, max_seconds: float | None = None) -> np.ndarray:
     """Decode an encoded file's bytes, then exactly what `preprocess` does to float32 samples."""
     return preprocess(decode_file(data, max_seconds), do_normalize, max_seconds)
+
+
+class PreprocessorSettingsError(ValueError):
+    """Preprocessor parameters that cannot work; fails the model load with the message."""
+
+
+@dataclass(frozen=True)
+class PreprocessorSettings:
+    """What the preprocessor reads from its Triton `parameters`; written by the repository builder
+    (`to_parameters`), read by model.py and the in-process pipeline (`from_parameters`)."""
+
+    do_normalize: bool = True                     # the checkpoint's feature extractor normalises
+    max_audio_seconds: float = MAX_AUDIO_SECONDS  # longest accepted audio (samples or a decoded file)
+
+    def to_parameters(self) -> dict[str, str]:
+        return to_parameters(self)
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, str]) -> "PreprocessorSettings":
+        unknown = unknown_keys(parameters, {f.name for f in fields(cls)})
+        if unknown:
+            raise PreprocessorSettingsError(
+                f"unknown preprocessor parameter {unknown[0]!r}: rebuild the repository (`make build-models`)")
+        return cls(**parse_parameters(cls, parameters, PreprocessorSettingsError))
+
+    def preprocess(self, audio: np.ndarray) -> np.ndarray:
+        return preprocess(audio, self.do_normalize, self.max_audio_seconds)
+
+    def preprocess_file(self, data: bytes) -> np.ndarray:
+        return preprocess_file(data, self.do_normalize, self.max_audio_seconds)

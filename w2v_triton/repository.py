@@ -19,6 +19,7 @@ from w2v_triton.acoustic import (DEVICES, ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_
 from w2v_triton.batch_coupling import batch_coupled
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
 from w2v_triton.long_audio import LongAudioConfig
+from w2v_triton.preprocessing import PreprocessorSettings
 
 TEMPLATE_ROOT = REPO_ROOT / "model_repository"
 MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec.ENSEMBLE_MODEL)
@@ -108,8 +109,8 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "ACOUSTIC_PARAMETERS": parameters_block(options.acoustic_settings().to_parameters()),
         "ONNX_FILE": ONNX_FILE,
         "VOCAB_SIZE": str(info.vocabulary.size),
-        "DO_NORMALIZE": "true" if info.do_normalize else "false",
-        "MAX_AUDIO_SECONDS": f"{max_audio_seconds(options):g}",
+        "PREPROCESSOR_PARAMETERS": parameters_block(PreprocessorSettings(
+            do_normalize=info.do_normalize, max_audio_seconds=max_audio_seconds(options)).to_parameters()),
         "DECODER_MODE": decoder["mode"],
         "BEAM_WIDTH": str(decoder["beam_width"]),
         "LM_ALPHA": str(decoder["alpha"]),

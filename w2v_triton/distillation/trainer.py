@@ -30,7 +30,8 @@ from w2v_triton.distillation.student import (StudentInfo, build_student, check_s
                                              resolve_teacher, save_student)
 from w2v_triton.distillation.task import (DistillModel, DistillTask, evaluate, id_to_token_of,
                                           make_distill_model)
-from w2v_triton.training.data import BucketBatchSampler, ManifestDataset, collate, read_manifest
+from w2v_triton.manifest import read_rows as read_manifest
+from w2v_triton.training.data import BucketBatchSampler, ManifestDataset, collate
 from w2v_triton.training.trainer import TrainConfig, Trainer, read_log
 
 RESULTS_FILE = "distill_results.json"

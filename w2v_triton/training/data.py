@@ -1,10 +1,7 @@
 """Manifest datasets, length-bucketed batching (by audio seconds) and padding collation."""
 from __future__ import annotations
 
-import json
 import math
-import os
-from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -12,29 +9,9 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from w2v_triton.audio import load_audio
+from w2v_triton.manifest import read_rows
 from w2v_triton.preprocessing import normalize
 from w2v_triton.spec import SAMPLE_RATE, WORD_DELIMITER
-
-
-def read_manifest(path: str | os.PathLike, max_duration: float | None = None,
-                  limit: int | None = None) -> list[dict]:
-    """JSONL rows {"audio", "text", "duration", ...}; `audio` is made absolute (relative paths
-    are relative to the manifest's folder)."""
-    path = Path(path)
-    rows = []
-    with open(path) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            audio = Path(row["audio"])
-            row["audio"] = str(audio if audio.is_absolute() else path.parent / audio)
-            if max_duration is not None and float(row["duration"]) > max_duration:
-                continue
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
-    return rows
 
 
 def encode_text(text: str, vocab: Mapping[str, int]) -> list[int]:
@@ -59,7 +36,7 @@ class ManifestDataset(Dataset):
     def from_manifest(cls, path, vocab, **kw) -> "ManifestDataset":
         limit = kw.pop("limit", None)
         max_duration = kw.pop("max_duration", None)
-        return cls(read_manifest(path, max_duration=max_duration, limit=limit), vocab, **kw)
+        return cls(read_rows(path, max_duration=max_duration, limit=limit), vocab, **kw)
 
     def __len__(self) -> int:
         return len(self.rows)

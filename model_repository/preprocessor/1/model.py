@@ -11,7 +11,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from w2v_triton import spec
-from w2v_triton.preprocessing import InvalidAudio, preprocess, preprocess_file
+from w2v_triton.preprocessing import InvalidAudio, PreprocessorSettings
 
 ONE_INPUT = (f"send exactly one of {spec.AUDIO} (float32 mono {spec.SAMPLE_RATE} Hz samples) or "
              f"{spec.AUDIO_FILE} (the bytes of an encoded audio file)")
@@ -20,9 +20,7 @@ ONE_INPUT = (f"send exactly one of {spec.AUDIO} (float32 mono {spec.SAMPLE_RATE}
 class TritonPythonModel:
     def initialize(self, args):
         params = {k: v["string_value"] for k, v in json.loads(args["model_config"])["parameters"].items()}
-        self.do_normalize = params["do_normalize"].lower() == "true"
-        # Repositories rendered before AUDIO_FILE existed lack the parameter: the spec's default.
-        self.max_seconds = float(params.get("max_audio_seconds") or spec.MAX_AUDIO_SECONDS)
+        self.settings = PreprocessorSettings.from_parameters(params)
 
     def _rows(self, request) -> list:
         audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO)
@@ -31,9 +29,8 @@ class TritonPythonModel:
             raise InvalidAudio(f"{'both inputs were sent' if audio is not None else 'no audio was sent'}: {ONE_INPUT}")
         if audio is not None:
             samples = audio.as_numpy()
-            return [preprocess(row, self.do_normalize, self.max_seconds) for row in samples.reshape(samples.shape[0], -1)]
-        return [preprocess_file(bytes(item), self.do_normalize, self.max_seconds)
-                for item in encoded.as_numpy().reshape(-1)]
+            return [self.settings.preprocess(row) for row in samples.reshape(samples.shape[0], -1)]
+        return [self.settings.preprocess_file(bytes(item)) for item in encoded.as_numpy().reshape(-1)]
 
     def execute(self, requests):
         responses = []
