@@ -25,15 +25,13 @@ template_name() {
 TEMPLATE="$(template_name)"
 
 check_repository() {
-  local onnx="${MODEL_REPOSITORY}/acoustic_model/1/model.onnx"
+  local version="${MODEL_REPOSITORY}/acoustic_model/1"
   local config="${MODEL_REPOSITORY}/acoustic_model/config.pbtxt"
-  if [[ ! -f "$onnx" ]]; then
-    echo "warning: ${onnx} is missing: run \`make build-models MODEL=... PLATFORM=onnxruntime_onnx DEVICE=${VARIANT}\` first" >&2
+  # model.onnx (RUNTIME=onnxruntime) or checkpoint/ (RUNTIME=torch)
+  if [[ ! -f "${version}/model.onnx" && ! -d "${version}/checkpoint" ]]; then
+    echo "warning: ${version}/model.onnx is missing: run \`make build-models MODEL=... DEVICE=${VARIANT}\` first" >&2
     [[ "$DRY_RUN" == true ]] || exit 1
     return 0
-  fi
-  if ! grep -q 'platform: "onnxruntime_onnx"' "$config"; then
-    echo "note: ${config} is not platform onnxruntime_onnx; the image serves it with the python backend" >&2
   fi
   check_instance_kind "$config"
 }
@@ -46,7 +44,7 @@ check_instance_kind() {
   [[ "$VARIANT" == gpu ]] && want=KIND_GPU
   kinds="$(sed 's/#.*//' "$1" | grep -oE 'kind:[[:space:]]*KIND_[A-Z]+' | grep -oE 'KIND_[A-Z]+' | sort -u | paste -sd, - || true)"
   if [[ "$kinds" != "$want" ]]; then
-    echo "error: $1 has instance kind ${kinds:-(none)} but --variant ${VARIANT} needs ${want}: rebuild with \`make build-models MODEL=... PLATFORM=onnxruntime_onnx DEVICE=${VARIANT}\`" >&2
+    echo "error: $1 has instance kind ${kinds:-(none)} but --variant ${VARIANT} needs ${want}: rebuild with \`make build-models MODEL=... DEVICE=${VARIANT}\`" >&2
     [[ "$DRY_RUN" == true ]] || exit 1
   fi
 }

@@ -5,7 +5,7 @@
 #   make docker-build [DOCKER_VARIANT=cpu|gpu]        needs a Docker engine (with BuildKit)
 #   make gcp-boot-budget [GCP_BOOT_REPO=build/gcp-boot/repo]   the boot-to-ready parts measurable here
 # The repository to upload is $(REPO): build it for the NGC image and the variant with
-#   make build-models MODEL=... PLATFORM=onnxruntime_onnx DEVICE=cpu|gpu
+#   make build-models MODEL=... DEVICE=cpu|gpu   (the python-backend ensemble; PLATFORM=onnxruntime_onnx is an opt-in)
 # (deploy.sh refuses a repository whose acoustic model instance kind does not match --variant).
 GCP_PROJECT ?= $(shell gcloud config get-value project 2>/dev/null)
 GCP_REGION ?= us-central1
