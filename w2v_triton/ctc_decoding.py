@@ -9,6 +9,8 @@ Besides the text, every mode gives word timestamps (`Decoded.words`): greedy fro
 path's character runs, beam from pyctcdecode's word frame spans; frames are converted to
 seconds with spec.FRAME_STRIDE_SAMPLES / spec.SAMPLE_RATE. Beam mode takes per-request
 hotwords (pyctcdecode's hotword scorer, weight `hotword_weight`); greedy mode ignores them.
+Beam search runs in `config.backend`: flashlight-text (default, ctc_flashlight.py; C++) or
+pyctcdecode; flashlight has no hotwords, so requests that send them go to pyctcdecode.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np
 from w2v_triton.spec import FRAME_STRIDE_SAMPLES, PAD_TOKEN, SAMPLE_RATE, SPECIAL_TOKENS, WORD_DELIMITER
 
 MODES = ("greedy", "beam")
+BACKENDS = ("flashlight", "pyctcdecode")   # beam search engines; hotword requests always use pyctcdecode
 _SPACES = re.compile(r" +")
 SECONDS_PER_FRAME = FRAME_STRIDE_SAMPLES / SAMPLE_RATE
 
@@ -39,6 +42,9 @@ class DecoderConfig:
     lm_path: str = ""           # ARPA or KenLM binary; empty = beam search without LM
     unigrams_path: str = ""     # one word per line
     hotword_weight: float = 10.0  # pyctcdecode's default; used only when a request sends hotwords
+    backend: str = "flashlight"   # beam search engine (ctc_flashlight.py), or "pyctcdecode"
+    beam_prune_logp: float = -10.0  # drop beams this far (log) below the best one (both backends)
+    token_min_logp: float = -5.0    # pyctcdecode: skip tokens below this log-prob in a frame
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, str], base_dir: Path | None = None) -> "DecoderConfig":
@@ -63,6 +69,10 @@ class DecoderConfig:
     def validate(self) -> None:
         if self.mode not in MODES:
             raise DecoderConfigError(f"decoder mode {self.mode!r}: expected one of {MODES}")
+        if self.backend not in BACKENDS:
+            raise DecoderConfigError(f"decoder backend {self.backend!r}: expected one of {BACKENDS}")
+        if self.beam_prune_logp >= 0 or self.token_min_logp >= 0:
+            raise DecoderConfigError("beam_prune_logp and token_min_logp are log-probabilities: must be < 0")
         if self.beam_width < 1:
             raise DecoderConfigError(f"beam_width must be >= 1, got {self.beam_width}")
         if self.lm_path and self.mode != "beam":
@@ -117,13 +127,22 @@ def greedy_ids(logits: np.ndarray, blank: int) -> list[int]:
 
 
 class CTCDecoder:
-    """Decode [frames, vocab] logits into text, greedy or by beam search (pyctcdecode)."""
+    """Decode [frames, vocab] logits into text, greedy or by beam search (config.backend:
+    flashlight-text, or pyctcdecode, which also takes every request that sends hotwords)."""
 
     def __init__(self, vocab: dict[str, int], config: DecoderConfig | None = None) -> None:
         self.config = config or DecoderConfig()
         self.config.validate()
         self.labels = Labels(vocab)
-        self._beam = self._build_beam_decoder() if self.config.mode == "beam" else None
+        self._beam = None   # pyctcdecode: the backend, or (built at the first one) for hotword requests
+        self._fast = None   # flashlight backend (ctc_flashlight.py)
+        if self.config.mode == "beam" and self.config.backend == "flashlight":
+            from w2v_triton.ctc_flashlight import FlashlightBeam
+            source, words = self._lm_words()
+            self._check_lm_case(source, words)
+            self._fast = FlashlightBeam(self.labels.text, self.labels.blank, self.config, words)
+        elif self.config.mode == "beam":
+            self._beam = self._build_beam_decoder()
 
     def _lm_words(self) -> tuple[str, list[str]]:
         """(source, words) of the LM vocabulary: the unigram file, else an ARPA's 1-grams."""
@@ -175,6 +194,8 @@ class CTCDecoder:
         self.config.validate()
         if self._beam is not None and (alpha is not None or beta is not None):
             self._beam.reset_params(alpha=self.config.alpha, beta=self.config.beta)
+        if self._fast is not None:
+            self._fast.reconfigure(self.config)
 
     def parse_hotwords(self, raw: str | bytes | None) -> list[str]:
         """Comma-separated hotwords -> list, cased like the vocabulary; empty items dropped."""
@@ -188,11 +209,16 @@ class CTCDecoder:
     def decode_full(self, logits: np.ndarray, hotwords: list[str] | None = None) -> "Decoded":
         """Text and word timestamps of one utterance's [frames, vocab] logits."""
         selected = self.labels.select(np.asarray(logits, dtype=np.float32))
-        if self._beam is None:
+        if self.config.mode != "beam":
             return greedy_decode(selected, self.labels.text, self.labels.blank)
+        if self._fast is not None and not hotwords:
+            return self._fast.decode(log_softmax(selected))
+        if self._beam is None:   # flashlight has no hotwords: pyctcdecode, built at the first such request
+            self._beam = self._build_beam_decoder()
         beams = self._beam.decode_beams(
             log_softmax(selected), beam_width=self.config.beam_width, hotwords=hotwords or None,
-            hotword_weight=self.config.hotword_weight)
+            hotword_weight=self.config.hotword_weight, beam_prune_logp=self.config.beam_prune_logp,
+            token_min_logp=self.config.token_min_logp)
         text, _, word_frames = beams[0][:3]
         return Decoded(clean_text(text), [WordTime.from_frames(w, a, b) for w, (a, b) in word_frames])
 
