@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-concurrency", default="1:16:3")
     parser.add_argument("--clips-concurrency", default=None, help="default: --seed-concurrency")
     parser.add_argument("--request-count", type=int, default=16, help="requests per perf_analyzer window")
+    parser.add_argument("--sweeps", default="seed,real,clips",
+                        help="comma-separated subset of seed,real,clips to run on the served models")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
     parser.add_argument("--title", default="benchmark")
     args = parser.parse_args(argv)
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         sweeps = {"seed_0.5s": args.seed_concurrency, "real_speech": args.real_concurrency,
                   f"clips_{args.clip_seconds:g}s": args.clips_concurrency or args.seed_concurrency}
+        sweeps = {k: v for k, v in sweeps.items() if k.split("_")[0] in args.sweeps.split(",")}
         dtypes = args.dtypes.split(",")
         jobs = [("inprocess", n if dtypes == ["fp32"] else f"{n}-{d}", "hf-pytorch", p, d)
                 for n, p in named_paths(args.baseline).items() for d in dtypes]

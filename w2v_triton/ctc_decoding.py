@@ -42,7 +42,7 @@ class DecoderConfig:
     lm_path: str = ""           # ARPA or KenLM binary; empty = beam search without LM
     unigrams_path: str = ""     # one word per line
     hotword_weight: float = 10.0  # pyctcdecode's default; used only when a request sends hotwords
-    backend: str = "flashlight"   # beam search engine (ctc_flashlight.py), or "pyctcdecode"
+    backend: str = "flashlight"   # beam+LM search engine (ctc_flashlight.py), or "pyctcdecode"
     beam_prune_logp: float = -10.0  # drop beams this far (log) below the best one (both backends)
     token_min_logp: float = -5.0    # pyctcdecode: skip tokens below this log-prob in a frame
 
@@ -136,7 +136,9 @@ class CTCDecoder:
         self.labels = Labels(vocab)
         self._beam = None   # pyctcdecode: the backend, or (built at the first one) for hotword requests
         self._fast = None   # flashlight backend (ctc_flashlight.py)
-        if self.config.mode == "beam" and self.config.backend == "flashlight":
+        # flashlight only with an LM: without one its lexicon-free search was slower than pyctcdecode
+        # and no better than greedy on the reference model (docs/decoding.md)
+        if self.config.mode == "beam" and self.config.backend == "flashlight" and self.config.lm_path:
             from w2v_triton.ctc_flashlight import FlashlightBeam
             source, words = self._lm_words()
             self._check_lm_case(source, words)
