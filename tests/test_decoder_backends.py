@@ -113,3 +113,10 @@ def test_flashlight_refuses_an_unloadable_binary(tmp_path, lm_dir):
     bad.write_bytes(b"mmap lm http://kheafield.com/code" + b"\0" * 64)
     with pytest.raises(DecoderConfigError, match="lm.bin"):
         CTCDecoder(VOCAB, DecoderConfig(mode="beam", lm_path=str(bad), unigrams_path=str(lm_dir / "unigrams.txt")))
+
+
+def test_binary_lm_without_word_list_is_refused(tmp_path):
+    bad = tmp_path / "lm.bin"
+    bad.write_bytes(b"mmap lm http://kheafield.com/code" + b"\0" * 64)
+    with pytest.raises(DecoderConfigError, match="needs the LM's word list"):
+        CTCDecoder(VOCAB, DecoderConfig(mode="beam", lm_path=str(bad)))

@@ -41,6 +41,9 @@ class FlashlightBeam:
         self.config = config
         self.trie = None
         if config.lm_path:
+            if not words:
+                raise DecoderConfigError(f"{config.lm_path}: the flashlight backend needs the LM's word list "
+                                         "(unigrams_path; `make lm` writes unigrams.txt)")
             spell = {t: i for i, t in enumerate(text) if len(t) == 1 and t != " "}
             kept = [w for w in dict.fromkeys(words) if w and not w.startswith("<") and all(c in spell for c in w)]
             if not kept:
