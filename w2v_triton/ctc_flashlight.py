@@ -27,9 +27,16 @@ class FlashlightBeam:
     """One flashlight decoder over the kept labels (`Labels.text`), built once per instance."""
 
     def __init__(self, text: list[str], blank: int, config: DecoderConfig, words: list[str]) -> None:
-        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions,
-                                                 LexiconFreeDecoder, LexiconFreeDecoderOptions, SmearingMode,
-                                                 Trie, ZeroLM)
+        from flashlight.lib.text.decoder import (
+            CriterionType,
+            LexiconDecoder,
+            LexiconDecoderOptions,
+            LexiconFreeDecoder,
+            LexiconFreeDecoderOptions,
+            SmearingMode,
+            Trie,
+            ZeroLM,
+        )
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
 

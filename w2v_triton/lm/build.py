@@ -17,8 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .arpa import (SPECIAL_WORDS, NotArpaError, arpa_info, case_mapper, detect_case, open_text,
-                   recase_arpa, write_arpa)
+from .arpa import SPECIAL_WORDS, NotArpaError, arpa_info, case_mapper, detect_case, open_text, recase_arpa, write_arpa
 from .kenlm_tool import QUANTIZE_ARGS, KenLMToolError, arpa_to_binary, find_build_binary
 from .sphinx_binary import cmu_en_us_lm_path, read_sphinx_trie
 
