@@ -49,6 +49,11 @@ def markdown(report: dict) -> str:
                       f"(windows of {info.get('request_count', '?')} requests, stable within "
                       f"{info.get('stability_percent', '?')}%)", "",
                       _table(["concurrency", "infer/s", "audio-s/s", "p50 ms", "p99 ms"], rows), ""]
+            levels = [[r["concurrency"], m, t["requests"], t["queue_ms"], t["compute_infer_ms"]]
+                      for r in data["rows"] for m, t in r.get("per_model", {}).items()]
+            if levels:
+                parts += [f"Per-model averages at each concurrency level (Triton statistics, {sweep}):", "",
+                          _table(["concurrency", "model", "requests", "queue ms", "compute ms"], levels), ""]
         rows = [[m, s["requests"], s["executions"], s["queue_ms"], s["compute_infer_ms"]]
                 for m, s in result.get("per_model", {}).items()]
         parts += ["Per-model averages from Triton's statistics (whole run):", "",

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
 from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, run_perf_analyzer
 from benchmarks.report import write_report
-from benchmarks.triton_stats import per_model_times
+from benchmarks.triton_stats import model_counters, per_model_times
 from w2v_triton import spec
 from w2v_triton.checkpoints import REPO_ROOT
 from w2v_triton.manifest import read_manifest, shared_speech_manifests
@@ -71,9 +71,17 @@ def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: in
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "command": " ".join(command[1:])}
 
 
+def levels(concurrency: str) -> list[str]:
+    """perf_analyzer's "start:end:step" as one "c:c" range per level."""
+    start, end, step = (list(map(int, concurrency.split(":"))) + [1, 1])[:3] if ":" in concurrency else \
+        (int(concurrency), int(concurrency), 1)
+    return [f"{c}:{c}" for c in range(start, end + 1, step)]
+
+
 def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[str, str],
-           request_count: int, log_dir: Path) -> dict:
-    """Start the server on `repository`, run every perf_analyzer sweep, collect model stats."""
+           request_count: int, log_dir: Path, stats_per_level: bool = False) -> dict:
+    """Start the server on `repository`, run every perf_analyzer sweep, collect model stats
+    (with `stats_per_level`, also per concurrency level: one perf_analyzer run per level)."""
     perf_analyzer_binary()  # a missing binary fails here, not as an "unstable" window below
     results = {"repository": str(repository), "sweeps": {}}
     with TritonServer(repository, Ports.free(), log_path=log_dir / "raw" / f"tritonserver-{name}.log") as server:
@@ -83,21 +91,30 @@ def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[st
             # so its windows are longer and the stability bound looser (stated in the report).
             varied = sweep == "real_speech"
             data["request_count"] = max(request_count, 24) if varied else request_count
-            # A busy 2-core machine may never meet the bound: loosen it step by step and record
-            # the bound that held, rather than lose the whole report.
-            for stability in ((60, 100) if varied else (25, 50, 100)):
-                data["stability_percent"] = stability
-                try:
-                    # "1:4" is one perf_analyzer range; "1,2,4:8" runs each item (doubling steps)
-                    rows = [row for part in concurrency.split(",") for row in run_perf_analyzer(
-                        server.grpc_url, Path(data["path"]), part if ":" in part else f"{part}:{part}",
-                        model=data.get("model", spec.ENSEMBLE_MODEL), shape=data.get("shape"),
-                        request_count=data["request_count"], stability_percent=stability)]
-                    break
-                except PerfAnalyzerError as exc:
-                    if stability == 100:
-                        raise
-                    tqdm.write(f"{name}/{sweep}: not stable within {stability}%, loosening ({exc!s:.80})")
+            rows = []
+            # "1:4" is one perf_analyzer range, "1,2,4:8" one run per item; with stats_per_level
+            # one run per concurrency level
+            parts = [p if ":" in p else f"{p}:{p}" for p in concurrency.split(",")]
+            for level in ([lv for p in parts for lv in levels(p)] if stats_per_level else parts):
+                before = model_counters(server.http_url)
+                # A busy 2-core machine may never meet the bound: loosen it step by step and record
+                # the bound that held, rather than lose the whole report.
+                for stability in ((60, 100) if varied else (25, 50, 100)):
+                    data["stability_percent"] = stability
+                    try:
+                        level_rows = run_perf_analyzer(
+                            server.grpc_url, Path(data["path"]), level, model=data.get("model", spec.ENSEMBLE_MODEL),
+                            shape=data.get("shape"), request_count=data["request_count"],
+                            stability_percent=stability)
+                        break
+                    except PerfAnalyzerError as exc:
+                        if stability == 100:
+                            raise
+                        tqdm.write(f"{name}/{sweep}: not stable within {stability}%, loosening ({exc!s:.80})")
+                if stats_per_level:
+                    for row in level_rows:
+                        row["per_model"] = per_model_times(server.http_url, since=before)
+                rows += level_rows
             for row in rows:
                 row["audio_seconds_per_second"] = row["infer_per_sec"] * data["mean_seconds"]
             results["sweeps"][sweep] = {"input": {k: v for k, v in data.items() if k != "path"}, "rows": rows}
@@ -124,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--request-count", type=int, default=16, help="requests per perf_analyzer window")
     parser.add_argument("--raw-acoustic", action="store_true",
                         help="also sweep the served acoustic_model alone on the long clips (its raw figure)")
+    parser.add_argument("--sweeps", default="seed,real,clips",
+                        help="comma-separated subset of seed,real,clips to run on the served models")
+    parser.add_argument("--stats-per-level", action="store_true",
+                        help="Triton per-model times for each concurrency level (one perf_analyzer run each)")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
     parser.add_argument("--title", default="benchmark")
     args = parser.parse_args(argv)
@@ -160,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             inputs[raw] = {**write_input_data(tmp / "raw.json", [normalize(c) for c in long_clips], True),
                            "model": spec.ACOUSTIC_MODEL}
             sweeps[raw] = sweeps[f"clips_{args.clip_seconds:g}s"]
-        sweeps = {name: concurrency for name, concurrency in sweeps.items() if concurrency}   # "" skips
+        wanted = args.sweeps.split(",")   # an empty concurrency skips a sweep too
+        sweeps = {name: concurrency for name, concurrency in sweeps.items()
+                  if concurrency and (name.split("_")[0] in wanted or name.startswith(spec.ACOUSTIC_MODEL))}
         dtypes = args.dtypes.split(",")
         jobs = [("inprocess", n if dtypes == ["fp32"] else f"{n}-{d}", "hf-pytorch", p, d)
                 for n, p in named_paths(args.baseline).items() for d in dtypes]
@@ -172,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["inprocess"][name] = inprocess(kind, path, clips_file, args.threads, args.repeats,
                                                       device, dtype)
             else:
-                report["served"][name] = served(name, Path(path), inputs, sweeps, args.request_count, out)
+                report["served"][name] = served(name, Path(path), inputs, sweeps, args.request_count, out,
+                                                args.stats_per_level)
     write_report(report, out)
     print(f"results: {out}")
     return 0

@@ -1,23 +1,36 @@
 """Where the time goes inside the server: per-model averages from Triton's statistics API."""
 from __future__ import annotations
 
+KEYS = ("queue", "compute_input", "compute_infer", "compute_output")
 
-def per_model_times(url: str) -> dict[str, dict[str, float]]:
-    """Average queue / compute times per request (ms) and batch count, for every model."""
+
+def model_counters(url: str) -> dict[str, dict[str, int]]:
+    """Triton's cumulative counters per model: requests, executions, batches and ns per stage."""
     import tritonclient.http as http
 
     with http.InferenceServerClient(url) as client:
         stats = client.get_inference_statistics()
-    result = {}
+    counters = {}
     for model in stats.get("model_stats", []):
         inference = model.get("inference_stats", {})
-        count = int(inference.get("success", {}).get("count", 0))
+        counters[model["name"]] = {
+            "requests": int(inference.get("success", {}).get("count", 0)),
+            "executions": int(model.get("execution_count", 0)),
+            "batches": sum(int(b.get("compute_infer", {}).get("count", 0)) for b in model.get("batch_stats", [])),
+            **{f"{k}_ns": int(inference.get(k, {}).get("ns", 0)) for k in KEYS}}
+    return counters
+
+
+def per_model_times(url: str, since: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, float]]:
+    """Average queue / compute times per request (ms) and batch count, for every model; with
+    `since` (an earlier `model_counters`), only over the requests served after it."""
+    result = {}
+    for name, now in model_counters(url).items():
+        before = (since or {}).get(name, {})
+        delta = {k: v - before.get(k, 0) for k, v in now.items()}
+        count = delta["requests"]
         if not count:
             continue
-        avg = {key: int(inference.get(key, {}).get("ns", 0)) / count / 1e6
-               for key in ("queue", "compute_input", "compute_infer", "compute_output")}
-        batches = sum(int(b.get("compute_infer", {}).get("count", 0)) for b in model.get("batch_stats", []))
-        result[model["name"]] = {**{f"{k}_ms": round(v, 3) for k, v in avg.items()},
-                                 "requests": count, "executions": int(model.get("execution_count", 0)),
-                                 "batches": batches}
+        result[name] = {**{f"{k}_ms": round(delta[f"{k}_ns"] / count / 1e6, 3) for k in KEYS},
+                        "requests": count, "executions": delta["executions"], "batches": delta["batches"]}
     return result

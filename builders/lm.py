@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Build the CTC decoder's language model directory (default build/lm/).
 
+An ARPA source also becomes lm.bin (quantised KenLM trie, loads in well under a second).
 Sources: the CMU US-English 3-gram shipped with pocketsphinx (default, offline), a
 user ARPA (--arpa, plain or .gz), a user KenLM binary (--kenlm-binary), or a LibriSpeech
 LM from OpenSLR (--download). Words are upper-cased by default to match wav2vec2's
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p.add_argument("--no-binary", action="store_true",
+                   help="keep lm.arpa only (default: also lm.bin, a quantised KenLM trie; KenLM's "
+                        "build_binary is compiled from the kenlm sdist into build/kenlm when not on PATH)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -36,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_lm(a.out, arpa=a.arpa, kenlm_binary=a.kenlm_binary, download_name=a.download,
                  unigrams=a.unigrams, base_url=a.base_url, case=a.case, force=a.force,
-                 timeout=a.timeout, show_progress=not a.quiet)
+                 timeout=a.timeout, show_progress=not a.quiet,
+                 binary=not a.no_binary)
     except LMBuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

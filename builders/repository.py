@@ -56,7 +56,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
                         help="longest audio the preprocessor accepts (float32 samples or a decoded AUDIO_FILE)")
     parser.add_argument("--decoder-mode", choices=("greedy", "beam"), default="greedy")
+    parser.add_argument("--decoder-backend", choices=("flashlight", "pyctcdecode"), default=DECODER_DEFAULTS["backend"],
+                        help="beam search engine (default %(default)s; hotword requests always use pyctcdecode)")
     parser.add_argument("--beam-width", type=int, default=None, help="default 32, or the tuned value")
+    parser.add_argument("--beam-prune-logp", type=float, default=None,
+                        help="drop beams this far below the best (default -10, or the tuned value)")
+    parser.add_argument("--token-min-logp", type=float, default=None,
+                        help="pyctcdecode: skip tokens below this log-prob (default -5, or the tuned value)")
     parser.add_argument("--lm-dir", type=Path, help="output of `make lm` (lm.arpa|lm.bin + unigrams.txt)")
     parser.add_argument("--alpha", type=float, default=None, help="LM weight (default 0.5, or the tuned value)")
     parser.add_argument("--beta", type=float, default=None, help="word bonus (default 1.0, or the tuned value)")
@@ -80,7 +86,7 @@ def tuned_values(output: Path, checkpoint: Path, lm_file: Path | None) -> dict:
 def decoder_values(args: argparse.Namespace, tuned: dict) -> dict:
     """Command line first, then tuned values, then defaults."""
     values = {}
-    for key in ("beam_width", "alpha", "beta"):
+    for key in ("beam_width", "alpha", "beta", "beam_prune_logp", "token_min_logp"):
         given = getattr(args, key)
         values[key] = given if given is not None else tuned.get(key, DECODER_DEFAULTS[key])
     used = {k: values[k] for k in tuned if k in values and getattr(args, k) is None}
@@ -94,7 +100,8 @@ def decoder_options(args, checkpoint: Path, files: list[Path], lm_name: str, uni
     values = decoder_values(args, tuned)
     return {"mode": args.decoder_mode, "beam_width": str(values["beam_width"]), "alpha": str(values["alpha"]),
             "beta": str(values["beta"]), "lm_path": lm_name, "unigrams_path": unigram_name,
-            "hotword_weight": str(args.hotword_weight)}
+            "hotword_weight": str(args.hotword_weight), "backend": args.decoder_backend,
+            "beam_prune_logp": str(values["beam_prune_logp"]), "token_min_logp": str(values["token_min_logp"])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 
 from w2v_triton import spec
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.ctc_decoding import BACKENDS, CTCDecoder, DecoderConfig, DecoderConfigError
 from w2v_triton.lm_tuning import (TUNING_FILE, apply_to_repository, cached_logits, choose, compute_logits,
                                   file_id, grid_search, save_logits)
 from w2v_triton.manifest import read_manifest
 from w2v_triton.paths import lm_files
-from w2v_triton.repository import BUILD_INFO, model_parameters
+from w2v_triton.repository import BUILD_INFO, DECODER_DEFAULTS, model_parameters
 from w2v_triton.vocabulary import Vocabulary
 
 
@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--alphas", type=floats, default=floats("0.2,0.5,0.8,1.2"), help="comma separated")
     p.add_argument("--betas", type=floats, default=floats("0,1,2"), help="comma separated")
     p.add_argument("--beam-widths", type=ints, default=ints("32"), help="comma separated")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="beam search engine to tune (default: the repository decoder's backend); "
+                        "applying the result also sets it in the repository")
     p.add_argument("--max-utterances", type=int, default=0, help="use the first N utterances (0 = all)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads for the logits")
     p.add_argument("--results", type=Path, help="also write the results JSON here")
@@ -78,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{' '.join(map(str, args.dev))}: no utterances with a transcript")
         files, lm_name, unigrams_name = resolve_lm(args.repo, args.lm_dir)
         vocab = Vocabulary.load_from_dir(args.repo / spec.DECODER_MODEL)
+        params = model_parameters(args.repo, spec.DECODER_MODEL)
+        backend = args.backend or params.get("backend") or DECODER_DEFAULTS["backend"]
+        pruning = {k: float(params.get(k) or DECODER_DEFAULTS[k]) for k in ("beam_prune_logp", "token_min_logp")}
         lm_config = DecoderConfig(mode="beam", beam_width=args.beam_widths[0], lm_path=str(files[0]),
-                                  unigrams_path=str(files[1]) if len(files) > 1 else "")
+                                  unigrams_path=str(files[1]) if len(files) > 1 else "", backend=backend,
+                                  **pruning)
         decoder = CTCDecoder(vocab, lm_config)  # loads the LM once; a bad or mis-cased LM fails here
     except (FileNotFoundError, ValueError, DecoderConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "dev": [str(d) for d in args.dev], "utterances": len(utterances),
         "audio_s": round(sum(u.duration for u in utterances), 3),
         "checkpoint": build_info.get("checkpoint", ""), "lm": file_id(files[0]), "lm_path": str(files[0]),
+        "backend": backend, **pruning,
         "chosen": {"beam_width": best.beam_width, "alpha": best.alpha, "beta": best.beta},
         "chosen_wer": best.wer, "points": [p.row() for p in points],
     }
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print("--no-apply: repository left unchanged")
         return 0
     (args.repo / spec.DECODER_MODEL / TUNING_FILE).write_text(text)
-    decoder = apply_to_repository(args.repo, best, files, lm_name, unigrams_name)
+    decoder = apply_to_repository(args.repo, best, files, lm_name, unigrams_name, backend)
     print(f"{args.repo}: decoder set to {decoder} (results in {args.repo / spec.DECODER_MODEL / TUNING_FILE})")
     return 0
 

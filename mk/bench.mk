@@ -53,3 +53,32 @@ endif
 	    --served $(NARROW)-$(BENCH_THROUGHPUT)=build/repos/$(NARROW)-$(BENCH_THROUGHPUT) \
 	    --served $(NARROW)-$(BENCH_THROUGHPUT)-throughput=build/repos/$(NARROW)-$(BENCH_THROUGHPUT)-throughput) \
 	  --real-concurrency 1:16:5 --clips-concurrency 1:4:3 --request-count 12 $(BENCH_ARGS)
+
+# Beam search + LM (issue 17): the backends on the same logits and LM (benchmarks/decoders.py: WER,
+# CPU speed, start-up, RSS), then served greedy / beam / beam+LM with pyctcdecode on the ARPA (the
+# setup before the binary LM) / beam+LM with flashlight on lm.bin, tuned on BENCH_LM_DEV, same run.
+#   make bench-lm   (needs `make lm` and the synthetic dev/test sets: make corpus, or
+#                    builders/corpus.py --n-train 0 --n-test-unseen 0)
+BENCH_LM_MODEL ?= models/reference
+BENCH_LM_DEV ?= build/corpus/dev.jsonl
+BENCH_LM_TEST ?= build/corpus/test_seen.jsonl
+BENCH_LM_REPOS = build/repos/bench-lm
+
+.PHONY: bench-lm
+bench-lm: venv lm  ## beam+LM backends on the same logits, then served greedy/beam/beam+LM (same run)
+	mkdir -p build/lm-arpa && ln -sf ../lm/lm.arpa build/lm-arpa/lm.arpa && ln -sf ../lm/unigrams.txt build/lm-arpa/unigrams.txt
+	$(PY) builders/repository.py --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-greedy
+	$(PY) builders/repository.py --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-beam --decoder-mode beam
+	$(PY) builders/repository.py --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-pyctcdecode-arpa \
+	  --decoder-mode beam --lm-dir build/lm-arpa --decoder-backend pyctcdecode
+	$(PY) builders/repository.py --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-flashlight \
+	  --decoder-mode beam --lm-dir build/lm --decoder-backend flashlight
+	$(PY) builders/tune_lm.py --repo $(BENCH_LM_REPOS)-flashlight --dev $(BENCH_LM_DEV) --quiet \
+	  --logits-cache build/logits/bench-lm-flashlight-dev.npz
+	$(PY) -m benchmarks.decoders --repo $(BENCH_LM_REPOS)-flashlight --lm-dir build/lm \
+	  --dev $(BENCH_LM_DEV) --test $(BENCH_LM_TEST) --title decoders-$$(basename $(BENCH_LM_MODEL))
+	$(PY) -m benchmarks.run --title served-decoders-$$(basename $(BENCH_LM_MODEL)) --sweeps real \
+	  --served greedy=$(BENCH_LM_REPOS)-greedy --served beam-pyctcdecode=$(BENCH_LM_REPOS)-beam \
+	  --served lm-pyctcdecode-arpa=$(BENCH_LM_REPOS)-pyctcdecode-arpa \
+	  --served lm-flashlight-bin=$(BENCH_LM_REPOS)-flashlight \
+	  --real-concurrency 1:16:5 --request-count 12 $(BENCH_ARGS)

@@ -1,4 +1,5 @@
-# Language model for the beam-search decoder (pyctcdecode + KenLM).
+# Language model for the beam-search decoder (KenLM): lm.arpa + lm.bin (quantised trie; KenLM's
+# build_binary is compiled once from the kenlm sdist into build/kenlm; needs g++). --no-binary: ARPA only.
 #   make lm                                  CMU 3-gram from pocketsphinx (offline), upper case
 #   make lm LM_SRC="--download librispeech-3gram-pruned"
 #   make lm LM_SRC="--arpa my.arpa.gz" LM_OUT=build/lm-mine

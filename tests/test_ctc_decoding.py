@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError, greedy_ids
+from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.ctc_output import greedy_ids
 from w2v_triton.spec import BASE_960H_VOCAB as VOCAB
 
 

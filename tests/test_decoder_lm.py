@@ -45,11 +45,12 @@ def lm_decoder(lm_dir: Path, **kw) -> CTCDecoder:
                                            unigrams_path=str(lm_dir / "unigrams.txt"), **kw))
 
 
-def test_lm_fixes_a_misspelling(lm_dir):
+@pytest.mark.parametrize("backend", ["flashlight", "pyctcdecode"])
+def test_lm_fixes_a_misspelling(lm_dir, backend):
     logits = one_hot(spelled("THE CAT SAT ON THE MAT"), 3.0)
     logits[spelled("THE CAT SAT ON THE MAT").index("C") + 1, VOCAB["K"]] = 3.5  # one 'K' frame
     assert CTCDecoder(VOCAB).decode(logits) != "THE CAT SAT ON THE MAT"
-    assert lm_decoder(lm_dir, alpha=1.0, beta=1.0).decode(logits) == "THE CAT SAT ON THE MAT"
+    assert lm_decoder(lm_dir, alpha=1.0, beta=1.0, backend=backend).decode(logits) == "THE CAT SAT ON THE MAT"
 
 
 @pytest.mark.parametrize("with_unigrams", [True, False])
@@ -108,11 +109,12 @@ def test_greedy_ignores_hotwords():
     assert CTCDecoder(VOCAB).decode(one_hot(frames), ["HELLO"]) == "HI THERE"
 
 
-@pytest.mark.parametrize("mode", ["greedy", "beam", "beam+lm"])
+@pytest.mark.parametrize("mode", ["greedy", "beam", "beam+lm", "beam+lm-pyctcdecode"])
 def test_word_timestamps_follow_the_frames(lm_dir, mode):
     frames = ["<pad>"] * 10 + spelled("THE CAT", repeat=3) + ["<pad>"] * 20
     decoder = (CTCDecoder(VOCAB) if mode == "greedy" else
-               CTCDecoder(VOCAB, DecoderConfig(mode="beam", beam_width=8)) if mode == "beam" else lm_decoder(lm_dir))
+               CTCDecoder(VOCAB, DecoderConfig(mode="beam", beam_width=8)) if mode == "beam" else
+               lm_decoder(lm_dir, backend="pyctcdecode") if mode.endswith("pyctcdecode") else lm_decoder(lm_dir))
     decoded = decoder.decode_full(one_hot(frames))
     assert decoded.text == "THE CAT"
     assert [w.word for w in decoded.words] == ["THE", "CAT"]
@@ -136,8 +138,18 @@ def test_greedy_words_equal_text_on_random_logits(rng):
 
 
 def test_set_search_changes_weights_without_reloading(lm_dir):
-    decoder = lm_decoder(lm_dir)
+    decoder = lm_decoder(lm_dir, backend="pyctcdecode")
     beam = decoder._beam
     decoder.set_search(alpha=2.0, beta=0.0, beam_width=4)
     assert decoder._beam is beam and (decoder.config.alpha, decoder.config.beta, decoder.config.beam_width) == (2.0, 0.0, 4)
     assert beam._language_model.alpha == 2.0 and beam._language_model.beta == 0.0
+
+
+def test_set_search_reconfigures_flashlight_over_the_same_lm(lm_dir):
+    decoder = lm_decoder(lm_dir)
+    fast = decoder._fast
+    lm = fast.lm
+    decoder.set_search(alpha=2.0, beta=0.5, beam_width=4)
+    assert decoder._fast is fast and fast.lm is lm and fast.config == decoder.config
+    assert (fast.config.alpha, fast.config.beta, fast.config.beam_width) == (2.0, 0.5, 4)
+    assert decoder.decode(one_hot(spelled("THE CAT SAT"))) == "THE CAT SAT"

@@ -15,12 +15,12 @@ PACKAGE = REPO_ROOT / "w2v_triton"
 # What runs inside Triton (and the runtimes it may load), plus the ARPA reader the decoder uses.
 SERVING = {
     "spec", "settings", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
-    "acoustic_torch", "masked_frontend", "ctc_model", "ctc_decoding",
+    "acoustic_torch", "masked_frontend", "ctc_model", "ctc_output", "ctc_decoding", "ctc_flashlight",
     "lm", "lm.arpa", "lm.sphinx_binary",
 }
 # The onnxruntime path: must import with torch and transformers absent.
 WITHOUT_TORCH = ["spec", "settings", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
-                 "ctc_decoding"]
+                 "ctc_output", "ctc_decoding"]
 
 
 def module_name(path: Path) -> str:
@@ -32,7 +32,13 @@ def imports(path: Path) -> set[str]:
     """w2v_triton modules imported anywhere in the file (module level and inside functions)."""
     found: set[str] = set()
     package = module_name(path).split(".")[:-1] if path.name != "__init__.py" else module_name(path).split(".")
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                   for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:   # `if TYPE_CHECKING:` imports never run
+            continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("w2v_triton")}
         elif isinstance(node, ast.ImportFrom):

@@ -7,6 +7,7 @@ import http.server
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -66,8 +67,9 @@ def tiny_arpa(tmp_path: Path) -> Path:
     return path
 
 
-def run(cli: ModuleType, *args: str | Path) -> int:
-    return cli.main([str(a) for a in args] + ["--quiet"])
+def run(cli: ModuleType, *args: str | Path, binary: bool = False) -> int:
+    """builders/lm.py main(); without `binary`, ARPA only (no C++ compiler needed)."""
+    return cli.main([str(a) for a in args] + ["--quiet"] + ([] if binary else ["--no-binary"]))
 
 
 def meta(out: Path) -> dict:
@@ -80,13 +82,35 @@ def test_upper_case_keeps_scores(cli: ModuleType, tiny_arpa: Path, tmp_path: Pat
     assert run(cli, "--arpa", tiny_arpa, "--out", out) == 0
     m = meta(out)
     assert (m["case"], m["order"], m["counts"]) == ("upper", 3, [6, 5, 3])
-    assert m["lm_file"] in ("lm.arpa", "lm.bin") and m["arpa_file"] == "lm.arpa"
+    assert m["lm_file"] == "lm.arpa" and m["arpa_file"] == "lm.arpa" and m["binary_file"] is None
     assert (out / "unigrams.txt").read_text().split() == ["THE", "CAT", "SAT", "MAT"]
     lower, upper = kenlm.Model(str(tiny_arpa)), kenlm.Model(str(out / m["lm_file"]))
     for s in SENTENCES:
         for bos, eos in ((True, True), (False, False), (True, False)):
             assert upper.score(s.upper(), bos=bos, eos=eos) == pytest.approx(
                 lower.score(s, bos=bos, eos=eos), abs=1e-6)
+
+
+def test_binary_lm_is_written_and_scores_like_the_arpa(cli: ModuleType, tiny_arpa: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """make lm's default: lm.bin (quantised trie from build_binary, compiled from the kenlm sdist
+    when not on PATH) next to lm.arpa; the decoder config picks lm.bin."""
+    kenlm = pytest.importorskip("kenlm")
+    if not (shutil.which("g++") or shutil.which("build_binary")):
+        pytest.skip("no C++ compiler to build KenLM's build_binary")
+    out = tmp_path / "lm"
+    assert run(cli, "--arpa", tiny_arpa, "--out", out, binary=True) == 0, capsys.readouterr().err
+    m = meta(out)
+    assert (m["lm_file"], m["binary_file"], m["arpa_file"]) == ("lm.bin", "lm.bin", "lm.arpa")
+    assert (out / "lm.bin").read_bytes().startswith(b"mmap lm http://kheafield.com/code")
+    arpa, binary = kenlm.Model(str(out / "lm.arpa")), kenlm.Model(str(out / "lm.bin"))
+    for s in SENTENCES:
+        for bos, eos in ((True, True), (False, False)):
+            assert binary.score(s.upper(), bos=bos, eos=eos) == pytest.approx(
+                arpa.score(s.upper(), bos=bos, eos=eos), abs=1e-3)
+    assert m["key"]["kenlm_binary"] == ["-q", "16", "-b", "16", "trie"]
+    assert run(cli, "--arpa", tiny_arpa, "--out", out) == 0   # --no-binary: another key, rebuilt, ARPA only
+    assert meta(out)["lm_file"] == "lm.arpa" and not (out / "lm.bin").exists()
 
 
 def test_gzipped_arpa_keep_case(cli: ModuleType, tiny_arpa: Path, tmp_path: Path) -> None:

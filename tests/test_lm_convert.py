@@ -77,6 +77,34 @@ def test_converted_arpa_reproduces_reference_scores(cmu_kenlm) -> None:
         assert cmu_kenlm.perplexity(s) == pytest.approx(ref["perplexity"], rel=1e-3), s
 
 
+def test_binary_lm_reproduces_reference_scores(cmu_arpa: Path, tmp_path: Path) -> None:
+    """The quantised KenLM trie `make lm` writes keeps the reference scores (within 1e-3), and
+    loads in well under a second."""
+    import shutil
+    import time
+
+    from w2v_triton.lm.kenlm_tool import KenLMToolError, arpa_to_binary, find_build_binary
+
+    refs = _reference()
+    if not (shutil.which("g++") or shutil.which("build_binary")):
+        pytest.skip("no C++ compiler to build KenLM's build_binary")
+    try:
+        tool = find_build_binary()
+    except KenLMToolError as e:   # e.g. no network for the sdist on a fresh machine
+        pytest.skip(str(e))
+    binary = tmp_path / "cmu.bin"
+    arpa_to_binary(tool, cmu_arpa, binary)
+    assert binary.stat().st_size < cmu_arpa.stat().st_size / 3
+    start = time.perf_counter()
+    model = kenlm.Model(str(binary))
+    assert time.perf_counter() - start < 2.0
+    for ref in refs:
+        s = ref["sentence"]
+        assert model.score(s, bos=True, eos=True) == pytest.approx(ref["log10_prob_bos_eos"], abs=1e-3), s
+        assert model.score(s, bos=False, eos=False) == pytest.approx(ref["log10_prob_no_bos_eos"], abs=1e-3), s
+        assert model.perplexity(s) == pytest.approx(ref["perplexity"], rel=1e-3), s
+
+
 @pytest.mark.slow
 def test_upper_case_arpa_scores_equal(cmu_lm: NGramLM, cmu_kenlm, tmp_path: Path) -> None:
     path = tmp_path / "cmu-upper.arpa"

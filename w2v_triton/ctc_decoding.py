@@ -9,26 +9,22 @@ Besides the text, every mode gives word timestamps (`Decoded.words`): greedy fro
 path's character runs, beam from pyctcdecode's word frame spans; frames are converted to
 seconds with spec.FRAME_STRIDE_SAMPLES / spec.SAMPLE_RATE. Beam mode takes per-request
 hotwords (pyctcdecode's hotword scorer, weight `hotword_weight`); greedy mode ignores them.
+Beam search runs in `config.backend`: flashlight-text (default, ctc_flashlight.py; C++) or
+pyctcdecode; flashlight has no hotwords, so requests that send them go to pyctcdecode.
 """
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from w2v_triton.spec import FRAME_STRIDE_SAMPLES, SAMPLE_RATE
+from w2v_triton.ctc_output import (Decoded, DecoderConfigError, WordTime,
+                                   clean_text, greedy_decode, log_softmax)
 from w2v_triton.vocabulary import Vocabulary, VocabularyError
 
 MODES = ("greedy", "beam")
-_SPACES = re.compile(r" +")
-SECONDS_PER_FRAME = FRAME_STRIDE_SAMPLES / SAMPLE_RATE
-
-
-class DecoderConfigError(ValueError):
-    """Decoder parameters or files that cannot work; fails the model load loudly."""
+BACKENDS = ("flashlight", "pyctcdecode")   # beam search engines; hotword requests always use pyctcdecode
 
 
 @dataclass(frozen=True)
@@ -40,6 +36,9 @@ class DecoderConfig:
     lm_path: str = ""           # ARPA or KenLM binary; empty = beam search without LM
     unigrams_path: str = ""     # one word per line
     hotword_weight: float = 10.0  # pyctcdecode's default; used only when a request sends hotwords
+    backend: str = "flashlight"   # beam+LM search engine (ctc_flashlight.py), or "pyctcdecode"
+    beam_prune_logp: float = -10.0  # drop beams this far (log) below the best one (both backends)
+    token_min_logp: float = -5.0    # pyctcdecode: skip tokens below this log-prob in a frame
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, str], base_dir: Path | None = None) -> "DecoderConfig":
@@ -64,6 +63,10 @@ class DecoderConfig:
     def validate(self) -> None:
         if self.mode not in MODES:
             raise DecoderConfigError(f"decoder mode {self.mode!r}: expected one of {MODES}")
+        if self.backend not in BACKENDS:
+            raise DecoderConfigError(f"decoder backend {self.backend!r}: expected one of {BACKENDS}")
+        if self.beam_prune_logp >= 0 or self.token_min_logp >= 0:
+            raise DecoderConfigError("beam_prune_logp and token_min_logp are log-probabilities: must be < 0")
         if self.beam_width < 1:
             raise DecoderConfigError(f"beam_width must be >= 1, got {self.beam_width}")
         if self.lm_path and self.mode != "beam":
@@ -100,33 +103,25 @@ class Labels:
         return logits[:, self.keep]
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
-
-
-def clean_text(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()
-
-
-def greedy_ids(logits: np.ndarray, blank: int) -> list[int]:
-    """Best path: argmax per frame, merge repeats, drop blanks."""
-    best = logits.argmax(axis=-1)
-    if best.size == 0:
-        return []
-    keep = np.ones(best.size, dtype=bool)
-    keep[1:] = best[1:] != best[:-1]
-    return [int(t) for t in best[keep] if t != blank]
-
-
 class CTCDecoder:
-    """Decode [frames, vocab] logits into text, greedy or by beam search (pyctcdecode)."""
+    """Decode [frames, vocab] logits into text, greedy or by beam search (config.backend:
+    flashlight-text, or pyctcdecode, which also takes every request that sends hotwords)."""
 
     def __init__(self, vocab: Vocabulary | dict[str, int], config: DecoderConfig | None = None) -> None:
         self.config = config or DecoderConfig()
         self.config.validate()
         self.labels = Labels(vocab)
-        self._beam = self._build_beam_decoder() if self.config.mode == "beam" else None
+        self._beam = None   # pyctcdecode: the backend, or (built at the first one) for hotword requests
+        self._fast = None   # flashlight backend (ctc_flashlight.py)
+        # flashlight only with an LM: without one its lexicon-free search was slower than pyctcdecode
+        # and no better than greedy on the reference model (docs/decoding.md)
+        if self.config.mode == "beam" and self.config.backend == "flashlight" and self.config.lm_path:
+            from w2v_triton.ctc_flashlight import FlashlightBeam
+            source, words = self._lm_words()
+            self._check_lm_case(source, words)
+            self._fast = FlashlightBeam(self.labels.text, self.labels.blank, self.config, words)
+        elif self.config.mode == "beam":
+            self._beam = self._build_beam_decoder()
 
     def _lm_words(self) -> tuple[str, list[str]]:
         """(source, words) of the LM vocabulary: the unigram file, else an ARPA's 1-grams."""
@@ -178,6 +173,8 @@ class CTCDecoder:
         self.config.validate()
         if self._beam is not None and (alpha is not None or beta is not None):
             self._beam.reset_params(alpha=self.config.alpha, beta=self.config.beta)
+        if self._fast is not None:
+            self._fast.reconfigure(self.config)
 
     def parse_hotwords(self, raw: str | bytes | None) -> list[str]:
         """Comma-separated hotwords -> list, cased like the vocabulary; empty items dropped."""
@@ -191,11 +188,16 @@ class CTCDecoder:
     def decode_full(self, logits: np.ndarray, hotwords: list[str] | None = None) -> "Decoded":
         """Text and word timestamps of one utterance's [frames, vocab] logits."""
         selected = self.labels.select(np.asarray(logits, dtype=np.float32))
-        if self._beam is None:
+        if self.config.mode != "beam":
             return greedy_decode(selected, self.labels.text, self.labels.blank)
+        if self._fast is not None and not hotwords:
+            return self._fast.decode(log_softmax(selected))
+        if self._beam is None:   # flashlight has no hotwords: pyctcdecode, built at the first such request
+            self._beam = self._build_beam_decoder()
         beams = self._beam.decode_beams(
             log_softmax(selected), beam_width=self.config.beam_width, hotwords=hotwords or None,
-            hotword_weight=self.config.hotword_weight)
+            hotword_weight=self.config.hotword_weight, beam_prune_logp=self.config.beam_prune_logp,
+            token_min_logp=self.config.token_min_logp)
         text, _, word_frames = beams[0][:3]
         return Decoded(clean_text(text), [WordTime.from_frames(w, a, b) for w, (a, b) in word_frames])
 
@@ -210,53 +212,3 @@ class CTCDecoder:
 
     def decode_batch(self, batch: list[np.ndarray], hotwords: list[list[str] | None] | None = None) -> list[str]:
         return [d.text for d in self.decode_batch_full(batch, hotwords)]
-
-
-@dataclass(frozen=True)
-class WordTime:
-    word: str
-    start_s: float
-    end_s: float
-
-    @classmethod
-    def from_frames(cls, word: str, start: int, end: int) -> "WordTime":
-        """[start, end) logit frames -> seconds (rounded to 0.1 ms)."""
-        return cls(word, round(start * SECONDS_PER_FRAME, 4), round(end * SECONDS_PER_FRAME, 4))
-
-
-@dataclass(frozen=True)
-class Decoded:
-    text: str
-    words: list[WordTime] = field(default_factory=list)
-
-    def words_json(self) -> str:
-        return json.dumps([w.__dict__ for w in self.words])
-
-
-def greedy_decode(selected: np.ndarray, text: list[str], blank: int) -> Decoded:
-    """Best path with word spans: each word runs from its first character's first frame to its
-    last character's last frame + 1 (the convention of pyctcdecode's word frames)."""
-    best = selected.argmax(axis=-1)
-    if best.size == 0:
-        return Decoded("")
-    starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
-    ends = np.r_[starts[1:], best.size]
-    words: list[WordTime] = []
-    chars: list[str] = []
-    first = last = 0
-    for token, a, b in zip(best[starts].tolist(), starts.tolist(), ends.tolist()):
-        if token == blank:
-            continue
-        char = text[token]
-        if char == " ":
-            if chars:
-                words.append(WordTime.from_frames("".join(chars), first, last))
-            chars = []
-            continue
-        if not chars:
-            first = a
-        chars.append(char)
-        last = b
-    if chars:
-        words.append(WordTime.from_frames("".join(chars), first, last))
-    return Decoded(" ".join(w.word for w in words), words)

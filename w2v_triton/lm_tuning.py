@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from w2v_triton import spec
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.ctc_decoding import CTCDecoder
 from w2v_triton.metrics import error_rates
 from w2v_triton.vocabulary import Vocabulary
 
@@ -107,7 +107,7 @@ def grid_search(vocab: Vocabulary | dict[str, int], decoder: CTCDecoder, logits:
 
     if baselines:
         measure(CTCDecoder(vocab), "greedy", 1, 0.0, 0.0)
-        plain = CTCDecoder(vocab, DecoderConfig(mode="beam", beam_width=max(beam_widths)))
+        plain = CTCDecoder(vocab, replace(decoder.config, lm_path="", unigrams_path="", beam_width=max(beam_widths)))
         measure(plain, "beam", max(beam_widths), 0.0, 0.0)
     grid = [(w, a, b) for w in beam_widths for a in alphas for b in betas]
     for width, alpha, beta in tqdm(grid, desc="alpha/beta/beam grid", unit="point", disable=not progress):
@@ -131,7 +131,7 @@ def file_id(path: Path | str) -> dict:
 
 
 def apply_to_repository(repository: Path, chosen: GridPoint, lm_files: list[Path], lm_name: str,
-                        unigrams_name: str) -> dict:
+                        unigrams_name: str, backend: str | None = None) -> dict:
     """Re-render `repository` from its build_info.json with the chosen decoder values."""
     from w2v_triton.checkpoints import read_checkpoint_info
     from w2v_triton.repository import BUILD_INFO, ONNX_FILE, RepositoryOptions, render_repository
@@ -140,7 +140,7 @@ def apply_to_repository(repository: Path, chosen: GridPoint, lm_files: list[Path
     options = RepositoryOptions.from_dict(build_info["options"])
     options.decoder = {**options.decoder, "mode": "beam", "beam_width": str(chosen.beam_width),
                        "alpha": str(chosen.alpha), "beta": str(chosen.beta), "lm_path": lm_name,
-                       "unigrams_path": unigrams_name}
+                       "unigrams_path": unigrams_name, "backend": backend or options.decoder.get("backend", "flashlight")}
     onnx = Path(build_info["onnx"])
     if not onnx.is_file():
         onnx = repository / spec.ACOUSTIC_MODEL / "1" / ONNX_FILE

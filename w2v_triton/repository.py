@@ -35,7 +35,8 @@ WARMUP_DIR = "warmup"
 # The decoder model's parameters when a build does not set them (older build_info.json files may
 # lack later keys, e.g. hotword_weight: they get these values too).
 DECODER_DEFAULTS = {"mode": "greedy", "beam_width": "32", "alpha": "0.5", "beta": "1.0",
-                    "lm_path": "", "unigrams_path": "", "hotword_weight": "10.0"}
+                    "lm_path": "", "unigrams_path": "", "hotword_weight": "10.0", "backend": "flashlight",
+                    "beam_prune_logp": "-10.0", "token_min_logp": "-5.0"}
 
 
 @dataclass
@@ -118,6 +119,9 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "LM_PATH": decoder["lm_path"],
         "UNIGRAMS_PATH": decoder["unigrams_path"],
         "HOTWORD_WEIGHT": str(decoder["hotword_weight"]),
+        "DECODER_BACKEND": decoder["backend"],
+        "BEAM_PRUNE_LOGP": str(decoder["beam_prune_logp"]),
+        "TOKEN_MIN_LOGP": str(decoder["token_min_logp"]),
     }
 
 

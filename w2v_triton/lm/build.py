@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -18,8 +17,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .arpa import (SPECIAL_WORDS, NotArpaError, arpa_info, case_mapper, detect_case, open_text,
-                   recase_arpa, write_arpa)
+from .arpa import SPECIAL_WORDS, NotArpaError, arpa_info, case_mapper, detect_case, open_text, recase_arpa, write_arpa
+from .kenlm_tool import QUANTIZE_ARGS, KenLMToolError, arpa_to_binary, find_build_binary
 from .sphinx_binary import cmu_en_us_lm_path, read_sphinx_trie
 
 DEFAULT_OUT = Path("build/lm")
@@ -29,7 +28,7 @@ DOWNLOADS = {
     "librispeech-4gram": "4-gram.arpa.gz",
 }
 KENLM_MAGIC = b"mmap lm http://kheafield.com/code"
-LAYOUT_VERSION = 1   # bump when the output of the same inputs changes
+LAYOUT_VERSION = 2   # bump when the output of the same inputs changes
 META = "lm.json"
 
 
@@ -106,17 +105,19 @@ def build_lm(out_dir: str | Path = DEFAULT_OUT, *, arpa: str | Path | None = Non
              kenlm_binary: str | Path | None = None, download_name: str | None = None,
              unigrams: str | Path | None = None, base_url: str = DEFAULT_BASE_URL,
              case: str = "upper", force: bool = False, timeout: float = 30.0,
-             show_progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+             show_progress: bool = True, binary: bool = True,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Build (or find up to date) the LM directory; return the ``lm.json`` content.
 
     Exactly one of ``arpa``/``kenlm_binary``/``download_name`` may be given; none means the
     CMU US-English 3-gram from pocketsphinx (offline). ``case``: upper/lower/keep.
+    ``binary``: also write ``lm.bin`` (quantised KenLM trie) from an ARPA, compiling KenLM's
+    ``build_binary`` from the kenlm sdist when it is not on PATH (kenlm_tool.py).
     """
     if sum(x is not None for x in (arpa, kenlm_binary, download_name)) > 1:
         raise LMBuildError("give at most one of --arpa, --kenlm-binary, --download")
     case_mapper(case)  # validates
     out = Path(out_dir)
-    build_binary = shutil.which("build_binary")
 
     # -- identify the source (this is what decides whether a rebuild is needed) --------
     if download_name is not None:
@@ -132,7 +133,7 @@ def build_lm(out_dir: str | Path = DEFAULT_OUT, *, arpa: str | Path | None = Non
     else:
         source = {"kind": "cmu-sphinx", "name": "cmu-en-us-3gram", **_file_id(cmu_en_us_lm_path())}
     key = {"layout": LAYOUT_VERSION, "source": source, "case": case,
-           "kenlm_binary": bool(build_binary) or source["kind"] == "kenlm-binary"}
+           "kenlm_binary": QUANTIZE_ARGS if binary or source["kind"] == "kenlm-binary" else None}
     if not force and (meta := _up_to_date(out, key)):
         log(f"LM in {out} is up to date ({meta['lm_file']}, {meta['case']} case); --force rebuilds")
         return meta
@@ -199,19 +200,14 @@ def build_lm(out_dir: str | Path = DEFAULT_OUT, *, arpa: str | Path | None = Non
         if final_case != "upper":
             log(f"note: LM words are {final_case} case; wav2vec2's vocabulary is upper case")
 
-    if lm_file == "lm.arpa":
-        if build_binary:
-            log(f"building KenLM binary with {build_binary}")
-            bin_tmp = out / "lm.bin.tmp"
-            res = subprocess.run([build_binary, str(arpa_out), str(bin_tmp)],
-                                 capture_output=True, text=True)
-            if res.returncode != 0:
-                raise LMBuildError(f"build_binary failed ({res.returncode}): {res.stderr[-2000:]}")
-            bin_tmp.replace(out / "lm.bin")
+    if lm_file == "lm.arpa" and binary:
+        try:
+            tool = find_build_binary()
+            log(f"building the KenLM binary ({' '.join(QUANTIZE_ARGS)}) with {tool}")
+            arpa_to_binary(tool, arpa_out, out / "lm.bin")
             lm_file = "lm.bin"
-        else:
-            log("kenlm's build_binary is not on PATH: keeping lm.arpa only "
-                "(pyctcdecode loads it directly; a binary would load faster)")
+        except KenLMToolError as e:
+            raise LMBuildError(f"{e}\n(--no-binary keeps lm.arpa only; it loads ~10x slower)") from e
 
     n_unigrams = None
     if words is not None:
