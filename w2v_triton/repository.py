@@ -18,9 +18,13 @@ from w2v_triton.acoustic import (DEVICES, ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_
                                  AcousticSettings, batch_coupled)
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
 from w2v_triton.long_audio import LongAudioConfig
+from w2v_triton.streaming import DECODER_PREFIX, StreamingConfig
 
 TEMPLATE_ROOT = REPO_ROOT / "model_repository"
-MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec.ENSEMBLE_MODEL)
+# streaming_asr: chunks in, partials out (docs/streaming.md); it runs the acoustic model's file and
+# the decoder's files with their settings, in its own process
+MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec.ENSEMBLE_MODEL,
+          spec.STREAMING_MODEL)
 # python: the acoustic model in a python-backend model (AcousticModel: long-audio windowing, length
 # buckets, exact int8 batches, onnxruntime or torch, CPU or GPU): the default everywhere, NGC too.
 # onnxruntime_onnx: Triton's native onnxruntime backend (NGC container only), an explicit opt-in
@@ -52,6 +56,7 @@ class RepositoryOptions:
     torch_dtype: str = "auto"
     warmup: bool = True                # run requests before the acoustic model reports ready
     decoder: dict = field(default_factory=lambda: dict(DECODER_DEFAULTS))
+    streaming: dict = field(default_factory=dict)   # StreamingConfig field -> value overrides
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -60,6 +65,10 @@ class RepositoryOptions:
             raise ValueError(f"device {self.device!r} / runtime {self.runtime!r}: expected {DEVICES} / {RUNTIMES}")
         if self.platform == "onnxruntime_onnx" and self.runtime != "onnxruntime":
             raise ValueError("runtime torch needs platform python (the native backend runs ONNX only)")
+        self.streaming_config()   # an invalid streaming setting fails the build, not the server
+
+    def streaming_config(self) -> StreamingConfig:
+        return StreamingConfig.from_parameters({f"stream_{k}": str(v) for k, v in self.streaming.items()})
 
     @property
     def instance_kind(self) -> str:
@@ -86,6 +95,7 @@ def parameters_block(values: dict[str, str]) -> str:
 def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str, str]:
     names = {k: v for k, v in vars(spec).items() if k.isupper() and isinstance(v, str)}
     decoder = {**DECODER_DEFAULTS, **options.decoder}
+    stream = options.streaming_config()
     return {
         **names,
         "MAX_BATCH_SIZE": str(options.max_batch_size),
@@ -107,6 +117,10 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "LM_PATH": decoder["lm_path"],
         "UNIGRAMS_PATH": decoder["unigrams_path"],
         "HOTWORD_WEIGHT": str(decoder["hotword_weight"]),
+        "STREAM_DECODER_PARAMETERS": parameters_block({DECODER_PREFIX + k: str(v) for k, v in decoder.items()}),
+        "STREAM_PARAMETERS": parameters_block(stream.to_parameters()),
+        "STREAM_IDLE_US": str(int(stream.idle_seconds * 1_000_000)),
+        "STREAM_MAX_STREAMS": str(stream.max_streams),
     }
 
 
