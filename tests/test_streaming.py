@@ -241,3 +241,23 @@ def test_builder_takes_streaming_settings(tmp_path, tiny_repository):
     assert "max_sequence_idle_microseconds: 2500000" in (out / spec.STREAMING_MODEL / "config.pbtxt").read_text()
     assert build_repository(["--model", "tiny", "--output", str(out), "--onnx", str(onnx_file),
                              "--stream", "normalization=global"]) == 2
+
+
+def test_beam_decoder_with_hotwords_gives_the_offline_beam_result(tiny_recognizer, tiny_pipeline, rng):
+    from w2v_triton.ctc_decoding import DecoderConfig
+
+    beam = CTCDecoder(spec.BASE_960H_VOCAB, DecoderConfig(mode="beam", beam_width=8))
+    recognizer = ChunkedRecognizer(tiny_recognizer.acoustic, beam, tiny_recognizer.do_normalize,
+                                   tiny_recognizer.config)
+    registry = StreamRegistry(recognizer)
+    audio = (0.1 * rng.standard_normal(int(2.2 * SR))).astype(np.float32)
+    step = SR // 2
+    results = []
+    for k, s in enumerate(range(0, audio.size, step)):
+        request = ChunkRequest(9, audio[s: s + step], k == 0, s + step >= audio.size,
+                               hotwords=b"kubernetes, triton" if k == 0 else None)
+        results.append(registry.handle([request])[0])
+    offline = tiny_pipeline.logits([audio])[0]
+    assert results[-1].is_final
+    assert results[-1].text == beam.decode(offline, ["KUBERNETES", "TRITON"])
+    assert all(isinstance(r.text, str) for r in results)

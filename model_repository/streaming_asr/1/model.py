@@ -29,6 +29,9 @@ class TritonPythonModel:
         pb_utils.Logger.log_info(f"streaming model ready: {recognizer.config}")
 
     def execute(self, requests):
+        for stream_id in self.registry.evict_idle():
+            pb_utils.Logger.log_info(f"stream {stream_id} idle for more than "
+                                     f"{self.registry.config.idle_seconds:g} s: freed")
         chunks = []
         for request in requests:
             audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO).as_numpy()
