@@ -11,9 +11,10 @@ settings. Sets: real speech (../shared/data/speech, when present) and clean espe
 held-out corpus sentences (when espeak-ng is installed).
 
 Load (served): N concurrent streams (one gRPC stream each, chunks sent at real-time pace) of
-real utterances; per-chunk latency (chunk sent -> its response) p50/p99, first-response and
-final latency, and the real-time factor: the streaming model's compute time (Triton statistics)
-per second of audio streamed.
+real utterances; per-chunk latency (chunk sent -> its response) p50/p99, the time from a stream's
+start to its first non-empty partial, the final's latency after the last chunk, and the real-time
+factor: the streaming model's execution time (Triton batch statistics) per second of audio
+streamed (above 1 the one model instance cannot keep up and latencies grow).
 
     python -m benchmarks.streaming [--model reference] [--levels 1,2,4,8,16] [--utterances 12]
 """
@@ -115,17 +116,25 @@ def _stream_worker(url: str, audio: np.ndarray, chunk: float, out: dict) -> None
         out["final"] = updates[-1].latency_s
         texts = [u for u in updates if u.text]
         out["first_text_audio_s"] = texts[0].audio_s if texts else None
+        # from the stream's start (chunk k is sent at k x chunk) to the first non-empty partial
+        out["first_text_s"] = texts[0].chunk * chunk + texts[0].latency_s if texts else None
     except Exception as exc:   # counted and reported as a failed stream
         out["error"] = str(exc)
 
 
-def _compute_ns(url: str) -> int:
+def _execution_stats(url: str) -> tuple[int, int, int]:
+    """(compute ns, executions, requests) of the streaming model so far. Compute time is summed
+    over executions (batch_stats): per-request compute_infer counts a batch once per request."""
     import tritonclient.grpc as grpcclient
 
     with grpcclient.InferenceServerClient(url) as client:
         stats = client.get_inference_statistics(spec.STREAMING_MODEL, as_json=True)
     model = stats["model_stats"][0]
-    return int(model["inference_stats"].get("compute_infer", {}).get("ns", 0))
+    batches = model.get("batch_stats", [])
+    compute = sum(int(b.get("compute_infer", {}).get("ns", 0)) for b in batches)
+    executions = sum(int(b.get("compute_infer", {}).get("count", 0)) for b in batches)
+    requests = int(model["inference_stats"].get("success", {}).get("count", 0))
+    return compute, executions, requests
 
 
 def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: float, log: Path) -> list[dict]:
@@ -138,7 +147,7 @@ def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: fl
         for n in levels:
             outs = [dict() for _ in range(n)]
             audio = [clips[i % len(clips)] for i in range(n)]
-            before = _compute_ns(server.grpc_url)
+            before = _execution_stats(server.grpc_url)
             started = time.perf_counter()
             threads = [threading.Thread(target=_stream_worker, args=(server.grpc_url, a, chunk, o))
                        for a, o in zip(audio, outs)]
@@ -147,7 +156,9 @@ def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: fl
             for t in threads:
                 t.join(300)
             wall = time.perf_counter() - started
-            compute_s = (_compute_ns(server.grpc_url) - before) / 1e9
+            after = _execution_stats(server.grpc_url)
+            compute_s = (after[0] - before[0]) / 1e9
+            executions, requests = after[1] - before[1], after[2] - before[2]
             ok = [o for o in outs if "error" not in o]
             latencies = [x for o in ok for x in o["latencies"]]
             seconds = sum(a.size for a in audio) / spec.SAMPLE_RATE
@@ -155,10 +166,13 @@ def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: fl
                    "chunk_p50_ms": round(1000 * float(np.percentile(latencies, 50)), 1),
                    "chunk_p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1),
                    "first_response_ms": round(1000 * statistics.median(o["first"] for o in ok), 1),
+                   "first_text_ms": round(1000 * statistics.median(
+                       [o["first_text_s"] for o in ok if o["first_text_s"] is not None] or [0.0]), 1),
                    "final_ms": round(1000 * statistics.median(o["final"] for o in ok), 1),
                    "first_text_audio_s": statistics.median(
                        [o["first_text_audio_s"] for o in ok if o["first_text_audio_s"] is not None] or [0.0]),
                    "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),
+                   "chunks_per_execution": round(requests / max(executions, 1), 2),
                    "errors": sorted({o["error"] for o in outs if "error" in o})[:3]}
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -177,11 +191,11 @@ def markdown(report: dict) -> str:
                      f"{r['identical']}/{r['utterances']} | {100 * r['wer_vs_truth']:.1f}% "
                      f"({100 * r['offline_wer_vs_truth']:.1f}%) | {r['inprocess_rtf']:.3f} |")
     lines += ["", "## Concurrent streams (served, real-time pacing)", "",
-              "| streams | chunk p50 (ms) | chunk p99 (ms) | first response (ms) | final (ms) | RTF | failed |",
-              "|---|---|---|---|---|---|---|"]
+              "| streams | chunk p50 (ms) | chunk p99 (ms) | first text (ms) | final (ms) | RTF | chunks/execution | failed |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in report["load"]:
-        lines.append(f"| {r['streams']} | {r['chunk_p50_ms']} | {r['chunk_p99_ms']} | {r['first_response_ms']} | "
-                     f"{r['final_ms']} | {r['rtf']:.3f} | {r['failed']} |")
+        lines.append(f"| {r['streams']} | {r['chunk_p50_ms']} | {r['chunk_p99_ms']} | {r['first_text_ms']} | "
+                     f"{r['final_ms']} | {r['rtf']:.3f} | {r['chunks_per_execution']} | {r['failed']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -193,15 +207,16 @@ def tables(report: dict, folder: Path) -> None:
                      f"{r['identical']}/{r['utterances']}",
                      f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)"]
                     for r in report["quality"]]
-    load_rows = [[r["streams"], f"{r['chunk_p50_ms']} ms", f"{r['chunk_p99_ms']} ms", f"{r['first_response_ms']} ms",
-                  f"{r['final_ms']} ms", f"{r['rtf']:.3f}", f"{r['failed']}/{r['streams']}"] for r in report["load"]]
+    load_rows = [[r["streams"], f"{r['chunk_p50_ms']} ms", f"{r['chunk_p99_ms']} ms", f"{r['first_text_ms']} ms",
+                  f"{r['final_ms']} ms", f"{r['rtf']:.3f}", f"{r['chunks_per_execution']:.2f}",
+                  f"{r['failed']}/{r['streams']}"] for r in report["load"]]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "streaming-quality.json").write_text(json.dumps({**common, "columns": [
         "set", "setting", "final from", "WER vs offline", "CER vs offline", "identical",
         "WER vs truth (offline's)"], "rows": quality_rows}, indent=1) + "\n")
     (folder / "streaming-load.json").write_text(json.dumps({**common, "columns": [
-        "streams", "chunk latency p50", "chunk latency p99", "first response", "final (after END)",
-        "RTF (compute / audio)", "failed"], "rows": load_rows}, indent=1) + "\n")
+        "streams", "chunk latency p50", "chunk latency p99", "first text (from stream start)",
+        "final (after END)", "RTF (compute / audio)", "chunks per execution", "failed"], "rows": load_rows}, indent=1) + "\n")
 
 
 def plot(report: dict, path: Path) -> None:
@@ -215,7 +230,7 @@ def plot(report: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     left.plot(n, [r["chunk_p50_ms"] for r in rows], "o-", label="chunk p50")
     left.plot(n, [r["chunk_p99_ms"] for r in rows], "o-", label="chunk p99")
-    left.plot(n, [r["first_response_ms"] for r in rows], "s--", label="first response")
+    left.plot(n, [r["first_text_ms"] for r in rows], "s--", label="first text (from start)")
     left.plot(n, [r["final_ms"] for r in rows], "^--", label="final after END")
     left.axhline(1000 * report["chunk_seconds"], color="grey", lw=0.8, ls=":", label="chunk length")
     left.set_xscale("log", base=2)

@@ -53,3 +53,7 @@ endif
 	    --served $(NARROW)-$(BENCH_THROUGHPUT)=build/repos/$(NARROW)-$(BENCH_THROUGHPUT) \
 	    --served $(NARROW)-$(BENCH_THROUGHPUT)-throughput=build/repos/$(NARROW)-$(BENCH_THROUGHPUT)-throughput) \
 	  --real-concurrency 1:16:5 --clips-concurrency 1:4:3 --request-count 12 $(BENCH_ARGS)
+
+.PHONY: bench-streaming
+bench-streaming: venv  ## streaming_asr: final vs offline (in process) + latency/RTF vs 1-16 concurrent streams
+	$(PY) -m benchmarks.streaming --model reference $(BENCH_ARGS)
