@@ -14,7 +14,8 @@ Load (served): N concurrent streams (one gRPC stream each, chunks sent at real-t
 real utterances; per-chunk latency (chunk sent -> its response) p50/p99, the time from a stream's
 start to its first non-empty partial, the final's latency after the last chunk, and the real-time
 factor: the streaming model's execution time (Triton batch statistics) per second of audio
-streamed (above 1 the one model instance cannot keep up and latencies grow).
+streamed, and how busy the one model instance was (execution time / wall time of the level: near
+1 it is saturated, cannot keep up, and latencies grow).
 
     python -m benchmarks.streaming [--model reference] [--levels 1,2,4,8,16] [--utterances 12]
 """
@@ -172,6 +173,7 @@ def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: fl
                    "first_text_audio_s": statistics.median(
                        [o["first_text_audio_s"] for o in ok if o["first_text_audio_s"] is not None] or [0.0]),
                    "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),
+                   "busy": round(compute_s / wall, 2),
                    "chunks_per_execution": round(requests / max(executions, 1), 2),
                    "errors": sorted({o["error"] for o in outs if "error" in o})[:3]}
             print(json.dumps(row), flush=True)
@@ -191,11 +193,11 @@ def markdown(report: dict) -> str:
                      f"{r['identical']}/{r['utterances']} | {100 * r['wer_vs_truth']:.1f}% "
                      f"({100 * r['offline_wer_vs_truth']:.1f}%) | {r['inprocess_rtf']:.3f} |")
     lines += ["", "## Concurrent streams (served, real-time pacing)", "",
-              "| streams | chunk p50 (ms) | chunk p99 (ms) | first text (ms) | final (ms) | RTF | chunks/execution | failed |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| streams | chunk p50 (ms) | chunk p99 (ms) | first text (ms) | final (ms) | RTF | busy | chunks/execution | failed |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in report["load"]:
         lines.append(f"| {r['streams']} | {r['chunk_p50_ms']} | {r['chunk_p99_ms']} | {r['first_text_ms']} | "
-                     f"{r['final_ms']} | {r['rtf']:.3f} | {r['chunks_per_execution']} | {r['failed']} |")
+                     f"{r['final_ms']} | {r['rtf']:.3f} | {r['busy']:.2f} | {r['chunks_per_execution']} | {r['failed']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +210,7 @@ def tables(report: dict, folder: Path) -> None:
                      f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)"]
                     for r in report["quality"]]
     load_rows = [[r["streams"], f"{r['chunk_p50_ms']} ms", f"{r['chunk_p99_ms']} ms", f"{r['first_text_ms']} ms",
-                  f"{r['final_ms']} ms", f"{r['rtf']:.3f}", f"{r['chunks_per_execution']:.2f}",
+                  f"{r['final_ms']} ms", f"{r['rtf']:.3f}", f"{r['busy']:.2f}", f"{r['chunks_per_execution']:.2f}",
                   f"{r['failed']}/{r['streams']}"] for r in report["load"]]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "streaming-quality.json").write_text(json.dumps({**common, "columns": [
@@ -216,7 +218,8 @@ def tables(report: dict, folder: Path) -> None:
         "WER vs truth (offline's)"], "rows": quality_rows}, indent=1) + "\n")
     (folder / "streaming-load.json").write_text(json.dumps({**common, "columns": [
         "streams", "chunk latency p50", "chunk latency p99", "first text (from stream start)",
-        "final (after END)", "RTF (compute / audio)", "chunks per execution", "failed"], "rows": load_rows}, indent=1) + "\n")
+        "final (after END)", "RTF (compute / audio)", "instance busy", "chunks per execution", "failed"],
+        "rows": load_rows}, indent=1) + "\n")
 
 
 def plot(report: dict, path: Path) -> None:
@@ -238,11 +241,12 @@ def plot(report: dict, path: Path) -> None:
     left.set_xlabel("concurrent streams")
     left.set_ylabel("latency (ms)")
     left.legend(fontsize=7)
-    right.plot(n, [r["rtf"] for r in rows], "o-")
-    right.axhline(1.0 / max(n), color="grey", lw=0.8, ls=":")
+    right.plot(n, [r["rtf"] for r in rows], "o-", label="RTF: compute s per audio s")
+    right.plot(n, [r["busy"] for r in rows], "s--", label="instance busy: compute s per wall s")
+    right.axhline(1.0, color="grey", lw=0.8, ls=":")
     right.set_xscale("log", base=2)
     right.set_xlabel("concurrent streams")
-    right.set_ylabel("compute s per audio s (RTF)")
+    right.legend(fontsize=7)
     fig.suptitle(f"streaming_asr, {report['model']}, {report['chunk_seconds']:g} s chunks, "
                  f"{report['machine']} (shared), {report['date'][:10]}", fontsize=8)
     fig.tight_layout()

@@ -224,7 +224,9 @@ class ChunkedRecognizer:
                     state.logits.append(logits[state.emitted - first: until - first])
                     state.emitted = until
             self._trim(state)
-            decoded = self.decoder.decode_full(self.emitted_logits(state), state.hotwords)
+            logits = self.emitted_logits(state)
+            # no frames yet (the first chunk waits for its look-ahead): nothing to decode
+            decoded = self.decoder.decode_full(logits, state.hotwords) if logits.shape[0] else Decoded("")
             state.text = decoded.text
             results[i] = StreamResult(decoded.text, end, decoded, state.emitted * STRIDE / spec.SAMPLE_RATE)
         return results
