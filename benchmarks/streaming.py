@@ -74,10 +74,11 @@ def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
 def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
     from w2v_triton.pipeline import ReferencePipeline
     from w2v_triton.repository import model_parameters
-    from w2v_triton.streaming import build_recognizer
+    from w2v_triton.streaming import build_recognizer, version_dir
 
     pipeline = ReferencePipeline(repository)
-    recognizer = build_recognizer(model_parameters(repository, spec.STREAMING_MODEL), repository, warmup=False)
+    recognizer = build_recognizer(model_parameters(repository, spec.STREAMING_MODEL), version_dir(repository),
+                                   warmup=False)
     base = recognizer.config
     rows = []
     for name, items in sets.items():

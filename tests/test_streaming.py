@@ -18,7 +18,7 @@ from w2v_triton.preprocessing import InvalidAudio
 from w2v_triton.repository import model_parameters
 from w2v_triton.streaming import (ChunkedRecognizer, ChunkRequest, StreamError, StreamingConfig,
                                   StreamingConfigError, StreamRegistry, StreamState, build_recognizer,
-                                  split_parameters)
+                                  split_parameters, version_dir)
 
 STRIDE = spec.FRAME_STRIDE_SAMPLES
 SR = spec.SAMPLE_RATE
@@ -53,7 +53,8 @@ def local_recognizer(**config) -> ChunkedRecognizer:
 
 @pytest.fixture(scope="module")
 def tiny_recognizer(tiny_repository) -> ChunkedRecognizer:
-    return build_recognizer(model_parameters(tiny_repository, spec.STREAMING_MODEL), tiny_repository, warmup=False)
+    return build_recognizer(model_parameters(tiny_repository, spec.STREAMING_MODEL), version_dir(tiny_repository),
+                             warmup=False)
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +262,19 @@ def test_beam_decoder_with_hotwords_gives_the_offline_beam_result(tiny_recognize
     assert results[-1].is_final
     assert results[-1].text == beam.decode(offline, ["KUBERNETES", "TRITON"])
     assert all(isinstance(r.text, str) for r in results)
+
+
+def test_streaming_model_folder_is_self_contained(tmp_path, tiny_repository, tiny_pipeline, rng):
+    """Triton fetches each model folder on its own from cloud storage: streaming_asr must work
+    from a copy of its own folder alone (its acoustic and decoder files are linked into it)."""
+    import shutil
+
+    alone = tmp_path / "only" / spec.STREAMING_MODEL
+    shutil.copytree(tiny_repository / spec.STREAMING_MODEL, alone)
+    recognizer = build_recognizer(model_parameters(tmp_path / "only", spec.STREAMING_MODEL), alone / "1",
+                                  warmup=False)
+    audio = (0.1 * rng.standard_normal(int(1.7 * SR))).astype(np.float32)
+    assert recognizer.recognize(audio, 0.5)[-1].text == tiny_pipeline.transcribe(audio)
+    linked = version_dir(tiny_repository) / "acoustic" / "model.onnx"
+    original = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
+    assert linked.stat().st_ino == original.stat().st_ino     # a hard link, not a second copy

@@ -15,7 +15,7 @@ import pytest
 from client import ClientError, TranscriptionClient
 from w2v_triton import spec
 from w2v_triton.repository import model_parameters
-from w2v_triton.streaming import build_recognizer
+from w2v_triton.streaming import build_recognizer, version_dir
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def server(stream_repository, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recognizer(stream_repository):
-    return build_recognizer(model_parameters(stream_repository, spec.STREAMING_MODEL), stream_repository,
+    return build_recognizer(model_parameters(stream_repository, spec.STREAMING_MODEL), version_dir(stream_repository),
                             warmup=False)
 
 

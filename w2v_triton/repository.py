@@ -8,6 +8,7 @@ with exactly the settings the server runs with.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,7 +19,7 @@ from w2v_triton.acoustic import (DEVICES, ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_
                                  AcousticSettings, batch_coupled)
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
 from w2v_triton.long_audio import LongAudioConfig
-from w2v_triton.streaming import DECODER_PREFIX, StreamingConfig
+from w2v_triton.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, StreamingConfig
 
 TEMPLATE_ROOT = REPO_ROOT / "model_repository"
 # streaming_asr: chunks in, partials out (docs/streaming.md); it runs the acoustic model's file and
@@ -165,9 +166,40 @@ def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
     info.vocabulary.save_to_dir(output / spec.DECODER_MODEL)
     for lm_file in lm_files:
         shutil.copy2(lm_file, output / spec.DECODER_MODEL / Path(lm_file).name)
+    link_streaming_files(output, options)
     (output / BUILD_INFO).write_text(json.dumps(
         {"checkpoint": str(info.path), "onnx": str(onnx_path), "options": asdict(options)}, indent=2))
     return output
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (no second copy on disk), or a copy across file systems."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def link_streaming_files(output: Path, options: RepositoryOptions) -> None:
+    """Give streaming_asr its own copies (hard links) of the acoustic model's file(s) and the
+    decoder's files: Triton fetches each model folder on its own from cloud storage (gs://), so
+    a model cannot read its neighbours' folders."""
+    version = output / spec.STREAMING_MODEL / "1"
+    acoustic, decoder = version / ACOUSTIC_FILES, version / DECODER_FILES
+    for folder in (acoustic, decoder):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    model_file = options.acoustic_settings().model_file
+    source = output / spec.ACOUSTIC_MODEL / "1" / model_file
+    if source.is_dir():
+        shutil.copytree(source, acoustic / model_file, copy_function=lambda a, b: _link_or_copy(Path(a), Path(b)))
+    else:
+        for path in source.parent.glob(model_file + "*"):    # model.onnx and any external data
+            _link_or_copy(path, acoustic / path.name)
+    for path in (output / spec.DECODER_MODEL).iterdir():
+        if path.is_file() and path.name != "config.pbtxt":
+            _link_or_copy(path, decoder / path.name)
 
 
 def copy_checkpoint_weights(checkpoint: Path, target: Path) -> None:

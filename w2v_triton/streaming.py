@@ -345,23 +345,36 @@ def split_parameters(parameters: dict[str, str]) -> tuple[dict[str, str], dict[s
     return acoustic, decoder, streaming, do_normalize
 
 
-def build_recognizer(parameters: dict[str, str], repository, device_id: int = 0,
+ACOUSTIC_FILES = "acoustic"     # in the streaming model's version folder: the acoustic model's file(s)
+DECODER_FILES = "decoder"       # ... and the decoder's (vocabulary, LM, unigrams)
+
+
+def version_dir(repository) -> "Path":
+    """The streaming model's version folder in a rendered repository (where its files are)."""
+    from pathlib import Path
+
+    return Path(repository) / spec.STREAMING_MODEL / "1"
+
+
+def build_recognizer(parameters: dict[str, str], files_dir, device_id: int = 0,
                      warmup: bool | None = None) -> ChunkedRecognizer:
-    """A recognizer over the repository's acoustic model file and decoder files (vocabulary, LM),
-    configured by the streaming model's parameters (the server and the in-process tests)."""
+    """A recognizer over the acoustic model and decoder files in `files_dir` (the streaming
+    model's version folder: the builder links the offline models' files there, because Triton
+    may fetch each model folder on its own, e.g. from gs://), configured by the streaming model's
+    parameters (the server and the in-process tests)."""
     from pathlib import Path
 
     from w2v_triton.acoustic import AcousticSettings
     from w2v_triton.ctc_decoding import DecoderConfig
     from w2v_triton.vocabulary import Vocabulary
 
-    repository = Path(repository)
+    files_dir = Path(files_dir)
     acoustic_params, decoder_params, stream_params, do_normalize = split_parameters(parameters)
     settings = AcousticSettings.from_parameters(acoustic_params)
-    acoustic = AcousticModel.from_settings(repository / spec.ACOUSTIC_MODEL / "1", settings, device_id)
+    acoustic = AcousticModel.from_settings(files_dir / ACOUSTIC_FILES, settings, device_id)
     if settings.warmup if warmup is None else warmup:
         acoustic.warmup()
-    decoder_dir = repository / spec.DECODER_MODEL
+    decoder_dir = files_dir / DECODER_FILES
     decoder = CTCDecoder(Vocabulary.load_from_dir(decoder_dir),
                          DecoderConfig.from_parameters(decoder_params, base_dir=decoder_dir))
     return ChunkedRecognizer(acoustic, decoder, do_normalize, StreamingConfig.from_parameters(stream_params))

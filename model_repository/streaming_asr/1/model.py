@@ -23,8 +23,8 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config["parameters"].items()}
-        repository = Path(args["model_repository"]).parent
-        recognizer = build_recognizer(params, repository, int(args.get("model_instance_device_id") or 0))
+        files = Path(args["model_repository"]) / args["model_version"]   # acoustic/ and decoder/ files
+        recognizer = build_recognizer(params, files, int(args.get("model_instance_device_id") or 0))
         self.registry = StreamRegistry(recognizer)
         pb_utils.Logger.log_info(f"streaming model ready: {recognizer.config}")
 
