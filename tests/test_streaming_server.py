@@ -152,7 +152,8 @@ def test_stream_cli_prints_partials_then_final(server, tmp_path):
     path = tmp_path / "clip.wav"
     soundfile.write(path, audio, SR, subtype="FLOAT")
     run = subprocess.run([sys.executable, "-m", "client", "--stream", "--url", server.grpc_url,
-                          "--chunk-seconds", "0.4", str(path)], capture_output=True, text=True, timeout=60)
+                          "--chunk-seconds", "0.4", "--realtime", str(path)],
+                         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     lines = [line.split("\t") for line in run.stdout.splitlines()]
     assert [kind for _, kind, _ in lines] == ["partial"] * (len(lines) - 1) + ["final"]
