@@ -147,7 +147,7 @@ def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: fl
         warm: dict = {}
         _stream_worker(server.grpc_url, clips[0][: 2 * spec.SAMPLE_RATE], chunk, warm)
         for n in levels:
-            outs = [dict() for _ in range(n)]
+            outs: list[dict] = [{} for _ in range(n)]
             audio = [clips[i % len(clips)] for i in range(n)]
             before = _execution_stats(server.grpc_url)
             started = time.perf_counter()
@@ -184,8 +184,8 @@ def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: fl
 
 def markdown(report: dict) -> str:
     lines = [f"# Streaming recognition ({report['model']}, {report['chunk_seconds']:g} s chunks)", "",
-             f"{report['machine']} (2 cores, shared with other jobs while measured), {report['date']}. "
-             f"Command: `{report['command']}`", "", "## Final vs offline (in process)", "",
+             (f"{report['machine']} (2 cores, shared with other jobs while measured), {report['date']}. "
+              f"Command: `{report['command']}`"), "", "## Final vs offline (in process)", "",
              "| set | setting | final | WER vs offline | CER vs offline | identical | WER vs truth (offline) | RTF |",
              "|---|---|---|---|---|---|---|---|"]
     for r in report["quality"]:

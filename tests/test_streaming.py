@@ -3,8 +3,6 @@ stand-in model, final == offline on the tiny repository, bounded state, idle evi
 isolated to their stream, streams that do not mix."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from google.protobuf import text_format

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -349,21 +350,17 @@ ACOUSTIC_FILES = "acoustic"     # in the streaming model's version folder: the a
 DECODER_FILES = "decoder"       # ... and the decoder's (vocabulary, LM, unigrams)
 
 
-def version_dir(repository) -> "Path":
+def version_dir(repository: str | Path) -> Path:
     """The streaming model's version folder in a rendered repository (where its files are)."""
-    from pathlib import Path
-
     return Path(repository) / spec.STREAMING_MODEL / "1"
 
 
-def build_recognizer(parameters: dict[str, str], files_dir, device_id: int = 0,
+def build_recognizer(parameters: dict[str, str], files_dir: str | Path, device_id: int = 0,
                      warmup: bool | None = None) -> ChunkedRecognizer:
     """A recognizer over the acoustic model and decoder files in `files_dir` (the streaming
     model's version folder: the builder links the offline models' files there, because Triton
     may fetch each model folder on its own, e.g. from gs://), configured by the streaming model's
     parameters (the server and the in-process tests)."""
-    from pathlib import Path
-
     from w2v_triton.acoustic import AcousticSettings
     from w2v_triton.ctc_decoding import DecoderConfig
     from w2v_triton.vocabulary import Vocabulary
