@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--beta", type=float, default=None, help="word bonus (default 1.0, or the tuned value)")
     parser.add_argument("--hotword-weight", type=float, default=float(DECODER_DEFAULTS["hotword_weight"]),
                         help="score bonus of request HOTWORDS in beam search (default %(default)s)")
+    parser.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE",
+                        help="a streaming_asr setting (w2v_triton.streaming.StreamingConfig), e.g. "
+                             "idle_seconds=30, left_context_seconds=4; repeatable")
     return parser.parse_args(argv)
 
 
@@ -135,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             decoder_instances=args.decoder_instances,
             intra_op_threads=args.intra_op_threads, device=args.device, runtime=args.runtime,
             torch_dtype=args.torch_dtype, warmup=args.warmup, max_audio_seconds=args.max_audio_seconds,
-            decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name))
+            decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name),
+            streaming=dict(item.split("=", 1) for item in args.stream if "=" in item))
+        if any("=" not in item for item in args.stream):
+            raise ValueError(f"--stream takes KEY=VALUE, got {args.stream}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,12 +8,23 @@
 
 Hotwords are boosted by the beam-search decoder (a server built with `--decoder-mode beam`);
 the greedy decoder ignores them. Word timestamps come from every decoder.
+
+Streaming (gRPC only; the `streaming_asr` model, docs/streaming.md): partial transcripts while
+the audio is sent in chunks, then the final one:
+
+    with TranscriptionClient("127.0.0.1:8001", "grpc") as asr:
+        for update in asr.stream(audio, chunk_seconds=0.5, realtime=True):
+            print("final" if update.is_final else "partial", update.text)
 """
 from __future__ import annotations
 
 import json
+import queue
+import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -56,6 +67,19 @@ class Transcription:
     duration_s: float | None = None
 
 
+@dataclass
+class StreamUpdate:
+    """One response of a stream: the partial (or, when is_final, the final) transcript after
+    chunk `chunk` (0-based), `latency_s` after that chunk was sent; `audio_s` of audio sent."""
+
+    text: str
+    is_final: bool
+    chunk: int
+    latency_s: float
+    audio_s: float
+    words: list[dict] = field(default_factory=list)
+
+
 class TranscriptionClient:
     """A connection to a Triton server that serves the `asr` ensemble."""
 
@@ -76,17 +100,19 @@ class TranscriptionClient:
         self._rejection = InferenceServerException
         self._checked = False
 
-    def check_ready(self) -> None:
-        """Raise ServerUnreachable unless the server answers and the model is ready (once per client)."""
-        if self._checked:
+    def check_ready(self, model: str | None = None) -> None:
+        """Raise ServerUnreachable unless the server answers and `model` (default: the ensemble)
+        is ready; checked once per client for the ensemble."""
+        model = model or self.model
+        if self._checked and model == self.model:
             return
         try:
-            ready = self._client.is_model_ready(self.model)
+            ready = self._client.is_model_ready(model)
         except Exception as exc:  # connection refused, DNS, timeout: all mean "unreachable"
             raise self._unreachable(exc) from None
         if not ready:
-            raise ServerUnreachable(f"the server at {self.url} is up but model '{self.model}' is not ready")
-        self._checked = True
+            raise ServerUnreachable(f"the server at {self.url} is up but model '{model}' is not ready")
+        self._checked = self._checked or model == self.model
 
     def transcribe(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None = None) -> str:
         """Transcribe float32 mono 16 kHz samples, or an encoded file's bytes (decoded by the server)."""
@@ -141,6 +167,76 @@ class TranscriptionClient:
         return ServerUnreachable(f"cannot reach a Triton server at {self.url} over {self.protocol} "
                                  f"({type(exc).__name__}); is `make serve` running?")
 
+    def stream(self, audio: np.ndarray, chunk_seconds: float = 0.5, realtime: bool = False,
+               hotwords: list[str] | str | None = None, sequence_id: int | None = None,
+               model: str = spec.STREAMING_MODEL) -> Iterator[StreamUpdate]:
+        """Send float32 mono 16 kHz `audio` as one stream of `chunk_seconds` chunks over gRPC
+        bidirectional streaming and yield each chunk's update, the final one last. `realtime`
+        paces the chunks like a live source (chunk k is sent at k x chunk_seconds); otherwise
+        each chunk is sent when the previous chunk's update has arrived."""
+        if self.protocol != "grpc":
+            raise ClientError("streaming needs protocol 'grpc' (gRPC bidirectional streaming)")
+        self.check_ready(model)
+        audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        step = max(1, int(chunk_seconds * spec.SAMPLE_RATE))
+        starts = list(range(0, max(audio.size, 1), step))
+        sequence_id = sequence_id or random.getrandbits(62) + 1
+        updates: queue.Queue = queue.Queue()
+        self._client.start_stream(callback=lambda result, error: updates.put((result, error, time.perf_counter())),
+                                  stream_timeout=self.timeout)
+        sent: dict[int, float] = {}
+        received = 0
+        try:
+            began = time.perf_counter()
+            for k, start in enumerate(starts):
+                if realtime:
+                    time.sleep(max(0.0, began + k * chunk_seconds - time.perf_counter()))
+                chunk = audio[start: start + step].reshape(1, -1)
+                inputs = [self._module.InferInput(spec.AUDIO, list(chunk.shape), "FP32")]
+                inputs[0].set_data_from_numpy(chunk)
+                if k == 0 and hotwords is not None:
+                    joined = hotwords if isinstance(hotwords, str) else ",".join(hotwords)
+                    inputs.append(self._module.InferInput(spec.HOTWORDS, [1, 1], "BYTES"))
+                    inputs[1].set_data_from_numpy(np.array([[joined.encode("utf-8")]], dtype=np.object_))
+                sent[k] = time.perf_counter()
+                self._client.async_stream_infer(
+                    model, inputs, request_id=str(k), sequence_id=sequence_id, sequence_start=k == 0,
+                    sequence_end=k == len(starts) - 1,
+                    outputs=[self._module.InferRequestedOutput(n)
+                             for n in (spec.TRANSCRIPT, spec.IS_FINAL, spec.WORD_TIMESTAMPS)])
+                while received < k + 1 and (not realtime or not updates.empty() or k == len(starts) - 1):
+                    update = self._next_update(updates, sent, step, audio.size)
+                    received += 1
+                    yield update
+                    if update.is_final:
+                        return
+            while received < len(starts):
+                update = self._next_update(updates, sent, step, audio.size)
+                received += 1
+                yield update
+                if update.is_final:
+                    return
+        finally:
+            self._client.stop_stream()
+
+    def _next_update(self, updates: queue.Queue, sent: dict[int, float], step: int, samples: int) -> StreamUpdate:
+        try:
+            result, error, arrived = updates.get(timeout=self.timeout)
+        except queue.Empty:
+            raise ClientError(f"no streaming response within {self.timeout:g} s") from None
+        if error is not None:
+            message = getattr(error, "message", lambda: str(error))()
+            raise ClientError(f"server rejected the stream: {message}")
+        chunk = int(result.get_response().id)
+        words = json.loads(result.as_numpy(spec.WORD_TIMESTAMPS).reshape(-1)[0].decode("utf-8"))
+        return StreamUpdate(result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8"),
+                            bool(result.as_numpy(spec.IS_FINAL).reshape(-1)[0]), chunk,
+                            arrived - sent[chunk], min(samples, (chunk + 1) * step) / spec.SAMPLE_RATE, words)
+
+    def stream_file(self, path: str | Path, **kwargs) -> Iterator[StreamUpdate]:
+        """Stream any soundfile-readable file (see `stream`)."""
+        return self.stream(load_audio(path), **kwargs)
+
     def close(self) -> None:
         self._client.close()
 
@@ -163,5 +259,5 @@ def _is_refusal(exc) -> bool:
                                                 "StatusCode.OUT_OF_RANGE", "StatusCode.FAILED_PRECONDITION")
 
 
-__all__ = ["AudioError", "ClientError", "RequestRejected", "ServerUnreachable", "Transcription",
+__all__ = ["AudioError", "ClientError", "RequestRejected", "ServerUnreachable", "StreamUpdate", "Transcription",
            "TranscriptionClient", "read_file"]

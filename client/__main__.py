@@ -3,7 +3,11 @@
 Each line is `FILE<TAB>TRANSCRIPT`; with --timestamps a third column holds the words as JSON
 ([{"word", "start_s", "end_s"}, ...]). --hotwords "NAME,OTHER NAME" boosts those words in a beam-search
 decoder (ignored by a greedy one). --send-file sends each file's bytes as they are (the AUDIO_FILE
-input: the server decodes WAV/FLAC/OGG/MP3) instead of decoding here and sending float32 samples."""
+input: the server decodes WAV/FLAC/OGG/MP3) instead of decoding here and sending float32 samples.
+
+--stream sends each file as a stream of --chunk-seconds chunks to the `streaming_asr` model over
+gRPC (--protocol is then grpc) and prints `FILE<TAB>partial<TAB>TEXT` lines as they arrive, then
+`FILE<TAB>final<TAB>TEXT`; --realtime paces the chunks like a live source."""
 from __future__ import annotations
 
 import argparse
@@ -24,14 +28,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timestamps", action="store_true", help="add the words' times as a JSON column")
     parser.add_argument("--send-file", action="store_true",
                         help="send each file's bytes for the server to decode (default: decode here, send float32)")
+    parser.add_argument("--stream", action="store_true", help="stream in chunks over gRPC: partials, then the final")
+    parser.add_argument("--chunk-seconds", type=float, default=0.5, help="stream chunk length (default 0.5)")
+    parser.add_argument("--realtime", action="store_true", help="stream at the audio's own pace")
     args = parser.parse_args(argv)
+    if args.stream:
+        args.protocol = "grpc"
     url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
     failures = 0
     with TranscriptionClient(url, args.protocol, args.timeout) as asr:
         for path in args.files:
             try:
-                audio = read_file(path) if args.send_file else load_audio(path)
-                if args.timestamps:
+                audio = read_file(path) if args.send_file and not args.stream else load_audio(path)
+                if args.stream:
+                    for update in asr.stream(audio, args.chunk_seconds, args.realtime, args.hotwords):
+                        kind = "final" if update.is_final else "partial"
+                        extra = f"\t{json.dumps(update.words)}" if args.timestamps and update.is_final else ""
+                        print(f"{path}\t{kind}\t{update.text}{extra}", flush=True)
+                elif args.timestamps:
                     result = asr.transcribe_full(audio, args.hotwords)
                     print(f"{path}\t{result.text}\t{json.dumps(result.words)}", flush=True)
                 else:

@@ -67,13 +67,13 @@ BENCH_LM_REPOS = build/repos/bench-lm
 .PHONY: bench-lm
 bench-lm: venv lm  ## beam+LM backends on the same logits, then served greedy/beam/beam+LM (same run)
 	mkdir -p build/lm-arpa && ln -sf ../lm/lm.arpa build/lm-arpa/lm.arpa && ln -sf ../lm/unigrams.txt build/lm-arpa/unigrams.txt
-	$(PY) builders/repository.py --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-greedy
-	$(PY) builders/repository.py --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-beam --decoder-mode beam
-	$(PY) builders/repository.py --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-pyctcdecode-arpa \
+	$(PY) -m builders.repository --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-greedy
+	$(PY) -m builders.repository --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-beam --decoder-mode beam
+	$(PY) -m builders.repository --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-pyctcdecode-arpa \
 	  --decoder-mode beam --lm-dir build/lm-arpa --decoder-backend pyctcdecode
-	$(PY) builders/repository.py --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-flashlight \
+	$(PY) -m builders.repository --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-flashlight \
 	  --decoder-mode beam --lm-dir build/lm --decoder-backend flashlight
-	$(PY) builders/tune_lm.py --repo $(BENCH_LM_REPOS)-flashlight --dev $(BENCH_LM_DEV) --quiet \
+	$(PY) -m builders.tune_lm --repo $(BENCH_LM_REPOS)-flashlight --dev $(BENCH_LM_DEV) --quiet \
 	  --logits-cache build/logits/bench-lm-flashlight-dev.npz
 	$(PY) -m benchmarks.decoders --repo $(BENCH_LM_REPOS)-flashlight --lm-dir build/lm \
 	  --dev $(BENCH_LM_DEV) --test $(BENCH_LM_TEST) --title decoders-$$(basename $(BENCH_LM_MODEL))
@@ -82,3 +82,7 @@ bench-lm: venv lm  ## beam+LM backends on the same logits, then served greedy/be
 	  --served lm-pyctcdecode-arpa=$(BENCH_LM_REPOS)-pyctcdecode-arpa \
 	  --served lm-flashlight-bin=$(BENCH_LM_REPOS)-flashlight \
 	  --real-concurrency 1:16:5 --request-count 12 $(BENCH_ARGS)
+
+.PHONY: bench-streaming
+bench-streaming: venv  ## streaming_asr: final vs offline (in process) + latency/RTF vs 1-16 concurrent streams
+	$(PY) -m benchmarks.streaming --model reference $(BENCH_ARGS)

@@ -19,10 +19,11 @@ class InvalidAudio(ValueError):
     """Audio the acoustic model cannot take; the message is shown to the caller."""
 
 
-def validate(audio: np.ndarray, max_seconds: float | None = None) -> np.ndarray:
+def validate(audio: np.ndarray, max_seconds: float | None = None, min_samples: int = MIN_SAMPLES) -> np.ndarray:
     """Return `audio` as 1-D float32 or raise InvalidAudio with a message a user can act on.
 
     `max_seconds` (the server's `max_audio_seconds`) bounds the length; None: no bound.
+    `min_samples` 0 accepts any length, empty too (a chunk of a stream, w2v_triton.streaming).
     """
     audio = np.asarray(audio)
     if audio.dtype != np.float32:
@@ -31,12 +32,12 @@ def validate(audio: np.ndarray, max_seconds: float | None = None) -> np.ndarray:
         audio = audio[0]
     if audio.ndim != 1:
         raise InvalidAudio(f"audio must be one mono channel, got shape {list(audio.shape)}")
-    if audio.size == 0:
+    if audio.size == 0 and min_samples > 0:
         raise InvalidAudio("audio is empty")
-    if audio.size < MIN_SAMPLES:
+    if audio.size < min_samples:
         raise InvalidAudio(
-            f"audio too short: {audio.size} samples, need at least {MIN_SAMPLES} "
-            f"({MIN_SAMPLES / 16:.0f} ms at 16 kHz)"
+            f"audio too short: {audio.size} samples, need at least {min_samples} "
+            f"({min_samples / 16:.0f} ms at 16 kHz)"
         )
     if max_seconds is not None and audio.size > max_seconds * SAMPLE_RATE:
         raise InvalidAudio(f"audio too long ({audio.size / SAMPLE_RATE:.1f} s; the limit is {max_seconds:g} s)")

@@ -8,6 +8,7 @@ with exactly the settings the server runs with.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,9 +21,13 @@ from w2v_triton.batch_coupling import batch_coupled
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
 from w2v_triton.long_audio import LongAudioConfig
 from w2v_triton.preprocessing import PreprocessorSettings
+from w2v_triton.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, StreamingConfig
 
 TEMPLATE_ROOT = REPO_ROOT / "model_repository"
-MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec.ENSEMBLE_MODEL)
+# streaming_asr: chunks in, partials out (docs/streaming.md); it runs the acoustic model's file and
+# the decoder's files with their settings, in its own process
+MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec.ENSEMBLE_MODEL,
+          spec.STREAMING_MODEL)
 # python: the acoustic model in a python-backend model (AcousticModel: long-audio windowing, length
 # buckets, exact int8 batches, onnxruntime or torch, CPU or GPU): the default everywhere, NGC too.
 # onnxruntime_onnx: Triton's native onnxruntime backend (NGC container only), an explicit opt-in
@@ -56,6 +61,7 @@ class RepositoryOptions:
     warmup: bool = True                # run requests before the acoustic model reports ready
     max_audio_seconds: float = spec.MAX_AUDIO_SECONDS   # longest accepted audio (samples or a file)
     decoder: dict = field(default_factory=lambda: dict(DECODER_DEFAULTS))
+    streaming: dict = field(default_factory=dict)   # StreamingConfig field -> value overrides
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -64,6 +70,10 @@ class RepositoryOptions:
             raise ValueError(f"device {self.device!r} / runtime {self.runtime!r}: expected {DEVICES} / {RUNTIMES}")
         if self.platform == "onnxruntime_onnx" and self.runtime != "onnxruntime":
             raise ValueError("runtime torch needs platform python (the native backend runs ONNX only)")
+        self.streaming_config()   # an invalid streaming setting fails the build, not the server
+
+    def streaming_config(self) -> StreamingConfig:
+        return StreamingConfig.from_parameters({f"stream_{k}": str(v) for k, v in self.streaming.items()})
 
     @property
     def instance_kind(self) -> str:
@@ -98,6 +108,7 @@ def max_audio_seconds(options: RepositoryOptions) -> float:
 def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str, str]:
     names = {k: v for k, v in vars(spec).items() if k.isupper() and isinstance(v, str)}
     decoder = {**DECODER_DEFAULTS, **options.decoder}
+    stream = options.streaming_config()
     return {
         **names,
         "MAX_BATCH_SIZE": str(options.max_batch_size),
@@ -110,6 +121,7 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "ACOUSTIC_PARAMETERS": parameters_block(options.acoustic_settings().to_parameters()),
         "ONNX_FILE": ONNX_FILE,
         "VOCAB_SIZE": str(info.vocabulary.size),
+        "DO_NORMALIZE": "true" if info.do_normalize else "false",   # streaming_asr normalises itself
         "PREPROCESSOR_PARAMETERS": parameters_block(PreprocessorSettings(
             do_normalize=info.do_normalize, max_audio_seconds=max_audio_seconds(options)).to_parameters()),
         "DECODER_MODE": decoder["mode"],
@@ -122,6 +134,10 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "DECODER_BACKEND": decoder["backend"],
         "BEAM_PRUNE_LOGP": str(decoder["beam_prune_logp"]),
         "TOKEN_MIN_LOGP": str(decoder["token_min_logp"]),
+        "STREAM_DECODER_PARAMETERS": parameters_block({DECODER_PREFIX + k: str(v) for k, v in decoder.items()}),
+        "STREAM_PARAMETERS": parameters_block(stream.to_parameters()),
+        "STREAM_IDLE_US": str(int(stream.idle_seconds * 1_000_000)),
+        "STREAM_MAX_STREAMS": str(stream.max_streams),
     }
 
 
@@ -166,9 +182,40 @@ def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
     info.vocabulary.save_to_dir(output / spec.DECODER_MODEL)
     for lm_file in lm_files:
         shutil.copy2(lm_file, output / spec.DECODER_MODEL / Path(lm_file).name)
+    link_streaming_files(output, options)
     (output / BUILD_INFO).write_text(json.dumps(
         {"checkpoint": str(info.path), "onnx": str(onnx_path), "options": asdict(options)}, indent=2))
     return output
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (no second copy on disk), or a copy across file systems."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def link_streaming_files(output: Path, options: RepositoryOptions) -> None:
+    """Give streaming_asr its own copies (hard links) of the acoustic model's file(s) and the
+    decoder's files: Triton fetches each model folder on its own from cloud storage (gs://), so
+    a model cannot read its neighbours' folders."""
+    version = output / spec.STREAMING_MODEL / "1"
+    acoustic, decoder = version / ACOUSTIC_FILES, version / DECODER_FILES
+    for folder in (acoustic, decoder):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    model_file = options.acoustic_settings().model_file
+    source = output / spec.ACOUSTIC_MODEL / "1" / model_file
+    if source.is_dir():
+        shutil.copytree(source, acoustic / model_file, copy_function=lambda a, b: _link_or_copy(Path(a), Path(b)))
+    else:
+        for path in source.parent.glob(model_file + "*"):    # model.onnx and any external data
+            _link_or_copy(path, acoustic / path.name)
+    for path in (output / spec.DECODER_MODEL).iterdir():
+        if path.is_file() and path.name != "config.pbtxt":
+            _link_or_copy(path, decoder / path.name)
 
 
 def copy_checkpoint_weights(checkpoint: Path, target: Path) -> None:

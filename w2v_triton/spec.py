@@ -25,6 +25,7 @@ ENSEMBLE_MODEL = "asr"
 PREPROCESSOR_MODEL = "preprocessor"
 ACOUSTIC_MODEL = "acoustic_model"
 DECODER_MODEL = "decoder"
+STREAMING_MODEL = "streaming_asr"    # decoupled, sequence-batched: chunks in, partials out
 
 # --- tensor names (ensemble and composing models) ---------------------------
 AUDIO = "AUDIO"                      # float32 [batch, samples], raw mono 16 kHz
@@ -36,6 +37,12 @@ LOGITS = "LOGITS"                    # float32 [batch, frames, vocab]
 LOGIT_LENGTHS = "LOGIT_LENGTHS"      # int64   [batch] valid frames per row
 HOTWORDS = "HOTWORDS"                # bytes   [batch, 1] optional, comma separated
 WORD_TIMESTAMPS = "WORD_TIMESTAMPS"  # bytes   [batch, 1] optional JSON
+IS_FINAL = "IS_FINAL"                # bool    [batch, 1] streaming: the stream's final transcript
+# Sequence-batcher controls of the streaming model (filled by Triton from the request's sequence
+# id / sequence_start / sequence_end).
+STREAM_START = "START"
+STREAM_END = "END"
+STREAM_CORRID = "CORRID"
 
 # Largest batch the Triton models accept (dynamic batching groups up to this).
 MAX_BATCH_SIZE = 16

@@ -1,0 +1,300 @@
+"""Streaming recognition: final-vs-offline agreement in process, and latency under concurrent
+streams in a real tritonserver. Writes streaming-<model>.{json,md,png} and two docs tables
+(tables/streaming-quality.json, tables/streaming-load.json) into benchmarks/results/<machine>/.
+
+Quality (in process, w2v_triton.streaming on the repository's acoustic model and decoder): each
+utterance streamed in `--chunk-seconds` chunks; the final transcript, and the transcript of the
+chunk frames alone (final_pass "streamed": what the partials converge to, and the final of a
+stream longer than max_full_seconds), compared with the offline transcript (WER/CER with the
+offline text as reference) and with the true text, for several context and normalisation
+settings. Sets: real speech (../shared/data/speech, when present) and clean espeak-ng speech of
+held-out corpus sentences (when espeak-ng is installed).
+
+Load (served): N concurrent streams (one gRPC stream each, chunks sent at real-time pace) of
+real utterances; per-chunk latency (chunk sent -> its response) p50/p99, the time from a stream's
+start to its first non-empty partial, the final's latency after the last chunk, and the real-time
+factor: the streaming model's execution time (Triton batch statistics) per second of audio
+streamed, and how busy the one model instance was (execution time / wall time of the level: near
+1 it is saturated, cannot keep up, and latencies grow).
+
+    python -m benchmarks.streaming [--model reference] [--levels 1,2,4,8,16] [--utterances 12]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.run import machine_name
+from w2v_triton import spec
+from w2v_triton.checkpoints import REPO_ROOT
+from w2v_triton.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.metrics import error_rates
+
+# (label, StreamingConfig changes): the default first
+SETTINGS = [
+    ("left 4 s, right 0.5 s, running norm", {}),
+    ("left 4 s, right 0.5 s, window norm", {"normalization": "window"}),
+    ("left 4 s, right 0.5 s, no norm", {"normalization": "none"}),
+    ("left 2 s, right 0.5 s, running norm", {"left_context_seconds": 2.0}),
+    ("left 4 s, right 1 s, running norm", {"right_context_seconds": 1.0}),
+]
+
+
+def real_speech(count: int, max_seconds: float) -> list[tuple[np.ndarray, str]]:
+    from w2v_triton.audio import load_audio
+
+    utterances = [u for m in shared_speech_manifests(REPO_ROOT) for u in read_manifest(m)
+                  if 2.0 <= u.duration <= max_seconds]
+    step = max(1, len(utterances) // count) if utterances else 1
+    return [(load_audio(u.audio), u.text) for u in utterances[::step][:count]]
+
+
+def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
+    """Clean espeak-ng speech of the corpus' held-out test_seen sentences (training voices)."""
+    from w2v_triton.training.corpus import (CorpusConfig, find_espeak, split_sentences, synthesize,
+                                            training_voices)
+
+    if find_espeak() is None:
+        return []
+    sentences = split_sentences(CorpusConfig())["test_seen"][:count]
+    voices = training_voices()
+    return [(synthesize(text, voices[i % len(voices)], 170, 50), text) for i, text in enumerate(sentences)]
+
+
+def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
+    from w2v_triton.pipeline import ReferencePipeline
+    from w2v_triton.repository import model_parameters
+    from w2v_triton.streaming import build_recognizer, version_dir
+
+    pipeline = ReferencePipeline(repository)
+    recognizer = build_recognizer(model_parameters(repository, spec.STREAMING_MODEL), version_dir(repository),
+                                   warmup=False)
+    base = recognizer.config
+    rows = []
+    for name, items in sets.items():
+        if not items:
+            continue
+        truth = [text for _, text in items]
+        offline = [pipeline.transcribe(audio) for audio, _ in items]
+        seconds = sum(a.size for a, _ in items) / spec.SAMPLE_RATE
+        offline_wer = error_rates(truth, offline)[0]
+        for label, changes in SETTINGS:
+            for final_pass in (("full", "streamed") if not changes else ("streamed",)):
+                recognizer.config = replace(base, **changes, final_pass=final_pass)
+                started = time.perf_counter()
+                finals = [recognizer.recognize(audio, chunk)[-1].text for audio, _ in items]
+                elapsed = time.perf_counter() - started
+                wer, cer = error_rates(offline, finals)
+                rows.append({"set": name, "utterances": len(items), "audio_s": round(seconds, 1),
+                             "setting": label, "final_pass": final_pass,
+                             "wer_vs_offline": round(wer, 4), "cer_vs_offline": round(cer, 4),
+                             "identical": sum(a == b for a, b in zip(offline, finals)),
+                             "wer_vs_truth": round(error_rates(truth, finals)[0], 4),
+                             "offline_wer_vs_truth": round(offline_wer, 4),
+                             "inprocess_rtf": round(elapsed / seconds, 3)})
+                print(json.dumps(rows[-1]), flush=True)
+    recognizer.config = base
+    return rows
+
+
+def _stream_worker(url: str, audio: np.ndarray, chunk: float, out: dict) -> None:
+    from client import TranscriptionClient
+
+    try:
+        with TranscriptionClient(url, "grpc", timeout=120) as asr:
+            updates = list(asr.stream(audio, chunk_seconds=chunk, realtime=True))
+        out["latencies"] = [u.latency_s for u in updates]
+        out["first"] = updates[0].latency_s
+        out["final"] = updates[-1].latency_s
+        texts = [u for u in updates if u.text]
+        out["first_text_audio_s"] = texts[0].audio_s if texts else None
+        # from the stream's start (chunk k is sent at k x chunk) to the first non-empty partial
+        out["first_text_s"] = texts[0].chunk * chunk + texts[0].latency_s if texts else None
+    except Exception as exc:   # counted and reported as a failed stream
+        out["error"] = str(exc)
+
+
+def _execution_stats(url: str) -> tuple[int, int, int]:
+    """(compute ns, executions, requests) of the streaming model so far. Compute time is summed
+    over executions (batch_stats): per-request compute_infer counts a batch once per request."""
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(url) as client:
+        stats = client.get_inference_statistics(spec.STREAMING_MODEL, as_json=True)
+    model = stats["model_stats"][0]
+    batches = model.get("batch_stats", [])
+    compute = sum(int(b.get("compute_infer", {}).get("ns", 0)) for b in batches)
+    executions = sum(int(b.get("compute_infer", {}).get("count", 0)) for b in batches)
+    requests = int(model["inference_stats"].get("success", {}).get("count", 0))
+    return compute, executions, requests
+
+
+def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: float, log: Path) -> list[dict]:
+    from w2v_triton.tritonserver import Ports, TritonServer
+
+    rows = []
+    with TritonServer(repository, Ports.free(), log_path=log) as server:
+        warm: dict = {}
+        _stream_worker(server.grpc_url, clips[0][: 2 * spec.SAMPLE_RATE], chunk, warm)
+        for n in levels:
+            outs: list[dict] = [{} for _ in range(n)]
+            audio = [clips[i % len(clips)] for i in range(n)]
+            before = _execution_stats(server.grpc_url)
+            started = time.perf_counter()
+            threads = [threading.Thread(target=_stream_worker, args=(server.grpc_url, a, chunk, o))
+                       for a, o in zip(audio, outs)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(300)
+            wall = time.perf_counter() - started
+            after = _execution_stats(server.grpc_url)
+            compute_s = (after[0] - before[0]) / 1e9
+            executions, requests = after[1] - before[1], after[2] - before[2]
+            ok = [o for o in outs if "error" not in o]
+            latencies = [x for o in ok for x in o["latencies"]]
+            seconds = sum(a.size for a in audio) / spec.SAMPLE_RATE
+            row = {"streams": n, "failed": n - len(ok), "audio_s": round(seconds, 1), "wall_s": round(wall, 1),
+                   "chunk_p50_ms": round(1000 * float(np.percentile(latencies, 50)), 1),
+                   "chunk_p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1),
+                   "first_response_ms": round(1000 * statistics.median(o["first"] for o in ok), 1),
+                   "first_text_ms": round(1000 * statistics.median(
+                       [o["first_text_s"] for o in ok if o["first_text_s"] is not None] or [0.0]), 1),
+                   "final_ms": round(1000 * statistics.median(o["final"] for o in ok), 1),
+                   "first_text_audio_s": statistics.median(
+                       [o["first_text_audio_s"] for o in ok if o["first_text_audio_s"] is not None] or [0.0]),
+                   "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),
+                   "busy": round(compute_s / wall, 2),
+                   "chunks_per_execution": round(requests / max(executions, 1), 2),
+                   "errors": sorted({o["error"] for o in outs if "error" in o})[:3]}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Streaming recognition ({report['model']}, {report['chunk_seconds']:g} s chunks)", "",
+             (f"{report['machine']} (2 cores, shared with other jobs while measured), {report['date']}. "
+              f"Command: `{report['command']}`"), "", "## Final vs offline (in process)", "",
+             "| set | setting | final | WER vs offline | CER vs offline | identical | WER vs truth (offline) | RTF |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in report["quality"]:
+        lines.append(f"| {r['set']} ({r['utterances']}, {r['audio_s']} s) | {r['setting']} | {r['final_pass']} | "
+                     f"{100 * r['wer_vs_offline']:.1f}% | {100 * r['cer_vs_offline']:.1f}% | "
+                     f"{r['identical']}/{r['utterances']} | {100 * r['wer_vs_truth']:.1f}% "
+                     f"({100 * r['offline_wer_vs_truth']:.1f}%) | {r['inprocess_rtf']:.3f} |")
+    lines += ["", "## Concurrent streams (served, real-time pacing)", "",
+              "| streams | chunk p50 (ms) | chunk p99 (ms) | first text (ms) | final (ms) | RTF | busy | chunks/execution | failed |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["load"]:
+        lines.append(f"| {r['streams']} | {r['chunk_p50_ms']} | {r['chunk_p99_ms']} | {r['first_text_ms']} | "
+                     f"{r['final_ms']} | {r['rtf']:.3f} | {r['busy']:.2f} | {r['chunks_per_execution']} | {r['failed']} |")
+    return "\n".join(lines) + "\n"
+
+
+def tables(report: dict, folder: Path) -> None:
+    """The docs' tables (benchmarks.docs_tables `table` renderer)."""
+    common = {"machine": report["machine"], "date": report["date"], "command": report["command"]}
+    quality_rows = [[f"{r['set']} ({r['utterances']} utts, {r['audio_s']} s)", r["setting"], r["final_pass"],
+                     f"{100 * r['wer_vs_offline']:.1f}%", f"{100 * r['cer_vs_offline']:.1f}%",
+                     f"{r['identical']}/{r['utterances']}",
+                     f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)"]
+                    for r in report["quality"]]
+    load_rows = [[r["streams"], f"{r['chunk_p50_ms']} ms", f"{r['chunk_p99_ms']} ms", f"{r['first_text_ms']} ms",
+                  f"{r['final_ms']} ms", f"{r['rtf']:.3f}", f"{r['busy']:.2f}", f"{r['chunks_per_execution']:.2f}",
+                  f"{r['failed']}/{r['streams']}"] for r in report["load"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "streaming-quality.json").write_text(json.dumps({**common, "columns": [
+        "set", "setting", "final from", "WER vs offline", "CER vs offline", "identical",
+        "WER vs truth (offline's)"], "rows": quality_rows}, indent=1) + "\n")
+    (folder / "streaming-load.json").write_text(json.dumps({**common, "columns": [
+        "streams", "chunk latency p50", "chunk latency p99", "first text (from stream start)",
+        "final (after END)", "RTF (compute / audio)", "instance busy", "chunks per execution", "failed"],
+        "rows": load_rows}, indent=1) + "\n")
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["load"]
+    n = [r["streams"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot(n, [r["chunk_p50_ms"] for r in rows], "o-", label="chunk p50")
+    left.plot(n, [r["chunk_p99_ms"] for r in rows], "o-", label="chunk p99")
+    left.plot(n, [r["first_text_ms"] for r in rows], "s--", label="first text (from start)")
+    left.plot(n, [r["final_ms"] for r in rows], "^--", label="final after END")
+    left.axhline(1000 * report["chunk_seconds"], color="grey", lw=0.8, ls=":", label="chunk length")
+    left.set_xscale("log", base=2)
+    left.set_yscale("log")
+    left.set_xlabel("concurrent streams")
+    left.set_ylabel("latency (ms)")
+    left.legend(fontsize=7)
+    right.plot(n, [r["rtf"] for r in rows], "o-", label="RTF: compute s per audio s")
+    right.plot(n, [r["busy"] for r in rows], "s--", label="instance busy: compute s per wall s")
+    right.axhline(1.0, color="grey", lw=0.8, ls=":")
+    right.set_xscale("log", base=2)
+    right.set_xlabel("concurrent streams")
+    right.legend(fontsize=7)
+    fig.suptitle(f"streaming_asr, {report['model']}, {report['chunk_seconds']:g} s chunks, "
+                 f"{report['machine']} (shared), {report['date'][:10]}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from builders.repository import main as build_repository
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="reference")
+    parser.add_argument("--chunk-seconds", type=float, default=0.5)
+    parser.add_argument("--levels", default="1,2,4,8,16")
+    parser.add_argument("--utterances", type=int, default=12, help="per quality set")
+    parser.add_argument("--max-seconds", type=float, default=8.0, help="longest real utterance used")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())
+    args = parser.parse_args(argv)
+    repository = REPO_ROOT / "build" / "repos" / f"streaming-{args.model}"
+    if build_repository(["--model", args.model, "--output", str(repository)]) != 0:
+        return 2
+    real = real_speech(args.utterances, args.max_seconds)
+    sets = {"real speech": real, "espeak-ng clean": synthetic_speech(args.utterances)}
+    rows = [] if args.skip_quality else quality(repository, sets, args.chunk_seconds)
+    clips = [a for a, _ in real] or [a for a, _ in sets["espeak-ng clean"]]
+    if not clips:
+        print("error: no real speech and no espeak-ng: nothing to stream", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        load_rows = load(repository, clips, [int(x) for x in args.levels.split(",")], args.chunk_seconds,
+                         Path(tmp) / "tritonserver.log")
+    report = {"title": "streaming", "machine": machine_name(),
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "model": args.model,
+              "chunk_seconds": args.chunk_seconds,
+              "command": "python -m benchmarks.streaming " + " ".join(sys.argv[1:] if argv is None else argv),
+              "load_audio": "real speech" if real else "espeak-ng", "quality": rows, "load": load_rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"streaming-{args.model}"
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(report))
+    plot(report, args.out / f"{stem}.png")
+    if rows:
+        tables(report, args.out / "tables")
+    print(f"results: {args.out / stem}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
