@@ -11,16 +11,17 @@ the command line (--beam-width/--alpha/--beta), so rebuilding keeps the tuning.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from w2v_triton.acoustic import DEVICES, RUNTIMES, TORCH_DTYPES
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
-from w2v_triton.lm_tuning import TUNING_FILE, file_id
+from w2v_triton.ctc_decoding import BACKENDS, DecoderConfig
+from w2v_triton.lm_tuning import TUNED_KEYS, TUNING_FILE, load_tuning
 from w2v_triton.onnx_export import build_onnx
 from w2v_triton.paths import lm_files, onnx_dir_for
-from w2v_triton.repository import DECODER_DEFAULTS, PLATFORMS, RepositoryOptions, render_repository
+from w2v_triton.repository import PLATFORMS, RepositoryOptions, render_repository
 from w2v_triton.variants import ONNX_VARIANTS, build_variant
 
 
@@ -56,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
                         help="longest audio the preprocessor accepts (float32 samples or a decoded AUDIO_FILE)")
     parser.add_argument("--decoder-mode", choices=("greedy", "beam"), default="greedy")
-    parser.add_argument("--decoder-backend", choices=("flashlight", "pyctcdecode"), default=DECODER_DEFAULTS["backend"],
+    parser.add_argument("--decoder-backend", choices=BACKENDS, default=DecoderConfig.backend,
                         help="beam search engine (default %(default)s; hotword requests always use pyctcdecode)")
     parser.add_argument("--beam-width", type=int, default=None, help="default 32, or the tuned value")
     parser.add_argument("--beam-prune-logp", type=float, default=None,
@@ -66,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lm-dir", type=Path, help="output of `make lm` (lm.arpa|lm.bin + unigrams.txt)")
     parser.add_argument("--alpha", type=float, default=None, help="LM weight (default 0.5, or the tuned value)")
     parser.add_argument("--beta", type=float, default=None, help="word bonus (default 1.0, or the tuned value)")
-    parser.add_argument("--hotword-weight", type=float, default=float(DECODER_DEFAULTS["hotword_weight"]),
+    parser.add_argument("--hotword-weight", type=float, default=DecoderConfig.hotword_weight,
                         help="score bonus of request HOTWORDS in beam search (default %(default)s)")
     parser.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE",
                         help="a streaming_asr setting (w2v_triton.streaming.StreamingConfig), e.g. "
@@ -74,37 +75,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def tuned_values(output: Path, checkpoint: Path, lm_file: Path | None) -> dict:
-    """The chosen values of `<output>/decoder/tuning.json` when made for this checkpoint + LM."""
-    path = output / "decoder" / TUNING_FILE
-    if lm_file is None or not path.is_file():
-        return {}
-    tuning = json.loads(path.read_text())
-    if tuning.get("checkpoint") != str(checkpoint) or tuning.get("lm") != file_id(lm_file):
-        print(f"note: {path} was tuned for another checkpoint or LM; not using it", file=sys.stderr)
-        return {}
-    return dict(tuning.get("chosen", {}))
-
-
-def decoder_values(args: argparse.Namespace, tuned: dict) -> dict:
-    """Command line first, then tuned values, then defaults."""
+def decoder_config(args: argparse.Namespace, checkpoint: Path, files: list[Path], lm_name: str,
+                   unigram_name: str) -> DecoderConfig:
+    """Command line first, then the values tuned for this checkpoint + LM (<output>/decoder/tuning.json,
+    `make tune-lm`), then DecoderConfig's defaults."""
+    tuned = load_tuning(args.output / "decoder", checkpoint, files[0] if files else None)
     values = {}
-    for key in ("beam_width", "alpha", "beta", "beam_prune_logp", "token_min_logp"):
+    for key in TUNED_KEYS:
         given = getattr(args, key)
-        values[key] = given if given is not None else tuned.get(key, DECODER_DEFAULTS[key])
-    used = {k: values[k] for k in tuned if k in values and getattr(args, k) is None}
+        if given is not None:
+            values[key] = given
+        elif key in tuned:
+            values[key] = tuned[key]
+    used = {k: tuned[k] for k in tuned if getattr(args, k, None) is None}
     if used:
         print(f"decoder: using tuned {used} from {args.output / 'decoder' / TUNING_FILE}")
-    return values
-
-
-def decoder_options(args, checkpoint: Path, files: list[Path], lm_name: str, unigram_name: str) -> dict:
-    tuned = tuned_values(args.output, checkpoint, files[0] if files else None)
-    values = decoder_values(args, tuned)
-    return {"mode": args.decoder_mode, "beam_width": str(values["beam_width"]), "alpha": str(values["alpha"]),
-            "beta": str(values["beta"]), "lm_path": lm_name, "unigrams_path": unigram_name,
-            "hotword_weight": str(args.hotword_weight), "backend": args.decoder_backend,
-            "beam_prune_logp": str(values["beam_prune_logp"]), "token_min_logp": str(values["token_min_logp"])}
+    config = replace(DecoderConfig(), mode=args.decoder_mode, lm_path=lm_name, unigrams_path=unigram_name,
+                     hotword_weight=args.hotword_weight, backend=args.decoder_backend, **values)
+    config.validate(check_files=False)
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             decoder_instances=args.decoder_instances,
             intra_op_threads=args.intra_op_threads, device=args.device, runtime=args.runtime,
             torch_dtype=args.torch_dtype, warmup=args.warmup, max_audio_seconds=args.max_audio_seconds,
-            decoder=decoder_options(args, checkpoint, files, lm_name, unigram_name),
+            decoder=decoder_config(args, checkpoint, files, lm_name, unigram_name),
             streaming=dict(item.split("=", 1) for item in args.stream if "=" in item))
         if any("=" not in item for item in args.stream):
             raise ValueError(f"--stream takes KEY=VALUE, got {args.stream}")

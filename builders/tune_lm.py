@@ -20,10 +20,10 @@ from pathlib import Path
 from w2v_triton import spec
 from w2v_triton.ctc_decoding import BACKENDS, CTCDecoder, DecoderConfig, DecoderConfigError
 from w2v_triton.lm_tuning import (TUNING_FILE, apply_to_repository, cached_logits, choose, compute_logits,
-                                  file_id, grid_search, save_logits)
+                                  file_id, grid_search, save_logits, save_tuning)
 from w2v_triton.manifest import read_manifest
 from w2v_triton.paths import lm_files
-from w2v_triton.repository import BUILD_INFO, DECODER_DEFAULTS, model_parameters
+from w2v_triton.repository import BUILD_INFO, model_parameters
 from w2v_triton.vocabulary import Vocabulary
 
 
@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         files, lm_name, unigrams_name = resolve_lm(args.repo, args.lm_dir)
         vocab = Vocabulary.load_from_dir(args.repo / spec.DECODER_MODEL)
         params = model_parameters(args.repo, spec.DECODER_MODEL)
-        backend = args.backend or params.get("backend") or DECODER_DEFAULTS["backend"]
-        pruning = {k: float(params.get(k) or DECODER_DEFAULTS[k]) for k in ("beam_prune_logp", "token_min_logp")}
+        served = DecoderConfig.from_parameters(params, check_files=False)
+        backend = args.backend or served.backend
+        pruning = {"beam_prune_logp": served.beam_prune_logp, "token_min_logp": served.token_min_logp}
         lm_config = DecoderConfig(mode="beam", beam_width=args.beam_widths[0], lm_path=str(files[0]),
                                   unigrams_path=str(files[1]) if len(files) > 1 else "", backend=backend,
                                   **pruning)
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_apply:
         print("--no-apply: repository left unchanged")
         return 0
-    (args.repo / spec.DECODER_MODEL / TUNING_FILE).write_text(text)
+    save_tuning(args.repo / spec.DECODER_MODEL, result)
     decoder = apply_to_repository(args.repo, best, files, lm_name, unigrams_name, backend)
     print(f"{args.repo}: decoder set to {decoder} (results in {args.repo / spec.DECODER_MODEL / TUNING_FILE})")
     return 0

@@ -14,6 +14,7 @@ from w2v_triton import spec
 from w2v_triton.acoustic import AcousticSettings
 from w2v_triton.batch_coupling import batch_coupled
 from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
+from w2v_triton.ctc_decoding import DecoderConfig
 from w2v_triton.repository import RepositoryOptions, render_repository
 
 PB = model_config_pb2.ModelConfig
@@ -71,7 +72,7 @@ def check_ensemble_wiring(ensemble: model_config_pb2.ModelConfig, configs: dict)
 @pytest.mark.parametrize("platform, device, runtime, decoder", COMBINATIONS)
 def test_rendered_configs(tmp_path, tiny_onnx, platform, device, runtime, decoder):
     configs, output = render(tmp_path, tiny_onnx, platform=platform, device=device, runtime=runtime,
-                             decoder={"mode": decoder})
+                             decoder=DecoderConfig(mode=decoder))
     am = configs[spec.ACOUSTIC_MODEL]
     kind = model_config_pb2.ModelInstanceGroup.KIND_GPU if device == "gpu" else \
         model_config_pb2.ModelInstanceGroup.KIND_CPU

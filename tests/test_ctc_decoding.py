@@ -46,8 +46,12 @@ def test_beam_without_lm_agrees_with_greedy_on_confident_logits():
 
 def test_config_from_triton_parameters(tmp_path):
     config = DecoderConfig.from_parameters({"mode": "beam", "beam_width": "5", "alpha": "0.7",
-                                            "lm_path": "", "other": "x"}, base_dir=tmp_path)
+                                            "lm_path": ""}, base_dir=tmp_path)
     assert (config.mode, config.beam_width, config.alpha) == ("beam", 5, 0.7)
+    assert DecoderConfig.from_parameters(config.to_parameters()) == config   # the builder's round trip
+    # a key of another version is refused (the repository must be rebuilt), not silently ignored
+    with pytest.raises(DecoderConfigError, match="unknown decoder parameter 'other'"):
+        DecoderConfig.from_parameters({"mode": "beam", "other": "x"})
 
 
 @pytest.mark.parametrize("params, message", [

@@ -5,12 +5,16 @@ The sentences are the first 12 of the corpus's test_seen split (never in the tra
 spoken at test time by espeak-ng with a training voice, without augmentation. The decoder is
 beam search with a word-bigram LM built from the corpus's *training* sentences only (a domain
 LM, as a user would build from their own text). Measured when written (2026-11-26, en-us,
-rate 160): 9 of 12 exact, WER 0.033, CER 0.014; the thresholds below leave a margin for
-rounding differences between machines, not for a model that stopped working.
+rate 160): pyctcdecode 9 of 12 exact, WER 0.033, CER 0.014; flashlight (2026-12-03) 8 of 12,
+WER 0.130: its lexicon decoder spells only words of the LM, and a domain LM from a few thousand
+sentences lacks held-out words ("KINKLER'S" -> "KIN LAS"; docs/decoding.md). The thresholds leave a
+margin for rounding differences between machines, not for a model that stopped working.
 
 Skips without espeak-ng or the Debian fortunes text (`make corpus-deps` installs both).
 """
 from __future__ import annotations
+
+import json
 
 import jiwer
 import numpy as np
@@ -48,12 +52,17 @@ def fresh(sentences) -> list[tuple[str, np.ndarray]]:
     return [(text, corpus.synthesize(text, VOICE, RATE, PITCH)) for text in held_out]
 
 
-@pytest.fixture(scope="module")
-def reference_repository(tmp_path_factory, sentences):
+# backend -> (least exact of 12, largest WER)
+BARS = {"pyctcdecode": (8, 0.10), "flashlight": (7, 0.18)}
+
+
+@pytest.fixture(scope="module", params=list(BARS))
+def reference_repository(request, tmp_path_factory, sentences):
     lm = write_lm_dir(tmp_path_factory.mktemp("domain_lm"), sentences["train"])
-    out = tmp_path_factory.mktemp("reference_repository")
+    out = tmp_path_factory.mktemp(f"reference_repository_{request.param}")
     assert build_repository(["--model", "reference", "--output", str(out), "--decoder-mode", "beam",
                              "--beam-width", "32", "--alpha", "0.5", "--beta", "1.0",
+                             "--decoder-backend", request.param,
                              "--lm-dir", str(lm), "--decoder-instances", "1"]) == 0
     return out
 
@@ -87,4 +96,6 @@ def test_served_reference_model_transcribes_fresh_sentences(reference_server, re
     exact = sum(r == h for r, h in zip(refs, hyps))
     wer = jiwer.wer(refs, hyps)
     detail = "\n".join(f"{r == h!s:5} {r} | {h}" for r, h in zip(refs, hyps))
-    assert exact >= 8 and wer <= 0.10, f"{exact}/{len(refs)} exact, WER {wer:.3f}\n{detail}"
+    least_exact, most_wer = BARS[json.loads((reference_repository / "build_info.json").read_text())
+                                 ["options"]["decoder"]["backend"]]
+    assert exact >= least_exact and wer <= most_wer, f"{exact}/{len(refs)} exact, WER {wer:.3f}\n{detail}"

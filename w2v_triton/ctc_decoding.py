@@ -21,6 +21,7 @@ import numpy as np
 
 from w2v_triton.ctc_output import (Decoded, DecoderConfigError, WordTime,
                                    clean_text, greedy_decode, log_softmax)
+from w2v_triton.settings import parse_parameters, to_parameters, unknown_keys
 from w2v_triton.vocabulary import Vocabulary, VocabularyError
 
 MODES = ("greedy", "beam")
@@ -40,27 +41,30 @@ class DecoderConfig:
     beam_prune_logp: float = -10.0  # drop beams this far (log) below the best one (both backends)
     token_min_logp: float = -5.0    # pyctcdecode: skip tokens below this log-prob in a frame
 
+    def to_parameters(self) -> dict[str, str]:
+        """The decoder model's Triton parameters (what the repository builder renders)."""
+        return to_parameters(self)
+
     @classmethod
-    def from_parameters(cls, parameters: dict[str, str], base_dir: Path | None = None) -> "DecoderConfig":
-        """Build from Triton `parameters` (all strings); relative paths are taken from base_dir."""
-        known = {f.name: f.type for f in fields(cls)}
-        values: dict = {}
-        for key, raw in parameters.items():
-            if key not in known:
-                continue
-            kind = known[key]
-            try:
-                values[key] = int(raw) if kind in ("int", int) else float(raw) if kind in ("float", float) else raw
-            except ValueError as exc:
-                raise DecoderConfigError(f"decoder parameter {key}={raw!r}: {exc}") from None
+    def from_parameters(cls, parameters: dict[str, str], base_dir: Path | None = None,
+                        check_files: bool = True) -> "DecoderConfig":
+        """Build from Triton `parameters` (all strings); relative LM paths are taken from base_dir.
+        An unknown key is an error (a repository rendered by another version: rebuild it)."""
+        unknown = unknown_keys(parameters, {f.name for f in fields(cls)})
+        if unknown:
+            raise DecoderConfigError(
+                f"unknown decoder parameter {unknown[0]!r}: rebuild the repository (`make build-models`)")
+        values = parse_parameters(cls, parameters, DecoderConfigError)
         for key in ("lm_path", "unigrams_path"):
             if values.get(key) and base_dir is not None and not Path(values[key]).is_absolute():
                 values[key] = str(base_dir / values[key])
         config = cls(**values)
-        config.validate()
+        config.validate(check_files)
         return config
 
-    def validate(self) -> None:
+    def validate(self, check_files: bool = True) -> None:
+        """Values that cannot work raise DecoderConfigError; with `check_files`, so do missing LM files
+        (a repository builder renders names relative to the decoder folder: it checks values only)."""
         if self.mode not in MODES:
             raise DecoderConfigError(f"decoder mode {self.mode!r}: expected one of {MODES}")
         if self.backend not in BACKENDS:
@@ -71,12 +75,13 @@ class DecoderConfig:
             raise DecoderConfigError(f"beam_width must be >= 1, got {self.beam_width}")
         if self.lm_path and self.mode != "beam":
             raise DecoderConfigError(f"lm_path is set but mode is {self.mode!r}: an LM needs mode 'beam'")
-        for key in ("lm_path", "unigrams_path"):
-            path = getattr(self, key)
-            if path and not Path(path).is_file():
-                raise DecoderConfigError(f"decoder {key} {path} does not exist (build it with `make lm`)")
         if self.unigrams_path and not self.lm_path:
             raise DecoderConfigError("unigrams_path given without lm_path")
+        if check_files:
+            for key in ("lm_path", "unigrams_path"):
+                path = getattr(self, key)
+                if path and not Path(path).is_file():
+                    raise DecoderConfigError(f"decoder {key} {path} does not exist (build it with `make lm`)")
 
 
 class Labels:

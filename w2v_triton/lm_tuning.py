@@ -16,6 +16,7 @@ the values on a rebuild with the same checkpoint and LM.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from w2v_triton import spec
-from w2v_triton.ctc_decoding import CTCDecoder
+from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.metrics import error_rates
 from w2v_triton.vocabulary import Vocabulary
 
 TUNING_FILE = "tuning.json"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,7 +79,7 @@ def cached_logits(path: Path | None, audio_paths: list[Path]) -> list[np.ndarray
         return None
     with np.load(path) as data:
         if data["paths"].tolist() != [str(Path(p).resolve()) for p in audio_paths]:
-            print(f"note: {path} holds other audio files; recomputing the logits")
+            logger.warning("%s holds other audio files; recomputing the logits", path)
             return None
         return [data[f"l{i}"].astype(np.float32) for i in range(len(audio_paths))]
 
@@ -130,17 +132,46 @@ def file_id(path: Path | str) -> dict:
     return {"name": path.name, "size": path.stat().st_size} if path.is_file() else {}
 
 
+# What tuning chooses: the DecoderConfig fields tuning.json's "chosen" may hold.
+TUNED_KEYS = ("beam_width", "alpha", "beta", "beam_prune_logp", "token_min_logp")
+
+
+def save_tuning(decoder_dir: Path, result: dict) -> Path:
+    """Write tuning.json (every grid point, the chosen values, what they were tuned for)."""
+    unknown = set(result.get("chosen", {})) - set(TUNED_KEYS)
+    if unknown or "checkpoint" not in result or "lm" not in result:
+        raise ValueError(f"not a tuning result: unknown chosen keys {sorted(unknown)} or no checkpoint/lm")
+    path = Path(decoder_dir) / TUNING_FILE
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
+def load_tuning(decoder_dir: Path, checkpoint: Path, lm_file: Path | None) -> dict:
+    """The chosen values of `<decoder_dir>/tuning.json` when it was made for this checkpoint and
+    LM file (else {}), each checked against DecoderConfig."""
+    path = Path(decoder_dir) / TUNING_FILE
+    if lm_file is None or not path.is_file():
+        return {}
+    tuning = json.loads(path.read_text())
+    if tuning.get("checkpoint") != str(checkpoint) or tuning.get("lm") != file_id(lm_file):
+        logger.warning("%s was tuned for another checkpoint or LM; not using it", path)
+        return {}
+    chosen = {k: v for k, v in tuning.get("chosen", {}).items() if k in TUNED_KEYS}
+    DecoderConfig.from_parameters({k: str(v) for k, v in chosen.items()}, check_files=False)   # valid values
+    return chosen
+
+
 def apply_to_repository(repository: Path, chosen: GridPoint, lm_files: list[Path], lm_name: str,
-                        unigrams_name: str, backend: str | None = None) -> dict:
+                        unigrams_name: str, backend: str | None = None) -> DecoderConfig:
     """Re-render `repository` from its build_info.json with the chosen decoder values."""
     from w2v_triton.checkpoints import read_checkpoint_info
     from w2v_triton.repository import BUILD_INFO, ONNX_FILE, RepositoryOptions, render_repository
 
     build_info = json.loads((repository / BUILD_INFO).read_text())
     options = RepositoryOptions.from_dict(build_info["options"])
-    options.decoder = {**options.decoder, "mode": "beam", "beam_width": str(chosen.beam_width),
-                       "alpha": str(chosen.alpha), "beta": str(chosen.beta), "lm_path": lm_name,
-                       "unigrams_path": unigrams_name, "backend": backend or options.decoder.get("backend", "flashlight")}
+    options.decoder = replace(options.decoder, mode="beam", beam_width=chosen.beam_width, alpha=chosen.alpha,
+                              beta=chosen.beta, lm_path=lm_name, unigrams_path=unigrams_name,
+                              backend=backend or options.decoder.backend)
     onnx = Path(build_info["onnx"])
     if not onnx.is_file():
         onnx = repository / spec.ACOUSTIC_MODEL / "1" / ONNX_FILE

@@ -19,6 +19,7 @@ from w2v_triton.acoustic import (DEVICES, ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_
                                  AcousticSettings)
 from w2v_triton.batch_coupling import batch_coupled
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
+from w2v_triton.ctc_decoding import DecoderConfig
 from w2v_triton.long_audio import LongAudioConfig
 from w2v_triton.preprocessing import PreprocessorSettings
 from w2v_triton.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, StreamingConfig
@@ -37,13 +38,6 @@ BUILD_INFO = "build_info.json"
 WARMUP_DIR = "warmup"
 
 
-# The decoder model's parameters when a build does not set them (older build_info.json files may
-# lack later keys, e.g. hotword_weight: they get these values too).
-DECODER_DEFAULTS = {"mode": "greedy", "beam_width": "32", "alpha": "0.5", "beta": "1.0",
-                    "lm_path": "", "unigrams_path": "", "hotword_weight": "10.0", "backend": "flashlight",
-                    "beam_prune_logp": "-10.0", "token_min_logp": "-5.0"}
-
-
 @dataclass
 class RepositoryOptions:
     """Everything a repository build can vary; defaults suit the 2-core CPU machines here."""
@@ -60,7 +54,7 @@ class RepositoryOptions:
     torch_dtype: str = "auto"
     warmup: bool = True                # run requests before the acoustic model reports ready
     max_audio_seconds: float = spec.MAX_AUDIO_SECONDS   # longest accepted audio (samples or a file)
-    decoder: dict = field(default_factory=lambda: dict(DECODER_DEFAULTS))
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)   # LM paths relative to decoder/
     streaming: dict = field(default_factory=dict)   # StreamingConfig field -> value overrides
 
     def __post_init__(self) -> None:
@@ -89,7 +83,11 @@ class RepositoryOptions:
     def from_dict(cls, values: dict) -> "RepositoryOptions":
         """From a build_info.json; keys of other versions (e.g. instance_kind) are dropped."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        kept = {k: v for k, v in values.items() if k in known}
+        if isinstance(kept.get("decoder"), dict):   # typed values (this version) or strings (older)
+            kept["decoder"] = DecoderConfig.from_parameters(
+                {k: str(v) for k, v in kept["decoder"].items()}, check_files=False)
+        return cls(**kept)
 
 
 def parameters_block(values: dict[str, str]) -> str:
@@ -107,7 +105,7 @@ def max_audio_seconds(options: RepositoryOptions) -> float:
 
 def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str, str]:
     names = {k: v for k, v in vars(spec).items() if k.isupper() and isinstance(v, str)}
-    decoder = {**DECODER_DEFAULTS, **options.decoder}
+    decoder = options.decoder.to_parameters()
     stream = options.streaming_config()
     return {
         **names,
@@ -124,16 +122,7 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "DO_NORMALIZE": "true" if info.do_normalize else "false",   # streaming_asr normalises itself
         "PREPROCESSOR_PARAMETERS": parameters_block(PreprocessorSettings(
             do_normalize=info.do_normalize, max_audio_seconds=max_audio_seconds(options)).to_parameters()),
-        "DECODER_MODE": decoder["mode"],
-        "BEAM_WIDTH": str(decoder["beam_width"]),
-        "LM_ALPHA": str(decoder["alpha"]),
-        "LM_BETA": str(decoder["beta"]),
-        "LM_PATH": decoder["lm_path"],
-        "UNIGRAMS_PATH": decoder["unigrams_path"],
-        "HOTWORD_WEIGHT": str(decoder["hotword_weight"]),
-        "DECODER_BACKEND": decoder["backend"],
-        "BEAM_PRUNE_LOGP": str(decoder["beam_prune_logp"]),
-        "TOKEN_MIN_LOGP": str(decoder["token_min_logp"]),
+        "DECODER_PARAMETERS": parameters_block(decoder),
         "STREAM_DECODER_PARAMETERS": parameters_block({DECODER_PREFIX + k: str(v) for k, v in decoder.items()}),
         "STREAM_PARAMETERS": parameters_block(stream.to_parameters()),
         "STREAM_IDLE_US": str(int(stream.idle_seconds * 1_000_000)),
