@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
+from benchmarks.plans import PLANS, materialize
 from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, run_perf_analyzer
 from benchmarks.report import write_report
 from benchmarks.triton_stats import model_counters, per_model_times
@@ -147,7 +148,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="Triton per-model times for each concurrency level (one perf_analyzer run each)")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
     parser.add_argument("--title", default="benchmark")
+    parser.add_argument("--plan", choices=sorted(PLANS),
+                        help="build and run a declared benchmark matrix (benchmarks/plans.py), e.g. student")
+    parser.add_argument("--plan-teacher", default="random-base", help="the teacher checkpoint of --plan")
     args = parser.parse_args(argv)
+    if args.plan:   # the plan's sweep settings become the defaults; the command line still wins
+        plan = PLANS[args.plan](args.plan_teacher)
+        parser.set_defaults(title=plan.title, **{k: type(parser.get_default(k))(v) if parser.get_default(k)
+                                                 is not None else v for k, v in plan.sweeps.items()})
+        args = parser.parse_args(argv)
+        entries = materialize(plan, args.plan_teacher)
+        args.baseline += [f"{n}={p}" for n, p in entries["baseline"].items()]
+        args.onnx += [f"{n}={p}" for n, p in entries["onnx"].items()]
+        args.served += [f"{n}={p}" for n, p in entries["served"].items()]
 
     on_gpu = args.device.startswith("cuda")
     out = args.out or REPO_ROOT / "benchmarks" / "results" / (gpu_name() if on_gpu else machine_name())

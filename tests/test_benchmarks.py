@@ -88,3 +88,27 @@ def test_make_perf_runs_this_module(repo_root):
     out = subprocess.run(["make", "-n", "perf", "REPO=some_repo"], cwd=repo_root, capture_output=True,
                          text=True, check=True).stdout
     assert "-m benchmarks.run --title perf --served current=some_repo" in out
+
+
+def test_the_student_plan_declares_the_benchmark_matrix():
+    """make bench runs `--plan student`: the matrix is data (benchmarks/plans.py), not shell."""
+    from benchmarks.plans import PLANS
+
+    plan = PLANS["student"]("random-base")
+    assert [s.key for s in plan.students] == ["student6", "student6-c256"]
+    assert {"pytorch-teacher", "pytorch-student6"} == set(plan.baselines)
+    assert ("student6", "int8-mm") in plan.onnx.values()
+    served = {s.name: s for s in plan.served}
+    assert "--acoustic-instances" in served["student6-int8-mm-throughput"].flags
+    assert all(s.model in {"student6", "student6-c256"} for s in served.values())
+
+
+def test_plan_materializes_with_the_teacher_plan(tmp_path, monkeypatch):
+    """The teacher plan builds its repository and returns the entries benchmarks.run serves."""
+    import benchmarks.plans as plans
+
+    monkeypatch.setattr(plans, "REPOS_DIR", tmp_path)
+    entries = plans.materialize(plans.PLANS["teacher"]("tiny"), "tiny")
+    assert set(entries["served"]) == {"served-tiny"}
+    assert (Path(entries["served"]["served-tiny"]) / "asr" / "config.pbtxt").is_file()
+    assert Path(entries["onnx"]["onnx-tiny"]).is_file() and Path(entries["baseline"]["pytorch-tiny"]).is_dir()
