@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from w2v_triton import spec
 from w2v_triton.batch_coupling import BATCH_COUPLED_KEY, batch_coupled
 from w2v_triton.devices import DEVICES, GPU_PROVIDERS, DeviceUnavailable, onnx_providers
 from w2v_triton.long_audio import LongAudioConfig, run_long
+from w2v_triton.typing import AnyArray
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ TORCH_CHECKPOINT_DIR = "checkpoint"
 WARMUP_SECONDS = (1.0, 10.0)     # one short and one typical request before the model reports ready
 
 # (audio [B, N] float32, lengths [B] int64) -> (logits [B, T, V] float32, frames [B] int64)
-BatchRunner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+BatchRunner = Callable[[AnyArray, AnyArray], tuple[AnyArray, AnyArray]]
 
 
 class AcousticSettingsError(ValueError):
@@ -75,8 +76,8 @@ class AcousticSettings:
         repository rendered by another version: rebuild it)."""
         own = {f.name: f.type for f in fields(cls) if f.name != "long_audio"}
         long_audio_keys = {f"long_audio_{f.name}": f.name for f in fields(LongAudioConfig)}
-        values: dict = {}
-        long_audio: dict = {}
+        values: dict[str, Any] = {}
+        long_audio: dict[str, Any] = {}
         for key, raw in parameters.items():
             try:
                 if key in long_audio_keys:
@@ -120,7 +121,7 @@ class OnnxRunner:
         # files built here carry the answer (stamp_batch_coupling); others are scanned once
         self.batch_coupled = stamped == "1" if stamped in ("0", "1") else batch_coupled(onnx_path)
 
-    def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, audio: AnyArray, lengths: AnyArray) -> tuple[AnyArray, AnyArray]:
         logits, frames = self.session.run(
             None, {spec.AUDIO: audio.astype(np.float32, copy=False),
                    spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)})
@@ -171,11 +172,11 @@ class AcousticModel:
         for duration in seconds:
             self.run([rng.standard_normal(int(duration * spec.SAMPLE_RATE)).astype(np.float32)])
 
-    def _run_short(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
+    def _run_short(self, utterances: list[AnyArray]) -> list[AnyArray]:
         """Run in length buckets: padding a 2 s clip to 30 s would waste 15x its compute.
         A batch-coupled model runs each utterance alone (its result must not depend on its
         neighbours in a dynamic batch)."""
-        results: list[np.ndarray | None] = [None] * len(utterances)
+        results: list[AnyArray | None] = [None] * len(utterances)
         if self.batch_coupled:
             buckets = [[i] for i in range(len(utterances))]
         else:
@@ -187,12 +188,12 @@ class AcousticModel:
                 results[i] = logits[row, : frames[row]]
         return results
 
-    def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
+    def run(self, utterances: list[AnyArray]) -> list[AnyArray]:
         """Each utterance's [T_i, V] logits: short ones in padded length buckets (see _run_short),
         long ones windowed (w2v_triton.long_audio)."""
         limit = self.long_audio.max_single
         short = [i for i, u in enumerate(utterances) if u.size <= limit]
-        results: list[np.ndarray | None] = [None] * len(utterances)
+        results: list[AnyArray | None] = [None] * len(utterances)
         if short:
             for i, logits in zip(short, self._run_short([utterances[i] for i in short])):
                 results[i] = logits
@@ -202,7 +203,7 @@ class AcousticModel:
         return results
 
 
-def pad_batch(utterances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def pad_batch(utterances: list[AnyArray]) -> tuple[AnyArray, AnyArray]:
     """Right-pad 1-D float32 arrays with zeros into [B, max N]; also return the lengths."""
     lengths = np.array([u.size for u in utterances], dtype=np.int64)
     batch = np.zeros((len(utterances), int(lengths.max())), dtype=np.float32)
@@ -211,7 +212,7 @@ def pad_batch(utterances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return batch, lengths
 
 
-def pad_logits(per_row: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def pad_logits(per_row: list[AnyArray]) -> tuple[AnyArray, AnyArray]:
     """Stack [T_i, V] logits into a zero-padded [B, max T, V] array; also return the T_i."""
     frames = np.array([x.shape[0] for x in per_row], dtype=np.int64)
     logits = np.zeros((len(per_row), int(frames.max()), per_row[0].shape[1]), dtype=np.float32)

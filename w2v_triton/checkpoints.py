@@ -11,6 +11,7 @@ A checkpoint is loaded with the CTC class of its own family and every weight mus
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ class CheckpointInfo:
         return self.vocabulary.tokens
 
 
-def base_960h_config_kwargs() -> dict:
+def base_960h_config_kwargs() -> dict[str, Any]:
     """Wav2Vec2Config arguments of facebook/wav2vec2-base-960h (its published config.json)."""
     return dict(
         vocab_size=len(BASE_960H_VOCAB), pad_token_id=0, bos_token_id=1, eos_token_id=2,
@@ -56,7 +57,7 @@ def base_960h_config_kwargs() -> dict:
     )
 
 
-def tiny_config_kwargs() -> dict:
+def tiny_config_kwargs() -> dict[str, Any]:
     """Same front-end strides (20 ms frames) and group norm as base, a few thousand parameters."""
     kwargs = base_960h_config_kwargs()
     kwargs.update(
@@ -68,7 +69,7 @@ def tiny_config_kwargs() -> dict:
 
 # Offline tiny checkpoints of every supported family (random weights, for tests and for trying a
 # family's export without a download): name -> (model_type, config overrides of tiny_config_kwargs).
-TINY_FAMILIES: dict[str, tuple[str, dict]] = {
+TINY_FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "tiny": ("wav2vec2", {}),
     # wav2vec2 large / lv60 / XLS-R layout: layer norm in every conv layer, stable (pre-LN) encoder
     "tiny-large": ("wav2vec2", dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)),

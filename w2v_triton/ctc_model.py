@@ -9,6 +9,7 @@ distillation) and at serve time by the torch runtime.
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 import logging
 from pathlib import Path
@@ -37,7 +38,7 @@ class CheckpointMismatch(CheckpointUnavailable):
     """The weights do not fit the architecture the config names (missing or unexpected keys)."""
 
 
-def ctc_class_name(config: dict, path: Path | str = "") -> str:
+def ctc_class_name(config: dict[str, Any], path: Path | str = "") -> str:
     """The transformers CTC class for a checkpoint's config.json, or one clear refusal."""
     model_type = config.get("model_type", "")
     architectures = config.get("architectures") or []

@@ -10,13 +10,14 @@ import numpy as np
 
 from w2v_triton.audio import AudioError, decode_audio_bytes
 from w2v_triton.spec import MIN_SAMPLES, NORMALIZE_EPS, SAMPLE_RATE
+from w2v_triton.typing import AnyArray
 
 
 class InvalidAudio(ValueError):
     """Audio the acoustic model cannot take; the message is shown to the caller."""
 
 
-def validate(audio: np.ndarray, max_seconds: float | None = None) -> np.ndarray:
+def validate(audio: AnyArray, max_seconds: float | None = None) -> AnyArray:
     """Return `audio` as 1-D float32 or raise InvalidAudio with a message a user can act on.
 
     `max_seconds` (the server's `max_audio_seconds`) bounds the length; None: no bound.
@@ -43,19 +44,19 @@ def validate(audio: np.ndarray, max_seconds: float | None = None) -> np.ndarray:
     return audio
 
 
-def normalize(audio: np.ndarray) -> np.ndarray:
+def normalize(audio: AnyArray) -> AnyArray:
     """Zero-mean unit-variance per utterance (Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm)."""
     audio = audio.astype(np.float32, copy=False)
     return ((audio - audio.mean()) / np.sqrt(audio.var() + NORMALIZE_EPS)).astype(np.float32)
 
 
-def preprocess(audio: np.ndarray, do_normalize: bool, max_seconds: float | None = None) -> np.ndarray:
+def preprocess(audio: AnyArray, do_normalize: bool, max_seconds: float | None = None) -> AnyArray:
     """Validate, then normalise when the checkpoint's feature extractor does."""
     audio = validate(audio, max_seconds)
     return normalize(audio) if do_normalize else audio.copy()
 
 
-def decode_file(data: bytes, max_seconds: float | None = None) -> np.ndarray:
+def decode_file(data: bytes, max_seconds: float | None = None) -> AnyArray:
     """The float32 mono 16 kHz samples of an encoded file's bytes (InvalidAudio if unusable)."""
     try:
         return decode_audio_bytes(data, max_seconds=max_seconds)
@@ -63,6 +64,6 @@ def decode_file(data: bytes, max_seconds: float | None = None) -> np.ndarray:
         raise InvalidAudio(str(exc)) from None
 
 
-def preprocess_file(data: bytes, do_normalize: bool, max_seconds: float | None = None) -> np.ndarray:
+def preprocess_file(data: bytes, do_normalize: bool, max_seconds: float | None = None) -> AnyArray:
     """Decode an encoded file's bytes, then exactly what `preprocess` does to float32 samples."""
     return preprocess(decode_file(data, max_seconds), do_normalize, max_seconds)

@@ -19,6 +19,7 @@ Credentials, project, zone and instance id come from the metadata server.
 """
 from __future__ import annotations
 
+from typing import Any
 import argparse
 import json
 import logging
@@ -94,7 +95,7 @@ class Instance:
         return self._token
 
 
-def time_series(instance: Instance, value: float, when: datetime) -> dict:
+def time_series(instance: Instance, value: float, when: datetime) -> dict[str, Any]:
     """The body of projects.timeSeries.create for one point of the gauge."""
     return {"timeSeries": [{
         "metric": {"type": METRIC_TYPE},

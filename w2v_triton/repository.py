@@ -7,6 +7,7 @@ with exactly the settings the server runs with.
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, fields
@@ -53,7 +54,7 @@ class RepositoryOptions:
     torch_dtype: str = "auto"
     warmup: bool = True                # run requests before the acoustic model reports ready
     max_audio_seconds: float = spec.MAX_AUDIO_SECONDS   # longest accepted audio (samples or a file)
-    decoder: dict = field(default_factory=lambda: dict(DECODER_DEFAULTS))
+    decoder: dict[str, Any] = field(default_factory=lambda: dict(DECODER_DEFAULTS))
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -74,7 +75,7 @@ class RepositoryOptions:
             warmup=self.warmup)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RepositoryOptions":
+    def from_dict(cls, values: dict[str, Any]) -> "RepositoryOptions":
         """From a build_info.json; keys of other versions (e.g. instance_kind) are dropped."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})

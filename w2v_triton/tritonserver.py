@@ -150,7 +150,7 @@ class TritonServer:
         self.ports = ports or Ports()
         self.log_path = log_path or REPO_ROOT / "build" / "tritonserver.log"
         self.extra_args = list(extra_args)
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def http_url(self) -> str:

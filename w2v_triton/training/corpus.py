@@ -13,6 +13,7 @@ only fills in what is missing and rewrites the manifests).
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import soxr
 from w2v_triton.spec import SAMPLE_RATE
 from w2v_triton.training.augment import augment
 from w2v_triton.training.text import sentence_pool
+from w2v_triton.typing import AnyArray
 
 TRAIN_ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                  "en-gb-x-gbcwmd", "en-029")
@@ -86,7 +88,7 @@ def find_espeak() -> str | None:
     return os.environ.get("ESPEAK_NG") or shutil.which("espeak-ng")
 
 
-def synthesize(text: str, voice: str, rate: int, pitch: int, espeak: str | None = None) -> np.ndarray:
+def synthesize(text: str, voice: str, rate: int, pitch: int, espeak: str | None = None) -> AnyArray:
     """espeak-ng -> float32 mono at 16 kHz. The text is spoken in lower case (no acronym spelling)."""
     espeak = espeak or find_espeak()
     if espeak is None:
@@ -102,13 +104,13 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, espeak: str | None 
     return soxr.resample(pcm, rate_hz, SAMPLE_RATE).astype(np.float32)
 
 
-def _row(job: Job, duration: float) -> dict:
+def _row(job: Job, duration: float) -> dict[str, Any]:
     return {"audio": os.path.relpath(job.path, start=os.path.dirname(os.path.dirname(job.path))),
             "text": job.text, "duration": round(duration, 3), "voice": job.voice,
             "rate": job.rate, "pitch": job.pitch}
 
 
-def render(job: Job) -> dict:
+def render(job: Job) -> dict[str, Any]:
     """Make one utterance unless its file exists; return its manifest row."""
     if os.path.exists(job.path):
         try:
@@ -161,7 +163,7 @@ def plan(cfg: CorpusConfig) -> list[Job]:
     return jobs
 
 
-def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict]:
+def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict[str, Any]]:
     """Render every missing utterance in parallel, then write the manifests. Returns split stats."""
     out = Path(cfg.out_dir)
     for split in SPLITS:
@@ -172,7 +174,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict]:
     for split, texts in sentences.items():
         used = sorted({j.text for j in jobs if j.split == split})
         (out / "sentences" / f"{split}.txt").write_text("\n".join(used) + "\n")
-    rows: list[dict | None] = [None] * len(jobs)
+    rows: list[dict[str, Any] | None] = [None] * len(jobs)
     bar = None
     if progress:
         from tqdm import tqdm

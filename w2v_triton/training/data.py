@@ -5,7 +5,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -16,8 +16,8 @@ from w2v_triton.preprocessing import normalize
 from w2v_triton.spec import SAMPLE_RATE, WORD_DELIMITER
 
 
-def read_manifest(path: str | os.PathLike, max_duration: float | None = None,
-                  limit: int | None = None) -> list[dict]:
+def read_manifest(path: str | os.PathLike[str], max_duration: float | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
     """JSONL rows {"audio", "text", "duration", ...}; `audio` is made absolute (relative paths
     are relative to the manifest's folder)."""
     path = Path(path)
@@ -50,7 +50,7 @@ def encode_text(text: str, vocab: Mapping[str, int]) -> list[int]:
 class ManifestDataset(Dataset):
     """Items: {"input_values": normalised float32 audio, "labels": int ids, "text", "duration"}."""
 
-    def __init__(self, rows: Sequence[dict], vocab: Mapping[str, int], do_normalize: bool = True):
+    def __init__(self, rows: Sequence[dict[str, Any]], vocab: Mapping[str, int], do_normalize: bool = True):
         self.rows = list(rows)
         self.vocab = dict(vocab)
         self.do_normalize = do_normalize
@@ -68,7 +68,7 @@ class ManifestDataset(Dataset):
     def durations(self) -> list[float]:
         return [float(r["duration"]) for r in self.rows]
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         row = self.rows[i]
         audio = row["samples"] if "samples" in row else load_audio(row["audio"], SAMPLE_RATE)
         audio = np.asarray(audio, dtype=np.float32)
@@ -136,7 +136,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         yield from self.rank_batches()[self.start:]
 
 
-def collate(items: Sequence[dict]) -> dict:
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Zero-pad audio (after normalisation, like the feature extractor), attention_mask 1 on valid
     samples, labels padded with -100 (ignored by the CTC loss)."""
     n = len(items)

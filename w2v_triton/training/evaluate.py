@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping
+from typing import Any, Mapping
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from w2v_triton.metrics import error_rates
 from w2v_triton.training.data import BucketBatchSampler, collate
+from w2v_triton.typing import AnyArray
 
 
-_DECODERS: dict = {}
+_DECODERS: dict[str, Any] = {}
 
 
-def greedy_decode(logits: np.ndarray, vocab: Mapping[str, int]) -> str:
+def greedy_decode(logits: AnyArray, vocab: Mapping[str, int]) -> str:
     """Greedy text of one utterance's [frames, vocab] logits, via the project's CTC decoder
     (the one Triton serves), cached per vocabulary."""
     key = tuple(sorted(vocab.items()))
@@ -32,7 +32,7 @@ def _model_output_lengths(model, attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def transcribe_batch(model, batch: dict, vocab: Mapping[str, int], bf16: bool = False) -> list[str]:
+def transcribe_batch(model, batch: dict[str, Any], vocab: Mapping[str, int], bf16: bool = False) -> list[str]:
     """Greedy transcripts of a collated batch, on whatever device the model lives on."""
     device = next(model.parameters()).device
     ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -45,7 +45,7 @@ def transcribe_batch(model, batch: dict, vocab: Mapping[str, int], bf16: bool = 
 
 
 def evaluate(model, dataset, vocab: Mapping[str, int], max_batch_seconds: float = 60.0,
-             bf16: bool = False, progress: bool = False, desc: str = "eval") -> dict:
+             bf16: bool = False, progress: bool = False, desc: str = "eval") -> dict[str, Any]:
     """Greedy WER/CER of `model` on `dataset` (a ManifestDataset). Returns rates + examples."""
     was_training = model.training
     model.eval()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
@@ -11,7 +11,7 @@ from w2v_triton.spec import BASE_960H_VOCAB, PAD_TOKEN
 
 # Reference model sized for a 2-core CPU (see docs/reference-model.md for the measurements):
 # 12 pre-LN transformer layers, hidden 192, 4 heads, FFN 768, a light layer-norm conv front-end.
-REFERENCE_CONFIG: dict = dict(
+REFERENCE_CONFIG: dict[str, Any] = dict(
     hidden_size=192, num_hidden_layers=12, num_attention_heads=4, intermediate_size=768,
     conv_dim=(64, 96, 96, 96, 96, 192, 192), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
     conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_bias=True,
@@ -26,13 +26,13 @@ REFERENCE_CONFIG: dict = dict(
 # Reference model sized for a GPU run of minutes (the pilot's configuration that reached 27% WER in
 # 7 H100 minutes, ../shared/notes/training-from-scratch.md): hidden 256, FFN 1024, a full 7 x 256
 # conv front-end; 11.1 M parameters, 22 MB in fp16.
-GPU_REFERENCE_CONFIG: dict = dict(
+GPU_REFERENCE_CONFIG: dict[str, Any] = dict(
     REFERENCE_CONFIG, hidden_size=256, intermediate_size=1024, conv_dim=(256,) * 7,
     num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
 )
 
 # A few-step test model: same structure, minimal sizes.
-TINY_CONFIG: dict = dict(REFERENCE_CONFIG, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+TINY_CONFIG: dict[str, Any] = dict(REFERENCE_CONFIG, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, conv_dim=(16, 16, 16, 16, 16, 32, 32),
                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
                          mask_time_prob=0.0)

@@ -37,7 +37,7 @@ def number_to_words(n: int) -> str:
     raise ValueError(n)
 
 
-def _spell_number(match: re.Match) -> str:
+def _spell_number(match: re.Match[str]) -> str:
     digits = match.group(0)
     n = int(digits)
     # Four-digit years are read as two pairs ("NINETEEN EIGHTY FOUR"), as people say them.
