@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 
@@ -186,7 +186,7 @@ class AcousticModel:
             logits, frames = self.runner(audio, lengths)
             for row, i in enumerate(bucket):
                 results[i] = logits[row, : frames[row]]
-        return results
+        return cast(list[AnyArray], results)  # every index was filled above
 
     def run(self, utterances: list[AnyArray]) -> list[AnyArray]:
         """Each utterance's [T_i, V] logits: short ones in padded length buckets (see _run_short),
@@ -200,7 +200,7 @@ class AcousticModel:
         for i, utterance in enumerate(utterances):
             if results[i] is None:
                 results[i] = run_long(self._run_short, utterance, self.long_audio)
-        return results
+        return cast(list[AnyArray], results)  # every index was filled above
 
 
 def pad_batch(utterances: list[AnyArray]) -> tuple[AnyArray, AnyArray]:

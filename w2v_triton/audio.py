@@ -58,7 +58,8 @@ def resample(samples: AnyArray, source_rate: int, target_rate: int = SAMPLE_RATE
     """High-quality resampling (soxr); a no-op when the rates match."""
     if source_rate == target_rate:
         return samples
-    return soxr.resample(samples, source_rate, target_rate).astype(np.float32, copy=False)
+    resampled: AnyArray = soxr.resample(samples, source_rate, target_rate).astype(np.float32, copy=False)
+    return resampled
 
 
 def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> AnyArray:
@@ -120,7 +121,7 @@ def encode_audio(samples: AnyArray, fmt: str, subtype: str, rate: int = SAMPLE_R
     return buffer.getvalue()
 
 
-def _too_long(label: str, seconds: float | None, max_seconds: float) -> str:
+def _too_long(label: str, seconds: float | None, max_seconds: float | None) -> str:
     length = f"{seconds:.1f} s" if seconds is not None else f"more than {max_seconds:g} s"
     return f"{label}: audio too long ({length}; the limit is {max_seconds:g} s)"
 

@@ -47,7 +47,8 @@ def validate(audio: AnyArray, max_seconds: float | None = None) -> AnyArray:
 def normalize(audio: AnyArray) -> AnyArray:
     """Zero-mean unit-variance per utterance (Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm)."""
     audio = audio.astype(np.float32, copy=False)
-    return ((audio - audio.mean()) / np.sqrt(audio.var() + NORMALIZE_EPS)).astype(np.float32)
+    normalized: AnyArray = ((audio - audio.mean()) / np.sqrt(audio.var() + NORMALIZE_EPS)).astype(np.float32)
+    return normalized
 
 
 def preprocess(audio: AnyArray, do_normalize: bool, max_seconds: float | None = None) -> AnyArray:

@@ -72,7 +72,8 @@ def queue_time_ms(before: Counters, after: Counters) -> float:
 
 def _get(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> str:
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as reply:
-        return reply.read().decode()
+        body: bytes = reply.read()
+        return body.decode()
 
 
 class Instance:
