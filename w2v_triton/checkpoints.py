@@ -21,7 +21,8 @@ from pathlib import Path
 # CheckpointMismatch and REPO_ROOT are re-exported: callers import them from here
 from w2v_triton.ctc_model import (CTC_FAMILIES, CheckpointMismatch, CheckpointUnavailable,  # noqa: F401
                                   ctc_class_name, load_ctc_weights)
-from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR, REPO_ROOT  # noqa: F401
+from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR
+from w2v_triton.paths import REPO_ROOT as REPO_ROOT
 from w2v_triton.spec import BASE_960H_VOCAB, DEFAULT_HUB_MODEL, PAD_TOKEN, SAMPLE_RATE, WORD_DELIMITER
 from w2v_triton.vocabulary import Vocabulary, VocabularyError
 

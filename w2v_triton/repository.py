@@ -7,18 +7,19 @@ with exactly the settings the server runs with.
 """
 from __future__ import annotations
 
-from typing import Any
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from string import Template
+from typing import Any, Sequence
 
 from w2v_triton import spec
-from w2v_triton.acoustic import (DEVICES, ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_DIR, WARMUP_SECONDS,
+from w2v_triton.acoustic import (ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_DIR, WARMUP_SECONDS,
                                  AcousticSettings)
 from w2v_triton.batch_coupling import batch_coupled
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
+from w2v_triton.devices import DEVICES
 from w2v_triton.long_audio import LongAudioConfig
 
 TEMPLATE_ROOT = REPO_ROOT / "model_repository"
@@ -122,7 +123,7 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
 
 
 def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
-                      options: RepositoryOptions, lm_files: list[Path] = ()) -> Path:
+                      options: RepositoryOptions, lm_files: Sequence[Path] = ()) -> Path:
     """Write a complete, servable repository into `output` (may be the template folder)."""
     if info.sample_rate != spec.SAMPLE_RATE:
         raise ValueError(f"checkpoint expects {info.sample_rate} Hz audio; the service is {spec.SAMPLE_RATE} Hz")
