@@ -13,7 +13,8 @@ def speed_perturb(x: AnyArray, factor: float) -> AnyArray:
     """Play `factor` times faster (tempo and pitch change together, as in Kaldi speed perturb)."""
     if abs(factor - 1.0) < 1e-3:
         return x
-    return soxr.resample(x, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
+    resampled: AnyArray = soxr.resample(x, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
+    return resampled
 
 
 def _fft_filter(x: AnyArray, low_hz: float | None, high_hz: float | None) -> AnyArray:
@@ -62,7 +63,8 @@ def add_noise(x: AnyArray, rng: np.random.Generator, snr_db: float) -> AnyArray:
         noise -= np.convolve(noise, np.ones(400) / 400, mode="same").astype(np.float32)
     p_sig = float(np.mean(x ** 2)) + 1e-10
     p_noise = float(np.mean(noise ** 2)) + 1e-10
-    return (x + noise * np.sqrt(p_sig / (p_noise * 10 ** (snr_db / 10)))).astype(np.float32)
+    noisy: AnyArray = (x + noise * np.sqrt(p_sig / (p_noise * 10 ** (snr_db / 10)))).astype(np.float32)
+    return noisy
 
 
 def augment(x: AnyArray, rng: np.random.Generator, strength: float = 1.0) -> tuple[AnyArray, dict[str, Any]]:

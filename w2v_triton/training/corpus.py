@@ -101,7 +101,8 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, espeak: str | None 
     rate_hz = int.from_bytes(raw[24:28], "little")
     # espeak-ng writes a streaming header (bogus length); the PCM starts at byte 44.
     pcm = np.frombuffer(raw[44: 44 + (len(raw) - 44) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
-    return soxr.resample(pcm, rate_hz, SAMPLE_RATE).astype(np.float32)
+    resampled: AnyArray = soxr.resample(pcm, rate_hz, SAMPLE_RATE).astype(np.float32)
+    return resampled
 
 
 def _row(job: Job, duration: float) -> dict[str, Any]:
@@ -193,7 +194,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict[str
                     bar.update()
     if bar:
         bar.close()
-    stats = {}
+    stats: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
         split_rows = [r for r, j in zip(rows, jobs) if j.split == split]
         with open(out / f"{split}.jsonl", "w") as f:

@@ -47,7 +47,7 @@ def encode_text(text: str, vocab: Mapping[str, int]) -> list[int]:
     return ids
 
 
-class ManifestDataset(Dataset):
+class ManifestDataset(Dataset[dict[str, Any]]):
     """Items: {"input_values": normalised float32 audio, "labels": int ids, "text", "duration"}."""
 
     def __init__(self, rows: Sequence[dict[str, Any]], vocab: Mapping[str, int], do_normalize: bool = True):
@@ -56,7 +56,7 @@ class ManifestDataset(Dataset):
         self.do_normalize = do_normalize
 
     @classmethod
-    def from_manifest(cls, path, vocab, **kw) -> "ManifestDataset":
+    def from_manifest(cls, path: str | os.PathLike[str], vocab: Mapping[str, int], **kw: Any) -> "ManifestDataset":
         limit = kw.pop("limit", None)
         max_duration = kw.pop("max_duration", None)
         return cls(read_manifest(path, max_duration=max_duration, limit=limit), vocab, **kw)
@@ -107,7 +107,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         else:
             keys = self.durations
         order = np.argsort(keys, kind="stable")
-        batches, cur, cur_max = [], [], 0.0
+        batches: list[list[int]] = []
+        cur: list[int] = []
+        cur_max = 0.0
         for idx in order:
             d = self.durations[idx]
             new_max = max(cur_max, d)
