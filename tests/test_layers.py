@@ -14,13 +14,13 @@ from w2v_triton.checkpoints import REPO_ROOT
 PACKAGE = REPO_ROOT / "w2v_triton"
 # What runs inside Triton (and the runtimes it may load), plus the ARPA reader the decoder uses.
 SERVING = {
-    "spec", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
+    "spec", "typing", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
     "acoustic_torch", "masked_frontend", "ctc_model", "ctc_decoding",
     "lm", "lm.arpa", "lm.sphinx_binary",
 }
 # The onnxruntime path: must import with torch and transformers absent.
-WITHOUT_TORCH = ["spec", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
-                 "ctc_decoding"]
+WITHOUT_TORCH = ["spec", "typing", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio",
+                 "acoustic", "ctc_decoding"]
 
 
 def module_name(path: Path) -> str:
