@@ -11,7 +11,7 @@ A checkpoint is loaded with the CTC class of its own family and every weight mus
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 import json
 import logging
 import os
@@ -25,6 +25,9 @@ from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR
 from w2v_triton.paths import REPO_ROOT as REPO_ROOT
 from w2v_triton.spec import BASE_960H_VOCAB, DEFAULT_HUB_MODEL, PAD_TOKEN, SAMPLE_RATE, WORD_DELIMITER
 from w2v_triton.vocabulary import Vocabulary, VocabularyError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -92,15 +95,16 @@ def save_processor(out_dir: Path, vocab: dict[str, int], return_attention_mask: 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tokenizer = Wav2Vec2CTCTokenizer(
+    tokenizer = Wav2Vec2CTCTokenizer(  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
         str(out_dir / "vocab.json"), unk_token=unk_token, pad_token=pad_token,
         word_delimiter_token=word_delimiter, do_lower_case=False,
     )
-    extractor = Wav2Vec2FeatureExtractor(
+    extractor = Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
         feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
         return_attention_mask=return_attention_mask,
     )
-    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(out_dir))
+    processor = Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
+    processor.save_pretrained(str(out_dir))
     # transformers 5 folds the extractor into processor_config.json; older readers (and
     # read_checkpoint_info) look for preprocessor_config.json, so write it too.
     extractor.save_pretrained(str(out_dir))
@@ -222,7 +226,7 @@ def read_checkpoint_info(path: Path) -> CheckpointInfo:
     )
 
 
-def load_ctc_model(name_or_path: str | Path, allow_weight_mismatch: bool = False):
+def load_ctc_model(name_or_path: str | Path, allow_weight_mismatch: bool = False) -> PreTrainedModel:
     """Resolve a MODEL name (hub id, local dir, offline name) and load it with its family's CTC
     class, every weight checked (ctc_model.load_ctc_weights)."""
     return load_ctc_weights(resolve_checkpoint(str(name_or_path)), allow_weight_mismatch)

@@ -10,7 +10,7 @@ Layer indices here are 0-based transformer layer indices (teacher layer 0 .. L-1
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 import copy
 import json
 import re
@@ -181,7 +181,7 @@ def load_teacher(name_or_path: str) -> Wav2Vec2ForCTC:
     """Load a Wav2Vec2ForCTC (hub id, local dir or project name) in eval mode, float32."""
     from w2v_triton.checkpoints import load_ctc_model
 
-    return load_ctc_model(name_or_path)
+    return cast(Wav2Vec2ForCTC, load_ctc_model(name_or_path))
 
 
 def copy_processor_files(source: str | Path, out_dir: str | Path) -> list[str]:

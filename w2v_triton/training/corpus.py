@@ -13,7 +13,7 @@ only fills in what is missing and rewrites the manifests).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 import json
 import os
 import shutil
@@ -196,7 +196,8 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict[str
         bar.close()
     stats: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
-        split_rows = [r for r, j in zip(rows, jobs) if j.split == split]
+        rendered = cast(list[dict[str, Any]], rows)   # every job was rendered above
+        split_rows = [r for r, j in zip(rendered, jobs) if j.split == split]
         with open(out / f"{split}.jsonl", "w") as f:
             for r in split_rows:
                 f.write(json.dumps(r) + "\n")
