@@ -7,11 +7,11 @@ windowing against one full pass. Building the variants is w2v_triton.variants.
 """
 from __future__ import annotations
 
-from typing import Any
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,10 +20,13 @@ from w2v_triton.long_audio import LongAudioConfig, seams, window_starts
 from w2v_triton.metrics import error_rates
 from w2v_triton.typing import AnyArray
 
+if TYPE_CHECKING:
+    from w2v_triton.acoustic import AcousticModel
+
 
 # --- running and comparing ------------------------------------------------------------------
 
-def session(onnx_path: Path, threads: int = 0):
+def session(onnx_path: Path, threads: int = 0) -> AcousticModel:
     """A CPU session like AcousticModel's (variants built for GPUs fail here)."""
     from w2v_triton.acoustic import AcousticModel
 
@@ -67,12 +70,12 @@ def agreement(reference_logits: list[AnyArray], variant_logits: list[AnyArray],
         examples=[{"fp32": r[:120], "variant": v[:120]} for r, v in differing[:3]])
 
 
-def run_each(runner, utterances: list[AnyArray]) -> list[AnyArray]:
+def run_each(runner: AcousticModel, utterances: list[AnyArray]) -> list[AnyArray]:
     """Logits of each utterance run alone (batch 1): what a single request gets."""
     return [runner.run([u])[0] for u in utterances]
 
 
-def speed(runners: dict[str, object], clip: AnyArray, repeats: int = 5, warmup: int = 1) -> dict[str, Any]:
+def speed(runners: dict[str, AcousticModel], clip: AnyArray, repeats: int = 5, warmup: int = 1) -> dict[str, Any]:
     """Audio-seconds per second of each runner on `clip`, median over `repeats` (interleaved,
     so that load from other processes hits every variant alike)."""
     seconds = clip.size / spec.SAMPLE_RATE
@@ -92,13 +95,13 @@ def speed(runners: dict[str, object], clip: AnyArray, repeats: int = 5, warmup: 
             for name, t in times.items()}
 
 
-def to_dict(value) -> dict[str, Any]:
+def to_dict(value: Any) -> dict[str, Any]:
     return asdict(value)
 
 
 # --- PyTorch paths (bf16 autocast on AVX512-BF16/AMX CPUs): the acoustic model's torch runtime --
 
-def torch_runner(checkpoint: Path, dtype: str = "fp32"):
+def torch_runner(checkpoint: Path, dtype: str = "fp32") -> AcousticModel:
     """The checkpoint in PyTorch (AcousticModel's torch runtime) on the CPU, fp32 or bf16 autocast."""
     from w2v_triton.acoustic import AcousticModel
 
@@ -110,7 +113,7 @@ def torch_runner(checkpoint: Path, dtype: str = "fp32"):
 
 # --- long audio: windowed vs one full pass ------------------------------------------------------
 
-def compare_with_full_pass(onnx_path, audio: AnyArray, vocab: dict[str, int],
+def compare_with_full_pass(onnx_path: Path, audio: AnyArray, vocab: dict[str, int],
                            config: LongAudioConfig | None = None, threads: int = 1) -> dict[str, Any]:
     """Windowed vs one full pass on one long utterance: frame agreement, |logit diff| by distance
     from the nearest seam, and the CER/WER of the windowed greedy transcript against the full one."""
