@@ -103,7 +103,8 @@ def save_processor(out_dir: Path, vocab: dict[str, int], return_attention_mask: 
         feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
         return_attention_mask=return_attention_mask,
     )
-    processor = Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
+    processor = Wav2Vec2Processor(  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
+        feature_extractor=extractor, tokenizer=tokenizer)
     processor.save_pretrained(str(out_dir))
     # transformers 5 folds the extractor into processor_config.json; older readers (and
     # read_checkpoint_info) look for preprocessor_config.json, so write it too.

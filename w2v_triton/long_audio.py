@@ -83,7 +83,8 @@ def seams(starts: list[int], samples: int, config: LongAudioConfig) -> list[tupl
     return [(cuts[k], cuts[k + 1]) for k in range(len(starts))]
 
 
-def run_long(run_batch: Callable[[list[AnyArray]], list[AnyArray]], audio: AnyArray, config: LongAudioConfig) -> AnyArray:
+def run_long(run_batch: Callable[[list[AnyArray]], list[AnyArray]], audio: AnyArray,
+             config: LongAudioConfig) -> AnyArray:
     """[T, V] logits of one long utterance. `run_batch(list of 1-D arrays) -> list of [T_i, V]`
     is called with at most `config.batch_windows` windows of at most `config.window` samples."""
     starts = window_starts(audio.size, config)

@@ -58,7 +58,8 @@ def export_onnx(model: torch.nn.Module, onnx_path: Path, opset: int = OPSET, mat
     return onnx_path
 
 
-def verify_onnx(model: torch.nn.Module, onnx_path: Path, lengths: Sequence[int] = VERIFY_LENGTHS, seed: int = 0) -> ExportReport:
+def verify_onnx(model: torch.nn.Module, onnx_path: Path, lengths: Sequence[int] = VERIFY_LENGTHS,
+                seed: int = 0) -> ExportReport:
     """Compare ONNX logits with the HF model run on each unpadded utterance."""
     import onnxruntime as ort
 

@@ -94,7 +94,8 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?;:])\s+(?=[\"'(A-Z0-9])", text) if s.strip()]
 
 
-def sentence_pool(dirs: Iterable[str | Path] = DEFAULT_FORTUNE_DIRS, min_words: int = 3, max_words: int = 14) -> list[str]:
+def sentence_pool(dirs: Iterable[str | Path] = DEFAULT_FORTUNE_DIRS, min_words: int = 3,
+                  max_words: int = 14) -> list[str]:
     """Sorted, deduplicated list of normalised sentences from every fortune file found."""
     pool: set[str] = set()
     files = []

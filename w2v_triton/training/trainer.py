@@ -254,7 +254,8 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def train(self, resume: str | os.PathLike[str] | bool | None = None, max_steps: int | None = None) -> dict[str, Any]:
+    def train(self, resume: str | os.PathLike[str] | bool | None = None,
+              max_steps: int | None = None) -> dict[str, Any]:
         """Train until `config.max_steps` (or `max_steps`, to stop early) or `max_time_s`.
         `resume=True` continues from the latest checkpoint in out_dir, a path from that one."""
         cfg = self.cfg
