@@ -49,7 +49,7 @@ class Agreement:
     max_abs_logit_diff: float
     mean_abs_logit_diff: float
     frame_argmax_agreement: float  # share of frames with the same best token
-    examples: list[Any] = field(default_factory=list[Any])  # a few (fp32, variant) differing pairs
+    examples: list[Any] = field(default_factory=list)  # a few (fp32, variant) differing pairs
 
 
 def agreement(reference_logits: list[AnyArray], variant_logits: list[AnyArray],

@@ -144,7 +144,7 @@ class DistillLossConfig:
     l1_weight: float = 1.0
     cos_weight: float = 1.0
     cos_mode: str = "logsigmoid"
-    extra: dict[str, Any] = field(default_factory=dict[str, Any])
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def needs_hidden(self) -> bool:

@@ -112,7 +112,7 @@ class StudentInfo:
     teacher_params: int
     student_params: int
     conv_channels: list[int] | None = None   # set when the conv front-end was narrowed (pruned)
-    extra: dict[str, Any] = field(default_factory=dict[str, Any])
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def count_params(model: torch.nn.Module) -> int:

@@ -62,7 +62,7 @@ class TrainConfig:
     max_time_s: float | None = None     # stop (and save) once this much training time is spent
     anneal_by_time: bool = False        # decay reaches its end at max_time_s even if max_steps is not reached
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict[str, Any])  # recorded in the log header, not interpreted
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded in the log header, not interpreted
 
 
 def default_ctc_loss(model: torch.nn.Module, batch: dict[str, Any]):
