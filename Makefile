@@ -59,8 +59,9 @@ transcribe: venv  ## transcribe FILES=... with a running server (PROTOCOL=http|g
 	$(PY) -m client --url 127.0.0.1:$(if $(filter grpc,$(PROTOCOL)),$(GRPC_PORT),$(HTTP_PORT)) \
 	  --protocol $(or $(PROTOCOL),http) $(FILES)
 
-lint: venv  ## ruff (pyflakes + pycodestyle errors, config in pyproject.toml)
+lint: venv  ## ruff (pyflakes + pycodestyle errors), then mypy --strict on w2v_triton (config in pyproject.toml)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 test: venv lint  ## run the whole test suite (unit + integration against a real tritonserver), after lint
 	$(PY) -m pytest -q $(PYTEST_FLAGS) tests

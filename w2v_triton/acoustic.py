@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from w2v_triton.batch_coupling import BATCH_COUPLED_KEY, batch_coupled
 from w2v_triton.devices import DEVICES, GPU_PROVIDERS, DeviceUnavailable, onnx_providers
 from w2v_triton.long_audio import LongAudioConfig, run_long
 from w2v_triton.settings import parse_parameters, to_parameters, unknown_keys
+from w2v_triton.typing import AnyArray
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ WARMUP_SECONDS = (1.0, 10.0)
 LONG_AUDIO_PREFIX = "long_audio_"     # one short and one typical request before the model reports ready
 
 # (audio [B, N] float32, lengths [B] int64) -> (logits [B, T, V] float32, frames [B] int64)
-BatchRunner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+BatchRunner = Callable[[AnyArray, AnyArray], tuple[AnyArray, AnyArray]]
 
 
 class AcousticSettingsError(ValueError):
@@ -111,7 +112,7 @@ class OnnxRunner:
         # files built here carry the answer (stamp_batch_coupling); others are scanned once
         self.batch_coupled = stamped == "1" if stamped in ("0", "1") else batch_coupled(onnx_path)
 
-    def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, audio: AnyArray, lengths: AnyArray) -> tuple[AnyArray, AnyArray]:
         logits, frames = self.session.run(
             None, {spec.AUDIO: audio.astype(np.float32, copy=False),
                    spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)})
@@ -162,11 +163,11 @@ class AcousticModel:
         for duration in seconds:
             self.run([rng.standard_normal(int(duration * spec.SAMPLE_RATE)).astype(np.float32)])
 
-    def _run_short(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
+    def _run_short(self, utterances: list[AnyArray]) -> list[AnyArray]:
         """Run in length buckets: padding a 2 s clip to 30 s would waste 15x its compute.
         A batch-coupled model runs each utterance alone (its result must not depend on its
         neighbours in a dynamic batch)."""
-        results: list[np.ndarray | None] = [None] * len(utterances)
+        results: list[AnyArray | None] = [None] * len(utterances)
         if self.batch_coupled:
             buckets = [[i] for i in range(len(utterances))]
         else:
@@ -176,24 +177,24 @@ class AcousticModel:
             logits, frames = self.runner(audio, lengths)
             for row, i in enumerate(bucket):
                 results[i] = logits[row, : frames[row]]
-        return results
+        return cast(list[AnyArray], results)  # every index was filled above
 
-    def run(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
+    def run(self, utterances: list[AnyArray]) -> list[AnyArray]:
         """Each utterance's [T_i, V] logits: short ones in padded length buckets (see _run_short),
         long ones windowed (w2v_triton.long_audio)."""
         limit = self.long_audio.max_single
         short = [i for i, u in enumerate(utterances) if u.size <= limit]
-        results: list[np.ndarray | None] = [None] * len(utterances)
+        results: list[AnyArray | None] = [None] * len(utterances)
         if short:
             for i, logits in zip(short, self._run_short([utterances[i] for i in short])):
                 results[i] = logits
         for i, utterance in enumerate(utterances):
             if results[i] is None:
                 results[i] = run_long(self._run_short, utterance, self.long_audio)
-        return results
+        return cast(list[AnyArray], results)  # every index was filled above
 
 
-def pad_batch(utterances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def pad_batch(utterances: list[AnyArray]) -> tuple[AnyArray, AnyArray]:
     """Right-pad 1-D float32 arrays with zeros into [B, max N]; also return the lengths."""
     lengths = np.array([u.size for u in utterances], dtype=np.int64)
     batch = np.zeros((len(utterances), int(lengths.max())), dtype=np.float32)
@@ -202,7 +203,7 @@ def pad_batch(utterances: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return batch, lengths
 
 
-def pad_logits(per_row: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def pad_logits(per_row: list[AnyArray]) -> tuple[AnyArray, AnyArray]:
     """Stack [T_i, V] logits into a zero-padded [B, max T, V] array; also return the T_i."""
     frames = np.array([x.shape[0] for x in per_row], dtype=np.int64)
     logits = np.zeros((len(per_row), int(frames.max()), per_row[0].shape[1]), dtype=np.float32)

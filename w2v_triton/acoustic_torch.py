@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from w2v_triton.devices import DeviceUnavailable
+from w2v_triton.typing import AnyArray
 
 
 def resolve_dtype(torch_dtype: str, device: str) -> torch.dtype:
@@ -45,7 +46,7 @@ class TorchRunner:
         self.model = LengthAwareCTC(load_ctc_weights(checkpoint)).eval().to(self.device)
         self.provider = f"torch:{self.device}:{str(self.dtype).removeprefix('torch.')}"
 
-    def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, audio: AnyArray, lengths: AnyArray) -> tuple[AnyArray, AnyArray]:
         audio_t = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
         lengths_t = torch.from_numpy(lengths.astype(np.int64, copy=False)).to(self.device)
         half = self.dtype != torch.float32

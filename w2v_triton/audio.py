@@ -16,6 +16,7 @@ import soundfile as sf
 import soxr
 
 from w2v_triton.spec import SAMPLE_RATE
+from w2v_triton.typing import AnyArray
 
 # What a caller is told the service decodes (libsndfile >= 1.1 reads all of these).
 SUPPORTED_FORMATS = "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, CAF, W64"
@@ -39,7 +40,7 @@ class AudioTooLong(AudioError):
     """The file decodes to more than the allowed duration."""
 
 
-def to_mono_float32(samples: np.ndarray) -> np.ndarray:
+def to_mono_float32(samples: AnyArray) -> AnyArray:
     """Average channels and convert integer PCM to float32 in [-1, 1]."""
     samples = np.asarray(samples)
     if np.issubdtype(samples.dtype, np.integer):
@@ -53,14 +54,15 @@ def to_mono_float32(samples: np.ndarray) -> np.ndarray:
     return samples
 
 
-def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+def resample(samples: AnyArray, source_rate: int, target_rate: int = SAMPLE_RATE) -> AnyArray:
     """High-quality resampling (soxr); a no-op when the rates match."""
     if source_rate == target_rate:
         return samples
-    return soxr.resample(samples, source_rate, target_rate).astype(np.float32, copy=False)
+    resampled: AnyArray = soxr.resample(samples, source_rate, target_rate).astype(np.float32, copy=False)
+    return resampled
 
 
-def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
+def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> AnyArray:
     """Read a file from disk (any format, rate and channel count libsndfile reads)."""
     path = Path(path)
     if not path.is_file():
@@ -70,7 +72,7 @@ def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE, max_seconds: fl
 
 
 def decode_audio_bytes(data: bytes, target_rate: int = SAMPLE_RATE, max_seconds: float | None = None,
-                       label: str = "audio file") -> np.ndarray:
+                       label: str = "audio file") -> AnyArray:
     """Decode the bytes of an encoded file held in memory (an upload, a Triton BYTES tensor)."""
     if len(data) == 0:
         raise AudioError(f"{label} is empty (0 bytes)")
@@ -78,7 +80,7 @@ def decode_audio_bytes(data: bytes, target_rate: int = SAMPLE_RATE, max_seconds:
 
 
 def decode_audio(source: BinaryIO, target_rate: int = SAMPLE_RATE, max_seconds: float | None = None,
-                 label: str = "audio file") -> np.ndarray:
+                 label: str = "audio file") -> AnyArray:
     """Decode, down-mix to mono and resample to `target_rate`; the one decoder of the project.
 
     With `max_seconds`, a file longer than that is rejected from its header when the header
@@ -104,7 +106,7 @@ def decode_audio(source: BinaryIO, target_rate: int = SAMPLE_RATE, max_seconds: 
     return resample(samples, rate, target_rate)
 
 
-def encode_audio(samples: np.ndarray, fmt: str, subtype: str, rate: int = SAMPLE_RATE, channels: int = 1,
+def encode_audio(samples: AnyArray, fmt: str, subtype: str, rate: int = SAMPLE_RATE, channels: int = 1,
                  source_rate: int = SAMPLE_RATE) -> bytes:
     """The bytes of a file holding mono `samples` (at `source_rate`) in another format, rate and
     layout: what a user would upload (tests and benchmarks of the AUDIO_FILE input). A second
@@ -119,7 +121,7 @@ def encode_audio(samples: np.ndarray, fmt: str, subtype: str, rate: int = SAMPLE
     return buffer.getvalue()
 
 
-def _too_long(label: str, seconds: float | None, max_seconds: float) -> str:
+def _too_long(label: str, seconds: float | None, max_seconds: float | None) -> str:
     length = f"{seconds:.1f} s" if seconds is not None else f"more than {max_seconds:g} s"
     return f"{label}: audio too long ({length}; the limit is {max_seconds:g} s)"
 

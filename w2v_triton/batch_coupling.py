@@ -9,6 +9,10 @@ metadata instead of parsing the graph at start-up.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
 
 # Ops whose result for one row depends on the whole batch: dynamic quantisation takes one
 # activation scale over the whole tensor (onnxruntime fuses it into the other two).
@@ -19,7 +23,7 @@ BATCH_COUPLED_KEY = "w2v_triton.batch_coupled"   # ONNX metadata: "1" / "0"
 _MAX_INLINE_BYTES = 1_900_000_000                  # onnx.save of one file stops at 2 GB
 
 
-def _graph_is_coupled(graph) -> bool:
+def _graph_is_coupled(graph: onnx.GraphProto) -> bool:
     return any(node.op_type in BATCH_COUPLED_OPS for node in graph.node)
 
 

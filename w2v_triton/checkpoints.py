@@ -11,6 +11,7 @@ A checkpoint is loaded with the CTC class of its own family and every weight mus
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 import json
 import logging
 import os
@@ -20,9 +21,13 @@ from pathlib import Path
 # CheckpointMismatch and REPO_ROOT are re-exported: callers import them from here
 from w2v_triton.ctc_model import (CTC_FAMILIES, CheckpointMismatch, CheckpointUnavailable,  # noqa: F401
                                   ctc_class_name, load_ctc_weights)
-from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR, REPO_ROOT  # noqa: F401
+from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR
+from w2v_triton.paths import REPO_ROOT as REPO_ROOT
 from w2v_triton.spec import BASE_960H_VOCAB, DEFAULT_HUB_MODEL, PAD_TOKEN, SAMPLE_RATE, WORD_DELIMITER
 from w2v_triton.vocabulary import Vocabulary, VocabularyError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +49,7 @@ class CheckpointInfo:
         return self.vocabulary.tokens
 
 
-def base_960h_config_kwargs() -> dict:
+def base_960h_config_kwargs() -> dict[str, Any]:
     """Wav2Vec2Config arguments of facebook/wav2vec2-base-960h (its published config.json)."""
     return dict(
         vocab_size=len(BASE_960H_VOCAB), pad_token_id=0, bos_token_id=1, eos_token_id=2,
@@ -56,7 +61,7 @@ def base_960h_config_kwargs() -> dict:
     )
 
 
-def tiny_config_kwargs() -> dict:
+def tiny_config_kwargs() -> dict[str, Any]:
     """Same front-end strides (20 ms frames) and group norm as base, a few thousand parameters."""
     kwargs = base_960h_config_kwargs()
     kwargs.update(
@@ -68,7 +73,7 @@ def tiny_config_kwargs() -> dict:
 
 # Offline tiny checkpoints of every supported family (random weights, for tests and for trying a
 # family's export without a download): name -> (model_type, config overrides of tiny_config_kwargs).
-TINY_FAMILIES: dict[str, tuple[str, dict]] = {
+TINY_FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "tiny": ("wav2vec2", {}),
     # wav2vec2 large / lv60 / XLS-R layout: layer norm in every conv layer, stable (pre-LN) encoder
     "tiny-large": ("wav2vec2", dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)),
@@ -90,15 +95,17 @@ def save_processor(out_dir: Path, vocab: dict[str, int], return_attention_mask: 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tokenizer = Wav2Vec2CTCTokenizer(
+    tokenizer = Wav2Vec2CTCTokenizer(  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
         str(out_dir / "vocab.json"), unk_token=unk_token, pad_token=pad_token,
         word_delimiter_token=word_delimiter, do_lower_case=False,
     )
-    extractor = Wav2Vec2FeatureExtractor(
+    extractor = Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
         feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
         return_attention_mask=return_attention_mask,
     )
-    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(out_dir))
+    processor = Wav2Vec2Processor(  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
+        feature_extractor=extractor, tokenizer=tokenizer)
+    processor.save_pretrained(str(out_dir))
     # transformers 5 folds the extractor into processor_config.json; older readers (and
     # read_checkpoint_info) look for preprocessor_config.json, so write it too.
     extractor.save_pretrained(str(out_dir))
@@ -220,7 +227,7 @@ def read_checkpoint_info(path: Path) -> CheckpointInfo:
     )
 
 
-def load_ctc_model(name_or_path: str | Path, allow_weight_mismatch: bool = False):
+def load_ctc_model(name_or_path: str | Path, allow_weight_mismatch: bool = False) -> PreTrainedModel:
     """Resolve a MODEL name (hub id, local dir, offline name) and load it with its family's CTC
     class, every weight checked (ctc_model.load_ctc_weights)."""
     return load_ctc_weights(resolve_checkpoint(str(name_or_path)), allow_weight_mismatch)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from typing import TYPE_CHECKING
-
 from w2v_triton.ctc_output import Decoded, DecoderConfigError, greedy_decode
+from w2v_triton.typing import AnyArray
 
 if TYPE_CHECKING:   # a type only: ctc_decoding imports this module
     from w2v_triton.ctc_decoding import DecoderConfig
@@ -76,7 +77,7 @@ class FlashlightBeam:
             self.lm = ZeroLM()
         self._decoder = self._build()
 
-    def _build(self):
+    def _build(self) -> Any:
         CriterionType, LexiconDecoder, LexiconDecoderOptions, LexiconFreeDecoder, LexiconFreeDecoderOptions = self._api
         c = self.config
         threshold = -c.beam_prune_logp
@@ -96,7 +97,7 @@ class FlashlightBeam:
         self.config = config
         self._decoder = self._build()
 
-    def decode(self, log_probs: np.ndarray) -> Decoded:
+    def decode(self, log_probs: AnyArray) -> Decoded:
         """Best hypothesis of [frames, labels] log-probabilities, with word timestamps."""
         emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
         frames, n_tokens = emissions.shape

@@ -9,9 +9,13 @@ distillation) and at serve time by the torch runtime.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 import json
 import logging
 from pathlib import Path
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class CheckpointMismatch(CheckpointUnavailable):
     """The weights do not fit the architecture the config names (missing or unexpected keys)."""
 
 
-def ctc_class_name(config: dict, path: Path | str = "") -> str:
+def ctc_class_name(config: dict[str, Any], path: Path | str = "") -> str:
     """The transformers CTC class for a checkpoint's config.json, or one clear refusal."""
     model_type = config.get("model_type", "")
     architectures = config.get("architectures") or []
@@ -67,7 +71,7 @@ def _mismatch_message(path: Path, class_name: str, missing: list[str], unexpecte
             "training-only heads, see README)")
 
 
-def load_ctc_weights(path: Path, allow_weight_mismatch: bool = False):
+def load_ctc_weights(path: Path, allow_weight_mismatch: bool = False) -> PreTrainedModel:
     """Load a local CTC checkpoint with its own family's class, in eval mode with eager attention
     (exportable, deterministic), in float32 whatever dtype the weights are stored in
     (models/reference ships fp16 to fit 25 MB; export, quantization and distillation start from
@@ -87,4 +91,5 @@ def load_ctc_weights(path: Path, allow_weight_mismatch: bool = False):
         if not allow_weight_mismatch:
             raise CheckpointMismatch(message)
         logger.warning("allowed by --allow-weight-mismatch: %s", message)
-    return model.eval()
+    loaded: PreTrainedModel = model.eval()
+    return loaded

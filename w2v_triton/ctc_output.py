@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
 from w2v_triton.spec import FRAME_STRIDE_SAMPLES, SAMPLE_RATE
+from w2v_triton.typing import AnyArray
 
 _SPACES = re.compile(r" +")
 SECONDS_PER_FRAME = FRAME_STRIDE_SAMPLES / SAMPLE_RATE
@@ -21,16 +23,16 @@ class DecoderConfigError(ValueError):
     """Decoder parameters or files that cannot work; fails the model load loudly."""
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
+def log_softmax(x: AnyArray) -> AnyArray:
     x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    return cast(AnyArray, x - np.log(np.exp(x).sum(axis=-1, keepdims=True)))
 
 
 def clean_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def greedy_ids(logits: np.ndarray, blank: int) -> list[int]:
+def greedy_ids(logits: AnyArray, blank: int) -> list[int]:
     """Best path: argmax per frame, merge repeats, drop blanks."""
     best = logits.argmax(axis=-1)
     if best.size == 0:
@@ -61,7 +63,7 @@ class Decoded:
         return json.dumps([w.__dict__ for w in self.words])
 
 
-def greedy_decode(selected: np.ndarray, text: list[str], blank: int) -> Decoded:
+def greedy_decode(selected: AnyArray, text: list[str], blank: int) -> Decoded:
     """Best path with word spans: each word runs from its first character's first frame to its
     last character's last frame + 1 (the convention of pyctcdecode's word frames)."""
     best = selected.argmax(axis=-1)

@@ -13,7 +13,7 @@ class DeviceUnavailable(RuntimeError):
     """The device asked for is not there (e.g. DEVICE=gpu without a GPU runtime): the load fails."""
 
 
-def onnx_providers(device: str, available: list[str], device_id: int = 0) -> list:
+def onnx_providers(device: str, available: list[str], device_id: int = 0) -> list[str | tuple[str, dict[str, str]]]:
     """Execution providers for `device`: CPU, or the GPU providers onnxruntime offers (TensorRT
     first) with CPU after them for the ops they do not cover."""
     if device == "cpu":

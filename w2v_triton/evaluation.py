@@ -11,24 +11,29 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from w2v_triton import spec
 from w2v_triton.long_audio import LongAudioConfig, seams, window_starts
 from w2v_triton.metrics import error_rates
+from w2v_triton.typing import AnyArray
+
+if TYPE_CHECKING:
+    from w2v_triton.acoustic import AcousticModel
 
 
 # --- running and comparing ------------------------------------------------------------------
 
-def session(onnx_path: Path, threads: int = 0):
+def session(onnx_path: Path, threads: int = 0) -> AcousticModel:
     """A CPU session like AcousticModel's (variants built for GPUs fail here)."""
     from w2v_triton.acoustic import AcousticModel
 
     return AcousticModel(onnx_path, threads)
 
 
-def greedy_transcripts(logits: list[np.ndarray], vocab: dict[str, int]) -> list[str]:
+def greedy_transcripts(logits: list[AnyArray], vocab: dict[str, int]) -> list[str]:
     from w2v_triton.ctc_decoding import CTCDecoder
 
     return CTCDecoder(vocab).decode_batch(logits)
@@ -44,10 +49,10 @@ class Agreement:
     max_abs_logit_diff: float
     mean_abs_logit_diff: float
     frame_argmax_agreement: float  # share of frames with the same best token
-    examples: list = field(default_factory=list)  # a few (fp32, variant) differing pairs
+    examples: list[Any] = field(default_factory=list)  # a few (fp32, variant) differing pairs
 
 
-def agreement(reference_logits: list[np.ndarray], variant_logits: list[np.ndarray],
+def agreement(reference_logits: list[AnyArray], variant_logits: list[AnyArray],
               vocab: dict[str, int], sample_rate_seconds: float = 0.0) -> Agreement:
     ref_text = greedy_transcripts(reference_logits, vocab)
     var_text = greedy_transcripts(variant_logits, vocab)
@@ -65,12 +70,12 @@ def agreement(reference_logits: list[np.ndarray], variant_logits: list[np.ndarra
         examples=[{"fp32": r[:120], "variant": v[:120]} for r, v in differing[:3]])
 
 
-def run_each(runner, utterances: list[np.ndarray]) -> list[np.ndarray]:
+def run_each(runner: AcousticModel, utterances: list[AnyArray]) -> list[AnyArray]:
     """Logits of each utterance run alone (batch 1): what a single request gets."""
     return [runner.run([u])[0] for u in utterances]
 
 
-def speed(runners: dict[str, object], clip: np.ndarray, repeats: int = 5, warmup: int = 1) -> dict:
+def speed(runners: dict[str, AcousticModel], clip: AnyArray, repeats: int = 5, warmup: int = 1) -> dict[str, Any]:
     """Audio-seconds per second of each runner on `clip`, median over `repeats` (interleaved,
     so that load from other processes hits every variant alike)."""
     seconds = clip.size / spec.SAMPLE_RATE
@@ -90,13 +95,13 @@ def speed(runners: dict[str, object], clip: np.ndarray, repeats: int = 5, warmup
             for name, t in times.items()}
 
 
-def to_dict(value) -> dict:
+def to_dict(value: Any) -> dict[str, Any]:
     return asdict(value)
 
 
 # --- PyTorch paths (bf16 autocast on AVX512-BF16/AMX CPUs): the acoustic model's torch runtime --
 
-def torch_runner(checkpoint: Path, dtype: str = "fp32"):
+def torch_runner(checkpoint: Path, dtype: str = "fp32") -> AcousticModel:
     """The checkpoint in PyTorch (AcousticModel's torch runtime) on the CPU, fp32 or bf16 autocast."""
     from w2v_triton.acoustic import AcousticModel
 
@@ -108,8 +113,8 @@ def torch_runner(checkpoint: Path, dtype: str = "fp32"):
 
 # --- long audio: windowed vs one full pass ------------------------------------------------------
 
-def compare_with_full_pass(onnx_path, audio: np.ndarray, vocab: dict[str, int],
-                           config: LongAudioConfig | None = None, threads: int = 1) -> dict:
+def compare_with_full_pass(onnx_path: Path, audio: AnyArray, vocab: dict[str, int],
+                           config: LongAudioConfig | None = None, threads: int = 1) -> dict[str, Any]:
     """Windowed vs one full pass on one long utterance: frame agreement, |logit diff| by distance
     from the nearest seam, and the CER/WER of the windowed greedy transcript against the full one."""
     from w2v_triton.acoustic import AcousticModel
@@ -139,7 +144,7 @@ def compare_with_full_pass(onnx_path, audio: np.ndarray, vocab: dict[str, int],
             "cer_vs_full": cer, "wer_vs_full": wer, "full_chars": len(reference), "by_seam_distance": bands}
 
 
-def cpu_features() -> dict:
+def cpu_features() -> dict[str, Any]:
     """The CPU model and the flags that matter for int8/bf16 kernels (Linux /proc/cpuinfo)."""
     try:
         text = Path("/proc/cpuinfo").read_text()

@@ -16,10 +16,12 @@ preprocessor). The central frames agree closely; greedy transcripts differ by a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from w2v_triton import spec
+from w2v_triton.typing import AnyArray
 
 STRIDE = spec.FRAME_STRIDE_SAMPLES
 
@@ -81,12 +83,13 @@ def seams(starts: list[int], samples: int, config: LongAudioConfig) -> list[tupl
     return [(cuts[k], cuts[k + 1]) for k in range(len(starts))]
 
 
-def run_long(run_batch, audio: np.ndarray, config: LongAudioConfig) -> np.ndarray:
+def run_long(run_batch: Callable[[list[AnyArray]], list[AnyArray]], audio: AnyArray,
+             config: LongAudioConfig) -> AnyArray:
     """[T, V] logits of one long utterance. `run_batch(list of 1-D arrays) -> list of [T_i, V]`
     is called with at most `config.batch_windows` windows of at most `config.window` samples."""
     starts = window_starts(audio.size, config)
     ranges = seams(starts, audio.size, config)
-    pieces: list[np.ndarray] = []
+    pieces: list[AnyArray] = []
     for first in range(0, len(starts), config.batch_windows):
         chunk = starts[first: first + config.batch_windows]
         outputs = run_batch([audio[s: s + config.window] for s in chunk])

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -13,14 +15,14 @@ class Utterance:
     duration: float      # seconds
 
 
-def read_rows(path: str | Path, max_duration: float | None = None, limit: int | None = None) -> list[dict]:
+def read_rows(path: str | os.PathLike[str], max_duration: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """The one manifest parser: JSONL rows {"audio", "text", "duration", ...} with `audio` made
     absolute (relative paths are relative to the manifest's folder); rows longer than
     `max_duration` seconds are skipped, at most `limit` rows are read."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} does not exist")
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue

@@ -25,6 +25,7 @@ Two equivalent front-ends (`matmul_frontend`):
 from __future__ import annotations
 
 import math
+from typing import Any, Iterable, cast
 
 import torch
 import torch.nn.functional as F
@@ -88,7 +89,8 @@ class BlockMatMulConv1d(nn.Module):
             width = weight.shape[0]
             part = blocks if width == blocks.shape[-1] else blocks[..., :width]
             y = y + F.pad((part @ weight)[:, shift:], (0, 0, 0, shift))
-        return y if self.bias is None else y + self.bias
+        out: torch.Tensor = y if self.bias is None else y + self.bias
+        return out
 
 
 def conv_norm(layer: nn.Module) -> nn.GroupNorm | nn.LayerNorm | None:
@@ -109,7 +111,7 @@ class _MaskedConvStack(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden = hidden.transpose(1, 2)
-        for layer in self.stack.layers:
+        for layer in cast(nn.ModuleList, self.stack.layers):
             hidden = layer(hidden) * self.mask.to(hidden.dtype)
         return hidden.transpose(1, 2)
 
@@ -117,11 +119,12 @@ class _MaskedConvStack(nn.Module):
 class LengthAwareCTC(nn.Module):
     """(audio [B, N], audio_lengths [B]) -> (logits [B, T, V], logit_lengths [B])."""
 
-    def __init__(self, model, matmul_frontend: bool = False) -> None:
+    def __init__(self, model: nn.Module, matmul_frontend: bool = False) -> None:
         super().__init__()
         self.model = model.eval()
         self.matmul_frontend = matmul_frontend
-        self.base = getattr(self.model, self.model.base_model_prefix)
+        prefix = cast(str, self.model.base_model_prefix)   # a transformers model: wav2vec2, hubert, ...
+        self.base: Any = getattr(self.model, prefix)   # family-specific attributes
         if getattr(self.base, "adapter", None) is not None:
             raise ValueError("checkpoints with an adapter (add_adapter=True) are not supported")
         layers = self.base.feature_extractor.conv_layers
@@ -138,9 +141,11 @@ class LengthAwareCTC(nn.Module):
         if self.matmul_frontend:
             samples = audio.shape[1]
             padded = (samples + self.total_stride - 1) // self.total_stride * self.total_stride
-            hidden, convs = F.pad(audio, (0, padded - samples))[:, :, None], self.block_convs
+            hidden = F.pad(audio, (0, padded - samples))[:, :, None]
+            convs: Iterable[Any] = cast(nn.ModuleList, self.block_convs)   # built when matmul_frontend
         else:
-            hidden, convs = audio[:, None, :], [layer.conv for layer in layers]
+            hidden = audio[:, None, :]
+            convs = [layer.conv for layer in layers]
         for layer, conv in zip(layers, convs):
             hidden = conv(hidden)
             lengths = conv_output_lengths(lengths, conv.kernel_size[0], conv.stride[0])
@@ -157,7 +162,7 @@ class LengthAwareCTC(nn.Module):
             return hidden[:, : lengths.max()], lengths     # drop the frames that only exist in the padding
         return hidden.transpose(1, 2), lengths
 
-    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor):
+    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, lengths = self.features(audio, audio_lengths.to(torch.int64))
         return self.encode(features, lengths), lengths
 
@@ -176,4 +181,6 @@ class LengthAwareCTC(nn.Module):
             encoded = encoder(hidden, attention_mask=frame_mask).last_hidden_state
         finally:
             encoder.pos_conv_embed = original
-        return self.model.lm_head(encoded)
+        lm_head = cast(nn.Module, self.model.lm_head)
+        logits: torch.Tensor = lm_head(encoded)
+        return logits

@@ -9,6 +9,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ class ExportReport:
         return max(self.max_abs_diff_single, self.max_abs_diff_batched) < tolerance
 
 
-def export_onnx(model, onnx_path: Path, opset: int = OPSET, matmul_frontend: bool = False) -> Path:
+def export_onnx(model: torch.nn.Module, onnx_path: Path, opset: int = OPSET, matmul_frontend: bool = False) -> Path:
     """Trace LengthAwareCTC(model) to ONNX with dynamic batch/time axes (`matmul_frontend`:
     the conv front-end as block MatMuls, see masked_frontend)."""
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,8 @@ def export_onnx(model, onnx_path: Path, opset: int = OPSET, matmul_frontend: boo
     return onnx_path
 
 
-def verify_onnx(model, onnx_path: Path, lengths=VERIFY_LENGTHS, seed: int = 0) -> ExportReport:
+def verify_onnx(model: torch.nn.Module, onnx_path: Path, lengths: Sequence[int] = VERIFY_LENGTHS,
+                seed: int = 0) -> ExportReport:
     """Compare ONNX logits with the HF model run on each unpadded utterance."""
     import onnxruntime as ort
 

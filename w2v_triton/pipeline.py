@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 from w2v_triton import spec
 from w2v_triton.acoustic import AcousticModel, AcousticSettings
@@ -16,6 +15,7 @@ from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.preprocessing import PreprocessorSettings
 from w2v_triton.repository import model_parameters
 from w2v_triton.vocabulary import Vocabulary
+from w2v_triton.typing import AnyArray
 
 
 def acoustic_settings(repository: Path) -> AcousticSettings:
@@ -44,18 +44,18 @@ class ReferencePipeline:
         self.decoder = CTCDecoder(Vocabulary.load_from_dir(decoder_dir),
                                   DecoderConfig.from_parameters(dec, base_dir=decoder_dir))
 
-    def _preprocess(self, utterance: np.ndarray | bytes) -> np.ndarray:
+    def _preprocess(self, utterance: AnyArray | bytes) -> AnyArray:
         """float32 samples as the AUDIO input, bytes as the AUDIO_FILE input (an encoded file)."""
         if isinstance(utterance, (bytes, bytearray, memoryview)):
             return self.preprocessor.preprocess_file(bytes(utterance))
         return self.preprocessor.preprocess(utterance)
 
-    def logits(self, utterances: list[np.ndarray | bytes]) -> list[np.ndarray]:
+    def logits(self, utterances: list[AnyArray | bytes]) -> list[AnyArray]:
         return self.acoustic.run([self._preprocess(u) for u in utterances])
 
-    def transcribe_batch(self, utterances: list[np.ndarray | bytes]) -> list[str]:
+    def transcribe_batch(self, utterances: list[AnyArray | bytes]) -> list[str]:
         return self.decoder.decode_batch(self.logits(utterances))
 
-    def transcribe(self, audio: np.ndarray | bytes) -> str:
+    def transcribe(self, audio: AnyArray | bytes) -> str:
         """Transcript of float32 mono 16 kHz samples, or of an encoded file's bytes."""
         return self.transcribe_batch([audio])[0]

@@ -13,13 +13,14 @@ import numpy as np
 from w2v_triton.audio import AudioError, decode_audio_bytes
 from w2v_triton.settings import parse_parameters, to_parameters, unknown_keys
 from w2v_triton.spec import MAX_AUDIO_SECONDS, MIN_SAMPLES, NORMALIZE_EPS, SAMPLE_RATE
+from w2v_triton.typing import AnyArray
 
 
 class InvalidAudio(ValueError):
     """Audio the acoustic model cannot take; the message is shown to the caller."""
 
 
-def validate(audio: np.ndarray, max_seconds: float | None = None, min_samples: int = MIN_SAMPLES) -> np.ndarray:
+def validate(audio: AnyArray, max_seconds: float | None = None, min_samples: int = MIN_SAMPLES) -> AnyArray:
     """Return `audio` as 1-D float32 or raise InvalidAudio with a message a user can act on.
 
     `max_seconds` (the server's `max_audio_seconds`) bounds the length; None: no bound.
@@ -47,19 +48,20 @@ def validate(audio: np.ndarray, max_seconds: float | None = None, min_samples: i
     return audio
 
 
-def normalize(audio: np.ndarray) -> np.ndarray:
+def normalize(audio: AnyArray) -> AnyArray:
     """Zero-mean unit-variance per utterance (Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm)."""
     audio = audio.astype(np.float32, copy=False)
-    return ((audio - audio.mean()) / np.sqrt(audio.var() + NORMALIZE_EPS)).astype(np.float32)
+    normalized: AnyArray = ((audio - audio.mean()) / np.sqrt(audio.var() + NORMALIZE_EPS)).astype(np.float32)
+    return normalized
 
 
-def preprocess(audio: np.ndarray, do_normalize: bool, max_seconds: float | None = None) -> np.ndarray:
+def preprocess(audio: AnyArray, do_normalize: bool, max_seconds: float | None = None) -> AnyArray:
     """Validate, then normalise when the checkpoint's feature extractor does."""
     audio = validate(audio, max_seconds)
     return normalize(audio) if do_normalize else audio.copy()
 
 
-def decode_file(data: bytes, max_seconds: float | None = None) -> np.ndarray:
+def decode_file(data: bytes, max_seconds: float | None = None) -> AnyArray:
     """The float32 mono 16 kHz samples of an encoded file's bytes (InvalidAudio if unusable)."""
     try:
         return decode_audio_bytes(data, max_seconds=max_seconds)
@@ -67,7 +69,7 @@ def decode_file(data: bytes, max_seconds: float | None = None) -> np.ndarray:
         raise InvalidAudio(str(exc)) from None
 
 
-def preprocess_file(data: bytes, do_normalize: bool, max_seconds: float | None = None) -> np.ndarray:
+def preprocess_file(data: bytes, do_normalize: bool, max_seconds: float | None = None) -> AnyArray:
     """Decode an encoded file's bytes, then exactly what `preprocess` does to float32 samples."""
     return preprocess(decode_file(data, max_seconds), do_normalize, max_seconds)
 
@@ -95,8 +97,8 @@ class PreprocessorSettings:
                 f"unknown preprocessor parameter {unknown[0]!r}: rebuild the repository (`make build-models`)")
         return cls(**parse_parameters(cls, parameters, PreprocessorSettingsError))
 
-    def preprocess(self, audio: np.ndarray) -> np.ndarray:
+    def preprocess(self, audio: AnyArray) -> AnyArray:
         return preprocess(audio, self.do_normalize, self.max_audio_seconds)
 
-    def preprocess_file(self, data: bytes) -> np.ndarray:
+    def preprocess_file(self, data: bytes) -> AnyArray:
         return preprocess_file(data, self.do_normalize, self.max_audio_seconds)

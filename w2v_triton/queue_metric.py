@@ -19,6 +19,7 @@ Credentials, project, zone and instance id come from the metadata server.
 """
 from __future__ import annotations
 
+from typing import Any
 import argparse
 import json
 import logging
@@ -71,7 +72,8 @@ def queue_time_ms(before: Counters, after: Counters) -> float:
 
 def _get(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> str:
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as reply:
-        return reply.read().decode()
+        body: bytes = reply.read()
+        return body.decode()
 
 
 class Instance:
@@ -94,7 +96,7 @@ class Instance:
         return self._token
 
 
-def time_series(instance: Instance, value: float, when: datetime) -> dict:
+def time_series(instance: Instance, value: float, when: datetime) -> dict[str, Any]:
     """The body of projects.timeSeries.create for one point of the gauge."""
     return {"timeSeries": [{
         "metric": {"type": METRIC_TYPE},

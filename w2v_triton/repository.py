@@ -13,13 +13,15 @@ import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from string import Template
+from typing import Any, Sequence
 
 from w2v_triton import spec
-from w2v_triton.acoustic import (DEVICES, ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_DIR, WARMUP_SECONDS,
+from w2v_triton.acoustic import (ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_DIR, WARMUP_SECONDS,
                                  AcousticSettings)
 from w2v_triton.batch_coupling import batch_coupled
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
 from w2v_triton.ctc_decoding import DecoderConfig
+from w2v_triton.devices import DEVICES
 from w2v_triton.long_audio import LongAudioConfig
 from w2v_triton.preprocessing import PreprocessorSettings
 from w2v_triton.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, StreamingConfig
@@ -55,7 +57,7 @@ class RepositoryOptions:
     warmup: bool = True                # run requests before the acoustic model reports ready
     max_audio_seconds: float = spec.MAX_AUDIO_SECONDS   # longest accepted audio (samples or a file)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)   # LM paths relative to decoder/
-    streaming: dict = field(default_factory=dict)   # StreamingConfig field -> value overrides
+    streaming: dict[str, Any] = field(default_factory=dict)   # StreamingConfig field -> value overrides
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -80,7 +82,7 @@ class RepositoryOptions:
             warmup=self.warmup)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RepositoryOptions":
+    def from_dict(cls, values: dict[str, Any]) -> "RepositoryOptions":
         """From a build_info.json; keys of other versions (e.g. instance_kind) are dropped."""
         known = {f.name for f in fields(cls)}
         kept = {k: v for k, v in values.items() if k in known}
@@ -131,7 +133,7 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
 
 
 def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
-                      options: RepositoryOptions, lm_files: list[Path] = ()) -> Path:
+                      options: RepositoryOptions, lm_files: Sequence[Path] = ()) -> Path:
     """Write a complete, servable repository into `output` (may be the template folder)."""
     if info.sample_rate != spec.SAMPLE_RATE:
         raise ValueError(f"checkpoint expects {info.sample_rate} Hz audio; the service is {spec.SAMPLE_RATE} Hz")

@@ -9,6 +9,7 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from w2v_triton.checkpoints import REPO_ROOT
 from w2v_triton.tritonserver import Ports, ServerError, TritonServer
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                           log_path=args.log, extra_args=args.extra)
     stopping = False
 
-    def stop(signum, _frame):
+    def stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
         print(f"\nreceived {signal.Signals(signum).name}: stopping tritonserver", flush=True)
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  "
           f"metrics 127.0.0.1:{args.metrics_port}  (log: {args.log}; Ctrl-C to stop)", flush=True)
+    assert server.process is not None   # start() returned, so the process exists
     code = server.process.wait()
     if stopping:
         print("tritonserver stopped", flush=True)

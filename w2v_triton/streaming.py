@@ -32,14 +32,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 from w2v_triton import spec
 from w2v_triton.acoustic import AcousticModel
-from w2v_triton.ctc_decoding import CTCDecoder, Decoded
+from w2v_triton.ctc_decoding import CTCDecoder
+from w2v_triton.ctc_output import Decoded
 from w2v_triton.long_audio import STRIDE, frame_count
 from w2v_triton.preprocessing import InvalidAudio, normalize, preprocess, validate
+from w2v_triton.typing import AnyArray
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ class StreamingConfig:
     def from_parameters(cls, parameters: dict[str, str]) -> "StreamingConfig":
         """From Triton's string parameters: keys `stream_<field>`; other keys are ignored."""
         kinds = {f.name: f.type for f in fields(cls)}
-        values: dict = {}
+        values: dict[str, Any] = {}
         for key, raw in parameters.items():
             name = key[len("stream_"):] if key.startswith("stream_") else None
             if name not in kinds:
@@ -111,11 +114,11 @@ class StreamState:
     """One utterance in progress. `audio` holds the samples from `audio_start` on."""
 
     hotwords: list[str] | None = None
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    audio: AnyArray = field(default_factory=lambda: np.zeros(0, np.float32))
     audio_start: int = 0
     received: int = 0                 # samples received so far
     emitted: int = 0                  # frames whose logits are final
-    logits: list[np.ndarray] = field(default_factory=list)
+    logits: list[AnyArray] = field(default_factory=list)
     total: float = 0.0                # running sums for the running normalisation
     total_sq: float = 0.0
     last_seen: float = 0.0
@@ -147,7 +150,7 @@ class ChunkedRecognizer:
         self.config = config or StreamingConfig()
 
     # -- windows -------------------------------------------------------------------------------
-    def _normalized(self, state: StreamState, window: np.ndarray) -> np.ndarray:
+    def _normalized(self, state: StreamState, window: AnyArray) -> AnyArray:
         mode = self.config.normalization if self.do_normalize else "none"
         if mode == "none":
             return window
@@ -155,9 +158,9 @@ class ChunkedRecognizer:
             return normalize(window)
         mean = state.total / state.received
         var = max(state.total_sq / state.received - mean * mean, 0.0)
-        return ((window - mean) / np.sqrt(var + spec.NORMALIZE_EPS)).astype(np.float32)
+        return cast(AnyArray, ((window - mean) / np.sqrt(var + spec.NORMALIZE_EPS)).astype(np.float32))
 
-    def _window(self, state: StreamState, until_frame: int) -> tuple[int, np.ndarray] | None:
+    def _window(self, state: StreamState, until_frame: int) -> tuple[int, AnyArray] | None:
         """(first global frame, normalised audio) of the window that yields frames
         [emitted, until_frame), or None when there is nothing to emit."""
         if until_frame <= state.emitted:
@@ -166,7 +169,7 @@ class ChunkedRecognizer:
         window = state.audio[start - state.audio_start:]
         return start // STRIDE, self._normalized(state, window)
 
-    def _append(self, state: StreamState, chunk: np.ndarray) -> None:
+    def _append(self, state: StreamState, chunk: AnyArray) -> None:
         chunk = validate(chunk, min_samples=0)
         if chunk.size > self.config.max_chunk_seconds * spec.SAMPLE_RATE:
             raise StreamError(f"chunk of {chunk.size / spec.SAMPLE_RATE:.2f} s is longer than "
@@ -188,12 +191,12 @@ class ChunkedRecognizer:
         state.audio_start = keep_from
 
     # -- one round: at most one chunk per stream -------------------------------------------------
-    def process(self, items: list[tuple[StreamState, np.ndarray, bool]]) -> list[StreamResult | Exception]:
+    def process(self, items: list[tuple[StreamState, AnyArray, bool]]) -> list[StreamResult | Exception]:
         """Add a chunk to each stream (`end`: the stream's last chunk) and return its partial or
         final result, or the exception that fails that stream alone. All windows of the round run
         in one AcousticModel.run call."""
         results: list[StreamResult | Exception | None] = [None] * len(items)
-        jobs: list[tuple[int, str, int, np.ndarray]] = []   # (item, kind, first frame, audio)
+        jobs: list[tuple[int, str, int, AnyArray]] = []   # (item, kind, first frame, audio)
         for i, (state, chunk, end) in enumerate(items):
             try:
                 self._append(state, chunk)
@@ -230,16 +233,16 @@ class ChunkedRecognizer:
             decoded = self.decoder.decode_full(logits, state.hotwords) if logits.shape[0] else Decoded("")
             state.text = decoded.text
             results[i] = StreamResult(decoded.text, end, decoded, state.emitted * STRIDE / spec.SAMPLE_RATE)
-        return results
+        return cast(list[StreamResult | Exception], results)   # every slot is filled above
 
-    def emitted_logits(self, state: StreamState) -> np.ndarray:
+    def emitted_logits(self, state: StreamState) -> AnyArray:
         if len(state.logits) > 1:
             state.logits = [np.concatenate(state.logits)]
         if not state.logits:
             return np.zeros((0, self.decoder.labels.vocab_size), np.float32)
         return state.logits[0]
 
-    def recognize(self, audio: np.ndarray, chunk_seconds: float = 0.5,
+    def recognize(self, audio: AnyArray, chunk_seconds: float = 0.5,
                   hotwords: list[str] | None = None) -> list[StreamResult]:
         """One utterance streamed in chunks (in-process): every partial, then the final."""
         step = max(1, int(chunk_seconds * spec.SAMPLE_RATE))
@@ -257,7 +260,7 @@ class ChunkedRecognizer:
 @dataclass(frozen=True)
 class ChunkRequest:
     stream_id: int
-    audio: np.ndarray
+    audio: AnyArray
     start: bool
     end: bool
     hotwords: str | bytes | None = None
@@ -289,7 +292,8 @@ class StreamRegistry:
         pending = list(range(len(requests)))
         while pending:
             round_ids: set[int] = set()
-            batch, later = [], []
+            batch: list[int] = []
+            later: list[int] = []
             for i in pending:
                 (later if requests[i].stream_id in round_ids else batch).append(i)
                 round_ids.add(requests[i].stream_id)
@@ -309,7 +313,7 @@ class StreamRegistry:
                 if request.end or isinstance(result, Exception):
                     self.streams.pop(request.stream_id, None)
             pending = later
-        return results
+        return cast(list[StreamResult | Exception], results)   # every request got a result or an error
 
     def _state(self, request: ChunkRequest) -> StreamState:
         now = self.clock()

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from w2v_triton.checkpoints import REPO_ROOT
 
@@ -92,7 +93,8 @@ def server_environment() -> dict[str, str]:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -106,7 +108,7 @@ class Ports:
         return cls(free_port(), free_port(), free_port())
 
 
-def server_command(repository: Path, ports: Ports, extra: list[str] = ()) -> list[str]:
+def server_command(repository: Path, ports: Ports, extra: Sequence[str] = ()) -> list[str]:
     server_dir, _ = wheel_paths()
     return [
         str(server_dir / "bin" / "tritonserver"),
@@ -145,12 +147,12 @@ class TritonServer:
     """A tritonserver child process: start, wait for readiness (with a timeout), stop by PID."""
 
     def __init__(self, repository: Path, ports: Ports | None = None, log_path: Path | None = None,
-                 extra_args: list[str] = ()) -> None:
+                 extra_args: Sequence[str] = ()) -> None:
         self.repository = Path(repository)
         self.ports = ports or Ports()
         self.log_path = log_path or REPO_ROOT / "build" / "tritonserver.log"
         self.extra_args = list(extra_args)
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def http_url(self) -> str:
@@ -174,7 +176,8 @@ class TritonServer:
     def is_ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as reply:
-                return reply.status == 200
+                status: int = reply.status
+                return status == 200
         except (urllib.error.URLError, OSError):
             return False
 
@@ -186,6 +189,7 @@ class TritonServer:
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        assert self.process is not None, "wait_ready() runs after start()"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServerError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -218,5 +222,5 @@ class TritonServer:
     def __enter__(self) -> "TritonServer":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -25,6 +25,7 @@ Verification against fp32 (agreement, speed) is w2v_triton.evaluation.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 
 from w2v_triton import spec
@@ -81,7 +82,7 @@ def fuse_transformer(src: Path, dst: Path, num_heads: int = 0, hidden_size: int 
     return dst
 
 
-def quantize_int8(src: Path, dst: Path, op_types=("MatMul",), per_channel: bool = False,
+def quantize_int8(src: Path, dst: Path, op_types: tuple[str, ...] = ("MatMul",), per_channel: bool = False,
                   exclude_prefixes: tuple[str, ...] = ()) -> Path:
     """Dynamic quantisation: int8 weights, activations quantised at run time (uint8).
     Nodes whose name starts with one of `exclude_prefixes` stay float."""
@@ -175,7 +176,7 @@ def build_variant(fp32_path: Path, variant: str, force: bool = False, checkpoint
                                               int(config.get("hidden_size", 0))),
         "int8": lambda: quantize_int8(fp32_path, tmp, ("MatMul",)),
         "int8-pc": lambda: quantize_int8(fp32_path, tmp, ("MatMul",), per_channel=True),
-        "mm": lambda: export_matmul_frontend(Path(checkpoint), tmp),
+        "mm": lambda: export_matmul_frontend(Path(cast(Path, checkpoint)), tmp),   # checked above
         "int8-mm": lambda: quantize_int8(build_variant(fp32_path, "mm", force, checkpoint), tmp, ("MatMul",),
                                          per_channel=True, exclude_prefixes=INT8_MM_FLOAT_NODES),
         "int8-fused": lambda: quantize_int8(build_variant(fp32_path, "ort-fused", force, checkpoint), tmp,

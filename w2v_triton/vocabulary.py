@@ -9,6 +9,7 @@ LM builder and the tuner all read one vocabulary the same way.
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ def _token(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _added_tokens(path: Path, settings: dict, tokens: dict[str, int]) -> dict[str, int]:
+def _added_tokens(path: Path, settings: dict[str, Any], tokens: dict[str, int]) -> dict[str, int]:
     """Tokens the tokenizer added after vocab.json (added_tokens.json, or tokenizer_config.json's
     added_tokens_decoder): e.g. <s> and </s> when vocab.json lacks them. The model's output layer
     has columns for them (vocab_size = len(tokenizer))."""
@@ -103,7 +104,7 @@ class Vocabulary:
             raise VocabularyError(f"{vocab_file}: not valid JSON ({exc})") from None
         if not isinstance(tokens, dict) or not tokens:
             raise VocabularyError(f"{vocab_file}: expected a JSON object of token -> id")
-        settings: dict = {}
+        settings: dict[str, Any] = {}
         for name in (SPECIAL_TOKENS_MAP_FILE, TOKENIZER_CONFIG_FILE):   # the config wins
             file = path / name
             if file.is_file():

@@ -35,7 +35,8 @@ def _norm_scale(layer: torch.nn.Module) -> torch.Tensor | None:
         return None
     if isinstance(norm, torch.nn.GroupNorm) and norm.num_groups != norm.num_channels:
         return None
-    return norm.weight.detach().abs()
+    scale: torch.Tensor = norm.weight.detach().abs()
+    return scale
 
 
 def conv_channel_importance(model: Wav2Vec2ForCTC) -> list[torch.Tensor]:

@@ -17,6 +17,7 @@ DistillLoss     the weighted sum; holds the prediction heads (trainable, not par
 """
 from __future__ import annotations
 
+from typing import Any
 from dataclasses import dataclass, field
 
 import torch
@@ -143,7 +144,7 @@ class DistillLossConfig:
     l1_weight: float = 1.0
     cos_weight: float = 1.0
     cos_mode: str = "logsigmoid"
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def needs_hidden(self) -> bool:

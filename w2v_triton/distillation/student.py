@@ -10,6 +10,7 @@ Layer indices here are 0-based transformer layer indices (teacher layer 0 .. L-1
 """
 from __future__ import annotations
 
+from typing import Any, cast
 import copy
 import json
 import re
@@ -111,7 +112,7 @@ class StudentInfo:
     teacher_params: int
     student_params: int
     conv_channels: list[int] | None = None   # set when the conv front-end was narrowed (pruned)
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -180,7 +181,7 @@ def load_teacher(name_or_path: str) -> Wav2Vec2ForCTC:
     """Load a Wav2Vec2ForCTC (hub id, local dir or project name) in eval mode, float32."""
     from w2v_triton.checkpoints import load_ctc_model
 
-    return load_ctc_model(name_or_path)
+    return cast(Wav2Vec2ForCTC, load_ctc_model(name_or_path))
 
 
 def copy_processor_files(source: str | Path, out_dir: str | Path) -> list[str]:
@@ -219,6 +220,6 @@ def save_student(student: Wav2Vec2ForCTC, info: StudentInfo | None, out_dir: str
     return out_dir
 
 
-def read_student_info(model_dir: str | Path) -> dict | None:
+def read_student_info(model_dir: str | Path) -> dict[str, Any] | None:
     p = Path(model_dir) / STUDENT_INFO
     return json.loads(p.read_text()) if p.is_file() else None

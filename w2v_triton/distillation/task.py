@@ -11,6 +11,7 @@ Batches are dicts: `input_values` float [B, N] (zero padded), `attention_mask` [
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +23,7 @@ from transformers import Wav2Vec2ForCTC
 from w2v_triton.distillation.losses import DistillLoss, DistillLossConfig, frame_mask_from_lengths
 
 
-def audio_lengths_of(batch: dict) -> torch.Tensor:
+def audio_lengths_of(batch: dict[str, Any]) -> torch.Tensor:
     for key in ("input_lengths", "audio_lengths", "lengths"):
         if batch.get(key) is not None:
             return batch[key].to(torch.long)
@@ -32,7 +33,7 @@ def audio_lengths_of(batch: dict) -> torch.Tensor:
     return torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
 
 
-def attention_mask_of(batch: dict) -> torch.Tensor | None:
+def attention_mask_of(batch: dict[str, Any]) -> torch.Tensor | None:
     """The sample-level attention mask, or one built from lengths (None if nothing is padded)."""
     if batch.get("attention_mask") is not None:
         return batch["attention_mask"]
@@ -43,11 +44,11 @@ def attention_mask_of(batch: dict) -> torch.Tensor | None:
     return (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).long()
 
 
-def frame_lengths_of(model: Wav2Vec2ForCTC, batch: dict) -> torch.Tensor:
+def frame_lengths_of(model: Wav2Vec2ForCTC, batch: dict[str, Any]) -> torch.Tensor:
     return model._get_feat_extract_output_lengths(audio_lengths_of(batch)).to(torch.long)
 
 
-def ctc_forward(model: Wav2Vec2ForCTC, batch: dict, hidden: bool):
+def ctc_forward(model: Wav2Vec2ForCTC, batch: dict[str, Any], hidden: bool):
     return model(batch["input_values"], attention_mask=attention_mask_of(batch),
                  output_hidden_states=hidden, return_dict=True)
 
@@ -60,7 +61,7 @@ class DistillModel(nn.Module):
         self.student = student
         self.loss = loss
 
-    def forward(self, batch: dict, teacher_logits: torch.Tensor,
+    def forward(self, batch: dict[str, Any], teacher_logits: torch.Tensor,
                 teacher_hidden: tuple[torch.Tensor, ...] | None = None):
         out = ctc_forward(self.student, batch, self.loss.cfg.needs_hidden)
         frame_lengths = frame_lengths_of(self.student, batch)
@@ -93,7 +94,7 @@ class DistillTask:
         self.teacher = freeze(teacher)
         self.loss_cfg = loss_cfg
 
-    def teacher_forward(self, batch: dict):
+    def teacher_forward(self, batch: dict[str, Any]):
         device = batch["input_values"].device
         if next(self.teacher.parameters()).device != device:
             self.teacher.to(device)
@@ -101,7 +102,7 @@ class DistillTask:
         with torch.no_grad():
             return ctc_forward(self.teacher, batch, self.loss_cfg.needs_hidden)
 
-    def compute_loss(self, model: nn.Module, batch: dict):
+    def compute_loss(self, model: nn.Module, batch: dict[str, Any]):
         t_out = self.teacher_forward(batch)
         t_hidden = t_out.hidden_states if self.loss_cfg.needs_hidden else None
         loss, logs = model(batch, t_out.logits, t_hidden)
@@ -138,7 +139,7 @@ def corpus_wer(refs: list[str], hyps: list[str], unit: str = "word") -> float:
 
 @torch.no_grad()
 def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches, id_to_token: dict[int, str],
-             temperature: float = 1.0) -> dict:
+             temperature: float = 1.0) -> dict[str, Any]:
     """Dev metrics: WER vs labels (student and teacher), WER vs the teacher's transcripts, KL.
 
     Each batch needs `input_values` (+ mask/lengths) and, for WER vs labels, `texts` (list of
@@ -188,5 +189,5 @@ def id_to_token_of(model_dir: str | Path | None, vocab_size: int) -> dict[int, s
     return inv
 
 
-def loss_config_dict(cfg: DistillLossConfig) -> dict:
+def loss_config_dict(cfg: DistillLossConfig) -> dict[str, Any]:
     return asdict(cfg)

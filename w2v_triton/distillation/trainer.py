@@ -14,6 +14,7 @@ on CPU, checkpoints with exact resume, JSONL log). This module only adds:
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -73,19 +74,19 @@ class KDManifestDataset(ManifestDataset):
                 r["text"] = ""
         super().__init__(rows, vocab, do_normalize=do_normalize)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         item = super().__getitem__(i)
         item["labelled"] = self.labelled_flags[i]
         return item
 
 
-def kd_collate(items) -> dict:
+def kd_collate(items) -> dict[str, Any]:
     batch = collate(items)
     batch["labelled"] = torch.tensor([bool(it.get("labelled", True)) for it in items])
     return batch
 
 
-def load_dataset(manifest: str, vocab: dict, do_normalize: bool, limit: int | None = None,
+def load_dataset(manifest: str, vocab: dict[str, Any], do_normalize: bool, limit: int | None = None,
                  max_duration: float | None = None) -> KDManifestDataset:
     rows = read_manifest(manifest, max_duration=max_duration, limit=limit)
     if not rows:
@@ -103,7 +104,7 @@ def dev_batches(dataset, max_batch_seconds: float):
 # --- model --------------------------------------------------------------------------------------
 
 def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: str
-                    ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict]:
+                    ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict[str, Any]]:
     check_student_family(teacher.config.model_type)
     if cfg.student_init:
         student = load_ctc_model(cfg.student_init)   # eager attention, float32, like the teacher
@@ -157,7 +158,7 @@ def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def logged_dev_start(log_path: Path) -> dict:
+def logged_dev_start(log_path: Path) -> dict[str, Any]:
     """The un-distilled student's dev metrics from an earlier run's log (a resumed run keeps them
     in its results instead of losing them); {} when that run did not measure them."""
     if not log_path.is_file():
@@ -167,7 +168,7 @@ def logged_dev_start(log_path: Path) -> dict:
 
 
 def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | str | None = None,
-                     max_steps: int | None = None) -> dict:
+                     max_steps: int | None = None) -> dict[str, Any]:
     """Train and export. Returns {"last": last train log row, "dev": dev metrics, "out": dir}."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -188,7 +189,7 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     dev_ds = load_dataset(cfg.dev, vocab, do_normalize, cfg.limit_dev, cfg.max_duration) if cfg.dev else None
     id_to_token = {i: t for t, i in vocab.items()}
 
-    def eval_fn(m) -> dict:
+    def eval_fn(m) -> dict[str, Any]:
         if dev_ds is None:
             return {}
         res = evaluate(m.student, task.teacher, dev_batches(dev_ds, train_cfg.eval_max_batch_seconds),

@@ -1,20 +1,23 @@
 """Numpy-only audio augmentation for the synthetic corpus (deterministic from a Generator)."""
 from __future__ import annotations
 
+from typing import Any
 import numpy as np
 import soxr
 
 from w2v_triton.spec import SAMPLE_RATE
+from w2v_triton.typing import AnyArray
 
 
-def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+def speed_perturb(x: AnyArray, factor: float) -> AnyArray:
     """Play `factor` times faster (tempo and pitch change together, as in Kaldi speed perturb)."""
     if abs(factor - 1.0) < 1e-3:
         return x
-    return soxr.resample(x, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
+    resampled: AnyArray = soxr.resample(x, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
+    return resampled
 
 
-def _fft_filter(x: np.ndarray, low_hz: float | None, high_hz: float | None) -> np.ndarray:
+def _fft_filter(x: AnyArray, low_hz: float | None, high_hz: float | None) -> AnyArray:
     n = len(x)
     spec = np.fft.rfft(x)
     freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
@@ -28,14 +31,14 @@ def _fft_filter(x: np.ndarray, low_hz: float | None, high_hz: float | None) -> n
     return np.fft.irfft(spec * gain, n).astype(np.float32)
 
 
-def band_limit(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def band_limit(x: AnyArray, rng: np.random.Generator) -> AnyArray:
     """Telephone-ish / cheap-microphone band limiting."""
     high = float(rng.uniform(3000, 7000))
     low = float(rng.uniform(80, 400)) if rng.random() < 0.5 else None
     return _fft_filter(x, low, high)
 
 
-def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def reverb(x: AnyArray, rng: np.random.Generator) -> AnyArray:
     """Convolve with a synthetic room impulse response (exponentially decaying noise)."""
     rt60 = float(rng.uniform(0.1, 0.6))
     n = int(rt60 * SAMPLE_RATE)
@@ -49,7 +52,7 @@ def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+def add_noise(x: AnyArray, rng: np.random.Generator, snr_db: float) -> AnyArray:
     """White, pink-ish or brown-ish noise at `snr_db` relative to the speech power."""
     kind = rng.integers(3)
     noise = rng.standard_normal(len(x)).astype(np.float32)
@@ -60,12 +63,13 @@ def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndar
         noise -= np.convolve(noise, np.ones(400) / 400, mode="same").astype(np.float32)
     p_sig = float(np.mean(x ** 2)) + 1e-10
     p_noise = float(np.mean(noise ** 2)) + 1e-10
-    return (x + noise * np.sqrt(p_sig / (p_noise * 10 ** (snr_db / 10)))).astype(np.float32)
+    noisy: AnyArray = (x + noise * np.sqrt(p_sig / (p_noise * 10 ** (snr_db / 10)))).astype(np.float32)
+    return noisy
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> tuple[np.ndarray, dict]:
+def augment(x: AnyArray, rng: np.random.Generator, strength: float = 1.0) -> tuple[AnyArray, dict[str, Any]]:
     """Random chain: pad silence, speed, band-limit, reverb, noise, gain. Returns (audio, record)."""
-    rec: dict = {}
+    rec: dict[str, Any] = {}
     lead, trail = rng.uniform(0.0, 0.3, size=2)
     x = np.concatenate([np.zeros(int(lead * SAMPLE_RATE), np.float32), x,
                         np.zeros(int(trail * SAMPLE_RATE), np.float32)])

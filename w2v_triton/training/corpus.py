@@ -13,6 +13,7 @@ only fills in what is missing and rewrites the manifests).
 """
 from __future__ import annotations
 
+from typing import Any, cast
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import soxr
 from w2v_triton.spec import SAMPLE_RATE
 from w2v_triton.training.augment import augment
 from w2v_triton.training.text import sentence_pool
+from w2v_triton.typing import AnyArray
 
 TRAIN_ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                  "en-gb-x-gbcwmd", "en-029")
@@ -86,7 +88,7 @@ def find_espeak() -> str | None:
     return os.environ.get("ESPEAK_NG") or shutil.which("espeak-ng")
 
 
-def synthesize(text: str, voice: str, rate: int, pitch: int, espeak: str | None = None) -> np.ndarray:
+def synthesize(text: str, voice: str, rate: int, pitch: int, espeak: str | None = None) -> AnyArray:
     """espeak-ng -> float32 mono at 16 kHz. The text is spoken in lower case (no acronym spelling)."""
     espeak = espeak or find_espeak()
     if espeak is None:
@@ -99,16 +101,17 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, espeak: str | None 
     rate_hz = int.from_bytes(raw[24:28], "little")
     # espeak-ng writes a streaming header (bogus length); the PCM starts at byte 44.
     pcm = np.frombuffer(raw[44: 44 + (len(raw) - 44) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
-    return soxr.resample(pcm, rate_hz, SAMPLE_RATE).astype(np.float32)
+    resampled: AnyArray = soxr.resample(pcm, rate_hz, SAMPLE_RATE).astype(np.float32)
+    return resampled
 
 
-def _row(job: Job, duration: float) -> dict:
+def _row(job: Job, duration: float) -> dict[str, Any]:
     return {"audio": os.path.relpath(job.path, start=os.path.dirname(os.path.dirname(job.path))),
             "text": job.text, "duration": round(duration, 3), "voice": job.voice,
             "rate": job.rate, "pitch": job.pitch}
 
 
-def render(job: Job) -> dict:
+def render(job: Job) -> dict[str, Any]:
     """Make one utterance unless its file exists; return its manifest row."""
     if os.path.exists(job.path):
         try:
@@ -161,7 +164,7 @@ def plan(cfg: CorpusConfig) -> list[Job]:
     return jobs
 
 
-def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict]:
+def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict[str, Any]]:
     """Render every missing utterance in parallel, then write the manifests. Returns split stats."""
     out = Path(cfg.out_dir)
     for split in SPLITS:
@@ -172,7 +175,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict]:
     for split, texts in sentences.items():
         used = sorted({j.text for j in jobs if j.split == split})
         (out / "sentences" / f"{split}.txt").write_text("\n".join(used) + "\n")
-    rows: list[dict | None] = [None] * len(jobs)
+    rows: list[dict[str, Any] | None] = [None] * len(jobs)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -191,9 +194,10 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> dict[str, dict]:
                     bar.update()
     if bar:
         bar.close()
-    stats = {}
+    stats: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
-        split_rows = [r for r, j in zip(rows, jobs) if j.split == split]
+        rendered = cast(list[dict[str, Any]], rows)   # every job was rendered above
+        split_rows = [r for r, j in zip(rendered, jobs) if j.split == split]
         with open(out / f"{split}.jsonl", "w") as f:
             for r in split_rows:
                 f.write(json.dumps(r) + "\n")

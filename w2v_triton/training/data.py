@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator, Mapping, Sequence
+import os
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,16 +25,16 @@ def encode_text(text: str, vocab: Mapping[str, int]) -> list[int]:
     return ids
 
 
-class ManifestDataset(Dataset):
+class ManifestDataset(Dataset[dict[str, Any]]):
     """Items: {"input_values": normalised float32 audio, "labels": int ids, "text", "duration"}."""
 
-    def __init__(self, rows: Sequence[dict], vocab: Mapping[str, int], do_normalize: bool = True):
+    def __init__(self, rows: Sequence[dict[str, Any]], vocab: Mapping[str, int], do_normalize: bool = True):
         self.rows = list(rows)
         self.vocab = dict(vocab)
         self.do_normalize = do_normalize
 
     @classmethod
-    def from_manifest(cls, path, vocab, **kw) -> "ManifestDataset":
+    def from_manifest(cls, path: str | os.PathLike[str], vocab: Mapping[str, int], **kw: Any) -> "ManifestDataset":
         limit = kw.pop("limit", None)
         max_duration = kw.pop("max_duration", None)
         return cls(read_rows(path, max_duration=max_duration, limit=limit), vocab, **kw)
@@ -45,7 +46,7 @@ class ManifestDataset(Dataset):
     def durations(self) -> list[float]:
         return [float(r["duration"]) for r in self.rows]
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         row = self.rows[i]
         audio = row["samples"] if "samples" in row else load_audio(row["audio"], SAMPLE_RATE)
         audio = np.asarray(audio, dtype=np.float32)
@@ -84,7 +85,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         else:
             keys = self.durations
         order = np.argsort(keys, kind="stable")
-        batches, cur, cur_max = [], [], 0.0
+        batches: list[list[int]] = []
+        cur: list[int] = []
+        cur_max = 0.0
         for idx in order:
             d = self.durations[idx]
             new_max = max(cur_max, d)
@@ -113,7 +116,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         yield from self.rank_batches()[self.start:]
 
 
-def collate(items: Sequence[dict]) -> dict:
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Zero-pad audio (after normalisation, like the feature extractor), attention_mask 1 on valid
     samples, labels padded with -100 (ignored by the CTC loss)."""
     n = len(items)

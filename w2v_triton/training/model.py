@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
 from w2v_triton.spec import BASE_960H_VOCAB, PAD_TOKEN
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, Wav2Vec2ForCTC
+
 # Reference model sized for a 2-core CPU (see docs/reference-model.md for the measurements):
 # 12 pre-LN transformer layers, hidden 192, 4 heads, FFN 768, a light layer-norm conv front-end.
-REFERENCE_CONFIG: dict = dict(
+REFERENCE_CONFIG: dict[str, Any] = dict(
     hidden_size=192, num_hidden_layers=12, num_attention_heads=4, intermediate_size=768,
     conv_dim=(64, 96, 96, 96, 96, 192, 192), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
     conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_bias=True,
@@ -26,20 +29,20 @@ REFERENCE_CONFIG: dict = dict(
 # Reference model sized for a GPU run of minutes (the pilot's configuration that reached 27% WER in
 # 7 H100 minutes, ../shared/notes/training-from-scratch.md): hidden 256, FFN 1024, a full 7 x 256
 # conv front-end; 11.1 M parameters, 22 MB in fp16.
-GPU_REFERENCE_CONFIG: dict = dict(
+GPU_REFERENCE_CONFIG: dict[str, Any] = dict(
     REFERENCE_CONFIG, hidden_size=256, intermediate_size=1024, conv_dim=(256,) * 7,
     num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
 )
 
 # A few-step test model: same structure, minimal sizes.
-TINY_CONFIG: dict = dict(REFERENCE_CONFIG, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+TINY_CONFIG: dict[str, Any] = dict(REFERENCE_CONFIG, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, conv_dim=(16, 16, 16, 16, 16, 32, 32),
                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
                          mask_time_prob=0.0)
 
 
-def build_ctc_model(config: Mapping | None = None, vocab: Mapping[str, int] = BASE_960H_VOCAB,
-                    seed: int = 0, **overrides):
+def build_ctc_model(config: Mapping[str, Any] | None = None, vocab: Mapping[str, int] = BASE_960H_VOCAB,
+                    seed: int = 0, **overrides: Any) -> Wav2Vec2ForCTC:
     """Randomly initialised Wav2Vec2ForCTC (deterministic from `seed`)."""
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
@@ -51,7 +54,7 @@ def build_ctc_model(config: Mapping | None = None, vocab: Mapping[str, int] = BA
     return Wav2Vec2ForCTC(cfg)
 
 
-def export_pretrained(model, out_dir: str | Path, vocab: Mapping[str, int] = BASE_960H_VOCAB,
+def export_pretrained(model: PreTrainedModel, out_dir: str | Path, vocab: Mapping[str, int] = BASE_960H_VOCAB,
                       dtype: torch.dtype = torch.float32, max_shard_size: str | None = None) -> Path:
     """save_pretrained (safetensors) + processor files (vocab.json, tokenizer and feature-extractor
     configs: 16 kHz, do_normalize, return_attention_mask) into `out_dir`. `max_shard_size` (e.g.
@@ -63,23 +66,26 @@ def export_pretrained(model, out_dir: str | Path, vocab: Mapping[str, int] = BAS
     for stale in list(out.glob("model*.safetensors")) + list(out.glob("model.safetensors.index.json")):
         stale.unlink()   # a sharded export must not leave an older single file behind, and vice versa
     device = next(model.parameters()).device
-    model = model.to("cpu", dtype)
-    kw = {"max_shard_size": max_shard_size} if max_shard_size else {}
+    # transformers' decorated .to() hides nn.Module.to's signature: hence the arg-type ignores
+    model = model.to("cpu", dtype)  # type: ignore[arg-type]
+    kw: dict[str, Any] = {"max_shard_size": max_shard_size} if max_shard_size else {}
     model.save_pretrained(str(out), safe_serialization=True, **kw)
-    model.to(device, torch.float32)
+    model.to(device, torch.float32)  # type: ignore[arg-type]
     save_processor(out, dict(vocab), return_attention_mask=True)
     # transformers 5 folds the feature extractor into processor_config.json; serving code and
     # older tools read preprocessor_config.json, so write that file too.
     from transformers import Wav2Vec2FeatureExtractor
     from w2v_triton.spec import SAMPLE_RATE
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0,
-                             do_normalize=True, return_attention_mask=True).save_pretrained(str(out))
+    extractor = Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
+        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True)
+    extractor.save_pretrained(str(out))
     return out
 
 
-def parameter_count(model) -> int:
+def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
 def read_vocab(path: str | Path) -> dict[str, int]:
-    return json.loads(Path(path).read_text())
+    vocab: dict[str, int] = json.loads(Path(path).read_text())
+    return vocab

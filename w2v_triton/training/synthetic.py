@@ -5,6 +5,9 @@ Needs no TTS engine, so trainer tests run anywhere. Rows carry their samples in 
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from w2v_triton.spec import SAMPLE_RATE
@@ -12,7 +15,7 @@ from w2v_triton.spec import SAMPLE_RATE
 _LETTERS = "ETAONIHSRDLU"
 
 
-def tone_utterances(n: int = 6, seed: int = 0, words: int = 2, letter_ms: int = 80) -> list[dict]:
+def tone_utterances(n: int = 6, seed: int = 0, words: int = 2, letter_ms: int = 80) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
@@ -33,10 +36,9 @@ def tone_utterances(n: int = 6, seed: int = 0, words: int = 2, letter_ms: int = 
     return rows
 
 
-def write_tone_corpus(out_dir, n_train: int = 8, n_test: int = 3, seed: int = 0) -> dict:
+def write_tone_corpus(out_dir: str | Path, n_train: int = 8, n_test: int = 3, seed: int = 0) -> dict[str, Any]:
     """FLAC files + train/dev/test_seen/test_unseen manifests of tone 'speech' (for CLI tests)."""
     import json
-    from pathlib import Path
 
     import soundfile as sf
 

@@ -9,6 +9,7 @@ into sentences, normalised (upper case A-Z, apostrophe, single spaces; integers 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 DEFAULT_FORTUNE_DIRS = ("/usr/share/games/fortunes",)
@@ -37,7 +38,7 @@ def number_to_words(n: int) -> str:
     raise ValueError(n)
 
 
-def _spell_number(match: re.Match) -> str:
+def _spell_number(match: re.Match[str]) -> str:
     digits = match.group(0)
     n = int(digits)
     # Four-digit years are read as two pairs ("NINETEEN EIGHTY FOUR"), as people say them.
@@ -93,7 +94,8 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?;:])\s+(?=[\"'(A-Z0-9])", text) if s.strip()]
 
 
-def sentence_pool(dirs=DEFAULT_FORTUNE_DIRS, min_words: int = 3, max_words: int = 14) -> list[str]:
+def sentence_pool(dirs: Iterable[str | Path] = DEFAULT_FORTUNE_DIRS, min_words: int = 3,
+                  max_words: int = 14) -> list[str]:
     """Sorted, deduplicated list of normalised sentences from every fortune file found."""
     pool: set[str] = set()
     files = []

@@ -24,7 +24,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from w2v_triton.training.data import BucketBatchSampler, collate
 
-LossFn = Callable[[torch.nn.Module, dict], "tuple[torch.Tensor, dict]"]
+LossFn = Callable[[torch.nn.Module, dict[str, Any]], "tuple[torch.Tensor, dict[str, Any]]"]
 
 
 @dataclass
@@ -62,10 +62,10 @@ class TrainConfig:
     max_time_s: float | None = None     # stop (and save) once this much training time is spent
     anneal_by_time: bool = False        # decay reaches its end at max_time_s even if max_steps is not reached
     progress: bool = True
-    extra: dict = field(default_factory=dict)  # recorded in the log header, not interpreted
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded in the log header, not interpreted
 
 
-def default_ctc_loss(model: torch.nn.Module, batch: dict):
+def default_ctc_loss(model: torch.nn.Module, batch: dict[str, Any]):
     out = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"],
                 labels=batch["labels"])
     return out.loss, {"ctc_loss": float(out.loss.detach())}
@@ -95,7 +95,7 @@ def lr_lambda(cfg: TrainConfig, elapsed_s: Callable[[], float] | None = None) ->
     return f
 
 
-def _rng_state() -> dict:
+def _rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(),
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -103,7 +103,7 @@ def _rng_state() -> dict:
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     # torch.load(map_location=cuda) moves these ByteTensors to the GPU; the setters want them on the host.
@@ -129,7 +129,7 @@ def distributed_setup() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
@@ -137,7 +137,7 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, train_dataset, config: TrainConfig,
                  dev_dataset=None, vocab: Mapping[str, int] | None = None,
                  compute_loss: LossFn | None = None, collate_fn=collate,
-                 eval_fn: Callable[[torch.nn.Module], dict] | None = None,
+                 eval_fn: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
                  parameters=None):
         self.cfg = config
         self.rank, self.world, self.device = distributed_setup()
@@ -176,7 +176,7 @@ class Trainer:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     # --- checkpoints --------------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch, "train_time": self.train_time,
@@ -209,7 +209,7 @@ class Trainer:
                 return path
         return None
 
-    def load_checkpoint(self, path: str | os.PathLike) -> None:
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
         state = torch.load(Path(path) / "trainer_state.pt", map_location=self.device, weights_only=False)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -220,12 +220,12 @@ class Trainer:
         _set_rng_state(state["rng"])
 
     # --- logging ------------------------------------------------------------------------------
-    def log(self, row: dict) -> None:
+    def log(self, row: dict[str, Any]) -> None:
         if self.is_main:
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
 
-    def run_eval(self) -> dict | None:
+    def run_eval(self) -> dict[str, Any] | None:
         if self.eval_fn is not None:
             res = self.eval_fn(self.model)
         elif self.dev_dataset is not None and self.vocab is not None:
@@ -254,7 +254,8 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def train(self, resume: str | os.PathLike | bool | None = None, max_steps: int | None = None) -> dict:
+    def train(self, resume: str | os.PathLike[str] | bool | None = None,
+              max_steps: int | None = None) -> dict[str, Any]:
         """Train until `config.max_steps` (or `max_steps`, to stop early) or `max_time_s`.
         `resume=True` continues from the latest checkpoint in out_dir, a path from that one."""
         cfg = self.cfg
@@ -271,7 +272,7 @@ class Trainer:
         if cfg.progress and self.is_main:
             from tqdm import tqdm
             bar = tqdm(total=stop_at, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
-        last: dict = {}
+        last: dict[str, Any] = {}
         stopped_by_time = False
         while self.step < stop_at and not stopped_by_time:
             self.sampler.set_epoch(self.epoch)
@@ -340,7 +341,7 @@ class Trainer:
         return last
 
 
-def read_log(path: str | os.PathLike) -> list[dict]:
+def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     rows = []
     with open(path) as f:
         for line in f:
@@ -349,7 +350,7 @@ def read_log(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, title: str = "training") -> None:
+def plot_log(log_path: str | os.PathLike[str], png_path: str | os.PathLike[str], title: str = "training") -> None:
     """Loss (train) and WER/CER (dev) against step, one PNG."""
     import matplotlib
     matplotlib.use("Agg")
