@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from w2v_triton.ctc_output import (Decoded, DecoderConfigError, WordTime,
                                    clean_text, greedy_decode, log_softmax)
 from w2v_triton.settings import parse_parameters, to_parameters, unknown_keys
 from w2v_triton.vocabulary import Vocabulary, VocabularyError
+from w2v_triton.typing import AnyArray
 
 MODES = ("greedy", "beam")
 BACKENDS = ("flashlight", "pyctcdecode")   # beam search engines; hotword requests always use pyctcdecode
@@ -102,7 +104,7 @@ class Labels:
         # None when the vocabulary has no cased letters; LM words and hotwords are matched to this case
         self.upper_case = vocabulary.upper_case
 
-    def select(self, logits: np.ndarray) -> np.ndarray:
+    def select(self, logits: AnyArray) -> AnyArray:
         if logits.ndim != 2 or logits.shape[1] != self.vocab_size:
             raise ValueError(f"logits must be [frames, {self.vocab_size}], got {list(logits.shape)}")
         return logits[:, self.keep]
@@ -157,8 +159,8 @@ class CTCDecoder:
                 f"{vocab_case} case ({wrong} of {len(cased)} words); rebuild the LM with "
                 f"`make lm LM_ARGS=--case={vocab_case}`")
 
-    def _build_beam_decoder(self):
-        from pyctcdecode import build_ctcdecoder
+    def _build_beam_decoder(self) -> Any:
+        from pyctcdecode.decoder import build_ctcdecoder
 
         source, words = self._lm_words()
         self._check_lm_case(source, words)
@@ -173,7 +175,8 @@ class CTCDecoder:
     def set_search(self, alpha: float | None = None, beta: float | None = None,
                    beam_width: int | None = None) -> None:
         """Change alpha/beta/beam width without reloading the LM (used by the tuner)."""
-        changes = {k: v for k, v in (("alpha", alpha), ("beta", beta), ("beam_width", beam_width)) if v is not None}
+        changes: dict[str, Any] = {k: v for k, v in (("alpha", alpha), ("beta", beta), ("beam_width", beam_width))
+                                   if v is not None}
         self.config = replace(self.config, **changes)
         self.config.validate()
         if self._beam is not None and (alpha is not None or beta is not None):
@@ -190,7 +193,7 @@ class CTCDecoder:
         words = [clean_text(w.strip()) for w in raw.split(",")]
         return [w.upper() if self.labels.upper_case else w.lower() for w in words if w]
 
-    def decode_full(self, logits: np.ndarray, hotwords: list[str] | None = None) -> "Decoded":
+    def decode_full(self, logits: AnyArray, hotwords: list[str] | None = None) -> "Decoded":
         """Text and word timestamps of one utterance's [frames, vocab] logits."""
         selected = self.labels.select(np.asarray(logits, dtype=np.float32))
         if self.config.mode != "beam":
@@ -206,14 +209,14 @@ class CTCDecoder:
         text, _, word_frames = beams[0][:3]
         return Decoded(clean_text(text), [WordTime.from_frames(w, a, b) for w, (a, b) in word_frames])
 
-    def decode(self, logits: np.ndarray, hotwords: list[str] | None = None) -> str:
+    def decode(self, logits: AnyArray, hotwords: list[str] | None = None) -> str:
         return self.decode_full(logits, hotwords).text
 
-    def decode_batch_full(self, batch: list[np.ndarray],
+    def decode_batch_full(self, batch: list[AnyArray],
                           hotwords: list[list[str] | None] | None = None) -> list["Decoded"]:
         """One by one: measured faster than pyctcdecode's process pool on 2 cores (docs/decoding.md)."""
         hotwords = hotwords or [None] * len(batch)
         return [self.decode_full(logits, words) for logits, words in zip(batch, hotwords)]
 
-    def decode_batch(self, batch: list[np.ndarray], hotwords: list[list[str] | None] | None = None) -> list[str]:
+    def decode_batch(self, batch: list[AnyArray], hotwords: list[list[str] | None] | None = None) -> list[str]:
         return [d.text for d in self.decode_batch_full(batch, hotwords)]

@@ -20,6 +20,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from w2v_triton import spec
 from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.metrics import error_rates
 from w2v_triton.vocabulary import Vocabulary
+from w2v_triton.typing import AnyArray
 
 TUNING_FILE = "tuning.json"
 logger = logging.getLogger(__name__)
@@ -49,12 +51,12 @@ class GridPoint:
         """Audio seconds decoded per CPU second (one core)."""
         return self.audio_s / max(self.decode_cpu_s, 1e-9)
 
-    def row(self) -> dict:
+    def row(self) -> dict[str, Any]:
         return {**asdict(self), "speed_per_core": round(self.speed_per_core, 2)}
 
 
 def compute_logits(repository: Path, audio_paths: list[Path], threads: int | None = None,
-                   progress: bool = True) -> list[np.ndarray]:
+                   progress: bool = True) -> list[AnyArray]:
     """The repository acoustic model's logits for each file, one utterance at a time."""
     from tqdm import tqdm
 
@@ -66,14 +68,14 @@ def compute_logits(repository: Path, audio_paths: list[Path], threads: int | Non
             for p in tqdm(audio_paths, desc="acoustic logits", unit="utt", disable=not progress)]
 
 
-def save_logits(path: Path, audio_paths: list[Path], logits: list[np.ndarray]) -> None:
+def save_logits(path: Path, audio_paths: list[Path], logits: list[AnyArray]) -> None:
     """Logits of `audio_paths` (float32) in an npz, with the paths to check a later reuse."""
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, paths=np.array([str(Path(p).resolve()) for p in audio_paths]),
              **{f"l{i}": np.asarray(x, np.float32) for i, x in enumerate(logits)})
 
 
-def cached_logits(path: Path | None, audio_paths: list[Path]) -> list[np.ndarray] | None:
+def cached_logits(path: Path | None, audio_paths: list[Path]) -> list[AnyArray] | None:
     """The cached logits when `path` holds exactly these audio files, else None."""
     if path is None or not Path(path).is_file():
         return None
@@ -84,14 +86,14 @@ def cached_logits(path: Path | None, audio_paths: list[Path]) -> list[np.ndarray
         return [data[f"l{i}"].astype(np.float32) for i in range(len(audio_paths))]
 
 
-def decode_all(decoder: CTCDecoder, logits: list[np.ndarray]) -> tuple[list[str], float, float]:
+def decode_all(decoder: CTCDecoder, logits: list[AnyArray]) -> tuple[list[str], float, float]:
     """Transcripts, decoding CPU seconds (this thread) and wall seconds."""
     cpu, wall = time.thread_time(), time.perf_counter()
     texts = [decoder.decode(x) for x in logits]
     return texts, time.thread_time() - cpu, time.perf_counter() - wall
 
 
-def grid_search(vocab: Vocabulary | dict[str, int], decoder: CTCDecoder, logits: list[np.ndarray],
+def grid_search(vocab: Vocabulary | dict[str, int], decoder: CTCDecoder, logits: list[AnyArray],
                 references: list[str], durations: list[float], alphas: list[float], betas: list[float],
                 beam_widths: list[int], progress: bool = True, baselines: bool = True) -> list[GridPoint]:
     """Every (beam_width, alpha, beta) with `decoder` (beam + LM, loaded once); plus greedy and
@@ -126,7 +128,7 @@ def choose(points: list[GridPoint]) -> GridPoint:
     return min(lm_points, key=lambda p: (round(p.wer, 6), -p.speed_per_core))
 
 
-def file_id(path: Path | str) -> dict:
+def file_id(path: Path | str) -> dict[str, Any]:
     """Name and size of a file: enough to tell whether tuning was done for it."""
     path = Path(path)
     return {"name": path.name, "size": path.stat().st_size} if path.is_file() else {}
@@ -136,7 +138,7 @@ def file_id(path: Path | str) -> dict:
 TUNED_KEYS = ("beam_width", "alpha", "beta", "beam_prune_logp", "token_min_logp")
 
 
-def save_tuning(decoder_dir: Path, result: dict) -> Path:
+def save_tuning(decoder_dir: Path, result: dict[str, Any]) -> Path:
     """Write tuning.json (every grid point, the chosen values, what they were tuned for)."""
     unknown = set(result.get("chosen", {})) - set(TUNED_KEYS)
     if unknown or "checkpoint" not in result or "lm" not in result:
@@ -146,7 +148,7 @@ def save_tuning(decoder_dir: Path, result: dict) -> Path:
     return path
 
 
-def load_tuning(decoder_dir: Path, checkpoint: Path, lm_file: Path | None) -> dict:
+def load_tuning(decoder_dir: Path, checkpoint: Path, lm_file: Path | None) -> dict[str, Any]:
     """The chosen values of `<decoder_dir>/tuning.json` when it was made for this checkpoint and
     LM file (else {}), each checked against DecoderConfig."""
     path = Path(decoder_dir) / TUNING_FILE
@@ -165,7 +167,8 @@ def apply_to_repository(repository: Path, chosen: GridPoint, lm_files: list[Path
                         unigrams_name: str, backend: str | None = None) -> DecoderConfig:
     """Re-render `repository` from its build_info.json with the chosen decoder values."""
     from w2v_triton.checkpoints import read_checkpoint_info
-    from w2v_triton.repository import BUILD_INFO, ONNX_FILE, RepositoryOptions, render_repository
+    from w2v_triton.acoustic import ONNX_FILE
+    from w2v_triton.repository import BUILD_INFO, RepositoryOptions, render_repository
 
     build_info = json.loads((repository / BUILD_INFO).read_text())
     options = RepositoryOptions.from_dict(build_info["options"])

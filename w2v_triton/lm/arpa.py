@@ -10,11 +10,12 @@ import gzip
 import io
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 
 from .sphinx_binary import NGramLM
+from w2v_triton.typing import AnyArray
 
 SPECIAL_WORDS = frozenset({"<s>", "</s>", "<unk>"})
 _CHUNK = 200_000
@@ -34,11 +35,11 @@ def case_mapper(case: str) -> Callable[[str], str]:
     return lambda w: w if w in SPECIAL_WORDS else fn(w)
 
 
-def _formatted(values: np.ndarray, decimals: int) -> list[str]:
+def _formatted(values: AnyArray, decimals: int) -> list[str]:
     """Format many (often quantised, so repeated) floats fast: each distinct value once."""
     uniq, inverse = np.unique(values, return_inverse=True)
     table = np.array([f"{v:.{decimals}f}" for v in uniq.tolist()], dtype=object)
-    return table[inverse.ravel()].tolist()
+    return cast(list[str], table[inverse.ravel()].tolist())
 
 
 def write_arpa(lm: NGramLM, path: str | Path, case: str = "keep", decimals: int = 6,

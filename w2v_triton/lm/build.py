@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -36,6 +36,13 @@ class LMBuildError(RuntimeError):
     """A user-facing failure (bad path, unreachable URL, not an LM); the CLI prints it."""
 
 
+
+def _ticker(bar: Any) -> Callable[[int], None]:
+    """A tqdm bar's update as the progress callback the ARPA writers take."""
+    def tick(count: int) -> None:
+        bar.update(count)
+    return tick
+
 def _file_id(path: Path) -> dict[str, Any]:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -55,7 +62,7 @@ def _up_to_date(out: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     files = [meta.get("lm_file"), meta.get("unigrams_file")]
     if meta.get("key") != key or not all((out / f).is_file() for f in files if f):
         return None
-    return meta
+    return cast(dict[str, Any], meta)
 
 
 def download(url: str, dest: Path, timeout: float, show_progress: bool = True) -> Path:
@@ -165,7 +172,7 @@ def build_lm(out_dir: str | Path = DEFAULT_OUT, *, arpa: str | Path | None = Non
         lm = read_sphinx_trie(source["path"])
         with tqdm(total=sum(lm.counts), unit="ngram", unit_scale=True, desc="lm.arpa",
                   disable=not show_progress) as bar:
-            write_arpa(lm, tmp, case=case, progress=bar.update)
+            write_arpa(lm, tmp, case=case, progress=_ticker(bar))
         tmp.replace(arpa_out)
         order, counts, words = lm.order, lm.counts, lm.words
         lm_file = "lm.arpa"
@@ -193,7 +200,7 @@ def build_lm(out_dir: str | Path = DEFAULT_OUT, *, arpa: str | Path | None = Non
                     shutil.copyfileobj(fin, fout, 1 << 20)
                 bar.update(sum(counts))
             else:
-                recase_arpa(src, tmp, case, progress=bar.update)
+                recase_arpa(src, tmp, case, progress=_ticker(bar))
         tmp.replace(arpa_out)
         lm_file = "lm.arpa"
         final_case = src_case if case == "keep" or src_case == "none" else case

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from w2v_triton.typing import AnyArray
+
 MAGIC = b"Trie Language Model"
 LOG_BASE = 1.0001          # sphinx logmath default; values * log10(base) -> log10
 QUANT_BITS = 16            # fixed in lm_trie_quant.c (prob and backoff alike)
@@ -38,9 +40,9 @@ class NGramLM:
     """A back-off LM as flat arrays; ``ids[k]`` are (count, k+1) word ids in text order."""
 
     words: list[str]
-    ids: list[np.ndarray]          # per order k+1: int32 [count, k+1]
-    probs: list[np.ndarray]        # per order: float64 log10 prob [count]
-    backoffs: list[np.ndarray | None]  # per order: float64 log10 backoff, None for the top order
+    ids: list[AnyArray]          # per order k+1: int32 [count, k+1]
+    probs: list[AnyArray]        # per order: float64 log10 prob [count]
+    backoffs: list[AnyArray | None]  # per order: float64 log10 backoff, None for the top order
     header_counts: list[int]
 
     @property
@@ -64,7 +66,7 @@ def _required_bits(max_value: int) -> int:
     return int(max_value).bit_length()
 
 
-def _read_bits(buf: np.ndarray, bit_offsets: np.ndarray, nbits: int) -> np.ndarray:
+def _read_bits(buf: AnyArray, bit_offsets: AnyArray, nbits: int) -> AnyArray:
     """Vectorised ``bitarr_read_int25/57``: little-endian fields at arbitrary bit offsets."""
     byte = bit_offsets >> 3
     shift = (bit_offsets & 7).astype(np.uint64)
@@ -92,7 +94,7 @@ def read_sphinx_trie(path: str | Path) -> NGramLM:
     pos += 4 * order
 
     # quantisation tables: [prob, backoff] per middle order, then the longest order's prob
-    mid_tables: list[tuple[np.ndarray, np.ndarray]] = []
+    mid_tables: list[tuple[AnyArray, AnyArray]] = []
     longest_table = np.zeros(0, np.float64)
     if order > 1:
         pos += 4  # formerly the quantisation type
@@ -109,9 +111,9 @@ def read_sphinx_trie(path: str | Path) -> NGramLM:
     pos += 12 * (header[0] + 1)
 
     n_uni = header[0]
-    ids: list[np.ndarray] = [np.arange(n_uni, dtype=np.int32)[:, None]]
+    ids: list[AnyArray] = [np.arange(n_uni, dtype=np.int32)[:, None]]
     probs = [uni["p"][:n_uni].astype(np.float64) * _TO_LOG10]
-    backoffs: list[np.ndarray | None] = [uni["b"][:n_uni].astype(np.float64) * _TO_LOG10]
+    backoffs: list[AnyArray | None] = [uni["b"][:n_uni].astype(np.float64) * _TO_LOG10]
     nexts = uni["n"].astype(np.int64)          # child ranges of the previous level
     trie_path = ids[0]                           # reversed n-grams of the previous level
     word_bits = _required_bits(n_uni)
