@@ -11,7 +11,7 @@ Batches are dicts: `input_values` float [B, N] (zero padded), `attention_mask` [
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -26,9 +26,9 @@ from w2v_triton.distillation.losses import DistillLoss, DistillLossConfig, frame
 def audio_lengths_of(batch: dict[str, Any]) -> torch.Tensor:
     for key in ("input_lengths", "audio_lengths", "lengths"):
         if batch.get(key) is not None:
-            return batch[key].to(torch.long)
+            return cast(torch.Tensor, batch[key].to(torch.long))
     if batch.get("attention_mask") is not None:
-        return batch["attention_mask"].sum(-1).to(torch.long)
+        return cast(torch.Tensor, batch["attention_mask"].sum(-1).to(torch.long))
     x = batch["input_values"]
     return torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
 
@@ -36,7 +36,7 @@ def audio_lengths_of(batch: dict[str, Any]) -> torch.Tensor:
 def attention_mask_of(batch: dict[str, Any]) -> torch.Tensor | None:
     """The sample-level attention mask, or one built from lengths (None if nothing is padded)."""
     if batch.get("attention_mask") is not None:
-        return batch["attention_mask"]
+        return cast(torch.Tensor, batch["attention_mask"])
     x = batch["input_values"]
     lengths = audio_lengths_of(batch)
     if bool((lengths == x.shape[1]).all()):
@@ -45,10 +45,11 @@ def attention_mask_of(batch: dict[str, Any]) -> torch.Tensor | None:
 
 
 def frame_lengths_of(model: Wav2Vec2ForCTC, batch: dict[str, Any]) -> torch.Tensor:
-    return model._get_feat_extract_output_lengths(audio_lengths_of(batch)).to(torch.long)
+    lengths = model._get_feat_extract_output_lengths(cast(torch.LongTensor, audio_lengths_of(batch)))
+    return cast(torch.Tensor, lengths).to(torch.long)
 
 
-def ctc_forward(model: Wav2Vec2ForCTC, batch: dict[str, Any], hidden: bool):
+def ctc_forward(model: Wav2Vec2ForCTC, batch: dict[str, Any], hidden: bool) -> Any:
     return model(batch["input_values"], attention_mask=attention_mask_of(batch),
                  output_hidden_states=hidden, return_dict=True)
 
@@ -62,7 +63,7 @@ class DistillModel(nn.Module):
         self.loss = loss
 
     def forward(self, batch: dict[str, Any], teacher_logits: torch.Tensor,
-                teacher_hidden: tuple[torch.Tensor, ...] | None = None):
+                teacher_hidden: tuple[torch.Tensor, ...] | None = None) -> Any:
         out = ctc_forward(self.student, batch, self.loss.cfg.needs_hidden)
         frame_lengths = frame_lengths_of(self.student, batch)
         mask = frame_mask_from_lengths(frame_lengths, out.logits.shape[1])
@@ -74,7 +75,7 @@ class DistillModel(nn.Module):
 
 
 def freeze(teacher: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
-    teacher.eval()
+    teacher.eval()  # type: ignore[no-untyped-call]  # transformers leaves eval() unannotated
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
@@ -94,15 +95,16 @@ class DistillTask:
         self.teacher = freeze(teacher)
         self.loss_cfg = loss_cfg
 
-    def teacher_forward(self, batch: dict[str, Any]):
+    def teacher_forward(self, batch: dict[str, Any]) -> Any:
         device = batch["input_values"].device
         if next(self.teacher.parameters()).device != device:
             self.teacher.to(device)
-        self.teacher.eval()  # stays in eval mode even if someone called .train() on everything
+        # stays in eval mode even if someone called .train() on everything
+        self.teacher.eval()  # type: ignore[no-untyped-call]  # transformers leaves eval() unannotated
         with torch.no_grad():
             return ctc_forward(self.teacher, batch, self.loss_cfg.needs_hidden)
 
-    def compute_loss(self, model: nn.Module, batch: dict[str, Any]):
+    def compute_loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
         t_out = self.teacher_forward(batch)
         t_hidden = t_out.hidden_states if self.loss_cfg.needs_hidden else None
         loss, logs = model(batch, t_out.logits, t_hidden)
@@ -138,7 +140,7 @@ def corpus_wer(refs: list[str], hyps: list[str], unit: str = "word") -> float:
 
 
 @torch.no_grad()
-def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches, id_to_token: dict[int, str],
+def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches: Any, id_to_token: dict[int, str],
              temperature: float = 1.0) -> dict[str, Any]:
     """Dev metrics: WER vs labels (student and teacher), WER vs the teacher's transcripts, KL.
 
@@ -148,7 +150,8 @@ def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches, id_to_to
     from w2v_triton.distillation.losses import kd_kl_loss
 
     was_training = student.training
-    student.eval(); teacher.eval()
+    student.eval()  # type: ignore[no-untyped-call]  # transformers leaves eval() unannotated
+    teacher.eval()  # type: ignore[no-untyped-call]
     refs, s_hyps, t_hyps, kls, frames = [], [], [], 0.0, 0
     for batch in batches:
         s_logits = ctc_forward(student, batch, False).logits

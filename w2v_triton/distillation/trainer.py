@@ -14,7 +14,7 @@ on CPU, checkpoints with exact resume, JSONL log). This module only adds:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -64,7 +64,7 @@ class DistillConfig:
 class KDManifestDataset(ManifestDataset):
     """ManifestDataset that also accepts rows without a transcript (KD-only, labelled=False)."""
 
-    def __init__(self, rows, vocab, do_normalize: bool = True):
+    def __init__(self, rows: list[dict[str, Any]], vocab: dict[str, int], do_normalize: bool = True) -> None:
         rows = [dict(r) for r in rows]
         self.labelled_flags = []
         for r in rows:
@@ -80,7 +80,7 @@ class KDManifestDataset(ManifestDataset):
         return item
 
 
-def kd_collate(items) -> dict[str, Any]:
+def kd_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch = collate(items)
     batch["labelled"] = torch.tensor([bool(it.get("labelled", True)) for it in items])
     return batch
@@ -94,7 +94,7 @@ def load_dataset(manifest: str, vocab: dict[str, Any], do_normalize: bool, limit
     return KDManifestDataset(rows, vocab, do_normalize=do_normalize)
 
 
-def dev_batches(dataset, max_batch_seconds: float):
+def dev_batches(dataset: Any, max_batch_seconds: float) -> DataLoader[Any]:
     sampler = BucketBatchSampler(dataset.durations, max_batch_seconds, shuffle=False)
     # own generator: evaluating must not draw from the global torch RNG (training randomness)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=kd_collate,
@@ -106,8 +106,9 @@ def dev_batches(dataset, max_batch_seconds: float):
 def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: str
                     ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict[str, Any]]:
     check_student_family(teacher.config.model_type)
+    info: StudentInfo | dict[str, Any]
     if cfg.student_init:
-        student = load_ctc_model(cfg.student_init)   # eager attention, float32, like the teacher
+        student = cast(Wav2Vec2ForCTC, load_ctc_model(cfg.student_init))   # eager attention, float32
         info = read_student_info(cfg.student_init) or {}
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ValueError("student and teacher vocabularies differ")
@@ -173,13 +174,14 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     teacher_dir = resolve_teacher(cfg.teacher)
-    teacher = load_teacher(teacher_dir).float()  # fp32 master weights (bf16 only via --bf16 autocast)
-    vocab = {t: i for i, t in id_to_token_of(teacher_dir, teacher.config.vocab_size).items()}
+    teacher = load_teacher(teacher_dir)
+    teacher.float()  # type: ignore[no-untyped-call]  # fp32 master weights (bf16 only via --bf16 autocast)
+    vocab = {t: i for i, t in id_to_token_of(teacher_dir, int(teacher.config.vocab_size or 0)).items()}
     from w2v_triton.checkpoints import read_checkpoint_info
     do_normalize = read_checkpoint_info(Path(teacher_dir)).do_normalize
 
     student, info = prepare_student(teacher, cfg, str(cfg.teacher))
-    student.float()
+    student.float()  # type: ignore[no-untyped-call]  # transformers leaves float() unannotated
     kept = info.kept_layers if isinstance(info, StudentInfo) else info.get("kept_layers")
     model = make_distill_model(student, teacher, cfg.loss, kept)
     frozen = freeze_unreached(model)
@@ -189,10 +191,10 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     dev_ds = load_dataset(cfg.dev, vocab, do_normalize, cfg.limit_dev, cfg.max_duration) if cfg.dev else None
     id_to_token = {i: t for t, i in vocab.items()}
 
-    def eval_fn(m) -> dict[str, Any]:
+    def eval_fn(m: torch.nn.Module) -> dict[str, Any]:
         if dev_ds is None:
             return {}
-        res = evaluate(m.student, task.teacher, dev_batches(dev_ds, train_cfg.eval_max_batch_seconds),
+        res = evaluate(cast(Wav2Vec2ForCTC, m.student), task.teacher, dev_batches(dev_ds, train_cfg.eval_max_batch_seconds),
                        id_to_token, cfg.loss.temperature)
         res["wer"], res["cer"] = res["wer_student_vs_labels"], res["cer_student_vs_labels"]
         return res
@@ -214,12 +216,13 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     if trainer.is_main:
         out = Path(cfg.out)
         student_info = info if isinstance(info, StudentInfo) else None
-        save_student(trainer.model.student, student_info, out, processor_source=teacher_dir)
+        trained = cast(Wav2Vec2ForCTC, trainer.model.student)
+        save_student(trained, student_info, out, processor_source=teacher_dir)
         if student_info is None and cfg.student_init:
             copy_processor_files(teacher_dir, out)
         results = {"step": trainer.step, "train_time_s": round(trainer.train_time, 1),
                    "last": last, "dev_start": dev_start, "dev": dev, "loss": asdict(cfg.loss), "kept_layers": kept,
-                   "student_params": count_params(trainer.model.student),
+                   "student_params": count_params(cast(torch.nn.Module, trainer.model.student)),
                    "teacher_params": count_params(teacher), "teacher": str(cfg.teacher),
                    "world_size": trainer.world}
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")

@@ -24,7 +24,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import numpy as np
 import torch
@@ -65,7 +65,7 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in the log header, not interpreted
 
 
-def default_ctc_loss(model: torch.nn.Module, batch: dict[str, Any]):
+def default_ctc_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
     out = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"],
                 labels=batch["labels"])
     return out.loss, {"ctc_loss": float(out.loss.detach())}
@@ -134,11 +134,11 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 class Trainer:
-    def __init__(self, model: torch.nn.Module, train_dataset, config: TrainConfig,
-                 dev_dataset=None, vocab: Mapping[str, int] | None = None,
-                 compute_loss: LossFn | None = None, collate_fn=collate,
+    def __init__(self, model: torch.nn.Module, train_dataset: Any, config: TrainConfig,
+                 dev_dataset: Any = None, vocab: Mapping[str, int] | None = None,
+                 compute_loss: LossFn | None = None, collate_fn: Callable[..., Any] = collate,
                  eval_fn: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
-                 parameters=None):
+                 parameters: Any = None) -> None:
         self.cfg = config
         self.rank, self.world, self.device = distributed_setup()
         self.is_main = self.rank == 0
@@ -241,7 +241,7 @@ class Trainer:
         return res
 
     # --- the loop -----------------------------------------------------------------------------
-    def _loader(self) -> DataLoader:
+    def _loader(self) -> DataLoader[Any]:
         self.sampler.set_epoch(self.epoch, self.batch_in_epoch * self.cfg.grad_accum)
         # An own generator: creating the iterator must not draw from the global torch RNG.
         gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + self.epoch)
@@ -249,7 +249,7 @@ class Trainer:
                           num_workers=self.cfg.num_workers, persistent_workers=False, generator=gen,
                           pin_memory=self.device.type == "cuda")
 
-    def _autocast(self):
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if not self.cfg.bf16:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -286,15 +286,16 @@ class Trainer:
             epoch_done = False
             while not epoch_done and self.step < stop_at:
                 t0 = time.perf_counter()
-                loss_sum, logs_sum, audio = 0.0, {}, 0.0
+                loss_sum, audio = 0.0, 0.0
+                logs_sum: dict[str, float] = {}
                 for micro in range(cfg.grad_accum):
                     batch = _to_device(next(it), self.device)
                     sync = micro == cfg.grad_accum - 1 or self.world == 1
-                    ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
+                    ctx = contextlib.nullcontext() if sync else cast(Any, self.wrapped).no_sync()   # DDP only
                     with ctx:
                         with self._autocast():
                             loss, logs = self.compute_loss(self.wrapped, batch)
-                        (loss / cfg.grad_accum).backward()
+                        (loss / cfg.grad_accum).backward()  # type: ignore[no-untyped-call]  # torch leaves backward unannotated
                     loss_sum += float(loss.detach()) / cfg.grad_accum
                     for k, v in logs.items():
                         logs_sum[k] = logs_sum.get(k, 0.0) + float(v) / cfg.grad_accum
