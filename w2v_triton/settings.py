@@ -43,7 +43,8 @@ def parse_parameters(cls: type, parameters: dict[str, str], error: type[Exceptio
             else:
                 values[name] = raw
         except ValueError as exc:
-            raise error(f"parameter {key}={raw!r}: {exc}") from None
+            detail = "is not a number" if kind in ("int", "float") else str(exc)
+            raise error(f"parameter {key}={raw!r} {detail}") from None
     return values
 
 

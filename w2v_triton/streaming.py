@@ -30,9 +30,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from w2v_triton.ctc_decoding import CTCDecoder
 from w2v_triton.ctc_output import Decoded
 from w2v_triton.long_audio import STRIDE, frame_count
 from w2v_triton.preprocessing import InvalidAudio, normalize, preprocess, validate
+from w2v_triton.settings import parse_parameters, to_parameters
 from w2v_triton.typing import AnyArray
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class StreamingConfigError(ValueError):
 
 class StreamError(ValueError):
     """A request that fails its own stream only (bad audio, unknown stream, stream too long)."""
+
+
+STREAM_PREFIX = "stream_"
 
 
 @dataclass(frozen=True)
@@ -90,23 +94,12 @@ class StreamingConfig:
         return int(self.right_context_seconds * spec.SAMPLE_RATE)
 
     def to_parameters(self) -> dict[str, str]:
-        return {f"stream_{f.name}": str(getattr(self, f.name)) for f in fields(self)}
+        return to_parameters(self, prefix=STREAM_PREFIX)
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, str]) -> "StreamingConfig":
         """From Triton's string parameters: keys `stream_<field>`; other keys are ignored."""
-        kinds = {f.name: f.type for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, raw in parameters.items():
-            name = key[len("stream_"):] if key.startswith("stream_") else None
-            if name not in kinds:
-                continue
-            kind = kinds[name]
-            try:
-                values[name] = int(raw) if kind in ("int", int) else float(raw) if kind in ("float", float) else raw
-            except ValueError:
-                raise StreamingConfigError(f"streaming parameter {key}={raw!r} is not a number") from None
-        return cls(**values)
+        return cls(**parse_parameters(cls, parameters, StreamingConfigError, STREAM_PREFIX))
 
 
 @dataclass
@@ -341,7 +334,7 @@ def split_parameters(parameters: dict[str, str]) -> tuple[dict[str, str], dict[s
     for key, value in parameters.items():
         if key == "do_normalize":
             do_normalize = value.lower() == "true"
-        elif key.startswith("stream_"):
+        elif key.startswith(STREAM_PREFIX):
             streaming[key] = value
         elif key.startswith(DECODER_PREFIX):
             decoder[key[len(DECODER_PREFIX):]] = value
