@@ -518,7 +518,7 @@ def test_real_server_in_the_namespace_drains_on_the_shutdown_script(cos_like_nam
     status = _wait_status(f"http://{NS_IP}:8000/v2/health/ready", 200, 240)
     assert status == 200, "".join(p.read_text()[-3000:] for p in state.glob("*.out"))
 
-    audio = np.random.default_rng(0).standard_normal((1, 16000 * 30)).astype(np.float32)
+    audio = np.random.default_rng(0).standard_normal((1, 16000 * 120)).astype(np.float32)
     results: list = []
 
     def infer():
@@ -533,10 +533,22 @@ def test_real_server_in_the_namespace_drains_on_the_shutdown_script(cos_like_nam
         finally:
             client.close()
 
+    def succeeded(model: str) -> int:
+        """Requests `model` has answered so far (Triton's statistics)."""
+        import json as _json
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://{NS_IP}:8000/v2/models/{model}/stats", timeout=5) as reply:
+            return int(_json.load(reply)["model_stats"][0]["inference_stats"]["success"]["count"])
+
     workers = [threading.Thread(target=infer) for _ in range(8)]
     for worker in workers:
         worker.start()
-    time.sleep(0.5)   # all 8 sent; the single acoustic instance works through them one batch at a time
+    # SIGTERM once all 8 have reached the server (the preprocessor answered them all) and the single
+    # acoustic instance still works through them: a fixed sleep let a quiet machine finish first
+    deadline = time.monotonic() + 60
+    while succeeded(spec.PREPROCESSOR_MODEL) < 8 and time.monotonic() < deadline:
+        time.sleep(0.005)
     sigterm_at = time.monotonic()
     stopped = subprocess.run([*ns, "bash", str(GCP / "shutdown.sh")], env=env, capture_output=True, text=True,
                              timeout=120)
