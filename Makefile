@@ -13,6 +13,9 @@ PLATFORM ?= python
 # RUNTIME=onnxruntime|torch (torch: the checkpoint in CUDA PyTorch, for GPUs without onnxruntime-gpu).
 DEVICE ?= cpu
 RUNTIME ?= onnxruntime
+# Serving profile (w2v_triton/repository.py PROFILES, docs/optimization.md): latency (one request at a
+# time soonest) or throughput (one 1-thread acoustic instance per core); REPO_FLAGS still override it.
+PROFILE ?= latency
 REPO_FLAGS ?=
 # Manifests shared by distillation and LM tuning (make corpus writes them).
 TRAIN ?= build/corpus/train.jsonl
@@ -47,9 +50,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed  ## create .venv from the pinned requirements (TORCH=auto|cpu|cuda)
 
-build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> DEVICE=cpu|gpu RUNTIME=onnxruntime|torch PLATFORM=python|onnxruntime_onnx
+build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> DEVICE=cpu|gpu RUNTIME=onnxruntime|torch PLATFORM=python|onnxruntime_onnx PROFILE=latency|throughput
 	$(PY) -m builders.repository --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) \
-	  --device $(DEVICE) --runtime $(RUNTIME) $(REPO_FLAGS)
+	  --device $(DEVICE) --runtime $(RUNTIME) --profile $(PROFILE) $(REPO_FLAGS)
 
 serve: venv  ## start tritonserver on $(REPO) (Ctrl-C stops it); HTTP_PORT/GRPC_PORT/METRICS_PORT
 	$(PY) -m w2v_triton.serve --model-repository $(REPO) --http-port $(HTTP_PORT) \

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from benchmarks.pareto import pareto_front
+
+WER_GOAL = 0.10          # issue 19: a student within +10% relative test_seen WER of its teacher
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -22,6 +27,81 @@ def best_served(report: dict, sweep_prefix: str) -> dict[str, float]:
     return best
 
 
+def latency_p50(result: dict, sweep_prefix: str = "seed_") -> float | None:
+    """p50 ms at concurrency 1 on the sweep whose name starts with prefix (None if not run)."""
+    for sweep, data in result.get("sweeps", {}).items():
+        if sweep.startswith(sweep_prefix):
+            for row in data["rows"]:
+                if row["concurrency"] == 1:
+                    return float(row["p50_ms"])
+    return None
+
+
+def headline_rows(report: dict) -> list[dict[str, Any]]:
+    """Per student x variant (and the teacher first): served audio-s/s on the long clips in the
+    throughput profile (best concurrency), its ratio to the in-process HF PyTorch teacher, the 0.5 s
+    clip's p50 at concurrency 1 in the latency profile, and test_seen WER (absolute and relative to
+    the teacher's) where an eval_results.json gave it."""
+    info = report["headline"]
+    clips = best_served(report, "clips_")
+    teacher = info["teacher"]
+    base = report["inprocess"].get(teacher["baseline"], {}).get("audio_seconds_per_second")
+    teacher_wer = (teacher.get("accuracy") or {}).get("test_seen", {}).get("wer")
+    rows = [{"student": f"teacher ({teacher['name']}, HF PyTorch in-process)", "variant": "fp32",
+             "audio_s_per_s": base, "x_teacher": 1.0 if base else None, "p50_ms": None,
+             "wer": teacher_wer, "wer_rel": 0.0 if teacher_wer is not None else None, "teacher": True}]
+    for row in info["rows"]:
+        speed = clips.get(row["throughput"])
+        latency = report["served"].get(row["latency"])
+        wer = (row.get("accuracy") or {}).get("test_seen", {}).get("wer")
+        rows.append({"student": row["student"], "variant": row["variant"], "audio_s_per_s": speed,
+                     "x_teacher": speed / base if speed and base else None,
+                     "p50_ms": latency_p50(latency) if latency else None, "wer": wer,
+                     "wer_rel": wer / teacher_wer - 1 if wer is not None and teacher_wer else None,
+                     "teacher": False})
+    points = [(r["audio_s_per_s"], r["wer"]) for r in rows if r["audio_s_per_s"] and r["wer"] is not None]
+    front = dict(zip(points, pareto_front(points)))
+    for r in rows:
+        r["pareto"] = front.get((r["audio_s_per_s"], r["wer"]), False) if r["wer"] is not None else None
+    return rows
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def headline_markdown(report: dict) -> list[str]:
+    rows = headline_rows(report)
+    clip = next((s for r in report["served"].values() for s in r["sweeps"] if s.startswith("clips_")), "clips")
+    table = [[r["student"], r["variant"], _cell(r["audio_s_per_s"], ".1f"), _cell(r["x_teacher"], ".1f") + "x",
+              _cell(r["p50_ms"], ".1f"),
+              _cell(r["wer"], ".3f") if r["wer"] is not None else "accuracy unknown",
+              _cell(r["wer_rel"], "+.1%") if r["wer_rel"] is not None else "–",
+              {True: "yes", False: "", None: ""}[r["pareto"]]] for r in rows]
+    parts = ["## Headline (same run)", "",
+             f"Served students: audio-s/s on {clip.split('_', 1)[-1]} clips in the **throughput** profile "
+             f"(best concurrency) and its ratio to the HF PyTorch teacher in-process; 0.5 s clip p50 at "
+             f"concurrency 1 in the **latency** profile; test_seen WER from each student's "
+             f"eval_results.json (relative to the teacher's).", "",
+             _table(["student", "variant", "audio-s/s (throughput)", "x teacher", "0.5 s p50 ms (latency)",
+                     "test_seen WER", "WER vs teacher", "Pareto front"], table), ""]
+    students = [r for r in rows if not r["teacher"] and r["audio_s_per_s"]]
+    good = [r for r in students if r["wer_rel"] is not None and r["wer_rel"] <= WER_GOAL]
+    if good:
+        best = max(good, key=lambda r: r["audio_s_per_s"])
+        parts.append(f"Fastest student within +{WER_GOAL:.0%} relative test_seen WER: {best['student']} "
+                     f"{best['variant']}, {best['audio_s_per_s']:.1f} audio-s/s ({_cell(best['x_teacher'], '.1f')}x "
+                     f"the teacher), WER {best['wer_rel']:+.1%} (goal: >= 100 audio-s/s, >= 12x).")
+    elif students:
+        parts.append(f"No student with a known test_seen WER within +{WER_GOAL:.0%} of the teacher's in this run.")
+    latencies = [r for r in students if r["p50_ms"] is not None]
+    if latencies:
+        best = min(latencies, key=lambda r: r["p50_ms"])
+        parts.append(f"Lowest 0.5 s clip p50 (latency profile, concurrency 1): {best['p50_ms']:.1f} ms, "
+                     f"{best['student']} {best['variant']} (goal: <= 15 ms).")
+    return parts + [""]
+
+
 def inprocess_rows(report: dict) -> list[list]:
     """name, runtime, threads, audio-s/s, p50 ms, p99 ms, peak RSS MiB of each in-process run."""
     return [[n, " ".join(filter(None, (r["kind"], r.get("device", "cpu"), r.get("dtype")))), r["threads"],
@@ -34,6 +114,8 @@ def markdown(report: dict) -> str:
              f"Machine: `{report['machine']}` ({report['cpu_count']} cores). Date: {report['date']}. "
              f"Audio: {report['audio']}.", "",
              f"Command: `python -m benchmarks.run {' '.join(report['argv'])}`", ""]
+    if report.get("headline"):
+        parts += headline_markdown(report)
     if report["inprocess"]:
         rows = inprocess_rows(report)
         clip = next(iter(report["inprocess"].values()))["clip_seconds"]
@@ -106,11 +188,46 @@ def plots(report: dict, out: Path) -> list[Path]:
         written.append(out / "served.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
+    if report.get("headline"):
+        pareto = pareto_plot(report, out)
+        written += [pareto] if pareto else []
     return written
+
+
+def pareto_plot(report: dict, out: Path) -> Path | None:
+    """Speed (throughput profile, long clips) vs test_seen WER, one point per student x variant with
+    a known WER plus the teacher; the Pareto front joined and marked. None when no point has both."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in headline_rows(report) if r["audio_s_per_s"] and r["wer"] is not None]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        label = "teacher" if r["teacher"] else f"{r['student']} {r['variant']}"
+        ax.scatter(r["audio_s_per_s"], r["wer"], marker="s" if r["teacher"] else "o",
+                   s=70 if r["pareto"] else 35, edgecolors="red" if r["pareto"] else "none",
+                   linewidths=1.5, zorder=3)
+        ax.annotate(label, (r["audio_s_per_s"], r["wer"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    front = sorted((r["audio_s_per_s"], r["wer"]) for r in rows if r["pareto"])
+    ax.step([x for x, _ in front], [y for _, y in front], "r--", where="post", lw=1, label="Pareto front")
+    ax.set_xlabel("served audio-s/s, 10 s clips, throughput profile (higher is better)")
+    ax.set_ylabel("test_seen WER (lower is better)")
+    ax.set_title(f"Speed vs accuracy, {report['machine']}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "pareto.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def write_report(report: dict, out: Path) -> None:
     stem = report["title"].replace(" ", "-")
+    if report.get("headline"):   # the computed table too, for docs tables and later comparisons
+        report["headline"]["table"] = headline_rows(report)
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
     (out / f"{stem}.md").write_text(markdown(report))
     for png in plots(report, out):

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
-from benchmarks.plans import PLANS, materialize
+from benchmarks.plans import PLANS, headline_info, materialize
 from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, run_perf_analyzer
 from benchmarks.report import write_report
 from benchmarks.triton_stats import model_counters, per_model_times
@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also sweep the served acoustic_model alone on the long clips (its raw figure)")
     parser.add_argument("--sweeps", default="seed,real,clips",
                         help="comma-separated subset of seed,real,clips to run on the served models")
+    parser.add_argument("--served-sweeps", action="append", default=[], metavar="NAME=SWEEPS",
+                        help="run only these of --sweeps on served NAME, e.g. latency=seed (repeatable)")
     parser.add_argument("--stats-per-level", action="store_true",
                         help="Triton per-model times for each concurrency level (one perf_analyzer run each)")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
@@ -151,9 +153,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", choices=sorted(PLANS),
                         help="build and run a declared benchmark matrix (benchmarks/plans.py), e.g. student")
     parser.add_argument("--plan-teacher", default="random-base", help="the teacher checkpoint of --plan")
+    parser.add_argument("--plan-students", nargs="*", default=[], metavar="DIR",
+                        help="--plan student: trained student checkpoint dirs to serve too (accuracy from "
+                             "their eval_results.json)")
+    parser.add_argument("--plan-no-undistilled", action="store_true",
+                        help="--plan student: leave out the students built from the teacher here "
+                             "(serve only the teacher's baseline and --plan-students)")
     args = parser.parse_args(argv)
+    headline = None
+    if (args.plan_students or args.plan_no_undistilled) and args.plan != "student":
+        parser.error("--plan-students / --plan-no-undistilled need --plan student")
     if args.plan:   # the plan's sweep settings become the defaults; the command line still wins
-        plan = PLANS[args.plan](args.plan_teacher)
+        try:
+            extra = {"trained": args.plan_students, "undistilled": not args.plan_no_undistilled} \
+                if args.plan == "student" else {}
+            plan = PLANS[args.plan](args.plan_teacher, **extra)
+        except ValueError as exc:
+            parser.error(str(exc))
         parser.set_defaults(title=plan.title, **{k: type(parser.get_default(k))(v) if parser.get_default(k)
                                                  is not None else v for k, v in plan.sweeps.items()})
         args = parser.parse_args(argv)
@@ -161,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         args.baseline += [f"{n}={p}" for n, p in entries["baseline"].items()]
         args.onnx += [f"{n}={p}" for n, p in entries["onnx"].items()]
         args.served += [f"{n}={p}" for n, p in entries["served"].items()]
+        args.served_sweeps += [f"{n}={s}" for n, s in entries["served_sweeps"].items()]
+        headline = headline_info(plan) if plan.headline else None
 
     on_gpu = args.device.startswith("cuda")
     out = args.out or REPO_ROOT / "benchmarks" / "results" / (gpu_name() if on_gpu else machine_name())
@@ -172,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "audio": "../shared/data/speech" if utterances else "synthetic noise (../shared absent)",
               "argv": sys.argv[1:] if argv is None else argv, "inprocess": {}, "served": {}}
+    if headline:
+        report["headline"] = headline
+    served_sweeps = {n: s.split(",") for n, s in named_paths(args.served_sweeps).items()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if utterances:
@@ -208,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                 report["inprocess"][name] = inprocess(kind, path, clips_file, args.threads, args.repeats,
                                                       device, dtype)
             else:
-                report["served"][name] = served(name, Path(path), inputs, sweeps, args.request_count, out,
+                own = {k: v for k, v in sweeps.items() if name not in served_sweeps
+                       or k.split("_")[0] in served_sweeps[name]}
+                report["served"][name] = served(name, Path(path), inputs, own, args.request_count, out,
                                                 args.stats_per_level)
     write_report(report, out)
     print(f"results: {out}")

@@ -21,7 +21,7 @@ from w2v_triton.ctc_decoding import BACKENDS, DecoderConfig
 from w2v_triton.lm_tuning import TUNED_KEYS, TUNING_FILE, load_tuning
 from w2v_triton.onnx_export import build_onnx
 from w2v_triton.paths import lm_files, onnx_dir_for
-from w2v_triton.repository import PLATFORMS, RepositoryOptions, render_repository
+from w2v_triton.repository import PLATFORMS, PROFILE_FIELDS, PROFILES, RepositoryOptions, render_repository
 from w2v_triton.variants import ONNX_VARIANTS, build_variant
 
 
@@ -38,11 +38,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--variant", default="fp32", choices=("fp32",) + ONNX_VARIANTS,
                         help="serve an optimized variant of the exported model (docs/optimization.md)")
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
-    parser.add_argument("--queue-delay-us", type=int, default=defaults.queue_delay_us)
-    parser.add_argument("--preprocessor-instances", type=int, default=defaults.preprocessor_instances)
-    parser.add_argument("--acoustic-instances", type=int, default=defaults.acoustic_instances)
-    parser.add_argument("--decoder-instances", type=int, default=defaults.decoder_instances)
-    parser.add_argument("--intra-op-threads", type=int, default=defaults.intra_op_threads)
+    parser.add_argument("--profile", choices=tuple(PROFILES), default=defaults.profile,
+                        help="serving profile: latency (one request soonest: one acoustic instance on all "
+                             "cores) or throughput (one 1-thread acoustic instance per core); the five "
+                             "flags below override its values (default %(default)s)")
+    # None: the profile's value (w2v_triton.repository.PROFILES)
+    parser.add_argument("--queue-delay-us", type=int, default=None)
+    parser.add_argument("--preprocessor-instances", type=int, default=None)
+    parser.add_argument("--acoustic-instances", type=int, default=None)
+    parser.add_argument("--decoder-instances", type=int, default=None)
+    parser.add_argument("--intra-op-threads", type=int, default=None)
     parser.add_argument("--device", choices=DEVICES, default=defaults.device,
                         help="cpu, or gpu: KIND_GPU acoustic instances on a GPU runtime (TensorRT/CUDA "
                              "onnxruntime, or CUDA PyTorch with --runtime torch); the model load fails "
@@ -121,11 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.runtime == "torch" and (args.variant != "fp32" or args.onnx):
             raise ValueError("--runtime torch runs the checkpoint itself: --variant/--onnx are ONNX files")
-        options = RepositoryOptions(
-            platform=args.platform, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
-            preprocessor_instances=args.preprocessor_instances, acoustic_instances=args.acoustic_instances,
-            decoder_instances=args.decoder_instances,
-            intra_op_threads=args.intra_op_threads, device=args.device, runtime=args.runtime,
+        overrides = {k: getattr(args, k) for k in PROFILE_FIELDS if getattr(args, k) is not None}
+        options = RepositoryOptions.for_profile(
+            args.profile, **overrides, platform=args.platform, max_batch_size=args.max_batch_size,
+            device=args.device, runtime=args.runtime,
             torch_dtype=args.torch_dtype, warmup=args.warmup, max_audio_seconds=args.max_audio_seconds,
             decoder=decoder_config(args, checkpoint, files, lm_name, unigram_name),
             streaming=dict(item.split("=", 1) for item in args.stream if "=" in item))
@@ -135,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     output = render_repository(info, onnx_path, args.output, options, files)
+    overridden = options.profile_overrides()
     print(f"model repository ready: {output} (checkpoint {checkpoint}, platform {args.platform}, "
-          f"acoustic model {options.runtime} on {options.device}, decoder {args.decoder_mode})")
+          f"acoustic model {options.runtime} on {options.device}, decoder {args.decoder_mode}, "
+          f"profile {options.profile}{f' with {overridden}' if overridden else ''}: "
+          f"{options.acoustic_instances} acoustic instance(s) x {options.intra_op_threads or 'all'} thread(s))")
     return 0
 
 

@@ -1,11 +1,17 @@
 # Benchmarks (benchmarks/run.py): JSON + Markdown + PNG into benchmarks/results/<machine>/.
 #   make perf            perf_analyzer on $(REPO): seed shape AUDIO:8000 (conc 1-4) + real speech
 #   make bench-teacher   served BENCH_TEACHER ensemble vs its HF PyTorch model in-process, one run
-#   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32 + int8 variants, served
-#                        for latency and for throughput), and the same student with a 256-channel conv
-#                        front-end (pruned, undistilled: its speed, not its accuracy). The matrix is data:
-#                        benchmarks/plans.py; `python -m benchmarks.run --plan student` is the same.
+#   make bench           HF PyTorch teacher vs 6-layer student (PyTorch, ONNX fp32 + int8 variants), every
+#                        student x variant served in both serving profiles (latency: 0.5 s clip p50 at
+#                        concurrency 1; throughput: 10 s clips, real speech), the same student with a
+#                        256-channel conv front-end when the teacher's is wider (pruned, undistilled: its
+#                        speed, not its accuracy), and BENCH_STUDENTS (trained student dirs, fp32 + int8-mm;
+#                        test_seen WER from each dir's eval_results.json). The report opens with a headline
+#                        table (speed, latency, x teacher, WER) and draws a speed/WER Pareto PNG.
+#                        The matrix is data: benchmarks/plans.py (`python -m benchmarks.run --plan student`).
+#   e.g. make bench BENCH_TEACHER=reference BENCH_STUDENTS="build/distill/a build/distill/b"
 BENCH_TEACHER ?= random-base
+BENCH_STUDENTS ?=
 BENCH_ARGS ?=
 
 .PHONY: perf bench bench-teacher
@@ -15,8 +21,9 @@ perf: venv  ## perf_analyzer on the built repository (starts its own server on f
 bench-teacher: venv  ## served BENCH_TEACHER vs the same checkpoint in PyTorch, same run (plan "teacher")
 	$(PY) -m benchmarks.run --plan teacher --plan-teacher $(BENCH_TEACHER) $(BENCH_ARGS)
 
-bench: venv  ## teacher vs 6-layer students: PyTorch, ONNX fp32 + int8 variants, served (plan "student", benchmarks/plans.py)
-	$(PY) -m benchmarks.run --plan student --plan-teacher $(BENCH_TEACHER) $(BENCH_ARGS)
+bench: venv  ## teacher vs students (BENCH_STUDENTS=trained dirs): served in latency + throughput profiles, headline + Pareto (plan "student")
+	$(PY) -m benchmarks.run --plan student --plan-teacher $(BENCH_TEACHER) \
+	  $(if $(strip $(BENCH_STUDENTS)),--plan-students $(BENCH_STUDENTS)) $(BENCH_ARGS)
 
 # Beam search + LM (issue 17): the backends on the same logits and LM (benchmarks/decoders.py: WER,
 # CPU speed, start-up, RSS), then served greedy / beam / beam+LM with pyctcdecode on the ARPA (the

@@ -91,16 +91,135 @@ def test_make_perf_runs_this_module(repo_root):
 
 
 def test_the_student_plan_declares_the_benchmark_matrix():
-    """make bench runs `--plan student`: the matrix is data (benchmarks/plans.py), not shell."""
-    from benchmarks.plans import PLANS
+    """make bench runs `--plan student`: the matrix is data (benchmarks/plans.py), not shell; every
+    student x variant is served in both serving profiles."""
+    from benchmarks.plans import PLANS, PROFILE_SWEEPS
 
     plan = PLANS["student"]("random-base")
     assert [s.key for s in plan.students] == ["student6", "student6-c256"]
     assert {"pytorch-teacher", "pytorch-student6"} == set(plan.baselines)
     assert ("student6", "int8-mm") in plan.onnx.values()
     served = {s.name: s for s in plan.served}
-    assert "--acoustic-instances" in served["student6-int8-mm-throughput"].flags
+    assert ("--profile", "throughput") == served["student6-int8-mm-throughput"].flags[-2:]
+    assert served["student6-int8-mm-latency"].sweeps == PROFILE_SWEEPS["latency"] == ("seed",)
     assert all(s.model in {"student6", "student6-c256"} for s in served.values())
+    pairs = {(r.student, r.variant) for r in plan.headline}
+    assert pairs == {("student6", "fp32"), ("student6", "int8-pc"), ("student6", "int8-mm"),
+                     ("student6-c256", "int8-mm")}
+    assert len(served) == 2 * len(pairs) and not any(r.eval_file for r in plan.headline)
+
+
+def _trained_student(tmp_path, name, wer):
+    """A copy of the tiny checkpoint standing in for a distilled student, with its eval_results.json
+    as builders.train_reference --eval-only writes it."""
+    import shutil
+
+    from w2v_triton.checkpoints import resolve_checkpoint
+
+    out = tmp_path / name
+    shutil.copytree(resolve_checkpoint("tiny"), out)
+    (out / "eval_results.json").write_text(json.dumps(
+        {"test_seen": {"wer": wer, "cer": wer / 3, "n": 200, "examples": []}, "real_speech": {"wer": 0.99, "cer": 0.7}}))
+    return out
+
+
+def test_student_plan_with_trained_students_materializes_on_tiny(tmp_path, monkeypatch):
+    """BENCH_STUDENTS: trained dirs are served as they are (fp32 + int8-mm, both profiles), their
+    accuracy read from eval_results.json; a dir without one is in the speed tables only."""
+    import shutil
+
+    import benchmarks.plans as plans
+
+    a = _trained_student(tmp_path, "a", 0.30)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    (b / "eval_results.json").unlink()
+    plan = plans.student_plan("tiny", [a, b], undistilled=False)
+    assert [s.key for s in plan.students] == ["a", "b"] and set(plan.baselines) == {"pytorch-teacher"}
+    info = plans.headline_info(plan)
+    rows = {(r["student"], r["variant"]): r for r in info["rows"]}
+    assert set(rows) == {("a", "fp32"), ("a", "int8-mm"), ("b", "fp32"), ("b", "int8-mm")}
+    assert rows[("a", "int8-mm")]["accuracy"]["test_seen"]["wer"] == 0.30
+    assert rows[("b", "fp32")]["accuracy"] is None and info["teacher"]["accuracy"] is None   # tiny: none
+
+    monkeypatch.setattr(plans, "REPOS_DIR", tmp_path / "repos")
+    entries = plans.materialize(plan, "tiny")
+    assert set(entries["served"]) == {f"{s}-{v}-{p}" for s in "ab" for v in ("fp32", "int8-mm")
+                                      for p in ("latency", "throughput")}
+    assert entries["served_sweeps"]["a-fp32-latency"] == "seed"
+    ensemble = (Path(entries["served"]["a-int8-mm-throughput"]) / "asr" / "config.pbtxt").read_text()
+    assert '"serving_profile" value: { string_value: "throughput" }' in ensemble
+    build_info = json.loads((Path(entries["served"]["b-fp32-latency"]) / "build_info.json").read_text())
+    assert Path(build_info["checkpoint"]) == b.resolve()
+
+
+def test_student_plan_refuses_bad_student_dirs(tmp_path):
+    from benchmarks.plans import student_plan
+
+    with pytest.raises(ValueError, match="no config.json"):
+        student_plan("tiny", [tmp_path], undistilled=False)
+    with pytest.raises(ValueError, match="needs trained student dirs"):
+        student_plan("tiny", [], undistilled=False)
+    a = _trained_student(tmp_path, "a", 0.3)
+    (a / "eval_results.json").write_text("{not json")
+    from benchmarks.plans import headline_info
+    with pytest.raises(ValueError, match="not a readable eval_results.json"):
+        headline_info(student_plan("tiny", [a], undistilled=False))
+
+
+def test_pareto_front():
+    from benchmarks.pareto import pareto_front
+
+    #          fast+bad   slow+good   dominated  equal to the first   best at both axes? no
+    points = [(100, 0.6), (10, 0.5), (50, 0.7), (100, 0.6), (60, 0.55)]
+    assert pareto_front(points) == [True, True, False, True, True]
+    assert pareto_front([(1, 1)]) == [True] and pareto_front([]) == []
+    assert pareto_front([(2, 0.5), (1, 0.5)]) == [True, False]   # as accurate and faster dominates
+
+
+def _headline_report() -> dict:
+    report = _report()
+    rows = report["served"]["tiny"]["sweeps"]["clips_10s"]["rows"]
+    report["served"] = {
+        "a-int8-mm-latency": {"repository": "r", "sweeps": {"seed_0.5s": {
+            "input": {"entries": 1, "mean_seconds": 0.5},
+            "rows": [{"concurrency": 1, "infer_per_sec": 80.0, "audio_seconds_per_second": 40.0,
+                      "p50_ms": 12.5, "p99_ms": 20.0}]}}},
+        "a-int8-mm-throughput": {"repository": "r", "sweeps": {"clips_10s": {
+            "input": {"entries": 1, "mean_seconds": 10.0}, "rows": [dict(r) for r in rows]}}},
+        "b-fp32-throughput": {"repository": "r", "sweeps": {"clips_10s": {
+            "input": {"entries": 1, "mean_seconds": 10.0},
+            "rows": [{**r, "audio_seconds_per_second": 60.0} for r in rows]}}}}
+    report["headline"] = {
+        "teacher": {"name": "reference", "baseline": "pytorch-teacher", "accuracy": {"test_seen": {"wer": 0.5}}},
+        "rows": [{"student": "a", "variant": "int8-mm", "latency": "a-int8-mm-latency",
+                  "throughput": "a-int8-mm-throughput", "accuracy": {"test_seen": {"wer": 0.54}}},
+                 {"student": "b", "variant": "fp32", "latency": "b-fp32-latency",
+                  "throughput": "b-fp32-throughput", "accuracy": None}]}
+    return report
+
+
+def test_report_opens_with_the_headline_and_draws_the_pareto_plot(tmp_path):
+    bench_report.write_report(_headline_report(), tmp_path)
+    md = (tmp_path / "unit-report.md").read_text()
+    assert md.index("## Headline") < md.index("## In-process")
+    # teacher 4.0 audio-s/s in-process; student a: best 10 s clips 10.0 (2.5x), 12.5 ms p50, WER +8%
+    assert "| teacher (reference, HF PyTorch in-process) | fp32 | 4.0 | 1.0x | – | 0.500 | +0.0% | yes |" in md
+    assert "| a | int8-mm | 10.0 | 2.5x | 12.5 | 0.540 | +8.0% | yes |" in md
+    assert "| b | fp32 | 60.0 | 15.0x | – | accuracy unknown | – |  |" in md
+    assert "Fastest student within +10% relative test_seen WER: a int8-mm, 10.0 audio-s/s (2.5x" in md
+    assert "Lowest 0.5 s clip p50 (latency profile, concurrency 1): 12.5 ms, a int8-mm" in md
+    assert (tmp_path / "unit-report-pareto.png").read_bytes()[:8] == PNG_MAGIC
+    table = json.loads((tmp_path / "unit-report.json").read_text())["headline"]["table"]
+    assert [r["pareto"] for r in table] == [True, True, None]
+
+
+def test_make_bench_passes_trained_students(repo_root):
+    out = subprocess.run(["make", "-n", "bench", "BENCH_TEACHER=reference", "BENCH_STUDENTS=dirA dirB"],
+                         cwd=repo_root, capture_output=True, text=True, check=True).stdout
+    assert "--plan student --plan-teacher reference" in out and "--plan-students dirA dirB" in out
+    out = subprocess.run(["make", "-n", "bench"], cwd=repo_root, capture_output=True, text=True, check=True).stdout
+    assert "--plan-students" not in out
 
 
 def test_plan_materializes_with_the_teacher_plan(tmp_path, monkeypatch):

@@ -40,17 +40,55 @@ BUILD_INFO = "build_info.json"
 WARMUP_DIR = "warmup"
 
 
+@dataclass(frozen=True)
+class ServingProfile:
+    """How the serving processes share the CPU cores, tuned for one goal (docs/optimization.md,
+    "Serving profiles", has the measurements behind each value). `latency`: one request at a time
+    finishes soonest, so one acoustic instance runs every core's intra-op thread on it and nothing
+    waits to batch. `throughput`: many requests at once, so one single-threaded acoustic instance
+    per core (rows run side by side, no thread hand-offs; dynamically quantised int8 rows cannot
+    share a batch anyway)."""
+
+    name: str
+    acoustic_instances: int          # 0 = one per CPU core of the build machine
+    intra_op_threads: int            # 0 = onnxruntime default (all cores)
+    queue_delay_us: int
+    preprocessor_instances: int
+    decoder_instances: int
+
+    def settings(self, cpu_count: int | None = None) -> dict[str, int]:
+        """The RepositoryOptions fields this profile sets, "one per core" resolved."""
+        cores = cpu_count or os.cpu_count() or 1
+        return {"acoustic_instances": self.acoustic_instances or cores,
+                "intra_op_threads": self.intra_op_threads, "queue_delay_us": self.queue_delay_us,
+                "preprocessor_instances": self.preprocessor_instances,
+                "decoder_instances": self.decoder_instances}
+
+
+PROFILES = {p.name: p for p in (
+    ServingProfile("latency", acoustic_instances=1, intra_op_threads=0, queue_delay_us=0,
+                   preprocessor_instances=1, decoder_instances=1),
+    ServingProfile("throughput", acoustic_instances=0, intra_op_threads=1, queue_delay_us=0,
+                   preprocessor_instances=1, decoder_instances=2),
+)}
+DEFAULT_PROFILE = PROFILES["latency"]
+PROFILE_FIELDS = tuple(DEFAULT_PROFILE.settings(1))
+
+
 @dataclass
 class RepositoryOptions:
-    """Everything a repository build can vary; defaults suit the 2-core CPU machines here."""
+    """Everything a repository build can vary. The fields a serving profile sets default to the
+    default (latency) profile's values; `for_profile` starts from another profile's, and any field
+    given explicitly overrides it (the rendered ensemble config names the profile and the overrides)."""
 
     platform: str = "python"
     max_batch_size: int = spec.MAX_BATCH_SIZE
-    queue_delay_us: int = 0            # batch what is already queued; never wait (latency)
-    preprocessor_instances: int = 1
-    acoustic_instances: int = 1
-    decoder_instances: int = 2
-    intra_op_threads: int = 0          # 0 = onnxruntime default (all cores)
+    profile: str = DEFAULT_PROFILE.name
+    queue_delay_us: int = DEFAULT_PROFILE.queue_delay_us        # 0: batch what is queued, never wait
+    preprocessor_instances: int = DEFAULT_PROFILE.preprocessor_instances
+    acoustic_instances: int = DEFAULT_PROFILE.acoustic_instances
+    decoder_instances: int = DEFAULT_PROFILE.decoder_instances
+    intra_op_threads: int = DEFAULT_PROFILE.intra_op_threads    # 0 = onnxruntime default (all cores)
     device: str = "cpu"                # gpu: KIND_GPU acoustic instances, GPU runtime or a failed load
     runtime: str = "onnxruntime"       # torch: the checkpoint in (CUDA) PyTorch; python platform only
     torch_dtype: str = "auto"
@@ -60,6 +98,13 @@ class RepositoryOptions:
     streaming: dict[str, Any] = field(default_factory=dict)   # StreamingConfig field -> value overrides
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"serving profile {self.profile!r}: expected one of {tuple(PROFILES)}")
+        counts = (self.preprocessor_instances, self.acoustic_instances, self.decoder_instances)
+        if min(counts) < 1 or self.queue_delay_us < 0 or self.intra_op_threads < 0:
+            raise ValueError(f"instances must be >= 1 and queue delay / intra-op threads >= 0 (0 = all "
+                             f"cores): got instances {counts}, queue delay {self.queue_delay_us} us, "
+                             f"intra-op threads {self.intra_op_threads}")
         if self.platform not in PLATFORMS:
             raise ValueError(f"platform {self.platform!r}: expected one of {PLATFORMS}")
         if self.device not in DEVICES or self.runtime not in RUNTIMES:
@@ -67,6 +112,19 @@ class RepositoryOptions:
         if self.platform == "onnxruntime_onnx" and self.runtime != "onnxruntime":
             raise ValueError("runtime torch needs platform python (the native backend runs ONNX only)")
         self.streaming_config()   # an invalid streaming setting fails the build, not the server
+
+    @classmethod
+    def for_profile(cls, profile: str, cpu_count: int | None = None, **overrides: Any) -> "RepositoryOptions":
+        """The profile's settings (instances resolved for `cpu_count`, default this machine's), then
+        `overrides` (any field, profile fields included)."""
+        if profile not in PROFILES:
+            raise ValueError(f"serving profile {profile!r}: expected one of {tuple(PROFILES)}")
+        return cls(profile=profile, **{**PROFILES[profile].settings(cpu_count), **overrides})
+
+    def profile_overrides(self, cpu_count: int | None = None) -> dict[str, int]:
+        """The profile fields whose value is not the profile's (explicit flags)."""
+        wanted = PROFILES[self.profile].settings(cpu_count)
+        return {k: getattr(self, k) for k in PROFILE_FIELDS if getattr(self, k) != wanted[k]}
 
     def streaming_config(self) -> StreamingConfig:
         return StreamingConfig.from_parameters({f"stream_{k}": str(v) for k, v in self.streaming.items()})
@@ -105,6 +163,14 @@ def max_audio_seconds(options: RepositoryOptions) -> float:
     return min(options.max_audio_seconds, LongAudioConfig().max_single_seconds)
 
 
+def profile_parameters(options: RepositoryOptions) -> dict[str, str]:
+    """What the ensemble config says about how it was tuned (read by people and tools, not by a
+    model): the serving profile and the fields set against it."""
+    overrides = options.profile_overrides()
+    return {"serving_profile": options.profile,
+            "serving_overrides": ",".join(f"{k}={v}" for k, v in overrides.items()) or "none"}
+
+
 def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str, str]:
     names = {k: v for k, v in vars(spec).items() if k.isupper() and isinstance(v, str)}
     decoder = options.decoder.to_parameters()
@@ -129,6 +195,7 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "STREAM_PARAMETERS": parameters_block(stream.to_parameters()),
         "STREAM_IDLE_US": str(int(stream.idle_seconds * 1_000_000)),
         "STREAM_MAX_STREAMS": str(stream.max_streams),
+        "ENSEMBLE_PARAMETERS": parameters_block(profile_parameters(options)),
     }
 
 
