@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.report import inprocess_rows
+from benchmarks.report import HEADLINE_COLUMNS, headline_cells, headline_rows, inprocess_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "docs/*.md")
@@ -123,6 +123,31 @@ def render_served(path: Path) -> str:
             row.append(f"{s['best_clips'] / teacher:.1f}x" if s["best_clips"] else "–")
         rows.append(row)
     return table(header, rows)
+
+
+def render_latency(path: Path) -> str:
+    """Single-request latency of each served ensemble (0.5 s clip, concurrency 1) and where it goes
+    (Triton's per-model compute, whole run): the serving-profile measurements."""
+    report = json.loads(path.read_text())
+    rows = []
+    for name, result in report["served"].items():
+        row = next((r for r in _sweep(result, "seed_") if r["concurrency"] == 1), None)
+        if row is None:
+            continue
+        models = result.get("per_model", {})
+        compute = [_f(models.get(m, {}).get("compute_infer_ms")) for m in ("acoustic_model", "preprocessor", "decoder")]
+        rows.append([name, f"{_f(row['p50_ms'])} ms", f"{_f(row['p99_ms'])} ms", *compute])
+    return table(["served", "0.5 s clip p50, conc 1", "p99", "acoustic model compute ms",
+                  "preprocessor ms", "decoder ms"], rows)
+
+
+def render_headline(path: Path) -> str:
+    """The headline table of a `make bench` report (benchmarks/report.py: both serving profiles, x the
+    HF teacher, test_seen WER, Pareto front)."""
+    report = json.loads(path.read_text())
+    if not report.get("headline"):
+        raise TableSourceError(f"{path}: no headline (a report of `--plan student`)")
+    return table(HEADLINE_COLUMNS, headline_cells(headline_rows(report)))
 
 
 # The issue's targets for the served student (docs/optimization.md).
@@ -285,7 +310,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "table": render_table, "inprocess": render_inprocess, "served": render_served, "goals": render_goals,
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
     "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
-    "training-curve": render_training_curve,
+    "training-curve": render_training_curve, "headline": render_headline,
+    "latency": render_latency,
 }
 
 

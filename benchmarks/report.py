@@ -70,21 +70,29 @@ def _cell(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
+HEADLINE_COLUMNS = ["student", "variant", "audio-s/s (throughput)", "x teacher", "0.5 s p50 ms (latency)",
+                    "test_seen WER", "WER vs teacher", "Pareto front"]
+
+
+def headline_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """The headline rows as table cells (the report and docs/ render the same table)."""
+    return [[r["student"], r["variant"], _cell(r["audio_s_per_s"], ".1f"),
+             _cell(r["x_teacher"], ".1f") + ("x" if r["x_teacher"] is not None else ""),
+             _cell(r["p50_ms"], ".1f"),
+             _cell(r["wer"], ".3f") if r["wer"] is not None else "accuracy unknown",
+             _cell(r["wer_rel"], "+.1%"), {True: "yes", False: "", None: ""}[r["pareto"]]] for r in rows]
+
+
 def headline_markdown(report: dict) -> list[str]:
     rows = headline_rows(report)
     clip = next((s for r in report["served"].values() for s in r["sweeps"] if s.startswith("clips_")), "clips")
-    table = [[r["student"], r["variant"], _cell(r["audio_s_per_s"], ".1f"), _cell(r["x_teacher"], ".1f") + "x",
-              _cell(r["p50_ms"], ".1f"),
-              _cell(r["wer"], ".3f") if r["wer"] is not None else "accuracy unknown",
-              _cell(r["wer_rel"], "+.1%") if r["wer_rel"] is not None else "–",
-              {True: "yes", False: "", None: ""}[r["pareto"]]] for r in rows]
+    table = headline_cells(rows)
     parts = ["## Headline (same run)", "",
              f"Served students: audio-s/s on {clip.split('_', 1)[-1]} clips in the **throughput** profile "
              f"(best concurrency) and its ratio to the HF PyTorch teacher in-process; 0.5 s clip p50 at "
              f"concurrency 1 in the **latency** profile; test_seen WER from each student's "
              f"eval_results.json (relative to the teacher's).", "",
-             _table(["student", "variant", "audio-s/s (throughput)", "x teacher", "0.5 s p50 ms (latency)",
-                     "test_seen WER", "WER vs teacher", "Pareto front"], table), ""]
+             _table(HEADLINE_COLUMNS, table), ""]
     students = [r for r in rows if not r["teacher"] and r["audio_s_per_s"]]
     good = [r for r in students if r["wer_rel"] is not None and r["wer_rel"] <= WER_GOAL]
     if good:

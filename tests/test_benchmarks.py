@@ -212,6 +212,8 @@ def test_report_opens_with_the_headline_and_draws_the_pareto_plot(tmp_path):
     assert (tmp_path / "unit-report-pareto.png").read_bytes()[:8] == PNG_MAGIC
     table = json.loads((tmp_path / "unit-report.json").read_text())["headline"]["table"]
     assert [r["pareto"] for r in table] == [True, True, None]
+    from benchmarks.docs_tables import render_headline   # docs/ render the same table from the JSON
+    assert "| a | int8-mm | 10.0 | 2.5x | 12.5 | 0.540 | +8.0% | yes |" in render_headline(tmp_path / "unit-report.json")
 
 
 def test_make_bench_passes_trained_students(repo_root):

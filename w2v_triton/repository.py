@@ -67,7 +67,7 @@ class ServingProfile:
 
 PROFILES = {p.name: p for p in (
     ServingProfile("latency", acoustic_instances=1, intra_op_threads=0, queue_delay_us=0,
-                   preprocessor_instances=1, decoder_instances=1),
+                   preprocessor_instances=1, decoder_instances=2),
     ServingProfile("throughput", acoustic_instances=0, intra_op_threads=1, queue_delay_us=0,
                    preprocessor_instances=1, decoder_instances=2),
 )}
