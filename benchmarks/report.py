@@ -66,6 +66,12 @@ def headline_rows(report: dict) -> list[dict[str, Any]]:
     return rows
 
 
+def clip_label(report: dict) -> str:
+    """e.g. "10 s": the long clips' length, from the sweep name (clips_10s)."""
+    sweep = next((s for r in report["served"].values() for s in r["sweeps"] if s.startswith("clips_")), "clips_?s")
+    return sweep.split("_", 1)[1].removesuffix("s") + " s"
+
+
 def _cell(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
@@ -85,13 +91,13 @@ def headline_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
 
 def headline_markdown(report: dict) -> list[str]:
     rows = headline_rows(report)
-    clip = next((s for r in report["served"].values() for s in r["sweeps"] if s.startswith("clips_")), "clips")
     table = headline_cells(rows)
     parts = ["## Headline (same run)", "",
-             f"Served students: audio-s/s on {clip.split('_', 1)[-1]} clips in the **throughput** profile "
+             f"Served students: audio-s/s on {clip_label(report)} clips in the **throughput** profile "
              f"(best concurrency) and its ratio to the HF PyTorch teacher in-process; 0.5 s clip p50 at "
              f"concurrency 1 in the **latency** profile; test_seen WER from each student's "
-             f"eval_results.json (relative to the teacher's).", "",
+             f"eval_results.json (relative to the teacher's): the checkpoint's, so an int8 row shows its "
+             f"fp32 checkpoint's WER (int8 agreement: builders/variants.py).", "",
              _table(HEADLINE_COLUMNS, table), ""]
     students = [r for r in rows if not r["teacher"] and r["audio_s_per_s"]]
     good = [r for r in students if r["wer_rel"] is not None and r["wer_rel"] <= WER_GOAL]
@@ -214,14 +220,15 @@ def pareto_plot(report: dict, out: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        label = "teacher" if r["teacher"] else f"{r['student']} {r['variant']}"
+        label = "teacher (HF PyTorch)" if r["teacher"] else f"{r['student']} {r['variant']}"
         ax.scatter(r["audio_s_per_s"], r["wer"], marker="s" if r["teacher"] else "o",
                    s=70 if r["pareto"] else 35, edgecolors="red" if r["pareto"] else "none",
                    linewidths=1.5, zorder=3)
         ax.annotate(label, (r["audio_s_per_s"], r["wer"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
     front = sorted((r["audio_s_per_s"], r["wer"]) for r in rows if r["pareto"])
     ax.step([x for x, _ in front], [y for _, y in front], "r--", where="post", lw=1, label="Pareto front")
-    ax.set_xlabel("served audio-s/s, 10 s clips, throughput profile (higher is better)")
+    ax.set_xlabel(f"audio-s/s, {clip_label(report)} clips: served in the throughput profile; "
+                  "teacher in-process (higher is better)", fontsize=8)
     ax.set_ylabel("test_seen WER (lower is better)")
     ax.set_title(f"Speed vs accuracy, {report['machine']}", fontsize=9)
     ax.legend(fontsize=7)

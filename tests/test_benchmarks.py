@@ -233,3 +233,15 @@ def test_plan_materializes_with_the_teacher_plan(tmp_path, monkeypatch):
     assert set(entries["served"]) == {"served-tiny"}
     assert (Path(entries["served"]["served-tiny"]) / "asr" / "config.pbtxt").is_file()
     assert Path(entries["onnx"]["onnx-tiny"]).is_file() and Path(entries["baseline"]["pytorch-tiny"]).is_dir()
+
+
+def test_run_refuses_plan_students_it_cannot_use(tmp_path, capsys):
+    from benchmarks.run import main
+
+    with pytest.raises(SystemExit):
+        main(["--plan", "teacher", "--plan-teacher", "tiny", "--plan-students", str(tmp_path)])
+    assert "--plan-students / --plan-no-undistilled need --plan student" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--plan", "student", "--plan-teacher", "tiny", "--plan-students", str(tmp_path / "missing"),
+              "--plan-no-undistilled"])
+    assert "not a checkpoint folder (no config.json)" in capsys.readouterr().err
