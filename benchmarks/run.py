@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 own = {k: v for k, v in sweeps.items() if name not in served_sweeps
                        or k.split("_")[0] in served_sweeps[name]}
+                if not own:   # e.g. a latency-profile repository in a run with --sweeps clips
+                    tqdm.write(f"{name}: none of its sweeps ({','.join(served_sweeps[name])}) is in this run; skipped")
+                    continue
                 report["served"][name] = served(name, Path(path), inputs, own, args.request_count, out,
                                                 args.stats_per_level)
     write_report(report, out)

@@ -245,3 +245,14 @@ def test_run_refuses_plan_students_it_cannot_use(tmp_path, capsys):
         main(["--plan", "student", "--plan-teacher", "tiny", "--plan-students", str(tmp_path / "missing"),
               "--plan-no-undistilled"])
     assert "not a checkpoint folder (no config.json)" in capsys.readouterr().err
+
+
+def test_served_sweeps_limit_what_a_served_entry_runs(tmp_path):
+    """--served-sweeps NAME=seed (the plan's latency-profile entries): in a run without that sweep
+    the entry is skipped, its server never started."""
+    from benchmarks.run import main
+
+    assert main(["--title", "skip", "--served", f"latency={tmp_path / 'no-such-repo'}", "--served-sweeps",
+                 "latency=seed", "--sweeps", "clips", "--clips", "1", "--clip-seconds", "1",
+                 "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "skip.json").read_text())["served"] == {}
