@@ -113,6 +113,15 @@ def headline_markdown(report: dict) -> list[str]:
         best = min(latencies, key=lambda r: r["p50_ms"])
         parts.append(f"Lowest 0.5 s clip p50 (latency profile, concurrency 1): {best['p50_ms']:.1f} ms, "
                      f"{best['student']} {best['variant']} (goal: <= 15 ms).")
+    info = report["headline"]
+    accuracy = {info["teacher"]["name"] + " (teacher)": info["teacher"].get("accuracy")}
+    accuracy.update({r["student"]: r.get("accuracy") for r in info["rows"] if r.get("accuracy")})
+    sets = ("test_seen", "test_unseen", "real_speech")
+    rows = [[name, *(f"{acc[s]['wer']:.3f} / {acc[s]['cer']:.3f}" if s in acc and "cer" in acc[s] else "–"
+                     for s in sets)] for name, acc in accuracy.items() if acc]
+    if rows:
+        parts += ["", "Accuracy (greedy WER / CER of each checkpoint, from its eval_results.json):", "",
+                  _table(["checkpoint", *sets], rows)]
     return parts + [""]
 
 

@@ -191,9 +191,11 @@ def _headline_report() -> dict:
             "input": {"entries": 1, "mean_seconds": 10.0},
             "rows": [{**r, "audio_seconds_per_second": 60.0} for r in rows]}}}}
     report["headline"] = {
-        "teacher": {"name": "reference", "baseline": "pytorch-teacher", "accuracy": {"test_seen": {"wer": 0.5}}},
+        "teacher": {"name": "reference", "baseline": "pytorch-teacher",
+                    "accuracy": {"test_seen": {"wer": 0.5, "cer": 0.2}}},
         "rows": [{"student": "a", "variant": "int8-mm", "latency": "a-int8-mm-latency",
-                  "throughput": "a-int8-mm-throughput", "accuracy": {"test_seen": {"wer": 0.54}}},
+                  "throughput": "a-int8-mm-throughput",
+                  "accuracy": {"test_seen": {"wer": 0.54, "cer": 0.21}, "real_speech": {"wer": 0.99, "cer": 0.7}}},
                  {"student": "b", "variant": "fp32", "latency": "b-fp32-latency",
                   "throughput": "b-fp32-throughput", "accuracy": None}]}
     return report
@@ -209,6 +211,8 @@ def test_report_opens_with_the_headline_and_draws_the_pareto_plot(tmp_path):
     assert "| b | fp32 | 60.0 | 15.0x | – | accuracy unknown | – |  |" in md
     assert "Fastest student within +10% relative test_seen WER: a int8-mm, 10.0 audio-s/s (2.5x" in md
     assert "Lowest 0.5 s clip p50 (latency profile, concurrency 1): 12.5 ms, a int8-mm" in md
+    assert "| reference (teacher) | 0.500 / 0.200 | – | – |" in md
+    assert "| a | 0.540 / 0.210 | – | 0.990 / 0.700 |" in md
     assert (tmp_path / "unit-report-pareto.png").read_bytes()[:8] == PNG_MAGIC
     table = json.loads((tmp_path / "unit-report.json").read_text())["headline"]["table"]
     assert [r["pareto"] for r in table] == [True, True, None]
