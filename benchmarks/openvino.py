@@ -81,6 +81,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def relative_paths(value: Any) -> Any:
+    """The report with this checkout's absolute paths made relative to the repository root."""
+    root = f"{REPO_ROOT}/"
+    if isinstance(value, str):
+        return value.replace(root, "")
+    if isinstance(value, dict):
+        return {k: relative_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v) for v in value]
+    return value
+
+
 def summary_rows(report: dict[str, Any]) -> list[list[str]]:
     """One row per runtime: agreement with onnxruntime fp32 (reference model) and x real time per model."""
     threads = sorted({t for m in report["models"].values() for t in m["speed"]["by_threads"]}, key=int)
@@ -167,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.corpus / "test_seen.jsonl").is_file():
         print(f"error: {args.corpus}/test_seen.jsonl is missing: build the corpus first (make corpus)", file=sys.stderr)
         return 2
-    report = run(args)
+    report = relative_paths(run(args))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / args.title
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
