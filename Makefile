@@ -10,7 +10,8 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PLATFORM ?= python
 # Where the acoustic model runs: DEVICE=cpu|gpu (gpu fails the load where no GPU runtime exists);
-# RUNTIME=onnxruntime|torch (torch: the checkpoint in CUDA PyTorch, for GPUs without onnxruntime-gpu).
+# RUNTIME=onnxruntime|torch|openvino (torch: the checkpoint in CUDA PyTorch, for GPUs without onnxruntime-gpu;
+# openvino: OpenVINO on the CPU, REPO_FLAGS="--variant ov-bf16|ov-int8"; docs/optimization.md).
 DEVICE ?= cpu
 RUNTIME ?= onnxruntime
 # Serving profile (w2v_triton/repository.py PROFILES, docs/optimization.md): latency (one request at a
@@ -50,7 +51,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed  ## create .venv from the pinned requirements (TORCH=auto|cpu|cuda)
 
-build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> DEVICE=cpu|gpu RUNTIME=onnxruntime|torch PLATFORM=python|onnxruntime_onnx PROFILE=latency|throughput
+build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> DEVICE=cpu|gpu RUNTIME=onnxruntime|torch|openvino PLATFORM=python|onnxruntime_onnx PROFILE=latency|throughput
 	$(PY) -m builders.repository --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) \
 	  --device $(DEVICE) --runtime $(RUNTIME) --profile $(PROFILE) $(REPO_FLAGS)
 

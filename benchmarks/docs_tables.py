@@ -214,6 +214,14 @@ def render_variants(path: Path) -> str:
     return table(header, rows)
 
 
+def render_openvino(path: Path) -> str:
+    """benchmarks/openvino.py's report: agreement with onnxruntime fp32 and speed per runtime and model."""
+    from benchmarks.openvino import summary_header, summary_rows
+
+    report = json.loads(path.read_text())
+    return table(summary_header(report), summary_rows(report))
+
+
 def render_variant_speeds(path: Path) -> str:
     """Every builders/variants.py report in a folder: x real time per variant and thread count."""
     reports = sorted(path.glob("*.json"))
@@ -311,7 +319,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
     "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
-    "latency": render_latency,
+    "latency": render_latency, "openvino": render_openvino,
 }
 
 

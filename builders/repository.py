@@ -22,7 +22,8 @@ from w2v_triton.lm_tuning import TUNED_KEYS, TUNING_FILE, load_tuning
 from w2v_triton.onnx_export import build_onnx
 from w2v_triton.paths import lm_files, onnx_dir_for
 from w2v_triton.repository import PLATFORMS, PROFILE_FIELDS, PROFILES, RepositoryOptions, render_repository
-from w2v_triton.variants import ONNX_VARIANTS, build_variant
+from w2v_triton.variants import (ONNX_VARIANTS, OPENVINO_PRECISION, OPENVINO_VARIANTS, build_variant,
+                                 calibration_audio)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,8 +36,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--onnx", type=Path, help="use this ONNX file (e.g. a quantized variant)")
     parser.add_argument("--allow-weight-mismatch", action="store_true",
                         help="load even when weights are missing or unexpected (README: supported checkpoints)")
-    parser.add_argument("--variant", default="fp32", choices=("fp32",) + ONNX_VARIANTS,
-                        help="serve an optimized variant of the exported model (docs/optimization.md)")
+    parser.add_argument("--variant", default="fp32", choices=("fp32",) + ONNX_VARIANTS + OPENVINO_VARIANTS,
+                        help="serve an optimized variant of the exported model (docs/optimization.md); "
+                             "ov-* need --runtime openvino")
+    parser.add_argument("--calibration", type=Path, default=REPO_ROOT / "build" / "corpus" / "dev.jsonl",
+                        help="--variant ov-int8: calibration audio, a JSONL manifest (default: the corpus dev set)")
+    parser.add_argument("--calibration-size", type=int, default=64)
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
     parser.add_argument("--profile", choices=tuple(PROFILES), default=defaults.profile,
                         help="serving profile: latency (one request soonest: one acoustic instance on all "
@@ -54,7 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "where no GPU runtime exists (default %(default)s)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=defaults.runtime,
                         help="what runs the acoustic model in the python platform: onnxruntime (the "
-                             "exported ONNX file or --variant) or torch (the checkpoint in PyTorch)")
+                             "exported ONNX file or --variant), torch (the checkpoint in PyTorch) or openvino "
+                             "(CPU: the ONNX file, or --variant ov-fp32|ov-bf16|ov-int8)")
     parser.add_argument("--torch-dtype", choices=TORCH_DTYPES, default=defaults.torch_dtype,
                         help="runtime torch: auto = float16 on a GPU, float32 on a CPU")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false",
@@ -115,13 +121,28 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointUnavailable, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    openvino = args.runtime == "openvino"
+    if args.variant in OPENVINO_VARIANTS and not openvino:
+        print(f"error: --variant {args.variant} runs in OpenVINO: add --runtime openvino (RUNTIME=openvino)",
+              file=sys.stderr)
+        return 2
+    if openvino and args.variant not in ("fp32",) + OPENVINO_VARIANTS:
+        print(f"error: --runtime openvino serves fp32 or {', '.join(OPENVINO_VARIANTS)}, not {args.variant} "
+              "(an onnxruntime variant)", file=sys.stderr)
+        return 2
     if args.onnx:
         onnx_path = args.onnx
     else:
         print(f"ONNX verified against PyTorch: max |logit diff| {report.max_abs_diff_single:.2e} "
               f"(single), {report.max_abs_diff_batched:.2e} (padded batch)")
         if args.variant != "fp32":
-            onnx_path = build_variant(onnx_path, args.variant, checkpoint=checkpoint)
+            try:
+                calibration = (calibration_audio(args.calibration, args.calibration_size, info.do_normalize)
+                               if args.variant == "ov-int8" else None)
+            except FileNotFoundError as exc:
+                print(f"error: --variant ov-int8: {exc}", file=sys.stderr)
+                return 2
+            onnx_path = build_variant(onnx_path, args.variant, checkpoint=checkpoint, calibration=calibration)
             print(f"serving variant {args.variant}: {onnx_path}")
     try:
         if args.runtime == "torch" and (args.variant != "fp32" or args.onnx):
@@ -130,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         options = RepositoryOptions.for_profile(
             args.profile, **overrides, platform=args.platform, max_batch_size=args.max_batch_size,
             device=args.device, runtime=args.runtime,
-            torch_dtype=args.torch_dtype, warmup=args.warmup, max_audio_seconds=args.max_audio_seconds,
+            torch_dtype=args.torch_dtype, warmup=args.warmup,
+            openvino_precision=OPENVINO_PRECISION.get(args.variant, "f32") if openvino else "f32",
+            openvino_ir=openvino and Path(onnx_path).suffix == ".xml", max_audio_seconds=args.max_audio_seconds,
             decoder=decoder_config(args, checkpoint, files, lm_name, unigram_name),
             streaming=dict(item.split("=", 1) for item in args.stream if "=" in item))
         if any("=" not in item for item in args.stream):

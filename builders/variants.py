@@ -3,6 +3,10 @@
     python builders/variants.py --model random-base --variants ort-extended int8 fp16
     python builders/variants.py --model build/checkpoints/random-base-student6 --torch-bf16 \
         --threads 1 2 --repeats 7 --report build/variants/student6.json
+    python builders/variants.py --model reference --variants int8-mm ov-fp32 ov-bf16 ov-int8
+
+OpenVINO variants (ov-*) run in OpenVINO's CPU plugin instead of onnxruntime; ov-int8 is calibrated
+on `--calibration` (default: the synthetic corpus dev set).
 
 Each variant is written next to the fp32 file (build/onnx/<ckpt>/model.<variant>.onnx) and can
 be served with `builders/repository.py --model <ckpt> --onnx <that file>`. The report (JSON)
@@ -74,6 +78,11 @@ def parse_args(argv):
     ap.add_argument("--model", required=True, help="random-base, tiny, reference, hub id or HF dir")
     ap.add_argument("--variants", nargs="+", default=list(variants.ONNX_VARIANTS) + ["trt"],
                     choices=variants.VARIANTS)
+    ap.add_argument("--calibration", type=Path, default=REPO_ROOT / "build" / "corpus" / "dev.jsonl",
+                    help="ov-int8: calibration audio (a JSONL manifest)")
+    ap.add_argument("--calibration-size", type=int, default=64, help="ov-int8: calibrate on this many utterances")
+    ap.add_argument("--no-agreement", action="store_true", help="time only (e.g. a model with random weights)")
+    ap.add_argument("--no-speed", action="store_true", help="verify only")
     ap.add_argument("--force", action="store_true", help="rebuild variants even if up to date")
     ap.add_argument("--build-only", action="store_true", help="build, do not verify or time")
     ap.add_argument("--print-path", action="store_true",
@@ -110,10 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"checkpoint": str(checkpoint), "fp32": str(fp32), "cpu": evaluation.cpu_features(),
                     "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "variants": {}}
     paths: dict[str, Path] = {"fp32": fp32}
+    calibration = None
+    if "ov-int8" in args.variants:
+        try:
+            calibration = variants.calibration_audio(args.calibration, args.calibration_size, info.do_normalize)
+        except FileNotFoundError as exc:
+            print(f"error: ov-int8: {exc}", file=sys.stderr)
+            return 2
+        report["calibration"] = {"manifest": str(args.calibration), "utterances": len(calibration)}
     for name in args.variants:
         start = time.perf_counter()
         try:
-            path = variants.build_variant(fp32, name, args.force, checkpoint)
+            path = variants.build_variant(fp32, name, args.force, checkpoint, calibration)
         except variants.VariantUnavailable as exc:
             say(f"{name}: skipped ({exc})")
             report["variants"][name] = {"skipped": str(exc)}
@@ -123,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                                     "build_s": round(time.perf_counter() - start, 1)}
         if path.suffix == ".onnx":
             report["variants"][name]["op_domains"] = variants.op_domains(path)
-        say(f"{name}: {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+        if path.suffix == ".xml":
+            report["variants"][name]["bytes"] += path.with_suffix(".bin").stat().st_size
+        say(f"{name}: {path} ({report['variants'][name]['bytes'] / 2**20:.1f} MiB)")
     if args.print_path:
         print(" ".join(str(p) for n, p in paths.items() if n != "fp32"))
     if args.build_only:
@@ -134,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    runnable = {n: p for n, p in paths.items() if p.suffix == ".onnx"}
-    if speech:
+    runnable = {n: p for n, p in paths.items() if p.suffix == ".onnx" or n in variants.OPENVINO_VARIANTS}
+    if args.no_agreement:
+        pass
+    elif speech:
         seconds = sum(u.size for u in speech) / spec.SAMPLE_RATE
         reference = evaluation.run_each(evaluation.session(fp32, 0), speech)
         report["speech"] = {"utterances": len(speech), "audio_seconds": round(seconds, 1),
@@ -143,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         others = {n: p for n, p in runnable.items() if n != "fp32"}
         for name, path in others.items():
             start = time.perf_counter()
-            result = evaluation.agreement(reference, evaluation.run_each(evaluation.session(path, 0), speech),
-                                        info.vocab, seconds)
+            result = evaluation.agreement(reference, evaluation.run_each(evaluation.runner_for(path, name), speech),
+                                          info.vocab, seconds)
             report["variants"][name]["agreement"] = evaluation.to_dict(result)
             print(f"{name}: {result.differing_transcripts}/{result.utterances} transcripts differ, "
                   f"WER vs fp32 {100 * result.wer_vs_fp32:.2f}%, max |dlogit| {result.max_abs_logit_diff:.2e} "
@@ -171,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
 
     clip = speed_clip(speech, args.clip_seconds)
     report["speed"] = {"clip_seconds": args.clip_seconds, "batch": 1, "repeats": args.repeats, "by_threads": {}}
-    for threads in args.threads:
-        runners = {n: evaluation.session(p, threads) for n, p in runnable.items()}
+    for threads in [] if args.no_speed else args.threads:
+        runners = {n: evaluation.runner_for(p, n, threads) for n, p in runnable.items()}
         if args.torch_bf16:
             import torch
             torch.set_num_threads(threads)

@@ -25,6 +25,13 @@ bench: venv  ## teacher vs students (BENCH_STUDENTS=trained dirs): served in lat
 	$(PY) -m benchmarks.run --plan student --plan-teacher $(BENCH_TEACHER) \
 	  $(if $(strip $(BENCH_STUDENTS)),--plan-students $(BENCH_STUDENTS)) $(BENCH_ARGS)
 
+# OpenVINO vs onnxruntime (issue 19): onnxruntime fp32 / int8-mm, OpenVINO fp32 / bf16 / int8 (NNCF,
+# calibrated on the corpus dev set) on the reference model (agreement on test_seen + real speech, speed)
+# and the base-size student6-c256 (speed), one run (benchmarks/openvino.py; needs `make corpus`).
+.PHONY: bench-openvino
+bench-openvino: venv  ## OpenVINO fp32/bf16/int8 vs onnxruntime fp32/int8-mm: agreement + speed, one run
+	$(PY) -m benchmarks.openvino $(BENCH_ARGS)
+
 # Beam search + LM (issue 17): the backends on the same logits and LM (benchmarks/decoders.py: WER,
 # CPU speed, start-up, RSS), then served greedy / beam / beam+LM with pyctcdecode on the ARPA (the
 # setup before the binary LM) / beam+LM with flashlight on lm.bin, tuned on BENCH_LM_DEV, same run.

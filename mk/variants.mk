@@ -2,7 +2,8 @@
 #   make variants VARIANTS_MODEL=random-base                 build + verify + time all variants
 #   make variants VARIANTS_MODEL=build/checkpoints/random-base-student6 VARIANTS_ARGS="--limit 40 --torch-bf16"
 #   make build-variant MODEL=random-base VARIANTS_SERVE=int8        repository serving the int8 file
-# Variants: ort-extended ort-all int8 int8-pc mm int8-mm fp16 trt (trt only where tensorrt imports).
+# Variants: ort-extended ort-all int8 int8-pc mm int8-mm fp16 trt (trt only where tensorrt imports);
+# OpenVINO: ov-fp32 ov-bf16 ov-int8 (served with RUNTIME=openvino; make bench-openvino compares them).
 VARIANTS_MODEL ?= random-base
 VARIANTS_LIST ?= ort-extended ort-all int8 int8-pc mm int8-mm fp16 trt
 VARIANTS_SERVE ?= int8-mm

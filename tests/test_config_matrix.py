@@ -21,8 +21,9 @@ PB = model_config_pb2.ModelConfig
 COMBINATIONS = [
     (platform, device, runtime, decoder)
     for platform, device, runtime, decoder in itertools.product(
-        ("python", "onnxruntime_onnx"), ("cpu", "gpu"), ("onnxruntime", "torch"), ("greedy", "beam"))
-    if not (platform == "onnxruntime_onnx" and runtime == "torch")
+        ("python", "onnxruntime_onnx"), ("cpu", "gpu"), ("onnxruntime", "torch", "openvino"), ("greedy", "beam"))
+    if not (platform == "onnxruntime_onnx" and runtime != "onnxruntime")
+    and not (runtime == "openvino" and device == "gpu")     # OpenVINO runs on the CPU here
 ]
 
 
@@ -120,3 +121,21 @@ def test_invalid_combinations_are_refused(tmp_path, tiny_onnx):
         RepositoryOptions(platform="onnxruntime_onnx", runtime="torch")
     with pytest.raises(ValueError, match="device 'tpu'"):
         RepositoryOptions(device="tpu")
+    with pytest.raises(ValueError, match="runtime openvino needs platform python"):
+        RepositoryOptions(platform="onnxruntime_onnx", runtime="openvino")
+    with pytest.raises(ValueError, match="runtime openvino runs on the CPU"):
+        RepositoryOptions(runtime="openvino", device="gpu")
+    with pytest.raises(ValueError, match="need runtime openvino"):
+        RepositoryOptions(openvino_ir=True)
+    with pytest.raises(ValueError, match="openvino_precision 'f16'"):
+        RepositoryOptions(runtime="openvino", openvino_precision="f16")
+
+
+@pytest.mark.parametrize("precision", ["f32", "bf16"])
+def test_openvino_settings_reach_the_acoustic_model(tmp_path, tiny_onnx, precision):
+    configs, output = render(tmp_path, tiny_onnx, runtime="openvino", openvino_precision=precision)
+    am = configs[spec.ACOUSTIC_MODEL]
+    settings = AcousticSettings.from_parameters({k: v.string_value for k, v in am.parameters.items()})
+    assert (settings.runtime, settings.openvino_precision, settings.model_file) == ("openvino", precision, "model.onnx")
+    streaming = {k: v.string_value for k, v in parse(output / spec.STREAMING_MODEL / "config.pbtxt").parameters.items()}
+    assert (streaming["runtime"], streaming["openvino_precision"]) == ("openvino", precision)

@@ -27,7 +27,7 @@ def test_the_docs_render_the_measured_files() -> None:
     for path in ("bench-student-random-base.json", "variants-reference-test_seen.json",
                  "int8-study-reference.json", "models/reference/eval_results.json",
                  "docs/reference-decoding-eval.json", "docs/reference-training-log.jsonl",
-                 "long-audio-reference.json"):
+                 "long-audio-reference.json", "openvino-runtimes.json"):
         assert f"{path} -->" in markers
     assert "int8-conv (removed since)" not in markers  # tables of variants that no longer exist
 

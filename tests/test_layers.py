@@ -15,12 +15,12 @@ PACKAGE = REPO_ROOT / "w2v_triton"
 # What runs inside Triton (and the runtimes it may load), plus the ARPA reader the decoder uses.
 SERVING = {
     "spec", "typing", "settings", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
-    "acoustic_torch", "masked_frontend", "ctc_model", "ctc_output", "ctc_decoding", "ctc_flashlight",
+    "acoustic_torch", "acoustic_openvino", "masked_frontend", "ctc_model", "ctc_output", "ctc_decoding", "ctc_flashlight",
     "lm", "lm.arpa", "lm.sphinx_binary",
 }
 # The onnxruntime path: must import with torch and transformers absent.
 WITHOUT_TORCH = ["spec", "typing", "settings", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
-                 "ctc_output", "ctc_decoding"]
+                 "acoustic_openvino", "ctc_output", "ctc_decoding"]
 
 
 def module_name(path: Path) -> str:

@@ -8,6 +8,8 @@ whatever runs the network:
   torch        the checkpoint in PyTorch (w2v_triton.acoustic_torch): the same length-aware graph
                (masked_frontend.LengthAwareCTC); on a GPU in float16/bfloat16. For machines with
                CUDA PyTorch but no onnxruntime-gpu.
+  openvino     the fp32 ONNX file (f32 or bf16 inference precision) or an OpenVINO IR (the NNCF int8
+               variant) in OpenVINO's CPU plugin (w2v_triton.acoustic_openvino); CPU only.
 A GPU asked for and not there fails the load with one clear line (DeviceUnavailable): never a
 silent CPU fallback. Utterances longer than `long_audio.max_single_seconds` run in overlapping
 windows (w2v_triton.long_audio), so memory stays bounded for inputs of any length.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, cast
+from typing import TYPE_CHECKING, Callable, cast
 
 import numpy as np
 
@@ -28,11 +30,17 @@ from w2v_triton.long_audio import LongAudioConfig, run_long
 from w2v_triton.settings import parse_parameters, to_parameters, unknown_keys
 from w2v_triton.typing import AnyArray
 
+if TYPE_CHECKING:
+    from w2v_triton.acoustic_openvino import OpenVinoRunner
+    from w2v_triton.acoustic_torch import TorchRunner
+
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("onnxruntime", "torch")
+RUNTIMES = ("onnxruntime", "torch", "openvino")
+OPENVINO_PRECISIONS = ("f32", "bf16")    # = acoustic_openvino.PRECISIONS (not imported: openvino is optional)
 TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16")   # auto: float16 on a GPU, float32 on a CPU
 ONNX_FILE = "model.onnx"
+OPENVINO_IR_FILE = "model.xml"            # + model.bin: runtime openvino serving an IR (the ov-int8 variant)
 TORCH_CHECKPOINT_DIR = "checkpoint"
 WARMUP_SECONDS = (1.0, 10.0)
 LONG_AUDIO_PREFIX = "long_audio_"     # one short and one typical request before the model reports ready
@@ -55,15 +63,19 @@ class AcousticSettings:
     device: str = "cpu"
     intra_op_threads: int = 0            # 0 = the runtime's default (all cores)
     torch_dtype: str = "auto"
+    openvino_precision: str = "f32"      # runtime openvino: inference precision (bf16 on AVX512-BF16/AMX)
     bucket_ratio: float = 1.3
     warmup: bool = True
     long_audio: LongAudioConfig = field(default_factory=LongAudioConfig)
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("runtime", self.runtime, RUNTIMES), ("device", self.device, DEVICES),
-                                     ("torch_dtype", self.torch_dtype, TORCH_DTYPES)):
+                                     ("torch_dtype", self.torch_dtype, TORCH_DTYPES),
+                                     ("openvino_precision", self.openvino_precision, OPENVINO_PRECISIONS)):
             if value not in allowed:
                 raise AcousticSettingsError(f"acoustic {name} {value!r}: expected one of {allowed}")
+        if self.runtime == "openvino" and self.device != "cpu":
+            raise AcousticSettingsError("acoustic runtime openvino runs on the CPU: build with DEVICE=cpu")
         if self.bucket_ratio < 1 or self.intra_op_threads < 0:
             raise AcousticSettingsError(f"invalid acoustic settings: {self}")
 
@@ -125,20 +137,25 @@ class AcousticModel:
     def __init__(self, model_path: str | Path, intra_op_threads: int = 0,
                  long_audio: LongAudioConfig | None = None, bucket_ratio: float = 1.3,
                  runtime: str | None = None, device: str = "cpu", torch_dtype: str = "auto",
-                 device_id: int = 0) -> None:
+                 device_id: int = 0, openvino_precision: str = "f32") -> None:
         model_path = Path(model_path)
         if not model_path.exists():
             raise FileNotFoundError(
                 f"acoustic model file {model_path} is missing: run `make build-models` first")
-        runtime = runtime or ("torch" if model_path.is_dir() else "onnxruntime")
+        runtime = runtime or ("torch" if model_path.is_dir() else "openvino" if model_path.suffix == ".xml"
+                              else "onnxruntime")
         self.settings = AcousticSettings(runtime=runtime, device=device, intra_op_threads=intra_op_threads,
-                                         torch_dtype=torch_dtype, bucket_ratio=bucket_ratio,
-                                         long_audio=long_audio or LongAudioConfig())
+                                         torch_dtype=torch_dtype, openvino_precision=openvino_precision,
+                                         bucket_ratio=bucket_ratio, long_audio=long_audio or LongAudioConfig())
+        self.runner: OnnxRunner | TorchRunner | OpenVinoRunner
         if runtime == "torch":
             from w2v_triton.acoustic_torch import TorchRunner
 
-            self.runner: OnnxRunner | TorchRunner = TorchRunner(
-                model_path, device, torch_dtype, intra_op_threads, device_id)
+            self.runner = TorchRunner(model_path, device, torch_dtype, intra_op_threads, device_id)
+        elif runtime == "openvino":
+            from w2v_triton.acoustic_openvino import OpenVinoRunner
+
+            self.runner = OpenVinoRunner(model_path, openvino_precision, intra_op_threads)
         else:
             self.runner = OnnxRunner(model_path, device, intra_op_threads, device_id)
         self.long_audio = self.settings.long_audio
@@ -149,7 +166,8 @@ class AcousticModel:
     @classmethod
     def from_settings(cls, version_dir: Path, settings: AcousticSettings, device_id: int = 0) -> "AcousticModel":
         return cls(Path(version_dir) / settings.model_file, settings.intra_op_threads, settings.long_audio,
-                   settings.bucket_ratio, settings.runtime, settings.device, settings.torch_dtype, device_id)
+                   settings.bucket_ratio, settings.runtime, settings.device, settings.torch_dtype, device_id,
+                   settings.openvino_precision)
 
     @property
     def provider(self) -> str:

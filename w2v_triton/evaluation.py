@@ -11,7 +11,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 
 # --- running and comparing ------------------------------------------------------------------
+
+class Runner(Protocol):
+    """What agreement and speed need of a runtime: AcousticModel's `run`."""
+
+    def run(self, utterances: list[AnyArray]) -> list[AnyArray]: ...
+
 
 def session(onnx_path: Path, threads: int = 0) -> AcousticModel:
     """A CPU session like AcousticModel's (variants built for GPUs fail here)."""
@@ -70,12 +76,12 @@ def agreement(reference_logits: list[AnyArray], variant_logits: list[AnyArray],
         examples=[{"fp32": r[:120], "variant": v[:120]} for r, v in differing[:3]])
 
 
-def run_each(runner: AcousticModel, utterances: list[AnyArray]) -> list[AnyArray]:
+def run_each(runner: Runner, utterances: list[AnyArray]) -> list[AnyArray]:
     """Logits of each utterance run alone (batch 1): what a single request gets."""
     return [runner.run([u])[0] for u in utterances]
 
 
-def speed(runners: dict[str, AcousticModel], clip: AnyArray, repeats: int = 5, warmup: int = 1) -> dict[str, Any]:
+def speed(runners: dict[str, Runner], clip: AnyArray, repeats: int = 5, warmup: int = 1) -> dict[str, Any]:
     """Audio-seconds per second of each runner on `clip`, median over `repeats` (interleaved,
     so that load from other processes hits every variant alike)."""
     seconds = clip.size / spec.SAMPLE_RATE
@@ -109,6 +115,26 @@ def torch_runner(checkpoint: Path, dtype: str = "fp32") -> AcousticModel:
     if dtype not in dtypes:
         raise ValueError(f"dtype {dtype!r}: expected one of {list(dtypes)}")
     return AcousticModel(checkpoint, runtime="torch", torch_dtype=dtypes[dtype])
+
+
+# --- OpenVINO: a second CPU runtime for the same length-aware graph (w2v_triton.acoustic_openvino) --
+
+def openvino_runner(model_path: Path, variant: str, threads: int = 0) -> AcousticModel:
+    """One OpenVINO variant (ov-fp32 / ov-bf16: the fp32 ONNX; ov-int8: its IR): AcousticModel's
+    openvino runtime, as served with RUNTIME=openvino."""
+    from w2v_triton.acoustic import AcousticModel
+    from w2v_triton.variants import OPENVINO_PRECISION
+
+    if variant not in OPENVINO_PRECISION:
+        raise ValueError(f"variant {variant!r}: expected one of {list(OPENVINO_PRECISION)}")
+    return AcousticModel(model_path, threads, runtime="openvino", openvino_precision=OPENVINO_PRECISION[variant])
+
+
+def runner_for(path: Path, variant: str, threads: int = 0) -> Runner:
+    """The in-process runner of a built variant: OpenVINO for ov-*, else onnxruntime (`session`)."""
+    if variant.startswith("ov-"):
+        return openvino_runner(path, variant, threads)
+    return session(path, threads)
 
 
 # --- long audio: windowed vs one full pass ------------------------------------------------------

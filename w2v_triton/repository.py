@@ -16,8 +16,8 @@ from string import Template
 from typing import Any, Sequence
 
 from w2v_triton import spec
-from w2v_triton.acoustic import (ONNX_FILE, RUNTIMES, TORCH_CHECKPOINT_DIR, WARMUP_SECONDS,
-                                 AcousticSettings)
+from w2v_triton.acoustic import (ONNX_FILE, OPENVINO_IR_FILE, OPENVINO_PRECISIONS, RUNTIMES,
+                                 TORCH_CHECKPOINT_DIR, WARMUP_SECONDS, AcousticSettings)
 from w2v_triton.batch_coupling import batch_coupled
 from w2v_triton.checkpoints import REPO_ROOT, CheckpointInfo
 from w2v_triton.ctc_decoding import DecoderConfig
@@ -90,8 +90,10 @@ class RepositoryOptions:
     decoder_instances: int = DEFAULT_PROFILE.decoder_instances
     intra_op_threads: int = DEFAULT_PROFILE.intra_op_threads    # 0 = onnxruntime default (all cores)
     device: str = "cpu"                # gpu: KIND_GPU acoustic instances, GPU runtime or a failed load
-    runtime: str = "onnxruntime"       # torch: the checkpoint in (CUDA) PyTorch; python platform only
-    torch_dtype: str = "auto"
+    runtime: str = "onnxruntime"       # torch: the checkpoint in (CUDA) PyTorch; openvino: OpenVINO on the
+    torch_dtype: str = "auto"          # CPU (the ONNX file or an IR); both python platform only
+    openvino_precision: str = "f32"    # runtime openvino: f32 or bf16 inference precision
+    openvino_ir: bool = False          # runtime openvino: the served file is an IR (model.xml + .bin)
     warmup: bool = True                # run requests before the acoustic model reports ready
     max_audio_seconds: float = spec.MAX_AUDIO_SECONDS   # longest accepted audio (samples or a file)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)   # LM paths relative to decoder/
@@ -110,7 +112,12 @@ class RepositoryOptions:
         if self.device not in DEVICES or self.runtime not in RUNTIMES:
             raise ValueError(f"device {self.device!r} / runtime {self.runtime!r}: expected {DEVICES} / {RUNTIMES}")
         if self.platform == "onnxruntime_onnx" and self.runtime != "onnxruntime":
-            raise ValueError("runtime torch needs platform python (the native backend runs ONNX only)")
+            raise ValueError(f"runtime {self.runtime} needs platform python (the native backend runs ONNX only)")
+        if self.runtime == "openvino" and self.device != "cpu":
+            raise ValueError("runtime openvino runs on the CPU: build with DEVICE=cpu")
+        if self.openvino_precision not in OPENVINO_PRECISIONS or (self.openvino_ir and self.runtime != "openvino"):
+            raise ValueError(f"openvino_precision {self.openvino_precision!r} (expected one of {OPENVINO_PRECISIONS}) "
+                             f"/ openvino_ir {self.openvino_ir} need runtime openvino")
         self.streaming_config()   # an invalid streaming setting fails the build, not the server
 
     @classmethod
@@ -134,10 +141,11 @@ class RepositoryOptions:
         return "KIND_GPU" if self.device == "gpu" else "KIND_CPU"
 
     def acoustic_settings(self) -> AcousticSettings:
+        model_file = (TORCH_CHECKPOINT_DIR if self.runtime == "torch" else
+                      OPENVINO_IR_FILE if self.openvino_ir else ONNX_FILE)
         return AcousticSettings(
-            runtime=self.runtime, model_file=TORCH_CHECKPOINT_DIR if self.runtime == "torch" else ONNX_FILE,
-            device=self.device, intra_op_threads=self.intra_op_threads, torch_dtype=self.torch_dtype,
-            warmup=self.warmup)
+            runtime=self.runtime, model_file=model_file, device=self.device, intra_op_threads=self.intra_op_threads,
+            torch_dtype=self.torch_dtype, openvino_precision=self.openvino_precision, warmup=self.warmup)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RepositoryOptions":
@@ -227,14 +235,24 @@ def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
         elif not python_model and source.resolve() != target.resolve():
             (target / "1" / "model.py").unlink(missing_ok=True)
     am_version = output / spec.ACOUSTIC_MODEL / "1"
+    ir = (am_version / OPENVINO_IR_FILE, (am_version / OPENVINO_IR_FILE).with_suffix(".bin"))
     if options.runtime == "torch":
         copy_checkpoint_weights(info.path, am_version / TORCH_CHECKPOINT_DIR)
+        for stale in (am_version / ONNX_FILE, *ir):
+            stale.unlink(missing_ok=True)
+    elif options.openvino_ir:
+        for source, target in zip((Path(onnx_path), Path(onnx_path).with_suffix(".bin")), ir):
+            if not (target.exists() and source.resolve() == target.resolve()):
+                shutil.copy2(source, target)
         (am_version / ONNX_FILE).unlink(missing_ok=True)
+        shutil.rmtree(am_version / TORCH_CHECKPOINT_DIR, ignore_errors=True)
     else:
         target_onnx = am_version / ONNX_FILE
         if not (target_onnx.exists() and Path(onnx_path).resolve() == target_onnx.resolve()):
             shutil.copy2(onnx_path, target_onnx)
         shutil.rmtree(am_version / TORCH_CHECKPOINT_DIR, ignore_errors=True)
+        for stale in ir:
+            stale.unlink(missing_ok=True)
     if native and options.warmup:
         write_warmup_files(output / spec.ACOUSTIC_MODEL / WARMUP_DIR)
     info.vocabulary.save_to_dir(output / spec.DECODER_MODEL)
@@ -269,7 +287,9 @@ def link_streaming_files(output: Path, options: RepositoryOptions) -> None:
     if source.is_dir():
         shutil.copytree(source, acoustic / model_file, copy_function=lambda a, b: _link_or_copy(Path(a), Path(b)))
     else:
-        for path in source.parent.glob(model_file + "*"):    # model.onnx and any external data
+        # model.onnx and any external data; an OpenVINO IR's model.xml and its model.bin
+        extra = [source.with_suffix(".bin")] if source.suffix == ".xml" else []
+        for path in [*source.parent.glob(model_file + "*"), *extra]:
             _link_or_copy(path, acoustic / path.name)
     for path in (output / spec.DECODER_MODEL).iterdir():
         if path.is_file() and path.name != "config.pbtxt":

@@ -122,12 +122,12 @@ def server_command(repository: Path, ports: Ports, extra: Sequence[str] = ()) ->
 def check_repository(repository: Path) -> None:
     """Fail before starting when the repository was never built (clearer than a load error)."""
     from w2v_triton import spec
-    from w2v_triton.acoustic import ONNX_FILE, TORCH_CHECKPOINT_DIR
+    from w2v_triton.acoustic import ONNX_FILE, OPENVINO_IR_FILE, TORCH_CHECKPOINT_DIR
 
     if not (Path(repository) / spec.ENSEMBLE_MODEL / "config.pbtxt").is_file():
         raise ServerError(f"{repository} has no rendered configs: run `make build-models` first")
     am_dir = Path(repository) / spec.ACOUSTIC_MODEL / "1"
-    if not any((am_dir / name).exists() for name in (ONNX_FILE, TORCH_CHECKPOINT_DIR)):
+    if not any((am_dir / name).exists() for name in (ONNX_FILE, TORCH_CHECKPOINT_DIR, OPENVINO_IR_FILE)):
         raise ServerError(f"{am_dir / ONNX_FILE} is missing: run `make build-models` first")
 
 

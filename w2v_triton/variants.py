@@ -20,19 +20,34 @@ Variants (`VARIANTS`):
   fp16           float16 weights/compute, fp32 inputs/outputs (keep_io_types): for GPUs
   trt            TensorRT engine (fp16) when `tensorrt` is importable; skipped otherwise
 
+OpenVINO variants (`OPENVINO_VARIANTS`; a second CPU runtime, run by evaluation.openvino_runner):
+  ov-fp32        the fp32 `model.onnx` itself, compiled by OpenVINO's CPU plugin (f32 inference precision)
+  ov-bf16        the same file with inference precision bf16 (AVX512-BF16 / AMX)
+  ov-int8        NNCF post-training quantisation with calibration audio, saved as OpenVINO IR
+                 `model.ov-int8.xml` (+ `.bin`); dynamic batch and time axes kept
+
 Verification against fp32 (agreement, speed) is w2v_triton.evaluation.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
 
 from w2v_triton import spec
 from w2v_triton.batch_coupling import stamp_batch_coupling
+from w2v_triton.typing import AnyArray
+
+logger = logging.getLogger(__name__)
 
 ONNX_VARIANTS = ("ort-extended", "ort-all", "ort-fused", "int8", "int8-pc", "mm", "int8-mm", "int8-fused", "fp16")
-VARIANTS = ONNX_VARIANTS + ("trt",)
+OPENVINO_VARIANTS = ("ov-fp32", "ov-bf16", "ov-int8")
+VARIANTS = ONNX_VARIANTS + ("trt",) + OPENVINO_VARIANTS
+# OpenVINO's INFERENCE_PRECISION_HINT per variant (ov-int8's quantised ops run int8 whatever the hint;
+# f32 keeps the rest of its graph as calibrated)
+OPENVINO_PRECISION = {"ov-fp32": "f32", "ov-bf16": "bf16", "ov-int8": "f32"}
 EXACT_VARIANTS = ("ort-extended", "ort-all", "ort-fused", "mm")   # must give 0 differing transcripts
 NEEDS_CHECKPOINT = ("mm", "int8-mm")   # exported from the checkpoint, not derived from model.onnx
 # int8-mm keeps the first conv layer (raw audio in, 10 taps: <1% of the FLOPs) in float: per-tensor
@@ -48,10 +63,13 @@ class VariantUnavailable(RuntimeError):
 
 
 def variant_path(fp32_path: Path, variant: str) -> Path:
-    """`build/onnx/<ckpt>/model.onnx` -> `build/onnx/<ckpt>/model.<variant>.onnx` (`.plan` for trt)."""
+    """`build/onnx/<ckpt>/model.onnx` -> `build/onnx/<ckpt>/model.<variant>.onnx` (`.plan` for trt,
+    `.xml` + `.bin` for ov-int8; ov-fp32 and ov-bf16 read the fp32 file itself)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: expected one of {VARIANTS}")
-    suffix = ".plan" if variant == "trt" else ".onnx"
+    if variant in ("ov-fp32", "ov-bf16"):
+        return Path(fp32_path)
+    suffix = {"trt": ".plan", "ov-int8": ".xml"}.get(variant, ".onnx")
     return Path(fp32_path).with_name(f"{Path(fp32_path).stem}.{variant}{suffix}")
 
 
@@ -155,14 +173,57 @@ def build_tensorrt(src: Path, dst: Path, fp16: bool = True, max_batch: int = spe
     return dst
 
 
-def build_variant(fp32_path: Path, variant: str, force: bool = False, checkpoint: Path | None = None) -> Path:
+def calibration_audio(manifest: Path, count: int, do_normalize: bool) -> list[AnyArray]:
+    """`count` utterances spread over a JSONL manifest, preprocessed as the service does: ov-int8's
+    calibration set (default: the synthetic corpus dev set, never a test set)."""
+    from w2v_triton.audio import load_audio
+    from w2v_triton.manifest import read_manifest
+    from w2v_triton.preprocessing import preprocess
+
+    if not Path(manifest).is_file():
+        raise FileNotFoundError(f"calibration manifest {manifest} is missing (`make corpus` writes build/corpus/dev.jsonl)")
+    rows = read_manifest(manifest)
+    rows = rows[:: max(1, len(rows) // count)][:count] if count else rows
+    return [preprocess(load_audio(u.audio), do_normalize) for u in rows]
+
+
+def quantize_openvino(src: Path, dst: Path, calibration: Sequence[AnyArray], subset_size: int = 0) -> Path:
+    """NNCF post-training int8 quantisation of the fp32 ONNX, calibrated on `calibration` (preprocessed
+    utterances, each run alone: batch 1, its own length, so both axes stay dynamic); saved as IR."""
+    import nncf
+    import numpy as np
+    import openvino as ov
+
+    if not calibration:
+        raise ValueError("ov-int8 needs calibration audio: pass calibration= (a list of utterances)")
+    model = ov.Core().read_model(str(src))
+    dataset = nncf.Dataset(list(calibration), lambda audio: {
+        spec.AUDIO: np.asarray(audio, np.float32)[None],
+        spec.AUDIO_LENGTHS: np.array([audio.size], np.int64)})
+    quantized = nncf.quantize(model, dataset, model_type=nncf.ModelType.TRANSFORMER,
+                              subset_size=subset_size or len(calibration))
+    ov.save_model(quantized, str(dst), compress_to_fp16=False)
+    return dst
+
+
+def _replace_ir(tmp: Path, dst: Path) -> None:
+    """Move an IR pair (tmp.xml + tmp.bin) into place; the .bin first, so a complete .xml means a complete pair."""
+    tmp.with_suffix(".bin").replace(dst.with_suffix(".bin"))
+    tmp.replace(dst)
+
+
+def build_variant(fp32_path: Path, variant: str, force: bool = False, checkpoint: Path | None = None,
+                  calibration: Sequence[AnyArray] | None = None) -> Path:
     """Write `variant_path(fp32_path, variant)` unless it is newer than the fp32 file.
     `checkpoint` (the one model.onnx was exported from) is needed by NEEDS_CHECKPOINT variants;
-    its config.json gives ort-fused its head count and width."""
+    its config.json gives ort-fused its head count and width. `calibration` (preprocessed
+    utterances) is needed to build ov-int8."""
     import json
 
     fp32_path = Path(fp32_path)
     dst = variant_path(fp32_path, variant)
+    if dst == fp32_path:
+        return dst      # ov-fp32 / ov-bf16: nothing to build
     if not force and dst.is_file() and dst.stat().st_mtime >= fp32_path.stat().st_mtime:
         return dst
     if variant in NEEDS_CHECKPOINT and checkpoint is None:
@@ -183,15 +244,21 @@ def build_variant(fp32_path: Path, variant: str, force: bool = False, checkpoint
                                             ("MatMul", "Attention")),
         "fp16": lambda: convert_fp16(fp32_path, tmp),
         "trt": lambda: build_tensorrt(fp32_path, tmp),
+        "ov-int8": lambda: quantize_openvino(fp32_path, tmp, calibration or []),
     }
     tmp.unlink(missing_ok=True)
     try:
         builders[variant]()
         if tmp.suffix == ".onnx":
             stamp_batch_coupling(tmp)
-        tmp.replace(dst)
+        if tmp.suffix == ".xml":
+            _replace_ir(tmp, dst)
+        else:
+            tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
+        if tmp.suffix == ".xml":
+            tmp.with_suffix(".bin").unlink(missing_ok=True)
     return dst
 
 
