@@ -35,16 +35,32 @@ def speech_rows(manifests: list[Path] | None = None) -> list:
     return [u for m in (manifests or shared_speech_manifests(REPO_ROOT)) for u in read_manifest(m)]
 
 
+def subset_rows(limit: int | None, manifests: list[Path] | None = None) -> list:
+    """`speech_rows(manifests)`, or `limit` of them spread over all sources."""
+    rows = speech_rows(manifests)
+    if limit:
+        step = max(1, len(rows) // limit)
+        rows = rows[::step][:limit]
+    return rows
+
+
 def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | None = None) -> list[np.ndarray]:
-    """Utterances of `speech_rows(manifests)`, preprocessed as the service does."""
+    """Utterances of `subset_rows(limit, manifests)`, preprocessed as the service does."""
     from w2v_triton.audio import load_audio
     from w2v_triton.preprocessing import preprocess
 
-    rows = speech_rows(manifests)
-    if limit:
-        step = max(1, len(rows) // limit)        # spread the subset over all sources
-        rows = rows[::step][:limit]
-    return [preprocess(load_audio(u.audio), do_normalize) for u in rows]
+    return [preprocess(load_audio(u.audio), do_normalize) for u in subset_rows(limit, manifests)]
+
+
+def label_wer(logits: list[np.ndarray], texts: list[str], vocab: dict[str, int]) -> dict[str, float] | None:
+    """Greedy WER/CER against the manifest transcripts (None when any utterance has none): an int8
+    variant that flips near-tie letters of a weak model may still leave its accuracy unchanged."""
+    from w2v_triton.metrics import error_rates
+
+    if not texts or not all(t.strip() for t in texts):
+        return None
+    wer, cer = error_rates(texts, evaluation.greedy_transcripts(logits, vocab))
+    return {"wer": wer, "cer": cer}
 
 
 def long_speech(seconds: float, do_normalize: bool) -> np.ndarray:
@@ -159,14 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     elif speech:
         seconds = sum(u.size for u in speech) / spec.SAMPLE_RATE
         reference = evaluation.run_each(evaluation.session(fp32, 0), speech)
+        texts = [" ".join(u.text.upper().split()) for u in subset_rows(args.limit or None, args.manifest)]
         report["speech"] = {"utterances": len(speech), "audio_seconds": round(seconds, 1),
-                            "manifests": [str(m) for m in args.manifest] if args.manifest else "../shared/data/speech"}
+                            "manifests": [str(m) for m in args.manifest] if args.manifest else "../shared/data/speech",
+                            "fp32_vs_labels": label_wer(reference, texts, info.vocab)}
         others = {n: p for n, p in runnable.items() if n != "fp32"}
         for name, path in others.items():
             start = time.perf_counter()
-            result = evaluation.agreement(reference, evaluation.run_each(evaluation.runner_for(path, name), speech),
-                                          info.vocab, seconds)
+            variant_logits = evaluation.run_each(evaluation.runner_for(path, name), speech)
+            result = evaluation.agreement(reference, variant_logits, info.vocab, seconds)
             report["variants"][name]["agreement"] = evaluation.to_dict(result)
+            report["variants"][name]["agreement"]["vs_labels"] = label_wer(variant_logits, texts, info.vocab)
             print(f"{name}: {result.differing_transcripts}/{result.utterances} transcripts differ, "
                   f"WER vs fp32 {100 * result.wer_vs_fp32:.2f}%, max |dlogit| {result.max_abs_logit_diff:.2e} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
