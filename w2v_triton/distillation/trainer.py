@@ -49,6 +49,10 @@ class DistillConfig:
     strategy: str = "first"
     layers: list[int] | None = None
     conv_channels: int | list[int] | None = None   # narrow (prune) the student's conv front-end
+    # a whole student shape (presets.StudentShape; layers, front-end, width): replaces the four
+    # fields above when set (builders/distill.py always sets it)
+    shape: Any = None
+    preset: str | None = None             # the preset `shape` came from (recorded only)
     student_init: str | None = None       # start from an existing student dir instead
     spec_augment: bool = True             # SpecAugment on the student (teacher: never, eval mode)
     limit_train: int | None = None
@@ -112,6 +116,10 @@ def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: s
         info = read_student_info(cfg.student_init) or {}
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ValueError("student and teacher vocabularies differ")
+    elif cfg.shape is not None:
+        from w2v_triton.distillation.presets import build_shaped_student
+
+        student, info = build_shaped_student(teacher, cfg.shape, teacher_name, cfg.preset)
     else:
         student, info = build_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
                                       conv_channels=cfg.conv_channels)
@@ -183,7 +191,8 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     student, info = prepare_student(teacher, cfg, str(cfg.teacher))
     student.float()  # type: ignore[no-untyped-call]  # transformers leaves float() unannotated
     kept = info.kept_layers if isinstance(info, StudentInfo) else info.get("kept_layers")
-    model = make_distill_model(student, teacher, cfg.loss, kept)
+    dims = info.residual_dims if isinstance(info, StudentInfo) else info.get("residual_dims")
+    model = make_distill_model(student, teacher, cfg.loss, kept, dims)
     frozen = freeze_unreached(model)
     task = DistillTask(teacher, cfg.loss)
 
@@ -201,7 +210,8 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
 
     train_cfg.out_dir = cfg.work_dir or f"{cfg.out}.train"
     train_cfg.extra = dict(train_cfg.extra, distill={
-        "teacher": str(cfg.teacher), "loss": asdict(cfg.loss), "kept_layers": kept,
+        "teacher": str(cfg.teacher), "loss": asdict(cfg.loss), "kept_layers": kept, "preset": cfg.preset,
+        "layer_map": [list(p) for p in model.loss.layer_map],
         "frozen": frozen, "student_params": count_params(student), "teacher_params": count_params(teacher),
         "train": cfg.train, "dev": cfg.dev, "train_utterances": len(train_ds)})
     trainer = Trainer(model, train_ds, train_cfg, dev_dataset=dev_ds, vocab=vocab,
@@ -222,6 +232,7 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
             copy_processor_files(teacher_dir, out)
         results = {"step": trainer.step, "train_time_s": round(trainer.train_time, 1),
                    "last": last, "dev_start": dev_start, "dev": dev, "loss": asdict(cfg.loss), "kept_layers": kept,
+                   "preset": cfg.preset, "layer_map": [list(p) for p in model.loss.layer_map],
                    "student_params": count_params(cast(torch.nn.Module, trainer.model.student)),
                    "teacher_params": count_params(teacher), "teacher": str(cfg.teacher),
                    "world_size": trainer.world}
