@@ -81,6 +81,7 @@ def test_pruned_tensors_are_the_teachers_slices(stable):
     assert torch.equal(sb.feature_projection.projection.weight, tb.feature_projection.projection.weight[dims])
     assert torch.equal(sb.masked_spec_embed, tb.masked_spec_embed[dims])
     assert torch.equal(student.lm_head.weight, teacher.lm_head.weight[:, dims])
+    assert torch.equal(student.lm_head.bias, teacher.lm_head.bias)
     # grouped pos conv: output channel dims[j] (group g) reads the kept channels of group g
     tw, sw = _pos_weight(teacher), _pos_weight(student)
     assert sw.shape == (32, 8, tw.shape[2])
@@ -117,7 +118,7 @@ def test_importance_keeps_what_the_teacher_uses():
 
 # wav2vec2-base-960h architecture (Wav2Vec2Config defaults, vocab 32): exact counts.
 BASE_PRESET_PARAMS = {"layers6": 51_869_088, "layers6-prune": 48_523_168,
-                      "narrow75": 27_761_824, "narrow": 13_003_552}
+                      "narrow75": 27_808_096, "narrow": 12_991_264}
 
 
 def expected_params(layers: int, conv: int, hidden: int, ffn: int, groups: int = 16, kernel: int = 128,

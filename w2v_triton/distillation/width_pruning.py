@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 _LAYER = re.compile(r"^(?P<pre>.*\.encoder\.layers\.)(?P<i>\d+)\.(?P<rest>.+)$")
 _POS_G = ("pos_conv_embed.conv.parametrizations.weight.original0", "pos_conv_embed.conv.weight_g")
+# top-level vectors along the residual stream (matched by name: a size test would also catch,
+# e.g., the CTC head's bias when the vocabulary happens to be as large as the hidden size)
+_STREAM_VECTORS = ("masked_spec_embed", "feature_projection.projection.bias", "pos_conv_embed.conv.bias",
+                   "encoder.layer_norm.weight", "encoder.layer_norm.bias")
 _POS_V = ("pos_conv_embed.conv.parametrizations.weight.original1", "pos_conv_embed.conv.weight_v")
 
 
@@ -217,9 +221,7 @@ def prune_width(model: Wav2Vec2ForCTC, width: TransformerWidth) -> tuple[Wav2Vec
             t = t.index_select(0, dims)
         elif key == "lm_head.weight":
             t = t.index_select(1, dims)
-        elif t.dim() == 1 and t.shape[0] == H and ".feature_extractor." not in key \
-                and "feature_projection.layer_norm" not in key:
-            # masked_spec_embed, projection bias, pos conv bias, encoder layer norm
+        elif key.endswith(_STREAM_VECTORS):
             t = t.index_select(0, dims)
         if t.shape != target.shape:
             raise ValueError(f"{key}: pruned shape {tuple(t.shape)} != {tuple(target.shape)}")
