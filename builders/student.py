@@ -146,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(markdown_table(data["columns"], data["rows"]), end="")
         if args.json:
+            import datetime as dt
+
+            from benchmarks.run import machine_name
+
+            data = {"machine": machine_name(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    "command": "python -m builders.student --list-presets "
+                               + " ".join(f"--teacher {t}" for t in args.teacher), **data}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
             print(f"-> {args.json}")

@@ -121,15 +121,16 @@ def resolve(shape: StudentShape, config: Any) -> ResolvedShape:
     return ResolvedShape(kept, shape.strategy, conv, width, int(shape.squeeze))
 
 
-EVEN6 = dict(num_layers=6, strategy="even")
+_LAYERS6 = StudentShape(num_layers=6, strategy="even", description="6 evenly spaced layers, everything else copied")
+_LAYERS6_PRUNE = dataclasses.replace(_LAYERS6, conv_fraction=0.5,
+                                     description="layers6 + conv front-end pruned to half its channels")
 PRESETS: dict[str, StudentShape] = {
-    "layers6": StudentShape(**EVEN6, description="6 evenly spaced layers, everything else copied"),
-    "layers6-prune": StudentShape(**EVEN6, conv_fraction=0.5,
-                                  description="layers6 + conv front-end pruned to half its channels"),
-    "narrow75": StudentShape(**EVEN6, conv_fraction=0.5, width=0.75,
-                             description="layers6-prune + transformer 3/4 wide (hidden, heads, FFN)"),
-    "narrow": StudentShape(**EVEN6, conv_fraction=0.5, width=0.5,
-                           description="layers6-prune + transformer 1/2 wide (hidden, heads, FFN)"),
+    "layers6": _LAYERS6,
+    "layers6-prune": _LAYERS6_PRUNE,
+    "narrow75": dataclasses.replace(_LAYERS6_PRUNE, width=0.75,
+                                    description="layers6-prune + transformer 3/4 wide (hidden, heads, FFN)"),
+    "narrow": dataclasses.replace(_LAYERS6_PRUNE, width=0.5,
+                                  description="layers6-prune + transformer 1/2 wide (hidden, heads, FFN)"),
 }
 
 

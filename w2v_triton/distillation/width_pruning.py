@@ -140,7 +140,7 @@ def select_residual_dims(model: Wav2Vec2ForCTC, hidden: int) -> torch.Tensor:
     return torch.sort(torch.cat(kept)).values
 
 
-def select_heads(layer: torch.nn.Module, heads: int, head_dim: int) -> torch.Tensor:
+def select_heads(layer: Any, heads: int, head_dim: int) -> torch.Tensor:
     attn = layer.attention
     n = attn.v_proj.weight.shape[0] // head_dim
     v = attn.v_proj.weight.detach().float().reshape(n, head_dim, -1).pow(2).sum(dim=(1, 2)).sqrt()
@@ -148,7 +148,7 @@ def select_heads(layer: torch.nn.Module, heads: int, head_dim: int) -> torch.Ten
     return torch.sort(torch.topk(v * o, heads).indices).values
 
 
-def select_neurons(layer: torch.nn.Module, width: int) -> torch.Tensor:
+def select_neurons(layer: Any, width: int) -> torch.Tensor:
     ff = layer.feed_forward
     score = ff.intermediate_dense.weight.detach().float().norm(dim=1) * ff.output_dense.weight.detach().float().norm(dim=0)
     return torch.sort(torch.topk(score, width).indices).values
