@@ -26,7 +26,8 @@ from transformers import Wav2Vec2ForCTC
 
 from w2v_triton.checkpoints import load_ctc_model
 from w2v_triton.distillation.losses import DistillLossConfig
-from w2v_triton.distillation.student import (StudentInfo, build_student, check_student_family, copy_processor_files,
+from w2v_triton.distillation.presets import StudentShape, build_shaped_student
+from w2v_triton.distillation.student import (StudentInfo, check_student_family, copy_processor_files,
                                              count_params, load_teacher, read_student_info,
                                              resolve_teacher, save_student)
 from w2v_triton.distillation.task import (DistillModel, DistillTask, evaluate, id_to_token_of,
@@ -45,13 +46,13 @@ class DistillConfig:
     out: str                              # the student HF dir written at the end
     dev: str | None = None
     work_dir: str | None = None           # trainer state (checkpoints, log); default <out>.train
-    num_layers: int | None = 6
-    strategy: str = "first"
+    num_layers: int | None = StudentShape.num_layers     # defaults: presets.StudentShape's
+    strategy: str = StudentShape.strategy
     layers: list[int] | None = None
     conv_channels: int | list[int] | None = None   # narrow (prune) the student's conv front-end
-    # a whole student shape (presets.StudentShape; layers, front-end, width): replaces the four
-    # fields above when set (builders/distill.py always sets it)
-    shape: Any = None
+    # a whole student shape (layers, front-end, width): replaces the four fields above when set
+    # (builders/distill.py always sets it)
+    shape: StudentShape | None = None
     preset: str | None = None             # the preset `shape` came from (recorded only)
     student_init: str | None = None       # start from an existing student dir instead
     spec_augment: bool = True             # SpecAugment on the student (teacher: never, eval mode)
@@ -116,13 +117,10 @@ def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: s
         info = read_student_info(cfg.student_init) or {}
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ValueError("student and teacher vocabularies differ")
-    elif cfg.shape is not None:
-        from w2v_triton.distillation.presets import build_shaped_student
-
-        student, info = build_shaped_student(teacher, cfg.shape, teacher_name, cfg.preset)
     else:
-        student, info = build_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
-                                      conv_channels=cfg.conv_channels)
+        shape = cfg.shape if cfg.shape is not None else StudentShape().replace(
+            num_layers=cfg.num_layers, strategy=cfg.strategy, layers=cfg.layers, conv_channels=cfg.conv_channels)
+        student, info = build_shaped_student(teacher, shape, teacher_name, cfg.preset)
     # Distillation-time settings: no LayerDrop (DDP needs every layer every step), SpecAugment
     # on the student only if asked.
     student.config.layerdrop = 0.0
