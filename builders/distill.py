@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # `python builders/distill.py` from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -21,8 +22,6 @@ if __package__ in (None, ""):  # `python builders/distill.py` from the repo root
 
 def build_parser() -> argparse.ArgumentParser:
     from w2v_triton.distillation.losses import COS_MODES
-    from w2v_triton.distillation.student import STRATEGIES
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     io = ap.add_argument_group("data / models")
     io.add_argument("--teacher", required=True, help="hub id, local HF dir, or reference/random-base/tiny")
@@ -34,22 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--limit-dev", type=int, default=None)
     io.add_argument("--max-duration", type=float, default=None, help="skip longer utterances (s)")
     st = ap.add_argument_group("student")
-    st.add_argument("--num-layers", type=int, default=6)
-    st.add_argument("--strategy", choices=STRATEGIES, default="first")
-    st.add_argument("--layers", default=None, help="explicit 0-based teacher layers (implies --strategy explicit)")
-    st.add_argument("--conv-channels", default=None,
-                    help="narrow the student's conv front-end to this many channels (or one width per "
-                         "layer, comma-separated), keeping the teacher's most important ones")
+    from builders.student import add_shape_arguments
+    add_shape_arguments(st, " (default 6)")
     st.add_argument("--student-init", default=None, help="start from this student dir instead")
     st.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment on the student")
     lo = ap.add_argument_group("losses")
     lo.add_argument("--kl-weight", type=float, default=0.8)
     lo.add_argument("--temperature", type=float, default=4.0)
     lo.add_argument("--ctc-weight", type=float, default=0.2, help="applies to labelled rows only")
-    lo.add_argument("--hidden-weight", type=float, default=0.0)
+    lo.add_argument("--hidden-weight", type=float, default=None,
+                    help="hidden-state loss weight (default: 1 with --preset, else 0)")
     lo.add_argument("--layer-map", default=None,
                     help="student:teacher hidden_states indices, e.g. 3:6,6:12 (default: each student "
-                         "layer -> the teacher layer it was copied from)")
+                         "layer -> the teacher layer it was copied from; with a preset that prunes the "
+                         "front-end or the width, also 0:0, the encoder inputs)")
+    lo.add_argument("--map-encoder-input", action="store_true",
+                    help="add the pair 0:0 (encoder inputs) to the default layer map")
     lo.add_argument("--prediction-heads", action="store_true", help="linear head per hidden pair")
     lo.add_argument("--l1-weight", type=float, default=1.0)
     lo.add_argument("--cos-weight", type=float, default=1.0)
@@ -81,23 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    from w2v_triton.distillation.student import parse_conv_channels
+def configs_from_args(argv: list[str] | None = None) -> tuple[Any, Any, argparse.Namespace]:
+    """(DistillConfig, TrainConfig, parsed args) for a command line (argparse exits on bad flags)."""
+    from builders.student import shape_from_args
     from w2v_triton.distillation.losses import DistillLossConfig, parse_layer_map
-    from w2v_triton.distillation.trainer import DistillConfig, run_distillation
+    from w2v_triton.distillation.presets import PRESET_HIDDEN_WEIGHT, encoder_input_pair
+    from w2v_triton.distillation.trainer import DistillConfig
     from w2v_triton.training.trainer import TrainConfig
 
-    args = build_parser().parse_args(argv)
-    layers = [int(x) for x in args.layers.split(",") if x.strip()] if args.layers else None
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        shape = shape_from_args(args)
+    except ValueError as exc:
+        ap.error(str(exc))
+    hidden_weight = args.hidden_weight if args.hidden_weight is not None else (
+        PRESET_HIDDEN_WEIGHT if args.preset else 0.0)
     loss = DistillLossConfig(
         kl_weight=args.kl_weight, temperature=args.temperature, ctc_weight=args.ctc_weight,
-        hidden_weight=args.hidden_weight, layer_map=parse_layer_map(args.layer_map),
+        hidden_weight=hidden_weight, layer_map=parse_layer_map(args.layer_map),
+        map_encoder_input=args.map_encoder_input or bool(args.preset and encoder_input_pair(shape)),
         prediction_heads=args.prediction_heads, l1_weight=args.l1_weight, cos_weight=args.cos_weight,
         cos_mode=args.cos_mode)
     cfg = DistillConfig(
         teacher=args.teacher, train=args.train, dev=args.dev, out=args.out, work_dir=args.work_dir,
-        num_layers=None if layers else args.num_layers, strategy="explicit" if layers else args.strategy,
-        layers=layers, conv_channels=parse_conv_channels(args.conv_channels), student_init=args.student_init,
+        shape=shape, preset=args.preset, student_init=args.student_init,
         spec_augment=not args.no_spec_augment,
         limit_train=args.limit_train, limit_dev=args.limit_dev, max_duration=args.max_duration,
         threads=args.threads, eval_at_start=not args.no_eval_at_start, loss=loss)
@@ -109,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         save_every=args.save_every, log_every=args.log_every, max_time_s=args.max_time_s,
         anneal_by_time=args.anneal_by_time,
         seed=args.seed, bf16=args.bf16, progress=not args.no_progress)
+    return cfg, train_cfg, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from w2v_triton.distillation.trainer import run_distillation
+
+    cfg, train_cfg, args = configs_from_args(argv)
     from w2v_triton.checkpoints import CheckpointUnavailable
     try:
         res = run_distillation(cfg, train_cfg, resume=True if args.resume else None)

@@ -229,6 +229,38 @@ def test_narrow_front_end_student_distils(setup):
     assert trained.requires_grad
 
 
+def test_narrow_preset_student_distils(setup):
+    """A shape from the presets (narrow: transformer half as wide, front-end pruned): the loss
+    gets a prediction head per hidden pair that starts as the embedding of the kept teacher
+    dimensions, the 0:0 pair is in the default map, the loss falls and the export is narrow."""
+    from transformers import Wav2Vec2ForCTC
+    from w2v_triton.distillation.presets import get_preset
+    root, teacher_dir = setup
+    cfg, train = _cfgs(root, teacher_dir, "student_preset_narrow", hidden_weight=1.0, map_encoder_input=True)
+    cfg.shape, cfg.preset = get_preset("narrow").replace(num_layers=2), "narrow"
+    train.max_steps = 3
+    torch.manual_seed(0)
+    from w2v_triton.distillation.trainer import prepare_student
+    from w2v_triton.distillation.student import load_teacher
+    from w2v_triton.distillation.task import make_distill_model
+    student, info = prepare_student(load_teacher(str(teacher_dir)), cfg, "t")
+    assert student.config.hidden_size == 16 and student.config.num_attention_heads == 1
+    model = make_distill_model(student, load_teacher(str(teacher_dir)), cfg.loss, info.kept_layers, info.residual_dims)
+    assert model.loss.layer_map == [(0, 0), (1, 1), (2, 4)]
+    head = model.loss.heads["1_1"]
+    assert head.weight.shape == (32, 16)
+    x = torch.randn(3, 16)
+    torch.testing.assert_close(head(x)[:, info.residual_dims], x)   # h_s lands on its teacher dims
+    res = run_distillation(cfg, train)
+    rows = [r for r in read_log(Path(cfg.out + ".train") / "train_log.jsonl") if "loss" in r and "step" in r]
+    assert rows[-1]["loss"] < rows[0]["loss"], [r["loss"] for r in rows]
+    exported = Wav2Vec2ForCTC.from_pretrained(cfg.out)
+    assert (exported.config.hidden_size, exported.config.intermediate_size) == (16, 32)
+    saved = json.loads((Path(cfg.out) / RESULTS_FILE).read_text())
+    assert saved["preset"] == "narrow" and saved["layer_map"] == [[0, 0], [1, 1], [2, 4]]
+    assert res["trainer"].model.loss.heads["2_4"].weight.requires_grad
+
+
 def test_freeze_unreached_for_hidden_only_loss(setup):
     """Hidden-state-only distillation: the CTC head, SpecAugment embedding (when off) and
     layers above the last distilled one get no gradient, so they are frozen (DDP-safe)."""

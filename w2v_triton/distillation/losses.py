@@ -141,6 +141,9 @@ class DistillLossConfig:
     # (student hidden_states index, teacher hidden_states index); None -> default_layer_map
     layer_map: list[tuple[int, int]] | None = None
     prediction_heads: bool = False      # linear head per pair (initialised to identity)
+    # with the default map, also pair the encoder inputs (hidden_states 0 -> 0): trains a pruned
+    # front-end / narrowed projection directly
+    map_encoder_input: bool = False
     l1_weight: float = 1.0
     cos_weight: float = 1.0
     cos_mode: str = "logsigmoid"
@@ -155,24 +158,38 @@ class DistillLoss(nn.Module):
     """Weighted KL + CTC + hidden-state loss. Owns the (optional) prediction heads."""
 
     def __init__(self, cfg: DistillLossConfig, student_dim: int = 0, teacher_dim: int = 0,
-                 kept_layers: list[int] | None = None):
+                 kept_layers: list[int] | None = None, student_dims: list[int] | None = None):
+        """`student_dims`: for a width-pruned student, the teacher dimension each student
+        dimension was cut from; the prediction heads then start as that embedding (student dim
+        j -> teacher dim student_dims[j]) instead of the identity on the first dimensions."""
         super().__init__()
         if cfg.cos_mode not in COS_MODES:
             raise ValueError(f"cos_mode must be one of {COS_MODES}")
         self.cfg = cfg
         self.layer_map: list[tuple[int, int]] = []
         if cfg.needs_hidden:
-            self.layer_map = list(cfg.layer_map or default_layer_map(kept_layers or []))
+            if cfg.layer_map:
+                self.layer_map = list(cfg.layer_map)
+            else:
+                self.layer_map = default_layer_map(kept_layers or [])
+                if cfg.map_encoder_input and self.layer_map:
+                    self.layer_map = [(0, 0)] + self.layer_map
             if not self.layer_map:
                 raise ValueError("hidden-state loss needs a layer_map or the student's kept layers")
         self.heads = nn.ModuleDict()
+        if student_dims is not None and (len(student_dims) != student_dim
+                                         or not all(0 <= d < teacher_dim for d in student_dims)):
+            raise ValueError(f"student_dims must be {student_dim} teacher dimensions in 0..{teacher_dim - 1}")
         if cfg.needs_hidden and (cfg.prediction_heads or student_dim != teacher_dim):
             for s, t in self.layer_map:
                 head = nn.Linear(student_dim, teacher_dim)
                 with torch.no_grad():
                     head.weight.zero_()
-                    n = min(student_dim, teacher_dim)
-                    head.weight[:n, :n] = torch.eye(n)
+                    if student_dims is not None:
+                        head.weight[torch.as_tensor(student_dims), torch.arange(student_dim)] = 1.0
+                    else:
+                        n = min(student_dim, teacher_dim)
+                        head.weight[:n, :n] = torch.eye(n)
                     head.bias.zero_()
                 self.heads[f"{s}_{t}"] = head
 

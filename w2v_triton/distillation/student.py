@@ -10,7 +10,7 @@ Layer indices here are 0-based transformer layer indices (teacher layer 0 .. L-1
 """
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 import copy
 import json
 import re
@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import Wav2Vec2ForCTC
+
+if TYPE_CHECKING:
+    from w2v_triton.distillation.width_pruning import TransformerWidth
 
 STRATEGIES = ("first", "last", "even", "explicit")
 # Families whose encoder layers are independent copies (a student keeps any subset). WavLM's
@@ -112,6 +115,13 @@ class StudentInfo:
     teacher_params: int
     student_params: int
     conv_channels: list[int] | None = None   # set when the conv front-end was narrowed (pruned)
+    # set when the transformer was narrowed (width_pruning): its width and the teacher's kept
+    # residual-stream dimensions (prediction heads of the hidden-state loss start from them)
+    hidden_size: int | None = None
+    attention_heads: int | None = None
+    intermediate_size: int | None = None
+    residual_dims: list[int] | None = None
+    preset: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,10 +138,12 @@ def _teacher_key(student_key: str, kept: list[int]) -> str:
 
 def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strategy: str = "first",
                   layers: list[int] | None = None, teacher_name: str = "",
-                  conv_channels: int | list[int] | None = None) -> tuple[Wav2Vec2ForCTC, StudentInfo]:
+                  conv_channels: int | list[int] | None = None,
+                  width: "TransformerWidth | None" = None) -> tuple[Wav2Vec2ForCTC, StudentInfo]:
     """Return (student, info). The teacher is not modified; the student's tensors are copies.
     `conv_channels` (one width, or one per conv layer) narrows the conv front-end to the
-    teacher's most important channels (`frontend_pruning.prune_frontend`); it needs distilling."""
+    teacher's most important channels (`frontend_pruning.prune_frontend`); `width` narrows the
+    transformer (`width_pruning.prune_width`). Both need distilling."""
     check_student_family(teacher.config.model_type)
     L = int(teacher.config.num_hidden_layers)
     kept = select_layers(L, num_layers, strategy, layers)
@@ -160,11 +172,21 @@ def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strate
         from w2v_triton.distillation.frontend_pruning import prune_frontend
 
         student, _ = prune_frontend(student, conv_channels)
+    kept_width: dict[str, Any] = {}
+    if width is not None:
+        from w2v_triton.distillation.width_pruning import prune_width
+
+        student, kept_width = prune_width(student, width)
     info = StudentInfo(teacher=teacher_name, teacher_layers=L, student_layers=len(kept),
                        strategy=strategy, kept_layers=kept, teacher_params=count_params(teacher),
                        student_params=count_params(student),
                        conv_channels=list(student.config.conv_dim) if conv_channels is not None else None,
                        extra={"freshly_initialised": fresh} if fresh else {})
+    if width is not None:
+        info.hidden_size = int(student.config.hidden_size)
+        info.attention_heads = int(student.config.num_attention_heads)
+        info.intermediate_size = int(student.config.intermediate_size)
+        info.residual_dims = list(kept_width["residual_dims"])
     return student, info
 
 

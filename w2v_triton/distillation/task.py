@@ -112,8 +112,10 @@ class DistillTask:
 
 
 def make_distill_model(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, loss_cfg: DistillLossConfig,
-                       kept_layers: list[int] | None) -> DistillModel:
-    loss = DistillLoss(loss_cfg, student.config.hidden_size, teacher.config.hidden_size, kept_layers)
+                       kept_layers: list[int] | None, residual_dims: list[int] | None = None) -> DistillModel:
+    """`residual_dims`: a width-pruned student's kept teacher dimensions (initialise the heads)."""
+    loss = DistillLoss(loss_cfg, student.config.hidden_size, teacher.config.hidden_size, kept_layers,
+                       student_dims=residual_dims)
     return DistillModel(student, loss)
 
 

@@ -26,7 +26,8 @@ from transformers import Wav2Vec2ForCTC
 
 from w2v_triton.checkpoints import load_ctc_model
 from w2v_triton.distillation.losses import DistillLossConfig
-from w2v_triton.distillation.student import (StudentInfo, build_student, check_student_family, copy_processor_files,
+from w2v_triton.distillation.presets import StudentShape, build_shaped_student
+from w2v_triton.distillation.student import (StudentInfo, check_student_family, copy_processor_files,
                                              count_params, load_teacher, read_student_info,
                                              resolve_teacher, save_student)
 from w2v_triton.distillation.task import (DistillModel, DistillTask, evaluate, id_to_token_of,
@@ -45,10 +46,14 @@ class DistillConfig:
     out: str                              # the student HF dir written at the end
     dev: str | None = None
     work_dir: str | None = None           # trainer state (checkpoints, log); default <out>.train
-    num_layers: int | None = 6
-    strategy: str = "first"
+    num_layers: int | None = StudentShape.num_layers     # defaults: presets.StudentShape's
+    strategy: str = StudentShape.strategy
     layers: list[int] | None = None
     conv_channels: int | list[int] | None = None   # narrow (prune) the student's conv front-end
+    # a whole student shape (layers, front-end, width): replaces the four fields above when set
+    # (builders/distill.py always sets it)
+    shape: StudentShape | None = None
+    preset: str | None = None             # the preset `shape` came from (recorded only)
     student_init: str | None = None       # start from an existing student dir instead
     spec_augment: bool = True             # SpecAugment on the student (teacher: never, eval mode)
     limit_train: int | None = None
@@ -113,8 +118,9 @@ def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: s
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ValueError("student and teacher vocabularies differ")
     else:
-        student, info = build_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
-                                      conv_channels=cfg.conv_channels)
+        shape = cfg.shape if cfg.shape is not None else StudentShape().replace(
+            num_layers=cfg.num_layers, strategy=cfg.strategy, layers=cfg.layers, conv_channels=cfg.conv_channels)
+        student, info = build_shaped_student(teacher, shape, teacher_name, cfg.preset)
     # Distillation-time settings: no LayerDrop (DDP needs every layer every step), SpecAugment
     # on the student only if asked.
     student.config.layerdrop = 0.0
@@ -183,7 +189,8 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     student, info = prepare_student(teacher, cfg, str(cfg.teacher))
     student.float()  # type: ignore[no-untyped-call]  # transformers leaves float() unannotated
     kept = info.kept_layers if isinstance(info, StudentInfo) else info.get("kept_layers")
-    model = make_distill_model(student, teacher, cfg.loss, kept)
+    dims = info.residual_dims if isinstance(info, StudentInfo) else info.get("residual_dims")
+    model = make_distill_model(student, teacher, cfg.loss, kept, dims)
     frozen = freeze_unreached(model)
     task = DistillTask(teacher, cfg.loss)
 
@@ -201,7 +208,8 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
 
     train_cfg.out_dir = cfg.work_dir or f"{cfg.out}.train"
     train_cfg.extra = dict(train_cfg.extra, distill={
-        "teacher": str(cfg.teacher), "loss": asdict(cfg.loss), "kept_layers": kept,
+        "teacher": str(cfg.teacher), "loss": asdict(cfg.loss), "kept_layers": kept, "preset": cfg.preset,
+        "layer_map": [list(p) for p in model.loss.layer_map],
         "frozen": frozen, "student_params": count_params(student), "teacher_params": count_params(teacher),
         "train": cfg.train, "dev": cfg.dev, "train_utterances": len(train_ds)})
     trainer = Trainer(model, train_ds, train_cfg, dev_dataset=dev_ds, vocab=vocab,
@@ -222,6 +230,7 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
             copy_processor_files(teacher_dir, out)
         results = {"step": trainer.step, "train_time_s": round(trainer.train_time, 1),
                    "last": last, "dev_start": dev_start, "dev": dev, "loss": asdict(cfg.loss), "kept_layers": kept,
+                   "preset": cfg.preset, "layer_map": [list(p) for p in model.loss.layer_map],
                    "student_params": count_params(cast(torch.nn.Module, trainer.model.student)),
                    "teacher_params": count_params(teacher), "teacher": str(cfg.teacher),
                    "world_size": trainer.world}
