@@ -30,12 +30,20 @@ def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype:
     `device`/`dtype` apply to hf-pytorch (e.g. cuda + fp16 for the GPU figures); the logits come
     back to the host as float32, so a GPU timing includes the copy and the synchronisation."""
     if kind == "hf-pytorch":
+        import json
+
         import torch
-        from transformers import Wav2Vec2ForCTC
+        import transformers
+
+        from w2v_triton.checkpoints import resolve_checkpoint
+        from w2v_triton.ctc_model import ctc_class_name
 
         torch.set_num_threads(threads)
         torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-        net = Wav2Vec2ForCTC.from_pretrained(model).eval().to(device, torch_dtype)
+        # the checkpoint's own family class (a SEW student is not a Wav2Vec2ForCTC), HF's default attention
+        local = resolve_checkpoint(model)
+        family = getattr(transformers, ctc_class_name(json.loads((local / "config.json").read_text()), local))
+        net = family.from_pretrained(str(local)).eval().to(device, torch_dtype)
 
         def run(clip: np.ndarray) -> np.ndarray:
             with torch.inference_mode():

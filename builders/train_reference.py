@@ -90,15 +90,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def evaluate_model(model_dir: Path, corpus: Path, real_glob: str, threads: int, progress: bool) -> dict:
-    from transformers import Wav2Vec2ForCTC
-
+    from w2v_triton.ctc_model import load_ctc_weights
     from w2v_triton.manifest import read_rows as read_manifest
     from w2v_triton.training.data import ManifestDataset
     from w2v_triton.training.evaluate import evaluate
 
     vocab = json.loads((model_dir / "vocab.json").read_text())
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = Wav2Vec2ForCTC.from_pretrained(str(model_dir), dtype=torch.float32).eval().to(device)
+    # the checkpoint's own family class, strict: a student of another family (e.g. a SEW squeeze
+    # student) loaded as Wav2Vec2ForCTC would be evaluated with random weights
+    model = load_ctc_weights(model_dir).to(device)
     results: dict = {}
     sets = [(s, corpus / f"{s}.jsonl") for s in ("test_seen", "test_unseen", "dev")]
     for name, path in sets:
