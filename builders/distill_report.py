@@ -12,12 +12,13 @@ are also scored against the teacher's.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2v_triton.distillation.report import error_table, plot_runs, teacher_agreement_table
+    from w2v_triton.distillation.report import error_rows, error_table, plot_runs, teacher_agreement_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", action="append", required=True, help="NAME=STUDENT_DIR (repeatable)")
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--title", default="distillation runs")
     ap.add_argument("--transcripts", action="append", default=[],
                     help="NAME=eval_transcripts.json (teacher=... plus students; repeatable)")
+    ap.add_argument("--json", type=Path, help="also write the error table as a docs table (columns, rows, "
+                                              "machine, date, command) to this file")
     args = ap.parse_args(argv)
     runs = dict(item.split("=", 1) for item in args.run)
     logs = {name: Path(f"{path}.train") / "train_log.jsonl" for name, path in runs.items()}
@@ -36,8 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     plot_runs(logs, args.png, args.title)
     models = ({"teacher": args.teacher} if args.teacher else {}) | {n: Path(p) for n, p in runs.items()}
     evaluated = {n: p for n, p in models.items() if (p / "eval_results.json").is_file()}
+    relative_to = "teacher" if "teacher" in evaluated else None
     if evaluated:
-        print(error_table(evaluated))
+        print(error_table(evaluated, relative_to=relative_to))
+    if evaluated and args.json:
+        import datetime as dt
+
+        from benchmarks.run import machine_name
+
+        columns, rows = error_rows(evaluated, relative_to=relative_to)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "machine": machine_name(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": "python -m builders.distill_report " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "columns": columns, "rows": rows}, indent=1) + "\n")
+        print(f"table: {args.json}")
     transcripts = dict(item.split("=", 1) for item in args.transcripts)
     if "teacher" in transcripts and len(transcripts) > 1:
         teacher = transcripts.pop("teacher")

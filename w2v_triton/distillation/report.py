@@ -45,15 +45,41 @@ def plot_runs(logs: dict[str, Path], png_path: Path, title: str = "distillation"
     plt.close(fig)
 
 
-def error_table(models: dict[str, Path], sets: tuple[str, ...] = ("test_seen", "test_unseen", "real_speech")) -> str:
-    """Markdown: greedy CER / WER of each model's eval_results.json on each set."""
-    header = "| model | " + " | ".join(f"{s} CER / WER" for s in sets) + " |"
-    lines = [header, "|---" * (len(sets) + 1) + "|"]
+def error_rows(models: dict[str, Path], sets: tuple[str, ...] = ("test_seen", "test_unseen", "real_speech"),
+               relative_to: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows: greedy CER / WER of each model's eval_results.json on each set, its training
+    budget (steps, audio hours, training seconds from `<dir>/distill_results.json` and the log, where
+    present) and, with `relative_to` (a key of `models`), test_seen WER relative to that model's."""
+    results = {n: json.loads((Path(d) / "eval_results.json").read_text()) for n, d in models.items()}
+    base = results[relative_to]["test_seen"]["wer"] if relative_to and "test_seen" in results[relative_to] else None
+    columns = ["model", *(f"{s} CER / WER" for s in sets)]
+    columns += ["test_seen WER vs teacher"] if base else []
+    columns += ["parameters", "distillation steps / audio h / training s"]
+    rows = []
     for name, model_dir in models.items():
-        results = json.loads((Path(model_dir) / "eval_results.json").read_text())
-        cells = [f"{results[s]['cer']:.3f} / {results[s]['wer']:.3f}" if s in results else "–" for s in sets]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        r = results[name]
+        row = [name, *(f"{r[s]['cer']:.3f} / {r[s]['wer']:.3f}" if s in r else "–" for s in sets)]
+        if base:
+            row.append(f"{100 * (r['test_seen']['wer'] / base - 1):+.1f} %" if "test_seen" in r else "–")
+        info_file, done_file = Path(model_dir) / "student_info.json", Path(model_dir) / "distill_results.json"
+        params = json.loads(info_file.read_text()).get("student_params") if info_file.is_file() else None
+        row.append(f"{params:,}" if params else "–")
+        if done_file.is_file():
+            done = json.loads(done_file.read_text())
+            row.append(f"{done['step']} / {done.get('last', {}).get('audio_hours_seen', 0):.2f} / "
+                       f"{done['train_time_s']:.0f}")
+        else:
+            row.append("–")
+        rows.append(row)
+    return columns, rows
+
+
+def error_table(models: dict[str, Path], sets: tuple[str, ...] = ("test_seen", "test_unseen", "real_speech"),
+                relative_to: str | None = None) -> str:
+    """Markdown of `error_rows`."""
+    columns, rows = error_rows(models, sets, relative_to)
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def teacher_agreement_table(teacher: Path, students: dict[str, Path],
