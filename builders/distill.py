@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--conv-channels", default=None,
                     help="narrow the student's conv front-end to this many channels (or one width per "
                          "layer, comma-separated), keeping the teacher's most important ones")
+    st.add_argument("--squeeze-factor", type=int, default=1,
+                    help="> 1: a SEW squeeze student (SEWForCTC): the transformer sees 1/N of the frames, "
+                         "upsampled back before the CTC head; hidden-state targets are the teacher's "
+                         "states averaged over N frames")
     st.add_argument("--student-init", default=None, help="start from this student dir instead")
     st.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment on the student")
     lo = ap.add_argument_group("losses")
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         teacher=args.teacher, train=args.train, dev=args.dev, out=args.out, work_dir=args.work_dir,
         num_layers=None if layers else args.num_layers, strategy="explicit" if layers else args.strategy,
         layers=layers, conv_channels=parse_conv_channels(args.conv_channels), student_init=args.student_init,
+        squeeze_factor=args.squeeze_factor,
         spec_augment=not args.no_spec_augment,
         limit_train=args.limit_train, limit_dev=args.limit_dev, max_duration=args.max_duration,
         threads=args.threads, eval_at_start=not args.no_eval_at_start, loss=loss)

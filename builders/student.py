@@ -4,6 +4,8 @@
         --num-layers 6 --strategy even          # or: --layers 0,2,4,7,9,11
     python builders/student.py --teacher random-base --out build/s6-c256 --num-layers 6 \
         --conv-channels 256                     # also narrow the conv front-end (then distil it)
+    python builders/student.py --teacher models/reference --out build/s6-sq2 --num-layers 6 \
+        --strategy even --squeeze-factor 2      # SEW squeeze: half the frames into the transformer
 """
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conv-channels", default=None,
                     help="narrow the conv front-end to this many channels (or one width per conv layer, "
                          "comma-separated), keeping the teacher's most important ones; distil afterwards")
+    ap.add_argument("--squeeze-factor", type=int, default=1,
+                    help="> 1: a SEW squeeze student (SEWForCTC) whose transformer sees 1/N of the frames; "
+                         "distil afterwards (docs/distillation.md, Squeeze)")
     args = ap.parse_args(argv)
 
     layers = parse_layers(args.layers)
@@ -39,8 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         teacher_dir = resolve_teacher(args.teacher)
         teacher = load_teacher(teacher_dir)
-        student, info = build_student(teacher, args.num_layers, strategy, layers, teacher_name=args.teacher,
-                                      conv_channels=parse_conv_channels(args.conv_channels))
+        if args.squeeze_factor > 1:
+            from w2v_triton.distillation.squeeze import build_squeeze_student
+
+            student, info = build_squeeze_student(teacher, args.num_layers, strategy, layers, args.teacher,
+                                                  squeeze_factor=args.squeeze_factor,
+                                                  conv_channels=parse_conv_channels(args.conv_channels))
+        elif args.squeeze_factor < 1:
+            raise ValueError(f"--squeeze-factor must be >= 1, got {args.squeeze_factor}")
+        else:
+            student, info = build_student(teacher, args.num_layers, strategy, layers, teacher_name=args.teacher,
+                                          conv_channels=parse_conv_channels(args.conv_channels))
     except (CheckpointUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

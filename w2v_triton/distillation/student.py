@@ -112,6 +112,7 @@ class StudentInfo:
     teacher_params: int
     student_params: int
     conv_channels: list[int] | None = None   # set when the conv front-end was narrowed (pruned)
+    squeeze_factor: int = 1                  # > 1: a SEW squeeze student (distillation/squeeze.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

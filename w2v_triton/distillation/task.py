@@ -44,9 +44,18 @@ def attention_mask_of(batch: dict[str, Any]) -> torch.Tensor | None:
     return (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).long()
 
 
+def squeeze_factor_of(model: nn.Module) -> int:
+    """Frames per transformer frame: > 1 for a SEW squeeze student, 1 for wav2vec2-like models."""
+    return int(getattr(getattr(model, "config", None), "squeeze_factor", 1) or 1)
+
+
 def frame_lengths_of(model: Wav2Vec2ForCTC, batch: dict[str, Any]) -> torch.Tensor:
+    """Real logit frames per row. A squeeze model's last (T mod s) frames are padding its
+    upsampling fills with a constant, not predictions: only (T // s) * s count."""
     lengths = model._get_feat_extract_output_lengths(cast(torch.LongTensor, audio_lengths_of(batch)))
-    return cast(torch.Tensor, lengths).to(torch.long)
+    factor = squeeze_factor_of(model)
+    lengths = cast(torch.Tensor, lengths).to(torch.long)
+    return lengths // factor * factor if factor > 1 else lengths
 
 
 def ctc_forward(model: Wav2Vec2ForCTC, batch: dict[str, Any], hidden: bool) -> Any:
@@ -113,7 +122,8 @@ class DistillTask:
 
 def make_distill_model(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, loss_cfg: DistillLossConfig,
                        kept_layers: list[int] | None) -> DistillModel:
-    loss = DistillLoss(loss_cfg, student.config.hidden_size, teacher.config.hidden_size, kept_layers)
+    loss = DistillLoss(loss_cfg, student.config.hidden_size, teacher.config.hidden_size, kept_layers,
+                       squeeze_factor=squeeze_factor_of(student))
     return DistillModel(student, loss)
 
 
@@ -156,13 +166,13 @@ def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches: Any, id_
     for batch in batches:
         s_logits = ctc_forward(student, batch, False).logits
         t_logits = ctc_forward(teacher, batch, False).logits
-        fl = frame_lengths_of(student, batch)
+        fl, t_fl = frame_lengths_of(student, batch), frame_lengths_of(teacher, batch)
         mask = frame_mask_from_lengths(fl, s_logits.shape[1])
         n = int(mask.sum())
         kls += float(kd_kl_loss(s_logits, t_logits, mask, temperature)) * n
         frames += n
         s_hyps += greedy_decode(s_logits, fl, id_to_token)
-        t_hyps += greedy_decode(t_logits, fl, id_to_token)
+        t_hyps += greedy_decode(t_logits, t_fl, id_to_token)
         texts = batch.get("texts", batch.get("text"))
         refs += list(texts) if texts is not None else [""] * len(fl)
     student.train(was_training)

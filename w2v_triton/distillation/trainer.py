@@ -49,6 +49,7 @@ class DistillConfig:
     strategy: str = "first"
     layers: list[int] | None = None
     conv_channels: int | list[int] | None = None   # narrow (prune) the student's conv front-end
+    squeeze_factor: int = 1               # > 1: a SEW squeeze student (distillation/squeeze.py)
     student_init: str | None = None       # start from an existing student dir instead
     spec_augment: bool = True             # SpecAugment on the student (teacher: never, eval mode)
     limit_train: int | None = None
@@ -106,12 +107,19 @@ def dev_batches(dataset: Any, max_batch_seconds: float) -> DataLoader[Any]:
 def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: str
                     ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict[str, Any]]:
     check_student_family(teacher.config.model_type)
+    if cfg.squeeze_factor < 1:
+        raise ValueError(f"squeeze_factor must be >= 1, got {cfg.squeeze_factor}")
     info: StudentInfo | dict[str, Any]
     if cfg.student_init:
         student = cast(Wav2Vec2ForCTC, load_ctc_model(cfg.student_init))   # eager attention, float32
         info = read_student_info(cfg.student_init) or {}
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ValueError("student and teacher vocabularies differ")
+    elif cfg.squeeze_factor > 1:
+        from w2v_triton.distillation.squeeze import build_squeeze_student
+
+        student, info = build_squeeze_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
+                                              squeeze_factor=cfg.squeeze_factor, conv_channels=cfg.conv_channels)
     else:
         student, info = build_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
                                       conv_channels=cfg.conv_channels)
@@ -138,13 +146,13 @@ def freeze_unreached(model: DistillModel) -> list[str]:
     top = c.num_hidden_layers if uses_logits else max((s for s, _ in model.loss.layer_map), default=0)
     for name, p in student.named_parameters():
         reached = True
-        if name.startswith("lm_head.") and not uses_logits:
+        if (name.startswith("lm_head.") or ".encoder.upsample." in name) and not uses_logits:
             reached = False
         if name == f"{student.base_model_prefix}.masked_spec_embed" and not spec:
             reached = False
         if ".encoder.layers." in name and int(name.split(".encoder.layers.")[1].split(".")[0]) >= top:
             reached = False
-        if (name.startswith(f"{student.base_model_prefix}.encoder.layer_norm.") and c.do_stable_layer_norm
+        if (name.startswith(f"{student.base_model_prefix}.encoder.layer_norm.") and getattr(c, "do_stable_layer_norm", False)
                 and top < c.num_hidden_layers):
             reached = False  # stable-LN: the final norm only follows the last layer
         if not reached:
