@@ -14,6 +14,8 @@ from transformers import SEWForCTC, Wav2Vec2Config, Wav2Vec2ForCTC
 from w2v_triton.checkpoints import load_ctc_model, make_offline_checkpoint, tiny_config_kwargs
 from w2v_triton.distillation.losses import DistillLoss, DistillLossConfig, squeeze_frames
 from w2v_triton.distillation.squeeze import build_squeeze_student, sew_config, to_sew
+from w2v_triton.masked_frontend import LengthAwareCTC
+from w2v_triton.onnx_export import FP32_TOLERANCE, build_onnx, hf_reference, whole_window_samples
 
 
 def _teacher(stable: bool, layers: int = 3, **overrides) -> Wav2Vec2ForCTC:
@@ -156,5 +158,36 @@ def test_cli_writes_a_sew_checkpoint_that_loads_with_its_own_class(tmp_path):
     info = json.loads((out / "student_info.json").read_text())
     assert info["squeeze_factor"] == 2 and info["student_layers"] == 1
     assert (out / "vocab.json").read_bytes() == (teacher / "vocab.json").read_bytes()
+    # no feature projection (conv width == hidden), pre-LN teacher: exports with exact parity too
+    _, report = build_onnx(out, tmp_path / "onnx")
+    assert report.ok(), report
     bad = subprocess.run(cmd[:-1] + ["0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--squeeze-factor must be >= 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_length_aware_sew_counts_whole_windows_and_pads_exactly(tmp_path):
+    """Only (T // s) * s frames are logits (the rest would average padding into a window); a
+    padded batch equals single passes on them, with either front-end; a clip shorter than one
+    window runs and has no frames; HF with the matching attention mask gives the same logits."""
+    model = load_ctc_model(make_offline_checkpoint("tiny-sew", tmp_path / "sew"))
+    lengths = [400, 8000, 16000, 16320, 48000]           # 1, 24, 49, 50, 149 conv frames
+    torch.manual_seed(0)
+    clips = [torch.randn(n) for n in lengths]
+    batch = torch.zeros(len(clips), max(lengths))
+    for row, clip in enumerate(clips):
+        batch[row, : clip.numel()] = clip
+    for matmul in (False, True):
+        wrapper = LengthAwareCTC(model, matmul_frontend=matmul)
+        with torch.no_grad():
+            logits, frames = wrapper(batch, torch.tensor(lengths))
+            assert frames.tolist() == [0, 24, 48, 50, 148]
+            for row, clip in enumerate(clips):
+                single, single_frames = wrapper(clip[None], torch.tensor([clip.numel()]))
+                n = int(single_frames[0])
+                assert n == int(frames[row]) and single.shape[1] >= n
+                assert torch.allclose(single[0, :n], logits[row, :n], atol=FP32_TOLERANCE)
+                if n:
+                    reference = torch.from_numpy(hf_reference(model, clip.numpy()))
+                    assert torch.allclose(single[0, :n], reference[:n], atol=FP32_TOLERANCE)
+    assert whole_window_samples(model, 16000) == 320 * 47 + 400 and whole_window_samples(model, 8000) == 8000
+    assert whole_window_samples(model, 400) == 0
