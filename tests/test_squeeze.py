@@ -191,3 +191,17 @@ def test_length_aware_sew_counts_whole_windows_and_pads_exactly(tmp_path):
                     assert torch.allclose(single[0, :n], reference[:n], atol=FP32_TOLERANCE)
     assert whole_window_samples(model, 16000) == 320 * 47 + 400 and whole_window_samples(model, 8000) == 8000
     assert whole_window_samples(model, 400) == 0
+
+
+def test_flop_count_splits_front_end_and_transformer():
+    """benchmarks/flops.py: the squeeze leaves the front-end's FLOPs alone and cuts the transformer's."""
+    from benchmarks.flops import count_flops
+    from w2v_triton.distillation.student import build_student
+
+    teacher = _teacher(stable=True, layers=2)
+    layers_only, _ = build_student(teacher, 2, "first")
+    squeezed, _ = build_squeeze_student(teacher, 2, "first", squeeze_factor=2)
+    plain, squeeze = count_flops(layers_only, 2.0), count_flops(squeezed, 2.0)
+    assert plain["feature_extractor"] == squeeze["feature_extractor"] > 0
+    assert 0 < squeeze["encoder"] < 0.6 * plain["encoder"]
+    assert plain["total"] == pytest.approx(sum(v for k, v in plain.items() if k != "total"))
