@@ -17,6 +17,7 @@ import torch
 from w2v_triton import spec
 from w2v_triton.batch_coupling import stamp_batch_coupling
 from w2v_triton.masked_frontend import LengthAwareCTC, squeeze_factor
+from w2v_triton.typing import FloatArray
 
 OPSET = 17
 INPUT_NAMES = [spec.AUDIO, spec.AUDIO_LENGTHS]
@@ -75,7 +76,7 @@ def whole_window_samples(model: torch.nn.Module, samples: int) -> int:
     return needed
 
 
-def hf_reference(model: torch.nn.Module, audio: np.ndarray) -> np.ndarray:
+def hf_reference(model: torch.nn.Module, audio: FloatArray) -> FloatArray:
     """The HF model's logits for one unpadded utterance. A SEW model gets an attention mask
     covering the samples of whole squeeze windows (whole_window_samples): the exported graph
     treats the last T mod s frames as padding, and so does HF with that mask."""
@@ -84,7 +85,7 @@ def hf_reference(model: torch.nn.Module, audio: np.ndarray) -> np.ndarray:
     if valid == 0:   # no whole window: no valid frame (and SEW cannot pool less than one window)
         return np.zeros((0, int(getattr(model, "config").vocab_size)), np.float32)
     mask = None if valid == audio.size else (torch.arange(audio.size) < valid)[None].long()
-    logits: np.ndarray = model(x, attention_mask=mask).logits[0].numpy()
+    logits: FloatArray = model(x, attention_mask=mask).logits[0].numpy()
     return logits
 
 

@@ -34,7 +34,7 @@ How the teacher's weights map (`to_sew`), after layer selection and optional con
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 import logging
 
 import torch
@@ -109,7 +109,8 @@ def _init_repeat_upsampling(model: SEWForCTC) -> list[float]:
     """Upsampling = repeat each squeezed frame s times (up to the GELU's tiny non-linearity)."""
     up = model.sew.encoder.upsample
     hidden, s = int(model.config.hidden_size), int(model.config.squeeze_factor)
-    final = model.sew.encoder.layers[-1].final_layer_norm if len(model.sew.encoder.layers) else model.sew.encoder.layer_norm
+    encoder = model.sew.encoder
+    final = cast(torch.nn.LayerNorm, encoder.layers[-1].final_layer_norm if len(encoder.layers) else encoder.layer_norm)
     with torch.no_grad():
         gamma, beta = final.weight.detach().abs(), final.bias.detach()
         offset = _GELU_LINEAR_FROM + _Z_BOUND * gamma - beta.clamp(max=0)   # h + c >= 4 for |z| <= 5

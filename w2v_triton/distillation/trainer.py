@@ -118,8 +118,9 @@ def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: s
     elif cfg.squeeze_factor > 1:
         from w2v_triton.distillation.squeeze import build_squeeze_student
 
-        student, info = build_squeeze_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
-                                              squeeze_factor=cfg.squeeze_factor, conv_channels=cfg.conv_channels)
+        squeezed, info = build_squeeze_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
+                                               squeeze_factor=cfg.squeeze_factor, conv_channels=cfg.conv_channels)
+        student = cast(Wav2Vec2ForCTC, squeezed)   # SEWForCTC: the same CTC interface (forward, lengths, config)
     else:
         student, info = build_student(teacher, cfg.num_layers, cfg.strategy, cfg.layers, teacher_name,
                                       conv_channels=cfg.conv_channels)
