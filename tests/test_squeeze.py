@@ -205,3 +205,17 @@ def test_flop_count_splits_front_end_and_transformer():
     assert plain["feature_extractor"] == squeeze["feature_extractor"] > 0
     assert 0 < squeeze["encoder"] < 0.6 * plain["encoder"]
     assert plain["total"] == pytest.approx(sum(v for k, v in plain.items() if k != "total"))
+
+
+def test_evaluation_and_distillation_count_whole_windows_only(tmp_path):
+    """The held-out evaluator (training.evaluate) and the distillation losses read the same
+    (T // s) * s logit frames as the served model; other families keep every frame."""
+    from w2v_triton.distillation.task import frame_lengths_of
+    from w2v_triton.training.evaluate import _model_output_lengths
+
+    sew = load_ctc_model(make_offline_checkpoint("tiny-sew", tmp_path / "sew"))
+    plain = _teacher(stable=False)
+    mask = (torch.arange(16320)[None] < torch.tensor([[16000], [16320]])).long()   # 49 and 50 frames
+    batch = {"input_values": torch.zeros(2, 16320), "attention_mask": mask}
+    assert _model_output_lengths(sew, mask).tolist() == [48, 50] == frame_lengths_of(sew, batch).tolist()
+    assert _model_output_lengths(plain, mask).tolist() == [49, 50] == frame_lengths_of(plain, batch).tolist()

@@ -21,6 +21,7 @@ from torch import nn
 from transformers import Wav2Vec2ForCTC
 
 from w2v_triton.distillation.losses import DistillLoss, DistillLossConfig, frame_mask_from_lengths
+from w2v_triton.masked_frontend import squeeze_factor
 
 
 def audio_lengths_of(batch: dict[str, Any]) -> torch.Tensor:
@@ -44,16 +45,11 @@ def attention_mask_of(batch: dict[str, Any]) -> torch.Tensor | None:
     return (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).long()
 
 
-def squeeze_factor_of(model: nn.Module) -> int:
-    """Frames per transformer frame: > 1 for a SEW squeeze student, 1 for wav2vec2-like models."""
-    return int(getattr(getattr(model, "config", None), "squeeze_factor", 1) or 1)
-
-
 def frame_lengths_of(model: Wav2Vec2ForCTC, batch: dict[str, Any]) -> torch.Tensor:
     """Real logit frames per row. A squeeze model's last (T mod s) frames are padding its
     upsampling fills with a constant, not predictions: only (T // s) * s count."""
     lengths = model._get_feat_extract_output_lengths(cast(torch.LongTensor, audio_lengths_of(batch)))
-    factor = squeeze_factor_of(model)
+    factor = squeeze_factor(model)
     lengths = cast(torch.Tensor, lengths).to(torch.long)
     return lengths // factor * factor if factor > 1 else lengths
 
@@ -123,7 +119,7 @@ class DistillTask:
 def make_distill_model(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, loss_cfg: DistillLossConfig,
                        kept_layers: list[int] | None) -> DistillModel:
     loss = DistillLoss(loss_cfg, student.config.hidden_size, teacher.config.hidden_size, kept_layers,
-                       squeeze_factor=squeeze_factor_of(student))
+                       squeeze_factor=squeeze_factor(student))
     return DistillModel(student, loss)
 
 
