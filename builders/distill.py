@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--limit-dev", type=int, default=None)
     io.add_argument("--max-duration", type=float, default=None, help="skip longer utterances (s)")
     st = ap.add_argument_group("student")
-    from builders.student import add_shape_arguments
+    from w2v_triton.distillation.presets import add_shape_arguments
     add_shape_arguments(st, " (default 6)")
     st.add_argument("--student-init", default=None, help="start from this student dir instead")
     st.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment on the student")
@@ -82,9 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configs_from_args(argv: list[str] | None = None) -> tuple[Any, Any, argparse.Namespace]:
     """(DistillConfig, TrainConfig, parsed args) for a command line (argparse exits on bad flags)."""
-    from builders.student import shape_from_args
     from w2v_triton.distillation.losses import DistillLossConfig, parse_layer_map
-    from w2v_triton.distillation.presets import PRESET_HIDDEN_WEIGHT, encoder_input_pair
+    from w2v_triton.distillation.presets import PRESET_HIDDEN_WEIGHT, encoder_input_pair, shape_from_args
     from w2v_triton.distillation.trainer import DistillConfig
     from w2v_triton.training.trainer import TrainConfig
 

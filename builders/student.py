@@ -4,6 +4,8 @@
         --num-layers 6 --strategy even          # or: --layers 0,2,4,7,9,11
     python builders/student.py --teacher random-base --out build/s6-c256 --num-layers 6 \
         --conv-channels 256                     # also narrow the conv front-end (then distil it)
+    python builders/student.py --teacher models/reference --out build/s6-sq2 --num-layers 6 \
+        --strategy even --squeeze-factor 2      # SEW squeeze: half the frames into the transformer
     python builders/student.py --teacher models/reference --out build/narrow --preset narrow
     python builders/student.py --list-presets --teacher models/reference --teacher random-base \
         --json presets.json                     # parameters and FLOPs per audio-second of each preset
@@ -20,43 +22,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from w2v_triton.distillation.student import parse_conv_channels, parse_layers
+from w2v_triton.distillation.presets import add_shape_arguments, shape_from_args
 
 log = logging.getLogger(__name__)
-
-
-def add_shape_arguments(ap: argparse.ArgumentParser, default_note: str) -> None:
-    """The student-shape flags shared by builders/student.py and builders/distill.py (all default
-    to None: a preset's value, else the StudentShape default, applies)."""
-    from w2v_triton.distillation.presets import PRESETS
-    from w2v_triton.distillation.student import STRATEGIES
-
-    ap.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                    help="named student shape (explicit flags below override its fields)")
-    ap.add_argument("--num-layers", type=int, default=None, help=f"student transformer layers{default_note}")
-    ap.add_argument("--strategy", choices=STRATEGIES, default=None,
-                    help="first | last | even | explicit (default: explicit if --layers, else the preset's, else first)")
-    ap.add_argument("--layers", default=None, help="explicit 0-based teacher layers, e.g. 0,2,4,7,9,11")
-    ap.add_argument("--conv-channels", default=None,
-                    help="narrow the conv front-end to this many channels (or one width per conv layer, "
-                         "comma-separated), keeping the teacher's most important ones; distil afterwards")
-    ap.add_argument("--hidden-size", type=int, default=None,
-                    help="narrow the transformer to this width (a multiple of the teacher's head size)")
-    ap.add_argument("--attention-heads", type=int, default=None,
-                    help="attention heads kept (default: hidden size / the teacher's head size)")
-    ap.add_argument("--intermediate-size", type=int, default=None,
-                    help="FFN width (default: the teacher's, scaled like the hidden size)")
-
-
-def shape_from_args(args: argparse.Namespace) -> Any:
-    """The StudentShape the flags ask for: the preset (or the defaults) with explicit flags applied."""
-    from w2v_triton.distillation.presets import StudentShape, get_preset
-
-    shape = get_preset(args.preset) if args.preset else StudentShape()
-    conv = parse_conv_channels(args.conv_channels)
-    return shape.replace(num_layers=args.num_layers, strategy=args.strategy, layers=parse_layers(args.layers),
-                         conv_channels=conv, hidden_size=args.hidden_size,
-                         attention_heads=args.attention_heads, intermediate_size=args.intermediate_size)
 
 
 def describe_presets(teachers: list[str], seconds: float = 10.0) -> dict[str, Any]:
@@ -82,7 +50,7 @@ def describe_presets(teachers: list[str], seconds: float = 10.0) -> dict[str, An
                 "gflops_per_audio_s": flops_per_audio_second(student, seconds) / 1e9,
                 "kept_layers": info.kept_layers, "conv_channels": [int(x) for x in sc.conv_dim],
                 "hidden_size": int(sc.hidden_size), "attention_heads": int(sc.num_attention_heads),
-                "intermediate_size": int(sc.intermediate_size)}
+                "intermediate_size": int(sc.intermediate_size), "squeeze": int(info.squeeze_factor)}
             out["presets"][preset] = {"description": shape.description, "shape": shape_dict(shape)}
             log.info("%s %s: %d params", name, preset, info.student_params)
         out["teachers"][name] = entry
@@ -94,7 +62,8 @@ def _shape_text(e: dict[str, Any]) -> str:
     conv = e["conv_channels"]
     conv_text = str(conv[0]) if len(set(conv)) == 1 else ",".join(map(str, conv))
     n_layers = len(e["kept_layers"]) if "kept_layers" in e else e["layers"]
-    return f"{n_layers} L, conv {conv_text}, {e['hidden_size']}/{e['attention_heads']}h/{e['intermediate_size']}"
+    text = f"{n_layers} L, conv {conv_text}, {e['hidden_size']}/{e['attention_heads']}h/{e['intermediate_size']}"
+    return text + (f", squeeze {e['squeeze']}" if e.get("squeeze", 1) > 1 else "")
 
 
 def preset_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -26,7 +26,7 @@ SHAPE_ARGS = $(if $(PRESET),--preset $(PRESET) \
 PRESETS_JSON ?=
 
 .PHONY: student student-presets distill distill-clean
-student:  ## student from a teacher: TEACHER=... PRESET=layers6|layers6-prune|narrow75|narrow, or STUDENT_LAYERS=6 LAYER_STRATEGY=first|last|even [STUDENT_CONV_CHANNELS=256]
+student:  ## student from a teacher: TEACHER=... PRESET=layers6|layers6-prune|narrow75|narrow|squeeze, or STUDENT_LAYERS=6 LAYER_STRATEGY=first|last|even [STUDENT_CONV_CHANNELS=256]
 	$(PY) -m builders.student --teacher $(TEACHER) --out $(STUDENT_OUT) $(SHAPE_ARGS)
 
 student-presets:  ## every preset's shape, parameters and GFLOPs per audio-second for TEACHER (several: "models/reference random-base") [PRESETS_JSON=out.json]

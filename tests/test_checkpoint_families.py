@@ -2,7 +2,8 @@
 
 Small random-weight checkpoints of each family are built here (no download): wav2vec2 base
 (group-norm front-end), wav2vec2 large/XLS-R layout (layer-norm front-end, stable layer norm),
-HuBERT, WavLM (relative position bias) and data2vec-audio (stacked positional convs), each with
+HuBERT, WavLM (relative position bias), data2vec-audio (stacked positional convs) and SEW (squeeze
+students: pooled frames into the transformer, upsampled before the head), each with
 the base-960h vocabulary and with a Vietnamese-style lower-case vocabulary ([PAD]/[UNK],
 diacritics, <s>/</s> added by the tokenizer).
 """
@@ -131,7 +132,7 @@ def test_students_copy_wav2vec2_and_hubert_layers_and_refuse_others(checkpoints)
         student, info = build_student(teacher, num_layers=1, conv_channels=16)
         assert type(student) is type(teacher) and info.student_layers == 1
         assert student.config.conv_dim[0] == 16
-    for family in ("tiny-wavlm", "tiny-data2vec-audio"):
+    for family in ("tiny-wavlm", "tiny-data2vec-audio", "tiny-sew"):
         with pytest.raises(ValueError, match="students can be built from wav2vec2, hubert teachers"):
             build_student(load_ctc_model(checkpoints[family, "en"]), num_layers=1)
 

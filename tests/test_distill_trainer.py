@@ -304,3 +304,20 @@ def test_distill_report_plots_runs_and_tabulates_held_out_results(tmp_path, caps
                    "--transcripts", f"a={tmp_path / 's.json'}"]) == 0
     assert "| a | 0.250 / 0.143 | – | – |" in capsys.readouterr().out   # 1 of 4 words, 1 of 7 chars
     assert report(["--run", f"c={tmp_path / 'c'}", "--png", str(png)]) == 2
+
+
+def test_squeeze_student_distils_and_exports_a_sew_checkpoint(setup):
+    """--squeeze-factor 2: a SEWForCTC student trains on KL + CTC at the full frame rate and on
+    hidden states against the teacher's, averaged over pairs of frames; the export is a SEW dir."""
+    from transformers import SEWForCTC
+    root, teacher_dir = setup
+    cfg, train = _cfgs(root, teacher_dir, "student_sew", hidden_weight=1.0, layer_map=[(0, 0), (1, 1), (2, 4)])
+    cfg.squeeze_factor = 2
+    run_distillation(cfg, train)
+    rows = [r for r in read_log(Path(cfg.out + ".train") / "train_log.jsonl") if "loss" in r and "step" in r]
+    assert rows[-1]["loss"] < 0.8 * rows[0]["loss"], [r["loss"] for r in rows]
+    assert {"kl", "ctc", "hidden", "hid2->4_l1"} <= set(rows[0])
+    student = SEWForCTC.from_pretrained(cfg.out)
+    assert student.config.squeeze_factor == 2 and student.config.num_hidden_layers == 2
+    info = json.loads((Path(cfg.out) / "student_info.json").read_text())
+    assert info["squeeze_factor"] == 2 and info["kept_layers"] == [0, 3]

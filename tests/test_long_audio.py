@@ -57,6 +57,23 @@ def test_stitching_is_exact_for_a_local_model(samples, rng):
     assert all(len(c) <= SMALL.batch_windows and max(c) <= SMALL.window for c in calls)
 
 
+@pytest.mark.parametrize("samples", [40000, 95_999, 160_000])
+def test_stitching_a_squeeze_model_keeps_its_whole_windows(samples, rng):
+    """A SEW model emits (T // 2) * 2 frames per window: the interior seams do not need the
+    missing last frame, and the stitched result ends where the last window's output does."""
+    audio = rng.standard_normal(samples).astype(np.float32)
+
+    def squeezed(rows):
+        return [out[: out.shape[0] // 2 * 2] for out in local_model(rows)]
+
+    stitched = run_long(squeezed, audio, SMALL)
+    full = local_model([audio])[0]
+    last = window_starts(samples, SMALL)[-1]
+    expected = frame_count(samples) - frame_count(samples - last) % 2
+    assert stitched.shape[0] == expected
+    np.testing.assert_array_equal(stitched, full[:expected])
+
+
 def test_config_validation():
     with pytest.raises(ValueError):
         LongAudioConfig(window_seconds=10, overlap_seconds=6)

@@ -187,13 +187,42 @@ def test_width_must_split_evenly_over_pos_conv_groups():
     assert width_for(config, 64).num_attention_heads == 4
 
 
-def test_shape_validation_and_squeeze_is_not_built_here():
+def test_shape_validation():
     with pytest.raises(ValueError, match="width"):
         StudentShape(width=1.5)
     with pytest.raises(ValueError, match="unknown student preset"):
         get_preset("wide")
-    with pytest.raises(ValueError, match="squeeze"):
-        build_shaped_student(_teacher(False), StudentShape(num_layers=2, squeeze=2))
+    with pytest.raises(ValueError, match="squeeze must be >= 1"):
+        StudentShape(squeeze=0)
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_squeeze_shape_builds_a_sew_student_after_layers_frontend_and_width(stable):
+    """squeeze > 1: the shape's layers, conv pruning and width are cut first (the same tensors as
+    without the squeeze), then the student becomes a SEWForCTC with that squeeze factor."""
+    from transformers import SEWForCTC
+
+    teacher = _teacher(stable)
+    for shape in (get_preset("squeeze").replace(num_layers=2),
+                  StudentShape(num_layers=2, strategy="even", conv_fraction=0.5, width=0.5, squeeze=2)):
+        plain, plain_info = build_shaped_student(teacher, shape.replace(squeeze=1))
+        student, info = build_shaped_student(teacher, shape, preset="x")
+        assert type(plain) is Wav2Vec2ForCTC and type(student) is SEWForCTC
+        c = student.config
+        assert (c.squeeze_factor, c.num_hidden_layers, list(c.conv_dim), c.hidden_size, c.intermediate_size) == \
+            (2, 2, list(plain.config.conv_dim), plain.config.hidden_size, plain.config.intermediate_size)
+        assert info.squeeze_factor == 2 and info.kept_layers == plain_info.kept_layers == [0, 2]
+        assert info.residual_dims == plain_info.residual_dims and info.preset == "x"
+        assert info.extra["shape"]["squeeze"] == 2 and "sew" in info.extra
+        same = [("wav2vec2.feature_extractor.conv_layers.1.conv.weight", "sew.feature_extractor.conv_layers.1.conv.weight"),
+                ("wav2vec2.encoder.layers.1.attention.q_proj.weight", "sew.encoder.layers.1.attention.q_proj.weight"),
+                ("wav2vec2.encoder.layers.1.feed_forward.output_dense.weight",
+                 "sew.encoder.layers.1.feed_forward.output_dense.weight")]
+        p, s = plain.state_dict(), student.state_dict()
+        for a, b in same:
+            assert torch.equal(p[a], s[b]), (a, b)
+        out = student(torch.randn(1, 4000), output_hidden_states=True)
+        assert out.hidden_states[0].shape[1] == out.logits.shape[1] // 2
 
 
 # --- command lines ---------------------------------------------------------------------------------
@@ -288,6 +317,14 @@ def test_distill_cli_preset_plumbing():
     assert cfg.loss.hidden_weight == 0.0 and not cfg.loss.map_encoder_input
     with pytest.raises(SystemExit):
         configs_from_args(common + ["--preset", "huge"])
+    cfg, _, _ = configs_from_args(common + ["--preset", "squeeze"])    # squeeze preset: pooled-target hidden loss
+    assert cfg.shape.squeeze == 2 and cfg.shape.conv_fraction == 0.5 and cfg.loss.map_encoder_input
+    cfg, _, _ = configs_from_args(common + ["--preset", "squeeze", "--squeeze-factor", "1"])
+    assert cfg.shape.squeeze == 1
+    cfg, _, _ = configs_from_args(common + ["--preset", "narrow", "--squeeze-factor", "3"])
+    assert cfg.shape.squeeze == 3 and cfg.shape.width == 0.5
+    with pytest.raises(SystemExit):
+        configs_from_args(common + ["--squeeze-factor", "0"])
 
 
 @pytest.mark.integration

@@ -81,6 +81,9 @@ TINY_FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "tiny-wavlm": ("wavlm", dict(num_buckets=32, max_bucket_distance=64)),
     "tiny-data2vec-audio": ("data2vec-audio", dict(num_conv_pos_embeddings=3, conv_pos_kernel_size=5,
                                                    conv_bias=True)),
+    # SEW squeeze student layout: half the frames into the transformer; conv width 24 != hidden 32,
+    # so it has the feature projection Linear
+    "tiny-sew": ("sew", dict(squeeze_factor=2, conv_dim=(24,) * 7)),
 }
 OFFLINE_NAMES = ("random-base", *TINY_FAMILIES, "reference")
 
@@ -132,6 +135,8 @@ def make_offline_checkpoint(name: str, out_dir: Path | None = None, seed: int = 
     size = save_processor(out_dir, vocab or BASE_960H_VOCAB, return_attention_mask=False, **tokens)
     if model_type == "data2vec-audio":
         kwargs.pop("feat_extract_norm")   # always layer norm in every conv layer
+    if model_type == "sew":
+        kwargs.pop("do_stable_layer_norm")   # always post-LN
     config_class = getattr(transformers, CTC_FAMILIES[model_type].replace("ForCTC", "Config"))
     tokenizer_vocab = json.loads((out_dir / "vocab.json").read_text(encoding="utf-8"))
     pad_id = tokenizer_vocab[tokens.get("pad_token", PAD_TOKEN)]

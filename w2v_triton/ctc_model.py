@@ -26,6 +26,7 @@ CTC_FAMILIES: dict[str, str] = {
     "hubert": "HubertForCTC",
     "wavlm": "WavLMForCTC",
     "data2vec-audio": "Data2VecAudioForCTC",
+    "sew": "SEWForCTC",    # squeeze students (distillation/squeeze.py): 1/s of the frames into the transformer
 }
 # Weights a checkpoint may lack without changing inference: the SpecAugment mask embedding is only
 # used in training (facebook/wav2vec2-base-960h itself ships without it).

@@ -13,8 +13,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from w2v_triton.spec import SAMPLE_RATE
 
 
-def count_flops(model: torch.nn.Module, seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> int:
-    """FLOPs of one eval-mode forward pass on `seconds` of (random) audio, batch 1."""
+def module_flops(model: torch.nn.Module, seconds: float = 10.0,
+                 sample_rate: int = SAMPLE_RATE) -> tuple[int, dict[str, int]]:
+    """(total FLOPs, FLOPs per module name) of one eval-mode forward pass on `seconds` of (random)
+    audio, batch 1. Module names are FlopCounterMode's ("Global", then dotted submodule paths)."""
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
     was_training = model.training
@@ -29,7 +31,13 @@ def count_flops(model: torch.nn.Module, seconds: float = 10.0, sample_rate: int 
             model(x)
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops())
+    per_module = {name: int(sum(ops.values())) for name, ops in counter.get_flop_counts().items()}
+    return int(counter.get_total_flops()), per_module
+
+
+def count_flops(model: torch.nn.Module, seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> int:
+    """FLOPs of one eval-mode forward pass on `seconds` of (random) audio, batch 1."""
+    return module_flops(model, seconds, sample_rate)[0]
 
 
 def flops_per_audio_second(model: torch.nn.Module, seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> float:

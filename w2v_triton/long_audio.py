@@ -90,6 +90,7 @@ def run_long(run_batch: Callable[[list[AnyArray]], list[AnyArray]], audio: AnyAr
     starts = window_starts(audio.size, config)
     ranges = seams(starts, audio.size, config)
     pieces: list[AnyArray] = []
+    short = 0   # frames the last window's model does not emit (SEW: the tail of a partial squeeze window)
     for first in range(0, len(starts), config.batch_windows):
         chunk = starts[first: first + config.batch_windows]
         outputs = run_batch([audio[s: s + config.window] for s in chunk])
@@ -97,7 +98,10 @@ def run_long(run_batch: Callable[[list[AnyArray]], list[AnyArray]], audio: AnyAr
             lo, hi = ranges[k]
             offset = start // STRIDE
             pieces.append(logits[lo - offset: hi - offset])
+            short = (hi - lo) - pieces[-1].shape[0]
+            if short and k != len(starts) - 1:
+                raise AssertionError(f"window {k} gave {logits.shape[0]} frames, its seam needs {hi - offset}")
     logits = np.concatenate(pieces, axis=0)
-    if logits.shape[0] != frame_count(audio.size):
+    if logits.shape[0] != frame_count(audio.size) - short:
         raise AssertionError(f"stitched {logits.shape[0]} frames, expected {frame_count(audio.size)}")
     return logits

@@ -1,7 +1,7 @@
 """A CTC model with length-aware normalisation: a padded batch gives each row's own logits.
 
 Works for every family in checkpoints.CTC_FAMILIES (wav2vec2 base/large/XLS-R, HuBERT, WavLM,
-data2vec-audio): their front-ends are the same conv stack (group norm on the first layer, layer
+data2vec-audio, SEW): their front-ends are the same conv stack (group norm on the first layer, layer
 norm on every layer, or none) and their encoders take an attention mask.
 Base checkpoints (`feat_extract_norm="group"`) normalise the first conv layer's output of
 every channel over *time*, so zero padding changes every frame of a shorter utterance.
@@ -11,6 +11,12 @@ transformer gets an attention mask, so padded and unpadded inputs give the same 
 data2vec-audio's positional embedding is a stack of padded convs: between them the padded frames
 are zeroed again, as they are in a single unpadded pass. WavLM's relative position bias depends
 only on distances, so it needs nothing.
+SEW (squeeze students, `sew`) has a layer norm (+ a Linear when the conv width differs from the
+hidden size) instead of wav2vec2's FeatureProjection module, and average-pools s frames before its
+transformer: a window holding the last real frame and a padded one would average padding in, so
+only whole windows count. The frames past (T // s) * s are zeroed (as padding is) and the logit
+lengths say (T // s) * s: a single pass and a padded batch then agree exactly, and the decoder
+never reads the constant frames SEW's upsampling pads the end with.
 This module is what gets exported to ONNX: inputs (audio, lengths), outputs (logits, lengths).
 
 Two equivalent front-ends (`matmul_frontend`):
@@ -93,6 +99,12 @@ class BlockMatMulConv1d(nn.Module):
         return out
 
 
+def squeeze_factor(model: nn.Module) -> int:
+    """Frames averaged into one transformer frame: SEW's squeeze_factor, 1 for other families."""
+    config = getattr(model, "config", None)
+    return int(getattr(config, "squeeze_factor", 1) or 1) if getattr(config, "model_type", "") == "sew" else 1
+
+
 def conv_norm(layer: nn.Module) -> nn.GroupNorm | nn.LayerNorm | None:
     """The norm of a front-end conv layer (any family): GroupNorm over time, LayerNorm over
     channels, or None."""
@@ -134,6 +146,7 @@ class LengthAwareCTC(nn.Module):
                 raise ValueError("masked front-end supports one group per channel (wav2vec2 layout)")
         self.block_convs = nn.ModuleList(BlockMatMulConv1d(layer.conv) for layer in layers) if matmul_frontend else None
         self.total_stride = math.prod(layer.conv.stride[0] for layer in layers)
+        self.squeeze = squeeze_factor(self.model)
 
     def features(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Conv front-end: audio [B, N] -> (features [B, T, C], valid frames [B])."""
@@ -159,7 +172,11 @@ class LengthAwareCTC(nn.Module):
                     hidden = norm(hidden.transpose(-2, -1)).transpose(-2, -1)
             hidden = layer.activation(hidden)
         if self.matmul_frontend:
-            return hidden[:, : lengths.max()], lengths     # drop the frames that only exist in the padding
+            hidden = hidden[:, : lengths.max()]     # drop the frames that only exist in the padding
+        if self.squeeze > 1:   # SEW: only whole squeeze windows are valid frames
+            lengths = torch.div(lengths, self.squeeze, rounding_mode="floor") * self.squeeze
+        if self.matmul_frontend:
+            return hidden, lengths
         return hidden.transpose(1, 2), lengths
 
     def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,8 +185,16 @@ class LengthAwareCTC(nn.Module):
 
     def encode(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Front-end features [B, T, C] and valid frames [B] -> logits [B, T, V]."""
-        projected = self.base.feature_projection(features)     # HuBERT: a tensor; others: (hidden, normed)
-        hidden = projected[0] if isinstance(projected, tuple) else projected
+        if self.squeeze > 1:   # SEW: layer norm, then a Linear only when widths differ
+            hidden = self.base.layer_norm(features)
+            if self.base.project_features:
+                hidden = self.base.feature_projection(hidden)
+        else:
+            projected = self.base.feature_projection(features)     # HuBERT: a tensor; others: (hidden, normed)
+            hidden = projected[0] if isinstance(projected, tuple) else projected
+        frames = hidden.shape[1]
+        if self.squeeze > 1:   # s - 1 more padded frames: a clip shorter than one window still runs
+            hidden = F.pad(hidden, (0, 0, 0, self.squeeze - 1))
         frame_mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
         hidden = hidden * frame_mask[..., None].to(hidden.dtype)
         encoder = self.base.encoder
@@ -182,5 +207,5 @@ class LengthAwareCTC(nn.Module):
         finally:
             encoder.pos_conv_embed = original
         lm_head = cast(nn.Module, self.model.lm_head)
-        logits: torch.Tensor = lm_head(encoded)
+        logits: torch.Tensor = lm_head(encoded[:, :frames])
         return logits

@@ -16,7 +16,8 @@ import torch
 
 from w2v_triton import spec
 from w2v_triton.batch_coupling import stamp_batch_coupling
-from w2v_triton.masked_frontend import LengthAwareCTC
+from w2v_triton.masked_frontend import LengthAwareCTC, squeeze_factor
+from w2v_triton.typing import FloatArray
 
 OPSET = 17
 INPUT_NAMES = [spec.AUDIO, spec.AUDIO_LENGTHS]
@@ -35,7 +36,7 @@ FP32_TOLERANCE = 1e-4
 class ExportReport:
     onnx_path: str
     opset: int
-    max_abs_diff_single: float   # ONNX vs HF PyTorch, one unpadded utterance at a time
+    max_abs_diff_single: float   # ONNX vs HF PyTorch, one unpadded utterance at a time (SEW: see hf_reference)
     max_abs_diff_batched: float  # ONNX padded batch vs HF PyTorch per utterance
     lengths: tuple[int, ...]
 
@@ -58,6 +59,36 @@ def export_onnx(model: torch.nn.Module, onnx_path: Path, opset: int = OPSET, mat
     return onnx_path
 
 
+def whole_window_samples(model: torch.nn.Module, samples: int) -> int:
+    """Audio samples whose conv frames fill whole squeeze windows: the frames a SEW model's ONNX
+    counts as valid ((T // s) * s, masked_frontend); `samples` for every other family."""
+    factor = squeeze_factor(model)
+    frames = int(model._get_feat_extract_output_lengths(torch.tensor(samples)))   # type: ignore[operator]
+    if factor == 1 or frames % factor == 0:
+        return samples
+    whole = frames // factor * factor
+    if whole == 0:
+        return 0
+    config = getattr(model, "config")
+    needed = whole
+    for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+        needed = (needed - 1) * stride + kernel
+    return needed
+
+
+def hf_reference(model: torch.nn.Module, audio: FloatArray) -> FloatArray:
+    """The HF model's logits for one unpadded utterance. A SEW model gets an attention mask
+    covering the samples of whole squeeze windows (whole_window_samples): the exported graph
+    treats the last T mod s frames as padding, and so does HF with that mask."""
+    x = torch.from_numpy(audio)[None]
+    valid = whole_window_samples(model, audio.size)
+    if valid == 0:   # no whole window: no valid frame (and SEW cannot pool less than one window)
+        return np.zeros((0, int(getattr(model, "config").vocab_size)), np.float32)
+    mask = None if valid == audio.size else (torch.arange(audio.size) < valid)[None].long()
+    logits: FloatArray = model(x, attention_mask=mask).logits[0].numpy()
+    return logits
+
+
 def verify_onnx(model: torch.nn.Module, onnx_path: Path, lengths: Sequence[int] = VERIFY_LENGTHS,
                 seed: int = 0) -> ExportReport:
     """Compare ONNX logits with the HF model run on each unpadded utterance."""
@@ -67,16 +98,18 @@ def verify_onnx(model: torch.nn.Module, onnx_path: Path, lengths: Sequence[int] 
     rng = np.random.default_rng(seed)
     audios = [rng.standard_normal(n).astype(np.float32) for n in lengths]
     with torch.no_grad():
-        references = [model(torch.from_numpy(a)[None]).logits[0].numpy() for a in audios]
+        references = [hf_reference(model, a) for a in audios]
     single = 0.0
     for audio, ref in zip(audios, references):
-        logits, _ = session.run(None, {spec.AUDIO: audio[None], spec.AUDIO_LENGTHS: np.array([audio.size])})
-        single = max(single, float(np.abs(logits[0] - ref).max()))
+        logits, frames = session.run(None, {spec.AUDIO: audio[None], spec.AUDIO_LENGTHS: np.array([audio.size])})
+        if frames[0] > 0:   # the frames the decoder reads (a SEW clip shorter than one window has none)
+            single = max(single, float(np.abs(logits[0, : frames[0]] - ref[: frames[0]]).max()))
     batch = np.zeros((len(audios), max(lengths)), np.float32)
     for row, audio in enumerate(audios):
         batch[row, : audio.size] = audio
     logits, frames = session.run(None, {spec.AUDIO: batch, spec.AUDIO_LENGTHS: np.array(lengths, np.int64)})
-    batched = max(float(np.abs(logits[i, : frames[i]] - ref).max()) for i, ref in enumerate(references))
+    batched = max((float(np.abs(logits[i, : frames[i]] - ref[: frames[i]]).max())
+                   for i, ref in enumerate(references) if frames[i] > 0), default=0.0)
     return ExportReport(str(onnx_path), OPSET, single, batched, tuple(lengths))
 
 

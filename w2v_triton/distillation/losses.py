@@ -14,6 +14,9 @@ hidden_loss     DistilHuBERT (Chang et al. 2022): for each (student layer -> tea
                 the paper's) or 1 - cos ("one_minus"); f is an optional linear prediction head.
 DistillLoss     the weighted sum; holds the prediction heads (trainable, not part of the
                 saved student).
+squeeze_frames  a SEW squeeze student (distillation/squeeze.py) has 1/s of the teacher's frames
+                in its transformer: teacher hidden states are averaged over each window of s
+                real frames before they are compared (logits stay at the full frame rate).
 """
 from __future__ import annotations
 
@@ -111,6 +114,24 @@ def hidden_pair_loss(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch
     return l1_weight * l1_m + cos_weight * cos_m, logs
 
 
+def squeeze_frames(hidden: torch.Tensor, frame_mask: torch.Tensor, factor: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average [B, T, D] over windows of `factor` frames -> ([B, T // factor, D], mask).
+
+    A squeezed frame is real only when its whole window is (the student's pooled frame there
+    averages real frames only); padded frames are zeroed first so they never enter a mean.
+    """
+    if factor < 1:
+        raise ValueError(f"squeeze factor must be >= 1, got {factor}")
+    if factor == 1:
+        return hidden, frame_mask
+    frames = hidden.shape[1] // factor
+    zeroed = _zero_padded(hidden, frame_mask)[:, : frames * factor]
+    pooled = zeroed.reshape(hidden.shape[0], frames, factor, hidden.shape[-1]).mean(dim=2)
+    lengths = frame_mask.to(torch.long).sum(-1) // factor
+    return pooled, frame_mask_from_lengths(lengths, frames)
+
+
 def parse_layer_map(text: str | None) -> list[tuple[int, int]] | None:
     """"6:12,3:6" -> [(6, 12), (3, 6)]  (student hidden-state index : teacher index)."""
     if not text:
@@ -158,14 +179,18 @@ class DistillLoss(nn.Module):
     """Weighted KL + CTC + hidden-state loss. Owns the (optional) prediction heads."""
 
     def __init__(self, cfg: DistillLossConfig, student_dim: int = 0, teacher_dim: int = 0,
-                 kept_layers: list[int] | None = None, student_dims: list[int] | None = None):
+                 kept_layers: list[int] | None = None, student_dims: list[int] | None = None,
+                 squeeze_factor: int = 1):
         """`student_dims`: for a width-pruned student, the teacher dimension each student
         dimension was cut from; the prediction heads then start as that embedding (student dim
-        j -> teacher dim student_dims[j]) instead of the identity on the first dimensions."""
+        j -> teacher dim student_dims[j]) instead of the identity on the first dimensions.
+        `squeeze_factor` > 1: a SEW student, whose hidden states are compared with the teacher's
+        averaged over that many frames."""
         super().__init__()
         if cfg.cos_mode not in COS_MODES:
             raise ValueError(f"cos_mode must be one of {COS_MODES}")
         self.cfg = cfg
+        self.squeeze_factor = int(squeeze_factor)   # student transformer frames = teacher frames / this
         self.layer_map: list[tuple[int, int]] = []
         if cfg.needs_hidden:
             if cfg.layer_map:
@@ -216,12 +241,23 @@ class DistillLoss(nn.Module):
             if student_hidden is None or teacher_hidden is None:
                 raise ValueError("hidden-state loss needs student_hidden and teacher_hidden")
             parts = []
+            squeezed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
             for s, t in self.layer_map:
                 pred = student_hidden[s]
                 key = f"{s}_{t}"
                 if key in self.heads:
                     pred = self.heads[key](pred)
-                loss_k, lk = hidden_pair_loss(pred, teacher_hidden[t], frame_mask,
+                target, mask = teacher_hidden[t], frame_mask
+                if self.squeeze_factor > 1:
+                    if t not in squeezed:
+                        squeezed[t] = squeeze_frames(target, frame_mask, self.squeeze_factor)
+                    target, mask = squeezed[t]
+                    frames = min(pred.shape[1], target.shape[1])
+                    pred, target, mask = pred[:, :frames], target[:, :frames], mask[:, :frames]
+                if pred.shape[:2] != target.shape[:2]:
+                    raise ValueError(f"hidden pair {s}->{t}: student frames {tuple(pred.shape[:2])} != teacher "
+                                     f"{tuple(target.shape[:2])} (squeeze factor {self.squeeze_factor})")
+                loss_k, lk = hidden_pair_loss(pred, target, mask,
                                               cfg.l1_weight, cfg.cos_weight, cfg.cos_mode)
                 parts.append(loss_k)
                 logs[f"hid{s}->{t}_l1"] = lk["l1"]

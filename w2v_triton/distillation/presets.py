@@ -6,16 +6,18 @@ means the same on the reference model (hidden 256) and on base (hidden 768); `re
 shape into the concrete numbers for one teacher. Explicit command-line flags override a
 preset's fields (`StudentShape.replace`); the defaults are defined here, once.
 
-`squeeze` is reserved for a SEW-style frame-rate squeeze (`distillation/squeeze.py`); the
-builders here refuse a shape that sets it.
+`squeeze` > 1 makes the student a SEW squeeze model (`distillation/squeeze.py`): layers, front-end
+and width are cut first as for any student, then the result becomes a `SEWForCTC` whose
+transformer sees 1/squeeze of the frames.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from w2v_triton.distillation.student import STRATEGIES, select_layers
+from w2v_triton.distillation.student import STRATEGIES, parse_conv_channels, parse_layers, select_layers
 from w2v_triton.distillation.width_pruning import TransformerWidth, width_for
 
 
@@ -131,6 +133,8 @@ PRESETS: dict[str, StudentShape] = {
                                     description="layers6-prune + transformer 3/4 wide (hidden, heads, FFN)"),
     "narrow": dataclasses.replace(_LAYERS6_PRUNE, width=0.5,
                                   description="layers6-prune + transformer 1/2 wide (hidden, heads, FFN)"),
+    "squeeze": dataclasses.replace(_LAYERS6_PRUNE, squeeze=2,
+                                   description="layers6-prune + SEW squeeze 2 (the transformer sees half the frames)"),
 }
 
 
@@ -158,17 +162,63 @@ def encoder_input_pair(shape: StudentShape) -> bool:
 
 def build_shaped_student(teacher: Any, shape: StudentShape, teacher_name: str = "",
                          preset: str | None = None) -> tuple[Any, Any]:
-    """(student, StudentInfo) for `shape` cut from `teacher` (layers, then front-end, then width)."""
+    """(student, StudentInfo) for `shape` cut from `teacher` (layers, then front-end, then width,
+    then, when shape.squeeze > 1, the SEW squeeze: a `SEWForCTC`)."""
     from w2v_triton.distillation.student import build_student, check_student_family
 
     check_student_family(teacher.config.model_type)
     r = resolve(shape, teacher.config)
-    if r.squeeze != 1:
-        raise ValueError(f"squeeze={r.squeeze}: squeeze students are built by distillation/squeeze.py, "
-                         f"not by layer/width pruning")
-    student, info = build_student(teacher, None, "explicit", r.kept_layers, teacher_name=teacher_name,
-                                  conv_channels=r.conv_channels, width=r.width)
+    student: Any
+    if r.squeeze > 1:
+        from w2v_triton.distillation.squeeze import build_squeeze_student
+
+        student, info = build_squeeze_student(teacher, None, "explicit", r.kept_layers, teacher_name,
+                                              squeeze_factor=r.squeeze, conv_channels=r.conv_channels,
+                                              width=r.width)
+    else:
+        student, info = build_student(teacher, None, "explicit", r.kept_layers, teacher_name=teacher_name,
+                                      conv_channels=r.conv_channels, width=r.width)
     info.strategy = r.strategy
     info.preset = preset
     info.extra = dict(info.extra, shape=shape_dict(shape))
     return student, info
+
+
+# --- command-line flags (builders/student.py, builders/distill.py) ---------------------------------
+
+def add_shape_arguments(ap: Any, default_note: str) -> None:
+    """The student-shape flags shared by builders/student.py and builders/distill.py, on an
+    argparse parser or argument group (all default to None: a preset's value, else the
+    StudentShape default, applies)."""
+    ap.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                    help="named student shape (explicit flags below override its fields)")
+    ap.add_argument("--num-layers", type=int, default=None, help=f"student transformer layers{default_note}")
+    ap.add_argument("--strategy", choices=STRATEGIES, default=None,
+                    help="first | last | even | explicit (default: explicit if --layers, else the preset's, else first)")
+    ap.add_argument("--layers", default=None, help="explicit 0-based teacher layers, e.g. 0,2,4,7,9,11")
+    ap.add_argument("--conv-channels", default=None,
+                    help="narrow the conv front-end to this many channels (or one width per conv layer, "
+                         "comma-separated), keeping the teacher's most important ones; distil afterwards")
+    ap.add_argument("--hidden-size", type=int, default=None,
+                    help="narrow the transformer to this width (a multiple of the teacher's head size)")
+    ap.add_argument("--attention-heads", type=int, default=None,
+                    help="attention heads kept (default: hidden size / the teacher's head size)")
+    ap.add_argument("--intermediate-size", type=int, default=None,
+                    help="FFN width (default: the teacher's, scaled like the hidden size)")
+    ap.add_argument("--squeeze-factor", type=int, default=None,
+                    help="> 1: a SEW squeeze student (SEWForCTC) whose transformer sees 1/N of the frames; when "
+                         "distilling, hidden-state targets are the teacher's states averaged over N frames "
+                         "(1: none, overriding a preset's); distil afterwards (docs/distillation.md, Squeeze)")
+
+
+def shape_from_args(args: argparse.Namespace) -> StudentShape:
+    """The StudentShape the flags ask for: the preset (or the defaults) with explicit flags applied
+    (ValueError for a bad value)."""
+    if args.squeeze_factor is not None and args.squeeze_factor < 1:
+        raise ValueError(f"--squeeze-factor must be >= 1, got {args.squeeze_factor}")
+    shape = get_preset(args.preset) if args.preset else StudentShape()
+    conv = parse_conv_channels(args.conv_channels)
+    return shape.replace(num_layers=args.num_layers, strategy=args.strategy, layers=parse_layers(args.layers),
+                         conv_channels=conv, hidden_size=args.hidden_size,
+                         attention_heads=args.attention_heads, intermediate_size=args.intermediate_size,
+                         squeeze=args.squeeze_factor)

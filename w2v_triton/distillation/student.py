@@ -122,6 +122,7 @@ class StudentInfo:
     intermediate_size: int | None = None
     residual_dims: list[int] | None = None
     preset: str | None = None
+    squeeze_factor: int = 1                  # > 1: a SEW squeeze student (distillation/squeeze.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from transformers import Wav2Vec2ForCTC
 
 from w2v_triton.distillation.losses import DistillLoss, DistillLossConfig, frame_mask_from_lengths
+from w2v_triton.masked_frontend import squeeze_factor
 
 
 def audio_lengths_of(batch: dict[str, Any]) -> torch.Tensor:
@@ -45,8 +46,12 @@ def attention_mask_of(batch: dict[str, Any]) -> torch.Tensor | None:
 
 
 def frame_lengths_of(model: Wav2Vec2ForCTC, batch: dict[str, Any]) -> torch.Tensor:
+    """Real logit frames per row. A squeeze model's last (T mod s) frames are padding its
+    upsampling fills with a constant, not predictions: only (T // s) * s count."""
     lengths = model._get_feat_extract_output_lengths(cast(torch.LongTensor, audio_lengths_of(batch)))
-    return cast(torch.Tensor, lengths).to(torch.long)
+    factor = squeeze_factor(model)
+    lengths = cast(torch.Tensor, lengths).to(torch.long)
+    return lengths // factor * factor if factor > 1 else lengths
 
 
 def ctc_forward(model: Wav2Vec2ForCTC, batch: dict[str, Any], hidden: bool) -> Any:
@@ -115,7 +120,7 @@ def make_distill_model(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, loss_cf
                        kept_layers: list[int] | None, residual_dims: list[int] | None = None) -> DistillModel:
     """`residual_dims`: a width-pruned student's kept teacher dimensions (initialise the heads)."""
     loss = DistillLoss(loss_cfg, student.config.hidden_size, teacher.config.hidden_size, kept_layers,
-                       student_dims=residual_dims)
+                       student_dims=residual_dims, squeeze_factor=squeeze_factor(student))
     return DistillModel(student, loss)
 
 
@@ -158,13 +163,13 @@ def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches: Any, id_
     for batch in batches:
         s_logits = ctc_forward(student, batch, False).logits
         t_logits = ctc_forward(teacher, batch, False).logits
-        fl = frame_lengths_of(student, batch)
+        fl, t_fl = frame_lengths_of(student, batch), frame_lengths_of(teacher, batch)
         mask = frame_mask_from_lengths(fl, s_logits.shape[1])
         n = int(mask.sum())
         kls += float(kd_kl_loss(s_logits, t_logits, mask, temperature)) * n
         frames += n
         s_hyps += greedy_decode(s_logits, fl, id_to_token)
-        t_hyps += greedy_decode(t_logits, fl, id_to_token)
+        t_hyps += greedy_decode(t_logits, t_fl, id_to_token)
         texts = batch.get("texts", batch.get("text"))
         refs += list(texts) if texts is not None else [""] * len(fl)
     student.train(was_training)

@@ -50,8 +50,9 @@ class DistillConfig:
     strategy: str = StudentShape.strategy
     layers: list[int] | None = None
     conv_channels: int | list[int] | None = None   # narrow (prune) the student's conv front-end
-    # a whole student shape (layers, front-end, width): replaces the four fields above when set
-    # (builders/distill.py always sets it)
+    squeeze_factor: int = 1               # > 1: a SEW squeeze student (distillation/squeeze.py)
+    # a whole student shape (layers, front-end, width, squeeze): replaces the five fields above
+    # when set (builders/distill.py always sets it); a squeeze_factor != 1 still overrides its squeeze
     shape: StudentShape | None = None
     preset: str | None = None             # the preset `shape` came from (recorded only)
     student_init: str | None = None       # start from an existing student dir instead
@@ -111,6 +112,8 @@ def dev_batches(dataset: Any, max_batch_seconds: float) -> DataLoader[Any]:
 def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: str
                     ) -> tuple[Wav2Vec2ForCTC, StudentInfo | dict[str, Any]]:
     check_student_family(teacher.config.model_type)
+    if cfg.squeeze_factor < 1:
+        raise ValueError(f"squeeze_factor must be >= 1, got {cfg.squeeze_factor}")
     info: StudentInfo | dict[str, Any]
     if cfg.student_init:
         student = cast(Wav2Vec2ForCTC, load_ctc_model(cfg.student_init))   # eager attention, float32
@@ -120,6 +123,9 @@ def prepare_student(teacher: Wav2Vec2ForCTC, cfg: DistillConfig, teacher_name: s
     else:
         shape = cfg.shape if cfg.shape is not None else StudentShape().replace(
             num_layers=cfg.num_layers, strategy=cfg.strategy, layers=cfg.layers, conv_channels=cfg.conv_channels)
+        if cfg.squeeze_factor != 1:
+            shape = shape.replace(squeeze=cfg.squeeze_factor)
+        # squeeze > 1: a SEWForCTC, with the same CTC interface (forward, lengths, config)
         student, info = build_shaped_student(teacher, shape, teacher_name, cfg.preset)
     # Distillation-time settings: no LayerDrop (DDP needs every layer every step), SpecAugment
     # on the student only if asked.
@@ -144,13 +150,13 @@ def freeze_unreached(model: DistillModel) -> list[str]:
     top = c.num_hidden_layers if uses_logits else max((s for s, _ in model.loss.layer_map), default=0)
     for name, p in student.named_parameters():
         reached = True
-        if name.startswith("lm_head.") and not uses_logits:
+        if (name.startswith("lm_head.") or ".encoder.upsample." in name) and not uses_logits:
             reached = False
         if name == f"{student.base_model_prefix}.masked_spec_embed" and not spec:
             reached = False
         if ".encoder.layers." in name and int(name.split(".encoder.layers.")[1].split(".")[0]) >= top:
             reached = False
-        if (name.startswith(f"{student.base_model_prefix}.encoder.layer_norm.") and c.do_stable_layer_norm
+        if (name.startswith(f"{student.base_model_prefix}.encoder.layer_norm.") and getattr(c, "do_stable_layer_norm", False)
                 and top < c.num_hidden_layers):
             reached = False  # stable-LN: the final norm only follows the last layer
         if not reached:

@@ -27,9 +27,12 @@ def greedy_decode(logits: AnyArray, vocab: Mapping[str, int]) -> str:
 
 
 def _model_output_lengths(model: torch.nn.Module, attention_mask: torch.Tensor) -> torch.Tensor:
+    from w2v_triton.masked_frontend import squeeze_factor
+
     base: Any = model.module if hasattr(model, "module") else model
     lengths: torch.Tensor = base._get_feat_extract_output_lengths(attention_mask.sum(-1)).long()
-    return lengths
+    factor = squeeze_factor(base)   # SEW: only whole squeeze windows are predictions (masked_frontend)
+    return lengths // factor * factor
 
 
 @torch.no_grad()
