@@ -198,18 +198,24 @@ def render_variants(path: Path) -> str:
     report = json.loads(path.read_text())
     threads = sorted(report.get("speed", {}).get("by_threads", {}), key=int)
     speed = report.get("speed", {}).get("by_threads", {})
+    labels = (report.get("speech") or {}).get("fp32_vs_labels")   # WER vs the transcripts, when labelled
+
+    def vs_labels(rates: dict[str, float] | None) -> list[str]:
+        return [] if not labels else [f"{rates['wer']:.4f}" if rates else ""]
+
     header = ["variant", "MiB", "differing / utts", "WER vs fp32", "CER vs fp32", "frame argmax agree",
-              "max abs dlogit"] + [f"{t} thr x RT" for t in threads]
-    rows = [["fp32", "", "(reference)", "", "", "", ""] + [_f(speed[t].get("fp32", {}).get("audio_s_per_s"))
-                                                           for t in threads]]
+              "max abs dlogit"] + (["WER vs labels"] if labels else []) + [f"{t} thr x RT" for t in threads]
+    rows = [["fp32", "", "(reference)", "", "", "", "", *vs_labels(labels)]
+            + [_f(speed[t].get("fp32", {}).get("audio_s_per_s")) for t in threads]]
     for name, v in report["variants"].items():
         a = v.get("agreement")
         if not a:
-            rows.append([name, "", v.get("skipped", "no agreement measured"), "", "", "", ""] + [""] * len(threads))
+            rows.append([name, "", v.get("skipped", "no agreement measured"), "", "", "", "", *vs_labels(None)]
+                        + [""] * len(threads))
             continue
         rows.append([name, round(v["bytes"] / 2**20), f"{a['differing_transcripts']}/{a['utterances']}",
                      _pct(a["wer_vs_fp32"]), _pct(a["cer_vs_fp32"]), _pct(a["frame_argmax_agreement"]),
-                     f"{a['max_abs_logit_diff']:.2g}"]
+                     f"{a['max_abs_logit_diff']:.2g}", *vs_labels(a.get("vs_labels"))]
                     + [_f(speed[t].get(name, {}).get("audio_s_per_s")) for t in threads])
     return table(header, rows)
 

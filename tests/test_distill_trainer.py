@@ -304,6 +304,20 @@ def test_distill_report_plots_runs_and_tabulates_held_out_results(tmp_path, caps
                    "--transcripts", f"a={tmp_path / 's.json'}"]) == 0
     assert "| a | 0.250 / 0.143 | – | – |" in capsys.readouterr().out   # 1 of 4 words, 1 of 7 chars
     assert report(["--run", f"c={tmp_path / 'c'}", "--png", str(png)]) == 2
+    # --json: the docs table, with test_seen WER relative to the teacher's and the run's budget
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "eval_results.json").write_text(json.dumps({"test_seen": {"cer": 0.3, "wer": 0.5}}))
+    (tmp_path / "b" / "distill_results.json").write_text(json.dumps(
+        {"step": 5, "train_time_s": 12.3, "last": {"audio_hours_seen": 0.25}}))
+    table = tmp_path / "table.json"
+    assert report(["--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}", "--png", str(png),
+                   "--teacher", str(tmp_path / "teacher"), "--json", str(table)]) == 0
+    data = json.loads(table.read_text())
+    assert "test_seen WER vs teacher" in data["columns"] and {"machine", "date", "command"} <= set(data)
+    rows = {r[0]: r for r in data["rows"]}
+    assert rows["teacher"][data["columns"].index("test_seen WER vs teacher")] == "+0.0 %"
+    assert rows["b"][data["columns"].index("test_seen WER vs teacher")] == "+60.0 %"   # 0.8 / 0.5
+    assert rows["b"][-1] == "5 / 0.25 / 12" and rows["a"][-1] == "–"
 
 
 def test_squeeze_student_distils_and_exports_a_sew_checkpoint(setup):

@@ -164,6 +164,19 @@ def test_agreement_counts_and_error_rates(tiny_vocab):
     assert result.max_abs_logit_diff == pytest.approx(10.0)
 
 
+def test_variant_accuracy_against_labels(tiny_vocab):
+    """builders/variants.py scores each variant against the manifest transcripts too; unlabelled
+    audio gives no such figure rather than a WER against empty references."""
+    from builders.variants import label_wer
+
+    ids = {tok: i for tok, i in tiny_vocab.items()}
+    x = np.full((3, len(tiny_vocab)), -5.0, np.float32)
+    for t, tok in enumerate(["A", "|", "B"]):
+        x[t, ids[tok]] = 5.0
+    assert label_wer([x, x], ["A B", "A C"], tiny_vocab) == pytest.approx({"wer": 0.25, "cer": 1 / 6})
+    assert label_wer([x, x], ["A B", ""], tiny_vocab) is None
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed")
 def test_tensorrt_unavailable_is_reported_cleanly(tiny_fp32):
     with pytest.raises(variants.VariantUnavailable, match="tensorrt"):
