@@ -40,7 +40,7 @@ import logging
 import torch
 from transformers import SEWConfig, SEWForCTC, Wav2Vec2ForCTC
 
-from w2v_triton.distillation.student import StudentInfo, build_student, count_params
+from w2v_triton.distillation.student import StudentInfo, build_student, copy_weights, count_params
 from w2v_triton.distillation.width_pruning import TransformerWidth
 
 logger = logging.getLogger(__name__)
@@ -131,20 +131,7 @@ def to_sew(source: Wav2Vec2ForCTC, squeeze_factor: int = 2, norm_init: str = "sh
     prefix = str(source.base_model_prefix)
     stable = bool(getattr(source.config, "do_stable_layer_norm", False))
     norms = _norm_sources(prefix, int(config.num_hidden_layers), stable, norm_init)
-    src = source.state_dict()
-    state, fresh = {}, []
-    for key, tensor in model.state_dict().items():
-        origin = _source_key(key, prefix, norms)
-        if origin is None or (origin not in src and key.endswith("masked_spec_embed")):
-            state[key] = tensor
-            fresh.append(key)
-            continue
-        if origin not in src:
-            raise KeyError(f"SEW tensor {key} has no counterpart {origin} in the {source.config.model_type} model")
-        if src[origin].shape != tensor.shape:
-            raise ValueError(f"shape mismatch {key} {tuple(tensor.shape)} vs {origin} {tuple(src[origin].shape)}")
-        state[key] = src[origin].detach().clone()
-    model.load_state_dict(state, strict=True)
+    fresh = copy_weights(model, source.state_dict(), lambda key: _source_key(key, prefix, norms))
     offsets = _init_repeat_upsampling(model)
     approximations = []
     if not model.sew.project_features:

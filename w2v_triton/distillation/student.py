@@ -10,7 +10,7 @@ Layer indices here are 0-based transformer layer indices (teacher layer 0 .. L-1
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Callable, cast
 import copy
 import json
 import re
@@ -137,6 +137,29 @@ def _teacher_key(student_key: str, kept: list[int]) -> str:
     return f"{m['head']}{kept[int(m['idx'])]}.{m['rest']}"
 
 
+def copy_weights(model: torch.nn.Module, source_state: dict[str, torch.Tensor],
+                 origin_of: Callable[[str], str | None]) -> list[str]:
+    """Load into `model` every tensor's origin in `source_state` (same shape, cloned), strictly.
+    A tensor whose origin is None keeps its fresh init, and so does `masked_spec_embed` when the
+    source lacks it (HF only creates it when the config asks for SpecAugment). Returns the keys
+    left fresh; a missing origin or a shape mismatch is an error naming both tensors."""
+    state, fresh = {}, []
+    for key, tensor in model.state_dict().items():
+        origin = origin_of(key)
+        if origin is None or (origin not in source_state and key.endswith("masked_spec_embed")):
+            state[key] = tensor
+            fresh.append(key)
+            continue
+        if origin not in source_state:
+            raise KeyError(f"tensor {key} has no counterpart {origin} in the source model")
+        if source_state[origin].shape != tensor.shape:
+            raise ValueError(f"shape mismatch {key} {tuple(tensor.shape)} vs {origin} "
+                             f"{tuple(source_state[origin].shape)}")
+        state[key] = source_state[origin].detach().clone()
+    model.load_state_dict(state, strict=True)
+    return fresh
+
+
 def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strategy: str = "first",
                   layers: list[int] | None = None, teacher_name: str = "",
                   conv_channels: int | list[int] | None = None,
@@ -152,22 +175,7 @@ def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strate
     config.num_hidden_layers = len(kept)
     student = type(teacher)(config)
     teacher_state = teacher.state_dict()
-    new_state, fresh = {}, []
-    for key, tensor in student.state_dict().items():
-        src = _teacher_key(key, kept)
-        if src not in teacher_state and key.endswith("masked_spec_embed"):
-            # HF only creates it when the config asks for SpecAugment; a teacher whose weights
-            # lack it (config edited after loading) leaves the student's fresh init in place.
-            new_state[key] = tensor
-            fresh.append(key)
-            continue
-        if src not in teacher_state:
-            raise KeyError(f"student tensor {key} has no teacher counterpart {src}")
-        if teacher_state[src].shape != tensor.shape:
-            raise ValueError(f"shape mismatch {key} {tuple(tensor.shape)} vs {src} "
-                             f"{tuple(teacher_state[src].shape)}")
-        new_state[key] = teacher_state[src].detach().clone()
-    student.load_state_dict(new_state, strict=True)
+    fresh = copy_weights(student, teacher_state, lambda key: _teacher_key(key, kept))
     student.train(teacher.training)
     if conv_channels is not None:
         from w2v_triton.distillation.frontend_pruning import prune_frontend
