@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -44,6 +45,55 @@ def tiny_server(tiny_repository, tmp_path_factory):
     server.start(timeout=180)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_fp32(tmp_path_factory) -> Path:
+    """A private copy (per test module) of the tiny model's verified fp32 ONNX file: variants and
+    OpenVINO IRs are written next to it, not into the shared build folder."""
+    import shutil
+
+    from w2v_triton.checkpoints import resolve_checkpoint
+    from w2v_triton.onnx_export import build_onnx
+    from w2v_triton.paths import onnx_dir_for
+
+    checkpoint = resolve_checkpoint("tiny")
+    source, _ = build_onnx(checkpoint, onnx_dir_for(checkpoint))
+    target = tmp_path_factory.mktemp("tiny_fp32") / "model.onnx"
+    shutil.copy2(source, target)
+    return target
+
+
+@pytest.fixture
+def served_transcripts(tmp_path) -> Callable[[Path, list[np.ndarray]], list[str]]:
+    """Start a real tritonserver on `repo`, transcribe `clips` over gRPC, stop it."""
+    def run(repo: Path, clips: list[np.ndarray]) -> list[str]:
+        from client import TranscriptionClient
+        from w2v_triton.tritonserver import Ports, TritonServer
+
+        server = TritonServer(repo, Ports.free(), log_path=tmp_path / "triton.log")
+        server.start(timeout=180)
+        try:
+            with TranscriptionClient(server.grpc_url, "grpc") as asr:
+                return [asr.transcribe(c) for c in clips]
+        finally:
+            server.stop()
+    return run
+
+
+@pytest.fixture
+def load_failure(tmp_path) -> Callable[[Path], str]:
+    """Start a tritonserver on `repo` that must fail to load; check that it stopped and return the
+    first line of the error (what a user reads)."""
+    def run(repo: Path) -> str:
+        from w2v_triton.tritonserver import Ports, ServerError, TritonServer
+
+        server = TritonServer(repo, Ports.free(), log_path=tmp_path / "server.log")
+        with pytest.raises(ServerError, match="failed to load") as failure:
+            server.start(timeout=120)
+        assert server.process.poll() is not None   # stopped, nothing left running
+        return str(failure.value).splitlines()[0]
+    return run
 
 
 @pytest.fixture

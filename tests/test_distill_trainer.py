@@ -175,13 +175,11 @@ def test_torchrun_ddp_two_processes(setup, tmp_path):
 
 
 @pytest.mark.integration
-def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng):
+def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng, served_transcripts):
     """`make build-models MODEL=<student dir>` consumes the output unchanged (ONNX verified), and a
     real tritonserver serving it returns the in-process pipeline's transcripts."""
     from builders.repository import main as build_repository
-    from client import TranscriptionClient
     from w2v_triton.pipeline import ReferencePipeline
-    from w2v_triton.tritonserver import Ports, TritonServer
 
     root, teacher_dir = setup
     # Its own student, distilled on the teacher's outputs only (no CTC term): a few CTC steps on
@@ -202,13 +200,7 @@ def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng):
     for text in expected:
         assert text and text == text.strip() and "  " not in text, expected
         assert set(text) <= alphabet | {" "}, expected
-    server = TritonServer(repo, Ports.free(), log_path=tmp_path / "triton.log")
-    server.start(timeout=180)
-    try:
-        with TranscriptionClient(server.grpc_url, "grpc") as asr:
-            assert [asr.transcribe(c) for c in clips] == expected
-    finally:
-        server.stop()
+    assert served_transcripts(repo, clips) == expected
 
 
 def test_narrow_front_end_student_distils(setup):

@@ -15,26 +15,12 @@ pytest.importorskip("openvino", reason="openvino is not installed")
 
 from w2v_triton import evaluation, spec, variants  # noqa: E402
 from w2v_triton.acoustic import AcousticModel, AcousticSettings, AcousticSettingsError  # noqa: E402
-from w2v_triton.checkpoints import resolve_checkpoint  # noqa: E402
 
 # Max |logit diff| vs onnxruntime fp32 on random audio, with margin over the tiny model's measurement
 # (2026-12-03, 3 seeds: ov-fp32 5e-7, ov-bf16 6.7e-3, ov-int8 0.59 against a logit std of 0.11: static
 # int8 calibrated on 6 noise clips moves this random model's near-tie logits far; on the trained
 # reference model ov-int8 agrees with fp32 about as well as int8-mm: benchmarks/results/*/openvino-*.json).
 RANDOM_INPUT_BOUND = {"ov-fp32": 1e-4, "ov-bf16": 0.03, "ov-int8": 1.0}
-
-
-@pytest.fixture(scope="module")
-def tiny_fp32(tmp_path_factory) -> Path:
-    """A private copy of the tiny model's verified fp32 ONNX file (ov-int8 is written next to it)."""
-    from w2v_triton.onnx_export import build_onnx
-    from w2v_triton.paths import onnx_dir_for
-
-    checkpoint = resolve_checkpoint("tiny")
-    source, _ = build_onnx(checkpoint, onnx_dir_for(checkpoint))
-    target = tmp_path_factory.mktemp("openvino") / "model.onnx"
-    shutil.copy2(source, target)
-    return target
 
 
 def calibration(n: int = 6) -> list[np.ndarray]:
@@ -162,19 +148,15 @@ def test_openvino_runtime_serves_the_onnx_runtimes_transcripts(tiny_repository, 
 
 
 @pytest.mark.integration
-def test_a_repository_missing_its_ir_weights_fails_to_start_with_one_clear_line(tmp_path, tiny_ov_int8):
+def test_a_repository_missing_its_ir_weights_fails_to_start_with_one_clear_line(tmp_path, tiny_ov_int8,
+                                                                                  load_failure):
     from builders.repository import main as build_repository
-    from w2v_triton.tritonserver import Ports, ServerError, TritonServer
 
     repo = tmp_path / "ir_repo"
     assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "openvino",
                              "--onnx", str(tiny_ov_int8)]) == 0
     for model, folder in ((spec.ACOUSTIC_MODEL, "1"), (spec.STREAMING_MODEL, "1/acoustic")):
         (repo / model / folder / "model.bin").unlink()
-    server = TritonServer(repo, Ports.free(), log_path=tmp_path / "server.log")
-    with pytest.raises(ServerError, match="failed to load") as failure:
-        server.start(timeout=120)
-    first_line = str(failure.value).splitlines()[0]
+    first_line = load_failure(repo)
     assert re.match(r"a model failed to load: (acoustic_model|streaming_asr): ", first_line), first_line
     assert "model.bin are missing" in first_line and "make build-models RUNTIME=openvino" in first_line
-    assert server.process.poll() is not None

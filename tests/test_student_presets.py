@@ -328,16 +328,14 @@ def test_distill_cli_preset_plumbing():
 
 
 @pytest.mark.integration
-def test_narrow_student_is_served_end_to_end(tmp_path):
+def test_narrow_student_is_served_end_to_end(tmp_path, served_transcripts):
     """A narrow student is consumed unchanged by `builders/repository.py` (ONNX verified), and a
     real tritonserver serving it returns the in-process pipeline's transcripts."""
     import numpy as np
     from builders.repository import main as build_repository
     from builders.student import main as build_student_cli
-    from client import TranscriptionClient
     from w2v_triton.checkpoints import make_offline_checkpoint
     from w2v_triton.pipeline import ReferencePipeline
-    from w2v_triton.tritonserver import Ports, TritonServer
 
     teacher_dir = make_offline_checkpoint("tiny", tmp_path / "teacher")
     student_dir = tmp_path / "student"
@@ -349,10 +347,4 @@ def test_narrow_student_is_served_end_to_end(tmp_path):
     clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8000, 23456, 40000)]
     expected = [ReferencePipeline(repo).transcribe(c) for c in clips]
     assert all(expected), expected   # random weights still emit letters: the comparison is not vacuous
-    server = TritonServer(repo, Ports.free(), log_path=tmp_path / "triton.log")
-    server.start(timeout=180)
-    try:
-        with TranscriptionClient(server.grpc_url, "grpc") as asr:
-            assert [asr.transcribe(c) for c in clips] == expected
-    finally:
-        server.stop()
+    assert served_transcripts(repo, clips) == expected

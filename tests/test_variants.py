@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +11,6 @@ import pytest
 
 from w2v_triton import evaluation, variants
 from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
-
-
-@pytest.fixture(scope="module")
-def tiny_fp32(tmp_path_factory) -> Path:
-    """A private copy of the tiny model's verified fp32 ONNX file (variants are written next to it)."""
-    from w2v_triton.paths import onnx_dir_for
-    from w2v_triton.onnx_export import build_onnx
-
-    checkpoint = resolve_checkpoint("tiny")
-    source, _ = build_onnx(checkpoint, onnx_dir_for(checkpoint))
-    target = tmp_path_factory.mktemp("variants") / "model.onnx"
-    shutil.copy2(source, target)
-    return target
 
 
 # Max |logit diff| vs fp32 on the random inputs below, ~3-4x what the tiny model measured
