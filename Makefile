@@ -14,7 +14,7 @@ PLATFORM ?= python
 # openvino: OpenVINO on the CPU, REPO_FLAGS="--variant ov-bf16|ov-int8"; docs/optimization.md).
 DEVICE ?= cpu
 RUNTIME ?= onnxruntime
-# Serving profile (w2v_triton/repository.py PROFILES, docs/optimization.md): latency (one request at a
+# Serving profile (w2v_triton/build/repository.py PROFILES, docs/optimization.md): latency (one request at a
 # time soonest) or throughput (one 1-thread acoustic instance per core); REPO_FLAGS still override it.
 PROFILE ?= latency
 REPO_FLAGS ?=
@@ -56,16 +56,17 @@ build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base
 	  --device $(DEVICE) --runtime $(RUNTIME) --profile $(PROFILE) $(REPO_FLAGS)
 
 serve: venv  ## start tritonserver on $(REPO) (Ctrl-C stops it); HTTP_PORT/GRPC_PORT/METRICS_PORT
-	$(PY) -m w2v_triton.serve --model-repository $(REPO) --http-port $(HTTP_PORT) \
+	$(PY) -m w2v_triton.serving.serve --model-repository $(REPO) --http-port $(HTTP_PORT) \
 	  --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
 transcribe: venv  ## transcribe FILES=... with a running server (PROTOCOL=http|grpc)
 	$(PY) -m client --url 127.0.0.1:$(if $(filter grpc,$(PROTOCOL)),$(GRPC_PORT),$(HTTP_PORT)) \
 	  --protocol $(or $(PROTOCOL),http) $(FILES)
 
-lint: venv  ## ruff (pyflakes + pycodestyle errors), then mypy --strict on w2v_triton (config in pyproject.toml)
+lint: venv  ## ruff, mypy --strict, then lint-imports (the layer contracts); config in pyproject.toml
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 test: venv lint  ## run the whole test suite (unit + integration against a real tritonserver), after lint
 	$(PY) -m pytest -q $(PYTEST_FLAGS) tests

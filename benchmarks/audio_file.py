@@ -4,7 +4,7 @@ Sequential requests (one in flight) over real speech from ../shared/data/speech,
 sent as: float32 samples decoded in the client (the default path, client decode included), its
 FLAC file as stored, and the same samples re-encoded as 16-bit WAV, MP3 and OGG Opus through
 AUDIO_FILE; and the FLAC through the OpenAI-compatible gateway. Plus the in-process decode time
-per format (w2v_triton.audio, the code the preprocessor runs). Writes JSON + MD + PNG:
+per format (w2v_triton.serving.audio, the code the preprocessor runs). Writes JSON + MD + PNG:
 
     python -m benchmarks.audio_file --repository build/repos/reference --title audio-file-reference
 """
@@ -21,13 +21,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.run import machine_name
+from w2v_triton.eval.machine import machine_name
 from client import TranscriptionClient
-from w2v_triton import spec
-from w2v_triton.audio import decode_audio_bytes, encode_audio, load_audio
-from w2v_triton.checkpoints import REPO_ROOT
-from w2v_triton.manifest import read_manifest, shared_speech_manifests
-from w2v_triton.tritonserver import Ports, TritonServer, free_port
+from w2v_triton.serving import spec
+from w2v_triton.serving.audio import decode_audio_bytes, encode_audio, load_audio
+from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.serving.tritonserver import Ports, TritonServer, free_port
 
 # format, subtype, rate (Opus runs at 48 kHz only)
 ENCODINGS = {"wav": ("WAV", "PCM_16", spec.SAMPLE_RATE), "mp3": ("MP3", "MPEG_LAYER_III", spec.SAMPLE_RATE),
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
              "| path | p50 ms | p90 ms | audio s/s | request kB |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['p50_ms']} | {v['p90_ms']} | {v['audio_s_per_s']} | {v['mean_request_kb']} |"
               for k, v in results.items()]
-    lines += ["", "Decoding in process (w2v_triton.audio, what the preprocessor runs), ms per audio second:", "",
+    lines += ["", "Decoding in process (w2v_triton.serving.audio, what the preprocessor runs), ms per audio second:", "",
               "| format | ms per audio s |", "|---|---|"]
     lines += [f"| {k} | {v['ms_per_audio_s']} |" for k, v in decode.items()]
     (out_dir / f"{args.title}.md").write_text("\n".join(lines) + "\n")

@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.run import machine_name
-from w2v_triton.checkpoints import REPO_ROOT
-from w2v_triton.tritonserver import Ports, TritonServer
+from w2v_triton.eval.machine import machine_name
+from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.serving.tritonserver import Ports, TritonServer
 
 
 def repository_size(repository: Path) -> tuple[int, int]:
@@ -63,11 +63,11 @@ def copy_seconds(repository: Path, runs: int) -> list[float]:
 def queue_under_load(server: TritonServer, requests: int = 12, concurrency: int = 6,
                      seconds: float = 2.0) -> dict[str, float]:
     """Mean queue time per request (ms) of each model while `concurrency` clients send
-    `requests` random clips: what w2v_triton.queue_metric turns into the autoscaling signal."""
+    `requests` random clips: what w2v_triton.serving.queue_metric turns into the autoscaling signal."""
     import numpy as np
     import tritonclient.http as httpclient
 
-    from w2v_triton import queue_metric, spec
+    from w2v_triton.serving import queue_metric, spec
 
     url = f"http://127.0.0.1:{server.ports.metrics}/metrics"
     before = queue_metric.parse_counters(urllib.request.urlopen(url, timeout=10).read().decode())
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
              f"| tritonserver start -> /v2/health/ready (repository evicted from the page cache) | median {report['start_to_ready_seconds']['median']} s, "
              f"max {report['start_to_ready_seconds']['max']} s | {report['start_to_ready_seconds']['runs']} |", "",
              f"Queue time per request under load ({queue['requests']} random {queue['clip_seconds']:g} s clips at "
-             f"concurrency {queue['concurrency']}, from Triton's counters as w2v_triton.queue_metric reads them): "
+             f"concurrency {queue['concurrency']}, from Triton's counters as w2v_triton.serving.queue_metric reads them): "
              + ", ".join(f"{m} {v} ms" for m, v in queue["mean_queue_ms_per_request"].items()) + ".", "",
              "Not measurable here: VM boot, the COS GPU driver install, the image pull (no Docker engine), "
              "and the gs:// download (network-bound on the VM)."]

@@ -21,17 +21,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
-from w2v_triton.manifest import read_manifest
-from w2v_triton.metrics import error_rates
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
+from w2v_triton.build.manifest import read_manifest
+from w2v_triton.eval.metrics import error_rates
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 STARTUP_CODE = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t1 = time.perf_counter()
 vocab = json.load(open(sys.argv[1]))
@@ -67,15 +67,15 @@ class LexiconFree:
     """flashlight's lexicon-free search without an LM, measured directly (CTCDecoder never uses it)."""
 
     def __init__(self, vocab: dict[str, int]) -> None:
-        from w2v_triton.ctc_decoding import Labels
-        from w2v_triton.ctc_flashlight import FlashlightBeam
+        from w2v_triton.serving.ctc_decoding import Labels
+        from w2v_triton.serving.ctc_flashlight import FlashlightBeam
 
         self.labels = Labels(vocab)
         self.config = DecoderConfig(mode="beam", backend="flashlight")
         self.beam = FlashlightBeam(self.labels.text, self.labels.blank, self.config, [])
 
     def decode(self, logits) -> str:
-        from w2v_triton.ctc_output import log_softmax
+        from w2v_triton.serving.ctc_output import log_softmax
         return self.beam.decode(log_softmax(self.labels.select(logits))).text
 
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
     a = p.parse_args(argv)
 
-    from benchmarks.run import machine_name
+    from w2v_triton.eval.machine import machine_name
     out = a.out or REPO_ROOT / "benchmarks" / "results" / machine_name()
     vocab_path = a.repo / "decoder" / "vocab.json"
     vocab = json.loads(vocab_path.read_text())

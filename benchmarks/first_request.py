@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import machine_name
-from w2v_triton.checkpoints import REPO_ROOT
-from w2v_triton.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.eval.machine import machine_name
+from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 
 
 def speech_clip(seconds: float) -> tuple[np.ndarray, str]:
     """A real-speech clip of about `seconds` (repeated utterances), else noise."""
-    from w2v_triton.audio import load_audio
+    from w2v_triton.serving.audio import load_audio
 
     utterances = [u for m in shared_speech_manifests(REPO_ROOT) for u in read_manifest(m)]
     if not utterances:
@@ -39,7 +39,7 @@ def speech_clip(seconds: float) -> tuple[np.ndarray, str]:
 
 def measure(repository: Path, clip: np.ndarray, followers: int, log: Path) -> dict:
     from client import TranscriptionClient
-    from w2v_triton.tritonserver import Ports, TritonServer
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     started = time.perf_counter()
     with TritonServer(repository, Ports.free(), log_path=log) as server:

@@ -27,7 +27,7 @@ PARTS = ("feature_extractor", "encoder", "lm_head")
 
 def count_flops(model: torch.nn.Module, seconds: float = SECONDS, sample_rate: int = 16000) -> dict[str, float]:
     """FLOPs of one forward pass on `seconds` of audio: total and per part (PARTS + projection)."""
-    from w2v_triton.flops import module_flops
+    from w2v_triton.eval.flops import module_flops
 
     total_flops, per_module = module_flops(model, seconds, sample_rate)
     total = float(total_flops)
@@ -40,8 +40,8 @@ def count_flops(model: torch.nn.Module, seconds: float = SECONDS, sample_rate: i
 
 
 def candidates(teacher_name: str) -> list[tuple[str, torch.nn.Module, dict[str, Any]]]:
-    from w2v_triton.distillation.squeeze import build_squeeze_student
-    from w2v_triton.distillation.student import build_student, load_teacher
+    from w2v_triton.train.distillation.squeeze import build_squeeze_student
+    from w2v_triton.train.distillation.student import build_student, load_teacher
 
     teacher = load_teacher(teacher_name)
     student, _ = build_student(teacher, 6, "even")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton import spec
+from w2v_triton.serving import spec
 
 
 def onnx_variant(path: str) -> str:
@@ -35,8 +35,8 @@ def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype:
         import torch
         import transformers
 
-        from w2v_triton.checkpoints import resolve_checkpoint
-        from w2v_triton.ctc_model import ctc_class_name
+        from w2v_triton.build.checkpoints import resolve_checkpoint
+        from w2v_triton.serving.ctc_model import ctc_class_name
 
         torch.set_num_threads(threads)
         torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
@@ -53,7 +53,7 @@ def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype:
     if device != "cpu" or dtype != "fp32":
         raise ValueError("--device/--dtype apply to --kind hf-pytorch only")
     if kind == "onnx":
-        from w2v_triton.acoustic import AcousticModel
+        from w2v_triton.serving.acoustic import AcousticModel
 
         acoustic = AcousticModel(model, intra_op_threads=threads)
         return lambda clip: acoustic.run([clip])[0]

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from w2v_triton.checkpoints import REPO_ROOT
+from w2v_triton.build.checkpoints import REPO_ROOT
 
 RUNTIMES = ("fp32", "int8-mm", "ov-fp32", "ov-bf16", "ov-int8")
 LABELS = {"fp32": "onnxruntime fp32", "int8-mm": "onnxruntime int8-mm", "ov-fp32": "OpenVINO fp32",

@@ -7,8 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from w2v_triton import spec
-from w2v_triton.tritonserver import server_environment
+from w2v_triton.serving import spec
+from w2v_triton.serving.tritonserver import server_environment
 
 
 class PerfAnalyzerError(RuntimeError):

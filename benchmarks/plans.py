@@ -98,7 +98,7 @@ def trained_students(dirs: Sequence[str | Path]) -> list[Student]:
 
 
 def conv_width(checkpoint: str) -> int:
-    from w2v_triton.checkpoints import resolve_checkpoint
+    from w2v_triton.build.checkpoints import resolve_checkpoint
 
     config = json.loads((resolve_checkpoint(checkpoint) / "config.json").read_text())
     return max(config.get("conv_dim") or [0])
@@ -166,7 +166,7 @@ def read_accuracy(eval_file: str | Path) -> dict[str, dict[str, float]]:
 def headline_info(plan: Plan) -> dict[str, Any]:
     """What the report's headline table needs: per student x variant its two served names and
     accuracy (None = unknown), and the teacher's baseline and accuracy."""
-    from w2v_triton.checkpoints import resolve_checkpoint
+    from w2v_triton.build.checkpoints import resolve_checkpoint
 
     teacher_eval = resolve_checkpoint(plan.teacher) / EVAL_FILE if plan.teacher else None
     return {"teacher": {"name": plan.teacher, "baseline": plan.teacher_baseline,
@@ -180,10 +180,10 @@ def materialize(plan: Plan, teacher: str) -> dict[str, dict[str, str]]:
     """Build what the plan needs; return {"baseline"|"onnx"|"served": {name: path},
     "served_sweeps": {name: "seed,clips"}} (the served entries that run a subset of the sweeps)."""
     from builders.repository import main as build_repository
-    from w2v_triton.checkpoints import resolve_checkpoint
-    from w2v_triton.distillation.student import build_student, load_teacher, save_student
-    from w2v_triton.onnx_export import build_onnx
-    from w2v_triton.variants import build_variant
+    from w2v_triton.build.checkpoints import resolve_checkpoint
+    from w2v_triton.train.distillation.student import build_student, load_teacher, save_student
+    from w2v_triton.build.onnx_export import build_onnx
+    from w2v_triton.build.variants import build_variant
 
     teacher_dir = resolve_checkpoint(teacher)
     dirs: dict[str, Path] = {}

@@ -9,8 +9,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -24,30 +22,12 @@ from benchmarks.plans import PLANS, headline_info, materialize
 from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, run_perf_analyzer
 from benchmarks.report import write_report
 from benchmarks.triton_stats import model_counters, per_model_times
-from w2v_triton import spec
-from w2v_triton.checkpoints import REPO_ROOT
-from w2v_triton.manifest import read_manifest, shared_speech_manifests
-from w2v_triton.preprocessing import normalize
-from w2v_triton.tritonserver import Ports, TritonServer
-
-
-def gpu_name() -> str:
-    """e.g. gpu-nvidia-h200: the first CUDA device, filesystem-safe."""
-    import torch
-
-    return "gpu-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
-
-
-def machine_name() -> str:
-    """e.g. cpu-2core-intel-xeon-platinum-8481c: cores and CPU model, filesystem-safe."""
-    model = platform.processor() or "cpu"
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        model = re.search(r"model name\s*:\s*(.+)", text).group(1)
-    except (OSError, AttributeError):
-        pass
-    model = re.sub(r"\(r\)|\(tm\)|cpu|@.*$", "", model.lower())
-    return f"cpu-{os.cpu_count()}core-" + re.sub(r"[^a-z0-9]+", "-", model).strip("-")
+from w2v_triton.serving import spec
+from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.serving.preprocessing import normalize
+from w2v_triton.serving.tritonserver import Ports, TritonServer
+from w2v_triton.eval.machine import gpu_name, machine_name
 
 
 def named_paths(values: list[str]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 streams in a real tritonserver. Writes streaming-<model>.{json,md,png} and two docs tables
 (tables/streaming-quality.json, tables/streaming-load.json) into benchmarks/results/<machine>/.
 
-Quality (in process, w2v_triton.streaming on the repository's acoustic model and decoder): each
+Quality (in process, w2v_triton.serving.streaming on the repository's acoustic model and decoder): each
 utterance streamed in `--chunk-seconds` chunks; the final transcript, and the transcript of the
 chunk frames alone (final_pass "streamed": what the partials converge to, and the final of a
 stream longer than max_full_seconds), compared with the offline transcript (WER/CER with the
@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import machine_name
-from w2v_triton import spec
-from w2v_triton.checkpoints import REPO_ROOT
-from w2v_triton.manifest import read_manifest, shared_speech_manifests
-from w2v_triton.metrics import error_rates
+from w2v_triton.eval.machine import machine_name
+from w2v_triton.serving import spec
+from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.eval.metrics import error_rates
 
 # (label, StreamingConfig changes): the default first
 SETTINGS = [
@@ -51,7 +51,7 @@ SETTINGS = [
 
 
 def real_speech(count: int, max_seconds: float) -> list[tuple[np.ndarray, str]]:
-    from w2v_triton.audio import load_audio
+    from w2v_triton.serving.audio import load_audio
 
     utterances = [u for m in shared_speech_manifests(REPO_ROOT) for u in read_manifest(m)
                   if 2.0 <= u.duration <= max_seconds]
@@ -61,7 +61,7 @@ def real_speech(count: int, max_seconds: float) -> list[tuple[np.ndarray, str]]:
 
 def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
     """Clean espeak-ng speech of the corpus' held-out test_seen sentences (training voices)."""
-    from w2v_triton.training.corpus import (CorpusConfig, find_espeak, split_sentences, synthesize,
+    from w2v_triton.train.corpus import (CorpusConfig, find_espeak, split_sentences, synthesize,
                                             training_voices)
 
     if find_espeak() is None:
@@ -72,9 +72,9 @@ def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
 
 
 def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
-    from w2v_triton.pipeline import ReferencePipeline
-    from w2v_triton.repository import model_parameters
-    from w2v_triton.streaming import build_recognizer, version_dir
+    from w2v_triton.serving.pipeline import ReferencePipeline
+    from w2v_triton.serving.settings import model_parameters
+    from w2v_triton.serving.streaming import build_recognizer, version_dir
 
     pipeline = ReferencePipeline(repository)
     recognizer = build_recognizer(model_parameters(repository, spec.STREAMING_MODEL), version_dir(repository),
@@ -140,7 +140,7 @@ def _execution_stats(url: str) -> tuple[int, int, int]:
 
 
 def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: float, log: Path) -> list[dict]:
-    from w2v_triton.tritonserver import Ports, TritonServer
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     rows = []
     with TritonServer(repository, Ports.free(), log_path=log) as server:

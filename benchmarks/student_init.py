@@ -22,11 +22,11 @@ import torch
 
 
 def run(teacher_name: str, dev: str, limit: int) -> dict[str, Any]:
-    from w2v_triton.checkpoints import read_checkpoint_info
-    from w2v_triton.distillation.presets import PRESETS, build_shaped_student
-    from w2v_triton.distillation.student import load_teacher, resolve_teacher
-    from w2v_triton.distillation.task import evaluate, id_to_token_of
-    from w2v_triton.distillation.trainer import dev_batches, load_dataset
+    from w2v_triton.build.checkpoints import read_checkpoint_info
+    from w2v_triton.train.distillation.presets import PRESETS, build_shaped_student
+    from w2v_triton.train.distillation.student import load_teacher, resolve_teacher
+    from w2v_triton.train.distillation.task import evaluate, id_to_token_of
+    from w2v_triton.train.distillation.trainer import dev_batches, load_dataset
 
     teacher_dir = resolve_teacher(teacher_name)
     teacher = load_teacher(teacher_dir).float()
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     data = run(args.teacher, args.dev, args.limit)
     if args.json:
-        from benchmarks.run import machine_name
+        from w2v_triton.eval.machine import machine_name
 
         data = {"machine": machine_name(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "command": "python -m benchmarks.student_init " + " ".join(argv if argv is not None else sys.argv[1:]),

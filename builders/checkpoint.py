@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from w2v_triton.checkpoints import CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
+from w2v_triton.build.checkpoints import CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:

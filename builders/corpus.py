@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from w2v_triton.training.corpus import CorpusConfig, build_corpus, find_espeak
+from w2v_triton.train.corpus import CorpusConfig, build_corpus, find_espeak
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # `python builders/distill.py` from the repo root
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from w2v_triton.distillation.losses import COS_MODES
+    from w2v_triton.train.distillation.losses import COS_MODES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     io = ap.add_argument_group("data / models")
     io.add_argument("--teacher", required=True, help="hub id, local HF dir, or reference/random-base/tiny")
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--limit-dev", type=int, default=None)
     io.add_argument("--max-duration", type=float, default=None, help="skip longer utterances (s)")
     st = ap.add_argument_group("student")
-    from w2v_triton.distillation.presets import add_shape_arguments
+    from w2v_triton.train.distillation.presets import add_shape_arguments
     add_shape_arguments(st, " (default 6)")
     st.add_argument("--student-init", default=None, help="start from this student dir instead")
     st.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment on the student")
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--l1-weight", type=float, default=1.0)
     lo.add_argument("--cos-weight", type=float, default=1.0)
     lo.add_argument("--cos-mode", choices=COS_MODES, default="logsigmoid")
-    tr = ap.add_argument_group("training (w2v_triton.training.Trainer)")
+    tr = ap.add_argument_group("training (w2v_triton.train.Trainer)")
     tr.add_argument("--max-steps", type=int, default=2000)
     tr.add_argument("--lr", type=float, default=2e-4)
     tr.add_argument("--warmup-steps", type=int, default=100)
@@ -82,10 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configs_from_args(argv: list[str] | None = None) -> tuple[Any, Any, argparse.Namespace]:
     """(DistillConfig, TrainConfig, parsed args) for a command line (argparse exits on bad flags)."""
-    from w2v_triton.distillation.losses import DistillLossConfig, parse_layer_map
-    from w2v_triton.distillation.presets import PRESET_HIDDEN_WEIGHT, encoder_input_pair, shape_from_args
-    from w2v_triton.distillation.trainer import DistillConfig
-    from w2v_triton.training.trainer import TrainConfig
+    from w2v_triton.train.distillation.losses import DistillLossConfig, parse_layer_map
+    from w2v_triton.train.distillation.presets import PRESET_HIDDEN_WEIGHT, encoder_input_pair, shape_from_args
+    from w2v_triton.train.distillation.trainer import DistillConfig
+    from w2v_triton.train.trainer import TrainConfig
 
     ap = build_parser()
     args = ap.parse_args(argv)
@@ -119,10 +119,10 @@ def configs_from_args(argv: list[str] | None = None) -> tuple[Any, Any, argparse
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2v_triton.distillation.trainer import run_distillation
+    from w2v_triton.train.distillation.trainer import run_distillation
 
     cfg, train_cfg, args = configs_from_args(argv)
-    from w2v_triton.checkpoints import CheckpointUnavailable
+    from w2v_triton.build.checkpoints import CheckpointUnavailable
     try:
         res = run_distillation(cfg, train_cfg, resume=True if args.resume else None)
     except (CheckpointUnavailable, FileNotFoundError, ValueError) as exc:

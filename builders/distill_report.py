@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2v_triton.distillation.report import error_rows, error_table, plot_runs, teacher_agreement_table
+    from w2v_triton.train.distillation.report import error_rows, error_table, plot_runs, teacher_agreement_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", action="append", required=True, help="NAME=STUDENT_DIR (repeatable)")
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if evaluated and args.json:
         import datetime as dt
 
-        from benchmarks.run import machine_name
+        from w2v_triton.eval.machine import machine_name
 
         columns, rows = error_rows(evaluated, relative_to=relative_to)
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from w2v_triton.checkpoints import CheckpointUnavailable, resolve_checkpoint
-from w2v_triton.onnx_export import FP32_TOLERANCE, build_onnx
+from w2v_triton.build.checkpoints import CheckpointUnavailable, resolve_checkpoint
+from w2v_triton.build.onnx_export import FP32_TOLERANCE, build_onnx
 from w2v_triton.paths import onnx_dir_for
 
 

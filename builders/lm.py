@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from w2v_triton.lm.build import DEFAULT_BASE_URL, DEFAULT_OUT, DOWNLOADS, LMBuildError, build_lm
+from w2v_triton.build.lm import DEFAULT_BASE_URL, DEFAULT_OUT, DOWNLOADS, LMBuildError, build_lm
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -15,14 +15,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from w2v_triton.acoustic import DEVICES, RUNTIMES, TORCH_DTYPES
-from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
-from w2v_triton.ctc_decoding import BACKENDS, DecoderConfig
-from w2v_triton.lm_tuning import TUNED_KEYS, TUNING_FILE, load_tuning
-from w2v_triton.onnx_export import build_onnx
+from w2v_triton.serving.acoustic import DEVICES, RUNTIMES, TORCH_DTYPES
+from w2v_triton.build.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
+from w2v_triton.serving.ctc_decoding import BACKENDS, DecoderConfig
+from w2v_triton.build.tuning import TUNED_KEYS, TUNING_FILE, load_tuning
+from w2v_triton.build.onnx_export import build_onnx
 from w2v_triton.paths import lm_files, onnx_dir_for
-from w2v_triton.repository import PLATFORMS, PROFILE_FIELDS, PROFILES, RepositoryOptions, render_repository
-from w2v_triton.variants import (ONNX_VARIANTS, OPENVINO_PRECISION, OPENVINO_VARIANTS, build_variant,
+from w2v_triton.build.repository import PLATFORMS, PROFILE_FIELDS, PROFILES, RepositoryOptions, render_repository
+from w2v_triton.build.variants import (ONNX_VARIANTS, OPENVINO_PRECISION, OPENVINO_VARIANTS, build_variant,
                                  calibration_audio)
 
 
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="serving profile: latency (one request soonest: one acoustic instance on all "
                              "cores) or throughput (one 1-thread acoustic instance per core); the five "
                              "flags below override its values (default %(default)s)")
-    # None: the profile's value (w2v_triton.repository.PROFILES)
+    # None: the profile's value (w2v_triton.build.repository.PROFILES)
     parser.add_argument("--queue-delay-us", type=int, default=None)
     parser.add_argument("--preprocessor-instances", type=int, default=None)
     parser.add_argument("--acoustic-instances", type=int, default=None)
@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hotword-weight", type=float, default=DecoderConfig.hotword_weight,
                         help="score bonus of request HOTWORDS in beam search (default %(default)s)")
     parser.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE",
-                        help="a streaming_asr setting (w2v_triton.streaming.StreamingConfig), e.g. "
+                        help="a streaming_asr setting (w2v_triton.serving.streaming.StreamingConfig), e.g. "
                              "idle_seconds=30, left_context_seconds=4; repeatable")
     return parser.parse_args(argv)
 

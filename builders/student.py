@@ -10,7 +10,7 @@
     python builders/student.py --list-presets --teacher models/reference --teacher random-base \
         --json presets.json                     # parameters and FLOPs per audio-second of each preset
 
-Explicit flags override a preset's fields (`w2v_triton/distillation/presets.py`).
+Explicit flags override a preset's fields (`w2v_triton/train/distillation/presets.py`).
 """
 from __future__ import annotations
 
@@ -22,16 +22,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from w2v_triton.distillation.presets import add_shape_arguments, shape_from_args
+from w2v_triton.train.distillation.presets import add_shape_arguments, shape_from_args
 
 log = logging.getLogger(__name__)
 
 
 def describe_presets(teachers: list[str], seconds: float = 10.0) -> dict[str, Any]:
     """Each preset's concrete shape, parameters and FLOPs per audio-second for each teacher."""
-    from w2v_triton.distillation.presets import PRESETS, build_shaped_student, shape_dict
-    from w2v_triton.distillation.student import count_params, load_teacher, resolve_teacher
-    from w2v_triton.flops import flops_per_audio_second
+    from w2v_triton.train.distillation.presets import PRESETS, build_shaped_student, shape_dict
+    from w2v_triton.train.distillation.student import count_params, load_teacher, resolve_teacher
+    from w2v_triton.eval.flops import flops_per_audio_second
 
     out: dict[str, Any] = {"flops_input_seconds": seconds, "teachers": {}, "presets": {}}
     for name in teachers:
@@ -89,9 +89,9 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2v_triton.checkpoints import CheckpointUnavailable
-    from w2v_triton.distillation.presets import build_shaped_student
-    from w2v_triton.distillation.student import load_teacher, resolve_teacher, save_student
+    from w2v_triton.build.checkpoints import CheckpointUnavailable
+    from w2v_triton.train.distillation.presets import build_shaped_student
+    from w2v_triton.train.distillation.student import load_teacher, resolve_teacher, save_student
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", action="append", default=None,
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             import datetime as dt
 
-            from benchmarks.run import machine_name
+            from w2v_triton.eval.machine import machine_name
 
             data = {"machine": machine_name(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                     "command": "python -m builders.student --list-presets "

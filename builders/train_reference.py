@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 
 from w2v_triton.paths import REPO_ROOT
-from w2v_triton.spec import BASE_960H_VOCAB
+from w2v_triton.serving.spec import BASE_960H_VOCAB
 
 # ../shared/data/speech beside the checkout (absent on most machines: then no real-speech figures)
 REAL_SPEECH_GLOB = str(REPO_ROOT.parent / "shared" / "data" / "speech" / "*" / "manifest.jsonl")
 
-# Model configuration (a name in w2v_triton.training.model) and default hyper-parameters per machine.
+# Model configuration (a name in w2v_triton.train.model) and default hyper-parameters per machine.
 PRESETS: dict[str, dict] = {
     # 2-core CPU, hours: the light front-end model, small batches, one bf16 thread.
     "cpu": {"config": "REFERENCE_CONFIG", "lr": 1e-3, "warmup": 400, "batch_seconds": 24.0, "workers": 0},
@@ -90,10 +90,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def evaluate_model(model_dir: Path, corpus: Path, real_glob: str, threads: int, progress: bool) -> dict:
-    from w2v_triton.ctc_model import load_ctc_weights
-    from w2v_triton.manifest import read_rows as read_manifest
-    from w2v_triton.training.data import ManifestDataset
-    from w2v_triton.training.evaluate import evaluate
+    from w2v_triton.serving.ctc_model import load_ctc_weights
+    from w2v_triton.build.manifest import read_rows as read_manifest
+    from w2v_triton.train.data import ManifestDataset
+    from w2v_triton.train.evaluate import evaluate
 
     vocab = json.loads((model_dir / "vocab.json").read_text())
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -122,7 +122,7 @@ def evaluate_model(model_dir: Path, corpus: Path, real_glob: str, threads: int, 
         r["audio_hours"] = round(sum(ds.durations) / 3600, 3)
         # per source folder
         by_set: dict = {}
-        from w2v_triton.metrics import error_rates
+        from w2v_triton.eval.metrics import error_rates
         text_to_set = {}
         for row in rows:
             text_to_set.setdefault(row["text"], row["set"])
@@ -156,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     corpus, out, model_out = Path(a.corpus), Path(a.out), Path(a.model_out)
     progress = not a.no_progress
 
-    from w2v_triton.training.data import ManifestDataset
-    from w2v_triton.training import model as model_configs
-    from w2v_triton.training.model import build_ctc_model, export_pretrained, parameter_count
-    from w2v_triton.training.trainer import TrainConfig, Trainer, plot_log
+    from w2v_triton.train.data import ManifestDataset
+    from w2v_triton.train import model as model_configs
+    from w2v_triton.train.model import build_ctc_model, export_pretrained, parameter_count
+    from w2v_triton.train.trainer import TrainConfig, Trainer, plot_log
 
     if not a.eval_only:
         train_manifest = corpus / "train.jsonl"

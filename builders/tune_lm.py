@@ -17,14 +17,15 @@ import json
 import sys
 from pathlib import Path
 
-from w2v_triton import spec
-from w2v_triton.ctc_decoding import BACKENDS, CTCDecoder, DecoderConfig, DecoderConfigError
-from w2v_triton.lm_tuning import (TUNING_FILE, apply_to_repository, cached_logits, choose, compute_logits,
-                                  file_id, grid_search, save_logits, save_tuning)
-from w2v_triton.manifest import read_manifest
+from w2v_triton.serving import spec
+from w2v_triton.serving.ctc_decoding import BACKENDS, CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.build.tuning import TUNING_FILE, file_id, save_tuning
+from w2v_triton.eval.lm_tuning import apply_to_repository, cached_logits, choose, compute_logits, grid_search, save_logits
+from w2v_triton.build.manifest import read_manifest
 from w2v_triton.paths import lm_files
-from w2v_triton.repository import BUILD_INFO, model_parameters
-from w2v_triton.vocabulary import Vocabulary
+from w2v_triton.build.repository import BUILD_INFO
+from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.vocabulary import Vocabulary
 
 
 def floats(text: str) -> list[float]:

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton import evaluation, spec, variants
-from w2v_triton.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
+from w2v_triton.eval import evaluation; from w2v_triton.serving import spec; from w2v_triton.build import variants
+from w2v_triton.build.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 
 
 def speech_rows(manifests: list[Path] | None = None) -> list:
     """Manifest rows of `manifests` (default: the real speech in ../shared/data/speech; [] if absent)."""
-    from w2v_triton.manifest import read_manifest, shared_speech_manifests
+    from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 
     return [u for m in (manifests or shared_speech_manifests(REPO_ROOT)) for u in read_manifest(m)]
 
@@ -46,8 +46,8 @@ def subset_rows(limit: int | None, manifests: list[Path] | None = None) -> list:
 
 def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | None = None) -> list[np.ndarray]:
     """Utterances of `subset_rows(limit, manifests)`, preprocessed as the service does."""
-    from w2v_triton.audio import load_audio
-    from w2v_triton.preprocessing import preprocess
+    from w2v_triton.serving.audio import load_audio
+    from w2v_triton.serving.preprocessing import preprocess
 
     return [preprocess(load_audio(u.audio), do_normalize) for u in subset_rows(limit, manifests)]
 
@@ -55,7 +55,7 @@ def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | N
 def label_wer(logits: list[np.ndarray], texts: list[str], vocab: dict[str, int]) -> dict[str, float] | None:
     """Greedy WER/CER against the manifest transcripts (None when any utterance has none): an int8
     variant that flips near-tie letters of a weak model may still leave its accuracy unchanged."""
-    from w2v_triton.metrics import error_rates
+    from w2v_triton.eval.metrics import error_rates
 
     if not texts or not all(t.strip() for t in texts):
         return None
@@ -65,8 +65,8 @@ def label_wer(logits: list[np.ndarray], texts: list[str], vocab: dict[str, int])
 
 def long_speech(seconds: float, do_normalize: bool) -> np.ndarray:
     """Consecutive LibriSpeech test-other utterances up to `seconds`, normalised as one recording."""
-    from w2v_triton.audio import load_audio
-    from w2v_triton.preprocessing import preprocess
+    from w2v_triton.serving.audio import load_audio
+    from w2v_triton.serving.preprocessing import preprocess
 
     rows = speech_rows()
     rows = [u for u in rows if "librispeech_test_other" in str(u.audio)] or rows
@@ -119,7 +119,7 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> int:
     from w2v_triton.paths import onnx_dir_for
-    from w2v_triton.onnx_export import build_onnx
+    from w2v_triton.build.onnx_export import build_onnx
 
     args = parse_args(argv)
     if args.print_path:
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no speech to verify on (../shared/data/speech absent): agreement not measured")
 
     if args.long_audio_seconds and speech:
-        from w2v_triton.evaluation import compare_with_full_pass
+        from w2v_triton.eval.evaluation import compare_with_full_pass
 
         long_clip = long_speech(args.long_audio_seconds, info.do_normalize)
         report["long_audio"] = compare_with_full_pass(fp32, long_clip, info.vocab)

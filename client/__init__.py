@@ -28,8 +28,8 @@ from typing import Iterator
 
 import numpy as np
 
-from w2v_triton import spec
-from w2v_triton.audio import AudioError, load_audio
+from w2v_triton.serving import spec
+from w2v_triton.serving.audio import AudioError, load_audio
 
 PROTOCOLS = ("http", "grpc")
 

@@ -15,7 +15,7 @@ import json
 import sys
 
 from client import PROTOCOLS, AudioError, ClientError, TranscriptionClient, read_file
-from w2v_triton.audio import load_audio
+from w2v_triton.serving.audio import load_audio
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from client import PROTOCOLS, ClientError, RequestRejected, ServerUnreachable, Transcription, TranscriptionClient
-from w2v_triton import spec
+from w2v_triton.serving import spec
 
 log = logging.getLogger("w2v_triton.gateway")
 PAGE = Path(__file__).parent / "static" / "index.html"

@@ -228,7 +228,7 @@ fi
 run gcloud compute instance-groups managed set-named-ports "$MIG" --region "$REGION" \
   --named-ports "http:${HTTP_PORT},grpc:${GRPC_PORT}" "${P[@]}"
 
-# Queue time (w2v_triton.queue_metric on each VM) is the signal for both variants: it is what
+# Queue time (w2v_triton.serving.queue_metric on each VM) is the signal for both variants: it is what
 # callers feel when replicas are short. The cpu variant also keeps CPU utilisation; with
 # several signals the autoscaler follows the one asking for the most VMs.
 SIGNALS=(--custom-metric-utilization "metric=${QUEUE_METRIC},utilization-target=${TARGET_QUEUE_MS},utilization-target-type=GAUGE")

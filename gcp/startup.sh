@@ -16,7 +16,7 @@
 #   GPU_DRIVER        (gpu-driver)        cos-extensions driver version or branch (R580); the
 #                                         installed driver is checked against NGC 24.10's needs
 #   QUEUE_METRIC      (queue-metric)      true: also run the queue-time exporter container
-#                                         (python -m w2v_triton.queue_metric), the autoscaling signal
+#                                         (python -m w2v_triton.serving.queue_metric), the autoscaling signal
 #   TRITON_EXTRA_FLAGS                    more tritonserver flags (word-split)
 #   NO_METADATA=1                         never ask the metadata server (local runs)
 #
@@ -30,8 +30,8 @@
 #       [$TRITON_FLAGS_SEPARATOR] --model-control-mode=none ...
 # in the foreground, e.g.
 #   NO_METADATA=1 MODEL_REPOSITORY=model_repository TRITON_FLAGS_SEPARATOR=-- \
-#   TRITON_CMD=".venv/bin/python -m w2v_triton.serve" bash gcp/startup.sh
-# (w2v_triton.serve takes extra tritonserver flags after `--`; TRITON_CMD is word-split, so
+#   TRITON_CMD=".venv/bin/python -m w2v_triton.serving.serve" bash gcp/startup.sh
+# (w2v_triton.serving.serve takes extra tritonserver flags after `--`; TRITON_CMD is word-split, so
 # it cannot hold paths with spaces).
 set -euo pipefail
 
@@ -175,6 +175,6 @@ docker run --detach --name "$TRITON_CONTAINER" --restart unless-stopped --networ
 if [[ "$QUEUE_METRIC" == true ]]; then
   log "starting the queue-time exporter (Cloud Monitoring custom metric)"
   docker run --detach --name "${TRITON_CONTAINER}-metrics" --restart unless-stopped --network host \
-    --entrypoint python3 "$IMAGE" -m w2v_triton.queue_metric \
+    --entrypoint python3 "$IMAGE" -m w2v_triton.serving.queue_metric \
     --metrics-url "http://127.0.0.1:${METRICS_PORT}/metrics"
 fi

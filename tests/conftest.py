@@ -7,8 +7,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from w2v_triton.checkpoints import REPO_ROOT
-from w2v_triton.manifest import Utterance, read_manifest, shared_speech_manifests
+from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.build.manifest import Utterance, read_manifest, shared_speech_manifests
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def tiny_repository(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_server(tiny_repository, tmp_path_factory):
     """A real tritonserver on free ports serving the tiny repository; killed by PID at the end."""
-    from w2v_triton.tritonserver import Ports, TritonServer
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     log = tmp_path_factory.mktemp("server_log") / "tritonserver.log"
     server = TritonServer(tiny_repository, Ports.free(), log_path=log)
@@ -53,8 +53,8 @@ def tiny_fp32(tmp_path_factory) -> Path:
     OpenVINO IRs are written next to it, not into the shared build folder."""
     import shutil
 
-    from w2v_triton.checkpoints import resolve_checkpoint
-    from w2v_triton.onnx_export import build_onnx
+    from w2v_triton.build.checkpoints import resolve_checkpoint
+    from w2v_triton.build.onnx_export import build_onnx
     from w2v_triton.paths import onnx_dir_for
 
     checkpoint = resolve_checkpoint("tiny")
@@ -69,7 +69,7 @@ def served_transcripts(tmp_path) -> Callable[[Path, list[np.ndarray]], list[str]
     """Start a real tritonserver on `repo`, transcribe `clips` over gRPC, stop it."""
     def run(repo: Path, clips: list[np.ndarray]) -> list[str]:
         from client import TranscriptionClient
-        from w2v_triton.tritonserver import Ports, TritonServer
+        from w2v_triton.serving.tritonserver import Ports, TritonServer
 
         server = TritonServer(repo, Ports.free(), log_path=tmp_path / "triton.log")
         server.start(timeout=180)
@@ -86,7 +86,7 @@ def load_failure(tmp_path) -> Callable[[Path], str]:
     """Start a tritonserver on `repo` that must fail to load; check that it stopped and return the
     first line of the error (what a user reads)."""
     def run(repo: Path) -> str:
-        from w2v_triton.tritonserver import Ports, ServerError, TritonServer
+        from w2v_triton.serving.tritonserver import Ports, ServerError, TritonServer
 
         server = TritonServer(repo, Ports.free(), log_path=tmp_path / "server.log")
         with pytest.raises(ServerError, match="failed to load") as failure:
@@ -116,7 +116,7 @@ ENCODINGS = [
 @pytest.fixture(scope="session")
 def encoded_speech(real_speech) -> list[tuple[str, bytes]]:
     """Two real utterances in every format of ENCODINGS: (label, file bytes)."""
-    from w2v_triton.audio import encode_audio, load_audio
+    from w2v_triton.serving.audio import encode_audio, load_audio
 
     picked = [real_speech[3], real_speech[40]]
     return [(f"{u.audio.stem}.{name}", encode_audio(load_audio(u.audio), *rest))
@@ -135,7 +135,7 @@ def start_gateway(tmp_path_factory):
     import time
     import urllib.request
 
-    from w2v_triton.tritonserver import free_port
+    from w2v_triton.serving.tritonserver import free_port
 
     started: list[subprocess.Popen] = []
 

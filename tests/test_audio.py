@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from w2v_triton.audio import AudioError, load_audio
+from w2v_triton.serving.audio import AudioError, load_audio
 
 
 @pytest.mark.parametrize("fmt, subtype, rate, channels", [
@@ -44,7 +44,7 @@ def test_bytes_decode_exactly_like_the_file(tmp_path):
     """load_audio (a path) and decode_audio_bytes (an upload) share one decoder."""
     import io
 
-    from w2v_triton.audio import decode_audio_bytes
+    from w2v_triton.serving.audio import decode_audio_bytes
 
     rate, t = 22050, np.arange(22050) / 22050
     data = np.stack([0.5 * np.sin(2 * np.pi * 300 * t), 0.2 * np.sin(2 * np.pi * 500 * t)], axis=1)
@@ -69,7 +69,7 @@ def test_bytes_decode_exactly_like_the_file(tmp_path):
     (b"ID3" + bytes(range(256)) * 4, "AudioError", "corrupt or truncated"),
 ])
 def test_bad_bytes_get_a_message_that_says_what_is_wrong(data, error, message):
-    import w2v_triton.audio as audio
+    import w2v_triton.serving.audio as audio
 
     with pytest.raises(audio.AudioError, match=message) as caught:
         audio.decode_audio_bytes(data)
@@ -79,7 +79,7 @@ def test_bad_bytes_get_a_message_that_says_what_is_wrong(data, error, message):
 def test_too_long_is_refused_from_the_header(tmp_path):
     import io
 
-    from w2v_triton.audio import AudioTooLong, decode_audio_bytes
+    from w2v_triton.serving.audio import AudioTooLong, decode_audio_bytes
 
     buffer = io.BytesIO()
     sf.write(buffer, np.zeros(3 * 8000, np.int16), 8000, format="FLAC")
@@ -93,7 +93,7 @@ def test_too_long_is_refused_from_the_header(tmp_path):
 
 
 def test_encode_audio_round_trips():
-    from w2v_triton.audio import decode_audio_bytes, encode_audio
+    from w2v_triton.serving.audio import decode_audio_bytes, encode_audio
 
     samples = (0.5 * np.sin(np.arange(16000) / 7)).astype(np.float32)
     flac = decode_audio_bytes(encode_audio(samples, "FLAC", "PCM_24"))

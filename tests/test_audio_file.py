@@ -17,9 +17,9 @@ import pytest
 import soundfile as sf
 
 from client import RequestRejected, TranscriptionClient
-from w2v_triton import spec
-from w2v_triton.audio import decode_audio_bytes, load_audio
-from w2v_triton.pipeline import ReferencePipeline
+from w2v_triton.serving import spec
+from w2v_triton.serving.audio import decode_audio_bytes, load_audio
+from w2v_triton.serving.pipeline import ReferencePipeline
 
 pytestmark = pytest.mark.integration
 

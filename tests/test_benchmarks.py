@@ -114,7 +114,7 @@ def _trained_student(tmp_path, name, wer):
     as builders.train_reference --eval-only writes it."""
     import shutil
 
-    from w2v_triton.checkpoints import resolve_checkpoint
+    from w2v_triton.build.checkpoints import resolve_checkpoint
 
     out = tmp_path / name
     shutil.copytree(resolve_checkpoint("tiny"), out)

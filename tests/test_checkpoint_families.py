@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton.checkpoints import (
+from w2v_triton.build.checkpoints import (
     TINY_FAMILIES, CheckpointMismatch, CheckpointUnavailable, load_ctc_model, make_offline_checkpoint,
     read_checkpoint_info)
-from w2v_triton.ctc_decoding import CTCDecoder
-from w2v_triton.onnx_export import FP32_TOLERANCE, build_onnx
-from w2v_triton.vocabulary import Vocabulary
+from w2v_triton.serving.ctc_decoding import CTCDecoder
+from w2v_triton.build.onnx_export import FP32_TOLERANCE, build_onnx
+from w2v_triton.serving.vocabulary import Vocabulary
 
 FAMILIES = list(TINY_FAMILIES)
 VIETNAMESE_LETTERS = "aăâbcdđeêghiklmnoôơpqrstuưvxyàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ"
@@ -107,7 +107,7 @@ def test_a_hubert_checkpoint_labelled_wav2vec2_is_refused_naming_the_keys(checkp
 def test_a_checkpoint_without_a_ctc_head_gets_one_clear_line(tmp_path):
     from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
 
-    from w2v_triton.checkpoints import save_processor, tiny_config_kwargs
+    from w2v_triton.build.checkpoints import save_processor, tiny_config_kwargs
 
     pretraining = tmp_path / "pretraining"
     Wav2Vec2ForPreTraining(Wav2Vec2Config(**tiny_config_kwargs())).save_pretrained(str(pretraining))
@@ -125,7 +125,7 @@ def test_a_checkpoint_without_a_ctc_head_gets_one_clear_line(tmp_path):
 
 
 def test_students_copy_wav2vec2_and_hubert_layers_and_refuse_others(checkpoints):
-    from w2v_triton.distillation.student import build_student
+    from w2v_triton.train.distillation.student import build_student
 
     for family in ("tiny", "tiny-hubert"):
         teacher = load_ctc_model(checkpoints[family, "en"])
@@ -143,9 +143,9 @@ def test_students_copy_wav2vec2_and_hubert_layers_and_refuse_others(checkpoints)
 def test_each_family_serves_what_the_pipeline_transcribes(checkpoints, family, lang, real_speech, tmp_path):
     from builders.repository import main as build_repository
     from client import TranscriptionClient
-    from w2v_triton.audio import load_audio
-    from w2v_triton.pipeline import ReferencePipeline
-    from w2v_triton.tritonserver import Ports, TritonServer
+    from w2v_triton.serving.audio import load_audio
+    from w2v_triton.serving.pipeline import ReferencePipeline
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repo = tmp_path / "repo"
     assert build_repository(["--model", str(checkpoints[family, lang]), "--output", str(repo),

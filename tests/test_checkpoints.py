@@ -3,9 +3,9 @@ import sys
 
 import pytest
 
-from w2v_triton.checkpoints import (
+from w2v_triton.build.checkpoints import (
     CheckpointUnavailable, make_offline_checkpoint, read_checkpoint_info, resolve_checkpoint)
-from w2v_triton.spec import BASE_960H_VOCAB
+from w2v_triton.serving.spec import BASE_960H_VOCAB
 
 
 def test_random_base_has_the_base_960h_architecture():

@@ -10,12 +10,12 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from w2v_triton import spec
-from w2v_triton.acoustic import AcousticSettings
-from w2v_triton.batch_coupling import batch_coupled
-from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
-from w2v_triton.ctc_decoding import DecoderConfig
-from w2v_triton.repository import RepositoryOptions, render_repository
+from w2v_triton.serving import spec
+from w2v_triton.serving.acoustic import AcousticSettings
+from w2v_triton.serving.batch_coupling import batch_coupled
+from w2v_triton.build.checkpoints import read_checkpoint_info, resolve_checkpoint
+from w2v_triton.serving.ctc_decoding import DecoderConfig
+from w2v_triton.build.repository import RepositoryOptions, render_repository
 
 PB = model_config_pb2.ModelConfig
 COMBINATIONS = [
@@ -38,8 +38,8 @@ def tiny_onnx(tiny_repository):
 
 @pytest.fixture(scope="module")
 def tiny_int8(tiny_onnx, tmp_path_factory):
-    from w2v_triton.batch_coupling import stamp_batch_coupling
-    from w2v_triton.variants import quantize_int8
+    from w2v_triton.serving.batch_coupling import stamp_batch_coupling
+    from w2v_triton.build.variants import quantize_int8
 
     out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
     quantize_int8(tiny_onnx, out)

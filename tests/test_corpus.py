@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton.spec import BASE_960H_VOCAB, SAMPLE_RATE
-from w2v_triton.training import corpus as C
-from w2v_triton.training.augment import augment
-from w2v_triton.training.text import normalize_text, number_to_words, sentence_pool
+from w2v_triton.serving.spec import BASE_960H_VOCAB, SAMPLE_RATE
+from w2v_triton.train import corpus as C
+from w2v_triton.train.augment import augment
+from w2v_triton.train.text import normalize_text, number_to_words, sentence_pool
 
 ALPHABET = set(k for k in BASE_960H_VOCAB if len(k) == 1 and k != "|") | {" "}
 

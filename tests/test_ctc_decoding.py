@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
-from w2v_triton.ctc_output import greedy_ids
-from w2v_triton.spec import BASE_960H_VOCAB as VOCAB
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.serving.ctc_output import greedy_ids
+from w2v_triton.serving.spec import BASE_960H_VOCAB as VOCAB
 
 
 def one_hot_logits(tokens: list[str]) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_decoder_lm import TEXTS, VOCAB, one_hot, spelled, write_lm_dir
 
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
 
 pytest.importorskip("flashlight.lib.text.decoder")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
-from w2v_triton.lm.sentences import write_lm_dir
-from w2v_triton.spec import BASE_960H_VOCAB as VOCAB
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.build.lm_sentences import write_lm_dir
+from w2v_triton.serving.spec import BASE_960H_VOCAB as VOCAB
 
 
 TEXTS = ["THE CAT SAT ON THE MAT", "A DOG SAT ON THE LOG", "THE CAT ATE THE RAT"]

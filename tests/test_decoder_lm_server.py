@@ -15,11 +15,11 @@ import pytest
 from builders.repository import main as build_repository
 from client import TranscriptionClient
 from client.__main__ import main as client_main
-from w2v_triton.lm.sentences import write_lm_dir
-from w2v_triton import spec
-from w2v_triton.audio import load_audio
-from w2v_triton.pipeline import ReferencePipeline
-from w2v_triton.tritonserver import Ports, ServerError, TritonServer
+from w2v_triton.build.lm_sentences import write_lm_dir
+from w2v_triton.serving import spec
+from w2v_triton.serving.audio import load_audio
+from w2v_triton.serving.pipeline import ReferencePipeline
+from w2v_triton.serving.tritonserver import Ports, ServerError, TritonServer
 
 pytestmark = pytest.mark.integration
 

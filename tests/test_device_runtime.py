@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from w2v_triton.acoustic import (AcousticModel, AcousticSettings, AcousticSettingsError, DeviceUnavailable,
+from w2v_triton.serving.acoustic import (AcousticModel, AcousticSettings, AcousticSettingsError, DeviceUnavailable,
                                  onnx_providers)
-from w2v_triton.checkpoints import resolve_checkpoint
+from w2v_triton.build.checkpoints import resolve_checkpoint
 
 
 def test_cpu_uses_only_the_cpu_provider():
@@ -65,7 +65,7 @@ def test_torch_runtime_equals_the_onnx_runtime_in_padded_batches(tiny_repository
 
 
 def test_torch_runtime_windows_long_audio_like_the_onnx_runtime(tiny_repository, rng):
-    from w2v_triton.long_audio import LongAudioConfig
+    from w2v_triton.serving.long_audio import LongAudioConfig
 
     windows = LongAudioConfig(window_seconds=4.0, overlap_seconds=1.0, batch_windows=2, max_single_seconds=5.0)
     long_clip = rng.standard_normal(13 * 16000 + 77).astype(np.float32)
@@ -78,9 +78,9 @@ def test_torch_runtime_windows_long_audio_like_the_onnx_runtime(tiny_repository,
 def test_torch_runtime_serves_the_onnx_runtimes_transcripts(tiny_repository, real_speech, tmp_path):
     from builders.repository import main as build_repository
     from client import TranscriptionClient
-    from w2v_triton.audio import load_audio
-    from w2v_triton.pipeline import ReferencePipeline
-    from w2v_triton.tritonserver import Ports, TritonServer
+    from w2v_triton.serving.audio import load_audio
+    from w2v_triton.serving.pipeline import ReferencePipeline
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repo = tmp_path / "torch_repo"
     assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "torch"]) == 0
@@ -124,7 +124,7 @@ def test_a_gpu_without_a_gpu_runtime_fails_the_acoustic_model_load(tmp_path, run
     if torch.cuda.is_available() or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this machine has a GPU runtime")
     from builders.repository import main as build_repository
-    from w2v_triton.tritonserver import Ports, ServerError, TritonServer
+    from w2v_triton.serving.tritonserver import Ports, ServerError, TritonServer
 
     repo = tmp_path / "gpu_repo"
     assert build_repository(["--model", "tiny", "--output", str(repo), "--device", "gpu",

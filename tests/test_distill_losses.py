@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-from w2v_triton.distillation.losses import (DistillLoss, DistillLossConfig, ctc_loss,
+from w2v_triton.train.distillation.losses import (DistillLoss, DistillLossConfig, ctc_loss,
                                             default_layer_map, frame_mask_from_lengths,
                                             hidden_pair_loss, kd_kl_loss, parse_layer_map)
 

@@ -13,18 +13,18 @@ import pytest
 import soundfile as sf
 import torch
 
-from w2v_triton.distillation.losses import DistillLossConfig
-from w2v_triton.distillation.trainer import RESULTS_FILE, DistillConfig, run_distillation
-from w2v_triton.spec import SAMPLE_RATE
-from w2v_triton.training.trainer import TrainConfig, read_log
+from w2v_triton.train.distillation.losses import DistillLossConfig
+from w2v_triton.train.distillation.trainer import RESULTS_FILE, DistillConfig, run_distillation
+from w2v_triton.serving.spec import SAMPLE_RATE
+from w2v_triton.train.trainer import TrainConfig, read_log
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from w2v_triton.training.model import TINY_CONFIG, build_ctc_model, export_pretrained
-    from w2v_triton.training.synthetic import tone_utterances
+    from w2v_triton.train.model import TINY_CONFIG, build_ctc_model, export_pretrained
+    from w2v_triton.train.synthetic import tone_utterances
 
     root = tmp_path_factory.mktemp("distill")
     teacher = build_ctc_model(TINY_CONFIG, num_hidden_layers=4, seed=0)
@@ -79,16 +79,16 @@ def test_short_run_lowers_loss_and_exports_hf_dir(setup):
     for key in ("wer_student_vs_labels", "wer_teacher_vs_labels", "wer_student_vs_teacher", "kl"):
         assert key in results["dev"]
     assert results["dev"]["utterances"] == 3 and results["dev_start"]["utterances"] == 3
-    from w2v_triton.training.trainer import plot_log
+    from w2v_triton.train.trainer import plot_log
     plot_log(Path(cfg.out + ".train") / "train_log.jsonl", root / "curve.png")  # dev rows plot
     # the student changed, the teacher on disk did not
     assert not torch.equal(student.lm_head.weight, task_teacher.lm_head.weight)
 
 
 def test_teacher_frozen_in_eval_mode(setup):
-    from w2v_triton.distillation.student import build_student, load_teacher
-    from w2v_triton.distillation.task import DistillTask, make_distill_model
-    from w2v_triton.distillation.trainer import kd_collate, load_dataset
+    from w2v_triton.train.distillation.student import build_student, load_teacher
+    from w2v_triton.train.distillation.task import DistillTask, make_distill_model
+    from w2v_triton.train.distillation.trainer import kd_collate, load_dataset
     root, teacher_dir = setup
     teacher = load_teacher(str(teacher_dir)).train()  # even if handed over in train mode
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
@@ -179,7 +179,7 @@ def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng, served_tra
     """`make build-models MODEL=<student dir>` consumes the output unchanged (ONNX verified), and a
     real tritonserver serving it returns the in-process pipeline's transcripts."""
     from builders.repository import main as build_repository
-    from w2v_triton.pipeline import ReferencePipeline
+    from w2v_triton.serving.pipeline import ReferencePipeline
 
     root, teacher_dir = setup
     # Its own student, distilled on the teacher's outputs only (no CTC term): a few CTC steps on
@@ -226,15 +226,15 @@ def test_narrow_preset_student_distils(setup):
     gets a prediction head per hidden pair that starts as the embedding of the kept teacher
     dimensions, the 0:0 pair is in the default map, the loss falls and the export is narrow."""
     from transformers import Wav2Vec2ForCTC
-    from w2v_triton.distillation.presets import get_preset
+    from w2v_triton.train.distillation.presets import get_preset
     root, teacher_dir = setup
     cfg, train = _cfgs(root, teacher_dir, "student_preset_narrow", hidden_weight=1.0, map_encoder_input=True)
     cfg.shape, cfg.preset = get_preset("narrow").replace(num_layers=2), "narrow"
     train.max_steps = 3
     torch.manual_seed(0)
-    from w2v_triton.distillation.trainer import prepare_student
-    from w2v_triton.distillation.student import load_teacher
-    from w2v_triton.distillation.task import make_distill_model
+    from w2v_triton.train.distillation.trainer import prepare_student
+    from w2v_triton.train.distillation.student import load_teacher
+    from w2v_triton.train.distillation.task import make_distill_model
     student, info = prepare_student(load_teacher(str(teacher_dir)), cfg, "t")
     assert student.config.hidden_size == 16 and student.config.num_attention_heads == 1
     model = make_distill_model(student, load_teacher(str(teacher_dir)), cfg.loss, info.kept_layers, info.residual_dims)
@@ -256,9 +256,9 @@ def test_narrow_preset_student_distils(setup):
 def test_freeze_unreached_for_hidden_only_loss(setup):
     """Hidden-state-only distillation: the CTC head, SpecAugment embedding (when off) and
     layers above the last distilled one get no gradient, so they are frozen (DDP-safe)."""
-    from w2v_triton.distillation.student import build_student, load_teacher
-    from w2v_triton.distillation.task import make_distill_model
-    from w2v_triton.distillation.trainer import freeze_unreached
+    from w2v_triton.train.distillation.student import build_student, load_teacher
+    from w2v_triton.train.distillation.task import make_distill_model
+    from w2v_triton.train.distillation.trainer import freeze_unreached
     _, teacher_dir = setup
     teacher = load_teacher(str(teacher_dir))
     teacher.config.mask_time_prob = 0.05  # the student gets a masked_spec_embed ...

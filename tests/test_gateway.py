@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from client import TranscriptionClient
-from w2v_triton import spec
-from w2v_triton.audio import decode_audio_bytes
+from w2v_triton.serving import spec
+from w2v_triton.serving.audio import decode_audio_bytes
 
 pytestmark = pytest.mark.integration
 openai = pytest.importorskip("openai")
@@ -122,7 +122,7 @@ def test_health_models_and_page(gateway):
 
 
 def test_unreachable_triton_is_a_502_and_health_says_so(start_gateway, encoded_speech):
-    from w2v_triton.tritonserver import free_port
+    from w2v_triton.serving.tritonserver import free_port
 
     dead = start_gateway(TRITON_URL=f"127.0.0.1:{free_port()}", GATEWAY_MAX_UPLOAD_MB="0.5")
     health = requests.get(f"{dead}/health", timeout=30)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from client import TranscriptionClient
-from w2v_triton.audio import load_audio
+from w2v_triton.serving.audio import load_audio
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"

@@ -85,12 +85,12 @@ def test_hadolint():
 
 
 def test_queue_metric_exporter_runs_in_the_server_image():
-    """gcp/startup.sh runs `python3 -m w2v_triton.queue_metric` from the server image, which installs
+    """gcp/startup.sh runs `python3 -m w2v_triton.serving.queue_metric` from the server image, which installs
     the w2v_triton wheel with --no-deps: the exporter may import only the standard library."""
     import ast
 
-    tree = ast.parse((REPO / "w2v_triton" / "queue_metric.py").read_text())
+    tree = ast.parse((REPO / "w2v_triton" / "serving" / "queue_metric.py").read_text())
     modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     modules |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert modules - {"__future__"} <= set(sys.stdlib_module_names), modules - set(sys.stdlib_module_names)
-    assert "w2v_triton.queue_metric" in (REPO / "gcp" / "startup.sh").read_text()
+    assert "w2v_triton.serving.queue_metric" in (REPO / "gcp" / "startup.sh").read_text()

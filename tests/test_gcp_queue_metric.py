@@ -1,4 +1,4 @@
-"""w2v_triton.queue_metric: Triton's queue time as the Cloud Monitoring metric the GCP autoscaler reads.
+"""w2v_triton.serving.queue_metric: Triton's queue time as the Cloud Monitoring metric the GCP autoscaler reads.
 
 A local HTTP server plays Triton's metrics port, the metadata server and the Monitoring API.
 """
@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from w2v_triton import queue_metric
+from w2v_triton.serving import queue_metric
 
 METRICS_1 = """# HELP nv_inference_request_success Number of successful inference requests
 # TYPE nv_inference_request_success counter
@@ -112,7 +112,7 @@ def test_the_counters_of_a_real_server(tiny_server):
     import numpy as np
     import tritonclient.http as httpclient
 
-    from w2v_triton import spec
+    from w2v_triton.serving import spec
 
     url = f"http://127.0.0.1:{tiny_server.ports.metrics}/metrics"
 

@@ -1,6 +1,6 @@
 """gcp/startup.sh, the VM startup script: its command lines, and a real local run.
 
-Locally MODEL_REPOSITORY stands in for the bucket and TRITON_CMD (python -m w2v_triton.serve)
+Locally MODEL_REPOSITORY stands in for the bucket and TRITON_CMD (python -m w2v_triton.serving.serve)
 for the container; NO_METADATA=1 keeps the script away from the metadata server.
 """
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_vm_command_line_runs_the_container_on_the_bucket(fake_bin):
     assert "--gpus" not in run and not any(c[0] == "cos-extensions" for c in calls)
     exporter = calls[runs[1]]   # the autoscaling signal: queue time from :8002 to Cloud Monitoring
     assert exporter[exporter.index("--name") + 1] == "w2v-triton-metrics"
-    assert exporter[exporter.index(image) + 1:] == ["-m", "w2v_triton.queue_metric", "--metrics-url",
+    assert exporter[exporter.index(image) + 1:] == ["-m", "w2v_triton.serving.queue_metric", "--metrics-url",
                                                      "http://127.0.0.1:8002/metrics"]
 
 
@@ -152,7 +152,7 @@ def test_missing_repository_setting_fails():
     assert result.returncode == 2 and "MODEL_REPOSITORY" in result.stderr
 
 
-# --- a real local run: startup.sh -> python -m w2v_triton.serve -> tritonserver --------------------
+# --- a real local run: startup.sh -> python -m w2v_triton.serving.serve -> tritonserver --------------------
 def _get(url: str, method: str = "GET", timeout: float = 5) -> int:
     request = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
     try:
@@ -171,17 +171,17 @@ def test_startup_serves_the_repository_locally(tiny_repository, real_speech, tmp
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
 
-    from w2v_triton import spec
-    from w2v_triton.audio import load_audio
-    from w2v_triton.pipeline import ReferencePipeline
-    from w2v_triton.tritonserver import Ports
+    from w2v_triton.serving import spec
+    from w2v_triton.serving.audio import load_audio
+    from w2v_triton.serving.pipeline import ReferencePipeline
+    from w2v_triton.serving.tritonserver import Ports
 
     repository = Path(os.environ.get("W2V_GCP_TEST_REPOSITORY", tiny_repository))
     if not (repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx").is_file():
         pytest.skip(f"{repository} is not built (acoustic_model/1/model.onnx missing): make build-models MODEL=tiny")
     ports = Ports.free()
     env = {**os.environ, "NO_METADATA": "1", "MODEL_REPOSITORY": str(repository),
-           "TRITON_CMD": f"{sys.executable} -m w2v_triton.serve --log {tmp_path / 'server.log'}",
+           "TRITON_CMD": f"{sys.executable} -m w2v_triton.serving.serve --log {tmp_path / 'server.log'}",
            "TRITON_FLAGS_SEPARATOR": "--", "HTTP_PORT": str(ports.http), "GRPC_PORT": str(ports.grpc),
            "METRICS_PORT": str(ports.metrics), "GRPC_TLS": "true", "STATE_DIR": str(tmp_path / "state")}
     process = subprocess.Popen(["bash", str(STARTUP)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -300,9 +300,9 @@ if args[:2] == ["run", "--detach"] and "tritonserver" in args:
     name = args[args.index("--name") + 1]
     server = args[args.index("tritonserver"):]
     port = server[server.index("--http-port") + 1]
-    if os.environ.get("REAL_SERVER"):   # the real tritonserver through w2v_triton.serve, same flags
+    if os.environ.get("REAL_SERVER"):   # the real tritonserver through w2v_triton.serving.serve, same flags
         flags = [a for a in server[1:] if a.startswith("--") and "=" in a]
-        cmd = [sys.executable, "-m", "w2v_triton.serve", *server[1:server.index(flags[0])], "--log",
+        cmd = [sys.executable, "-m", "w2v_triton.serving.serve", *server[1:server.index(flags[0])], "--log",
                os.path.join(state, "server.log"), "--", *flags]
     else:
         cmd = [sys.executable, os.environ["STAND_IN"], port]
@@ -499,14 +499,14 @@ def test_real_server_in_the_namespace_drains_on_the_shutdown_script(cos_like_nam
     import numpy as np
     import tritonclient.http as httpclient
 
-    from w2v_triton import spec
+    from w2v_triton.serving import spec
 
     ns = cos_like_namespace
     state = tmp_path / "docker-state"
     state.mkdir()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    # this interpreter (the project's venv) runs the fake docker, so `-m w2v_triton.serve` imports
+    # this interpreter (the project's venv) runs the fake docker, so `-m w2v_triton.serving.serve` imports
     (bin_dir / "docker").write_text(FAKE_DOCKER.replace("#!/usr/bin/env python3", f"#!{sys.executable}", 1))
     (bin_dir / "docker").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}:/usr/sbin:/sbin", "NO_METADATA": "1",

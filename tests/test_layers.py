@@ -1,106 +1,94 @@
-"""The library's layers hold: serving modules (what runs inside Triton) import only serving
-modules, the import graph of w2v_triton has no cycle, builders and tools import no builder or
-test, and the onnxruntime serving path imports without torch or transformers (the server image
+"""The library's layers hold (import-linter contracts in pyproject.toml, run by `make lint`): train ->
+eval -> build -> serving -> paths and never back, the library imports no command line, the client
+and the gateway use the serving layer alone, builders are independent. Here: the contracts catch a
+planted back import, the files import-linter cannot see (the Triton models, tools) keep to their
+layer, and the onnxruntime serving path imports without torch or transformers (the server image
 does not need them)."""
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from w2v_triton.checkpoints import REPO_ROOT
+import pytest
 
-PACKAGE = REPO_ROOT / "w2v_triton"
-# What runs inside Triton (and the runtimes it may load), plus the ARPA reader the decoder uses.
-SERVING = {
-    "spec", "typing", "settings", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
-    "acoustic_torch", "acoustic_openvino", "masked_frontend", "ctc_model", "ctc_output", "ctc_decoding", "ctc_flashlight",
-    "lm", "lm.arpa", "lm.sphinx_binary",
-}
+from w2v_triton.paths import REPO_ROOT
+
+ROOT_PACKAGES = ("w2v_triton", "builders", "benchmarks", "gateway", "client")
 # The onnxruntime path: must import with torch and transformers absent.
-WITHOUT_TORCH = ["spec", "typing", "settings", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices", "long_audio", "acoustic",
-                 "acoustic_openvino", "ctc_output", "ctc_decoding"]
+WITHOUT_TORCH = ["spec", "typing", "settings", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices",
+                 "long_audio", "acoustic", "acoustic_openvino", "ctc_output", "ctc_decoding", "streaming"]
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports(path: Path) -> set[str]:
-    """w2v_triton modules imported anywhere in the file (module level and inside functions)."""
-    found: set[str] = set()
-    package = module_name(path).split(".")[:-1] if path.name != "__init__.py" else module_name(path).split(".")
-    tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
-                   for n in ast.walk(block)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:   # `if TYPE_CHECKING:` imports never run
-            continue
+def imported_modules(path: Path) -> set[str]:
+    """Absolute module names a file imports anywhere (module level and inside functions)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("w2v_triton")}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:   # relative: from .arpa import x
-                base = ".".join(["w2v_triton", *package[: len(package) - node.level + 1]])
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            if target.startswith("w2v_triton"):
-                found.add(target)
-                found |= {f"{target}.{a.name}" for a in node.names}
-    modules = {module_name(p) for p in PACKAGE.rglob("*.py")}
-    return {m.removeprefix("w2v_triton.") for m in found if m.removeprefix("w2v_triton.") in modules}
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
 
 
-def graph() -> dict[str, set[str]]:
-    return {module_name(p): imports(p) - {module_name(p)} for p in PACKAGE.rglob("*.py") if module_name(p)}
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+                          capture_output=True, text=True, cwd=root, timeout=300,
+                          env={"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(root)})
 
 
-def test_serving_modules_import_only_serving_modules():
-    edges = graph()
-    leaks = {m: sorted(edges[m] - SERVING) for m in SERVING if edges[m] - SERVING}
-    assert not leaks, f"serving -> build/evaluation imports: {leaks}"
+def copy_sources(target: Path) -> Path:
+    shutil.copy2(REPO_ROOT / "pyproject.toml", target / "pyproject.toml")
+    for package in ROOT_PACKAGES:
+        shutil.copytree(REPO_ROOT / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "static"))
+    return target
 
 
-def test_the_import_graph_has_no_cycle():
-    edges = graph()
-    state: dict[str, int] = {}
-    path: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(edges.get(node, ())):
-            if state.get(nxt) == 1:
-                raise AssertionError(f"import cycle: {' -> '.join(path[path.index(nxt):] + [nxt])}")
-            if nxt not in state:
-                visit(nxt)
-        path.pop()
-        state[node] = 2
-
-    for node in sorted(edges):
-        if node not in state:
-            visit(node)
+@pytest.mark.parametrize(("module", "back_import"), [
+    ("serving/spec.py", "import w2v_triton.build.checkpoints"),            # serving -> build
+    ("build/manifest.py", "from w2v_triton.eval import metrics"),          # build -> eval
+    ("serving/audio.py", "import builders.repository"),                    # library -> command line
+    ("serving/vocabulary.py", "import w2v_triton.train.text"),             # serving -> train
+])
+def test_the_contracts_fail_on_a_planted_back_import(tmp_path, module, back_import):
+    assert lint_imports(copy_sources(tmp_path)).returncode == 0, "the unchanged tree keeps its contracts"
+    planted = tmp_path / "w2v_triton" / module
+    planted.write_text(planted.read_text() + f"\n{back_import}  # planted\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0 and "BROKEN" in result.stdout, result.stdout[-2000:]
 
 
-def test_builders_and_tools_import_only_the_library():
-    offenders = []
-    for folder in ("builders", "tools", "benchmarks", "client"):
-        for path in (REPO_ROOT / folder).glob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-                bad = [n for n in names if n.split(".")[0] in ("tests", "conftest") or n.startswith("test_")
-                       or (folder == "builders" and n.startswith("builders"))]
-                offenders += [f"{path.relative_to(REPO_ROOT)}: {n}" for n in bad]
+def test_every_library_module_sits_in_a_layer():
+    """`exhaustive = true` in the layers contract: a new top-level module outside the layers fails
+    the lint; here the layers are the packages the tree shows."""
+    children = sorted(p.stem if p.is_file() else p.name for p in (REPO_ROOT / "w2v_triton").iterdir()
+                      if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file())
+    assert children == ["build", "eval", "paths", "serving", "train"]
+
+
+def test_triton_models_import_only_the_serving_layer():
+    offenders = {}
+    for model_py in (REPO_ROOT / "model_repository").glob("*/1/model.py"):
+        bad = sorted(m for m in imported_modules(model_py)
+                     if m.split(".")[0] == "w2v_triton" and not m.startswith("w2v_triton.serving"))
+        if bad:
+            offenders[model_py.parent.parent.name] = bad
+    assert not offenders, f"a Triton model imports outside w2v_triton.serving: {offenders}"
+
+
+def test_tools_import_no_test_code():
+    offenders = [f"{path.relative_to(REPO_ROOT)}: {name}" for folder in ("builders", "tools", "benchmarks", "client")
+                 for path in (REPO_ROOT / folder).rglob("*.py") for name in imported_modules(path)
+                 if name.split(".")[0] in ("tests", "conftest") or name.startswith("test_")]
     assert not offenders, offenders
 
 
 def test_the_onnxruntime_serving_path_needs_neither_torch_nor_transformers(tiny_repository):
     code = f"""
-import importlib.abc, sys
+import importlib, importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("torch", "transformers"):
@@ -108,10 +96,10 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import numpy as np
 for module in {WITHOUT_TORCH!r}:
-    importlib.import_module("w2v_triton." + module)
-from w2v_triton.acoustic import AcousticModel
-from w2v_triton.ctc_decoding import CTCDecoder
-from w2v_triton.vocabulary import Vocabulary
+    importlib.import_module("w2v_triton.serving." + module)
+from w2v_triton.serving.acoustic import AcousticModel
+from w2v_triton.serving.ctc_decoding import CTCDecoder
+from w2v_triton.serving.vocabulary import Vocabulary
 model = AcousticModel({str(tiny_repository / "acoustic_model" / "1" / "model.onnx")!r}, 1)
 logits = model.run([np.zeros(8000, np.float32)])[0]
 print(repr(CTCDecoder(Vocabulary.load_from_dir({str(tiny_repository / "decoder")!r})).decode(logits)))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton.lm.arpa import write_arpa
-from w2v_triton.lm.sphinx_binary import NGramLM, _read_bits, cmu_en_us_lm_path, read_sphinx_trie
+from w2v_triton.serving.lm.arpa import write_arpa
+from w2v_triton.serving.lm.sphinx_binary import NGramLM, _read_bits, cmu_en_us_lm_path, read_sphinx_trie
 
 kenlm = pytest.importorskip("kenlm")
 
@@ -83,7 +83,7 @@ def test_binary_lm_reproduces_reference_scores(cmu_arpa: Path, tmp_path: Path) -
     import shutil
     import time
 
-    from w2v_triton.lm.kenlm_tool import KenLMToolError, arpa_to_binary, find_build_binary
+    from w2v_triton.build.kenlm_tool import KenLMToolError, arpa_to_binary, find_build_binary
 
     refs = _reference()
     if not (shutil.which("g++") or shutil.which("build_binary")):

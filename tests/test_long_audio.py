@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton import spec
-from w2v_triton.acoustic import AcousticModel
-from w2v_triton.long_audio import LongAudioConfig, frame_count, run_long, seams, window_starts
+from w2v_triton.serving import spec
+from w2v_triton.serving.acoustic import AcousticModel
+from w2v_triton.serving.long_audio import LongAudioConfig, frame_count, run_long, seams, window_starts
 
 STRIDE = spec.FRAME_STRIDE_SAMPLES
 
@@ -79,7 +79,7 @@ def test_config_validation():
         LongAudioConfig(window_seconds=10, overlap_seconds=6)
     with pytest.raises(ValueError):
         LongAudioConfig(window_seconds=30, max_single_seconds=20)
-    from w2v_triton.acoustic import AcousticSettings
+    from w2v_triton.serving.acoustic import AcousticSettings
 
     config = AcousticSettings.from_parameters({
         "long_audio_window_seconds": "20", "long_audio_overlap_seconds": "2",
@@ -90,8 +90,8 @@ def test_config_validation():
 @pytest.fixture(scope="module")
 def tiny_onnx() -> Path:
     from w2v_triton.paths import onnx_dir_for
-    from w2v_triton.checkpoints import resolve_checkpoint
-    from w2v_triton.onnx_export import build_onnx
+    from w2v_triton.build.checkpoints import resolve_checkpoint
+    from w2v_triton.build.onnx_export import build_onnx
 
     checkpoint = resolve_checkpoint("tiny")
     return build_onnx(checkpoint, onnx_dir_for(checkpoint))[0]
@@ -130,8 +130,8 @@ def test_acoustic_model_windows_long_rows_only(tiny_onnx, rng):
 @pytest.fixture(scope="module")
 def long_clip(real_speech) -> np.ndarray:
     """~85 s of real speech: consecutive LibriSpeech test-other utterances, normalised as one."""
-    from w2v_triton.audio import load_audio
-    from w2v_triton.preprocessing import preprocess
+    from w2v_triton.serving.audio import load_audio
+    from w2v_triton.serving.preprocessing import preprocess
 
     rows = [u for u in real_speech if "librispeech_test_other" in str(u.audio)] or list(real_speech)
     audio, total = [], 0
@@ -147,9 +147,9 @@ def test_long_real_clip_chunked_vs_full_pass(tiny_onnx, long_clip):
     """Random weights attend almost uniformly over the whole input, so a window changes every
     frame a little (not only near seams); a trained model's attention is local. The bound here is
     what the random tiny model gives; docs/optimization.md reports the measured figures."""
-    from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
-    from w2v_triton.metrics import error_rates
-    from w2v_triton.evaluation import greedy_transcripts
+    from w2v_triton.build.checkpoints import read_checkpoint_info, resolve_checkpoint
+    from w2v_triton.eval.metrics import error_rates
+    from w2v_triton.eval.evaluation import greedy_transcripts
 
     assert long_clip.size > 60 * spec.SAMPLE_RATE
     full = AcousticModel(tiny_onnx, 1, LongAudioConfig(max_single_seconds=10_000)).run([long_clip])[0]
@@ -175,7 +175,7 @@ def test_server_transcribes_long_audio_like_the_pipeline(tiny_server, tiny_repos
     """An ~85 s request (longer than max_single_seconds) through Triton: windowed in the
     acoustic model, same transcript as the in-process pipeline (which windows the same way)."""
     from client import TranscriptionClient
-    from w2v_triton.pipeline import ReferencePipeline
+    from w2v_triton.serving.pipeline import ReferencePipeline
 
     raw = long_clip / np.abs(long_clip).max() * 0.5       # any float32 in [-1, 1]; re-normalised
     expected = ReferencePipeline(tiny_repository).transcribe(raw)
@@ -185,8 +185,8 @@ def test_server_transcribes_long_audio_like_the_pipeline(tiny_server, tiny_repos
 
 
 def test_compare_with_full_pass_report(tiny_onnx, long_clip):
-    from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
-    from w2v_triton.evaluation import compare_with_full_pass
+    from w2v_triton.build.checkpoints import read_checkpoint_info, resolve_checkpoint
+    from w2v_triton.eval.evaluation import compare_with_full_pass
 
     vocab = read_checkpoint_info(resolve_checkpoint("tiny")).vocab
     report = compare_with_full_pass(tiny_onnx, long_clip[: 70 * spec.SAMPLE_RATE], vocab)

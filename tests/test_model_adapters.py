@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pb_utils_stub import InferenceRequest, load_model
-from w2v_triton import spec
-from w2v_triton.pipeline import ReferencePipeline
+from w2v_triton.serving import spec
+from w2v_triton.serving.pipeline import ReferencePipeline
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from w2v_triton.checkpoints import load_ctc_model
-from w2v_triton.masked_frontend import LengthAwareCTC
-from w2v_triton.onnx_export import FP32_TOLERANCE, export_onnx, verify_onnx
+from w2v_triton.build.checkpoints import load_ctc_model
+from w2v_triton.serving.masked_frontend import LengthAwareCTC
+from w2v_triton.build.onnx_export import FP32_TOLERANCE, export_onnx, verify_onnx
 
 
 def test_padded_batch_equals_each_utterance_alone_in_pytorch():
@@ -62,7 +62,7 @@ def test_onnx_graph_has_dynamic_batch_and_time(tmp_path):
 
 
 def test_length_buckets_bound_padding_and_keep_every_index():
-    from w2v_triton.acoustic import length_buckets
+    from w2v_triton.serving.acoustic import length_buckets
 
     lengths = [16000, 400, 480000, 15000, 500, 470000, 20000]
     buckets = length_buckets(lengths, 1.3)
@@ -75,7 +75,7 @@ def test_length_buckets_bound_padding_and_keep_every_index():
 
 @pytest.mark.parametrize("kernel,stride", [(10, 5), (3, 2), (2, 2), (7, 3)])
 def test_block_matmul_conv_equals_conv1d(kernel, stride):
-    from w2v_triton.masked_frontend import BlockMatMulConv1d
+    from w2v_triton.serving.masked_frontend import BlockMatMulConv1d
 
     torch.manual_seed(kernel)
     conv = torch.nn.Conv1d(6, 5, kernel, stride, bias=kernel % 2 == 0)
@@ -88,7 +88,7 @@ def test_block_matmul_conv_equals_conv1d(kernel, stride):
 
 
 def test_block_matmul_conv_rejects_what_it_cannot_express():
-    from w2v_triton.masked_frontend import BlockMatMulConv1d
+    from w2v_triton.serving.masked_frontend import BlockMatMulConv1d
 
     for conv in (torch.nn.Conv1d(4, 4, 2, 3), torch.nn.Conv1d(4, 4, 3, 1, padding=1), torch.nn.Conv1d(4, 4, 3, 2, groups=2)):
         with pytest.raises(ValueError, match="kernel >= stride"):

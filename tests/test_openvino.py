@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("openvino", reason="openvino is not installed")
 
-from w2v_triton import evaluation, spec, variants  # noqa: E402
-from w2v_triton.acoustic import AcousticModel, AcousticSettings, AcousticSettingsError  # noqa: E402
+from w2v_triton.eval import evaluation; from w2v_triton.serving import spec; from w2v_triton.build import variants# noqa: E402
+from w2v_triton.serving.acoustic import AcousticModel, AcousticSettings, AcousticSettingsError  # noqa: E402
 
 # Max |logit diff| vs onnxruntime fp32 on random audio, with margin over the tiny model's measurement
 # (2026-12-03, 3 seeds: ov-fp32 5e-7, ov-bf16 6.7e-3, ov-int8 0.59 against a logit std of 0.11: static
@@ -106,7 +106,7 @@ def test_builder_refuses_mixed_runtimes_and_variants(tmp_path, capsys):
 
 def test_builder_serves_the_ov_int8_ir(tmp_path, tiny_ov_int8):
     from builders.repository import main as build_repository
-    from w2v_triton.repository import model_parameters
+    from w2v_triton.serving.settings import model_parameters
 
     repo = tmp_path / "repo"
     assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "openvino",
@@ -130,9 +130,9 @@ def test_openvino_runtime_serves_the_onnx_runtimes_transcripts(tiny_repository, 
     the tiny random model's near-tie frames; their agreement is measured, docs/optimization.md)."""
     from builders.repository import main as build_repository
     from client import TranscriptionClient
-    from w2v_triton.audio import load_audio
-    from w2v_triton.pipeline import ReferencePipeline
-    from w2v_triton.tritonserver import Ports, TritonServer
+    from w2v_triton.serving.audio import load_audio
+    from w2v_triton.serving.pipeline import ReferencePipeline
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repo = tmp_path / "openvino_repo"
     assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "openvino"]) == 0

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from w2v_triton.preprocessing import InvalidAudio, normalize, preprocess, validate
-from w2v_triton.spec import MIN_SAMPLES
+from w2v_triton.serving.preprocessing import InvalidAudio, normalize, preprocess, validate
+from w2v_triton.serving.spec import MIN_SAMPLES
 
 
 def test_normalize_matches_hf_feature_extractor(rng):
@@ -43,7 +43,7 @@ def test_max_seconds_bounds_samples_and_files():
 
     import soundfile as sf
 
-    from w2v_triton.preprocessing import preprocess_file
+    from w2v_triton.serving.preprocessing import preprocess_file
 
     audio = np.zeros(32000, np.float32)
     assert preprocess(audio, False, max_seconds=2).size == 32000

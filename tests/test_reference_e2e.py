@@ -23,11 +23,11 @@ import soundfile as sf
 
 from builders.repository import main as build_repository
 from client.__main__ import main as client_main
-from w2v_triton.lm.sentences import write_lm_dir
-from w2v_triton.pipeline import ReferencePipeline
-from w2v_triton.spec import SAMPLE_RATE
-from w2v_triton.training import corpus
-from w2v_triton.tritonserver import Ports, TritonServer
+from w2v_triton.build.lm_sentences import write_lm_dir
+from w2v_triton.serving.pipeline import ReferencePipeline
+from w2v_triton.serving.spec import SAMPLE_RATE
+from w2v_triton.train import corpus
+from w2v_triton.serving.tritonserver import Ports, TritonServer
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from builders.repository import main as build_repository
-from w2v_triton import spec
-from w2v_triton.tritonserver import ServerError, check_repository
+from w2v_triton.serving import spec
+from w2v_triton.serving.tritonserver import ServerError, check_repository
 
 
 def load_config(path):
@@ -66,7 +66,7 @@ def test_missing_model_file_is_reported_before_start(tmp_path, tiny_repository):
 
 
 def test_acoustic_model_missing_file_message(tmp_path):
-    from w2v_triton.acoustic import AcousticModel
+    from w2v_triton.serving.acoustic import AcousticModel
 
     with pytest.raises(FileNotFoundError, match="make build-models"):
         AcousticModel(tmp_path / "model.onnx")

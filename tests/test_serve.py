@@ -1,4 +1,4 @@
-"""`python -m w2v_triton.serve` (what `make serve` runs): readiness, clean stop, clear failures."""
+"""`python -m w2v_triton.serving.serve` (what `make serve` runs): readiness, clean stop, clear failures."""
 import signal
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from w2v_triton.tritonserver import Ports
+from w2v_triton.serving.tritonserver import Ports
 
 pytestmark = pytest.mark.integration
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_serve_starts_ready_and_stops_cleanly_on_sigterm(tiny_repository, tmp_path):
     ports = Ports.free()
     process = subprocess.Popen(
-        [sys.executable, "-m", "w2v_triton.serve", "--model-repository", str(tiny_repository),
+        [sys.executable, "-m", "w2v_triton.serving.serve", "--model-repository", str(tiny_repository),
          "--http-port", str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics),
          "--log", str(tmp_path / "server.log")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -32,7 +32,7 @@ def test_serve_starts_ready_and_stops_cleanly_on_sigterm(tiny_repository, tmp_pa
 
 
 def test_serve_without_built_repository_fails_loudly(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "w2v_triton.serve", "--model-repository", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "w2v_triton.serving.serve", "--model-repository", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "make build-models" in result.stderr
@@ -41,7 +41,7 @@ def test_serve_without_built_repository_fails_loudly(tmp_path):
 def test_model_load_failure_shows_the_log_instead_of_hanging(tiny_repository, tmp_path):
     import shutil
 
-    from w2v_triton.tritonserver import ServerError, TritonServer
+    from w2v_triton.serving.tritonserver import ServerError, TritonServer
 
     broken = tmp_path / "repo"
     shutil.copytree(tiny_repository, broken)
@@ -58,8 +58,8 @@ def test_sigterm_during_startup_is_a_clean_stop(monkeypatch, tmp_path, capsys):
     exit 0 and "stopped", not "tritonserver exited" (seen when a client was ready first)."""
     import os
 
-    from w2v_triton import serve
-    from w2v_triton.tritonserver import ServerError, TritonServer
+    from w2v_triton.serving import serve
+    from w2v_triton.serving.tritonserver import ServerError, TritonServer
 
     def start(self, timeout):
         os.kill(os.getpid(), signal.SIGTERM)   # runs serve's handler, as the signal would

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from client import ClientError, TranscriptionClient
-from w2v_triton.audio import load_audio
-from w2v_triton.pipeline import ReferencePipeline
+from w2v_triton.serving.audio import load_audio
+from w2v_triton.serving.pipeline import ReferencePipeline
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_client_cli_prints_transcripts_and_clear_errors(tiny_server, pipeline, s
 
 
 def test_unreachable_server_is_reported(speech):
-    from w2v_triton.tritonserver import free_port
+    from w2v_triton.serving.tritonserver import free_port
 
     result = subprocess.run(
         [sys.executable, "-m", "client", "--url", f"127.0.0.1:{free_port()}", str(speech[0][0])],
@@ -107,7 +107,7 @@ def test_unreachable_server_is_reported(speech):
 def int8_server(tmp_path_factory):
     """The tiny model served as the int8-mm variant (block-MatMul front-end, dynamic int8)."""
     from builders.repository import main as build_repository
-    from w2v_triton.tritonserver import Ports, TritonServer
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repository = tmp_path_factory.mktemp("int8_repository")
     assert build_repository(["--model", "tiny", "--output", str(repository), "--variant", "int8-mm"]) == 0

@@ -1,4 +1,4 @@
-"""Serving profiles (w2v_triton.repository.PROFILES): defaults defined once, explicit values override,
+"""Serving profiles (w2v_triton.build.repository.PROFILES): defaults defined once, explicit values override,
 the rendered configs (parsed with Triton's model-config protobuf) carry the profile's settings and name
 it, and `builders.repository --profile` / `make build-models PROFILE=` reach them."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import asdict
 import pytest
 
 from tests.test_config_matrix import parse
-from w2v_triton import spec
-from w2v_triton.acoustic import AcousticSettings
-from w2v_triton.repository import (DEFAULT_PROFILE, PROFILE_FIELDS, PROFILES, BUILD_INFO, RepositoryOptions,
+from w2v_triton.serving import spec
+from w2v_triton.serving.acoustic import AcousticSettings
+from w2v_triton.build.repository import (DEFAULT_PROFILE, PROFILE_FIELDS, PROFILES, BUILD_INFO, RepositoryOptions,
                                    profile_parameters)
 
 

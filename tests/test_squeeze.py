@@ -11,11 +11,11 @@ import pytest
 import torch
 from transformers import SEWForCTC, Wav2Vec2Config, Wav2Vec2ForCTC
 
-from w2v_triton.checkpoints import load_ctc_model, make_offline_checkpoint, tiny_config_kwargs
-from w2v_triton.distillation.losses import DistillLoss, DistillLossConfig, squeeze_frames
-from w2v_triton.distillation.squeeze import build_squeeze_student, sew_config, to_sew
-from w2v_triton.masked_frontend import LengthAwareCTC
-from w2v_triton.onnx_export import FP32_TOLERANCE, build_onnx, hf_reference, whole_window_samples
+from w2v_triton.build.checkpoints import load_ctc_model, make_offline_checkpoint, tiny_config_kwargs
+from w2v_triton.train.distillation.losses import DistillLoss, DistillLossConfig, squeeze_frames
+from w2v_triton.train.distillation.squeeze import build_squeeze_student, sew_config, to_sew
+from w2v_triton.serving.masked_frontend import LengthAwareCTC
+from w2v_triton.build.onnx_export import FP32_TOLERANCE, build_onnx, hf_reference, whole_window_samples
 
 
 def _teacher(stable: bool, layers: int = 3, **overrides) -> Wav2Vec2ForCTC:
@@ -196,7 +196,7 @@ def test_length_aware_sew_counts_whole_windows_and_pads_exactly(tmp_path):
 def test_flop_count_splits_front_end_and_transformer():
     """benchmarks/flops.py: the squeeze leaves the front-end's FLOPs alone and cuts the transformer's."""
     from benchmarks.flops import count_flops
-    from w2v_triton.distillation.student import build_student
+    from w2v_triton.train.distillation.student import build_student
 
     teacher = _teacher(stable=True, layers=2)
     layers_only, _ = build_student(teacher, 2, "first")
@@ -210,8 +210,8 @@ def test_flop_count_splits_front_end_and_transformer():
 def test_evaluation_and_distillation_count_whole_windows_only(tmp_path):
     """The held-out evaluator (training.evaluate) and the distillation losses read the same
     (T // s) * s logit frames as the served model; other families keep every frame."""
-    from w2v_triton.distillation.task import frame_lengths_of
-    from w2v_triton.training.evaluate import _model_output_lengths
+    from w2v_triton.train.distillation.task import frame_lengths_of
+    from w2v_triton.train.evaluate import _model_output_lengths
 
     sew = load_ctc_model(make_offline_checkpoint("tiny-sew", tmp_path / "sew"))
     plain = _teacher(stable=False)

@@ -1,4 +1,4 @@
-"""Streaming recognition in process (w2v_triton.streaming): frame arithmetic against a local
+"""Streaming recognition in process (w2v_triton.serving.streaming): frame arithmetic against a local
 stand-in model, final == offline on the tiny repository, bounded state, idle eviction, errors
 isolated to their stream, streams that do not mix."""
 from __future__ import annotations
@@ -8,13 +8,13 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from w2v_triton import spec
-from w2v_triton.ctc_decoding import CTCDecoder
-from w2v_triton.long_audio import frame_count
-from w2v_triton.pipeline import ReferencePipeline
-from w2v_triton.preprocessing import InvalidAudio
-from w2v_triton.repository import model_parameters
-from w2v_triton.streaming import (ChunkedRecognizer, ChunkRequest, StreamError, StreamingConfig,
+from w2v_triton.serving import spec
+from w2v_triton.serving.ctc_decoding import CTCDecoder
+from w2v_triton.serving.long_audio import frame_count
+from w2v_triton.serving.pipeline import ReferencePipeline
+from w2v_triton.serving.preprocessing import InvalidAudio
+from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.streaming import (ChunkedRecognizer, ChunkRequest, StreamError, StreamingConfig,
                                   StreamingConfigError, StreamRegistry, StreamState, build_recognizer,
                                   split_parameters, version_dir)
 
@@ -101,7 +101,7 @@ def test_final_equals_offline_on_the_tiny_repository(tiny_recognizer, tiny_pipel
 
 
 def test_real_speech_final_equals_offline(tiny_recognizer, tiny_pipeline, real_speech):
-    from w2v_triton.audio import load_audio
+    from w2v_triton.serving.audio import load_audio
 
     for utterance in real_speech[:3]:
         audio = load_audio(utterance.audio)
@@ -243,7 +243,7 @@ def test_builder_takes_streaming_settings(tmp_path, tiny_repository):
 
 
 def test_beam_decoder_with_hotwords_gives_the_offline_beam_result(tiny_recognizer, tiny_pipeline, rng):
-    from w2v_triton.ctc_decoding import DecoderConfig
+    from w2v_triton.serving.ctc_decoding import DecoderConfig
 
     beam = CTCDecoder(spec.BASE_960H_VOCAB, DecoderConfig(mode="beam", beam_width=8))
     recognizer = ChunkedRecognizer(tiny_recognizer.acoustic, beam, tiny_recognizer.do_normalize,

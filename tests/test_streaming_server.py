@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from client import ClientError, TranscriptionClient
-from w2v_triton import spec
-from w2v_triton.repository import model_parameters
-from w2v_triton.streaming import build_recognizer, version_dir
+from w2v_triton.serving import spec
+from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.streaming import build_recognizer, version_dir
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def stream_repository(tiny_repository, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(stream_repository, tmp_path_factory):
-    from w2v_triton.tritonserver import Ports, TritonServer
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     log = tmp_path_factory.mktemp("stream_server_log") / "tritonserver.log"
     server = TritonServer(stream_repository, Ports.free(), log_path=log)

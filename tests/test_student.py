@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
 
-from w2v_triton.distillation.student import (build_student, count_params, read_student_info,
+from w2v_triton.train.distillation.student import (build_student, count_params, read_student_info,
                                              select_layers)
 
 # wav2vec2-base-960h architecture (Wav2Vec2Config defaults, vocab 32): exact counts.
@@ -16,7 +16,7 @@ BASE_STUDENT6_PARAMS = 51_869_088
 
 
 def tiny_config(**kw) -> Wav2Vec2Config:
-    from w2v_triton.checkpoints import tiny_config_kwargs
+    from w2v_triton.build.checkpoints import tiny_config_kwargs
     args = tiny_config_kwargs()
     args.update(num_hidden_layers=4, apply_spec_augment=False, layerdrop=0.0)
     args.update(kw)
@@ -88,7 +88,7 @@ def test_first_k_student_reproduces_teacher_hidden_state():
 
 def test_cli_writes_hf_dir_with_processor(tmp_path):
     from builders.student import main
-    from w2v_triton.checkpoints import make_offline_checkpoint
+    from w2v_triton.build.checkpoints import make_offline_checkpoint
 
     teacher_dir = make_offline_checkpoint("tiny", tmp_path / "teacher")
     out = tmp_path / "student"
@@ -146,7 +146,7 @@ def test_pruning_drops_exactly_the_channels_nothing_reads():
     teacher = Wav2Vec2ForCTC(tiny_config(conv_dim=(32,) * 7, conv_bias=False)).eval()
     dead = {i: torch.randperm(32)[:16] for i in range(6)}
     teacher = _with_dead_channels(teacher, dead)
-    from w2v_triton.distillation.frontend_pruning import prune_frontend
+    from w2v_triton.train.distillation.frontend_pruning import prune_frontend
 
     pruned, kept = prune_frontend(teacher, [16] * 6 + [32])
     for i in range(6):
@@ -160,7 +160,7 @@ def test_pruning_drops_exactly_the_channels_nothing_reads():
 def test_pruning_a_layer_norm_front_end_keeps_the_strongest_channels():
     """Layer-norm front-end (the reference model's): the kept channels carry the teacher's
     weights (sliced on both conv axes), the model runs, and widening is refused."""
-    from w2v_triton.distillation.frontend_pruning import conv_channel_importance, prune_frontend
+    from w2v_triton.train.distillation.frontend_pruning import conv_channel_importance, prune_frontend
 
     torch.manual_seed(4)
     teacher = Wav2Vec2ForCTC(tiny_config(conv_dim=(24,) * 7, feat_extract_norm="layer",
@@ -190,9 +190,9 @@ def test_cli_narrows_front_end_and_the_result_exports_to_onnx(tmp_path):
     """builders/student.py --conv-channels writes a student that the ONNX builders take as it is
     (export verified against PyTorch, both the Conv and the block-MatMul front-end)."""
     from builders.student import main
-    from w2v_triton.checkpoints import make_offline_checkpoint
-    from w2v_triton.onnx_export import build_onnx
-    from w2v_triton.variants import build_variant
+    from w2v_triton.build.checkpoints import make_offline_checkpoint
+    from w2v_triton.build.onnx_export import build_onnx
+    from w2v_triton.build.variants import build_variant
 
     teacher_dir = make_offline_checkpoint("tiny", tmp_path / "teacher")
     out = tmp_path / "student"

@@ -8,15 +8,15 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-from w2v_triton.distillation.presets import PRESETS, StudentShape, build_shaped_student, get_preset, resolve
-from w2v_triton.distillation.student import count_params, read_student_info
-from w2v_triton.distillation.width_pruning import TransformerWidth, prune_width, teacher_width, width_for
+from w2v_triton.train.distillation.presets import PRESETS, StudentShape, build_shaped_student, get_preset, resolve
+from w2v_triton.train.distillation.student import count_params, read_student_info
+from w2v_triton.train.distillation.width_pruning import TransformerWidth, prune_width, teacher_width, width_for
 
 
 def small_config(stable: bool, **kw) -> Wav2Vec2Config:
     """A small model with 4 heads and 4 pos-conv groups; `stable`: the reference model's pre-LN
     layout with a layer-norm front-end, else base's post-LN layout with a group-norm front-end."""
-    from w2v_triton.checkpoints import tiny_config_kwargs
+    from w2v_triton.build.checkpoints import tiny_config_kwargs
     args = tiny_config_kwargs()
     args.update(hidden_size=64, num_attention_heads=4, intermediate_size=128, num_hidden_layers=3,
                 num_conv_pos_embedding_groups=4, apply_spec_augment=False, layerdrop=0.0, conv_dim=(16,) * 7)
@@ -231,9 +231,9 @@ def test_student_cli_preset_exports_to_onnx_with_parity(tmp_path):
     """`builders/student.py --preset narrow` writes a plain Wav2Vec2ForCTC dir that the ONNX
     builders take as it is (export verified against PyTorch; the int8-mm variant too)."""
     from builders.student import main
-    from w2v_triton.checkpoints import make_offline_checkpoint
-    from w2v_triton.onnx_export import build_onnx
-    from w2v_triton.variants import build_variant
+    from w2v_triton.build.checkpoints import make_offline_checkpoint
+    from w2v_triton.build.onnx_export import build_onnx
+    from w2v_triton.build.variants import build_variant
 
     teacher_dir = make_offline_checkpoint("tiny", tmp_path / "teacher")   # hidden 32, 2 heads, 2 layers
     out = tmp_path / "student"
@@ -249,7 +249,7 @@ def test_student_cli_preset_exports_to_onnx_with_parity(tmp_path):
 
 def test_student_cli_errors(tmp_path, capsys):
     from builders.student import main
-    from w2v_triton.checkpoints import make_offline_checkpoint
+    from w2v_triton.build.checkpoints import make_offline_checkpoint
 
     teacher_dir = make_offline_checkpoint("tiny", tmp_path / "teacher")
     assert main(["--teacher", str(teacher_dir), "--out", str(tmp_path / "s"), "--num-layers", "1",
@@ -261,7 +261,7 @@ def test_student_cli_errors(tmp_path, capsys):
 
 def test_list_presets_reports_params_and_flops(tmp_path, capsys):
     from builders.student import main
-    from w2v_triton.checkpoints import make_offline_checkpoint
+    from w2v_triton.build.checkpoints import make_offline_checkpoint
 
     teacher_dir = make_offline_checkpoint("tiny", tmp_path / "teacher")
     out = tmp_path / "presets.json"
@@ -282,7 +282,7 @@ def test_list_presets_reports_params_and_flops(tmp_path, capsys):
 
 def test_flops_counter_counts_matmuls():
     """A linear layer on 10 s of 'audio' frames: 2 x in x out FLOPs per sample, per audio-second."""
-    from w2v_triton.flops import count_flops, flops_per_audio_second
+    from w2v_triton.eval.flops import count_flops, flops_per_audio_second
 
     class PerSample(torch.nn.Module):
         def __init__(self):
@@ -334,8 +334,8 @@ def test_narrow_student_is_served_end_to_end(tmp_path, served_transcripts):
     import numpy as np
     from builders.repository import main as build_repository
     from builders.student import main as build_student_cli
-    from w2v_triton.checkpoints import make_offline_checkpoint
-    from w2v_triton.pipeline import ReferencePipeline
+    from w2v_triton.build.checkpoints import make_offline_checkpoint
+    from w2v_triton.serving.pipeline import ReferencePipeline
 
     teacher_dir = make_offline_checkpoint("tiny", tmp_path / "teacher")
     student_dir = tmp_path / "student"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 
-from w2v_triton.training.synthetic import write_tone_corpus
+from w2v_triton.train.synthetic import write_tone_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_presets_fill_only_unset_hyper_parameters():
 
 
 def test_gpu_reference_config_fits_the_size_limit():
-    from w2v_triton.training.model import GPU_REFERENCE_CONFIG, build_ctc_model, parameter_count
+    from w2v_triton.train.model import GPU_REFERENCE_CONFIG, build_ctc_model, parameter_count
 
     model = build_ctc_model(GPU_REFERENCE_CONFIG)
     assert model.config.num_hidden_layers == 12

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from w2v_triton.spec import BASE_960H_VOCAB
-from w2v_triton.training.data import BucketBatchSampler, ManifestDataset, collate, encode_text
-from w2v_triton.metrics import error_rates
-from w2v_triton.training.evaluate import greedy_decode
-from w2v_triton.training.model import TINY_CONFIG, build_ctc_model
-from w2v_triton.training.synthetic import tone_utterances
-from w2v_triton.training.trainer import TrainConfig, Trainer, lr_lambda, plot_log, read_log
+from w2v_triton.serving.spec import BASE_960H_VOCAB
+from w2v_triton.train.data import BucketBatchSampler, ManifestDataset, collate, encode_text
+from w2v_triton.eval.metrics import error_rates
+from w2v_triton.train.evaluate import greedy_decode
+from w2v_triton.train.model import TINY_CONFIG, build_ctc_model
+from w2v_triton.train.synthetic import tone_utterances
+from w2v_triton.train.trainer import TrainConfig, Trainer, lr_lambda, plot_log, read_log
 
 VOCAB = dict(BASE_960H_VOCAB)
 
@@ -161,7 +161,7 @@ def test_schedule_annealed_by_time_ends_at_the_time_budget():
 def test_rng_state_restores_from_tensors_loaded_onto_another_device():
     """torch.load(map_location=cuda) puts the saved RNG ByteTensors on the GPU; restoring must
     bring them back to the host (seen on an H200: 'RNG state must be a torch.ByteTensor')."""
-    from w2v_triton.training.trainer import _rng_state, _set_rng_state
+    from w2v_triton.train.trainer import _rng_state, _set_rng_state
 
     state = _rng_state()
     expected = torch.rand(3)

@@ -11,10 +11,10 @@ import soundfile as sf
 from builders.repository import main as build_repository
 from builders.tune_lm import main as tune
 from test_decoder_lm import TEXTS, write_lm_dir
-from w2v_triton import spec
-from w2v_triton.manifest import Utterance, write_manifest
-from w2v_triton.pipeline import ReferencePipeline
-from w2v_triton.repository import model_parameters
+from w2v_triton.serving import spec
+from w2v_triton.build.manifest import Utterance, write_manifest
+from w2v_triton.serving.pipeline import ReferencePipeline
+from w2v_triton.serving.settings import model_parameters
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_tune_reports_every_point_and_applies_the_best(repo, dev_manifest, tmp_p
     other = write_lm_dir(tmp_path / "other", TEXTS + ["SOMETHING ELSE ENTIRELY"])
     assert build_repository(["--model", "tiny", "--output", str(repo), "--decoder-mode", "beam",
                              "--lm-dir", str(other)]) == 0
-    assert "tuned for another checkpoint or LM" in caplog.text   # logged by lm_tuning.load_tuning
+    assert "tuned for another checkpoint or LM" in caplog.text   # logged by build.tuning.load_tuning
     assert model_parameters(repo, spec.DECODER_MODEL)["alpha"] == "0.5"
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton import evaluation, variants
-from w2v_triton.checkpoints import read_checkpoint_info, resolve_checkpoint
+from w2v_triton.eval import evaluation; from w2v_triton.build import variants
+from w2v_triton.build.checkpoints import read_checkpoint_info, resolve_checkpoint
 
 
 # Max |logit diff| vs fp32 on the random inputs below, ~3-4x what the tiny model measured
@@ -45,8 +45,8 @@ def tiny_vocab() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def speech_subset(real_speech) -> list[np.ndarray]:
-    from w2v_triton.audio import load_audio
-    from w2v_triton.preprocessing import preprocess
+    from w2v_triton.serving.audio import load_audio
+    from w2v_triton.serving.preprocessing import preprocess
 
     return [preprocess(load_audio(u.audio), True) for u in real_speech[::15]]
 
@@ -220,8 +220,8 @@ def test_quantized_models_run_rows_alone_so_batching_cannot_change_a_result(tiny
     """Dynamic int8 takes one activation scale over the whole batch tensor: a padded batch would
     change a row's logits with its neighbours. AcousticModel detects such graphs and runs rows
     alone, so a request's result does not depend on what Triton batched it with."""
-    from w2v_triton.acoustic import AcousticModel, pad_batch
-    from w2v_triton.batch_coupling import batch_coupled
+    from w2v_triton.serving.acoustic import AcousticModel, pad_batch
+    from w2v_triton.serving.batch_coupling import batch_coupled
 
     assert not batch_coupled(tiny_fp32)
     path = build(tiny_fp32, "int8-mm")
@@ -243,7 +243,7 @@ def test_built_files_carry_their_batch_coupling_so_start_up_skips_the_graph_scan
 
     import onnx
 
-    from w2v_triton import acoustic, batch_coupling
+    from w2v_triton.serving import acoustic, batch_coupling
 
     stamps = {}
     for name, path in (("fp32", tiny_fp32), ("int8-mm", build(tiny_fp32, "int8-mm"))):

@@ -3,7 +3,7 @@
 # (Debian apt + PyPI), for a lent GPU machine without any (Python 3.12, x86-64):
 #   debs/      espeak-ng, libespeak-ng1, espeak-ng-data, libsonic0 (apt-get download)
 #   pcaudio/   libpcaudio.so.0 compiled from tools/noop_pcaudio.c (no ALSA/PulseAudio chain)
-#   fortunes/  the fortune text files the corpus reads (w2v_triton/training/text.py)
+#   fortunes/  the fortune text files the corpus reads (w2v_triton/train/text.py)
 #   whl/       cp312 manylinux wheels: soundfile soxr jiwer cffi pycparser rapidfuzz
 # ~12 MB. Usage: bash tools/build_gpu_carry.sh [.devcarry]; then name the folder in the device
 # tool's `carry` and run `bash tools/gpu_session.sh .devcarry $OUT` there.

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.lm.sentences import write_lm_dir
-from w2v_triton.preprocessing import normalize
-from w2v_triton.spec import BASE_960H_VOCAB
-from w2v_triton.training.corpus import CorpusConfig, split_sentences, synthesize  # noqa: E402
-from w2v_triton.training.data import ManifestDataset  # noqa: E402
-from w2v_triton.metrics import error_rates  # noqa: E402
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.build.lm_sentences import write_lm_dir
+from w2v_triton.serving.preprocessing import normalize
+from w2v_triton.serving.spec import BASE_960H_VOCAB
+from w2v_triton.train.corpus import CorpusConfig, split_sentences, synthesize  # noqa: E402
+from w2v_triton.train.data import ManifestDataset  # noqa: E402
+from w2v_triton.eval.metrics import error_rates  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@
 # Carry folder layout:
 #   debs/*.deb          espeak-ng, libespeak-ng1, espeak-ng-data, libsonic0 (Debian 12, amd64)
 #   pcaudio/libpcaudio.so.0 (+ noop_pcaudio.c)  no-op stand-in for libpcaudio0 (no ALSA/Pulse)
-#   fortunes/           fortune text files read by w2v_triton/training/text.py
+#   fortunes/           fortune text files read by w2v_triton/train/text.py
 #   whl/*.whl           cp312 manylinux wheels: soundfile soxr jiwer cffi pycparser rapidfuzz
 #
 # Sets: ESPEAK_NG, ESPEAK_DATA_PATH, LD_LIBRARY_PATH (prepended), PYTHONPATH (prepended),

@@ -52,7 +52,7 @@ print("torch", torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is
 PY
 
 if [[ " $models " == *" random-base-student6 "* ]]; then
-  "$py" -c "from w2v_triton.checkpoints import make_offline_checkpoint as m; print(m('random-base'))" || exit 4
+  "$py" -c "from w2v_triton.build.checkpoints import make_offline_checkpoint as m; print(m('random-base'))" || exit 4
   "$py" -m builders.student --teacher build/checkpoints/random-base \
     --out build/checkpoints/random-base-student6 --num-layers 6 || exit 4
 fi

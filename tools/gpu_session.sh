@@ -36,7 +36,7 @@ bench_pid=""
 if [ "${BENCH:-0}" = 1 ]; then
   (
     set -e
-    python3 -c "from w2v_triton.checkpoints import make_offline_checkpoint as m; print(m('random-base'))"
+    python3 -c "from w2v_triton.build.checkpoints import make_offline_checkpoint as m; print(m('random-base'))"
     python3 -m builders.student --teacher build/checkpoints/random-base \
       --out build/checkpoints/random-base-student6 --num-layers 6
     for clip in 10 0.5; do

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton import evaluation, spec
-from w2v_triton.audio import load_audio
-from w2v_triton.preprocessing import normalize
-from w2v_triton.manifest import read_rows as read_manifest
-from w2v_triton.metrics import error_rates
-from w2v_triton.variants import INT8_MM_FLOAT_NODES, quantize_int8
+from w2v_triton.eval import evaluation; from w2v_triton.serving import spec
+from w2v_triton.serving.audio import load_audio
+from w2v_triton.serving.preprocessing import normalize
+from w2v_triton.build.manifest import read_rows as read_manifest
+from w2v_triton.eval.metrics import error_rates
+from w2v_triton.build.variants import INT8_MM_FLOAT_NODES, quantize_int8
 
 FLOAT_GROUPS = {
     "int8-mm (shipped)": (),

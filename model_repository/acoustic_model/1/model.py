@@ -1,12 +1,12 @@
-"""Triton python model: the exported wav2vec2 in onnxruntime (w2v_triton.acoustic)."""
+"""Triton python model: the exported wav2vec2 in onnxruntime (w2v_triton.serving.acoustic)."""
 import json
 from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from w2v_triton import spec
-from w2v_triton.acoustic import AcousticModel, AcousticSettings, pad_logits
+from w2v_triton.serving import spec
+from w2v_triton.serving.acoustic import AcousticModel, AcousticSettings, pad_logits
 
 
 class TritonPythonModel:

@@ -1,4 +1,4 @@
-"""Triton python model: CTC decoding, greedy or beam+LM by config (w2v_triton.ctc_decoding).
+"""Triton python model: CTC decoding, greedy or beam+LM by config (w2v_triton.serving.ctc_decoding).
 
 Inputs LOGITS [B, T, V], LOGIT_LENGTHS [B] and, optionally, HOTWORDS [B, 1] (comma-separated
 words, beam mode only); outputs TRANSCRIPT [B, 1] and WORD_TIMESTAMPS [B, 1] (JSON), the
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from w2v_triton import spec
-from w2v_triton.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.vocabulary import Vocabulary
+from w2v_triton.serving import spec
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.serving.vocabulary import Vocabulary
 
 
 def _strings(values) -> np.ndarray:

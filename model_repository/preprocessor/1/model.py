@@ -1,4 +1,4 @@
-"""Triton python model: decode, validate and normalise audio (w2v_triton.preprocessing).
+"""Triton python model: decode, validate and normalise audio (w2v_triton.serving.preprocessing).
 
 Each request carries exactly one of AUDIO (float32 mono 16 kHz samples, [B, samples]) or
 AUDIO_FILE (the bytes of an encoded file, [B, 1]: decoded, down-mixed and resampled here).
@@ -10,8 +10,8 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from w2v_triton import spec
-from w2v_triton.preprocessing import InvalidAudio, PreprocessorSettings
+from w2v_triton.serving import spec
+from w2v_triton.serving.preprocessing import InvalidAudio, PreprocessorSettings
 
 ONE_INPUT = (f"send exactly one of {spec.AUDIO} (float32 mono {spec.SAMPLE_RATE} Hz samples) or "
              f"{spec.AUDIO_FILE} (the bytes of an encoded audio file)")

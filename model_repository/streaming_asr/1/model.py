@@ -1,4 +1,4 @@
-"""Triton python model (decoupled, sequence batcher): streaming recognition (w2v_triton.streaming).
+"""Triton python model (decoupled, sequence batcher): streaming recognition (w2v_triton.serving.streaming).
 
 Each request is one chunk of one stream (CORRID); START opens the stream, END asks for the final
 transcript. Every request gets exactly one response, sent with the final-response flag: a bad
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from w2v_triton import spec
-from w2v_triton.streaming import ChunkRequest, StreamRegistry, build_recognizer
+from w2v_triton.serving import spec
+from w2v_triton.serving.streaming import ChunkRequest, StreamRegistry, build_recognizer
 
 
 def _scalar(request, name, default=0):

@@ -1,0 +1,1 @@
+"""Build a servable repository: checkpoints, ONNX export, variants, LM, rendering."""

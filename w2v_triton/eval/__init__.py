@@ -1,0 +1,1 @@
+"""Evaluation: WER, agreement, LM tuning, FLOPs, reports."""

@@ -1,0 +1,1 @@
+"""What runs inside Triton (and the server image): nothing here imports build, train or eval."""

@@ -1,0 +1,226 @@
+"""Start the real tritonserver that ships in the nvidia-pytriton wheel, correctly set up.
+
+The wheel's python backend lacks its stub, the stub ignores PYTHONPATH and finds the
+interpreter through PATH, and a wrong LD_LIBRARY_PATH makes model loading hang instead
+of failing (README, "Running Triton here"). This module hides all of that behind
+`TritonServer`, used by `make serve`, the tests, the benchmarks and the GCP startup script.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from w2v_triton.paths import REPO_ROOT
+
+BACKEND_ROOT = REPO_ROOT / "build" / "triton_backends"
+
+
+class ServerError(RuntimeError):
+    """The server did not become ready or exited; the message includes its log tail."""
+
+
+def wheel_paths() -> tuple[Path, Path]:
+    """(pytriton/tritonserver dir, nvidia_pytriton.libs dir) of the installed wheel."""
+    import pytriton
+
+    server_dir = Path(pytriton.__file__).resolve().parent / "tritonserver"
+    libs = server_dir.parent.parent / "nvidia_pytriton.libs"
+    if not (server_dir / "bin" / "tritonserver").is_file():
+        raise ServerError(f"no tritonserver binary under {server_dir}: is nvidia-pytriton installed?")
+    return server_dir, libs
+
+
+def prepare_backend_dir(target: Path = BACKEND_ROOT) -> Path:
+    """Copy the python backend and the stub for this interpreter into one backend directory."""
+    server_dir, _ = wheel_paths()
+    python_dir = target / "python"
+    stub = server_dir / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" \
+        / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise ServerError(f"the wheel has no python backend stub for Python {sys.version.split()[0]}")
+    python_dir.mkdir(parents=True, exist_ok=True)
+    sources = [p for p in (server_dir / "backends" / "python").iterdir() if p.is_file()] + [stub]
+    for source in sources:
+        _install_file(source, python_dir / source.name)
+    return target
+
+
+def _install_file(source: Path, target: Path) -> None:
+    """Copy unless identical; replace by rename so a running server's stub is never written to."""
+    if target.is_file() and target.stat().st_size == source.stat().st_size \
+            and target.stat().st_mtime_ns == source.stat().st_mtime_ns:
+        return
+    partial = target.with_name(target.name + ".partial")
+    shutil.copy2(source, partial)
+    os.replace(partial, target)
+
+
+def library_dir() -> Path:
+    """A folder of symlinks under the names perf_analyzer and the stub look for."""
+    _, libs = wheel_paths()
+    target = REPO_ROOT / "build" / "triton_libs"
+    target.mkdir(parents=True, exist_ok=True)
+    for pattern, name in (("libb64-*.so.0d", "libb64.so.0d"), ("libcudart-*.so.12*", "libcudart.so.12")):
+        matches = sorted(libs.glob(pattern))
+        link = target / name
+        if matches and not link.exists():
+            link.symlink_to(matches[0])
+    return target
+
+
+def server_environment() -> dict[str, str]:
+    """PATH with this venv's python first; LD_LIBRARY_PATH with libpython and the wheel's libs."""
+    env = dict(os.environ)
+    _, libs = wheel_paths()
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    ld_paths = [sysconfig.get_config_var("LIBDIR"), str(libs), str(library_dir())]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in ld_paths + [env.get("LD_LIBRARY_PATH", "")] if p)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Ports:
+    http: int = 8000
+    grpc: int = 8001
+    metrics: int = 8002
+
+    @classmethod
+    def free(cls) -> "Ports":
+        return cls(free_port(), free_port(), free_port())
+
+
+def server_command(repository: Path, ports: Ports, extra: Sequence[str] = ()) -> list[str]:
+    server_dir, _ = wheel_paths()
+    return [
+        str(server_dir / "bin" / "tritonserver"),
+        f"--model-repository={Path(repository).resolve()}",
+        f"--backend-directory={prepare_backend_dir()}",
+        f"--http-port={ports.http}", f"--grpc-port={ports.grpc}", f"--metrics-port={ports.metrics}",
+        "--exit-timeout-secs=10", "--log-verbose=0", *extra,
+    ]
+
+
+def check_repository(repository: Path) -> None:
+    """Fail before starting when the repository was never built (clearer than a load error)."""
+    from w2v_triton.serving import spec
+    from w2v_triton.serving.acoustic import ONNX_FILE, OPENVINO_IR_FILE, TORCH_CHECKPOINT_DIR
+
+    if not (Path(repository) / spec.ENSEMBLE_MODEL / "config.pbtxt").is_file():
+        raise ServerError(f"{repository} has no rendered configs: run `make build-models` first")
+    am_dir = Path(repository) / spec.ACOUSTIC_MODEL / "1"
+    if not any((am_dir / name).exists() for name in (ONNX_FILE, TORCH_CHECKPOINT_DIR, OPENVINO_IR_FILE)):
+        raise ServerError(f"{am_dir / ONNX_FILE} is missing: run `make build-models` first")
+
+
+def load_failure(log: str) -> str:
+    """The one line that says why a model failed to load (Triton logs the reason on the line
+    "failed to load '<model>' version N: <reason>"), else a generic one."""
+    import re
+
+    for line in log.splitlines():
+        match = re.search(r"failed to load '([^']+)' version \d+: (.*?)\"?$", line)
+        if match:
+            return f"a model failed to load: {match[1]}: {match[2]}"
+    return "a model failed to load"
+
+
+class TritonServer:
+    """A tritonserver child process: start, wait for readiness (with a timeout), stop by PID."""
+
+    def __init__(self, repository: Path, ports: Ports | None = None, log_path: Path | None = None,
+                 extra_args: Sequence[str] = ()) -> None:
+        self.repository = Path(repository)
+        self.ports = ports or Ports()
+        self.log_path = log_path or REPO_ROOT / "build" / "tritonserver.log"
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.grpc}"
+
+    def start(self, timeout: float = 120.0) -> "TritonServer":
+        check_repository(self.repository)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            server_command(self.repository, self.ports, self.extra_args), env=server_environment(),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as reply:
+                status: int = reply.status
+                return status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        assert self.process is not None, "wait_ready() runs after start()"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
+            if self.is_ready():
+                return
+            log = self.log_tail(200)
+            if "failed to load" in log or "UNAVAILABLE" in log:
+                self.stop()
+                raise ServerError(f"{load_failure(self.log_tail(400))}\n{self.log_tail()}")
+            time.sleep(0.25)
+        self.stop()
+        raise ServerError(f"tritonserver not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def terminate(self) -> None:
+        """Send SIGTERM to our own server's process group (the python stubs too); no wait."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM our own server, wait for a clean exit, SIGKILL after `timeout`."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.terminate()
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

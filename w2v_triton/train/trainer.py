@@ -1,0 +1,379 @@
+"""Generic trainer: AdamW, warm-up + cosine/linear decay, clipping, accumulation, bf16 autocast,
+checkpoints with exact resume, dev WER, JSONL log, PNG curves; DDP-aware (torchrun; gloo on CPU).
+
+The loss is a hook, so other trainers (e.g. distillation) reuse everything else:
+
+    def compute_loss(model, batch) -> tuple[torch.Tensor, dict[str, float]]
+
+`model` is what the trainer optimises (wrapped in DistributedDataParallel under torchrun, so call
+it, don't reach into it); `batch` is the collated dict (input_values, attention_mask, labels,
+texts, audio_seconds). The default is the model's own CTC loss.
+
+Exact resume: a checkpoint holds model, optimizer, scheduler, step, epoch and batch position,
+the Python/NumPy/torch RNG states (SpecAugment draws from NumPy, dropout from torch) and the
+cumulative training time. Resuming from step N gives the same step N+1 as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, cast
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from w2v_triton.train.data import BucketBatchSampler, collate
+
+LossFn = Callable[[torch.nn.Module, dict[str, Any]], "tuple[torch.Tensor, dict[str, Any]]"]
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "build/train"
+    max_steps: int = 1000
+    lr: float = 1e-3
+    warmup_steps: int = 500
+    schedule: str = "cosine"            # cosine | linear | constant (after warm-up)
+    min_lr_ratio: float = 0.05          # final lr = lr * min_lr_ratio
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    bf16: bool = False                  # torch.autocast bfloat16 (CPU or CUDA)
+    max_batch_seconds: float = 60.0     # padded audio seconds per micro-batch (per rank)
+    max_batch_size: int | None = None
+    eval_every: int = 250
+    eval_max_batch_seconds: float = 120.0
+    save_every: int = 250
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    num_workers: int = 0
+    max_time_s: float | None = None     # stop (and save) once this much training time is spent
+    anneal_by_time: bool = False        # decay reaches its end at max_time_s even if max_steps is not reached
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded in the log header, not interpreted
+
+
+def default_ctc_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+    out = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"],
+                labels=batch["labels"])
+    return out.loss, {"ctc_loss": float(out.loss.detach())}
+
+
+def lr_lambda(cfg: TrainConfig, elapsed_s: Callable[[], float] | None = None) -> Callable[[int], float]:
+    """Multiplier of the peak lr at `step`. With `anneal_by_time`, the decay's progress is the larger
+    of step/max_steps and elapsed_s()/max_time_s, so a run boxed by wall-clock time (a lent GPU,
+    a CI budget) still ends annealed whatever its speed turns out to be."""
+    def f(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        span = max(1, cfg.max_steps - cfg.warmup_steps)
+        t = (step - cfg.warmup_steps) / span
+        if cfg.anneal_by_time and cfg.max_time_s and elapsed_s is not None:
+            t = max(t, elapsed_s() / cfg.max_time_s)
+        t = min(1.0, t)
+        if cfg.schedule == "linear":
+            shape = 1.0 - t
+        elif cfg.schedule == "cosine":
+            shape = 0.5 * (1 + math.cos(math.pi * t))
+        else:
+            raise ValueError(f"unknown schedule {cfg.schedule!r}")
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape
+    return f
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    # torch.load(map_location=cuda) moves these ByteTensors to the GPU; the setters want them on the host.
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def distributed_setup() -> tuple[int, int, torch.device]:
+    """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    return rank, world, device
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+class Trainer:
+    def __init__(self, model: torch.nn.Module, train_dataset: Any, config: TrainConfig,
+                 dev_dataset: Any = None, vocab: Mapping[str, int] | None = None,
+                 compute_loss: LossFn | None = None, collate_fn: Callable[..., Any] = collate,
+                 eval_fn: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
+                 parameters: Any = None) -> None:
+        self.cfg = config
+        self.rank, self.world, self.device = distributed_setup()
+        self.is_main = self.rank == 0
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+        self.model = model.to(self.device)
+        self.wrapped: torch.nn.Module = self.model
+        if self.world > 1:
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=False)
+        self.train_dataset, self.dev_dataset, self.vocab = train_dataset, dev_dataset, vocab
+        self.compute_loss = compute_loss or default_ctc_loss
+        self.collate_fn = collate_fn
+        self.eval_fn = eval_fn
+        params = list(parameters) if parameters is not None else [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr, betas=config.betas, eps=config.eps)
+        self.train_time = 0.0   # read by the schedule when it anneals by time
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(config, elapsed_s=lambda: self.train_time))
+        self.sampler = BucketBatchSampler(train_dataset.durations, config.max_batch_seconds, shuffle=True,
+                                          seed=config.seed, rank=self.rank, world_size=self.world,
+                                          max_batch_size=config.max_batch_size)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.audio_seconds = 0.0
+        self.out = Path(config.out_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.log_path = self.out / "train_log.jsonl"
+        if self.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step, "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch, "train_time": self.train_time,
+                "audio_seconds": self.audio_seconds, "rng": _rng_state(),
+                "config": asdict(self.cfg), "world_size": self.world}
+
+    def save_checkpoint(self) -> Path | None:
+        path = self.ckpt_dir / f"step-{self.step:07d}"
+        state = self.state_dict()   # every rank: RNG of rank 0 is what gets saved
+        if self.is_main:
+            tmp = path.with_name(path.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            torch.save(state, tmp / "trainer_state.pt")
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(tmp, path)
+            (self.ckpt_dir / "latest").write_text(path.name + "\n")
+            ckpts = sorted(p for p in self.ckpt_dir.glob("step-*") if not p.name.endswith(".tmp"))
+            for old in ckpts[: max(0, len(ckpts) - self.cfg.keep_checkpoints)]:
+                shutil.rmtree(old, ignore_errors=True)
+        if dist.is_initialized():
+            dist.barrier()
+        return path
+
+    def latest_checkpoint(self) -> Path | None:
+        marker = self.ckpt_dir / "latest"
+        if marker.is_file():
+            path = self.ckpt_dir / marker.read_text().strip()
+            if (path / "trainer_state.pt").is_file():
+                return path
+        return None
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        state = torch.load(Path(path) / "trainer_state.pt", map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        self.train_time, self.audio_seconds = state["train_time"], state["audio_seconds"]
+        _set_rng_state(state["rng"])
+
+    # --- logging ------------------------------------------------------------------------------
+    def log(self, row: dict[str, Any]) -> None:
+        if self.is_main:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def run_eval(self) -> dict[str, Any] | None:
+        if self.eval_fn is not None:
+            res = self.eval_fn(self.model)
+        elif self.dev_dataset is not None and self.vocab is not None:
+            from w2v_triton.train.evaluate import evaluate
+            res = evaluate(self.model, self.dev_dataset, self.vocab,
+                           max_batch_seconds=self.cfg.eval_max_batch_seconds, bf16=self.cfg.bf16)
+            res.pop("all", None)
+        else:
+            return None
+        row = {"step": self.step, "epoch": self.epoch, "train_time_s": round(self.train_time, 1)}
+        row.update({f"dev_{k}": v for k, v in res.items()})
+        self.log(row)
+        return res
+
+    # --- the loop -----------------------------------------------------------------------------
+    def _loader(self) -> DataLoader[Any]:
+        self.sampler.set_epoch(self.epoch, self.batch_in_epoch * self.cfg.grad_accum)
+        # An own generator: creating the iterator must not draw from the global torch RNG.
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + self.epoch)
+        return DataLoader(self.train_dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
+                          num_workers=self.cfg.num_workers, persistent_workers=False, generator=gen,
+                          pin_memory=self.device.type == "cuda")
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.cfg.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def train(self, resume: str | os.PathLike[str] | bool | None = None,
+              max_steps: int | None = None) -> dict[str, Any]:
+        """Train until `config.max_steps` (or `max_steps`, to stop early) or `max_time_s`.
+        `resume=True` continues from the latest checkpoint in out_dir, a path from that one."""
+        cfg = self.cfg
+        if resume is True:
+            resume = self.latest_checkpoint()
+        if resume:
+            self.load_checkpoint(resume)
+        elif self.is_main and self.step == 0:
+            self.log({"event": "start", "config": asdict(cfg), "world_size": self.world,
+                      "parameters": sum(p.numel() for p in self.model.parameters())})
+        stop_at = min(cfg.max_steps, max_steps) if max_steps else cfg.max_steps
+        self.wrapped.train()
+        bar = None
+        if cfg.progress and self.is_main:
+            from tqdm import tqdm
+            bar = tqdm(total=stop_at, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        last: dict[str, Any] = {}
+        stopped_by_time = False
+        while self.step < stop_at and not stopped_by_time:
+            self.sampler.set_epoch(self.epoch)
+            steps_in_epoch = len(self.sampler) // cfg.grad_accum
+            if steps_in_epoch == 0:
+                raise ValueError("the training set yields fewer batches than grad_accum")
+            if self.batch_in_epoch >= steps_in_epoch:
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                continue
+            it = iter(self._loader())
+            epoch_done = False
+            while not epoch_done and self.step < stop_at:
+                t0 = time.perf_counter()
+                loss_sum, audio = 0.0, 0.0
+                logs_sum: dict[str, float] = {}
+                for micro in range(cfg.grad_accum):
+                    batch = _to_device(next(it), self.device)
+                    sync = micro == cfg.grad_accum - 1 or self.world == 1
+                    ctx = contextlib.nullcontext() if sync else cast(Any, self.wrapped).no_sync()   # DDP only
+                    with ctx:
+                        with self._autocast():
+                            loss, logs = self.compute_loss(self.wrapped, batch)
+                        (loss / cfg.grad_accum).backward()  # type: ignore[no-untyped-call]  # torch leaves backward unannotated
+                    loss_sum += float(loss.detach()) / cfg.grad_accum
+                    for k, v in logs.items():
+                        logs_sum[k] = logs_sum.get(k, 0.0) + float(v) / cfg.grad_accum
+                    audio += batch["audio_seconds"]
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                lr = self.scheduler.get_last_lr()[0]
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                self.batch_in_epoch += 1
+                if self.batch_in_epoch >= steps_in_epoch:   # roll over before any checkpoint
+                    self.epoch, self.batch_in_epoch, epoch_done = self.epoch + 1, 0, True
+                dt = time.perf_counter() - t0
+                self.train_time += dt
+                self.audio_seconds += audio * self.world
+                last = {"step": self.step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
+                        "epoch": self.epoch, "audio_s": round(audio, 2), "step_s": round(dt, 3),
+                        "train_time_s": round(self.train_time, 1),
+                        "audio_hours_seen": round(self.audio_seconds / 3600, 4),
+                        "audio_s_per_s": round(audio * self.world / dt, 2), **logs_sum}
+                if self.step % cfg.log_every == 0 or self.step == 1:
+                    self.log(last)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}", a_s=f"{last['audio_s_per_s']:.0f}/s")
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.is_main:
+                    res = self.run_eval()
+                    if bar is not None and res:
+                        bar.write(f"step {self.step}: dev WER {res.get('wer', float('nan')):.3f} "
+                                  f"CER {res.get('cer', float('nan')):.3f} | "
+                                  + " / ".join(f"{e['hyp']}" for e in res.get("examples", [])[:2]))
+                if cfg.save_every and self.step % cfg.save_every == 0:
+                    self.save_checkpoint()
+                if cfg.max_time_s is not None and self.train_time >= cfg.max_time_s:
+                    stopped_by_time = True
+                    break
+        if bar is not None:
+            bar.close()
+        if not (cfg.save_every and self.step % cfg.save_every == 0):
+            self.save_checkpoint()
+        self.log({"event": "end", "step": self.step, "train_time_s": round(self.train_time, 1),
+                  "audio_hours_seen": round(self.audio_seconds / 3600, 4), "stopped_by_time": stopped_by_time})
+        return last
+
+
+def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def plot_log(log_path: str | os.PathLike[str], png_path: str | os.PathLike[str], title: str = "training") -> None:
+    """Loss (train) and WER/CER (dev) against step, one PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_log(log_path)
+    # A resumed run may repeat steps: keep the last row written for each step.
+    train = {r["step"]: r for r in rows if "loss" in r and "step" in r}
+    dev = {r["step"]: r for r in rows if "dev_wer" in r}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = sorted(train)
+    ax1.plot(steps, [train[s]["loss"] for s in steps], lw=0.8)
+    ax1.set_xlabel("step"); ax1.set_ylabel("train CTC loss"); ax1.set_yscale("log"); ax1.grid(alpha=0.3)
+    if dev:
+        ds = sorted(dev)
+        ax2.plot(ds, [dev[s]["dev_wer"] for s in ds], "o-", label="dev WER")
+        ax2.plot(ds, [dev[s]["dev_cer"] for s in ds], "s-", label="dev CER")
+        ax2.set_ylim(0, max(1.05, max(dev[s]["dev_wer"] for s in ds) + 0.05))
+        ax2.legend()
+    ax2.set_xlabel("step"); ax2.set_ylabel("greedy error rate"); ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    Path(png_path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
