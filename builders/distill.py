@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_shape_arguments(st, " (default 6)")
     st.add_argument("--student-init", default=None, help="start from this student dir instead")
     st.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment on the student")
+    st.add_argument("--augment", type=float, default=0.0, metavar="STRENGTH",
+                    help="re-augment the training audio on the fly (noise, reverb, speed, band limit: "
+                         "w2v_triton/train/augment.py) at this strength; teacher and student hear the "
+                         "same audio (default 0: as stored)")
     lo = ap.add_argument_group("losses")
     lo.add_argument("--kl-weight", type=float, default=0.8)
     lo.add_argument("--temperature", type=float, default=4.0)
@@ -58,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=2e-4)
     tr.add_argument("--warmup-steps", type=int, default=100)
     tr.add_argument("--schedule", default="cosine", choices=("cosine", "linear", "constant"))
+    tr.add_argument("--decay-fraction", type=float, default=1.0,
+                    help="the decay takes this last part of each schedule segment, the peak lr before it "
+                         "(0.2: constant-then-decay, for runs that are continued; default 1: the whole run)")
     tr.add_argument("--weight-decay", type=float, default=0.01)
     tr.add_argument("--grad-clip", type=float, default=1.0)
     tr.add_argument("--grad-accum", type=int, default=1)
@@ -66,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-every", type=int, default=250)
     tr.add_argument("--eval-max-batch-seconds", type=float, default=120.0)
     tr.add_argument("--save-every", type=int, default=250)
+    tr.add_argument("--save-every-min", type=float, default=None,
+                    help="also checkpoint every this many minutes of wall time (SIGTERM/SIGINT always do)")
     tr.add_argument("--log-every", type=int, default=10)
     tr.add_argument("--max-time-s", type=float, default=None, help="stop (and export) after this much training")
     tr.add_argument("--anneal-by-time", action="store_true",
@@ -74,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--bf16", action="store_true")
     tr.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    tr.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the work dir")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue from the latest checkpoint in the work dir; a larger --max-time-s / "
+                         "--max-steps extends the run (docs/distillation.md, Long runs)")
+    tr.add_argument("--resume-from", default=None, metavar="CHECKPOINT",
+                    help="continue from this checkpoint dir instead (e.g. <work dir>/checkpoints/"
+                         "decay-start-*: the peak of a constant-then-decay run, before its decay)")
     tr.add_argument("--no-eval-at-start", action="store_true", help="skip the step-0 dev evaluation")
     tr.add_argument("--no-progress", action="store_true")
     return ap
@@ -104,7 +118,7 @@ def configs_from_args(argv: list[str] | None = None) -> tuple[Any, Any, argparse
     cfg = DistillConfig(
         teacher=args.teacher, train=args.train, dev=args.dev, out=args.out, work_dir=args.work_dir,
         shape=shape, preset=args.preset, student_init=args.student_init,
-        spec_augment=not args.no_spec_augment,
+        spec_augment=not args.no_spec_augment, augment_strength=args.augment,
         limit_train=args.limit_train, limit_dev=args.limit_dev, max_duration=args.max_duration,
         threads=args.threads, eval_at_start=not args.no_eval_at_start, loss=loss)
     train_cfg = TrainConfig(
@@ -112,8 +126,8 @@ def configs_from_args(argv: list[str] | None = None) -> tuple[Any, Any, argparse
         weight_decay=args.weight_decay, grad_clip=args.grad_clip, grad_accum=args.grad_accum,
         max_batch_seconds=args.max_batch_seconds, max_batch_size=args.max_batch_size,
         eval_every=args.eval_every, eval_max_batch_seconds=args.eval_max_batch_seconds,
-        save_every=args.save_every, log_every=args.log_every, max_time_s=args.max_time_s,
-        anneal_by_time=args.anneal_by_time,
+        save_every=args.save_every, save_every_min=args.save_every_min, log_every=args.log_every,
+        max_time_s=args.max_time_s, anneal_by_time=args.anneal_by_time, decay_fraction=args.decay_fraction,
         seed=args.seed, bf16=args.bf16, progress=not args.no_progress)
     return cfg, train_cfg, args
 
@@ -123,11 +137,18 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg, train_cfg, args = configs_from_args(argv)
     from w2v_triton.build.checkpoints import CheckpointUnavailable
+    from w2v_triton.train.trainer import TrainingInterrupted
+    if args.resume_from and not (Path(args.resume_from) / "trainer_state.pt").is_file():
+        print(f"error: --resume-from {args.resume_from}: no trainer_state.pt there", file=sys.stderr)
+        return 2
     try:
-        res = run_distillation(cfg, train_cfg, resume=True if args.resume else None)
+        res = run_distillation(cfg, train_cfg, resume=args.resume_from or (True if args.resume else None))
     except (CheckpointUnavailable, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:   # checkpoint saved; nothing exported
+        print(f"{exc}; continue with --resume (same arguments)", file=sys.stderr)
+        return 128 + exc.signum
     tr = res["trainer"]
     if tr.is_main:
         print(json.dumps({"out": res["out"], "step": tr.step, "last": res["last"],

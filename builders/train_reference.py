@@ -193,7 +193,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"model: {parameter_count(model) / 1e6:.2f} M parameters; train: {len(train)} utterances, "
                   f"{sum(train.durations) / 3600:.2f} h; preset {preset['name']} on {_device_name()}", flush=True)
         if not a.export_only:
-            trainer.train(resume=False if a.no_resume else True)
+            from w2v_triton.train.trainer import TrainingInterrupted
+            try:
+                trainer.train(resume=False if a.no_resume else True)
+            except TrainingInterrupted as exc:   # checkpoint saved; nothing exported
+                print(f"{exc}; rerun the same command to continue", file=sys.stderr)
+                return 128 + exc.signum
         else:
             ckpt = trainer.latest_checkpoint()
             if ckpt is None:

@@ -153,6 +153,56 @@ def test_resume_gives_same_next_step_with_dropout(setup):
     _resume_check(root, teacher_dir, "rd")
 
 
+def test_sigterm_stops_the_cli_with_a_checkpoint_and_resume_matches(setup, tmp_path):
+    """`builders/distill.py` killed mid-way by SIGTERM saves the step it finished, exports nothing,
+    exits 143 and names --resume; continued with --resume, its next steps and final student are
+    those of a run that was never interrupted (SpecAugment on: the RNG streams are restored)."""
+    import signal
+    import time
+
+    root, _ = setup
+    teacher = root / "teacher_nodrop"
+    out = tmp_path / "killed"
+    work = Path(str(out) + ".train")
+
+    def cmd(max_steps):
+        return [sys.executable, "-m", "builders.distill", "--teacher", str(teacher),
+                "--train", str(root / "train.jsonl"), "--out", str(out), "--num-layers", "2",
+                "--strategy", "even", "--max-steps", str(max_steps), "--lr", "3e-3", "--warmup-steps", "0",
+                "--schedule", "constant", "--max-batch-seconds", "1.5", "--eval-every", "0",
+                "--save-every", "0", "--log-every", "1", "--threads", "1", "--no-progress"]
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd(100_000), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log_path, deadline = work / "train_log.jsonl", time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log_path.is_file() and any(r.get("step", 0) >= 3 for r in read_log(log_path) if "loss" in r):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "stopped by SIGTERM" in err and "--resume" in err
+    stopped = next(r for r in read_log(log_path) if r.get("event") == "interrupted")["step"]
+    assert (work / "checkpoints" / "latest").read_text().strip() == f"step-{stopped:07d}"
+    assert not out.exists()   # an interrupted run exports no student
+    done = subprocess.run(cmd(stopped + 2) + ["--resume"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cfg, train = _cfgs(root, teacher, "uninterrupted")
+    cfg.dev = None
+    train.max_steps, train.max_batch_seconds = stopped + 2, 1.5
+    run_distillation(cfg, train)
+    ref = {r["step"]: r for r in read_log(Path(cfg.out + ".train") / "train_log.jsonl") if "loss" in r}
+    got = {r["step"]: r for r in read_log(log_path) if "loss" in r}
+    for step in (stopped + 1, stopped + 2):
+        assert got[step]["loss"] == ref[step]["loss"], (step, got[step], ref[step])
+    from safetensors.torch import load_file
+    a, b = load_file(out / "model.safetensors"), load_file(Path(cfg.out) / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_torchrun_ddp_two_processes(setup, tmp_path):
     root, teacher_dir = setup
     out = tmp_path / "ddp_student"

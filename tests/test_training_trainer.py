@@ -175,3 +175,135 @@ def test_rng_state_restores_from_tensors_loaded_onto_another_device():
 
     _set_rng_state(dict(state, torch=OnDevice(state["torch"])))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_constant_then_decay_schedule_and_its_continuations():
+    """decay_fraction 0.25: the peak until 3/4 of the segment, then the cosine. A resumed run that
+    is still at the peak moves its segment's end (the same function as a run planned longer from
+    the start); one already decaying gets a new segment: a re-warm from where it stood, the peak,
+    a decay at the new end. Nothing already run changes."""
+    from w2v_triton.train.trainer import Segment
+
+    cfg = TrainConfig(max_steps=90, warmup_steps=10, min_lr_ratio=0.1, decay_fraction=0.25)
+    f = lr_lambda(cfg)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(50) == 1.0 and f(70) == 1.0                         # the peak for the first 3/4 of 80 steps
+    assert f(80) == pytest.approx(0.1 + 0.9 * 0.5, abs=1e-9)    # half-way through the last 20 steps
+    assert f(90) == pytest.approx(0.1)
+    # the same segment given 170 steps: at the peak until step 130, the function of a 170-step plan
+    moved = [Segment(0, 0.0, 170, None, 0.25, 0.0)]
+    planned = lr_lambda(dataclasses_replace(cfg, max_steps=170))
+    g = lr_lambda(cfg, segments=moved)
+    assert [g(s) for s in range(171)] == [planned(s) for s in range(171)]
+    # a new segment at step 90 (floor 0.1): re-warm 0.1 -> 1 over 10 steps, peak, decay to step 170
+    segs = [Segment(0, 0.0, 90, None, 0.25, 0.0), Segment(90, 0.0, 170, None, 0.25, 0.1)]
+    h = lr_lambda(cfg, segments=segs)
+    assert h(90) == pytest.approx(0.1 + 0.9 * 0.1) and h(99) == pytest.approx(1.0)
+    assert h(140) == 1.0 and h(170) == pytest.approx(0.1) and h(155) < 1.0
+    with pytest.raises(ValueError, match="decay_fraction"):
+        Trainer(build_ctc_model(TINY_CONFIG, VOCAB), ManifestDataset(tone_utterances(2, seed=0), VOCAB),
+                TrainConfig(decay_fraction=0.0, progress=False))
+
+
+def dataclasses_replace(cfg, **kw):
+    import dataclasses
+    return dataclasses.replace(cfg, **kw)
+
+
+def _log_rows(log_path):
+    return {r["step"]: r for r in read_log(log_path) if "loss" in r}
+
+
+def test_extending_a_run_at_its_peak_equals_the_longer_run(tmp_path):
+    """A constant-then-decay run stopped while still at its peak (a signal, a crash, a session's
+    end) and continued with a larger budget is step for step the run that had the larger budget
+    from the start: its segment's end moves, nothing is stretched or re-warmed."""
+    rows = tone_utterances(8, seed=2)
+    kw = dict(warmup_steps=2, decay_fraction=0.5, save_every=0)
+    full = _trainer(tmp_path / "full", rows, max_steps=16, **kw)
+    full.train()
+    part = _trainer(tmp_path / "part", rows, max_steps=10, **kw)   # its peak: steps 2..6
+    part.train(max_steps=4)
+    longer = _trainer(tmp_path / "part", rows, max_steps=16, **kw)
+    longer.train(resume=True)
+    assert len(longer.segments) == 1 and longer.segments[0].max_steps == 16   # the end moved
+    ref, got = _log_rows(full.log_path), _log_rows(longer.log_path)
+    for s in range(5, 17):
+        assert (got[s]["loss"], got[s]["lr"]) == (ref[s]["loss"], ref[s]["lr"]), s
+    # the kept branch point: the checkpoint where the decay began, out of the rotation
+    assert sorted(p.name for p in full.ckpt_dir.glob("decay-start-*")) == ["decay-start-0000010"]
+    changes = [r for r in read_log(longer.log_path) if r.get("event") == "schedule"]
+    assert [c["change"] for c in changes] == ["moved"]
+
+
+def test_extending_a_finished_run_starts_a_new_segment(tmp_path):
+    """A run that annealed to its budget and is given more re-warms from the floor and decays
+    again at the new end; the steps it already ran are not touched."""
+    rows = tone_utterances(8, seed=2)
+    tr = _trainer(tmp_path, rows, max_steps=6, warmup_steps=2, min_lr_ratio=0.1, save_every=0)
+    tr.train()
+    first = _log_rows(tr.log_path)
+    more = _trainer(tmp_path, rows, max_steps=12, warmup_steps=2, min_lr_ratio=0.1, save_every=0)
+    more.train(resume=True)
+    assert [s.start_step for s in more.segments] == [0, 6]
+    assert more.segments[1].start_ratio == pytest.approx(0.1)
+    lr = {s: r["lr"] for s, r in _log_rows(more.log_path).items()}
+    peak = 3e-3
+    assert lr[7] == pytest.approx(peak * (0.1 + 0.9 * 0.5))   # step 7 runs at re-warm step 1 of 2
+    assert lr[8] == pytest.approx(peak)
+    assert lr[9] == pytest.approx(peak) and lr[12] < lr[10] < peak
+    assert all(_log_rows(more.log_path)[s]["loss"] == first[s]["loss"] for s in range(1, 7))
+
+
+def test_sigterm_mid_run_saves_and_the_continued_run_matches(tmp_path):
+    """SIGTERM during step 4 (a real signal, delivered to this process): the trainer finishes the
+    step, checkpoints it and raises TrainingInterrupted; resumed, steps 5..7 are those of a run that
+    was never stopped (SpecAugment and dropout on, an epoch boundary inside)."""
+    import os
+    import signal
+
+    from w2v_triton.train.trainer import TrainingInterrupted, default_ctc_loss
+
+    rows = tone_utterances(8, seed=2)
+    full = _trainer(tmp_path / "full", rows, max_steps=7, save_every=0)
+    full.train()
+    ref = _log_rows(full.log_path)
+    killed = _trainer(tmp_path / "killed", rows, max_steps=7, save_every=0)
+    calls = []
+
+    def loss_then_signal(model, batch):
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return default_ctc_loss(model, batch)
+
+    killed.compute_loss = loss_then_signal
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as info:
+        killed.train()
+    assert info.value.step == 4 and info.value.checkpoint.name == "step-0000004"
+    assert (killed.ckpt_dir / "latest").read_text().strip() == "step-0000004"
+    assert signal.getsignal(signal.SIGTERM) is handler   # the process' own handler is back
+    assert any(r.get("event") == "interrupted" for r in read_log(killed.log_path))
+    resumed = _trainer(tmp_path / "killed", rows, seed=123, max_steps=7, save_every=0)
+    resumed.train(resume=True)
+    got = _log_rows(resumed.log_path)
+    for s in (5, 6, 7):
+        assert got[s]["loss"] == ref[s]["loss"], (s, got[s]["loss"], ref[s]["loss"])
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_checkpoints_by_wall_time_and_a_damaged_latest_marker(tmp_path):
+    """save_every_min saves once that much wall time has passed (here 6 ms: after every step, with
+    step-based saving off); a latest marker that names nothing complete falls back to the newest
+    complete checkpoint instead of restarting the run."""
+    rows = tone_utterances(4, seed=1)
+    tr = _trainer(tmp_path, rows, max_steps=4, save_every=0, save_every_min=1e-4, keep_checkpoints=10)
+    tr.train()
+    assert sorted(p.name for p in tr.ckpt_dir.glob("step-*")) == [f"step-000000{i}" for i in range(1, 5)]
+    (tr.ckpt_dir / "latest").write_text("")
+    (tr.ckpt_dir / "step-0000005.tmp").mkdir()   # a save killed half-way
+    assert tr.latest_checkpoint().name == "step-0000004"
+    with pytest.raises(ValueError, match="save_every_min"):
+        _trainer(tmp_path / "bad", rows, save_every_min=0.0)

@@ -26,12 +26,20 @@ def encode_text(text: str, vocab: Mapping[str, int]) -> list[int]:
 
 
 class ManifestDataset(Dataset[dict[str, Any]]):
-    """Items: {"input_values": normalised float32 audio, "labels": int ids, "text", "duration"}."""
+    """Items: {"input_values": normalised float32 audio, "labels": int ids, "text", "duration"}.
 
-    def __init__(self, rows: Sequence[dict[str, Any]], vocab: Mapping[str, int], do_normalize: bool = True):
+    `augment_strength` > 0: every item is passed through `augment.augment` (silence, speed, band
+    limit, reverb, noise) afresh each time it is read, with a generator seeded from NumPy's global
+    RNG, which checkpoints save: a resumed run draws the same augmentations (num_workers=0)."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], vocab: Mapping[str, int], do_normalize: bool = True,
+                 augment_strength: float = 0.0):
         self.rows = list(rows)
         self.vocab = dict(vocab)
         self.do_normalize = do_normalize
+        if augment_strength < 0:
+            raise ValueError(f"augment_strength must be >= 0, got {augment_strength}")
+        self.augment_strength = augment_strength
 
     @classmethod
     def from_manifest(cls, path: str | os.PathLike[str], vocab: Mapping[str, int], **kw: Any) -> "ManifestDataset":
@@ -50,6 +58,10 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         row = self.rows[i]
         audio = row["samples"] if "samples" in row else load_audio(row["audio"], SAMPLE_RATE)
         audio = np.asarray(audio, dtype=np.float32)
+        if self.augment_strength > 0:
+            from w2v_triton.train.augment import augment
+            rng = np.random.default_rng(np.random.randint(2**31 - 1))
+            audio, _ = augment(audio, rng, self.augment_strength)
         if self.do_normalize:
             audio = normalize(audio)
         return {"input_values": audio, "labels": np.asarray(encode_text(row["text"], self.vocab), np.int64),

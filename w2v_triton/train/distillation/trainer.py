@@ -57,6 +57,8 @@ class DistillConfig:
     preset: str | None = None             # the preset `shape` came from (recorded only)
     student_init: str | None = None       # start from an existing student dir instead
     spec_augment: bool = True             # SpecAugment on the student (teacher: never, eval mode)
+    # > 0: training audio re-augmented on the fly (train/augment.py); teacher and student hear the same
+    augment_strength: float = 0.0
     limit_train: int | None = None
     limit_dev: int | None = None
     max_duration: float | None = None
@@ -70,7 +72,8 @@ class DistillConfig:
 class KDManifestDataset(ManifestDataset):
     """ManifestDataset that also accepts rows without a transcript (KD-only, labelled=False)."""
 
-    def __init__(self, rows: list[dict[str, Any]], vocab: dict[str, int], do_normalize: bool = True) -> None:
+    def __init__(self, rows: list[dict[str, Any]], vocab: dict[str, int], do_normalize: bool = True,
+                 augment_strength: float = 0.0) -> None:
         rows = [dict(r) for r in rows]
         self.labelled_flags = []
         for r in rows:
@@ -78,7 +81,7 @@ class KDManifestDataset(ManifestDataset):
             self.labelled_flags.append(has)
             if not has:
                 r["text"] = ""
-        super().__init__(rows, vocab, do_normalize=do_normalize)
+        super().__init__(rows, vocab, do_normalize=do_normalize, augment_strength=augment_strength)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = super().__getitem__(i)
@@ -93,11 +96,11 @@ def kd_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_dataset(manifest: str, vocab: dict[str, Any], do_normalize: bool, limit: int | None = None,
-                 max_duration: float | None = None) -> KDManifestDataset:
+                 max_duration: float | None = None, augment_strength: float = 0.0) -> KDManifestDataset:
     rows = read_manifest(manifest, max_duration=max_duration, limit=limit)
     if not rows:
         raise ValueError(f"{manifest}: no utterances (after max_duration={max_duration})")
-    return KDManifestDataset(rows, vocab, do_normalize=do_normalize)
+    return KDManifestDataset(rows, vocab, do_normalize=do_normalize, augment_strength=augment_strength)
 
 
 def dev_batches(dataset: Any, max_batch_seconds: float) -> DataLoader[Any]:
@@ -200,7 +203,8 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     frozen = freeze_unreached(model)
     task = DistillTask(teacher, cfg.loss)
 
-    train_ds = load_dataset(cfg.train, vocab, do_normalize, cfg.limit_train, cfg.max_duration)
+    train_ds = load_dataset(cfg.train, vocab, do_normalize, cfg.limit_train, cfg.max_duration,
+                            cfg.augment_strength)
     dev_ds = load_dataset(cfg.dev, vocab, do_normalize, cfg.limit_dev, cfg.max_duration) if cfg.dev else None
     id_to_token = {i: t for t, i in vocab.items()}
 
@@ -217,7 +221,8 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
         "teacher": str(cfg.teacher), "loss": asdict(cfg.loss), "kept_layers": kept, "preset": cfg.preset,
         "layer_map": [list(p) for p in model.loss.layer_map],
         "frozen": frozen, "student_params": count_params(student), "teacher_params": count_params(teacher),
-        "train": cfg.train, "dev": cfg.dev, "train_utterances": len(train_ds)})
+        "train": cfg.train, "dev": cfg.dev, "train_utterances": len(train_ds),
+        "augment_strength": cfg.augment_strength, "spec_augment": cfg.spec_augment})
     trainer = Trainer(model, train_ds, train_cfg, dev_dataset=dev_ds, vocab=vocab,
                       compute_loss=task.compute_loss, collate_fn=kd_collate,
                       eval_fn=eval_fn if dev_ds is not None else None)
