@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     from w2v_triton.train.distillation.presets import add_shape_arguments
     add_shape_arguments(st, " (default 6)")
     st.add_argument("--student-init", default=None, help="start from this student dir instead")
+    io.add_argument("--teacher-cache", default=None, metavar="DIR",
+                    help="keep the teacher's outputs per training utterance here (float16), so epochs after "
+                         "the first skip its forward pass; not with --augment")
     st.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment on the student")
     st.add_argument("--augment", type=float, default=0.0, metavar="STRENGTH",
                     help="re-augment the training audio on the fly (noise, reverb, speed, band limit: "
@@ -118,7 +121,7 @@ def configs_from_args(argv: list[str] | None = None) -> tuple[Any, Any, argparse
     cfg = DistillConfig(
         teacher=args.teacher, train=args.train, dev=args.dev, out=args.out, work_dir=args.work_dir,
         shape=shape, preset=args.preset, student_init=args.student_init,
-        spec_augment=not args.no_spec_augment, augment_strength=args.augment,
+        spec_augment=not args.no_spec_augment, augment_strength=args.augment, teacher_cache=args.teacher_cache,
         limit_train=args.limit_train, limit_dev=args.limit_dev, max_duration=args.max_duration,
         threads=args.threads, eval_at_start=not args.no_eval_at_start, loss=loss)
     train_cfg = TrainConfig(

@@ -25,7 +25,20 @@ SHAPE_ARGS = $(if $(PRESET),--preset $(PRESET) \
     --num-layers $(STUDENT_LAYERS) --strategy $(LAYER_STRATEGY)) $(CONV_CHANNELS_ARG)
 PRESETS_JSON ?=
 
-.PHONY: student student-presets distill distill-clean
+# Long runs in the background (docs/distillation.md, "Long runs"): nice'd, one thread, a box of
+# DISTILL_HOURS of training with a constant-then-decay schedule, a checkpoint every DISTILL_SAVE_MIN
+# minutes and on SIGTERM, the log in $(DISTILL_OUT).log. The same command again continues the run
+# where it stopped; a larger DISTILL_HOURS extends it (its peak goes on, the decay moves to the new end).
+#   make distill-bg PRESET=squeeze DISTILL_HOURS=24 [TEACHER_CACHE=build/teacher-cache/reference]
+#   make distill-stop PRESET=squeeze        (SIGTERM: saves after the current step, exports nothing)
+DISTILL_HOURS ?= 8
+DISTILL_SAVE_MIN ?= 10
+DISTILL_NICE ?= 19
+TEACHER_CACHE ?=
+DISTILL_LONG_ARGS ?= --threads 1 --bf16 --no-progress --lr 5e-4 --warmup-steps 20 --max-batch-seconds 24 \
+    --limit-dev 100 --eval-every 300 --save-every 0 --max-steps 100000000 --anneal-by-time --decay-fraction 0.2
+
+.PHONY: student student-presets distill distill-clean distill-bg distill-stop
 student:  ## student from a teacher: TEACHER=... PRESET=layers6|layers6-prune|narrow75|narrow|squeeze, or STUDENT_LAYERS=6 LAYER_STRATEGY=first|last|even [STUDENT_CONV_CHANNELS=256]
 	$(PY) -m builders.student --teacher $(TEACHER) --out $(STUDENT_OUT) $(SHAPE_ARGS)
 
@@ -35,6 +48,20 @@ student-presets:  ## every preset's shape, parameters and GFLOPs per audio-secon
 distill:  ## distil TEACHER into a student on TRAIN/DEV manifests (NPROC=2 for DDP; DISTILL_ARGS=...)
 	$(TORCH_LAUNCH) builders.distill --teacher $(TEACHER) --train $(TRAIN) --dev $(DEV) \
 	    $(SHAPE_ARGS) --out $(DISTILL_OUT) $(DISTILL_ARGS)
+
+distill-bg: venv  ## long run in the background: nice, 1 thread, DISTILL_HOURS box, rerun to continue or extend; log $(DISTILL_OUT).log
+	@mkdir -p $(dir $(DISTILL_OUT))
+	@if [ -f $(DISTILL_OUT).pid ] && kill -0 $$(cat $(DISTILL_OUT).pid) 2>/dev/null; then \
+	  echo "already running: PID $$(cat $(DISTILL_OUT).pid) (make distill-stop first)"; exit 1; fi
+	nohup nice -n $(DISTILL_NICE) $(PY) -m builders.distill --teacher $(TEACHER) --train $(TRAIN) --dev $(DEV) \
+	    $(SHAPE_ARGS) --out $(DISTILL_OUT) --resume --max-time-s $$(awk 'BEGIN{print int($(DISTILL_HOURS)*3600)}') \
+	    --save-every-min $(DISTILL_SAVE_MIN) $(if $(TEACHER_CACHE),--teacher-cache $(TEACHER_CACHE)) \
+	    $(DISTILL_LONG_ARGS) $(DISTILL_ARGS) >> $(DISTILL_OUT).log 2>&1 & echo $$! > $(DISTILL_OUT).pid
+	@echo "PID $$(cat $(DISTILL_OUT).pid), log $(DISTILL_OUT).log, trainer state $(DISTILL_OUT).train; stop: make distill-stop"
+
+distill-stop:  ## SIGTERM the background run of $(DISTILL_OUT): it checkpoints after its step and exits (continue: make distill-bg)
+	@test -f $(DISTILL_OUT).pid || { echo "no $(DISTILL_OUT).pid"; exit 1; }
+	kill -TERM $$(cat $(DISTILL_OUT).pid)
 
 distill-clean:  ## remove build/distill
 	rm -rf build/distill

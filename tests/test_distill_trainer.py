@@ -203,6 +203,39 @@ def test_sigterm_stops_the_cli_with_a_checkpoint_and_resume_matches(setup, tmp_p
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_teacher_cache_gives_the_same_steps_from_disk(setup, tmp_path):
+    """--teacher-cache: the first epoch computes the teacher's targets and writes them, later epochs
+    read them (logged teacher_cache_hit); a second run whose every row is a hit makes exactly the
+    first run's steps (targets are float16-rounded either way), and close to a run without a cache.
+    A cache of another setup, or one combined with on-the-fly augmentation, is refused."""
+    root, _ = setup
+    teacher = root / "teacher_nodrop"
+
+    def run(name, cache, **kw):
+        cfg, train = _cfgs(root, teacher, name, hidden_weight=0.5)
+        cfg.dev, cfg.teacher_cache = None, cache
+        for k, v in kw.items():
+            setattr(cfg, k, v)
+        train.max_steps, train.max_batch_seconds = 6, 1.5   # 3 batches per epoch: 2 epochs
+        run_distillation(cfg, train)
+        return {r["step"]: r for r in read_log(Path(cfg.out + ".train") / "train_log.jsonl") if "loss" in r}
+
+    cache = tmp_path / "cache"
+    first = run("cache_a", str(cache))
+    assert [first[s]["teacher_cache_hit"] for s in range(1, 7)] == [0.0] * 3 + [1.0] * 3
+    assert len(list(cache.glob("*/*.npz"))) == 6   # every training row (the unlabelled one too)
+    again = run("cache_b", str(cache))
+    assert all(again[s]["teacher_cache_hit"] == 1.0 for s in range(1, 7))
+    assert [again[s]["loss"] for s in range(1, 7)] == [first[s]["loss"] for s in range(1, 7)]
+    live = run("cache_none", None)
+    assert [live[s]["loss"] for s in range(1, 7)] == pytest.approx([first[s]["loss"] for s in range(1, 7)], rel=1e-2)
+    with pytest.raises(ValueError, match="augmentation"):
+        run("cache_aug", str(cache), augment_strength=0.5)
+    with pytest.raises(ValueError, match="another setup"):
+        run("cache_other", str(cache), loss=DistillLossConfig(kl_weight=1.0, hidden_weight=0.5,
+                                                              layer_map=[(1, 2)]))
+
+
 def test_torchrun_ddp_two_processes(setup, tmp_path):
     root, teacher_dir = setup
     out = tmp_path / "ddp_student"

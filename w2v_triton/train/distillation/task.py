@@ -21,6 +21,7 @@ from torch import nn
 from transformers import Wav2Vec2ForCTC
 
 from w2v_triton.train.distillation.losses import DistillLoss, DistillLossConfig, frame_mask_from_lengths
+from w2v_triton.train.distillation.teacher_cache import TeacherCache, utterance_key
 from w2v_triton.serving.masked_frontend import squeeze_factor
 
 
@@ -94,11 +95,15 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 class DistillTask:
-    """Holds the frozen teacher; `compute_loss(model, batch) -> (loss, logs)` for the trainer."""
+    """Holds the frozen teacher; `compute_loss(model, batch) -> (loss, logs)` for the trainer.
+    With a `TeacherCache`, the teacher's targets come from it where it has them (batches then
+    need `audio`: the rows' audio paths, which `kd_collate` passes on)."""
 
-    def __init__(self, teacher: Wav2Vec2ForCTC, loss_cfg: DistillLossConfig):
+    def __init__(self, teacher: Wav2Vec2ForCTC, loss_cfg: DistillLossConfig, cache: TeacherCache | None = None):
         self.teacher = freeze(teacher)
         self.loss_cfg = loss_cfg
+        self.cache = cache
+        self._keys: dict[str, str] = {}
 
     def teacher_forward(self, batch: dict[str, Any]) -> Any:
         device = batch["input_values"].device
@@ -110,9 +115,20 @@ class DistillTask:
             return ctc_forward(self.teacher, batch, self.loss_cfg.needs_hidden)
 
     def compute_loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
-        t_out = self.teacher_forward(batch)
-        t_hidden = t_out.hidden_states if self.loss_cfg.needs_hidden else None
-        loss, logs = model(batch, t_out.logits, t_hidden)
+        if self.cache is None:
+            t_out = self.teacher_forward(batch)
+            t_logits, t_hidden = t_out.logits, t_out.hidden_states if self.loss_cfg.needs_hidden else None
+        else:
+            keys = [self._keys.setdefault(a, utterance_key(a)) for a in batch["audio"]]
+            misses = self.cache.misses
+            logits, hidden = self.cache.targets(keys, frame_lengths_of(self.teacher, batch),
+                                                lambda: self.teacher_forward(batch))
+            device = batch["input_values"].device
+            t_logits = logits.to(device)
+            t_hidden = {t: h.to(device) for t, h in hidden.items()} if self.loss_cfg.needs_hidden else None
+        loss, logs = model(batch, t_logits, t_hidden)
+        if self.cache is not None:
+            logs = dict(logs, teacher_cache_hit=float(self.cache.misses == misses))
         return loss, logs
 
 

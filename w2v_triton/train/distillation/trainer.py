@@ -32,6 +32,7 @@ from w2v_triton.train.distillation.student import (StudentInfo, check_student_fa
                                              resolve_teacher, save_student)
 from w2v_triton.train.distillation.task import (DistillModel, DistillTask, evaluate, id_to_token_of,
                                           make_distill_model)
+from w2v_triton.train.distillation.teacher_cache import TeacherCache, weights_fingerprint
 from w2v_triton.build.manifest import read_rows as read_manifest
 from w2v_triton.train.data import BucketBatchSampler, ManifestDataset, collate
 from w2v_triton.train.trainer import TrainConfig, Trainer, read_log
@@ -59,6 +60,7 @@ class DistillConfig:
     spec_augment: bool = True             # SpecAugment on the student (teacher: never, eval mode)
     # > 0: training audio re-augmented on the fly (train/augment.py); teacher and student hear the same
     augment_strength: float = 0.0
+    teacher_cache: str | None = None      # dir of the teacher's targets per utterance (teacher_cache.py)
     limit_train: int | None = None
     limit_dev: int | None = None
     max_duration: float | None = None
@@ -86,12 +88,14 @@ class KDManifestDataset(ManifestDataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = super().__getitem__(i)
         item["labelled"] = self.labelled_flags[i]
+        item["audio"] = self.rows[i].get("audio")
         return item
 
 
 def kd_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch = collate(items)
     batch["labelled"] = torch.tensor([bool(it.get("labelled", True)) for it in items])
+    batch["audio"] = [it.get("audio") for it in items]   # names the rows in a teacher cache
     return batch
 
 
@@ -201,7 +205,14 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     dims = info.residual_dims if isinstance(info, StudentInfo) else info.get("residual_dims")
     model = make_distill_model(student, teacher, cfg.loss, kept, dims)
     frozen = freeze_unreached(model)
-    task = DistillTask(teacher, cfg.loss)
+    cache = None
+    if cfg.teacher_cache:
+        if cfg.augment_strength > 0:
+            raise ValueError("a teacher cache and on-the-fly augmentation exclude each other: augmented audio "
+                             "differs at every read, so the stored teacher outputs would be wrong targets")
+        cache = TeacherCache(cfg.teacher_cache, weights_fingerprint(teacher),
+                             [t for _, t in model.loss.layer_map] if cfg.loss.needs_hidden else [], do_normalize)
+    task = DistillTask(teacher, cfg.loss, cache)
 
     train_ds = load_dataset(cfg.train, vocab, do_normalize, cfg.limit_train, cfg.max_duration,
                             cfg.augment_strength)
@@ -222,10 +233,13 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
         "layer_map": [list(p) for p in model.loss.layer_map],
         "frozen": frozen, "student_params": count_params(student), "teacher_params": count_params(teacher),
         "train": cfg.train, "dev": cfg.dev, "train_utterances": len(train_ds),
-        "augment_strength": cfg.augment_strength, "spec_augment": cfg.spec_augment})
+        "augment_strength": cfg.augment_strength, "spec_augment": cfg.spec_augment,
+        "teacher_cache": cfg.teacher_cache})
     trainer = Trainer(model, train_ds, train_cfg, dev_dataset=dev_ds, vocab=vocab,
                       compute_loss=task.compute_loss, collate_fn=kd_collate,
                       eval_fn=eval_fn if dev_ds is not None else None)
+    if resume is True and trainer.latest_checkpoint() is None:
+        resume = None   # --resume on a fresh work dir: a fresh run (start metrics and all)
     dev_start = logged_dev_start(Path(train_cfg.out_dir) / "train_log.jsonl") if resume else {}
     if dev_ds is not None and cfg.eval_at_start and not resume and trainer.step == 0:
         dev_start = eval_fn(trainer.model)
