@@ -187,9 +187,26 @@ def logged_dev_start(log_path: Path) -> dict[str, Any]:
     return {k[len("dev_"):]: v for k, v in rows[-1].items() if k.startswith("dev_")} if rows else {}
 
 
-def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | str | None = None,
-                     max_steps: int | None = None) -> dict[str, Any]:
-    """Train and export. Returns {"last": last train log row, "dev": dev metrics, "out": dir}."""
+@dataclass
+class DistillSetup:
+    """Everything a distillation run trains with, built once from a DistillConfig."""
+    teacher_dir: str
+    teacher: Wav2Vec2ForCTC
+    info: StudentInfo | dict[str, Any]
+    model: DistillModel
+    task: DistillTask
+    vocab: dict[str, int]
+    do_normalize: bool
+    frozen: list[str]
+    train_ds: KDManifestDataset
+
+    @property
+    def kept_layers(self) -> list[int] | None:
+        return self.info.kept_layers if isinstance(self.info, StudentInfo) else self.info.get("kept_layers")
+
+
+def setup_distillation(cfg: DistillConfig) -> DistillSetup:
+    """Teacher, student (+ loss heads), task (with its teacher cache) and training set of `cfg`."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     teacher_dir = resolve_teacher(cfg.teacher)
@@ -212,11 +229,19 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
                              "differs at every read, so the stored teacher outputs would be wrong targets")
         cache = TeacherCache(cfg.teacher_cache, weights_fingerprint(teacher),
                              [t for _, t in model.loss.layer_map] if cfg.loss.needs_hidden else [], do_normalize)
-    task = DistillTask(teacher, cfg.loss, cache)
-
     train_ds = load_dataset(cfg.train, vocab, do_normalize, cfg.limit_train, cfg.max_duration,
                             cfg.augment_strength)
-    dev_ds = load_dataset(cfg.dev, vocab, do_normalize, cfg.limit_dev, cfg.max_duration) if cfg.dev else None
+    return DistillSetup(teacher_dir, teacher, info, model, DistillTask(teacher, cfg.loss, cache), vocab,
+                        do_normalize, frozen, train_ds)
+
+
+def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | str | None = None,
+                     max_steps: int | None = None) -> dict[str, Any]:
+    """Train and export. Returns {"last": last train log row, "dev": dev metrics, "out": dir}."""
+    st = setup_distillation(cfg)
+    teacher_dir, teacher, info, model, task = st.teacher_dir, st.teacher, st.info, st.model, st.task
+    vocab, train_ds, kept = st.vocab, st.train_ds, st.kept_layers
+    dev_ds = load_dataset(cfg.dev, vocab, st.do_normalize, cfg.limit_dev, cfg.max_duration) if cfg.dev else None
     id_to_token = {i: t for t, i in vocab.items()}
 
     def eval_fn(m: torch.nn.Module) -> dict[str, Any]:
@@ -231,7 +256,7 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
     train_cfg.extra = dict(train_cfg.extra, distill={
         "teacher": str(cfg.teacher), "loss": asdict(cfg.loss), "kept_layers": kept, "preset": cfg.preset,
         "layer_map": [list(p) for p in model.loss.layer_map],
-        "frozen": frozen, "student_params": count_params(student), "teacher_params": count_params(teacher),
+        "frozen": st.frozen, "student_params": count_params(model.student), "teacher_params": count_params(teacher),
         "train": cfg.train, "dev": cfg.dev, "train_utterances": len(train_ds),
         "augment_strength": cfg.augment_strength, "spec_augment": cfg.spec_augment,
         "teacher_cache": cfg.teacher_cache})
