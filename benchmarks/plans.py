@@ -168,12 +168,17 @@ def headline_info(plan: Plan) -> dict[str, Any]:
     accuracy (None = unknown), and the teacher's baseline and accuracy."""
     from w2v_triton.build.checkpoints import resolve_checkpoint
 
+    from benchmarks.pareto import read_training
+
     teacher_eval = resolve_checkpoint(plan.teacher) / EVAL_FILE if plan.teacher else None
     return {"teacher": {"name": plan.teacher, "baseline": plan.teacher_baseline,
-                        "accuracy": read_accuracy(teacher_eval) if teacher_eval and teacher_eval.is_file() else None},
+                        "accuracy": read_accuracy(teacher_eval) if teacher_eval and teacher_eval.is_file() else None,
+                        "training": read_training(teacher_eval.parent) if teacher_eval else None},
             "rows": [{"student": r.student, "variant": r.variant, "latency": r.latency,
                       "throughput": r.throughput, "eval_file": r.eval_file,
-                      "accuracy": read_accuracy(r.eval_file) if r.eval_file else None} for r in plan.headline]}
+                      "accuracy": read_accuracy(r.eval_file) if r.eval_file else None,
+                      "training": read_training(Path(r.eval_file).parent) if r.eval_file else None}
+                     for r in plan.headline]}
 
 
 def materialize(plan: Plan, teacher: str) -> dict[str, dict[str, str]]:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pareto import pareto_front
+from benchmarks.pareto import pareto_front, plot_front, training_text
 
 WER_GOAL = 0.10          # issue 19: a student within +10% relative test_seen WER of its teacher
 
@@ -49,7 +49,8 @@ def headline_rows(report: dict) -> list[dict[str, Any]]:
     teacher_wer = (teacher.get("accuracy") or {}).get("test_seen", {}).get("wer")
     rows = [{"student": f"teacher ({teacher['name']}, HF PyTorch in-process)", "variant": "fp32",
              "audio_s_per_s": base, "x_teacher": 1.0 if base else None, "p50_ms": None,
-             "wer": teacher_wer, "wer_rel": 0.0 if teacher_wer is not None else None, "teacher": True}]
+             "wer": teacher_wer, "wer_rel": 0.0 if teacher_wer is not None else None, "teacher": True,
+             "training": teacher.get("training")}]
     for row in info["rows"]:
         speed = clips.get(row["throughput"])
         latency = report["served"].get(row["latency"])
@@ -58,7 +59,7 @@ def headline_rows(report: dict) -> list[dict[str, Any]]:
                      "x_teacher": speed / base if speed and base else None,
                      "p50_ms": latency_p50(latency) if latency else None, "wer": wer,
                      "wer_rel": wer / teacher_wer - 1 if wer is not None and teacher_wer else None,
-                     "teacher": False})
+                     "teacher": False, "training": row.get("training")})
     points = [(r["audio_s_per_s"], r["wer"]) for r in rows if r["audio_s_per_s"] and r["wer"] is not None]
     front = dict(zip(points, pareto_front(points)))
     for r in rows:
@@ -77,7 +78,7 @@ def _cell(value: float | None, fmt: str) -> str:
 
 
 HEADLINE_COLUMNS = ["student", "variant", "audio-s/s (throughput)", "x teacher", "0.5 s p50 ms (latency)",
-                    "test_seen WER", "WER vs teacher", "Pareto front"]
+                    "test_seen WER", "WER vs teacher", "Pareto front", "training"]
 
 
 def headline_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -86,7 +87,8 @@ def headline_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
              _cell(r["x_teacher"], ".1f") + ("x" if r["x_teacher"] is not None else ""),
              _cell(r["p50_ms"], ".1f"),
              _cell(r["wer"], ".3f") if r["wer"] is not None else "accuracy unknown",
-             _cell(r["wer_rel"], "+.1%"), {True: "yes", False: "", None: ""}[r["pareto"]]] for r in rows]
+             _cell(r["wer_rel"], "+.1%"), {True: "yes", False: "", None: ""}[r["pareto"]],
+             training_text(r.get("training"))] for r in rows]
 
 
 def headline_markdown(report: dict) -> list[str]:
@@ -219,33 +221,15 @@ def plots(report: dict, out: Path) -> list[Path]:
 
 def pareto_plot(report: dict, out: Path) -> Path | None:
     """Speed (throughput profile, long clips) vs test_seen WER, one point per student x variant with
-    a known WER plus the teacher; the Pareto front joined and marked. None when no point has both."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in headline_rows(report) if r["audio_s_per_s"] and r["wer"] is not None]
+    a known WER plus the teacher, each labelled with its training time; the Pareto front joined and
+    marked (benchmarks.pareto.plot_front). None when no point has both."""
+    rows = [dict(r, label="teacher (HF PyTorch)" if r["teacher"] else f"{r['student']} {r['variant']}")
+            for r in headline_rows(report) if r["audio_s_per_s"] and r["wer"] is not None]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        label = "teacher (HF PyTorch)" if r["teacher"] else f"{r['student']} {r['variant']}"
-        ax.scatter(r["audio_s_per_s"], r["wer"], marker="s" if r["teacher"] else "o",
-                   s=70 if r["pareto"] else 35, edgecolors="red" if r["pareto"] else "none",
-                   linewidths=1.5, zorder=3)
-        ax.annotate(label, (r["audio_s_per_s"], r["wer"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    front = sorted((r["audio_s_per_s"], r["wer"]) for r in rows if r["pareto"])
-    ax.step([x for x, _ in front], [y for _, y in front], "r--", where="post", lw=1, label="Pareto front")
-    ax.set_xlabel(f"audio-s/s, {clip_label(report)} clips: served in the throughput profile; "
-                  "teacher in-process (higher is better)", fontsize=8)
-    ax.set_ylabel("test_seen WER (lower is better)")
-    ax.set_title(f"Speed vs accuracy, {report['machine']}", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "pareto.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_front(rows, out / "pareto.png", f"Speed vs accuracy, {report['machine']}",
+                      f"audio-s/s, {clip_label(report)} clips: served in the throughput profile; "
+                      "teacher in-process (higher is better)").path
 
 
 def write_report(report: dict, out: Path) -> None:

@@ -195,7 +195,8 @@ def _headline_report() -> dict:
                     "accuracy": {"test_seen": {"wer": 0.5, "cer": 0.2}}},
         "rows": [{"student": "a", "variant": "int8-mm", "latency": "a-int8-mm-latency",
                   "throughput": "a-int8-mm-throughput",
-                  "accuracy": {"test_seen": {"wer": 0.54, "cer": 0.21}, "real_speech": {"wer": 0.99, "cer": 0.7}}},
+                  "accuracy": {"test_seen": {"wer": 0.54, "cer": 0.21}, "real_speech": {"wer": 0.99, "cer": 0.7}},
+                  "training": {"kind": "distillation", "seconds": 2400.0, "steps": 800}},
                  {"student": "b", "variant": "fp32", "latency": "b-fp32-latency",
                   "throughput": "b-fp32-throughput", "accuracy": None}]}
     return report
@@ -206,9 +207,9 @@ def test_report_opens_with_the_headline_and_draws_the_pareto_plot(tmp_path):
     md = (tmp_path / "unit-report.md").read_text()
     assert md.index("## Headline") < md.index("## In-process")
     # teacher 4.0 audio-s/s in-process; student a: best 10 s clips 10.0 (2.5x), 12.5 ms p50, WER +8%
-    assert "| teacher (reference, HF PyTorch in-process) | fp32 | 4.0 | 1.0x | – | 0.500 | +0.0% | yes |" in md
-    assert "| a | int8-mm | 10.0 | 2.5x | 12.5 | 0.540 | +8.0% | yes |" in md
-    assert "| b | fp32 | 60.0 | 15.0x | – | accuracy unknown | – |  |" in md
+    assert "| teacher (reference, HF PyTorch in-process) | fp32 | 4.0 | 1.0x | – | 0.500 | +0.0% | yes | – |" in md
+    assert "| a | int8-mm | 10.0 | 2.5x | 12.5 | 0.540 | +8.0% | yes | KD 40 min |" in md
+    assert "| b | fp32 | 60.0 | 15.0x | – | accuracy unknown | – |  | – |" in md
     assert "Fastest student within +10% relative test_seen WER: a int8-mm, 10.0 audio-s/s (2.5x" in md
     assert "Lowest 0.5 s clip p50 (latency profile, concurrency 1): 12.5 ms, a int8-mm" in md
     assert "| reference (teacher) | 0.500 / 0.200 | – | – |" in md
@@ -217,7 +218,59 @@ def test_report_opens_with_the_headline_and_draws_the_pareto_plot(tmp_path):
     table = json.loads((tmp_path / "unit-report.json").read_text())["headline"]["table"]
     assert [r["pareto"] for r in table] == [True, True, None]
     from benchmarks.docs_tables import render_headline   # docs/ render the same table from the JSON
-    assert "| a | int8-mm | 10.0 | 2.5x | 12.5 | 0.540 | +8.0% | yes |" in render_headline(tmp_path / "unit-report.json")
+    assert "| a | int8-mm | 10.0 | 2.5x | 12.5 | 0.540 | +8.0% | yes | KD 40 min |" in render_headline(
+        tmp_path / "unit-report.json")
+
+
+def test_pareto_plot_labels_every_point_with_its_training_time_and_none_overlaps(tmp_path):
+    """Crowded points (two pairs a few audio-s/s apart at one WER, as the teacher and the reference
+    fp32 rows were): adjustText moves the labels until none overlaps another label or a point."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from benchmarks.pareto import overlapping_labels, plot_front, training_text
+
+    rows = [{"label": f"model {i} int8-mm", "audio_s_per_s": x, "wer": y, "pareto": p, "teacher": i == 0,
+             "training": {"kind": "distillation", "seconds": 600.0 * (i + 1), "steps": 100}}
+            for i, (x, y, p) in enumerate([(30, 0.556, False), (33, 0.556, False), (96, 0.556, False),
+                                            (100, 0.556, True), (176, 0.602, True), (180, 0.60, False),
+                                            (420, 0.74, True)])]
+    plotted = plot_front(rows, tmp_path / "front.png", "t", "x")
+    assert plotted.path.read_bytes()[:8] == PNG_MAGIC
+    assert plotted.overlaps == 0
+    assert plotted.labels[3] == "model 3 int8-mm\nKD 40 min" and training_text(rows[6]["training"]) == "KD 70 min"
+    # the check itself sees overlaps: the same labels left on their points overlap
+    fig, ax = plt.subplots()
+    texts = [ax.text(r["audio_s_per_s"], r["wer"], r["label"]) for r in rows]
+    ax.set_xlim(0, 450), ax.set_ylim(0.5, 0.8)
+    assert overlapping_labels(fig, ax, texts, [(r["audio_s_per_s"], r["wer"]) for r in rows]) > 0
+    plt.close(fig)
+
+
+def test_training_times_come_from_the_trainers_files(tmp_path, capsys):
+    """read_training: a student's distill_results.json or a model's training_summary.json; the CLI
+    adds them to an older report's headline rows, redraws its Pareto plot, and names a folder
+    without either."""
+    from benchmarks.pareto import main as pareto_main, read_training, training_text
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "distill_results.json").write_text(json.dumps({"train_time_s": 6400.4, "step": 1643}))
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "training_summary.json").write_text(
+        json.dumps({"train_time_s": 507.1, "steps": 2466, "device": "NVIDIA H200"}))
+    assert read_training(tmp_path / "s")["seconds"] == 6400.4 and read_training(tmp_path / "nowhere") is None
+    assert training_text(read_training(tmp_path / "s")) == "KD 107 min"
+    assert training_text(read_training(tmp_path / "t")) == "trained 8 min (NVIDIA H200)"
+    report = _headline_report()
+    report["headline"]["rows"][0].pop("training")
+    path = tmp_path / "bench-x.json"
+    path.write_text(json.dumps(report))
+    assert pareto_main([str(path), "--training", f"a={tmp_path / 's'}", "--teacher-training", str(tmp_path / "t")]) == 0
+    table = json.loads(path.read_text())["headline"]["table"]
+    assert [r["training"]["seconds"] if r["training"] else None for r in table] == [507.1, 6400.4, None]
+    assert (tmp_path / "bench-x-pareto.png").read_bytes()[:8] == PNG_MAGIC
+    assert pareto_main([str(path), "--training", f"b={tmp_path / 'nowhere'}"]) == 2
+    assert "no distill_results.json or training_summary.json for ['b']" in capsys.readouterr().err
 
 
 def test_make_bench_passes_trained_students(repo_root):

@@ -235,6 +235,15 @@ def setup_distillation(cfg: DistillConfig) -> DistillSetup:
                         do_normalize, frozen, train_ds)
 
 
+def device_description(device: torch.device, world: int) -> str:
+    """What trained the run, for its results: e.g. "1 CPU thread x 1 process(es), cpu-2core-amd-epyc"."""
+    from w2v_triton.eval.machine import machine_name
+
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} x {world}"
+    return f"{torch.get_num_threads()} CPU thread(s) x {world} process(es), {machine_name()}"
+
+
 def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | str | None = None,
                      max_steps: int | None = None) -> dict[str, Any]:
     """Train and export. Returns {"last": last train log row, "dev": dev metrics, "out": dir}."""
@@ -283,7 +292,7 @@ def run_distillation(cfg: DistillConfig, train_cfg: TrainConfig, resume: bool | 
                    "preset": cfg.preset, "layer_map": [list(p) for p in model.loss.layer_map],
                    "student_params": count_params(cast(torch.nn.Module, trainer.model.student)),
                    "teacher_params": count_params(teacher), "teacher": str(cfg.teacher),
-                   "world_size": trainer.world}
+                   "world_size": trainer.world, "device": device_description(trainer.device, trainer.world)}
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
         trainer.log({"event": "exported", "out": str(out), "dev": dev})
     if torch.distributed.is_initialized():
