@@ -272,14 +272,30 @@ def render_long_audio_seams(path: Path) -> str:
 
 
 def render_int8_study(path: Path) -> str:
-    """tools/int8_study.py's report: int8-mm with parts kept in float, and static int8."""
+    """tools/int8_study.py's report: int8 variants against fp32 on its manifest. Reports with the
+    goal check (issue 31) also give the label WER's move, the speed relative to int8-mm timed
+    interleaved, and whether the goal is met; older ones the absolute 2-thread speed."""
     report = json.loads(path.read_text())
-    rows = []
-    for name, r in report["results"].items():
-        rows.append([name, f"{r['differing']}/{r['n']}" if "differing" in r else "(reference)",
-                     _pct(r["wer_vs_fp32"]) if "wer_vs_fp32" in r else "", f"{r['wer_vs_labels']:.4f}",
-                     _f(r.get("x_realtime"))])
-    return table(["variant", "differing / utts", "WER vs fp32", "WER vs labels", "2 threads x RT"], rows)
+    if "goal" not in report:
+        rows = [[name, f"{r['differing']}/{r['n']}" if "differing" in r else "(reference)",
+                 _pct(r["wer_vs_fp32"]) if "wer_vs_fp32" in r else "", f"{r['wer_vs_labels']:.4f}",
+                 _f(r.get("x_realtime"))] for name, r in report["results"].items()]
+        return table(["variant", "differing / utts", "WER vs fp32", "WER vs labels", "2 threads x RT"], rows)
+    rows = [["fp32", "(reference)", "", f"{report['fp32']['wer_vs_labels']:.4f}", "", "", ""]]
+    rows += [[name, f"{r['differing']}/{r['n']}", _pct(r["wer_vs_fp32"]), f"{r['wer_vs_labels']:.4f}",
+              f"{100 * r['label_wer_move']:+.2f}", f"{r['speed_vs_int8_mm']:.2f}x", "yes" if r["meets_goal"] else ""]
+             for name, r in report["results"].items()]
+    return table(["variant", "differing / utts", "WER vs fp32", "WER vs labels", "label WER move (points)",
+                  "speed vs int8-mm", "meets goal"], rows)
+
+
+def render_int8_sensitivity(path: Path) -> str:
+    """tools/int8_study.py's per-layer sensitivity: int8-mm with only one group quantised, on dev."""
+    report = json.loads(path.read_text())
+    rows = [[rank + 1, group.strip("/"), f"{r['differing']}/{r['n']}", _pct(r["wer_vs_fp32"]),
+             f"{100 * r['frame_argmax_agreement']:.2f}%"]
+            for rank, (group, r) in enumerate((g, report["sensitivity"][g]) for g in report["ranked"])]
+    return table(["rank", "only this group int8 (dev)", "differing / utts", "WER vs fp32", "frame argmax agree"], rows)
 
 
 def render_eval(path: Path) -> str:
@@ -323,7 +339,7 @@ def render_training_curve(path: Path) -> str:
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "table": render_table, "inprocess": render_inprocess, "served": render_served, "goals": render_goals,
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
-    "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
+    "int8-study": render_int8_study, "int8-sensitivity": render_int8_sensitivity, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
     "latency": render_latency, "openvino": render_openvino,
 }
