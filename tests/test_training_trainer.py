@@ -307,3 +307,14 @@ def test_checkpoints_by_wall_time_and_a_damaged_latest_marker(tmp_path):
     assert tr.latest_checkpoint().name == "step-0000004"
     with pytest.raises(ValueError, match="save_every_min"):
         _trainer(tmp_path / "bad", rows, save_every_min=0.0)
+
+
+def test_an_older_checkpoint_is_not_continued_among_newer_ones(tmp_path):
+    """Resuming step 2 in a work dir that already holds step 4 would interleave two runs'
+    checkpoints (and the rotation would delete the new ones): refused, one clear line."""
+    rows = tone_utterances(4, seed=1)
+    tr = _trainer(tmp_path, rows, max_steps=4, save_every=2, keep_checkpoints=5)
+    tr.train()
+    again = _trainer(tmp_path, rows, max_steps=6, save_every=2)
+    with pytest.raises(ValueError, match="already holds step 4: continuing step 2 here would mix two runs"):
+        again.train(resume=tr.ckpt_dir / "step-0000002")

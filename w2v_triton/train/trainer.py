@@ -184,6 +184,11 @@ class StopSignals:
         self._previous = {}
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step of a checkpoint folder (`step-0001234`, `decay-start-0001234`)."""
+    return int(path.name.rsplit("-", 1)[1])
+
+
 def _rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(),
              "torch": torch.get_rng_state()}
@@ -312,15 +317,14 @@ class Trainer:
         """The checkpoint `latest` names; if that is missing or incomplete, the complete one with the
         highest step (logged), so a damaged marker never restarts a long run from scratch."""
         marker = self.ckpt_dir / "latest"
-        if marker.is_file():
-            path = self.ckpt_dir / marker.read_text().strip()
-            if marker.read_text().strip() and (path / "trainer_state.pt").is_file():
-                return path
+        name = marker.read_text().strip() if marker.is_file() else ""
+        if name and (self.ckpt_dir / name / "trainer_state.pt").is_file():
+            return self.ckpt_dir / name
         done = [p for p in self.ckpt_dir.glob("*-*") if p.is_dir() and not p.name.endswith(".tmp")
                 and (p / "trainer_state.pt").is_file()]
         if not done:
             return None
-        best = max(done, key=lambda p: (int(p.name.rsplit("-", 1)[1]), p.name.startswith("step-")))
+        best = max(done, key=lambda p: (checkpoint_step(p), p.name.startswith("step-")))
         log.warning("%s does not name a complete checkpoint: resuming from %s", marker, best)
         return best
 
@@ -423,7 +427,11 @@ class Trainer:
             if resume is None and self.is_main:
                 log.info("no checkpoint in %s: starting from step 0", self.ckpt_dir)
         if resume:
+            latest = self.latest_checkpoint()
             self.load_checkpoint(resume)
+            if latest is not None and checkpoint_step(latest) > self.step:
+                raise ValueError(f"{self.ckpt_dir} already holds step {checkpoint_step(latest)}: continuing step "
+                                 f"{self.step} here would mix two runs; copy the work dir and continue the copy")
             self.continue_schedule()
         elif self.is_main and self.step == 0:
             self.log({"event": "start", "config": asdict(cfg), "world_size": self.world,
