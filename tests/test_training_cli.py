@@ -34,7 +34,9 @@ def test_train_reference_cli_tiny(tmp_path, capsys):
     # rerun with more steps: resumes at step 3 instead of starting over
     assert main(args[:-3] + ["--max-steps", "5"]) == 0
     log = [json.loads(line) for line in open(tmp_path / "run" / "train_log.jsonl")]
-    assert [row["event"] for row in log if "event" in row] == ["start", "end", "end"]
+    # the 3-step run had annealed: the larger budget continues it with a new schedule segment
+    assert [row["event"] for row in log if "event" in row] == ["start", "end", "schedule", "end"]
+    assert next(row for row in log if row.get("event") == "schedule")["change"] == "new segment"
     model = tmp_path / "model"
     for name in ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
                  "eval_results.json", "training_summary.json"):
