@@ -202,9 +202,17 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "STREAM_DECODER_PARAMETERS": parameters_block({DECODER_PREFIX + k: str(v) for k, v in decoder.items()}),
         "STREAM_PARAMETERS": parameters_block(stream.to_parameters()),
         "STREAM_IDLE_US": str(int(stream.idle_seconds * 1_000_000)),
-        "STREAM_MAX_STREAMS": str(stream.max_streams),
+        "STREAM_CANDIDATES": str(stream_candidates(stream)),
         "ENSEMBLE_PARAMETERS": parameters_block(profile_parameters(options)),
     }
+
+
+def stream_candidates(stream: StreamingConfig) -> int:
+    """The sequence batcher's candidate slots for streaming_asr: twice the model's stream cap, so
+    that START of one stream too many reaches the model and is refused at once (Triton 2.51's
+    sequence batcher has no backlog limit: with slots == cap it would queue the stream until a
+    slot frees); the spare slots also absorb refused streams whose client never sends END."""
+    return 2 * stream.max_streams
 
 
 def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,

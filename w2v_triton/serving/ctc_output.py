@@ -64,9 +64,14 @@ class Decoded:
 
 
 def greedy_decode(selected: AnyArray, text: list[str], blank: int) -> Decoded:
-    """Best path with word spans: each word runs from its first character's first frame to its
-    last character's last frame + 1 (the convention of pyctcdecode's word frames)."""
-    best = selected.argmax(axis=-1)
+    """Best path (argmax per frame) with word spans (see path_decode)."""
+    return path_decode(selected.argmax(axis=-1), text, blank)
+
+
+def path_decode(best: AnyArray, text: list[str], blank: int) -> Decoded:
+    """A path of one label per frame -> words with spans: each word runs from its first
+    character's first frame to its last character's last frame + 1 (the convention of
+    pyctcdecode's word frames). Shared by greedy decoding and the streaming decoders."""
     if best.size == 0:
         return Decoded("")
     starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
