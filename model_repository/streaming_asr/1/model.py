@@ -30,10 +30,11 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config["parameters"].items()}
         files = Path(args["model_repository"]) / args["model_version"]   # acoustic/ and decoder/ files
         recognizer = build_recognizer(params, files, int(args.get("model_instance_device_id") or 0))
-        family = pb_utils.MetricFamily(name="w2v_streaming_live_streams",
-                                       description="live streams held by the streaming model",
-                                       kind=pb_utils.MetricFamily.GAUGE)
-        self.live = family.Metric(labels={"model": args["model_name"]})
+        # the family must outlive its metric: both are kept on the model
+        self.family = pb_utils.MetricFamily(name="w2v_streaming_live_streams",
+                                            description="live streams held by the streaming model",
+                                            kind=pb_utils.MetricFamily.GAUGE)
+        self.live = self.family.Metric(labels={"model": args["model_name"]})
         self.registry = StreamRegistry(recognizer, on_change=lambda n: self.live.set(n))
         idle = recognizer.config.idle_seconds
         self.registry.start_reaper(on_evict=lambda ids: [
