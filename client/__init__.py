@@ -31,7 +31,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -187,13 +187,15 @@ class TranscriptionClient:
                                  f"({type(exc).__name__}); is `make serve` running?")
 
     def open_stream(self, hotwords: list[str] | str | None = None, sequence_id: int | None = None,
-                    model: str = spec.STREAMING_MODEL) -> "LiveStream":
+                    model: str = spec.STREAMING_MODEL,
+                    on_update: Callable[[StreamUpdate | ClientError], None] | None = None) -> "LiveStream":
         """A push-style stream (gRPC bidirectional streaming, one at a time per client): send
-        chunks as they come, read updates as they arrive (see LiveStream)."""
+        chunks as they come, read updates as they arrive (see LiveStream); `on_update` receives
+        each update (or the stream's error) on gRPC's thread instead."""
         if self.protocol != "grpc":
             raise ClientError("streaming needs protocol 'grpc' (gRPC bidirectional streaming)")
         self.check_ready(model)
-        return LiveStream(self, model, hotwords, sequence_id or random.getrandbits(62) + 1)
+        return LiveStream(self, model, hotwords, sequence_id or random.getrandbits(62) + 1, on_update)
 
     def stream(self, audio: np.ndarray, chunk_seconds: float = 0.5, realtime: bool = False,
                hotwords: list[str] | str | None = None, sequence_id: int | None = None,
@@ -247,7 +249,7 @@ class LiveStream:
     the gRPC stream, so the server frees the stream's state and sequence slot at once."""
 
     def __init__(self, owner: TranscriptionClient, model: str, hotwords: list[str] | str | None,
-                 sequence_id: int) -> None:
+                 sequence_id: int, on_update: Callable[[StreamUpdate | ClientError], None] | None = None) -> None:
         self.owner, self.model, self.sequence_id = owner, model, sequence_id
         self.hotwords = hotwords if hotwords is None or isinstance(hotwords, str) else ",".join(hotwords)
         self.sent: dict[int, float] = {}
@@ -255,9 +257,28 @@ class LiveStream:
         self.received = 0
         self.ended = False
         self.closed = False
+        self.on_update = on_update
         self._queue: queue.Queue = queue.Queue()
-        owner._client.start_stream(callback=lambda result, error: self._queue.put((result, error, time.perf_counter())),
-                                   stream_timeout=None)
+        owner._client.start_stream(callback=self._deliver, stream_timeout=None)
+
+    def _deliver(self, result, error) -> None:
+        """gRPC's callback thread: each response becomes an update (or the stream's error), handed
+        to `on_update` when given, else queued for `get`."""
+        arrived = time.perf_counter()
+        if error is not None:
+            message = getattr(error, "message", lambda: str(error))()
+            item: StreamUpdate | ClientError = ClientError(f"server rejected the stream: {message}")
+        else:
+            chunk = int(result.get_response().id)
+            events = json.loads(result.as_numpy(spec.STREAM_EVENTS).reshape(-1)[0].decode("utf-8"))
+            item = StreamUpdate(result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8"),
+                                bool(result.as_numpy(spec.IS_FINAL).reshape(-1)[0]), chunk,
+                                arrived - self.sent[chunk], self.samples[chunk] / spec.SAMPLE_RATE, events)
+        if self.on_update is not None:
+            self.received += 1
+            self.on_update(item)
+        else:
+            self._queue.put(item)
 
     def send(self, audio: np.ndarray, end: bool = False) -> int:
         """Send the next chunk (float32 mono 16 kHz; may be empty with `end`); returns its index."""
@@ -286,25 +307,20 @@ class LiveStream:
 
     def get(self, timeout: float | None = None) -> StreamUpdate | None:
         """The next update; None when there is none within `timeout` (0: only one already there;
-        None: the client's timeout, then ClientError)."""
+        None: the client's timeout, then ClientError). Not with `on_update`."""
         if self.received >= len(self.sent):
             return None
         try:
-            result, error, arrived = self._queue.get(timeout=self.owner.timeout if timeout is None else timeout) \
-                if timeout != 0 else self._queue.get_nowait()
+            item = self._queue.get_nowait() if timeout == 0 else \
+                self._queue.get(timeout=self.owner.timeout if timeout is None else timeout)
         except queue.Empty:
             if timeout is None:
                 raise ClientError(f"no streaming response within {self.owner.timeout:g} s") from None
             return None
         self.received += 1
-        if error is not None:
-            message = getattr(error, "message", lambda: str(error))()
-            raise ClientError(f"server rejected the stream: {message}")
-        chunk = int(result.get_response().id)
-        events = json.loads(result.as_numpy(spec.STREAM_EVENTS).reshape(-1)[0].decode("utf-8"))
-        return StreamUpdate(result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8"),
-                            bool(result.as_numpy(spec.IS_FINAL).reshape(-1)[0]), chunk,
-                            arrived - self.sent[chunk], self.samples[chunk] / spec.SAMPLE_RATE, events)
+        if isinstance(item, ClientError):
+            raise item
+        return item  # type: ignore[no-any-return]
 
     def updates(self) -> Iterator[StreamUpdate]:
         """The updates of every chunk sent so far, as they arrive (the client's timeout each)."""

@@ -4,6 +4,7 @@
     GET  /v1/models                 the one model served
     GET  /health                    200 when Triton and the ensemble are ready, else 503
     GET  /                          a page to upload or record audio (static/index.html)
+    WS   /v1/realtime               Realtime-style transcription sessions (realtime.py)
 
 The uploaded bytes go unchanged to the ensemble's AUDIO_FILE input through the project's
 client (tritonclient): decoding, resampling, recognition and word timing all run inside Triton.
@@ -25,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from client import PROTOCOLS, ClientError, RequestRejected, ServerUnreachable, Transcription, TranscriptionClient
+from gateway.realtime import realtime_router
 from w2v_triton.serving import spec
 
 log = logging.getLogger("w2v_triton.gateway")
@@ -107,6 +109,7 @@ def _float(value: str, param: str) -> float:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     app = FastAPI(title="w2v-triton gateway", version="1", docs_url="/docs", redoc_url=None)
+    app.include_router(realtime_router())
 
     def client() -> TranscriptionClient:
         return TranscriptionClient(settings.triton_url, settings.triton_protocol, settings.triton_timeout_s)

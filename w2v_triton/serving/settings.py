@@ -62,5 +62,11 @@ def model_parameters(repository: Path, model: str) -> dict[str, str]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `make build-models` first")
     config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-    parameters = json_format.MessageToDict(config).get("parameters", {})
-    return {key: value.get("stringValue", "") for key, value in parameters.items()}
+    return model_parameters_from_config(json_format.MessageToDict(config))
+
+
+def model_parameters_from_config(config: dict[str, Any]) -> dict[str, str]:
+    """The `parameters` map of a model config as JSON (a parsed config.pbtxt, or what Triton's
+    get_model_config returns, which spells the field string_value)."""
+    return {key: value.get("stringValue", value.get("string_value", ""))
+            for key, value in config.get("parameters", {}).items()}
