@@ -302,7 +302,14 @@ def main(argv: list[str] | None = None) -> int:
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"streaming-{'marathon' if parts == {'marathon'} else 'long'}-{args.model}"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    path = args.out / f"{stem}.json"
+    if path.is_file():   # parts run separately (quality, then drift) go into one file; each keeps its own run's facts
+        earlier = json.loads(path.read_text())
+        facts = ("date", "command", "load_average_at_start", "load_average_at_end")
+        runs = earlier.get("runs") or [{k: earlier.get(k) for k in facts}]
+        runs.append({k: report[k] for k in facts})
+        report = {**earlier, **{k: v for k, v in report.items() if v or k not in earlier}, "runs": runs}
+    path.write_text(json.dumps(report, indent=2) + "\n")
     plot(report, args.out / f"{stem}.png")
     tables(report, args.out / "tables")
     print(f"results: {args.out / stem}.json")
