@@ -28,12 +28,13 @@ def pins(path: Path) -> dict[str, str]:
 
 def test_serving_and_client_pins_equal_requirements_txt():
     project = pins(REPO / "requirements.txt")
-    for name in ("requirements-serving.txt", "requirements-client.txt"):
+    for name in ("requirements-serving.txt", "requirements-serving-nodeps.txt", "requirements-client.txt"):
         for package, version in pins(DOCKER / name).items():
             assert project.get(package) == version, f"{name}: {package}=={version} vs requirements.txt"
     serving = pins(DOCKER / "requirements-serving.txt")
     assert {"numpy", "soundfile", "pyctcdecode", "kenlm"} <= set(serving)
     assert "tritonclient" in pins(DOCKER / "requirements-client.txt")
+    assert "silero-vad" in pins(DOCKER / "requirements-serving-nodeps.txt")   # streaming_asr's VAD, without torch
 
 
 def test_onnxruntime_variants():
