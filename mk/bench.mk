@@ -81,7 +81,7 @@ bench-streaming-long: bench-streaming-repos  ## 600 s streams at 1 and 8 streams
 	nice $(PY) -m benchmarks.streaming_long --repository $(STREAM_REPOS)-ref-beam --model reference-beam-lm \
 	  --parts quality,drift $(BENCH_ARGS)
 	nice $(PY) -m benchmarks.streaming_long --repository $(STREAM_REPOS)-ref-beam --model reference-beam-lm \
-	  --parts marathon --chunk-seconds 2.0 $(BENCH_ARGS)
+	  --parts marathon --chunk-seconds 5.0 $(BENCH_ARGS)
 
 bench-streaming-slo: bench-streaming-repos  ## concurrent real-time streams within chunk p99 <= 300 ms: chunk size x decoder x model
 	nice $(PY) -m benchmarks.streaming --slo $(STREAM_REPOS)-ref-greedy=teacher/greedy,$(STREAM_REPOS)-ref-beam=teacher/beam+LM,$(STREAM_REPOS)-student-greedy=student/greedy,$(STREAM_REPOS)-student-beam=student/beam+LM $(BENCH_ARGS)
