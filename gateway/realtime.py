@@ -98,7 +98,7 @@ class Session:
         self.pending = np.zeros(0, np.float32)    # 16 kHz samples not yet sent
         self.chunk = max(1, int(settings.chunk_seconds * spec.SAMPLE_RATE))
         self.appended = 0                          # 24 kHz samples appended since the last commit
-        self.offset_ms = 0.0                       # session audio before the current Triton stream
+        self.offset_ms = 0.0                       # session audio sent on earlier Triton streams
         self.stream_samples = 0                    # 16 kHz samples sent on the current stream
         self.items: dict[int, str] = {}            # segment of the current stream -> item id
         self.previous_item: str | None = None
@@ -128,16 +128,20 @@ class Session:
                 self._drop()
                 raise SessionError(f"the speech recognition server is unavailable: {exc}", "server_unavailable",
                                    kind="server_error") from None
-            self.items, self.stream_samples = {}, 0
+            self.items = {}
         return self.live
 
     def _drop(self) -> None:
+        """End the current Triton stream (END when not sent yet: the server frees it at once);
+        its responses are in when this returns, so the session clock moves on after them."""
         live, client = self.live, self.client
         self.live, self.client = None, None
         if live is not None:
-            live.close()          # END (when not sent yet): the server frees the stream at once
+            live.close()
         if client is not None:
             client.close()
+        self.offset_ms += 1000 * self.stream_samples / spec.SAMPLE_RATE
+        self.stream_samples = 0
 
     def _on_update(self, update: StreamUpdate | ClientError) -> None:
         """gRPC's thread: the model's events become Realtime events."""
@@ -245,7 +249,6 @@ class Session:
         live = self._open()
         if live.sent or tail.size:
             self._send(tail, end=True)
-        self.offset_ms += 1000 * self.stream_samples / spec.SAMPLE_RATE
         self.pending, self.appended, self.resampler = np.zeros(0, np.float32), 0, StreamResampler(INPUT_RATE)
         await run_in_threadpool(self._drop)   # waits for the END's response: its events are emitted first
 
