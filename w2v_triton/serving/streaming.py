@@ -14,8 +14,8 @@ recognised in chunks with context, and cut into segments at pauses (docs/streami
   pyctcdecode re-decoding the segment), and a `Committer` turns its best hypothesis into
   append-only committed words plus an unstable tail.
 * when a segment closes, its final is the offline path over that segment alone: whole-segment
-  normalisation, one AcousticModel.run (<= max_segment_seconds, one pass), the offline decoder.
-  A stream short enough to be one segment gets exactly the offline transcript.
+  normalisation, one AcousticModel.run (<= max_segment_seconds, one pass), the offline decoder:
+  exactly the offline transcript of that segment's audio.
 * a stream cannot normalise over its whole length (wav2vec2's zero mean / unit variance): chunk
   windows use the running mean and variance of the audio received so far ("running"), the
   window's own ("window"), or none; segment finals normalise like offline.
