@@ -325,3 +325,29 @@ def test_streaming_model_folder_is_self_contained(tmp_path, tiny_repository, tin
     linked = version_dir(tiny_repository) / "acoustic" / "model.onnx"
     original = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
     assert linked.stat().st_ino == original.stat().st_ino     # a hard link, not a second copy
+
+
+def test_flashlight_stream_with_hotwords_gives_the_offline_result(tiny_recognizer, tiny_pipeline, tmp_path, rng):
+    """Beam + LM on flashlight: the stream's segment decoder holds a hotword search of its own, and
+    the final is the offline hotword decode of the same audio."""
+    from test_decoder_lm import TEXTS
+
+    from w2v_triton.build.lm_sentences import write_lm_dir
+    from w2v_triton.serving.ctc_decoding import DecoderConfig
+    from w2v_triton.serving.ctc_incremental import FlashlightSegment
+
+    lm = write_lm_dir(tmp_path / "lm", TEXTS)
+    beam = CTCDecoder(spec.BASE_960H_VOCAB, DecoderConfig(mode="beam", beam_width=8, lm_path=str(lm / "lm.arpa"),
+                                                          unigrams_path=str(lm / "unigrams.txt")))
+    recognizer = ChunkedRecognizer(tiny_recognizer.acoustic, beam, tiny_recognizer.do_normalize, tiny_recognizer.config)
+    registry = StreamRegistry(recognizer)
+    audio = (0.1 * rng.standard_normal(int(2.6 * SR))).astype(np.float32)
+    step = SR // 2
+    results = []
+    for k, s in enumerate(range(0, audio.size, step)):
+        results.append(registry.handle([ChunkRequest(3, audio[s: s + step], k == 0, s + step >= audio.size,
+                                                     hotwords=b"mat, rat" if k == 0 else None)])[0])
+        if k == 0:
+            assert isinstance(registry.streams[3].decoder, FlashlightSegment)
+    offline = tiny_pipeline.logits([audio])[0]
+    assert transcript(results) == beam.decode(offline, ["MAT", "RAT"]) != beam.decode(offline)
