@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import sys
@@ -131,6 +132,24 @@ def _paced(url: str, audio: np.ndarray, chunk: float, out: dict, realtime: bool 
         out["error"] = str(exc)
 
 
+def offline_transcripts(repository: Path, streams: list[tuple[np.ndarray, str]]) -> list[str]:
+    """The offline `asr` pipeline's transcripts (long-audio windows), cached next to the narrations."""
+    from w2v_triton.serving.pipeline import ReferencePipeline
+
+    cache = CACHE / f"offline-{repository.name}.json"
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    pipeline = None
+    out = []
+    for audio, truth in streams:
+        key = f"{audio.size}:{hashlib.sha1(truth.encode()).hexdigest()}"
+        if key not in known:
+            pipeline = pipeline or ReferencePipeline(repository)
+            known[key] = pipeline.transcribe(audio)
+        out.append(known[key])
+    cache.write_text(json.dumps(known))
+    return out
+
+
 def full_minutes(rows: list[dict]) -> list[dict]:
     """The minutes with (nearly) a full minute of chunks: the stream's last, partial minute is left out."""
     return [r for r in rows if r["chunks"] >= 0.9 * rows[0]["chunks"]]
@@ -156,6 +175,12 @@ def drift(repository: Path, audios: list[np.ndarray], chunk: float, log: Path, r
             t.join()
         load_after = os.getloadavg()
     ok = [o for o in outs if "error" not in o]
+    base = {"streams": len(audios), "pacing": "real time" if realtime else "back to back",
+            "failed": len(audios) - len(ok), "errors": [o["error"] for o in outs if "error" in o][:3],
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_after], "finals": [o.get("finals", "") for o in outs]}
+    if not ok:
+        return {**base, "by_minute": [], "p99_ratio_last_first": None, "p50_ratio_last_first": None}
     minutes: dict[int, list[float]] = {}
     for o in ok:
         for audio_s, latency in o["chunks"]:
@@ -163,13 +188,8 @@ def drift(repository: Path, audios: list[np.ndarray], chunk: float, log: Path, r
     rows = [{"minute": m, "chunks": len(v), "p50_ms": round(1000 * float(np.percentile(v, 50)), 1),
              "p99_ms": round(1000 * float(np.percentile(v, 99)), 1)} for m, v in sorted(minutes.items())]
     full = full_minutes(rows)
-    return {"streams": len(audios), "pacing": "real time" if realtime else "back to back",
-            "failed": len(audios) - len(ok), "errors": [o["error"] for o in outs if "error" in o][:3],
-            "by_minute": rows, "p99_ratio_last_first": round(full[-1]["p99_ms"] / full[0]["p99_ms"], 3),
-            "p50_ratio_last_first": round(full[-1]["p50_ms"] / full[0]["p50_ms"], 3),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in load_after],
-            "finals": [o.get("finals", "") for o in outs]}
+    return {**base, "by_minute": rows, "p99_ratio_last_first": round(full[-1]["p99_ms"] / full[0]["p99_ms"], 3),
+            "p50_ratio_last_first": round(full[-1]["p50_ms"] / full[0]["p50_ms"], 3)}
 
 
 def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> dict:
@@ -252,10 +272,14 @@ def tables(report: dict, folder: Path) -> None:
                      f"{100 * r['wer_vs_offline']:.1f}%", f"{100 * r['wer_vs_truth']:.1f}%",
                      f"{100 * r['offline_wer_vs_truth']:.1f}%", f"{100 * r['wer_gap_vs_truth']:+.1f}"]
                     for r in report["quality"]]
-    drift_rows = [[run["streams"], run.get("pacing", "real time"),
-                   f"{run['by_minute'][0]['p50_ms']} / {run['by_minute'][0]['p99_ms']} ms",
-                   f"{full_minutes(run['by_minute'])[-1]['p50_ms']} / {full_minutes(run['by_minute'])[-1]['p99_ms']} ms",
-                   f"{run['p99_ratio_last_first']:.2f}", f"{run['failed']}/{run['streams']}",
+    def minute(rows: list[dict]) -> str:
+        return f"{rows[0]['p50_ms']} / {rows[0]['p99_ms']} ms" if rows else "–"
+
+    drift_rows = [[run["streams"], run.get("pacing", "real time"), minute(run["by_minute"]),
+                   minute(full_minutes(run["by_minute"])[-1:] if run["by_minute"] else []),
+                   "–" if run["p99_ratio_last_first"] is None else f"{run['p99_ratio_last_first']:.2f}",
+                   f"{100 * run['finals_wer_vs_offline']:.1f}% / {100 * run['finals_wer_vs_truth']:.1f}%"
+                   if "finals_wer_vs_offline" in run else "–", f"{run['failed']}/{run['streams']}",
                    " / ".join(f"{x:.1f}" for x in run["load_average_before"])]
                   for run in report["drift"]]
     folder.mkdir(parents=True, exist_ok=True)
@@ -266,6 +290,7 @@ def tables(report: dict, folder: Path) -> None:
     if drift_rows:
         (folder / "streaming-long-drift.json").write_text(json.dumps({**common, "columns": [
         "concurrent streams", "pacing", "minute 0 p50 / p99", "last full minute p50 / p99", "p99 last / first",
+        "finals WER vs offline / truth",
         "failed", "load average (1/5/15 min) at start"], "rows": drift_rows}, indent=1) + "\n")
     if report.get("marathon"):
         m = report["marathon"]
@@ -286,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-seconds", type=float, default=0.5)
     parser.add_argument("--pacing", choices=("realtime", "back-to-back"), default="realtime",
                         help="drift runs: chunks at the audio's pace, or each after the previous answer")
+    parser.add_argument("--quality-sets", default="espeak-ng,real", help="streams of the quality part")
     parser.add_argument("--hours", type=float, default=2.0, help="length of the marathon stream")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())
     args = parser.parse_args(argv)
@@ -299,16 +325,21 @@ def main(argv: list[str] | None = None) -> int:
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "cpu_count": os.cpu_count(),
                     "quality": [], "drift": []}
     if "quality" in parts:
-        streams = {"espeak-ng narration (training voice)": narrations[0]}
+        streams = {"espeak-ng narration (training voice)": narrations[0]}   # keys: the set name first
         real = real_stream(args.seconds)
         if real is not None:
             streams["real speech (utterances back to back)"] = real
-        report["quality"] = quality(args.repository, streams, args.chunk_seconds)
+        wanted = set(args.quality_sets.split(","))
+        report["quality"] = quality(args.repository, {k: v for k, v in streams.items() if k.split()[0] in wanted},
+                                    args.chunk_seconds)
     for n in levels:
         with tempfile.TemporaryDirectory() as tmp:
             run = drift(args.repository, [a for a, _ in narrations[:n]], args.chunk_seconds, Path(tmp) / "triton.log",
                         args.pacing == "realtime")
-        run["finals_wer_vs_truth"] = round(error_rates([t for _, t in narrations[:n]], run.pop("finals"))[0], 4)
+        finals = run.pop("finals")
+        run["finals_wer_vs_truth"] = round(error_rates([t for _, t in narrations[:n]], finals)[0], 4)
+        run["finals_wer_vs_offline"] = round(error_rates(offline_transcripts(args.repository, narrations[:n]),
+                                                         finals)[0], 4)
         print(json.dumps({k: v for k, v in run.items() if k != "by_minute"}), flush=True)
         report["drift"].append(run)
     if "marathon" in parts:
