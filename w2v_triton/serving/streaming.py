@@ -461,11 +461,15 @@ class StreamRegistry:
                     continue
                 items.append((state, request.audio, request.end))
                 owners.append(i)
-            for i, result in zip(owners, self.recognizer.process(items)):
+            processed = self.recognizer.process(items)
+            answered = self.clock()   # idle counts from a stream's last answer: a slow round idles no one
+            for (state, _, _), i, result in zip(items, owners, processed):
                 results[i] = result
                 request = requests[i]
                 if request.end or isinstance(result, Exception):
                     self.streams.pop(request.stream_id, None)
+                else:
+                    state.last_seen = answered
             pending = later
         return cast(list[StreamResult | Exception], results)   # every request got a result or an error
 
