@@ -278,8 +278,9 @@ def tables(report: dict, folder: Path) -> None:
     drift_rows = [[run["streams"], run.get("pacing", "real time"), minute(run["by_minute"]),
                    minute(full_minutes(run["by_minute"])[-1:] if run["by_minute"] else []),
                    "–" if run["p99_ratio_last_first"] is None else f"{run['p99_ratio_last_first']:.2f}",
-                   f"{100 * run['finals_wer_vs_offline']:.1f}% / {100 * run['finals_wer_vs_truth']:.1f}%"
-                   if "finals_wer_vs_offline" in run else "–", f"{run['failed']}/{run['streams']}",
+                   f"{100 * run['finals_wer_vs_offline']:.1f}% / {100 * run['finals_wer_vs_truth']:.1f}% "
+                   f"({100 * run['offline_wer_vs_truth']:.1f}%)" if "offline_wer_vs_truth" in run else "–",
+                   f"{run['failed']}/{run['streams']}",
                    " / ".join(f"{x:.1f}" for x in run["load_average_before"])]
                   for run in report["drift"]]
     folder.mkdir(parents=True, exist_ok=True)
@@ -290,7 +291,7 @@ def tables(report: dict, folder: Path) -> None:
     if drift_rows:
         (folder / "streaming-long-drift.json").write_text(json.dumps({**common, "columns": [
         "concurrent streams", "pacing", "minute 0 p50 / p99", "last full minute p50 / p99", "p99 last / first",
-        "finals WER vs offline / truth",
+        "segment finals: WER vs offline / vs truth (offline's)",
         "failed", "load average (1/5/15 min) at start"], "rows": drift_rows}, indent=1) + "\n")
     if report.get("marathon"):
         m = report["marathon"]
@@ -314,8 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality-sets", default="espeak-ng,real", help="streams of the quality part")
     parser.add_argument("--hours", type=float, default=2.0, help="length of the marathon stream")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())
+    parser.add_argument("--retable", action="store_true", help="only re-render the tables and plot of the "
+                        "existing results file (after an interrupted or failed run was removed from it)")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
+    if args.retable:
+        stem = f"streaming-{'marathon' if parts == {'marathon'} else 'long'}-{args.model}"
+        report = json.loads((args.out / f"{stem}.json").read_text())
+        plot(report, args.out / f"{stem}.png")
+        tables(report, args.out / "tables")
+        return 0
     levels = [int(x) for x in args.streams.split(",")] if "drift" in parts else []
     narrations = [narration(args.seconds, i) for i in range(max(levels + [1]))]
     report: dict = {"machine": machine_name(), "model": args.model,
@@ -338,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                         args.pacing == "realtime")
         finals = run.pop("finals")
         run["finals_wer_vs_truth"] = round(error_rates([t for _, t in narrations[:n]], finals)[0], 4)
-        run["finals_wer_vs_offline"] = round(error_rates(offline_transcripts(args.repository, narrations[:n]),
-                                                         finals)[0], 4)
+        offline = offline_transcripts(args.repository, narrations[:n])
+        run["finals_wer_vs_offline"] = round(error_rates(offline, finals)[0], 4)
+        run["offline_wer_vs_truth"] = round(error_rates([t for _, t in narrations[:n]], offline)[0], 4)
         print(json.dumps({k: v for k, v in run.items() if k != "by_minute"}), flush=True)
         report["drift"].append(run)
     if "marathon" in parts:
