@@ -238,27 +238,34 @@ def plot(report: dict, path: Path) -> None:
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
-    left = axes[0][0]
-    for run in report["drift"]:
-        minutes = [r["minute"] for r in run["by_minute"]]
-        label = f"{run['streams']} stream(s), {run.get('pacing', 'real time')}"
-        left.plot(minutes, [r["p99_ms"] for r in run["by_minute"]], "o-", label=f"{label}: p99")
-        left.plot(minutes, [r["p50_ms"] for r in run["by_minute"]], "s--", label=f"{label}: p50")
-    left.set_xlabel("minute of stream time")
-    left.set_ylabel("chunk latency (ms)")
-    left.legend(fontsize=7)
-    if report["drift"]:
-        left.set_yscale("log")
-        left.set_title(f"{report['chunk_seconds']:g} s chunks", fontsize=8)
-    if report.get("marathon"):
-        right = axes[0][len(panels) - 1]
-        rows = report["marathon"]["by_10_minutes"]
-        right.plot([r["stream_minute"] for r in rows], [r["rss_mib"] for r in rows], "o-", label="process RSS (MiB)")
-        right.plot([r["stream_minute"] for r in rows], [r["chunk_p99_ms"] for r in rows], "s--",
-                   label="chunk compute p99 (ms)")
-        right.set_xlabel("minute of stream time (2-hour stream, in process)")
-        right.set_ylim(bottom=0)
-        right.legend(fontsize=7)
+    for ax, panel in zip(axes[0], panels):
+        if panel == "drift":
+            for run in report["drift"]:
+                minutes = [r["minute"] for r in run["by_minute"]]
+                label = f"{run['streams']} stream(s), {run.get('pacing', 'real time')}"
+                ax.plot(minutes, [r["p99_ms"] for r in run["by_minute"]], "o-", label=f"{label}: p99")
+                ax.plot(minutes, [r["p50_ms"] for r in run["by_minute"]], "s--", label=f"{label}: p50")
+            ax.set_xlabel("minute of stream time")
+            ax.set_ylabel("chunk latency (ms)")
+            ax.set_yscale("log")
+            ax.set_title(f"600 s streams, {report['chunk_seconds']:g} s chunks", fontsize=8)
+            ax.legend(fontsize=7)
+        else:
+            rows = report["marathon"]["by_10_minutes"]
+            minutes = [r["stream_minute"] for r in rows]
+            ax.plot(minutes, [r["rss_mib"] for r in rows], "o-", color="C0", label="process RSS (MiB)")
+            ax.plot(minutes, [r["kept_kib"] / 1024 for r in rows], "^-", color="C2", label="stream state kept (MiB)")
+            ax.set_ylim(bottom=0)
+            ax.set_xlabel("minute of stream time (one 2-hour stream, in process)")
+            ax.set_ylabel("MiB")
+            twin = ax.twinx()
+            twin.plot(minutes, [r["chunk_p50_ms"] for r in rows], "s--", color="C1", label="chunk compute p50 (ms)")
+            twin.set_ylim(bottom=0)
+            twin.set_ylabel("ms (wall, shared machine)")
+            lines = ax.get_legend_handles_labels()
+            more = twin.get_legend_handles_labels()
+            ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="center right")
+            ax.set_title(f"{report['marathon']['chunk_seconds']:g} s chunks", fontsize=8)
     fig.suptitle(f"streaming_asr over long streams, {report['model']}, {report['machine']} (shared), "
                  f"{report['date'][:10]}", fontsize=8)
     fig.tight_layout()
