@@ -212,7 +212,7 @@ class Session:
             raise SessionError("this endpoint serves transcription sessions only (session.type 'transcription')",
                                "invalid_value", "session.type")
         wanted = (session.get("audio") or {}).get("input") or {}
-        current = self.session["audio"]["input"]    # type: ignore[index]
+        current = self.session["audio"]["input"]
         fmt = wanted.get("format")
         if fmt is not None and (fmt.get("type") != "audio/pcm" or fmt.get("rate", INPUT_RATE) != INPUT_RATE):
             raise SessionError(f"unsupported audio format {fmt}: send 16-bit PCM at 24 kHz mono "
