@@ -259,7 +259,7 @@ def plot(report: dict, path: Path) -> None:
             ax.set_xlabel("minute of stream time (one 2-hour stream, in process)")
             ax.set_ylabel("MiB")
             twin = ax.twinx()
-            twin.plot(minutes, [r["chunk_p50_ms"] for r in rows], "s--", color="C1", label="chunk compute p50 (ms)")
+            twin.plot(minutes, [r["chunk_p50_ms"] for r in rows], "s--", color="C1", label="chunk wall time p50 (ms)")
             twin.set_ylim(bottom=0)
             twin.set_ylabel("ms (wall, shared machine)")
             lines = ax.get_legend_handles_labels()
@@ -303,7 +303,7 @@ def tables(report: dict, folder: Path) -> None:
     if report.get("marathon"):
         m = report["marathon"]
         (folder / "streaming-marathon.json").write_text(json.dumps({**common, "columns": [
-            "stream minute", "process RSS", "stream state kept", "segments so far", "chunk compute p50 / p99"],
+            "stream minute", "process RSS", "stream state kept", "segments so far", "chunk wall time p50 / p99"],
             "rows": [[r["stream_minute"], f"{r['rss_mib']} MiB", f"{r['kept_kib']} KiB", r["segments"],
                       f"{r['chunk_p50_ms']} / {r['chunk_p99_ms']} ms"] for r in m["by_10_minutes"]]}, indent=1) + "\n")
 
