@@ -283,10 +283,15 @@ def render_int8_study(path: Path) -> str:
 
 
 def render_eval(path: Path) -> str:
-    """builders/train_reference.py's eval_results.json: greedy CER / WER per set."""
+    """builders/train_reference.py's eval_results.json: greedy CER / WER per set, and per synthesiser of
+    a set where the corpus had several."""
     report = json.loads(path.read_text())
-    rows = [[name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
-             f"{r['wer']:.3f}"] for name, r in report.items()]
+    rows = []
+    for name, r in report.items():
+        rows.append([name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
+                     f"{r['wer']:.3f}"])
+        rows += [[f"{name}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}"]
+                 for synth, g in r.get("by_synth", {}).items()]
     return table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
 
 

@@ -14,6 +14,8 @@ ONNX_ROOT = BUILD_DIR / "onnx"                      # <checkpoint name>/model[.<
 REPOS_DIR = BUILD_DIR / "repos"                     # benchmark and experiment repositories
 DEFAULT_REPOSITORY = REPO_ROOT / "model_repository"
 REFERENCE_MODEL_DIR = REPO_ROOT / "models" / "reference"
+# real read speech beside the checkout (../shared; absent on most machines: then no real-speech figures)
+REAL_SPEECH_GLOB = str(REPO_ROOT.parent / "shared" / "data" / "speech" / "*" / "manifest.jsonl")
 LM_FILES = ("lm.bin", "lm.arpa")                    # what `make lm` may write, preferred first
 UNIGRAMS_FILE = "unigrams.txt"
 
