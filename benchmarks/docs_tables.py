@@ -295,6 +295,15 @@ def render_eval(path: Path) -> str:
     return table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
 
 
+def render_promotion(path: Path) -> str:
+    """builders/promote_reference.py --report: both models' CER / WER per set and synthesiser
+    (the model card's table)."""
+    from w2v_triton.train.model_card import evaluation_table
+
+    report = json.loads(path.read_text())
+    return "\n".join(evaluation_table(report["candidate"], report["committed"])) + "\n"
+
+
 def render_decoding_eval(path: Path) -> str:
     """tools/eval_reference_decoding.py's report: greedy vs beam + each LM, per set."""
     report = json.loads(path.read_text())
@@ -328,7 +337,8 @@ def render_training_curve(path: Path) -> str:
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "table": render_table, "inprocess": render_inprocess, "served": render_served, "goals": render_goals,
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
-    "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
+    "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "promotion": render_promotion,
+    "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
     "latency": render_latency, "openvino": render_openvino,
 }

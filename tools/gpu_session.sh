@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # gpu_offline_env.sh ends in return-or-exit; what follows is reachable
 # The reference model's whole GPU run, in one call of a lent machine that reaches no package registry
-# (docs/reference-model.md, "GPU run"):
+# (docs/reference-model.md, "GPU run v2"):
 #   1. offline tools from the carry folder (tools/gpu_offline_env.sh: espeak-ng + flite debs, wheels,
 #      fortunes) and what travelled (tools/gpu_travel.py: tree + carry, 64 MiB at most);
 #   2. the corpus (builders/corpus.py, the default espeak-ng + flite mix, same seed => the same held-out
@@ -19,6 +19,9 @@
 # On the machine that calls the device tool (the checkout the tool sends, with this branch in it):
 #   bash tools/build_gpu_carry.sh .devcarry      # once; prints what a call sends (must be <= 64 MiB)
 # then ONE call:  run(command="bash tools/gpu_session.sh .devcarry $OUT", carry=[".devcarry"], timeout_s=600)
+# (device time: the start, ~1-2 min, + BUDGET_S + the transfers: ~12 of the 15 minutes; there is no
+# time for a second try). The machine has no real speech: the gate compares test_seen and test_unseen
+# there; `make corpus CORPUS_N_TRAIN=0 && make eval-reference` here adds the real-speech row.
 #
 #   bash tools/gpu_session.sh <carry-folder|''> <out-folder>
 # Environment: BUDGET_S (wall seconds for the whole script, default 540: the call's 600 s less a

@@ -25,8 +25,8 @@ def _rates(results: dict[str, Any] | None, split: str, synth: str | None = None)
 
 
 def evaluation_table(candidate: dict[str, Any], committed: dict[str, Any] | None) -> list[str]:
-    """Markdown rows: each set (and each synthesiser of it) with this model's and the replaced one's WER."""
-    lines = ["| set | utterances | hours | greedy CER | greedy WER | replaced model: CER / WER |",
+    """Markdown rows: each set (and each synthesiser of it) with the candidate's CER / WER and the committed model's."""
+    lines = ["| set | utterances | hours | greedy CER | greedy WER | committed model: CER / WER |",
              "|---|---|---|---|---|---|"]
     for split, r in candidate.items():
         lines.append(f"| {SET_NAMES.get(split, split)} | {r['n']} | {r.get('audio_hours', '')} | {r['cer']:.3f} "

@@ -49,11 +49,12 @@ class Decision:
     reason: str                                           # one line
     candidate: dict[str, Any] = field(default_factory=dict)   # eval rates (eval_results.json form)
     committed: dict[str, Any] | None = None
-    written: list[str] = field(default_factory=list)      # files replaced (relative to nothing: as given)
+    written: list[str] = field(default_factory=list)      # files replaced (paths as configured)
+    context: dict[str, Any] = field(default_factory=dict)    # command, date, corpus, weights
 
     def to_json(self) -> dict[str, Any]:
         return {"promote": self.promote, "reason": self.reason, "candidate": self.candidate,
-                "committed": self.committed, "written": self.written}
+                "committed": self.committed, "written": self.written, **self.context}
 
 
 class PromotionError(ValueError):
@@ -153,9 +154,11 @@ def promote_reference(cfg: PromotionConfig, progress: bool = False) -> Decision:
     try:
         parameters = stage(cfg, staging)
         size_mb = sum(p.stat().st_size for p in _weights(staging)) / 1e6
+        context = {"command": cfg.command, "date": time.strftime("%Y-%m-%d"), "corpus": str(cfg.corpus),
+                   "weights_dtype": cfg.weights_dtype, "weights_mb": round(size_mb, 2)}
         if size_mb > cfg.max_model_mb:
             return Decision(False, f"kept {cfg.reference}: the candidate's weights are {size_mb:.1f} MB in "
-                                   f"{cfg.weights_dtype}, over the {cfg.max_model_mb:g} MB limit")
+                                   f"{cfg.weights_dtype}, over the {cfg.max_model_mb:g} MB limit", context=context)
         logger.info("evaluating the candidate (%s) and the committed model on %s", staging, cfg.corpus)
         candidate = rates_only(evaluate_model(staging, cfg.corpus, cfg.real_speech_glob, progress=progress))
         committed = None
@@ -163,14 +166,12 @@ def promote_reference(cfg: PromotionConfig, progress: bool = False) -> Decision:
             committed = rates_only(evaluate_model(cfg.reference, cfg.corpus, cfg.real_speech_glob,
                                                   progress=progress))
         promote, reason = decide(candidate, committed, cfg.real_speech_tolerance, str(cfg.reference))
-        decision = Decision(promote, reason, candidate, committed)
+        decision = Decision(promote, reason, candidate, committed, context=context)
         if not promote:
             return decision
         (staging / "eval_results.json").write_text(json.dumps(candidate, indent=2) + "\n")
-        record = dict(decision.to_json(), command=cfg.command, date=time.strftime("%Y-%m-%d"),
-                      corpus=str(cfg.corpus), weights_dtype=cfg.weights_dtype, weights_mb=round(size_mb, 2))
-        (staging / "promotion.json").write_text(json.dumps(record, indent=2) + "\n")
-        write_model_card(staging, record, cfg.corpus, parameters, replaced=cfg.reference)
+        (staging / "promotion.json").write_text(json.dumps(decision.to_json(), indent=2) + "\n")
+        write_model_card(staging, decision.to_json(), cfg.corpus, parameters, replaced=cfg.reference)
         _replace(staging, cfg.reference)
         decision.written = sorted(str(p) for p in cfg.reference.iterdir())
         for source, target in ((cfg.train_log, cfg.docs_log), (cfg.plot, cfg.docs_plot)):

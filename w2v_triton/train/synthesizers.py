@@ -210,9 +210,9 @@ class Festival(Synthesizer):
         proc, workdir = self._running.get(pid, (None, None))
         if proc is None or proc.poll() is not None or workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="festival-"))
-            stderr = open(workdir / "stderr.log", "w")
-            proc = subprocess.Popen([self._binary(), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=stderr, text=True, bufsize=1)
+            with open(workdir / "stderr.log", "w") as stderr:   # the child keeps its own descriptor
+                proc = subprocess.Popen([self._binary(), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=stderr, text=True, bufsize=1)
             self._running[pid] = (proc, workdir)
         return proc, workdir
 
@@ -240,7 +240,9 @@ class Festival(Synthesizer):
                 proc.kill()      # dead or hung: the next utterance starts a fresh one
             log = (workdir / "stderr.log").read_text()[-300:]
             raise SynthesisError(f"festival gave no audio for voice {voice!r}: {log!r}")
-        return _read_wav(wav, f"festival ({voice})")
+        audio = _read_wav(wav, f"festival ({voice})")
+        wav.unlink()
+        return audio
 
 
 SYNTHESIZERS: dict[str, Synthesizer] = {s.name: s for s in (Espeak(), Flite(), Festival())}
