@@ -11,7 +11,7 @@
 #   make eval-reference              greedy WER/CER of models/reference on the test splits + real speech
 #   make train-reference NPROC=2     DDP over 2 processes (torchrun; gloo on CPU, nccl on GPU)
 #   TRAIN_PRESET=auto|cpu|gpu        model + hyper-parameters (auto: gpu when CUDA is available);
-#   on a GPU, as models/reference was trained:  make corpus CORPUS_N_TRAIN=40000 && make train-reference
+#   on a GPU, as models/reference was trained:  make corpus CORPUS_SYNTHS=espeak CORPUS_N_TRAIN=40000 && make train-reference
 #     TRAIN_STEPS=30000 TRAIN_MINUTES=8.45 TRAIN_ARGS="--anneal-by-time --bf16 --eval-every 250 --save-every 250"
 #   a lent GPU machine without registry access: the whole run in one call, tools/gpu_session.sh (its header)
 CORPUS_DIR ?= build/corpus
