@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.gpu_util import GpuSampler
 from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
 from benchmarks.plans import PLANS, headline_info, materialize
 from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, run_perf_analyzer
@@ -24,7 +26,7 @@ from benchmarks.report import write_report
 from benchmarks.triton_stats import model_counters, per_model_times
 from w2v_triton.serving import spec
 from w2v_triton.build.checkpoints import REPO_ROOT
-from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.build.manifest import read_manifest, shared_speech_dir, shared_speech_manifests
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.tritonserver import Ports, TritonServer
 from w2v_triton.eval.machine import gpu_name, machine_name
@@ -83,17 +85,19 @@ def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[st
                 for stability in ((60, 100) if varied else (25, 50, 100)):
                     data["stability_percent"] = stability
                     try:
-                        level_rows = run_perf_analyzer(
-                            server.grpc_url, Path(data["path"]), level, model=data.get("model", spec.ENSEMBLE_MODEL),
-                            shape=data.get("shape"), request_count=data["request_count"],
-                            stability_percent=stability)
+                        with GpuSampler() as gpu:   # nothing where nvidia-smi is absent
+                            level_rows = run_perf_analyzer(
+                                server.grpc_url, Path(data["path"]), level,
+                                model=data.get("model", spec.ENSEMBLE_MODEL), shape=data.get("shape"),
+                                request_count=data["request_count"], stability_percent=stability)
                         break
                     except PerfAnalyzerError as exc:
                         if stability == 100:
                             raise
                         tqdm.write(f"{name}/{sweep}: not stable within {stability}%, loosening ({exc!s:.80})")
-                if stats_per_level:
-                    for row in level_rows:
+                for row in level_rows:
+                    row.update(gpu.summary() or {})   # over the level's whole perf_analyzer run
+                    if stats_per_level:
                         row["per_model"] = per_model_times(server.http_url, since=before)
                 rows += level_rows
             for row in rows:
@@ -140,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="--plan student: leave out the students built from the teacher here "
                              "(serve only the teacher's baseline and --plan-students)")
     args = parser.parse_args(argv)
+    # stopped by a time box (`timeout`): unwind, so the server started below is stopped by its PID
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     headline = None
     if (args.plan_students or args.plan_no_undistilled) and args.plan != "student":
         parser.error("--plan-students / --plan-no-undistilled need --plan student")
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"title": args.title, "machine": machine_name() + (f", {gpu_name()}" if on_gpu else ""),
               "cpu_count": os.cpu_count(),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "audio": "../shared/data/speech" if utterances else "synthetic noise (../shared absent)",
+              "audio": str(shared_speech_dir(REPO_ROOT)) if utterances else "synthetic noise (no real speech found)",
               "argv": sys.argv[1:] if argv is None else argv, "inprocess": {}, "served": {}}
     if headline:
         report["headline"] = headline

@@ -15,7 +15,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from w2v_triton.serving.acoustic import DEVICES, RUNTIMES, TORCH_DTYPES
+from w2v_triton.serving.acoustic import DEVICES, RUNTIMES, TORCH_COMPILE_MODES, TORCH_DTYPES
 from w2v_triton.build.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
 from w2v_triton.serving.ctc_decoding import BACKENDS, DecoderConfig
 from w2v_triton.build.tuning import TUNED_KEYS, TUNING_FILE, load_tuning
@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(CPU: the ONNX file, or --variant ov-fp32|ov-bf16|ov-int8)")
     parser.add_argument("--torch-dtype", choices=TORCH_DTYPES, default=defaults.torch_dtype,
                         help="runtime torch: auto = float16 on a GPU, float32 on a CPU")
+    parser.add_argument("--torch-compile", choices=TORCH_COMPILE_MODES, default=defaults.torch_compile,
+                        metavar="MODE", help="runtime torch: run the network through torch.compile in this mode "
+                        "(reduce-overhead: CUDA graphs too; batches padded to whole seconds and powers of two)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false",
                         help="do not run warm-up requests before the acoustic model reports ready")
     parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         options = RepositoryOptions.for_profile(
             args.profile, **overrides, platform=args.platform, max_batch_size=args.max_batch_size,
             device=args.device, runtime=args.runtime,
-            torch_dtype=args.torch_dtype, warmup=args.warmup,
+            torch_dtype=args.torch_dtype, torch_compile=args.torch_compile, warmup=args.warmup,
             openvino_precision=OPENVINO_PRECISION.get(args.variant, "f32") if openvino else "f32",
             openvino_ir=openvino and Path(onnx_path).suffix == ".xml", max_audio_seconds=args.max_audio_seconds,
             decoder=decoder_config(args, checkpoint, files, lm_name, unigram_name),
