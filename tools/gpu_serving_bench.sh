@@ -21,7 +21,8 @@
 # benchmarks/run.py flags; the default sweeps part 4 of issue 33: batch size, queue delay,
 # instances). MAX_BATCH (64), QUEUE_US (2000), CONC (1,8,32,64), REQUESTS (128 per perf_analyzer
 # window), CLIPS (16) of CLIP_S (10) seconds, DEADLINE_S (330: the running variant is stopped then),
-# MIN_LEFT_S (100: no variant starts with less left). SMOKE=1: the tiny model, 2 s clips, one level.
+# MIN_LEFT_S (100: no variant starts with less left). SMOKE=1: the tiny model on the CPU, 2 s clips,
+# concurrency 1, windows of 8 requests, no stability bound (the plumbing, not a figure).
 set -uo pipefail
 out=${1:?out folder}
 smoke=${SMOKE:-0}
@@ -46,7 +47,9 @@ teacher-graphs=random-base|$tuned --torch-compile reduce-overhead|--sweeps clips
 student6=random-base-student6||"}
 if [ "$smoke" = 1 ]; then
   device=cpu; torch_device=cpu; conc=${CONC:-1}; max_batch=${MAX_BATCH:-8}
-  requests=${REQUESTS:-8}; clips=${CLIPS:-2}; clip_s=${CLIP_S:-2}; variants=${VARIANTS:-"tiny=tiny||--sweeps clips"}
+  requests=${REQUESTS:-8}; clips=${CLIPS:-2}; clip_s=${CLIP_S:-2}
+  # one process per model, and any stability bound: this proves the plumbing on a shared CPU
+  variants=${VARIANTS:-"tiny=tiny|--preprocessor-instances 1 --decoder-instances 1|--sweeps clips --max-stability 1000"}
   deadline=${DEADLINE_S:-1500}; min_left=${MIN_LEFT_S:-0}
 fi
 t0=$SECONDS
