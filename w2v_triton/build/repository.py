@@ -2,7 +2,7 @@
 
 Templates (`config*.pbtxt.template`, `1/model.py`) are tracked in `model_repository/`;
 rendered configs, the ONNX file and the vocabulary are generated next to them. The
-in-process pipeline reads the rendered configs through `settings.model_parameters`, so it runs
+in-process pipeline reads the rendered configs through `pipeline.model_parameters`, so it runs
 with exactly the settings the server runs with.
 """
 from __future__ import annotations
