@@ -173,6 +173,8 @@ class TritonServer:
         self.process = subprocess.Popen(
             server_command(self.repository, self.ports, self.extra_args),
             env=server_environment(self.python_env),
+            # in another env, the models import its installed package, not a source tree here
+            cwd=self.python_env or None,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.wait_ready(timeout)
