@@ -36,7 +36,7 @@ VARIANTS = ("cpu", "gpu")
 IMAGE_EXTRAS: Mapping[str, tuple[str, ...]] = {"cpu": ("serve",), "gpu": ("serve-gpu",)}
 IMAGE_PYTHON = "3.10"        # nvcr.io/nvidia/tritonserver:24.10-py3
 PINS_DIR = "requirements"
-BUILD_INFO = "build_info.json"   # = w2v_triton.build.repository.BUILD_INFO (build imports serving, not back)
+BUILD_INFO = "build_info.json"   # written by w2v_triton.build.repository (its options: what a repository needs)
 # The extra each acoustic runtime needs (onnxruntime: by device), and the module AcousticModel imports
 # for it (acoustic.py; onnxruntime runs in acoustic.py itself).
 RUNTIME_EXTRAS: Mapping[str, Mapping[str, str]] = {
