@@ -108,11 +108,12 @@ def real_speech() -> list[Utterance]:
 @pytest.fixture(scope="session")
 def tiny_repository(tmp_path_factory) -> Path:
     """A complete model repository for the tiny random model (fast to build and serve)."""
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
 
     output = tmp_path_factory.mktemp("tiny_repository")
-    assert build_repository(["--model", "tiny", "--output", str(output), "--decoder-instances", "2"]) == 0
-    return output
+    return build_repository(BuildRequest(model="tiny", output=output,
+                                         options=RepositoryOptions(decoder_instances=2))).path
 
 
 @pytest.fixture(scope="session")
