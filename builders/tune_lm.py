@@ -24,7 +24,7 @@ from w2v_triton.eval.lm_tuning import apply_to_repository, cached_logits, choose
 from w2v_triton.build.manifest import read_manifest
 from w2v_triton.paths import lm_files
 from w2v_triton.build.repository import BUILD_INFO
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.vocabulary import Vocabulary
 
 

@@ -14,7 +14,7 @@ from test_decoder_lm import TEXTS, write_lm_dir
 from w2v_triton.serving import spec
 from w2v_triton.build.manifest import Utterance, write_manifest
 from w2v_triton.serving.pipeline import ReferencePipeline
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 
 
 @pytest.fixture
