@@ -8,9 +8,10 @@ untrained or weak model would otherwise spell them out.
 Besides the text, every mode gives word timestamps (`Decoded.words`): greedy from the best
 path's character runs, beam from pyctcdecode's word frame spans; frames are converted to
 seconds with spec.FRAME_STRIDE_SAMPLES / spec.SAMPLE_RATE. Beam mode takes per-request
-hotwords (pyctcdecode's hotword scorer, weight `hotword_weight`); greedy mode ignores them.
-Beam search runs in `config.backend`: flashlight-text (default, ctc_flashlight.py; C++) or
-pyctcdecode; flashlight has no hotwords, so requests that send them go to pyctcdecode.
+hotwords (weight `hotword_weight`, natural log, added per hotword in the transcript); greedy mode
+ignores them. Beam search runs in `config.backend`: flashlight-text (default with an LM,
+ctc_flashlight.py; C++; hotwords through a per-request trie and LM wrapper) or pyctcdecode (its
+hotword scorer); beam search without an LM runs in pyctcdecode.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from w2v_triton.serving.vocabulary import Vocabulary, VocabularyError
 from w2v_triton.serving.typing import AnyArray
 
 MODES = ("greedy", "beam")
-BACKENDS = ("flashlight", "pyctcdecode")   # beam search engines; hotword requests always use pyctcdecode
+BACKENDS = ("flashlight", "pyctcdecode")   # beam search engines (with an LM; without one: pyctcdecode)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class DecoderConfig:
     beta: float = 1.0           # word insertion bonus
     lm_path: str = ""           # ARPA or KenLM binary; empty = beam search without LM
     unigrams_path: str = ""     # one word per line
-    hotword_weight: float = 10.0  # pyctcdecode's default; used only when a request sends hotwords
+    hotword_weight: float = 10.0  # bonus per hotword (natural log; pyctcdecode's default), both backends
     backend: str = "flashlight"   # beam+LM search engine (ctc_flashlight.py), or "pyctcdecode"
     beam_prune_logp: float = -10.0  # drop beams this far (log) below the best one (both backends)
     token_min_logp: float = -5.0    # pyctcdecode: skip tokens below this log-prob in a frame
@@ -112,13 +113,13 @@ class Labels:
 
 class CTCDecoder:
     """Decode [frames, vocab] logits into text, greedy or by beam search (config.backend:
-    flashlight-text, or pyctcdecode, which also takes every request that sends hotwords)."""
+    flashlight-text or pyctcdecode; both take per-request hotwords)."""
 
     def __init__(self, vocab: Vocabulary | dict[str, int], config: DecoderConfig | None = None) -> None:
         self.config = config or DecoderConfig()
         self.config.validate()
         self.labels = Labels(vocab)
-        self._beam = None   # pyctcdecode: the backend, or (built at the first one) for hotword requests
+        self._beam = None   # pyctcdecode backend
         self._fast = None   # flashlight backend (ctc_flashlight.py)
         # flashlight only with an LM: without one its lexicon-free search was slower than pyctcdecode
         # and no better than greedy on the reference model (docs/decoding.md)
@@ -198,10 +199,9 @@ class CTCDecoder:
         selected = self.labels.select(np.asarray(logits, dtype=np.float32))
         if self.config.mode != "beam":
             return greedy_decode(selected, self.labels.text, self.labels.blank)
-        if self._fast is not None and not hotwords:
-            return self._fast.decode(log_softmax(selected))
-        if self._beam is None:   # flashlight has no hotwords: pyctcdecode, built at the first such request
-            self._beam = self._build_beam_decoder()
+        if self._fast is not None:
+            return self._fast.decode(log_softmax(selected), hotwords or ())
+        assert self._beam is not None   # beam mode builds one of the two backends
         beams = self._beam.decode_beams(
             log_softmax(selected), beam_width=self.config.beam_width, hotwords=hotwords or None,
             hotword_weight=self.config.hotword_weight, beam_prune_logp=self.config.beam_prune_logp,
