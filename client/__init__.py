@@ -59,7 +59,8 @@ class RequestRejected(ClientError):
 
 @dataclass
 class Transcription:
-    """A transcript and its words, {"word", "start_s", "end_s"} each, as the decoder sends them;
+    """A transcript and its words, {"word", "start_s", "end_s", "logprob"} each, as the decoder sends them
+    (docs/decoding.md);
     `duration_s`: the length of the audio the server transcribed (of a file: as decoded)."""
 
     text: str

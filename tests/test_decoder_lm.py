@@ -125,7 +125,29 @@ def test_word_timestamps_follow_the_frames(lm_dir, mode):
     assert decoded.words[0].end_s <= decoded.words[1].start_s
     import json
     assert json.loads(decoded.words_json())[1] == {"word": "CAT", "start_s": decoded.words[1].start_s,
-                                                   "end_s": decoded.words[1].end_s}
+                                                   "end_s": decoded.words[1].end_s,
+                                                   "logprob": decoded.words[1].logprob}
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam", "beam+lm", "beam+lm-pyctcdecode"])
+def test_word_confidence_is_the_paths_mean_log_probability(lm_dir, mode):
+    """A word spelled by confident frames has a log-probability near 0; a word on less certain
+    frames scores the mean of those frames' log-probabilities."""
+    frames = ["<pad>"] * 4 + spelled("THE CAT", repeat=3) + ["<pad>"] * 4
+    logits = one_hot(frames, 10.0)
+    cat = [i for i, f in enumerate(frames) if f in ("C", "A") or (f == "T" and i > frames.index("|"))]
+    logits[cat[0]:cat[-1] + 1] = one_hot(frames[cat[0]:cat[-1] + 1], 3.0)   # C..T of CAT, less sure
+    decoder = (CTCDecoder(VOCAB) if mode == "greedy" else
+               CTCDecoder(VOCAB, DecoderConfig(mode="beam", beam_width=8)) if mode == "beam" else
+               lm_decoder(lm_dir, backend="pyctcdecode") if mode.endswith("pyctcdecode") else lm_decoder(lm_dir))
+    the, cat_word = decoder.decode_full(logits).words
+    assert (the.word, cat_word.word) == ("THE", "CAT")
+    assert -1e-3 < the.logprob <= 0.0
+    # each CAT frame: its label at +3 against the other kept labels (specials dropped) at -3
+    kept = len(decoder.labels.text)
+    expected = 3.0 - np.log(np.exp(3.0) + (kept - 1) * np.exp(-3.0))
+    assert expected < -0.05
+    assert cat_word.logprob == pytest.approx(expected, abs=1e-3)
 
 
 def test_greedy_words_equal_text_on_random_logits(rng):

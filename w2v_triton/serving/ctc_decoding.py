@@ -5,9 +5,11 @@ same parameters (`DecoderConfig.from_parameters`), so their transcripts agree.
 Special tokens (<s>, </s>, <unk>) are dropped from the label set in every mode: an
 untrained or weak model would otherwise spell them out.
 
-Besides the text, every mode gives word timestamps (`Decoded.words`): greedy from the best
-path's character runs, beam from pyctcdecode's word frame spans; frames are converted to
-seconds with spec.FRAME_STRIDE_SAMPLES / spec.SAMPLE_RATE. Beam mode takes per-request
+Besides the text, every mode gives word timestamps (`Decoded.words`): greedy and flashlight from
+the best path's character runs, pyctcdecode from its word frame spans; frames are converted to
+seconds with spec.FRAME_STRIDE_SAMPLES / spec.SAMPLE_RATE. Each word also carries its confidence,
+the mean log-probability per frame of the path's labels over its frames (pyctcdecode: of the
+best label per frame, as it keeps no path). Beam mode takes per-request
 hotwords (weight `hotword_weight`, natural log, added per hotword in the transcript); greedy mode
 ignores them. Beam search runs in `config.backend`: flashlight-text (default with an LM,
 ctc_flashlight.py; C++; hotwords through a per-request trie and LM wrapper) or pyctcdecode (its
@@ -202,12 +204,15 @@ class CTCDecoder:
         if self._fast is not None:
             return self._fast.decode(log_softmax(selected), hotwords or ())
         assert self._beam is not None   # beam mode builds one of the two backends
+        log_probs = log_softmax(selected)
         beams = self._beam.decode_beams(
-            log_softmax(selected), beam_width=self.config.beam_width, hotwords=hotwords or None,
+            log_probs, beam_width=self.config.beam_width, hotwords=hotwords or None,
             hotword_weight=self.config.hotword_weight, beam_prune_logp=self.config.beam_prune_logp,
             token_min_logp=self.config.token_min_logp)
         text, _, word_frames = beams[0][:3]
-        return Decoded(clean_text(text), [WordTime.from_frames(w, a, b) for w, (a, b) in word_frames])
+        # pyctcdecode keeps no per-frame path: a word's confidence is the best label's per frame
+        best = log_probs.max(axis=-1)
+        return Decoded(clean_text(text), [WordTime.from_frames(w, a, b, best) for w, (a, b) in word_frames])
 
     def decode(self, logits: AnyArray, hotwords: list[str] | None = None) -> str:
         return self.decode_full(logits, hotwords).text
