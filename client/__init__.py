@@ -115,6 +115,22 @@ class TranscriptionClient:
             raise ServerUnreachable(f"the server at {self.url} is up but model '{model}' is not ready")
         self._checked = self._checked or model == self.model
 
+    def model_parameters(self, model: str) -> dict[str, str]:
+        """A served model's config `parameters` (strings), e.g. the decoder's `mode`: what a caller
+        needs to know whether hotwords are used (DecoderConfig.from_parameters reads them)."""
+        try:
+            if self.protocol == "grpc":
+                config = self._client.get_model_config(model, as_json=True, client_timeout=self.timeout)["config"]
+            else:
+                config = self._client.get_model_config(model)
+        except self._rejection as exc:
+            if _is_connection_failure(exc) or not _is_refusal(exc):
+                raise self._unreachable(exc) from None
+            raise RequestRejected(f"server has no model '{model}': {exc.message()}") from None
+        except Exception as exc:  # the connection broke
+            raise self._unreachable(exc) from None
+        return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+
     def transcribe(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None = None) -> str:
         """Transcribe float32 mono 16 kHz samples, or an encoded file's bytes (decoded by the server)."""
         return self._infer(audio, hotwords, timestamps=False).text
