@@ -32,6 +32,7 @@ from gateway.errors import SERVER, APIError
 from gateway.metrics import GatewayMetrics
 from gateway.settings import Settings
 from w2v_triton.serving import spec
+from w2v_triton.serving.ctc_decoding import DecoderConfig, prompt_words
 
 log = logging.getLogger("w2v_triton.gateway")
 PAGE = Path(__file__).parent / "static" / "index.html"
@@ -46,28 +47,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     metrics.install(app)
     retry = {"Retry-After": str(settings.retry_after_s)}
-    decoder_takes_hotwords: dict[str, bool] = {}   # filled at the first prompt: the served decoder's mode
+    served_decoder: list[DecoderConfig] = []   # read from Triton at the first prompt
     if not keys.enabled and settings.auth == "auto":
         log.info("no API keys configured: only clients on the loopback interface are served")
 
     def client() -> TranscriptionClient:
         return TranscriptionClient(settings.triton_url, settings.triton_protocol, settings.triton_timeout_s)
 
-    def transcribe(data: bytes, hotwords: list[str]) -> Transcription:   # blocking: runs in the thread pool
+    def transcribe(data: bytes, prompt: str) -> Transcription:   # blocking: runs in the thread pool
         with client() as asr:
-            return asr.transcribe_full(data, hotwords or None)
+            return asr.transcribe_full(data, prompt=prompt or None)
 
-    def takes_hotwords() -> bool | None:
-        """Whether the served decoder uses hotwords (beam mode); None when Triton cannot say."""
-        if "known" not in decoder_takes_hotwords:
+    def decoder_config() -> DecoderConfig | None:
+        """The served decoder's settings (whether it takes a prompt, how many of its words); None
+        when Triton cannot say (the prompt is then sent without a note)."""
+        if not served_decoder:
             try:
                 with client() as asr:
-                    mode = asr.model_parameters(spec.DECODER_MODEL).get("mode", "greedy")
-            except ClientError as exc:
-                log.warning("cannot read the decoder's mode: %s", exc)
+                    parameters = asr.model_parameters(spec.DECODER_MODEL)
+                served_decoder.append(DecoderConfig.from_parameters(parameters, check_files=False))
+            except (ClientError, ValueError) as exc:
+                log.warning("cannot read the decoder's settings: %s", exc)
                 return None
-            decoder_takes_hotwords["known"] = mode == "beam"
-        return decoder_takes_hotwords["known"]
+        return served_decoder[0]
 
     def ready() -> str | None:
         with client() as asr:
@@ -122,19 +124,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def transcriptions(request: Request) -> Response:
         form = await read_form(request)
         try:
-            options = params.parse(form, settings.max_prompt_words)
+            options = params.parse(form)
             request.state.response_format = options.response_format
             data = await options.upload.read()
             if len(data) > settings.max_upload_mb * 1e6:
                 raise APIError(f"the file is over the limit of {settings.max_upload_mb:g} MB", "file", status=413)
         finally:
             await form.close()
-        hotwords = options.prompt_words
-        if hotwords and await run_in_threadpool(takes_hotwords) is False:   # None (unknown): sent anyway
-            options.notes.append("'prompt' is ignored: this server's decoder is greedy and takes no hotwords")
-            hotwords = []
+        if options.prompt:
+            options.notes += prompt_notes(options.prompt, await run_in_threadpool(decoder_config))
         try:
-            result = await run_in_threadpool(transcribe, data, hotwords)
+            result = await run_in_threadpool(transcribe, data, options.prompt)
         except RequestRejected as exc:     # bad audio: Triton's preprocessor says what is wrong
             raise APIError(str(exc).removeprefix("server rejected the request: "), "file") from None
         except ServerUnreachable as exc:
@@ -165,6 +165,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body)
 
     return app
+
+
+def prompt_notes(prompt: str, decoder: DecoderConfig | None) -> list[str]:
+    """What the caller should know about its prompt on this server."""
+    if decoder is None:
+        return []
+    if decoder.mode != "beam":
+        return ["'prompt' is ignored: this server's decoder is greedy and takes no hotwords"]
+    words = len(prompt_words(prompt))
+    if words > decoder.max_prompt_words:
+        return [f"'prompt': only its first {decoder.max_prompt_words} of {words} distinct words are considered"]
+    return []
 
 
 def respond(result: Transcription, options: params.TranscriptionParams, settings: Settings) -> Response:

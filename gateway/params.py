@@ -3,16 +3,15 @@
 What OpenAI's parameters mean here (docs/gateway.md):
     response_format   json | text | srt | vtt | verbose_json
     timestamp_granularities[]   word and/or segment (verbose_json; segments always come with it)
-    prompt            its words (letters, inner apostrophes) are sent as HOTWORDS, at most
-                      GATEWAY_MAX_PROMPT_WORDS of them, first come first: a CTC model reads no
-                      text, and boosting the words the caller expects is the nearest honest meaning
+    prompt            sent unchanged as the ensemble's PROMPT: the decoder boosts its words that
+                      the LM does not know (names, terms; docs/decoding.md). A CTC model reads no
+                      text: boosting the words the caller expects is the nearest honest meaning
     temperature       0..1, accepted and ignored: CTC decoding is deterministic
     language          accepted and ignored: the model transcribes the language it was trained on
 Ignored or shortened parameters are named in the X-Gateway-Note header.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from starlette.datastructures import FormData, UploadFile
@@ -23,7 +22,6 @@ from gateway.formats import RESPONSE_FORMATS
 KNOWN = {"file", "model", "language", "prompt", "response_format", "temperature",
          "timestamp_granularities[]", "timestamp_granularities", "stream"}
 GRANULARITIES = ("segment", "word")
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")   # letters, with apostrophes inside (DON'T, O'BRIEN)
 
 
 @dataclass
@@ -31,17 +29,11 @@ class TranscriptionParams:
     upload: UploadFile
     response_format: str
     granularities: tuple[str, ...]
-    prompt_words: list[str] = field(default_factory=list)
+    prompt: str = ""
     notes: list[str] = field(default_factory=list)
 
 
-def prompt_words(prompt: str, limit: int) -> tuple[list[str], int]:
-    """(the first `limit` distinct words of `prompt`, case-insensitively; how many distinct words it had)."""
-    distinct = list(dict.fromkeys(w.upper() for w in _WORD.findall(prompt)))
-    return distinct[:limit], len(distinct)
-
-
-def parse(form: FormData, max_prompt_words: int) -> TranscriptionParams:
+def parse(form: FormData) -> TranscriptionParams:
     unknown = sorted(set(form.keys()) - KNOWN)
     if unknown:
         raise APIError(f"unsupported field(s): {', '.join(unknown)}; this gateway accepts "
@@ -76,11 +68,7 @@ def parse(form: FormData, max_prompt_words: int) -> TranscriptionParams:
     if str(form.get("language") or "").strip():
         notes.append("'language' is ignored: the model transcribes the language it was trained on "
                      "and is not told one")
-    words, total = prompt_words(str(form.get("prompt") or ""), max_prompt_words)
-    if total > len(words):
-        notes.append(f"'prompt': only its first {len(words)} of {total} distinct words are boosted as hotwords "
-                     "(GATEWAY_MAX_PROMPT_WORDS)")
-    return TranscriptionParams(upload, response_format, granularities, words, notes)
+    return TranscriptionParams(upload, response_format, granularities, str(form.get("prompt") or "").strip(), notes)
 
 
 def _float(value: str, param: str) -> float:

@@ -4,7 +4,7 @@
     GATEWAY_MAX_UPLOAD_MB (25, OpenAI's limit)   GATEWAY_UPLOAD_TIMEOUT_S (120: the whole body)
     GATEWAY_LANGUAGE (english: what verbose_json reports; the model is not told a language)
     GATEWAY_API_KEYS (comma-separated)  GATEWAY_API_KEYS_FILE (one key per line)  GATEWAY_AUTH (auto|off)
-    GATEWAY_MAX_PROMPT_WORDS (32)  GATEWAY_RETRY_AFTER_S (5)
+    GATEWAY_RETRY_AFTER_S (5)
     GATEWAY_SEGMENT_PAUSE_S (0.5)  GATEWAY_SEGMENT_MAX_S (7)  GATEWAY_SEGMENT_MAX_CHARS (84)
     GATEWAY_SUBTITLE_LINE_CHARS (42)
 """
@@ -25,8 +25,7 @@ ENV = {
     "triton_url": "TRITON_URL", "triton_protocol": "TRITON_PROTOCOL", "triton_timeout_s": "TRITON_TIMEOUT_S",
     "max_upload_mb": "GATEWAY_MAX_UPLOAD_MB", "upload_timeout_s": "GATEWAY_UPLOAD_TIMEOUT_S",
     "language": "GATEWAY_LANGUAGE", "api_keys": "GATEWAY_API_KEYS", "api_keys_file": "GATEWAY_API_KEYS_FILE",
-    "auth": "GATEWAY_AUTH", "max_prompt_words": "GATEWAY_MAX_PROMPT_WORDS",
-    "retry_after_s": "GATEWAY_RETRY_AFTER_S",
+    "auth": "GATEWAY_AUTH", "retry_after_s": "GATEWAY_RETRY_AFTER_S",
 }
 SEGMENT_ENV = {"pause_s": "GATEWAY_SEGMENT_PAUSE_S", "max_seconds": "GATEWAY_SEGMENT_MAX_S",
                "max_chars": "GATEWAY_SEGMENT_MAX_CHARS", "line_chars": "GATEWAY_SUBTITLE_LINE_CHARS"}
@@ -47,7 +46,6 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     api_keys_file: str = ""
     auth: str = "auto"
-    max_prompt_words: int = 32           # words of `prompt` sent as hotwords
     retry_after_s: int = 5               # Retry-After of a 502/503 (Triton unreachable or not ready)
     segments: SegmentRule = field(default_factory=SegmentRule)
 
@@ -59,8 +57,8 @@ class Settings:
         for name in ("triton_timeout_s", "max_upload_mb", "upload_timeout_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV[name]} must be positive, got {getattr(self, name)}")
-        if self.max_prompt_words < 0 or self.retry_after_s < 0:
-            raise SettingsError("GATEWAY_MAX_PROMPT_WORDS and GATEWAY_RETRY_AFTER_S must be >= 0")
+        if self.retry_after_s < 0:
+            raise SettingsError("GATEWAY_RETRY_AFTER_S must be >= 0")
 
     def keys(self) -> tuple[str, ...]:
         """The accepted API keys: GATEWAY_API_KEYS and the lines of GATEWAY_API_KEYS_FILE (read

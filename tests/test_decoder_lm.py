@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError, prompt_words
 from w2v_triton.build.lm_sentences import write_lm_dir
 from w2v_triton.serving.spec import BASE_960H_VOCAB as VOCAB
 
@@ -175,3 +175,26 @@ def test_set_search_reconfigures_flashlight_over_the_same_lm(lm_dir):
     assert decoder._fast is fast and fast.lm is lm and fast.config == decoder.config
     assert (fast.config.alpha, fast.config.beta, fast.config.beam_width) == (2.0, 0.5, 4)
     assert decoder.decode(one_hot(spelled("THE CAT SAT"))) == "THE CAT SAT"
+
+
+def test_prompt_words():
+    assert prompt_words("Celeste arrived on Monday. O'Brien's GPT-3 and DALL·E, celeste!") == [
+        "CELESTE", "ARRIVED", "ON", "MONDAY", "O'BRIEN'S", "GPT", "AND", "DALL", "E"]
+    assert prompt_words(b"  , 42 !") == [] and prompt_words(None) == []
+
+
+@pytest.mark.parametrize("backend", ["flashlight", "pyctcdecode"])
+def test_a_prompt_adds_its_out_of_lm_words_as_hotwords(lm_dir, backend):
+    decoder = lm_decoder(lm_dir, backend=backend, max_prompt_words=5)
+    # the LM knows THE, CAT, SAT, ON, MAT...: only MAD and ZEBRA are added; the 6th word is past the limit
+    assert decoder.prompt_hotwords("The cat, the MAD zebra sat; quokka") == ["MAD", "ZEBRA"]
+    assert decoder.prompt_hotwords(b"") == [] and decoder.prompt_hotwords(None) == []
+    # what the frames say MAT (an LM word) slightly less than MAD: the prompt naming MAD tips it
+    frames = spelled("THE CAT ATE THE MAD")
+    logits = one_hot(frames, 4.0)
+    logits[frames.index("D"):frames.index("D") + 2, VOCAB["T"]] = 3.8
+    assert decoder.decode(logits) == "THE CAT ATE THE MAT"
+    assert decoder.decode(logits, decoder.prompt_hotwords("a mad cat")) == "THE CAT ATE THE MAD"
+    assert CTCDecoder(VOCAB).prompt_hotwords("zebra") == []   # greedy takes none
+    with pytest.raises(DecoderConfigError, match="max_prompt_words"):
+        DecoderConfig(max_prompt_words=-1).validate()

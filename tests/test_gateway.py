@@ -164,30 +164,34 @@ def beam_gateway(tmp_path_factory, tiny_repository, real_speech, start_gateway):
 
     lm = write_lm_dir(tmp_path_factory.mktemp("gateway_lm"), [u.text for u in real_speech if u.text])
     options = RepositoryOptions(decoder_instances=1, decoder=DecoderConfig(mode="beam", beam_width=16, alpha=0.8,
-                                                                           beta=1.5))
+                                                                           beta=1.5, max_prompt_words=4))
     repository = build_repository(BuildRequest(model="tiny", output=tmp_path_factory.mktemp("beam_repo"),
                                                options=options, lm_dir=lm,
                                                onnx=tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx")).path
     server = TritonServer(repository, Ports.free(), log_path=tmp_path_factory.mktemp("beam_log") / "server.log")
     server.start(timeout=180)
     try:
-        yield server, start_gateway(TRITON_URL=server.http_url, GATEWAY_MAX_PROMPT_WORDS="3")
+        yield server, start_gateway(TRITON_URL=server.http_url)
     finally:
         server.stop()
 
 
-def test_the_prompt_becomes_hotwords_on_a_beam_server(beam_gateway, flac):
+def test_the_prompt_boosts_its_out_of_lm_words_on_a_beam_server(beam_gateway, flac):
+    """The prompt reaches the decoder unchanged: of its first 4 distinct words, those the LM does not
+    know (ZEBRA, QUIXOTIC, JAZZ; THE is in the real-speech LM) become hotwords."""
     server, url = beam_gateway
     label, data = flac
+    prompt = "Zebra, quixotic JAZZ; the zebra! and more words"
     with TranscriptionClient(server.http_url) as asr:
         plain = asr.transcribe(data)
         boosted = asr.transcribe(data, ["ZEBRA", "QUIXOTIC", "JAZZ"])
+        assert asr.transcribe(data, ["ZEBRA", "QUIXOTIC", "JAZZ", "THE"]) != boosted   # THE would matter
+        assert asr.transcribe(data, prompt=prompt) == boosted
     assert boosted != plain   # the hotwords change the tiny model's transcript: the check below can fail
     with openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120) as client:
-        raw = client.audio.transcriptions.with_raw_response.create(
-            model="asr", file=(label, data), prompt="Zebra, quixotic JAZZ; zebra! and more words")
+        raw = client.audio.transcriptions.with_raw_response.create(model="asr", file=(label, data), prompt=prompt)
         assert raw.parse().text == boosted
-        assert "only its first 3 of 6 distinct words are boosted" in raw.headers["x-gateway-note"]
+        assert "only its first 4 of 7 distinct words are considered" in raw.headers["x-gateway-note"]
         assert client.audio.transcriptions.create(model="asr", file=(label, data)).text == plain
 
 

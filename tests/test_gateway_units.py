@@ -1,14 +1,15 @@
-"""The gateway's pieces without a server: settings, the form's prompt words, the key check,
-subtitle clocks and the segment fields (tests/test_gateway.py drives them against a real one)."""
+"""The gateway's pieces without a server: settings, the prompt notes, the key check, subtitle
+clocks and the segment fields (tests/test_gateway.py drives them against a real one)."""
 from __future__ import annotations
 
 import pytest
 
 from gateway import formats
+from gateway.app import prompt_notes
 from gateway.auth import KeyCheck
 from gateway.errors import APIError
-from gateway.params import prompt_words
 from gateway.settings import Settings, SettingsError
+from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.serving.ctc_output import WordTime
 from w2v_triton.serving.segments import SegmentRule, segment_words
 
@@ -16,9 +17,9 @@ from w2v_triton.serving.segments import SegmentRule, segment_words
 def test_settings_from_the_environment():
     settings = Settings.from_env({"TRITON_URL": "10.0.0.5:8000", "GATEWAY_MAX_UPLOAD_MB": "0.5",
                                   "GATEWAY_API_KEYS": " a, b ,,", "GATEWAY_SEGMENT_MAX_S": "3",
-                                  "GATEWAY_MAX_PROMPT_WORDS": "4", "GATEWAY_LANGUAGE": ""})
+                                  "GATEWAY_RETRY_AFTER_S": "9", "GATEWAY_LANGUAGE": ""})
     assert (settings.triton_url, settings.max_upload_mb, settings.api_keys) == ("10.0.0.5:8000", 0.5, ("a", "b"))
-    assert settings.segments == SegmentRule(max_seconds=3.0) and settings.max_prompt_words == 4
+    assert settings.segments == SegmentRule(max_seconds=3.0) and settings.retry_after_s == 9
     assert settings.language == "english"   # an empty variable keeps the default
     assert Settings.from_env({}) == Settings()
 
@@ -42,11 +43,14 @@ def test_keys_from_a_file(tmp_path):
     assert Settings(api_keys=("k0", "k1"), api_keys_file=str(path)).keys() == ("k0", "k1", "k2")
 
 
-def test_prompt_words():
-    assert prompt_words("Celeste arrived on Monday. O'Brien's GPT-3 and DALL·E, celeste!", 20) == (
-        ["CELESTE", "ARRIVED", "ON", "MONDAY", "O'BRIEN'S", "GPT", "AND", "DALL", "E"], 9)
-    assert prompt_words("one two three four", 2) == (["ONE", "TWO"], 4)
-    assert prompt_words("  , 42 !", 5) == ([], 0)
+def test_prompt_notes():
+    beam = DecoderConfig(mode="beam", max_prompt_words=3)
+    assert prompt_notes("Celeste, Kubernetes", beam) == []
+    assert prompt_notes("one two three four, one", beam) == [
+        "'prompt': only its first 3 of 4 distinct words are considered"]
+    assert prompt_notes("Celeste", DecoderConfig()) == [
+        "'prompt' is ignored: this server's decoder is greedy and takes no hotwords"]
+    assert prompt_notes("Celeste", None) == []   # Triton could not say: sent without a note
 
 
 def _refused(check: KeyCheck, authorization: str | None, host: str | None) -> str | None:
