@@ -213,7 +213,8 @@ if [[ -n "$GATEWAY_IMAGE" ]]; then
   # which `docker inspect` shows).
   mkdir -p "${STATE_DIR}/gateway"
   (umask 077 && gateway_keys >"${STATE_DIR}/gateway/keys.txt")
-  chown "$GATEWAY_UID" "${STATE_DIR}/gateway/keys.txt"
+  chown "$GATEWAY_UID" "${STATE_DIR}/gateway/keys.txt" \
+    || log "cannot hand the key file to uid ${GATEWAY_UID} (not root?): the gateway will not read it"
   if [[ ! -s "${STATE_DIR}/gateway/keys.txt" ]]; then
     log "no gateway API keys (metadata gateway-keys-secret or gateway-api-keys): it serves local clients only"
   fi
