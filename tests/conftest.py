@@ -206,7 +206,8 @@ def encoded_speech(real_speech) -> list[tuple[str, bytes]]:
 
 @pytest.fixture(scope="session")
 def start_gateway(tmp_path_factory):
-    """Start the HTTP gateway (uvicorn, its own process) with given environment; returns its URL.
+    """Start the HTTP gateway (uvicorn, its own process) on `host` with given environment; returns its
+    URL on 127.0.0.1.
 
     Every gateway started is stopped by PID at the end of the session.
     """
@@ -220,12 +221,12 @@ def start_gateway(tmp_path_factory):
 
     started: list[subprocess.Popen] = []
 
-    def start(**env: str) -> str:
+    def start(host: str = "127.0.0.1", **env: str) -> str:
         port = free_port()
         log = tmp_path_factory.mktemp("gateway") / "gateway.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", "127.0.0.1", "--port", str(port),
+                [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", host, "--port", str(port),
                  "--log-level", "warning"], cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, **env})
         started.append(process)
@@ -234,8 +235,8 @@ def start_gateway(tmp_path_factory):
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"the gateway exited with {process.returncode}:\n{log.read_text()}")
-            try:   # /v1/models answers without Triton: the gateway itself is up
-                with urllib.request.urlopen(f"{url}/v1/models", timeout=2):
+            try:   # /metrics answers without Triton or a key: the gateway itself is up
+                with urllib.request.urlopen(f"{url}/metrics", timeout=2):
                     return url
             except OSError:
                 time.sleep(0.2)

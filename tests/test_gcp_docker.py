@@ -72,6 +72,27 @@ def test_the_image_commands_use_the_variants_extras_and_pins(tmp_path):
         image.wheel_command("cpu", tmp_path, tmp_path / "w")
 
 
+def test_gateway_dockerfile():
+    """Installed the way the server image is: wheels of the pinned requirements (+ generated constraints
+    for the transitive ones) built in one stage, installed --no-index in the next, the project --no-deps."""
+    text = (DOCKER / "Dockerfile.gateway").read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim-bookworm$", text, re.M)   # the gateway pins' Python
+    assert "AS wheels" in text and "--no-index --find-links /wheels" in text
+    assert text.count("-c requirements/gateway-py311.txt") == 1 and "w2v-triton[gateway]" in text
+    assert "import gateway.app" in text
+    assert re.search(r"^USER 10001$", text, re.M)   # gcp/startup.sh hands this uid the key file
+    assert 'CMD ["uvicorn", "gateway.app:app"' in text
+    for path in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
+        for src in path.replace("\\", " ").split()[:-1]:
+            assert (REPO / src).exists(), src
+    ignore = (DOCKER / "Dockerfile.gateway.dockerignore").read_text().split()
+    assert {"!gateway/", "!client/", "!w2v_triton/", "!pyproject.toml", "!requirements/"} <= set(ignore)
+    gateway = pins(REPO / "requirements" / "gateway-py311.txt")   # generated from the extra `gateway`
+    assert {"fastapi", "uvicorn", "python-multipart", "prometheus-client", "tritonclient", "soundfile"} <= set(gateway)
+    assert not {"torch", "onnxruntime", "nvidia-pytriton", "kenlm"} & set(gateway)
+    assert "uid 10001" in text and "10001" in (REPO / "gcp" / "startup.sh").read_text()
+
+
 def test_client_dockerfile():
     text = (DOCKER / "Dockerfile.client").read_text()
     assert "nvcr.io/nvidia/tritonserver:24.10-py3-sdk" in text

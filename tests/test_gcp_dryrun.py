@@ -58,6 +58,7 @@ def test_dry_run_is_the_complete_ordered_plan():
         ("gcloud", "storage", "buckets", "create"),
         ("gcloud", "iam", "service-accounts", "create"),
         ("gcloud", "storage", "buckets", "add-iam-policy-binding"),
+        ("gcloud", "secrets", "create"),
         ("gcloud", "builds", "submit"),          # after its identity and that identity's roles exist
         ("gcloud", "storage", "rsync"),
         ("gcloud", "compute", "networks", "subnets", "update"),
@@ -132,12 +133,12 @@ def test_network_exposure_health_and_protocols():
     cmds = commands(result.stdout)
     fw = cmds[find(cmds, "gcloud", "compute", "firewall-rules", "create")]
     assert flag(fw, "--source-ranges") == "130.211.0.0/22,35.191.0.0/16"
-    assert flag(fw, "--allow") == "tcp:8000,tcp:8001"
+    assert flag(fw, "--allow") == "tcp:8000,tcp:8001,tcp:8080"
     assert flag(fw, "--target-tags") == "w2v-asr-triton"
     hc = cmds[find(cmds, "gcloud", "compute", "health-checks", "create", "http")]
     assert (flag(hc, "--port"), flag(hc, "--request-path")) == ("8000", "/v2/health/ready")
     protocols = {c[4]: flag(c, "--protocol") for c in cmds if c[:4] == ["gcloud", "compute", "backend-services", "create"]}
-    assert protocols == {"w2v-asr-be-http": "HTTP", "w2v-asr-be-grpc": "HTTP2"}
+    assert protocols == {"w2v-asr-be-http": "HTTP", "w2v-asr-be-grpc": "HTTP2", "w2v-asr-be-gateway": "HTTP"}
     # The URL map (printed as comments) routes only the asr model, health and inference RPCs.
     url_map = "\n".join(line[4:] for line in result.stdout.splitlines() if line.startswith("#   "))
     assert "prefixMatch: /v2/models/asr/" in url_map and "fullPathMatch: /v2/health/ready" in url_map
@@ -145,7 +146,51 @@ def test_network_exposure_health_and_protocols():
     assert "repository" not in url_map.lower().replace("model_repository", "")
     assert "httpStatus: 404" in url_map
     ports = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-named-ports")]
-    assert flag(ports, "--named-ports") == "http:8000,grpc:8001"
+    assert flag(ports, "--named-ports") == "http:8000,grpc:8001,gateway:8080"
+
+
+def test_the_gateway_behind_the_load_balancer():
+    """The OpenAI-compatible gateway: its image built beside the server's, on every VM (metadata),
+    its own health check and backend service, /v1/* and / routed to it, keys in Secret Manager that
+    only the VMs' account reads."""
+    result = run_script("deploy.sh", "--project", "demo-proj", "--dry-run", "--image-tag", "v7")
+    cmds = commands(result.stdout)
+    gateway_image = "us-central1-docker.pkg.dev/demo-proj/w2v-asr-images/gateway:v7"
+    build = cmds[find(cmds, "gcloud", "builds", "submit")]
+    assert f"_GATEWAY_IMAGE={gateway_image}" in flag(build, "--substitutions")
+    cloudbuild = (GCP / "cloudbuild.yaml").read_text()
+    assert "docker/Dockerfile.gateway" in cloudbuild and '"${_GATEWAY_IMAGE}"' in cloudbuild
+    assert "secretmanager.googleapis.com" in cmds[find(cmds, "gcloud", "services", "enable")]
+    secret = cmds[find(cmds, "gcloud", "secrets", "create")]
+    assert secret[3] == "w2v-asr-gateway-keys" and flag(secret, "--data-file") == "-"   # the key never on argv
+    binding = cmds[find(cmds, "gcloud", "secrets", "add-iam-policy-binding")]
+    assert (binding[3], flag(binding, "--member"), flag(binding, "--role")) == (
+        "w2v-asr-gateway-keys", "serviceAccount:w2v-asr-vm@demo-proj.iam.gserviceaccount.com",
+        "roles/secretmanager.secretAccessor")
+    assert find(cmds, "gcloud", "secrets", "create") < find(cmds, "gcloud", "compute", "instance-templates", "create")
+    metadata = flag(cmds[find(cmds, "gcloud", "compute", "instance-templates", "create")], "--metadata")
+    for item in (f"gateway-image={gateway_image}", "gateway-port=8080",
+                 "gateway-keys-secret=projects/demo-proj/secrets/w2v-asr-gateway-keys"):
+        assert item in metadata.split(","), item
+    checks = {c[5]: (flag(c, "--port"), flag(c, "--request-path")) for c in cmds
+              if c[:5] == ["gcloud", "compute", "health-checks", "create", "http"]}
+    assert checks == {"w2v-asr-hc": ("8000", "/v2/health/ready"), "w2v-asr-hc-gateway": ("8080", "/health")}
+    backend = next(c for c in cmds if c[:5] == ["gcloud", "compute", "backend-services", "create", "w2v-asr-be-gateway"])
+    assert (flag(backend, "--port-name"), flag(backend, "--health-checks")) == ("gateway", "w2v-asr-hc-gateway")
+    assert flag(backend, "--connection-draining-timeout") == "60"
+    assert any(c[:5] == ["gcloud", "compute", "backend-services", "add-backend", "w2v-asr-be-gateway"] for c in cmds)
+    url_map = "\n".join(line[4:] for line in result.stdout.splitlines() if line.startswith("#   "))
+    rule = url_map.split("- priority: 3", 1)[1]
+    assert "prefixMatch: /v1/" in rule and "fullPathMatch: /\n" in rule
+    assert rule.strip().endswith("service: projects/demo-proj/global/backendServices/w2v-asr-be-gateway")
+    assert "/metrics" not in url_map and "/health\n" not in url_map   # read on the VM, not through the LB
+    other = commands(run_script("deploy.sh", "--project", "demo-proj", "--dry-run", "--gateway-port", "9090",
+                                "--gateway-keys-secret", "team-keys").stdout)
+    assert flag(other[find(other, "gcloud", "compute", "firewall-rules", "create")], "--allow").endswith("tcp:9090")
+    assert "gateway-keys-secret=projects/demo-proj/secrets/team-keys" in flag(
+        other[find(other, "gcloud", "compute", "instance-templates", "create")], "--metadata")
+    bad = run_script("deploy.sh", "--project", "p", "--dry-run", "--gateway-port", "8002", check=False)
+    assert bad.returncode == 2 and "one of Triton's ports" in bad.stderr
 
 
 def test_every_flag_the_documentation_requires():
@@ -452,7 +497,7 @@ def test_iam_bindings_are_retried_with_backoff(fake_gcloud):
     """IAM is eventually consistent: bindings for a just-created account may fail a few times."""
     calls = fake_gcloud("deploy.sh", False, env={"FAKE_IAM_FAILS": "3"})
     bindings = [c for c in calls if "add-iam-policy-binding" in c]
-    assert len(bindings) == 7 + 3   # 7 bindings, the first tried 4 times
+    assert len(bindings) == 8 + 3   # 8 bindings, the first tried 4 times
     assert bindings[0] == bindings[1] == bindings[2] == bindings[3]
     assert fake_gcloud.stderr.count("retrying in 0 s") == 3
     assert any("forwarding-rules create" in c for c in calls)

@@ -40,11 +40,12 @@ def test_a_pins_file_missing_a_declared_package_is_stale(tmp_path):
 
 
 def test_every_install_has_its_target():
-    """The venv, both image variants (3.10, and 3.11 for tests/test_image_env.py) and the client image."""
+    """The venv, both image variants (3.10, and 3.11 for tests/test_image_env.py), the client and the
+    gateway images."""
     paths = {t.path for t in pins.TARGETS}
     assert paths == {"requirements/venv-py311.txt", "requirements/server-cpu-py310.txt",
                      "requirements/server-gpu-py310.txt", "requirements/server-cpu-py311.txt",
-                     "requirements/client-py310.txt"}
+                     "requirements/client-py310.txt", "requirements/gateway-py311.txt"}
     assert all((ROOT / p).is_file() for p in paths)
     assert "-c $(VENV_PINS) -e \".[dev]\"" in (ROOT / "Makefile").read_text()
 

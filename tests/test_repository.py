@@ -18,7 +18,7 @@ def test_python_platform_repository(tiny_repository):
     configs = {m: load_config(tiny_repository / m / "config.pbtxt")
                for m in ("preprocessor", "acoustic_model", "decoder", "asr")}
     assert configs["asr"].platform == "ensemble"
-    assert [i.name for i in configs["asr"].input] == [spec.AUDIO, spec.AUDIO_FILE, spec.HOTWORDS]
+    assert [i.name for i in configs["asr"].input] == [spec.AUDIO, spec.AUDIO_FILE, spec.HOTWORDS, spec.PROMPT]
     assert all(i.optional for i in configs["asr"].input)   # AUDIO or AUDIO_FILE: the preprocessor checks
     assert [i.name for i in configs["preprocessor"].input] == [spec.AUDIO, spec.AUDIO_FILE]
     assert all(i.optional for i in configs["preprocessor"].input)

@@ -3,7 +3,8 @@
 pyproject.toml declares the dependencies once, by role (extras); every install uses one of these
 files as pip constraints: the venv (`make venv`: extra dev, Python 3.11), the server image
 (w2v_triton.serving.image: serve / serve-gpu, Python 3.10 of the NGC 24.10 image; 3.11 for the
-image-environment test) and the client image (client, Python 3.10). uv resolves for an interpreter
+image-environment test), the client image (client, Python 3.10) and the gateway image (gateway,
+Python 3.11). uv resolves for an interpreter
 that need not be installed (`--python-version`), for manylinux_2_35 x86-64 (Ubuntu 22.04 in the NGC
 images; Debian 12 here), from wheels only but for the packages that have none (SOURCE_ONLY).
 
@@ -34,7 +35,7 @@ from w2v_triton.serving.image import IMAGE_EXTRAS, IMAGE_PYTHON, PINS_DIR, pins_
 
 EXCLUDE_NEWER = "2026-12-06T00:00:00Z"
 PLATFORM = "x86_64-manylinux_2_35"
-SOURCE_ONLY = ("kenlm",)      # no wheel on PyPI: compiled at install (pip caches the wheel)
+SOURCE_ONLY = ("kenlm", "srt")   # no wheel on PyPI: built at install (pip caches the wheel)
 CPU_TORCH_PLATFORM = "x86_64-pc-windows-msvc"   # PyPI's torch there is the CPU build
 COMMAND = "make pins"
 
@@ -56,6 +57,7 @@ TARGETS = (
     *(Target(f"server-{variant}", extras, IMAGE_PYTHON) for variant, extras in IMAGE_EXTRAS.items()),
     Target("server-cpu", IMAGE_EXTRAS["cpu"], "3.11"),    # the image-environment test's venv
     Target("client", ("client",), IMAGE_PYTHON),
+    Target("gateway", ("gateway",), "3.11"),            # docker/Dockerfile.gateway (python:3.11-slim)
 )
 
 
