@@ -25,7 +25,7 @@ from w2v_triton.eval.machine import machine_name
 from client import TranscriptionClient
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import decode_audio_bytes, encode_audio, load_audio
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.serving.tritonserver import Ports, TritonServer, free_port
 

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from w2v_triton.eval.machine import machine_name
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT, WORK_DIR
 from w2v_triton.serving.tritonserver import Ports, TritonServer
 
 
@@ -52,7 +52,7 @@ def copy_seconds(repository: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         evict(repository)
-        with tempfile.TemporaryDirectory(dir=REPO_ROOT / "build") as tmp:
+        with tempfile.TemporaryDirectory(dir=WORK_DIR) as tmp:
             start = time.perf_counter()
             shutil.copytree(repository, Path(tmp) / "copy", ignore=shutil.ignore_patterns("__pycache__"))
             os.sync()
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     size, files = repository_size(args.repository)
     copy = copy_seconds(args.repository, args.runs)
-    ready, queue = ready_seconds(args.repository, args.runs, REPO_ROOT / "build")
+    ready, queue = ready_seconds(args.repository, args.runs, WORK_DIR)
     out = args.out or REPO_ROOT / "benchmarks" / "results" / machine_name()
     out.mkdir(parents=True, exist_ok=True)
     build_info = args.repository / "build_info.json"

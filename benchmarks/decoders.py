@@ -25,8 +25,7 @@ from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
 from w2v_triton.build.manifest import read_manifest
 from w2v_triton.eval.metrics import error_rates
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from w2v_triton.paths import LM_DIR, REPO_ROOT, WORK_DIR
 
 STARTUP_CODE = """
 import json, resource, sys, time
@@ -86,7 +85,7 @@ def floats(text: str) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repo", type=Path, required=True, help="model repository (its ONNX model makes the logits)")
-    p.add_argument("--lm-dir", type=Path, default=Path("build/lm"))
+    p.add_argument("--lm-dir", type=Path, default=LM_DIR)
     p.add_argument("--dev", type=Path, required=True)
     p.add_argument("--test", type=Path, required=True)
     p.add_argument("--alphas", type=floats, default=floats("0.3,0.5,0.8,1.2"))
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     vocab_path = a.repo / "decoder" / "vocab.json"
     vocab = json.loads(vocab_path.read_text())
     lm_bin, lm_arpa, unigrams = a.lm_dir / "lm.bin", a.lm_dir / "lm.arpa", a.lm_dir / "unigrams.txt"
-    cache_dir = REPO_ROOT / "build" / "logits"
+    cache_dir = WORK_DIR / "logits"
     dev = logits_for(a.repo, a.dev, cache_dir)
     test = logits_for(a.repo, a.test, cache_dir)
     report: dict = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.report import HEADLINE_COLUMNS, headline_cells, headline_rows, inprocess_rows
+from w2v_triton.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "docs/*.md")
 REGION = re.compile(r"(?P<open><!-- table: (?P<name>[\w-]+) from (?P<path>\S+) -->\n)(?P<body>.*?)(?P<close><!-- /table -->)",
                     re.S)

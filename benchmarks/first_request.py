@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from w2v_triton.eval.machine import machine_name
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT, REPOS_DIR
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     clip, audio = speech_clip(args.clip_seconds)
     repos = {}
     for warmup in (False, True):
-        repos[warmup] = REPO_ROOT / "build" / "repos" / f"first-request-warmup-{'on' if warmup else 'off'}"
+        repos[warmup] = REPOS_DIR / f"first-request-warmup-{'on' if warmup else 'off'}"
         flags = [] if warmup else ["--no-warmup"]
         if build_repository(["--model", args.model, "--output", str(repos[warmup]), *flags]) != 0:
             return 2

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import CORPUS_DIR, REPO_ROOT
 
 RUNTIMES = ("fp32", "int8-mm", "ov-fp32", "ov-bf16", "ov-int8")
 LABELS = {"fp32": "onnxruntime fp32", "int8-mm": "onnxruntime int8-mm", "ov-fp32": "OpenVINO fp32",
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--title", default="openvino-runtimes")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / MACHINE)
-    ap.add_argument("--corpus", type=Path, default=REPO_ROOT / "build" / "corpus")
+    ap.add_argument("--corpus", type=Path, default=CORPUS_DIR)
     ap.add_argument("--limit", type=int, default=100, help="test_seen utterances (spread over the set)")
     ap.add_argument("--speech-limit", type=int, default=60, help="real-speech utterances")
     ap.add_argument("--calibration-size", type=int, default=64)

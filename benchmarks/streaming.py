@@ -36,7 +36,7 @@ import numpy as np
 
 from w2v_triton.eval.machine import machine_name
 from w2v_triton.serving import spec
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT, REPOS_DIR
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.metrics import error_rates
 
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())
     args = parser.parse_args(argv)
-    repository = REPO_ROOT / "build" / "repos" / f"streaming-{args.model}"
+    repository = REPOS_DIR / f"streaming-{args.model}"
     if build_repository(["--model", args.model, "--output", str(repository)]) != 0:
         return 2
     real = real_speech(args.utterances, args.max_seconds)

@@ -22,7 +22,7 @@ from w2v_triton.serving.ctc_decoding import BACKENDS, CTCDecoder, DecoderConfig,
 from w2v_triton.build.tuning import TUNING_FILE, file_id, save_tuning
 from w2v_triton.eval.lm_tuning import apply_to_repository, cached_logits, choose, compute_logits, grid_search, save_logits
 from w2v_triton.build.manifest import read_manifest
-from w2v_triton.paths import lm_files
+from w2v_triton.paths import DEFAULT_REPOSITORY, LM_DIR, lm_files
 from w2v_triton.build.repository import BUILD_INFO
 from w2v_triton.serving.settings import model_parameters
 from w2v_triton.serving.vocabulary import Vocabulary
@@ -38,7 +38,7 @@ def ints(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repo", type=Path, default=Path("model_repository"), help="model repository")
+    p.add_argument("--repo", type=Path, default=DEFAULT_REPOSITORY, help="model repository")
     p.add_argument("--dev", type=Path, nargs="+", required=True,
                    help="dev manifest(s) (JSONL: audio, text, duration)")
     p.add_argument("--lm-dir", type=Path, help="LM folder (`make lm`); default: the repository's LM, else build/lm")
@@ -68,7 +68,7 @@ def resolve_lm(repo: Path, lm_dir: Path | None) -> tuple[list[Path], str, str]:
         files = [decoder_dir / params["lm_path"]] + (
             [decoder_dir / params["unigrams_path"]] if params.get("unigrams_path") else [])
         return files, params["lm_path"], params.get("unigrams_path", "")
-    return lm_files(Path("build/lm"))
+    return lm_files(LM_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:

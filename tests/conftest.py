@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.build.manifest import Utterance, read_manifest, shared_speech_manifests
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import docs_tables
-from benchmarks.docs_tables import REPO_ROOT, TableSourceError, render_text, unsourced_tables
+from benchmarks.docs_tables import TableSourceError, render_text, unsourced_tables
+from w2v_triton.paths import REPO_ROOT
 
 
 @pytest.mark.parametrize("doc", docs_tables.doc_paths(), ids=lambda p: str(p.relative_to(REPO_ROOT)))

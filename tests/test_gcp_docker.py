@@ -53,7 +53,12 @@ def test_server_dockerfile():
     assert "ARG VARIANT=cpu" in text and 'requirements-ort-${VARIANT}.txt' in text
     assert "--no-deps" in text and "requirements-serving.txt" in text
     copies = re.findall(r"^COPY .+$", text, re.M)
-    assert copies and not [c for c in copies if "model_repository" in c]  # read from gs:// at run time
+    server_copies = re.findall(r"^COPY .+$", text[text.rindex("\nFROM "):], re.M)
+    assert copies and not [c for c in server_copies if "model_repository" in c]  # read from gs:// at run time
+    # the wheel stage copies the model templates (package data), never a rendered repository
+    ignore = (DOCKER / "Dockerfile.server.dockerignore").read_text().splitlines()
+    assert [line for line in ignore if "model_repository" in line] == [
+        "!model_repository/*/config*.pbtxt.template", "!model_repository/*/1/model.py"]
     assert "--model-control-mode=none" in text
     for path in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):  # everything copied exists
         for src in path.replace("\\", " ").split()[:-1]:

@@ -18,11 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# CheckpointMismatch and REPO_ROOT are re-exported: callers import them from here
+# CheckpointMismatch is re-exported: callers import it from here
 from w2v_triton.serving.ctc_model import (CTC_FAMILIES, CheckpointMismatch, CheckpointUnavailable,  # noqa: F401
                                   ctc_class_name, load_ctc_weights)
-from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR
-from w2v_triton.paths import REPO_ROOT as REPO_ROOT
+from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR, REPO_ROOT
 from w2v_triton.serving.spec import BASE_960H_VOCAB, DEFAULT_HUB_MODEL, PAD_TOKEN, SAMPLE_RATE, WORD_DELIMITER
 from w2v_triton.serving.vocabulary import Vocabulary, VocabularyError
 

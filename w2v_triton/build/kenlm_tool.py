@@ -17,10 +17,12 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from w2v_triton.paths import KENLM_CACHE
+
 log = logging.getLogger(__name__)
 
 KENLM_VERSION = "0.3.0"
-DEFAULT_CACHE = Path("build/kenlm")
+DEFAULT_CACHE = KENLM_CACHE
 CXXFLAGS = ["-O2", "-DNDEBUG", "-DKENLM_MAX_ORDER=6", "-std=c++11", "-w"]
 # Quantisation kept by `make lm`: 16-bit probabilities and backoffs stay within 1e-3 log10 of
 # the unquantised scores on the shared reference sentences (8 and 12 bits do not); 27% smaller.
