@@ -100,7 +100,8 @@ def test_the_student_plan_declares_the_benchmark_matrix():
     assert {"pytorch-teacher", "pytorch-student6"} == set(plan.baselines)
     assert ("student6", "int8-mm") in plan.onnx.values()
     served = {s.name: s for s in plan.served}
-    assert ("--profile", "throughput") == served["student6-int8-mm-throughput"].flags[-2:]
+    assert ("int8-mm", "throughput") == (served["student6-int8-mm-throughput"].variant,
+                                         served["student6-int8-mm-throughput"].profile)
     assert served["student6-int8-mm-latency"].sweeps == PROFILE_SWEEPS["latency"] == ("seed",)
     assert all(s.model in {"student6", "student6-c256"} for s in served.values())
     pairs = {(r.student, r.variant) for r in plan.headline}
