@@ -25,6 +25,7 @@ from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
 from w2v_triton.build.manifest import read_manifest
 from w2v_triton.eval.metrics import error_rates
+from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import LM_DIR, REPO_ROOT, WORK_DIR
 
 STARTUP_CODE = """
@@ -157,6 +158,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def markdown(report: dict) -> str:
+    decoding = [[r["name"], f"{100 * r['wer']:.2f}", f"{100 * r['cer']:.2f}", f"{r['speed_per_core']:.0f}"]
+                for r in report["rows"]]
+    startup = [[k, f"{v['build_s']:.2f}", f"{v['peak_rss_mib']:.0f}", f"{v['rss_added_mib']:.0f}"]
+               for k, v in report["startup"].items()]
+    lines = [f"# {report['title']}", "", f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with "
+             f"other jobs). Date: {report['date']}. Logits: `{report['repo']}` on `{report['test']}` "
+             f"({report['test_audio_s']} s of audio); alpha/beta tuned per backend on `{report['dev']}`.", "",
+             "## Decoding on the same logits and LM (binary)", "",
+             markdown_table(["configuration", "WER %", "CER %", "audio-s per CPU-s"], decoding), "",
+             "## One decoder instance: start-up (after imports) and peak RSS", "",
+             markdown_table(["backend-LM", "build s", "peak RSS MiB", "RSS added MiB"], startup), "",
+             "## alpha/beta chosen on dev", ""]
+    lines += [f"* {b}: alpha {t['chosen']['alpha']}, beta {t['chosen']['beta']} (dev WER "
+              f"{100 * t['chosen']['dev_wer']:.2f} %)" for b, t in report["tuning"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def write(report: dict, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -165,21 +184,7 @@ def write(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / report["title"]
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# {report['title']}", "", f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with "
-             f"other jobs). Date: {report['date']}. Logits: `{report['repo']}` on `{report['test']}` "
-             f"({report['test_audio_s']} s of audio); alpha/beta tuned per backend on `{report['dev']}`.", "",
-             "## Decoding on the same logits and LM (binary)", "",
-             "| configuration | WER % | CER % | audio-s per CPU-s |", "|---|---|---|---|"]
-    lines += [f"| {r['name']} | {100 * r['wer']:.2f} | {100 * r['cer']:.2f} | {r['speed_per_core']:.0f} |"
-              for r in report["rows"]]
-    lines += ["", "## One decoder instance: start-up (after imports) and peak RSS", "",
-              "| backend-LM | build s | peak RSS MiB | RSS added MiB |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v['build_s']:.2f} | {v['peak_rss_mib']:.0f} | {v['rss_added_mib']:.0f} |"
-              for k, v in report["startup"].items()]
-    lines += ["", "## alpha/beta chosen on dev", ""]
-    lines += [f"* {b}: alpha {t['chosen']['alpha']}, beta {t['chosen']['beta']} (dev WER "
-              f"{100 * t['chosen']['dev_wer']:.2f} %)" for b, t in report["tuning"].items()]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    stem.with_suffix(".md").write_text(markdown(report))
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in report["rows"]:
         marker = {"pyctcdecode": "o", "flashlight": "s"}.get(r["backend"], "^")
