@@ -123,6 +123,16 @@ def _build_options(build_info: Path) -> dict | None:
     return {k: (Path(v).name if isinstance(v, str) and v.startswith("/") else v) for k, v in info.items()}
 
 
+def ensure_built(repository: Path, model: str) -> bool:
+    """Build `repository` from `model` unless it holds rendered configs already; True when built."""
+    if (repository / spec.ENSEMBLE_MODEL / "config.pbtxt").is_file():
+        return False
+    from w2v_triton.build.builder import BuildRequest, build_repository
+
+    build_repository(BuildRequest(model=model, output=repository))
+    return True
+
+
 def summary(values: list[float]) -> dict:
     return {"runs": [round(v, 2) for v in values], "median": round(statistics.median(values), 2),
             "max": round(max(values), 2)}
@@ -136,10 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="build the repository from this checkpoint when it is not built yet")
     args = parser.parse_args(argv)
 
-    if args.model and not (args.repository / spec.ENSEMBLE_MODEL / "config.pbtxt").is_file():
-        from w2v_triton.build.builder import BuildRequest, build_repository
-
-        build_repository(BuildRequest(model=args.model, output=args.repository))
+    if args.model:
+        ensure_built(args.repository, args.model)
     size, files = repository_size(args.repository)
     copy = copy_seconds(args.repository, args.runs)
     ready, queue = ready_seconds(args.repository, args.runs, WORK_DIR)
