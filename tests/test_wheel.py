@@ -100,6 +100,10 @@ def test_a_wheel_builds_a_repository_outside_the_checkout(wheel_python, tmp_path
     assert (repo / spec.DECODER_MODEL / "1" / "model.py").read_text() == \
         (TEMPLATE_ROOT / spec.DECODER_MODEL / "1" / "model.py").read_text()
 
+    reference = run(wheel_python, "-c", "from w2v_triton.build.checkpoints import resolve_checkpoint; "
+                    "resolve_checkpoint('reference')", cwd=tmp_path, XDG_CACHE_HOME=str(cache))
+    assert "models/reference), not in an installed package" in reference.stderr   # found in a checkout only
+
     elsewhere = tmp_path / "work"
     moved = run(wheel_python, "-c", "from w2v_triton import paths; print(paths.WORK_DIR, paths.DEFAULT_REPOSITORY)",
                 cwd=tmp_path, **{WORK_DIR_ENV: str(elsewhere)})

@@ -8,11 +8,11 @@ WER and CER (jiwer) and the decode speed in audio seconds per CPU second of the 
 and it does not depend on what else runs on the machine.
 
 `tune_repository(TuningRequest)` runs the whole search (what `make tune-lm` and `make bench-lm`
-call); `apply_tuning` writes its result. The chosen point (lowest WER; ties -> the faster one) is written into the repository by
-re-rendering it from its `build_info.json` with the new decoder values (the configs stay
-template output, and build_info.json records them), and `decoder/tuning.json` keeps every
-point plus the checkpoint/LM it was tuned for, so that `builders/repository.py` re-applies
-the values on a rebuild with the same checkpoint and LM.
+call); `apply_tuning` writes its result. The chosen point (lowest WER; ties -> the faster one) is
+written into the repository by re-rendering it from its `build_info.json` with the new decoder
+values (the configs stay template output, and build_info.json records them), and
+`decoder/tuning.json` keeps every point plus the checkpoint/LM it was tuned for, so that
+`builders/repository.py` re-applies the values on a rebuild with the same checkpoint and LM.
 """
 from __future__ import annotations
 
