@@ -74,7 +74,7 @@ def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
 
 def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
     from w2v_triton.serving.pipeline import ReferencePipeline
-    from w2v_triton.serving.settings import model_parameters
+    from w2v_triton.serving.pipeline import model_parameters
     from w2v_triton.serving.streaming import build_recognizer, version_dir
 
     pipeline = ReferencePipeline(repository)

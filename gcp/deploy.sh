@@ -34,6 +34,31 @@ check_repository() {
     return 0
   fi
   check_instance_kind "$config"
+  check_image_extras --repository "$MODEL_REPOSITORY"
+}
+
+# check_image_extras (--repository DIR | --build-info-stdin): the repository's build_info.json against
+# the extras the --variant image installs. The rule is Python (w2v_triton/serving/image.py, shared
+# with the Dockerfile and the tests): a torch or OpenVINO repository, or a CPU one for the gpu image,
+# is refused here in one line instead of crash-looping at model load on every VM.
+check_image_extras() {
+  local python=python3
+  [[ ! -x "${REPO_ROOT}/.venv/bin/python" ]] || python="${REPO_ROOT}/.venv/bin/python"
+  if ! (cd "$REPO_ROOT" && "$python" -m w2v_triton.serving.image check-repository --variant "$VARIANT" "$@"); then
+    [[ "$DRY_RUN" == true ]] || exit 1
+  fi
+}
+
+# With --skip-upload the VMs serve what the bucket holds: check its build_info.json instead.
+check_bucket_repository() {
+  if [[ "$DRY_RUN" == true ]]; then
+    echo "# query: $(quote_line gcloud storage cat "${MODEL_URI}/build_info.json" "${P[@]}") | check-repository"
+    return 0
+  fi
+  local info
+  info="$(gcloud storage cat "${MODEL_URI}/build_info.json" "${P[@]}")" || {
+    echo "error: cannot read ${MODEL_URI}/build_info.json: upload a built repository (drop --skip-upload)" >&2; exit 1; }
+  check_image_extras --build-info-stdin <<<"$info"
 }
 
 # check_instance_kind CONFIG: the acoustic model's instance_group kind must match --variant
@@ -86,8 +111,8 @@ pathMatchers:
 EOF
 }
 
-# Fail before touching the cloud when there is nothing to upload.
-[[ "$SKIP_UPLOAD" == true ]] || check_repository
+# Fail before touching the cloud when there is nothing to upload, or nothing the image can serve.
+if [[ "$SKIP_UPLOAD" == true ]]; then check_bucket_repository; else check_repository; fi
 
 step "APIs"
 run gcloud services enable compute.googleapis.com artifactregistry.googleapis.com \

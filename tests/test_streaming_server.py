@@ -14,7 +14,7 @@ import pytest
 
 from client import ClientError, TranscriptionClient
 from w2v_triton.serving import spec
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.streaming import build_recognizer, version_dir
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from w2v_triton.serving import spec
 from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.build.manifest import Utterance, write_manifest
 from w2v_triton.serving.pipeline import ReferencePipeline
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Templates (`config*.pbtxt.template`, `1/model.py`) are tracked in the checkout's
 and ship in the wheel as package data of `w2v_triton.serving.model_repository` (`template_root`);
 rendered configs, the ONNX file and the vocabulary are written into the output folder (in the
 checkout by default next to the templates). The in-process pipeline reads the rendered configs
-through `settings.model_parameters`, so it runs with exactly the settings the server runs with.
+through `pipeline.model_parameters`, so it runs with exactly the settings the server runs with.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from w2v_triton.serving.batch_coupling import batch_coupled
 from w2v_triton.build.checkpoints import CheckpointInfo
 from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.serving.devices import DEVICES
+from w2v_triton.serving.image import BUILD_INFO as BUILD_INFO  # the deploy reads it to check the image
 from w2v_triton.serving.long_audio import LongAudioConfig
 from w2v_triton.serving.preprocessing import PreprocessorSettings
 from w2v_triton.serving.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, StreamingConfig
@@ -52,7 +53,6 @@ MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec
 # onnxruntime_onnx: Triton's native onnxruntime backend (NGC container only), an explicit opt-in
 # whose limits are rendered into its config (see the template and docs/architecture.md).
 PLATFORMS = ("python", "onnxruntime_onnx")
-BUILD_INFO = "build_info.json"
 WARMUP_DIR = "warmup"
 
 

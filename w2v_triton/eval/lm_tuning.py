@@ -32,7 +32,7 @@ from w2v_triton.eval.metrics import error_rates
 from w2v_triton.paths import LM_DIR, lm_files
 from w2v_triton.serving import spec
 from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.typing import AnyArray
 from w2v_triton.serving.vocabulary import Vocabulary
 

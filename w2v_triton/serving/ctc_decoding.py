@@ -162,6 +162,11 @@ class CTCDecoder:
     def _build_beam_decoder(self) -> Any:
         from pyctcdecode.decoder import build_ctcdecoder
 
+        if self.config.lm_path:
+            # pyctcdecode's LM engine; pyctcdecode imports it only optionally, so it is named here
+            # (the server image's import check follows this import)
+            import kenlm  # noqa: F401
+
         source, words = self._lm_words()
         self._check_lm_case(source, words)
         unigrams = words if self.config.unigrams_path else None

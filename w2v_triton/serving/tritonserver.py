@@ -77,11 +77,12 @@ def library_dir() -> Path:
     return target
 
 
-def server_environment() -> dict[str, str]:
-    """PATH with this venv's python first; LD_LIBRARY_PATH with libpython and the wheel's libs."""
+def server_environment(python_env: Path | None = None) -> dict[str, str]:
+    """PATH with this venv's python first (or python_env's: a venv of the same Python version);
+    LD_LIBRARY_PATH with libpython and the wheel's libs."""
     env = dict(os.environ)
     _, libs = wheel_paths()
-    venv_bin = str(Path(sys.executable).parent)
+    venv_bin = str(Path(python_env) / "bin" if python_env else Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     ld_paths = [sysconfig.get_config_var("LIBDIR"), str(libs), str(library_dir())]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in ld_paths + [env.get("LD_LIBRARY_PATH", "")] if p)
@@ -145,8 +146,11 @@ class TritonServer:
     """A tritonserver child process: start, wait for readiness (with a timeout), stop by PID."""
 
     def __init__(self, repository: Path, ports: Ports | None = None, log_path: Path | None = None,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), python_env: Path | None = None) -> None:
+        """python_env: the venv the python models run in (default: this interpreter's); the
+        image-environment test serves from a venv installed like the server image."""
         self.repository = Path(repository)
+        self.python_env = python_env
         self.ports = ports or Ports()
         self.log_path = log_path or SERVER_LOG
         self.extra_args = list(extra_args)
@@ -165,7 +169,10 @@ class TritonServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            server_command(self.repository, self.ports, self.extra_args), env=server_environment(),
+            server_command(self.repository, self.ports, self.extra_args),
+            env=server_environment(self.python_env),
+            # in another env, the models import its installed package, not a source tree here
+            cwd=self.python_env or None,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.wait_ready(timeout)
