@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.build.manifest import Utterance, read_manifest, shared_speech_manifests
 
 
@@ -114,6 +114,20 @@ def tiny_repository(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("tiny_repository")
     return build_repository(BuildRequest(model="tiny", output=output,
                                          options=RepositoryOptions(decoder_instances=2))).path
+
+
+@pytest.fixture(scope="session")
+def build_tiny(tiny_repository) -> Callable[..., Path]:
+    """`build_tiny(output, **request)`: build_repository for the tiny model on tiny_repository's verified
+    ONNX file (no second export); `request` holds any other BuildRequest field (options, lm_dir, ...)."""
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.serving import spec
+
+    onnx = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
+
+    def build(output: Path, **request: Any) -> Path:
+        return build_repository(BuildRequest(model="tiny", output=output, onnx=onnx, **request)).path
+    return build
 
 
 @pytest.fixture(scope="session")

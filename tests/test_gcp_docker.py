@@ -51,6 +51,11 @@ def test_server_dockerfile():
     final_stage = text.split("\nFROM ${TRITON_IMAGE}\n", 1)[1]
     copies = re.findall(r"^COPY .+$", final_stage, re.M)
     assert not [c for c in copies if "model_repository" in c]  # read from gs:// at run time, never baked
+    # the wheel stage copies the model templates (package data, setup.py) and model.py files, never a
+    # rendered repository
+    ignore = (DOCKER / "Dockerfile.server.dockerignore").read_text().splitlines()
+    assert [line for line in ignore if "model_repository" in line] == [
+        "!model_repository/*/config*.pbtxt.template", "!model_repository/*/1/model.py"]
     assert "--model-control-mode=none" in text
     for path in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):  # everything copied exists
         for src in path.replace("\\", " ").split()[:-1]:

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from w2v_triton.paths import REPO_ROOT
-
-BACKEND_ROOT = REPO_ROOT / "build" / "triton_backends"
+from w2v_triton.paths import SERVER_LOG, TRITON_BACKENDS, TRITON_LIBS
 
 
 class ServerError(RuntimeError):
@@ -41,7 +39,7 @@ def wheel_paths() -> tuple[Path, Path]:
     return server_dir, libs
 
 
-def prepare_backend_dir(target: Path = BACKEND_ROOT) -> Path:
+def prepare_backend_dir(target: Path = TRITON_BACKENDS) -> Path:
     """Copy the python backend and the stub for this interpreter into one backend directory."""
     server_dir, _ = wheel_paths()
     python_dir = target / "python"
@@ -69,7 +67,7 @@ def _install_file(source: Path, target: Path) -> None:
 def library_dir() -> Path:
     """A folder of symlinks under the names perf_analyzer and the stub look for."""
     _, libs = wheel_paths()
-    target = REPO_ROOT / "build" / "triton_libs"
+    target = TRITON_LIBS
     target.mkdir(parents=True, exist_ok=True)
     for pattern, name in (("libb64-*.so.0d", "libb64.so.0d"), ("libcudart-*.so.12*", "libcudart.so.12")):
         matches = sorted(libs.glob(pattern))
@@ -154,7 +152,7 @@ class TritonServer:
         self.repository = Path(repository)
         self.python_env = python_env
         self.ports = ports or Ports()
-        self.log_path = log_path or REPO_ROOT / "build" / "tritonserver.log"
+        self.log_path = log_path or SERVER_LOG
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
