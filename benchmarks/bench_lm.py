@@ -19,7 +19,7 @@ from pathlib import Path
 
 from w2v_triton.build.builder import BuildRequest
 from w2v_triton.build.repository import RepositoryOptions
-from w2v_triton.paths import CORPUS_DIR, LM_DIR, REPOS_DIR, UNIGRAMS_FILE, WORK_DIR
+from w2v_triton.paths import CORPUS_DIR, LM_DIR, LOGITS_DIR, REPOS_DIR, UNIGRAMS_FILE, WORK_DIR
 from w2v_triton.serving.ctc_decoding import DecoderConfig
 
 ARPA_FILE = "lm.arpa"
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     tuning = tune_repository(TuningRequest(repo=built[TUNED], dev=(args.dev,), progress=False,
-                                           logits_cache=WORK_DIR / "logits" / "bench-lm-flashlight-dev.npz"))
+                                           logits_cache=LOGITS_DIR / "bench-lm-flashlight-dev.npz"))
     print(f"{TUNED}: decoder tuned on {args.dev}: {apply_tuning(built[TUNED], tuning)}", flush=True)
     status = decoders.main(["--repo", str(built[TUNED]), "--lm-dir", str(args.lm_dir), "--dev", str(args.dev),
                             "--test", str(args.test), "--title", f"decoders-{stem}"])

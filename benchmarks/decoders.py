@@ -26,7 +26,7 @@ from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, dec
 from w2v_triton.build.manifest import read_manifest
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.eval.tables import markdown_table
-from w2v_triton.paths import LM_DIR, REPO_ROOT, WORK_DIR
+from w2v_triton.paths import LM_DIR, LOGITS_DIR, REPO_ROOT
 
 STARTUP_CODE = """
 import json, resource, sys, time
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     vocab_path = a.repo / "decoder" / "vocab.json"
     vocab = json.loads(vocab_path.read_text())
     lm_bin, lm_arpa, unigrams = a.lm_dir / "lm.bin", a.lm_dir / "lm.arpa", a.lm_dir / "unigrams.txt"
-    cache_dir = WORK_DIR / "logits"
+    cache_dir = LOGITS_DIR
     dev = logits_for(a.repo, a.dev, cache_dir)
     test = logits_for(a.repo, a.test, cache_dir)
     report: dict = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),

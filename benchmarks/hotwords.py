@@ -41,9 +41,9 @@ from pathlib import Path
 from benchmarks.decoders import logits_for
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.serving.ctc_decoding import CTCDecoder, prompt_words
+from w2v_triton.paths import LOGITS_DIR, REPO_ROOT
 from w2v_triton.serving.pipeline import ReferencePipeline
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # (prompt, how it becomes hotwords, backend): the rows of the report
 ROWS = [("none", "-", "flashlight"),
         ("own OOV words", "PROMPT rule", "flashlight"), ("own OOV words", "PROMPT rule", "pyctcdecode"),
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                     "repo": str(a.repo), "decoder": config.to_parameters(),
                     "sets": {}}
     for manifest in a.test:
-        logits, references, durations = logits_for(a.repo, manifest, REPO_ROOT / "build" / "logits")
+        logits, references, durations = logits_for(a.repo, manifest, LOGITS_DIR)
         audio_s = sum(x.shape[0] for x in logits) * 0.02
         kinds = prompts(references, lm_words)
         with_oov = [i for i, t in enumerate(kinds["own OOV words"]) if t]

@@ -37,6 +37,7 @@ ONNX_ROOT = WORK_DIR / "onnx"                       # <checkpoint name>/model[.<
 REPOS_DIR = WORK_DIR / "repos"                      # benchmark and experiment repositories
 CORPUS_DIR = WORK_DIR / "corpus"                    # what `make corpus` writes (train/dev/test_*.jsonl)
 LM_DIR = WORK_DIR / "lm"                            # what `make lm` writes
+LOGITS_DIR = WORK_DIR / "logits"                    # cached acoustic logits of decoder/LM studies
 KENLM_CACHE = WORK_DIR / "kenlm"                    # KenLM's build_binary, compiled once
 TRITON_BACKENDS = WORK_DIR / "triton_backends"      # the python backend + its stub for this interpreter
 TRITON_LIBS = WORK_DIR / "triton_libs"              # library links perf_analyzer and the stub look for

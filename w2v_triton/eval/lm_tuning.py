@@ -218,9 +218,9 @@ def tune_repository(request: TuningRequest) -> Tuning:
     vocab = Vocabulary.load_from_dir(request.repo / spec.DECODER_MODEL)
     served = DecoderConfig.from_parameters(model_parameters(request.repo, spec.DECODER_MODEL), check_files=False)
     backend = request.backend or served.backend
-    pruning = {"beam_prune_logp": served.beam_prune_logp, "token_min_logp": served.token_min_logp}
     lm_config = DecoderConfig(mode="beam", beam_width=request.beam_widths[0], lm_path=str(files[0]),
-                              unigrams_path=str(files[1]) if len(files) > 1 else "", backend=backend, **pruning)
+                              unigrams_path=str(files[1]) if len(files) > 1 else "", backend=backend,
+                              beam_prune_logp=served.beam_prune_logp, token_min_logp=served.token_min_logp)
     decoder = CTCDecoder(vocab, lm_config)  # loads the LM once; a bad or mis-cased LM fails here
     audio = [u.audio for u in utterances]
     logits = cached_logits(request.logits_cache, audio)
@@ -237,7 +237,8 @@ def tune_repository(request: TuningRequest) -> Tuning:
         "dev": [str(d) for d in request.dev], "utterances": len(utterances),
         "audio_s": round(sum(u.duration for u in utterances), 3),
         "checkpoint": json.loads(build_info.read_text()).get("checkpoint", "") if build_info.is_file() else "",
-        "lm": file_id(files[0]), "lm_path": str(files[0]), "backend": backend, **pruning,
+        "lm": file_id(files[0]), "lm_path": str(files[0]), "backend": backend, "beam_prune_logp": served.beam_prune_logp,
+        "token_min_logp": served.token_min_logp,
         "chosen": {"beam_width": best.beam_width, "alpha": best.alpha, "beta": best.beta},
         "chosen_wer": best.wer, "points": [p.row() for p in points],
     }
