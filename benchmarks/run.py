@@ -25,7 +25,7 @@ from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, ru
 from benchmarks.report import write_report
 from benchmarks.triton_stats import model_counters, per_model_times
 from w2v_triton.serving import spec
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.build.manifest import read_manifest, shared_speech_dir, shared_speech_manifests
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.tritonserver import Ports, TritonServer

@@ -8,6 +8,8 @@
 #   make gpu-kit GPU_KIT_ARGS="--speech-mb 1 --libpython /path/libpython3.12.so.1.0"
 GPU_KIT ?= build/gpu-kit/w2v-gpu-kit.tar.xz
 GPU_KIT_ARGS ?=
+# what building a kit runs (the library closure, stripping, the ICU data stub); make system-deps checks them
+GPU_KIT_DEPS = readelf=binutils strip=binutils nm=binutils cc=gcc
 
 .PHONY: gpu-kit gpu-kit-check
 gpu-kit: venv  ## the serving kit for a lent GPU machine (build/gpu-kit/, docs/gpu.md); prints what travels

@@ -109,14 +109,15 @@ def test_torch_runtime_windows_long_audio_like_the_onnx_runtime(tiny_repository,
 
 @pytest.mark.integration
 def test_torch_runtime_serves_the_onnx_runtimes_transcripts(tiny_repository, real_speech, tmp_path):
-    from builders.repository import main as build_repository
     from client import TranscriptionClient
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
     from w2v_triton.serving.audio import load_audio
     from w2v_triton.serving.pipeline import ReferencePipeline
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repo = tmp_path / "torch_repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "torch"]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, options=RepositoryOptions(runtime="torch")))
     clips = [load_audio(u.audio) for u in real_speech[::20][:8]]
     expected = [ReferencePipeline(tiny_repository).transcribe(c) for c in clips]   # ONNX runtime
     assert [ReferencePipeline(repo).transcribe(c) for c in clips] == expected
@@ -134,11 +135,11 @@ def test_a_gpu_repository_on_a_cpu_machine_fails_to_start_with_one_clear_line(tm
 
     if torch.cuda.is_available() or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this machine has a GPU runtime")
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
 
     repo = tmp_path / "gpu_repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--device", "gpu",
-                             "--runtime", runtime]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, options=RepositoryOptions(device="gpu", runtime=runtime)))
     first_line = load_failure(repo)
     # Triton refuses KIND_GPU instances itself on a machine without a GPU; where a GPU exists but
     # no GPU runtime, the acoustic model's load fails with DeviceUnavailable ("DEVICE=gpu, but ...")
@@ -156,12 +157,12 @@ def test_a_gpu_without_a_gpu_runtime_fails_the_acoustic_model_load(tmp_path, run
 
     if torch.cuda.is_available() or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this machine has a GPU runtime")
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
     from w2v_triton.serving.tritonserver import Ports, ServerError, TritonServer
 
     repo = tmp_path / "gpu_repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--device", "gpu",
-                             "--runtime", runtime]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, options=RepositoryOptions(device="gpu", runtime=runtime)))
     for model in ("acoustic_model", "streaming_asr"):   # both run the acoustic model on DEVICE
         config = repo / model / "config.pbtxt"
         config.write_text(config.read_text().replace("kind: KIND_GPU", "kind: KIND_CPU"))

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from w2v_triton.paths import REPO_ROOT
+from w2v_triton.paths import SERVER_LOG, TRITON_BACKENDS, TRITON_LIBS
 
-BACKEND_ROOT = REPO_ROOT / "build" / "triton_backends"
 # A folder with the wheel's server layout (pytriton/tritonserver/, nvidia_pytriton.libs/) and
 # bin/perf_analyzer, used instead of the installed wheels: an unpacked GPU kit (docs/gpu.md).
 TRITON_HOME_ENV = "W2V_TRITON_HOME"
@@ -65,8 +64,7 @@ class TritonInstall:
                                   f"{TRITON_HOME_ENV} to an unpacked kit") from None
             server_dir = Path(pytriton.__file__).resolve().parent / "tritonserver"
             install = cls(server_dir, server_dir.parent.parent / "nvidia_pytriton.libs",
-                          Path(sys.executable).parent / "perf_analyzer", BACKEND_ROOT,
-                          REPO_ROOT / "build" / "triton_libs")
+                          Path(sys.executable).parent / "perf_analyzer", TRITON_BACKENDS, TRITON_LIBS)
             where = "the nvidia-pytriton wheel"
         if not install.server_binary.is_file():
             raise ServerError(f"no tritonserver binary under {install.server_dir} ({where})")
@@ -124,11 +122,12 @@ def library_dir(install: TritonInstall | None = None) -> Path:
     return install.links
 
 
-def server_environment(install: TritonInstall | None = None) -> dict[str, str]:
-    """PATH with this venv's python first; LD_LIBRARY_PATH with libpython and the server's libs."""
+def server_environment(install: TritonInstall | None = None, python_env: Path | None = None) -> dict[str, str]:
+    """PATH with this venv's python first (or python_env's: a venv of the same Python version);
+    LD_LIBRARY_PATH with libpython and the server's libs."""
     install = install or TritonInstall.find()
     env = dict(os.environ)
-    venv_bin = str(Path(sys.executable).parent)
+    venv_bin = str(Path(python_env) / "bin" if python_env else Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     ld_paths = [sysconfig.get_config_var("LIBDIR"), str(install.libs), str(library_dir(install))]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in ld_paths + [env.get("LD_LIBRARY_PATH", "")] if p)
@@ -213,10 +212,13 @@ class TritonServer:
     """A tritonserver child process: start, wait for readiness (with a timeout), stop by PID."""
 
     def __init__(self, repository: Path, ports: Ports | None = None, log_path: Path | None = None,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), python_env: Path | None = None) -> None:
+        """python_env: the venv the python models run in (default: this interpreter's); the
+        image-environment test serves from a venv installed like the server image."""
         self.repository = Path(repository)
+        self.python_env = python_env
         self.ports = ports or Ports()
-        self.log_path = log_path or REPO_ROOT / "build" / "tritonserver.log"
+        self.log_path = log_path or SERVER_LOG
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -235,7 +237,9 @@ class TritonServer:
         install = TritonInstall.find()
         self.process = subprocess.Popen(
             server_command(self.repository, self.ports, self.extra_args, install),
-            env=server_environment(install),
+            env=server_environment(install, self.python_env),
+            # in another env, the models import its installed package, not a source tree here
+            cwd=self.python_env or None,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.wait_ready(timeout)
