@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.report import _table
+from w2v_triton.eval.tables import markdown_table
 from w2v_triton.serving import spec
 
 # audio-seconds per second on an H100/H200-class GPU (issue 33): the ensemble, the acoustic model alone
@@ -61,7 +61,7 @@ def summary_rows(folder: Path) -> list[list[str]]:
 
 
 def markdown(folder: Path) -> str:
-    return _table(COLUMNS, summary_rows(folder)) + "\n"
+    return markdown_table(COLUMNS, summary_rows(folder)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,10 +17,10 @@ import logging
 import sys
 from pathlib import Path
 
-from w2v_triton.build.gpu_kit import (IMAGE_PYTHON, KIT_FILE, SITE_WHEELS, STUB_VERSIONS, TRAVEL_LIMIT_MIB,
+from w2v_triton.build.gpu_kit import (IMAGE_PYTHON, SITE_WHEELS, STUB_VERSIONS, TRAVEL_LIMIT_MIB,
                                       KitError, KitOptions, build_kit, setup_kit, size_record, travelling_bytes)
 from w2v_triton.build.manifest import shared_speech_dir
-from w2v_triton.paths import REPO_ROOT
+from w2v_triton.paths import GPU_KIT_FILE, REPO_ROOT
 
 def build(args: argparse.Namespace) -> int:
     speech = None if args.no_speech else args.speech_dir or shared_speech_dir(REPO_ROOT)
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("build", help="make the kit here (needs PyPI for the wheels, binutils, cc)")
-    make.add_argument("--out", type=Path, default=KIT_FILE)
+    make.add_argument("--out", type=Path, default=GPU_KIT_FILE)
     make.add_argument("--stubs", default=",".join(STUB_VERSIONS), help="python backend stubs to carry")
     make.add_argument("--image-python", default=IMAGE_PYTHON, help="the lent image's Python (its wheels)")
     make.add_argument("--speech-dir", type=Path, help="real speech (default: ../shared/data/speech)")

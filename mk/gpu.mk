@@ -5,15 +5,15 @@
 #                         of everything that travels with it; fails over 60 MiB together
 #   make gpu-kit-check    the CPU proof (tests/test_gpu_kit.py, integration): a quick kit unpacked into a
 #                         fresh folder, the benchmark with SMOKE=1 on its server, stub and client
-#   make gpu-kit GPU_KIT_ARGS="--speech-mb 1 --libpython /path/libpython3.12.so.1.0"
-GPU_KIT ?= build/gpu-kit/w2v-gpu-kit.tar.xz
+#   make gpu-kit [GPU_KIT=other.tar.xz] GPU_KIT_ARGS="--speech-mb 1 --libpython /path/libpython3.12.so.1.0"
+GPU_KIT ?=
 GPU_KIT_ARGS ?=
 # what building a kit runs (the library closure, stripping, the ICU data stub); make system-deps checks them
 GPU_KIT_DEPS = readelf=binutils strip=binutils nm=binutils cc=gcc
 
 .PHONY: gpu-kit gpu-kit-check
 gpu-kit: venv  ## the serving kit for a lent GPU machine (build/gpu-kit/, docs/gpu.md); prints what travels
-	$(PY) -m builders.gpu_kit build --out $(GPU_KIT) $(GPU_KIT_ARGS)
+	$(PY) -m builders.gpu_kit build $(if $(GPU_KIT),--out $(GPU_KIT)) $(GPU_KIT_ARGS)
 
 gpu-kit-check: venv  ## prove the kit on the CPU: unpacked fresh, SMOKE=1 benchmark on its server/stub/client
 	$(PY) -m pytest -q $(PYTEST_FLAGS) tests/test_gpu_kit.py

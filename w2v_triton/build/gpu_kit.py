@@ -45,12 +45,11 @@ from pathlib import Path
 from typing import Any
 
 from w2v_triton.build.manifest import read_rows
-from w2v_triton.paths import BUILD_DIR, REPO_ROOT
+from w2v_triton.paths import GPU_KIT_FILE, REPO_ROOT
 from w2v_triton.serving.tritonserver import TRITON_HOME_ENV, TritonInstall, missing_libraries
 
 logger = logging.getLogger(__name__)
 
-KIT_FILE = BUILD_DIR / "gpu-kit" / "w2v-gpu-kit.tar.xz"
 TRAVEL_LIMIT_MIB = 60.0        # the device tool's limit is 64 MiB: keep room for results and notes
 STUB_VERSIONS = ("3.11", "3.12")   # this machine's Python (the CPU check) and the lent image's
 IMAGE_PYTHON = "3.12"
@@ -74,7 +73,7 @@ class KitError(RuntimeError):
 
 @dataclass
 class KitOptions:
-    out: Path = KIT_FILE
+    out: Path = GPU_KIT_FILE
     stub_versions: tuple[str, ...] = STUB_VERSIONS
     image_python: str = IMAGE_PYTHON
     wheels: tuple[str, ...] = SITE_WHEELS
