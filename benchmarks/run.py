@@ -148,8 +148,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="--plan student: leave out the students built from the teacher here "
                              "(serve only the teacher's baseline and --plan-students)")
     args = parser.parse_args(argv)
-    # stopped by a time box (`timeout`): unwind, so the server started below is stopped by its PID
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     headline = None
     if (args.plan_students or args.plan_no_undistilled) and args.plan != "student":
         parser.error("--plan-students / --plan-no-undistilled need --plan student")
@@ -178,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"title": args.title, "machine": machine_name() + (f", {gpu_name()}" if on_gpu else ""),
               "cpu_count": os.cpu_count(),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "audio": str(shared_speech_dir(REPO_ROOT)) if utterances else "synthetic noise (no real speech found)",
+              "audio": os.path.relpath(shared_speech_dir(REPO_ROOT), REPO_ROOT) if utterances
+              else "synthetic noise (no real speech found)",
               "argv": sys.argv[1:] if argv is None else argv, "inprocess": {}, "served": {}}
     if headline:
         report["headline"] = headline
@@ -232,4 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # stopped by a time box (`timeout`, tools/gpu_serving_bench.sh): unwind, so that the server is
+    # stopped by its PID and perf_analyzer is killed, instead of both running on
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     sys.exit(main())

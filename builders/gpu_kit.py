@@ -36,7 +36,7 @@ def build(args: argparse.Namespace) -> int:
                          "python -m builders.gpu_kit " + " ".join(args.argv))
     record_path = options.out.with_suffix("").with_suffix(".json")
     record_path.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"gpu-kit: {options.out} (xz -{args.preset}e): speech {contents.speech or 'none'}; "
+    print(f"gpu-kit: {options.out} (xz -{args.preset}{'e' if args.preset == 9 else ''}): speech {contents.speech or 'none'}; "
           f"wheels {contents.site_wheels or 'none'}")
     for name, mib in record["rows"]:
         print(f"gpu-kit: {mib:>7} MiB  {name}")
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--no-wheels", action="store_true", help="leave out the site wheels (no PyPI needed)")
     make.add_argument("--libpython", type=Path, help="also carry this shared libpython of the image's version")
     make.add_argument("--preset", type=int, default=KitOptions.preset, choices=range(10),
-                      help="xz preset (extreme); 0 for a quick check")
+                      help="xz preset (9, the default, is also extreme); 0 for a quick check")
     make.add_argument("--limit-mib", type=float, default=TRAVEL_LIMIT_MIB,
                       help="fail when the kit and the travelling tree pass this")
     make.set_defaults(run=build)

@@ -200,7 +200,7 @@ def test_the_kit_serves_the_ensemble_from_a_fresh_folder_on_the_cpu(tmp_path):
     assert (kit_dir / "triton_backends" / "python" / "triton_python_backend_stub").is_file()   # the kit's stub
     with tarfile.open(out / "results.tar.gz") as tar:
         report = json.load(tar.extractfile("benchmarks/results/smoke-cpu/gpu-served-tiny.json"))  # type: ignore[arg-type]
-    assert report["audio"] == str(kit_dir / "speech")      # the kit's speech, not ../shared
+    assert (ROOT / report["audio"]).resolve() == kit_dir.resolve() / "speech"   # the kit's speech, not ../shared
     sweeps = report["served"]["tiny"]["sweeps"]
     assert set(sweeps) == {"clips_2s", "acoustic_model_clips_2s"}
     for sweep in sweeps.values():

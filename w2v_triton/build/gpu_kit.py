@@ -80,7 +80,7 @@ class KitOptions:
     speech_dir: Path | None = None      # a folder like ../shared/data/speech; None: no speech
     speech_mb: float = 2.0
     libpython: Path | None = None       # carry this libpython<image_python>.so.1.0 too
-    preset: int = 9                     # xz preset (always "extreme"); the CPU check uses 0
+    preset: int = 9                     # xz preset (9: also extreme); the CPU check uses 0
 
 
 @dataclass
@@ -226,9 +226,11 @@ def speech_subset(speech_dir: Path, budget_bytes: int) -> dict[str, list[dict[st
 
 
 def write_tar_xz(stage: Path, out: Path, preset: int) -> None:
-    """tar of `stage` (sorted, root-owned) compressed with xz: x86 filter + LZMA2 preset|extreme."""
+    """tar of `stage` (sorted, root-owned) compressed with xz: x86 filter + LZMA2 at `preset`, the
+    best (9) also "extreme"; a low preset is for quick checks (extreme makes even 0 slow)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    filters = [{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "preset": preset | lzma.PRESET_EXTREME}]
+    level = preset | (lzma.PRESET_EXTREME if preset == 9 else 0)
+    filters = [{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "preset": level}]
 
     def owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
