@@ -1,4 +1,4 @@
-"""Run perf_analyzer (from tritonclient[all]==2.51.0) against a server and parse its CSV."""
+"""Run perf_analyzer (from the tritonclient==2.51.0 wheel) against a server and parse its CSV."""
 from __future__ import annotations
 
 import csv
@@ -15,10 +15,10 @@ class PerfAnalyzerError(RuntimeError):
 
 
 def perf_analyzer_binary() -> Path:
-    """tritonclient[all]'s binary beside this interpreter, or the kit's (W2V_TRITON_HOME)."""
+    """The tritonclient wheel's binary beside this interpreter, or the kit's (W2V_TRITON_HOME)."""
     binary = TritonInstall.find().perf_analyzer
     if not binary.is_file():
-        raise PerfAnalyzerError(f"{binary} missing: tritonclient[all]==2.51.0 ships it (make venv), "
+        raise PerfAnalyzerError(f"{binary} missing: the tritonclient==2.51.0 wheel ships it (make venv), "
                                 "a GPU kit in bin/ (make gpu-kit)")
     return binary
 

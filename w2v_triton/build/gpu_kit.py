@@ -11,7 +11,7 @@ Built from this venv's installed wheels (one source of versions: the pins the ve
                           wheel's layout, so the binaries' RPATHs still hold)
   nvidia_pytriton.libs/   the libraries those load (readelf closure); ICU's 29 MB locale data is an
                           empty stub: libxml2 links ICU for cloud-storage repositories only
-  bin/perf_analyzer       tritonclient[all]'s, with libb64/libcudart from the libraries above
+  bin/perf_analyzer       tritonclient's (its wheel ships the binary), with libb64/libcudart from the libraries above
   client/tritonclient/    tritonclient's gRPC client, pure Python (the image has grpcio)
   site-cp<XY>/            SITE_WHEELS installed for the image's CPython (pip --target, no deps)
   speech/                 a real-speech subset laid out like ../shared/data/speech
@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from w2v_triton.build.manifest import read_rows
+from w2v_triton.build.manifest import SPEECH_DIR_ENV, read_rows
 from w2v_triton.paths import GPU_KIT_FILE, REPO_ROOT
 from w2v_triton.serving.tritonserver import TRITON_HOME_ENV, TritonInstall, missing_libraries
 
@@ -169,7 +169,7 @@ def server_files(install: TritonInstall, stub_versions: tuple[str, ...]) -> dict
             raise KitError(f"the nvidia-pytriton wheel has no python backend stub for Python {version}")
         files[f"{server}/python_backend_stubs/{version}/{stub.name}"] = stub
     if not install.perf_analyzer.is_file():
-        raise KitError(f"{install.perf_analyzer} missing: tritonclient[all] ships it (make venv)")
+        raise KitError(f"{install.perf_analyzer} missing: the tritonclient wheel ships it (make venv)")
     files["bin/perf_analyzer"] = install.perf_analyzer
     roots = [source for source in files.values() if is_elf(source)]
     for library in library_closure(roots, install.libs):
@@ -344,8 +344,6 @@ class KitEnvironment:
         values = {TRITON_HOME_ENV: str(self.home), "PYTHON": str(self.python),
                   "LD_LIBRARY_PATH": self.ld_library_path}
         if self.speech is not None:
-            from w2v_triton.build.manifest import SPEECH_DIR_ENV
-
             values[SPEECH_DIR_ENV] = str(self.speech)
         return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items() if v)
 

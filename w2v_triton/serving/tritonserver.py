@@ -49,7 +49,7 @@ class TritonInstall:
     @classmethod
     def find(cls) -> "TritonInstall":
         """The kit named by W2V_TRITON_HOME when set (never a silent fallback to the wheel),
-        else the nvidia-pytriton and tritonclient[all] wheels installed beside this interpreter."""
+        else the nvidia-pytriton and tritonclient wheels installed beside this interpreter."""
         home = os.environ.get(TRITON_HOME_ENV)
         if home:
             root = Path(home).resolve()
