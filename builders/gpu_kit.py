@@ -21,6 +21,7 @@ from w2v_triton.build.gpu_kit import (IMAGE_PYTHON, SITE_WHEELS, STUB_VERSIONS, 
                                       KitError, KitOptions, build_kit, setup_kit, size_record, travelling_bytes)
 from w2v_triton.build.manifest import shared_speech_dir
 from w2v_triton.paths import GPU_KIT_FILE, REPO_ROOT
+from w2v_triton.serving.tritonserver import ServerError
 
 def build(args: argparse.Namespace) -> int:
     speech = None if args.no_speech else args.speech_dir or shared_speech_dir(REPO_ROOT)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="gpu-kit: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args))
-    except KitError as exc:
+    except (KitError, ServerError) as exc:
         print(f"gpu-kit: {exc}", file=sys.stderr)
         return 1
 

@@ -118,7 +118,8 @@ for spec in "${specs[@]}"; do
     --decoder-instances 4 --preprocessor-instances 2 "${repo_extra[@]}" 2>&1 | tail -3
   [ "${PIPESTATUS[0]}" = 0 ] || { say "building $name failed"; continue; }
   left=$((deadline - (SECONDS - t0)))
-  timeout "$left" "$py" -m benchmarks.run --title "gpu-served-$name" --device "$torch_device" \
+  [ "$left" -gt 0 ] || { say "time box spent while building $name"; continue; }   # timeout 0 = none
+  timeout -k 25 "$left" "$py" -m benchmarks.run --title "gpu-served-$name" --device "$torch_device" \
     --served "$name=$repo" --raw-acoustic --seed-concurrency "" --sweeps clips,real \
     --clips-concurrency "$conc" --real-concurrency "$conc" --clips "$clips" --clip-seconds "$clip_s" --request-count "$requests" \
     --stats-per-level --out "$results" "${bench_extra[@]}" 2>&1 | grep -v "Loading weights"

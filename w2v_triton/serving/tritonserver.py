@@ -139,6 +139,8 @@ def missing_libraries(install: TritonInstall | None = None) -> dict[str, list[st
     among them) and perf_analyzer cannot find in the server's environment: {file: [names]}.
     Checked before a start because a missing one can make a model load hang, not fail."""
     install = install or TritonInstall.find()
+    if shutil.which("ldd") is None:
+        raise ServerError("ldd not found: the server's libraries cannot be checked (Debian/Ubuntu: libc-bin)")
     env = server_environment(install)
     files = [install.server_binary, install.server_dir / "backends" / "python" / "libtriton_python.so",
              install.stub(), install.perf_analyzer]
