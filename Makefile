@@ -88,8 +88,8 @@ SYSTEM_DEPS = tools/system_deps.sh
 test-deps:  ## system packages of the network-namespace tests (iproute2, iptables)
 	@bash $(SYSTEM_DEPS) "test deps" $(NETNS_DEPS)
 
-system-deps:  ## every system package the tests use (corpus, network namespace, browser), one check
-	@bash $(SYSTEM_DEPS) "system deps" $(CORPUS_DEPS) $(NETNS_DEPS) $(BROWSER_DEPS)
+system-deps:  ## every system package the tests use (corpus, network namespace, browser, GPU kit), one check
+	@bash $(SYSTEM_DEPS) "system deps" $(CORPUS_DEPS) $(NETNS_DEPS) $(BROWSER_DEPS) $(GPU_KIT_DEPS)
 
 clean:  ## remove generated files (keeps .venv)
 	rm -rf build model_repository/*/config.pbtxt model_repository/*/1/*.onnx \

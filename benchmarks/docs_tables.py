@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import gpu_summary
 from benchmarks.report import HEADLINE_COLUMNS, headline_cells, headline_rows, inprocess_rows
 from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import REPO_ROOT
@@ -316,12 +317,20 @@ def render_training_curve(path: Path) -> str:
                          [[step, f"{e['dev_cer']:.3f}", f"{e['dev_wer']:.3f}"] for step, e in sorted(evals.items())])
 
 
+def render_gpu_served(path: Path) -> str:
+    """Every tools/gpu_serving_bench.sh report in a folder: best rate, latency, GPU utilisation and
+    where the time went per variant and sweep, against issue 33's goals (benchmarks/gpu_summary.py)."""
+    if not gpu_summary.summary_rows(path):
+        raise TableSourceError(f"{path}: no gpu-served-*.json reports")
+    return gpu_summary.markdown(path)
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "table": render_table, "inprocess": render_inprocess, "served": render_served, "goals": render_goals,
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
     "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
-    "latency": render_latency, "openvino": render_openvino,
+    "latency": render_latency, "openvino": render_openvino, "gpu-served": render_gpu_served,
 }
 
 

@@ -147,13 +147,16 @@ def markdown(report: dict) -> str:
     for name, result in report["served"].items():
         parts += [f"## Served ensemble `{name}` (perf_analyzer, gRPC)", "", f"Repository: `{result['repository']}`", ""]
         for sweep, data in result["sweeps"].items():
+            gpu = any("gpu_util_mean" in r for r in data["rows"])   # sampled by nvidia-smi (GpuSampler)
             rows = [[r["concurrency"], r["infer_per_sec"], r["audio_seconds_per_second"], r["p50_ms"],
-                     r["p99_ms"]] for r in data["rows"]]
+                     r["p99_ms"]] + ([r.get("gpu_util_mean", "–"), r.get("gpu_mem_used_mib_max", "–")] if gpu else [])
+                    for r in data["rows"]]
             info = data["input"]
             parts += [f"### {sweep}: {info['entries']} inputs, mean {info['mean_seconds']:.2f} s "
                       f"(windows of {info.get('request_count', '?')} requests, stable within "
                       f"{info.get('stability_percent', '?')}%)", "",
-                      markdown_table(["concurrency", "infer/s", "audio-s/s", "p50 ms", "p99 ms"], rows,
+                      markdown_table(["concurrency", "infer/s", "audio-s/s", "p50 ms", "p99 ms"]
+                                     + (["GPU util % (mean)", "GPU MiB (max)"] if gpu else []), rows,
                                      _one_decimal), ""]
             levels = [[r["concurrency"], m, t["requests"], t["queue_ms"], t["compute_infer_ms"]]
                       for r in data["rows"] for m, t in r.get("per_model", {}).items()]

@@ -47,8 +47,11 @@ def test_gpu_on_this_machine_fails_the_load(tiny_repository, runtime):
 
 def test_settings_write_and_read_their_parameters():
     settings = AcousticSettings(runtime="torch", model_file="checkpoint", device="gpu", intra_op_threads=2,
-                                torch_dtype="bfloat16", warmup=False)
+                                torch_dtype="bfloat16", torch_compile="reduce-overhead", warmup=False)
     assert AcousticSettings.from_parameters(settings.to_parameters()) == settings
+    assert AcousticSettings.from_parameters(AcousticSettings().to_parameters()).torch_compile == ""
+    with pytest.raises(AcousticSettingsError, match="torch_compile 'default' needs runtime torch"):
+        AcousticSettings(torch_compile="default")
     with pytest.raises(AcousticSettingsError, match="unknown acoustic model parameter 'onnx_file'"):
         AcousticSettings.from_parameters({"onnx_file": "model.onnx"})
     with pytest.raises(AcousticSettingsError, match="device 'tpu'"):
@@ -62,6 +65,36 @@ def test_torch_runtime_equals_the_onnx_runtime_in_padded_batches(tiny_repository
     clips = [rng.standard_normal(n).astype(np.float32) for n in (400, 5000, 16000, 33333)]
     for a, b in zip(onnx_model.run(clips), torch_model.run(clips)):
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
+
+
+def test_compiled_torch_runtime_pads_to_few_shapes_and_keeps_every_rows_logits(rng, monkeypatch):
+    """torch.compile itself is not run here (minutes on 2 cores; the GPU run compiles): its stand-in
+    records what it was asked for and which shapes reach the network."""
+    import torch
+
+    from w2v_triton.serving.acoustic_torch import quantize_batch
+
+    audio = rng.standard_normal((3, 20_001)).astype(np.float32)
+    padded, lengths = quantize_batch(audio, np.array([20_001, 15_000, 9_000]))
+    assert padded.shape == (4, 32_000) and lengths.tolist() == [20_001, 15_000, 9_000, 20_001]
+    assert np.array_equal(padded[3, :20_001], audio[0]) and not padded[:3, 20_001:].any()
+    assert quantize_batch(audio[:1], np.array([20_001]))[0].shape == (2, 32_000)   # never one row
+
+    calls, shapes = [], []
+
+    def compile_stand_in(fn, **options):
+        calls.append(options)
+        return lambda audio, lengths: shapes.append(tuple(audio.shape)) or fn(audio, lengths)
+
+    monkeypatch.setattr(torch, "compile", compile_stand_in)
+    compiled = AcousticModel(resolve_checkpoint("tiny"), 1, runtime="torch", torch_compile="reduce-overhead")
+    plain = AcousticModel(resolve_checkpoint("tiny"), 1, runtime="torch")
+    assert calls == [{"mode": "reduce-overhead", "dynamic": True}]
+    assert compiled.provider == "torch:cpu:float32:compiled-reduce-overhead"
+    clips = [rng.standard_normal(n).astype(np.float32) for n in (5000, 16000, 16500, 33333)]
+    for a, b in zip(plain.run(clips), compiled.run(clips)):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+    assert all(rows >= 2 and rows & (rows - 1) == 0 and samples % 16_000 == 0 for rows, samples in shapes)
 
 
 def test_torch_runtime_windows_long_audio_like_the_onnx_runtime(tiny_repository, rng):

@@ -42,6 +42,7 @@ KENLM_CACHE = WORK_DIR / "kenlm"                    # KenLM's build_binary, comp
 TRITON_BACKENDS = WORK_DIR / "triton_backends"      # the python backend + its stub for this interpreter
 TRITON_LIBS = WORK_DIR / "triton_libs"              # library links perf_analyzer and the stub look for
 SERVER_LOG = WORK_DIR / "tritonserver.log"
+GPU_KIT_FILE = WORK_DIR / "gpu-kit" / "w2v-gpu-kit.tar.xz"   # `make gpu-kit` (docs/gpu.md); the device tool carries it
 DEFAULT_REPOSITORY = REPO_ROOT / "model_repository" if IN_CHECKOUT else WORK_DIR / "model_repository"
 REFERENCE_MODEL_DIR = REPO_ROOT / "models" / "reference"   # committed in the checkout only
 LM_FILES = ("lm.bin", "lm.arpa")                    # what `make lm` may write, preferred first

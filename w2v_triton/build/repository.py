@@ -108,6 +108,7 @@ class RepositoryOptions:
     device: str = "cpu"                # gpu: KIND_GPU acoustic instances, GPU runtime or a failed load
     runtime: str = "onnxruntime"       # torch: the checkpoint in (CUDA) PyTorch; openvino: OpenVINO on the
     torch_dtype: str = "auto"          # CPU (the ONNX file or an IR); both python platform only
+    torch_compile: str = ""            # runtime torch: a torch.compile mode ("reduce-overhead": CUDA graphs)
     openvino_precision: str = "f32"    # runtime openvino: f32 or bf16 inference precision
     openvino_ir: bool = False          # runtime openvino: the served file is an IR (model.xml + .bin)
     warmup: bool = True                # run requests before the acoustic model reports ready
@@ -134,6 +135,7 @@ class RepositoryOptions:
         if self.openvino_precision not in OPENVINO_PRECISIONS or (self.openvino_ir and self.runtime != "openvino"):
             raise ValueError(f"openvino_precision {self.openvino_precision!r} (expected one of {OPENVINO_PRECISIONS}) "
                              f"/ openvino_ir {self.openvino_ir} need runtime openvino")
+        self.acoustic_settings()   # e.g. torch_compile without runtime torch fails the build, not the load
         self.streaming_config()   # an invalid streaming setting fails the build, not the server
 
     @classmethod
@@ -161,7 +163,8 @@ class RepositoryOptions:
                       OPENVINO_IR_FILE if self.openvino_ir else ONNX_FILE)
         return AcousticSettings(
             runtime=self.runtime, model_file=model_file, device=self.device, intra_op_threads=self.intra_op_threads,
-            torch_dtype=self.torch_dtype, openvino_precision=self.openvino_precision, warmup=self.warmup)
+            torch_dtype=self.torch_dtype, torch_compile=self.torch_compile,
+            openvino_precision=self.openvino_precision, warmup=self.warmup)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RepositoryOptions":
