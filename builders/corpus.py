@@ -2,7 +2,6 @@
 
     python -m builders.corpus --out build/corpus --n-train 12000 --workers 2   # espeak-ng + flite, 3:1
     python -m builders.corpus --synths espeak --n-train 14000   # the espeak-only corpus of the committed figures
-    python -m builders.corpus --missing-packages --synths espeak,flite     # what apt-get must install
 
 Deterministic from --seed; rerunning keeps existing files and only fills in the missing ones.
 `--synths` names the synthesisers (espeak, flite, festival; w2v_triton/train/synthesizers.py) and
@@ -14,7 +13,7 @@ import argparse
 import json
 import sys
 
-from w2v_triton.train.corpus import CorpusConfig, build_corpus, missing_packages, parse_synths
+from w2v_triton.train.corpus import CorpusConfig, build_corpus, parse_synths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,18 +34,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop rendering training utterances after this long (held-out splits always complete)")
     p.add_argument("--fortune-dir", action="append", default=None,
                    help="text source folder(s) in fortune format (default /usr/share/games/fortunes)")
-    p.add_argument("--missing-packages", action="store_true",
-                   help="print the Debian packages still missing for --synths and the text (one line; "
-                        "empty when all are there) and exit")
     a = p.parse_args(argv)
     try:
         synths = parse_synths(a.synths)
     except ValueError as exc:
         print(f"error: --synths: {exc}", file=sys.stderr)
         return 2
-    if a.missing_packages:
-        print(" ".join(missing_packages(list(synths))))
-        return 0
     cfg = CorpusConfig(out_dir=a.out, seed=a.seed, n_train=a.n_train, n_dev=a.n_dev,
                        n_test_seen=a.n_test_seen, n_test_unseen=a.n_test_unseen,
                        max_words=a.max_words, augment_strength=a.augment_strength, workers=a.workers,

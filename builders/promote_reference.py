@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from w2v_triton.paths import REAL_SPEECH_GLOB
 from w2v_triton.train.promotion import PromotionConfig, PromotionError, promote_reference
 
 
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--candidate", type=Path, required=True, help="trained model folder (make train-reference)")
     p.add_argument("--corpus", type=Path, default=d.corpus, help="folder with test_seen/test_unseen.jsonl")
     p.add_argument("--reference", type=Path, default=d.reference, help="the committed model folder")
-    p.add_argument("--real-speech", default=REAL_SPEECH_GLOB, help="glob of real-speech manifests ('' = none)")
+    p.add_argument("--real-speech", default=d.real_speech_glob, help="glob of real-speech manifests ('' = none)")
     p.add_argument("--train-log", type=Path, default=None, help="the candidate's train_log.jsonl -> --docs-log")
     p.add_argument("--plot", type=Path, default=None, help="the candidate's curves PNG -> --docs-plot")
     p.add_argument("--docs-log", type=Path, default=d.docs_log)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import torch
 
-from w2v_triton.paths import REAL_SPEECH_GLOB
+from w2v_triton.build.manifest import real_speech_glob
+from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving.spec import BASE_960H_VOCAB
 
 # Model configuration (a name in w2v_triton.train.model) and default hyper-parameters per machine.
@@ -75,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-only", action="store_true", help="evaluate --model-out, write eval_results.json")
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint, then evaluate")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
-    p.add_argument("--real-speech", default=REAL_SPEECH_GLOB, help="glob of real-speech manifests ('' = none)")
+    p.add_argument("--real-speech", default=real_speech_glob(REPO_ROOT), help="glob of real-speech manifests ('' = none)")
     p.add_argument("--fp16-export", action="store_true", help="store weights as float16")
     p.add_argument("--max-shard-size", default=None,
                    help='split the exported weights into files of at most this size (e.g. "15MB")')
@@ -85,12 +87,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def summarize(results: dict) -> str:
-    lines = ["| set | utterances | hours | greedy CER | greedy WER |", "|---|---|---|---|---|"]
+    rows = []
     for name, r in results.items():
-        lines.append(f"| {name} | {r['n']} | {r.get('audio_hours', '')} | {r['cer']:.3f} | {r['wer']:.3f} |")
-        for synth, g in r.get("by_synth", {}).items():
-            lines.append(f"| {name} / {synth} | {g['n']} |  | {g['cer']:.3f} | {g['wer']:.3f} |")
-    return "\n".join(lines)
+        rows.append([name, r["n"], r.get("audio_hours", ""), f"{r['cer']:.3f}", f"{r['wer']:.3f}"])
+        rows += [[f"{name}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}"]
+                 for synth, g in r.get("by_synth", {}).items()]
+    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
 
 
 def _device_name() -> str:

@@ -1,5 +1,5 @@
 # Synthetic corpus + reference model trained from scratch (docs/reference-model.md).
-#   make corpus                      English speech (espeak-ng + flite voices, 3:1; CORPUS_SYNTHS=espeak:1 is
+#   make corpus                      English speech (espeak-ng + flite voices, 3:1; CORPUS_SYNTHS=espeak is
 #                                    the espeak-only corpus of the committed figures, file for file)
 #                                    -> build/corpus/{train,dev,test_seen,test_unseen}.jsonl
 #   make train-reference             train (resumes from build/train-reference/checkpoints), export to
@@ -20,9 +20,6 @@ CORPUS_WORKERS ?= $(shell nproc)
 CORPUS_SEED ?= 1234
 # synthesisers and their training shares (builders/corpus.py --synths); empty = the builder's default
 CORPUS_SYNTHS ?=
-# what `make corpus-deps` installs: every supported synthesiser (CI runs it as root, so every kind is
-# tested); `make corpus` installs only what CORPUS_SYNTHS needs
-CORPUS_DEPS_SYNTHS ?= espeak,flite,festival
 TRAIN_OUT ?= build/train-reference
 # what `make train-reference` / `export-reference` write; only promote-reference touches the committed copy
 TRAINED_REFERENCE ?= $(TRAIN_OUT)/model
@@ -36,15 +33,17 @@ TRAIN_ARGS ?= --bf16 --eval-every 300 --save-every 100
 
 .PHONY: corpus-deps corpus train-reference train-reference-tiny eval-reference export-reference promote-reference
 
-corpus-deps: venv  ## install the synthesisers of CORPUS_DEPS_SYNTHS + fortunes text (apt-get, when root); says what is missing otherwise
-	@missing="$$($(PY) -m builders.corpus --missing-packages $(if $(CORPUS_DEPS_SYNTHS),--synths $(CORPUS_DEPS_SYNTHS)))" || exit 1; \
-	  if [ -z "$$missing" ]; then echo "corpus deps present"; exit 0; fi; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	  else echo "missing: $$missing  (install with: sudo apt-get install $$missing)"; exit 1; fi
+# The corpus' text and every synthesiser it can speak with (w2v_triton/train/synthesizers.py names the
+# same packages; tests/test_corpus.py checks that they agree). `make system-deps` (CI) installs them all,
+# so every kind is tested.
+CORPUS_DEPS = /usr/share/games/fortunes=fortunes,fortunes-min espeak-ng=espeak-ng flite=flite \
+  festival=festival /usr/share/festival/voices/english/kal_diphone=festvox-kallpc16k \
+  /usr/share/festival/voices/english/ked_diphone=festvox-kdlpc16k \
+  /usr/share/festival/voices/us/cmu_us_slt_arctic_hts=festvox-us-slt-hts
+corpus-deps:  ## the fortunes text + every corpus synthesiser: espeak-ng, flite, festival and its voices (tools/system_deps.sh)
+	@bash $(SYSTEM_DEPS) "corpus deps" $(CORPUS_DEPS)
 
-corpus: venv  ## synthetic English speech corpus under $(CORPUS_DIR) (CORPUS_SYNTHS; idempotent, parallel)
-	$(MAKE) corpus-deps CORPUS_DEPS_SYNTHS=$(CORPUS_SYNTHS)
+corpus: venv  ## synthetic English speech corpus under $(CORPUS_DIR) (CORPUS_SYNTHS; a missing synthesiser is named at once: make corpus-deps)
 	$(PY) -m builders.corpus --out $(CORPUS_DIR) --n-train $(CORPUS_N_TRAIN) --workers $(CORPUS_WORKERS) \
 	  --seed $(CORPUS_SEED) $(if $(CORPUS_SYNTHS),--synths $(CORPUS_SYNTHS))
 

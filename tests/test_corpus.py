@@ -155,11 +155,17 @@ def test_parse_synths_and_train_counts():
 def test_a_missing_synthesiser_names_its_packages(monkeypatch, fortune_dir, tmp_path):
     monkeypatch.setenv("FLITE", str(tmp_path / "no-flite"))
     assert get("flite").missing().startswith("flite: flite not found (apt-get install flite")
-    assert C.missing_packages(["flite"], (str(fortune_dir),)) == ["flite"]
-    assert C.missing_packages(["flite"], (str(tmp_path / "none"),)) == ["fortunes", "fortunes-min", "flite"]
-    with pytest.raises(FileNotFoundError, match="flite not found"):
+    with pytest.raises(FileNotFoundError, match="flite not found.*make corpus-deps"):
         C.build_corpus(_cfg(fortune_dir, {"flite": 1.0}, out_dir=str(tmp_path / "c")), progress=False)
     assert not (tmp_path / "c").exists()                 # refused before any work
+
+
+def test_corpus_deps_install_every_synthesisers_packages(repo_root):
+    """make corpus-deps (and system-deps, which CI runs) installs what each synthesiser names."""
+    make = (repo_root / "mk" / "train.mk").read_text()
+    deps = make.split("CORPUS_DEPS =", 1)[1].split("\ncorpus-deps:", 1)[0].replace("\\\n", " ")
+    installed = {p for spec in deps.split() for p in spec.split("=", 1)[1].split(",")}
+    assert {p for s in SYNTHESIZERS.values() for p in s.packages} | {"fortunes", "fortunes-min"} <= installed
 
 
 @pytest.mark.parametrize("name", list(SYNTHESIZERS))

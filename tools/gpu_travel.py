@@ -3,41 +3,36 @@
     python3 tools/gpu_travel.py --carry .devcarry            # here, before the call: fails when over
     python3 tools/gpu_travel.py --carry .devcarry --root .   # on the device machine: what arrived
 
-In a git checkout the tree is what the tool sends: tracked files and untracked files git does not
-ignore (carried paths counted once, as carry); elsewhere (the copy on the device machine, which
-has no .git) every file under --root. Prints one line; exit 1 when the total is over --limit-mib.
-Standard library only: it runs on the GPU image's Python too.
+In a git checkout the tree is what the tool sends (w2v_triton.build.gpu_kit.travelling_bytes: tracked
+files, untracked files git does not ignore, shared/; carried folders are git-ignored, so counted once,
+as carry); elsewhere (the copy on the device machine, which has no .git) every file under --root but
+the carried ones. Prints one line; exit 1 when the total is over --limit-mib. Imports only the
+standard library and the checkout's package: it runs on the GPU image's Python too.
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the checkout's w2v_triton, installed or not
+from w2v_triton.build.gpu_kit import travelling_bytes  # noqa: E402
 
 LIMIT_MIB = 64.0
 
 
-def _walk(path: Path) -> int:
+def _walk(path: Path, skip: tuple[Path, ...] = ()) -> int:
     if path.is_file():
         return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()
+               and not any(s == p or s in p.parents for s in skip))
 
 
-def tree_bytes(root: Path, exclude: list[Path]) -> int:
-    """Bytes of the files the tool sends from `root`, carried paths excluded."""
-    excluded = [p.resolve() for p in exclude]
-
-    def counted(path: Path) -> bool:
-        resolved = path.resolve()
-        return path.is_file() and not any(resolved == e or e in resolved.parents for e in excluded)
-
+def tree_bytes(root: Path, carried: list[Path]) -> int:
+    """Bytes of the files the tool sends from `root`, carried paths aside."""
     if (root / ".git").exists():
-        listing = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
-                                  "--exclude-standard"], capture_output=True, check=True).stdout
-        files = [root / name for name in listing.decode().split("\0") if name]
-        return sum(f.stat().st_size for f in files if counted(f))
-    return sum(p.stat().st_size for p in root.rglob("*") if not p.is_symlink() and counted(p))
+        return sum(travelling_bytes(root).values())
+    return _walk(root.resolve(), tuple(c.resolve() for c in carried))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ import soundfile as sf
 from w2v_triton.serving.spec import SAMPLE_RATE
 from w2v_triton.train.augment import augment
 from w2v_triton.train.synthesizers import SYNTHESIZERS, get
-from w2v_triton.train.text import DEBIAN_PACKAGES as TEXT_PACKAGES, DEFAULT_FORTUNE_DIRS, sentence_pool
+from w2v_triton.train.text import DEFAULT_FORTUNE_DIRS, sentence_pool
 
 SPLITS = ("train", "dev", "test_seen", "test_unseen")
 HELD_OUT = SPLITS[1:]
@@ -186,20 +186,11 @@ def render_order(jobs: list[Job]) -> list[Job]:
     return held + turns
 
 
-def missing_packages(synths: list[str], fortune_dirs: tuple[str, ...] = DEFAULT_FORTUNE_DIRS) -> list[str]:
-    """The Debian packages still to install for these synthesisers and the text (`make corpus-deps`)."""
-    out = [] if any(Path(d).is_dir() for d in fortune_dirs) else list(TEXT_PACKAGES)
-    for name in synths:
-        if get(name).missing():
-            out += [p for p in get(name).packages if p not in out]
-    return out
-
-
 def check_synthesizers(cfg: CorpusConfig) -> None:
     """Fail with one line per missing synthesiser before any work starts."""
     problems = [m for m in (get(name).missing() for name in cfg.synths) if m]
     if problems:
-        raise FileNotFoundError("; ".join(problems))
+        raise FileNotFoundError("; ".join(problems) + " (make corpus-deps installs every synthesiser)")
 
 
 def _render_all(cfg: CorpusConfig, jobs: list[Job], max_seconds: float | None,

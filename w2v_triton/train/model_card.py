@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from w2v_triton.eval.tables import markdown_table
+
 SET_NAMES = {"test_seen": "test_seen (unseen sentences, training voices)",
              "test_unseen": "test_unseen (unseen sentences, unseen voices)",
              "dev": "dev (training voices)", "real_speech": "real read speech"}
@@ -24,17 +26,16 @@ def _rates(results: dict[str, Any] | None, split: str, synth: str | None = None)
     return "–" if r is None else f"{r['cer']:.3f} / {r['wer']:.3f}"
 
 
-def evaluation_table(candidate: dict[str, Any], committed: dict[str, Any] | None) -> list[str]:
-    """Markdown rows: each set (and each synthesiser of it) with the candidate's CER / WER and the committed model's."""
-    lines = ["| set | utterances | hours | greedy CER | greedy WER | committed model: CER / WER |",
-             "|---|---|---|---|---|---|"]
+def evaluation_table(candidate: dict[str, Any], committed: dict[str, Any] | None) -> str:
+    """Markdown: each set (and each synthesiser of it) with the candidate's CER / WER and the committed model's."""
+    rows = []
     for split, r in candidate.items():
-        lines.append(f"| {SET_NAMES.get(split, split)} | {r['n']} | {r.get('audio_hours', '')} | {r['cer']:.3f} "
-                     f"| **{r['wer']:.3f}** | {_rates(committed, split)} |")
-        for synth, g in r.get("by_synth", {}).items():
-            lines.append(f"| {split}: {synth} | {g['n']} |  | {g['cer']:.3f} | {g['wer']:.3f} "
-                         f"| {_rates(committed, split, synth)} |")
-    return lines
+        rows.append([SET_NAMES.get(split, split), r["n"], r.get("audio_hours", ""), f"{r['cer']:.3f}",
+                     f"**{r['wer']:.3f}**", _rates(committed, split)])
+        rows += [[f"{split}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}",
+                  _rates(committed, split, synth)] for synth, g in r.get("by_synth", {}).items()]
+    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER", "committed model: CER / WER"],
+                          rows)
 
 
 def _architecture(config: dict[str, Any], parameters: int, record: dict[str, Any]) -> list[str]:
@@ -91,7 +92,7 @@ def write_model_card(folder: Path, record: dict[str, Any], corpus_dir: Path, par
         "far that carries to people. Project documentation: `docs/reference-model.md`.",
         "",
         "## Evaluation (greedy CTC, no LM; `make eval-reference`)",
-        *evaluation_table(record["candidate"], record["committed"]),
+        evaluation_table(record["candidate"], record["committed"]),
         "",
         "## Model",
         *_architecture(config, parameters, record),

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from w2v_triton.paths import REAL_SPEECH_GLOB, REFERENCE_MODEL_DIR, REPO_ROOT
+from w2v_triton.build import manifest
+from w2v_triton.paths import CORPUS_DIR, REFERENCE_MODEL_DIR, REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ REAL_SPEECH = "real_speech"                  # must not get worse, when present
 @dataclass
 class PromotionConfig:
     candidate: Path                                       # a trained model folder (config.json + weights)
-    corpus: Path = Path("build/corpus")                   # the splits both models are evaluated on
+    corpus: Path = CORPUS_DIR                             # the splits both models are evaluated on
     reference: Path = REFERENCE_MODEL_DIR
-    real_speech_glob: str = REAL_SPEECH_GLOB               # '' = no real speech
+    real_speech_glob: str = manifest.real_speech_glob(REPO_ROOT)   # '' = no real speech
     train_log: Path | None = None                         # the candidate's training log and curves, copied
     plot: Path | None = None                              # to docs_log / docs_plot when it is promoted
     docs_log: Path = REPO_ROOT / "docs" / "reference-training-log.jsonl"

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 DEFAULT_FORTUNE_DIRS = ("/usr/share/games/fortunes",)
-DEBIAN_PACKAGES = ("fortunes", "fortunes-min")      # what installs DEFAULT_FORTUNE_DIRS
 # Collections that are not prose (ASCII drawings, code) or not English.
 SKIP_FILES = {"ascii-art", "linuxcookie", "perl", "zippy"}
 ALLOWED = re.compile(r"^[A-Z' ]+$")
