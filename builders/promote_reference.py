@@ -6,9 +6,9 @@
 Evaluates the candidate (weights as committed: float16) and the committed model on the corpus'
 test_seen and test_unseen and on real speech when present; replaces the model folder, the docs'
 training log and curves, and writes the model card only when the candidate is better on both
-test splits (lower greedy WER, or the same WER and lower CER) and its real-speech WER is no higher. Exit 0: promoted; 1: kept (the line says why,
-nothing changed); 2: the inputs cannot be compared. `make promote-reference` re-renders the docs'
-tables after a promotion.
+test splits (lower greedy WER, or the same WER and lower CER) and its real-speech WER is no
+higher. Exit 0: promoted; 1: kept (the line says why, nothing changed); 2: the inputs cannot be
+compared. `make promote-reference` re-renders the docs' tables after a promotion.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@
 #
 # Usage (bash, from the repository root):
 #     source tools/gpu_offline_env.sh .devcarry
-# then e.g.  python3 -m builders.corpus --fortune-dir .devcarry/fortunes ...
+# then e.g.  python3 -m builders.corpus --fortune-dir "$W2V_FORTUNE_DIR" ...
 #
 # Carry folder layout:
 #   debs/*.deb          espeak-ng, libespeak-ng1, espeak-ng-data, libsonic0 (Debian 12, amd64);

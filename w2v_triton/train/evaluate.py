@@ -101,8 +101,6 @@ def evaluate_model(model_dir: str | Path, corpus: str | Path, real_speech_glob: 
     """Greedy CER / WER of a model folder on the corpus' `splits` that exist (per synthesiser when
     the corpus has several) and on the real-speech manifests matching `real_speech_glob` (per
     source folder; none when '' or nothing matches), on the GPU when there is one."""
-    import torch
-
     from w2v_triton.build.manifest import read_rows
     from w2v_triton.serving.ctc_model import load_ctc_weights
 

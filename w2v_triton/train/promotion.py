@@ -6,8 +6,9 @@ test_seen and test_unseen, and real speech when present. It replaces the committ
 the training curve and log the docs show) only when it is better on test_seen and on test_unseen
 (lower greedy WER, or the same WER and lower CER: CER is the finer count of the same errors, which
 matters where WER saturates at 1.0) and its real-speech WER is no higher; its model card
-(README.md) then records the command and the figures of both. Otherwise every file stays as it was and the decision says why in one
-line. The first model (nothing committed yet) is promoted after its evaluation.
+(README.md) then records the command and the figures of both. Otherwise every file stays as it
+was and the decision says why in one line. The first model (nothing committed yet) is promoted
+after its evaluation.
 """
 from __future__ import annotations
 
@@ -171,8 +172,9 @@ def promote_reference(cfg: PromotionConfig, progress: bool = False) -> Decision:
         if not promote:
             return decision
         (staging / "eval_results.json").write_text(json.dumps(candidate, indent=2) + "\n")
-        (staging / "promotion.json").write_text(json.dumps(decision.to_json(), indent=2) + "\n")
-        write_model_card(staging, decision.to_json(), cfg.corpus, parameters, replaced=cfg.reference)
+        record = {k: v for k, v in decision.to_json().items() if k != "written"}
+        (staging / "promotion.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_model_card(staging, record, cfg.corpus, parameters, replaced=cfg.reference)
         _replace(staging, cfg.reference)
         decision.written = sorted(str(p) for p in cfg.reference.iterdir())
         for source, target in ((cfg.train_log, cfg.docs_log), (cfg.plot, cfg.docs_plot)):
