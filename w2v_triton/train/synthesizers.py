@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
 import numpy as np
 import soundfile as sf
@@ -192,7 +192,8 @@ class Festival(Synthesizer):
     packages = ("festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts")
     uses_pitch = False
     TIMEOUT_S: ClassVar[float] = 120.0
-    _running: ClassVar[dict[int, tuple[subprocess.Popen[str], Path]]] = {}
+    # per process: festival, and its stderr (an unnamed temporary file: nothing is left behind)
+    _running: ClassVar[dict[int, tuple[subprocess.Popen[str], IO[bytes]]]] = {}
 
     def training_voices(self) -> list[str]:
         return ["kal_diphone", "cmu_us_slt_arctic_hts"]
@@ -205,21 +206,20 @@ class Festival(Synthesizer):
                                  timeout=self.TIMEOUT_S).stdout
         return set(listing.replace("(", " ").replace(")", " ").split())
 
-    def _process(self) -> tuple[subprocess.Popen[str], Path]:
+    def _process(self) -> tuple[subprocess.Popen[str], IO[bytes]]:
         pid = os.getpid()   # a forked worker must not share its parent's festival
-        proc, workdir = self._running.get(pid, (None, None))
-        if proc is None or proc.poll() is not None or workdir is None:
-            workdir = Path(tempfile.mkdtemp(prefix="festival-"))
-            with open(workdir / "stderr.log", "w") as stderr:   # the child keeps its own descriptor
-                proc = subprocess.Popen([self._binary(), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=stderr, text=True, bufsize=1)
-            self._running[pid] = (proc, workdir)
-        return proc, workdir
+        running = self._running.get(pid)
+        if running is None or running[0].poll() is not None:
+            stderr = tempfile.TemporaryFile()
+            proc = subprocess.Popen([self._binary(), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=stderr, text=True, bufsize=1)
+            running = self._running[pid] = (proc, stderr)
+        return running
 
     def _synthesize(self, text: str, voice: str, rate: int, pitch: int) -> AnyArray:
-        proc, workdir = self._process()
+        proc, stderr = self._process()
         assert proc.stdin is not None and proc.stdout is not None
-        wav = workdir / "out.wav"
+        wav = Path(tempfile.gettempdir()) / f"festival-{os.getpid()}.wav"
         wav.unlink(missing_ok=True)
         spoken = text.lower().replace("\\", " ").replace('"', " ")
         # diphone voices stretch durations; the HMM voice (hts_engine) takes a speed factor instead
@@ -238,7 +238,9 @@ class Festival(Synthesizer):
         if line.strip() != "ok" or not wav.is_file():
             if not line:
                 proc.kill()      # dead or hung: the next utterance starts a fresh one
-            log = (workdir / "stderr.log").read_text()[-300:]
+            stderr.seek(0)            # (festival shares this offset: back to the end after reading)
+            log = stderr.read().decode(errors="replace")[-300:]
+            stderr.seek(0, os.SEEK_END)
             raise SynthesisError(f"festival gave no audio for voice {voice!r}: {log!r}")
         audio = _read_wav(wav, f"festival ({voice})")
         wav.unlink()
