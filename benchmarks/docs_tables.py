@@ -280,11 +280,25 @@ def render_int8_study(path: Path) -> str:
 
 
 def render_eval(path: Path) -> str:
-    """builders/train_reference.py's eval_results.json: greedy CER / WER per set."""
+    """builders/train_reference.py's eval_results.json: greedy CER / WER per set, and per synthesiser of
+    a set where the corpus had several."""
     report = json.loads(path.read_text())
-    rows = [[name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
-             f"{r['wer']:.3f}"] for name, r in report.items()]
+    rows = []
+    for name, r in report.items():
+        rows.append([name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
+                     f"{r['wer']:.3f}"])
+        rows += [[f"{name}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}"]
+                 for synth, g in r.get("by_synth", {}).items()]
     return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
+
+
+def render_promotion(path: Path) -> str:
+    """builders/promote_reference.py --report: both models' CER / WER per set and synthesiser
+    (the model card's table)."""
+    from w2v_triton.train.model_card import evaluation_table
+
+    report = json.loads(path.read_text())
+    return evaluation_table(report["candidate"], report["committed"])
 
 
 def render_decoding_eval(path: Path) -> str:
@@ -328,7 +342,8 @@ def render_gpu_served(path: Path) -> str:
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "table": render_table, "inprocess": render_inprocess, "served": render_served, "goals": render_goals,
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
-    "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
+    "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "promotion": render_promotion,
+    "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
     "latency": render_latency, "openvino": render_openvino, "gpu-served": render_gpu_served,
 }

@@ -62,14 +62,15 @@ def real_speech(count: int, max_seconds: float) -> list[tuple[np.ndarray, str]]:
 
 def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
     """Clean espeak-ng speech of the corpus' held-out test_seen sentences (training voices)."""
-    from w2v_triton.train.corpus import (CorpusConfig, find_espeak, split_sentences, synthesize,
-                                            training_voices)
+    from w2v_triton.train.corpus import CorpusConfig, split_sentences
+    from w2v_triton.train.synthesizers import get
 
-    if find_espeak() is None:
+    espeak = get("espeak")
+    if espeak.missing():
         return []
     sentences = split_sentences(CorpusConfig())["test_seen"][:count]
-    voices = training_voices()
-    return [(synthesize(text, voices[i % len(voices)], 170, 50), text) for i, text in enumerate(sentences)]
+    voices = espeak.training_voices()
+    return [(espeak.synthesize(text, voices[i % len(voices)], 170, 50), text) for i, text in enumerate(sentences)]
 
 
 def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
