@@ -92,7 +92,7 @@ def real_stream(seconds: float) -> tuple[np.ndarray, str] | None:
 def quality(repository: Path, streams: dict[str, tuple[np.ndarray, str]], chunk: float) -> list[dict]:
     """Concatenated segment finals vs the offline transcript and the truth, in process."""
     from w2v_triton.serving.pipeline import ReferencePipeline
-    from w2v_triton.serving.settings import model_parameters
+    from w2v_triton.serving.pipeline import model_parameters
     from w2v_triton.serving.streaming import build_recognizer, transcript, version_dir
 
     pipeline = ReferencePipeline(repository)
@@ -196,7 +196,7 @@ def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> 
     """One stream of `hours` in process, unpaced: memory and chunk compute over stream time."""
     import psutil
 
-    from w2v_triton.serving.settings import model_parameters
+    from w2v_triton.serving.pipeline import model_parameters
     from w2v_triton.serving.streaming import build_recognizer, version_dir
 
     recognizer = build_recognizer(model_parameters(repository, spec.STREAMING_MODEL), version_dir(repository),

@@ -14,8 +14,9 @@ next audio opens a new one). Turn detection is the server's (its values are read
 model's config and reported); a session cannot change them. Closing the socket sends END at
 once, so Triton frees the stream (tests: within 1 s).
 
-Settings (environment): TRITON_GRPC_URL (host:port, default 127.0.0.1:8001),
-GATEWAY_REALTIME_CHUNK_SECONDS (0.32), TRITON_TIMEOUT_S (120).
+Settings: gateway/settings.py (TRITON_GRPC_URL, GATEWAY_REALTIME_CHUNK_SECONDS, TRITON_TIMEOUT_S);
+API keys as for every /v1 route (gateway/auth.py), from the handshake's Authorization header: a
+refused key gets an `error` event and the socket closes (1008).
 """
 from __future__ import annotations
 
@@ -24,9 +25,7 @@ import base64
 import binascii
 import json
 import logging
-import os
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,27 +33,15 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from client import ClientError, LiveStream, StreamUpdate, TranscriptionClient
+from gateway.auth import KeyCheck
+from gateway.errors import APIError
+from gateway.settings import Settings
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import AudioError, StreamResampler, pcm16_to_float
-from w2v_triton.serving.settings import model_parameters_from_config
 from w2v_triton.serving.streaming import StreamingConfig
 
 log = logging.getLogger("w2v_triton.gateway.realtime")
 INPUT_RATE = 24_000          # OpenAI's Realtime API: pcm16 at 24 kHz mono
-
-
-@dataclass(frozen=True)
-class RealtimeSettings:
-    triton_grpc_url: str = "127.0.0.1:8001"
-    chunk_seconds: float = 0.32
-    timeout_s: float = 120.0
-
-    @classmethod
-    def from_env(cls) -> "RealtimeSettings":
-        env = os.environ
-        return cls(env.get("TRITON_GRPC_URL", cls.triton_grpc_url),
-                   float(env.get("GATEWAY_REALTIME_CHUNK_SECONDS", cls.chunk_seconds)),
-                   float(env.get("TRITON_TIMEOUT_S", cls.timeout_s)))
 
 
 class SessionError(Exception):
@@ -82,7 +69,7 @@ def turn_detection(config: StreamingConfig) -> dict[str, Any] | None:
 class Session:
     """One WebSocket's transcription session (see the module docstring)."""
 
-    def __init__(self, socket: WebSocket, settings: RealtimeSettings, config: StreamingConfig) -> None:
+    def __init__(self, socket: WebSocket, settings: Settings, config: StreamingConfig) -> None:
         self.socket, self.settings, self.config = socket, settings, config
         self.loop = asyncio.get_running_loop()
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -96,7 +83,7 @@ class Session:
         self.live: LiveStream | None = None
         self.resampler = StreamResampler(INPUT_RATE)
         self.pending = np.zeros(0, np.float32)    # 16 kHz samples not yet sent
-        self.chunk = max(1, int(settings.chunk_seconds * spec.SAMPLE_RATE))
+        self.chunk = max(1, int(settings.realtime_chunk_seconds * spec.SAMPLE_RATE))
         self.appended = 0                          # 24 kHz samples appended since the last commit
         self.offset_ms = 0.0                       # session audio sent on earlier Triton streams
         self.stream_samples = 0                    # 16 kHz samples sent on the current stream
@@ -121,7 +108,7 @@ class Session:
     def _open(self) -> LiveStream:
         """The current Triton stream (opened at the first audio after a commit)."""
         if self.live is None:
-            self.client = TranscriptionClient(self.settings.triton_grpc_url, "grpc", self.settings.timeout_s)
+            self.client = TranscriptionClient(self.settings.triton_grpc_url, "grpc", self.settings.triton_timeout_s)
             try:
                 self.live = self.client.open_stream(on_update=self._on_update)
             except ClientError as exc:
@@ -257,29 +244,36 @@ class Session:
         self.outbox.put_nowait(None)
 
 
-def streaming_config(settings: RealtimeSettings) -> StreamingConfig:
+def streaming_config(settings: Settings) -> StreamingConfig:
     """The streaming model's settings as the server renders them (its VAD values are reported)."""
-    import tritonclient.grpc as grpcclient
-
-    with grpcclient.InferenceServerClient(settings.triton_grpc_url) as triton:
-        config = triton.get_model_config(spec.STREAMING_MODEL, as_json=True)["config"]
-    return StreamingConfig.from_parameters(model_parameters_from_config(config))
+    with TranscriptionClient(settings.triton_grpc_url, "grpc", settings.triton_timeout_s) as triton:
+        return StreamingConfig.from_parameters(triton.model_parameters(spec.STREAMING_MODEL))
 
 
-def realtime_router(settings: RealtimeSettings | None = None) -> APIRouter:
-    settings = settings or RealtimeSettings.from_env()
+def _event_error(kind: str, code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "event_id": _id("event"),
+            "error": {"type": kind, "code": code, "param": None, "event_id": None, "message": message}}
+
+
+def realtime_router(settings: Settings, keys: KeyCheck) -> APIRouter:
     router = APIRouter()
 
     @router.websocket("/v1/realtime")
     async def realtime(socket: WebSocket) -> None:
         await socket.accept()
+        try:
+            keys.check(socket.headers.get("authorization"), socket.client.host if socket.client else None)
+        except APIError as exc:
+            await socket.send_json(_event_error("invalid_request_error", "invalid_api_key", str(exc)))
+            await socket.close(code=1008)
+            return
         intent = socket.query_params.get("intent", "transcription")
         try:
             config = await run_in_threadpool(streaming_config, settings)
         except Exception as exc:   # Triton unreachable or no streaming model: say so, then close
-            await socket.send_json({"type": "error", "event_id": _id("event"), "error": {
-                "type": "server_error", "code": "server_unavailable", "param": None, "event_id": None,
-                "message": f"the speech recognition server is unavailable at {settings.triton_grpc_url}: {exc}"}})
+            await socket.send_json(_event_error(
+                "server_error", "server_unavailable",
+                f"the speech recognition server is unavailable at {settings.triton_grpc_url}: {exc}"))
             await socket.close(code=1011)
             return
         session = Session(socket, settings, config)

@@ -16,7 +16,7 @@ from test_streaming_server import live_streams, wait_for_live
 
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import StreamResampler, load_audio, pcm16_to_float
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.streaming import build_recognizer, version_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -122,3 +122,15 @@ def test_triton_down_is_an_error_event(start_gateway):
         event = json.loads(socket.recv(timeout=60))
         assert event["type"] == "error" and event["error"]["code"] == "server_unavailable"
         assert "unavailable" in event["error"]["message"] and time.monotonic() - began < 30
+
+
+def test_api_keys_hold_for_the_websocket(start_gateway, tiny_server):
+    keyed = start_gateway(TRITON_URL=tiny_server.http_url, TRITON_GRPC_URL=tiny_server.grpc_url,
+                          GATEWAY_API_KEYS="secret-1")
+    url = keyed.replace("http://", "ws://") + "/v1/realtime"
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        with websockets.connect(url, additional_headers=headers) as socket:
+            event = json.loads(socket.recv(timeout=30))
+            assert event["type"] == "error" and event["error"]["code"] == "invalid_api_key"
+    with websockets.connect(url, additional_headers={"Authorization": "Bearer secret-1"}) as socket:
+        assert json.loads(socket.recv(timeout=30))["type"] == "session.created"

@@ -19,7 +19,7 @@ import pytest
 from client import ClientError, TranscriptionClient, stream_transcript
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import load_audio
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.streaming import build_recognizer, transcript, version_dir
 
 pytestmark = pytest.mark.integration
@@ -48,15 +48,12 @@ def wait_for_live(metrics_port: int, count: float, within: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def stream_repository(tiny_repository, tmp_path_factory) -> Path:
-    from builders.repository import main as build_repository
+def stream_repository(build_tiny, tmp_path_factory) -> Path:
+    from w2v_triton.build.repository import RepositoryOptions
 
-    out = tmp_path_factory.mktemp("stream_repository")
-    onnx_file = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
-    assert build_repository(["--model", "tiny", "--output", str(out), "--onnx", str(onnx_file),
-                             "--decoder-instances", "1", "--stream", f"idle_seconds={IDLE_SECONDS}",
-                             "--stream", f"max_streams={MAX_STREAMS}"]) == 0
-    return out
+    options = RepositoryOptions(decoder_instances=1, streaming={"idle_seconds": str(IDLE_SECONDS),
+                                                                "max_streams": str(MAX_STREAMS)})
+    return build_tiny(tmp_path_factory.mktemp("stream_repository"), options=options)
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,17 @@ from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.build.lm_sentences import write_lm_dir
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.spec import BASE_960H_VOCAB
-from w2v_triton.train.corpus import CorpusConfig, split_sentences, synthesize  # noqa: E402
+from w2v_triton.train.corpus import CorpusConfig, split_sentences  # noqa: E402
+from w2v_triton.train.synthesizers import get as synthesizer  # noqa: E402
 from w2v_triton.train.data import ManifestDataset  # noqa: E402
 from w2v_triton.eval.metrics import error_rates  # noqa: E402
+from w2v_triton.paths import CORPUS_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/reference")
-    p.add_argument("--corpus", default="build/corpus")
+    p.add_argument("--corpus", default=str(CORPUS_DIR))
     p.add_argument("--lm", action="append", default=[], help="NAME=DIR with lm.arpa + unigrams.txt")
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=2)
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [ds[i] for i in tqdm(range(len(ds)), desc=split)]
         sets[split] = ([logits(r["input_values"]) for r in rows], [r["text"] for r in rows])
     clean = sentences["test_seen"]
-    sets["test_seen_clean_en-us"] = ([logits(synthesize(t, "en-us", 160, 50)) for t in tqdm(clean, desc="clean")],
+    sets["test_seen_clean_en-us"] = ([logits(synthesizer("espeak").synthesize(t, "en-us", 160, 50)) for t in tqdm(clean, desc="clean")],
                                      clean)
     with tempfile.TemporaryDirectory() as tmp:
         lms = dict(item.split("=", 1) for item in a.lm)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from w2v_triton.serving.ctc_output import Decoded, DecoderConfigError, greedy_decode
+from w2v_triton.serving.ctc_output import Decoded, DecoderConfigError, path_decode
 from w2v_triton.serving.typing import AnyArray
 
 if TYPE_CHECKING:   # a type only: ctc_decoding imports this module
@@ -254,6 +254,4 @@ class FlashlightBeam:
         best = search.decoder.decode(emissions.ctypes.data, frames, n_tokens)[0]
         # tokens: one label per frame, padded with a leading and trailing silence
         path = np.asarray(best.tokens[1:frames + 1], dtype=np.int64)
-        onehot = np.full((frames, n_tokens), -1.0, np.float32)
-        onehot[np.arange(frames), path] = 0.0
-        return greedy_decode(onehot, self.text, self.blank)
+        return path_decode(path, emissions[np.arange(frames), path], self.text, self.blank)

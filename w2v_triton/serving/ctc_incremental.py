@@ -47,17 +47,20 @@ class GreedySegment:
         self.labels = decoder.labels
         self.delimiter = self.labels.text.index(" ") if " " in self.labels.text else -1
         self.path = np.zeros(0, np.int64)
+        self.path_logprob = np.zeros(0, np.float32)   # each frame's log-probability of its label
         self.last_delimiter = 0
 
     def step(self, logits: AnyArray) -> None:
-        best = self.labels.select(np.asarray(logits, np.float32)).argmax(axis=-1)
+        log_probs = log_softmax(self.labels.select(np.asarray(logits, np.float32)))
+        best = log_probs.argmax(axis=-1)
         hits = np.flatnonzero(best == self.delimiter)
         if hits.size:
             self.last_delimiter = self.path.size + int(hits[-1])
         self.path = np.concatenate([self.path, best])
+        self.path_logprob = np.concatenate([self.path_logprob, log_probs[np.arange(best.size), best]])
 
     def hypothesis(self) -> Decoded:
-        return path_decode(self.path, self.labels.text, self.labels.blank)
+        return path_decode(self.path, self.path_logprob, self.labels.text, self.labels.blank)
 
     def stable_seconds(self) -> float:
         return self.last_delimiter * SECONDS_PER_FRAME
@@ -67,12 +70,14 @@ class FlashlightSegment:
     def __init__(self, decoder: CTCDecoder, search: Any, lag_seconds: float) -> None:
         self.labels, self.search, self.lag = decoder.labels, search, lag_seconds
         self.search.decoder.decode_begin()
+        self.emissions: list[AnyArray] = []   # the segment's log-probabilities: the words' confidences
         self.frames = 0
 
     def step(self, logits: AnyArray) -> None:
         emissions = np.ascontiguousarray(log_softmax(self.labels.select(np.asarray(logits, np.float32))))
         if emissions.shape[0]:
             self.search.decoder.decode_step(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])
+            self.emissions.append(emissions)
             self.frames += emissions.shape[0]
 
     def hypothesis(self) -> Decoded:
@@ -81,7 +86,8 @@ class FlashlightSegment:
         best = self.search.decoder.get_best_hypothesis(0)
         # tokens: one label per frame after a leading silence
         path = np.asarray(best.tokens[1:self.frames + 1], dtype=np.int64)
-        return path_decode(path, self.labels.text, self.labels.blank)
+        self.emissions = [np.concatenate(self.emissions)]
+        return path_decode(path, self.emissions[0][np.arange(path.size), path], self.labels.text, self.labels.blank)
 
     def stable_seconds(self) -> float:
         return self.frames * SECONDS_PER_FRAME - self.lag

@@ -50,7 +50,8 @@ from w2v_triton.serving.long_audio import STRIDE, LongAudioConfig, frame_count
 from w2v_triton.serving.preprocessing import InvalidAudio, normalize, preprocess, validate
 from w2v_triton.serving.settings import parse_parameters, to_parameters
 from w2v_triton.serving.typing import AnyArray
-from w2v_triton.serving.vad import HYSTERESIS, VADS, WINDOW, Endpointer, NoVAD, SegmentEvent, SileroVAD, VadState, build_vad
+from w2v_triton.serving.vad import (HYSTERESIS, SILERO_FILE, VADS, WINDOW, Endpointer, NoVAD, SegmentEvent, SileroVAD,
+                                   VadState, build_vad)
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def transcript(results: list[StreamResult]) -> str:
 
 
 def _shift(words: list[WordTime], seconds: float) -> list[dict[str, Any]]:
-    return [{"word": w.word, "start_s": round(w.start_s + seconds, 4), "end_s": round(w.end_s + seconds, 4)}
+    return [{**w.__dict__, "start_s": round(w.start_s + seconds, 4), "end_s": round(w.end_s + seconds, 4)}
             for w in words]
 
 
@@ -509,7 +510,8 @@ def split_parameters(parameters: dict[str, str]) -> tuple[dict[str, str], dict[s
 
 
 ACOUSTIC_FILES = "acoustic"     # in the streaming model's version folder: the acoustic model's file(s)
-DECODER_FILES = "decoder"       # ... and the decoder's (vocabulary, LM, unigrams)
+DECODER_FILES = "decoder"       # ... the decoder's (vocabulary, LM, unigrams)
+VAD_FILES = "vad"               # ... and the VAD's ONNX file (silero)
 
 
 def version_dir(repository: str | Path) -> Path:
@@ -536,4 +538,6 @@ def build_recognizer(parameters: dict[str, str], files_dir: str | Path, device_i
     decoder_dir = files_dir / DECODER_FILES
     decoder = CTCDecoder(Vocabulary.load_from_dir(decoder_dir),
                          DecoderConfig.from_parameters(decoder_params, base_dir=decoder_dir))
-    return ChunkedRecognizer(acoustic, decoder, do_normalize, StreamingConfig.from_parameters(stream_params))
+    config = StreamingConfig.from_parameters(stream_params)
+    return ChunkedRecognizer(acoustic, decoder, do_normalize, config,
+                             build_vad(config.vad, files_dir / VAD_FILES / SILERO_FILE))

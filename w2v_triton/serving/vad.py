@@ -4,8 +4,8 @@ Why silero-vad, and why its ONNX file through onnxruntime: it is a maintained, M
 (the `silero-vad` wheel ships it) that separates speech from noise far better than the energy and
 GMM features of webrtcvad, and it runs in the runtime the acoustic model already uses, batched
 over every stream of an execution (its recurrent state is 2 x 128 floats per stream). Only the
-ONNX file is read: the package's Python code imports torch, which the server image does not need
-(install it there with `pip install --no-deps silero-vad`). Cost: 0.2-0.6 ms of one core per
+ONNX file is read: the package's Python code imports torch: the repository builder copies the ONNX file from the build
+environment's silero-vad into the streaming model's folder (`vad/`), so the server needs neither. Cost: 0.2-0.6 ms of one core per
 32 ms window and stream (batched vs alone), about 1-2 % of a core per live stream.
 
 `Endpointer` is the state machine of silero's own VADIterator, in samples: speech starts at a
@@ -44,9 +44,8 @@ def silero_model_path() -> Path:
     __init__ imports torch)."""
     found = importlib.util.find_spec("silero_vad")
     if found is None or not found.submodule_search_locations:
-        raise VadUnavailable("the streaming model's VAD needs the silero-vad package: "
-                             "pip install --no-deps silero-vad==6.2.3 (only its ONNX file is used), "
-                             "or build with --stream vad=none")
+        raise VadUnavailable("the streaming model's VAD comes from the silero-vad package (the build extra; "
+                             "only its ONNX file is used), or build with --stream vad=none")
     path = Path(list(found.submodule_search_locations)[0]) / "data" / SILERO_FILE
     if not path.is_file():
         raise VadUnavailable(f"{path} is missing: reinstall silero-vad")
@@ -74,6 +73,8 @@ class SileroVAD:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         model = path or silero_model_path()
+        if not model.is_file():
+            raise VadUnavailable(f"{model} is missing: rebuild the repository (`make build-models`) to copy the VAD")
         try:
             self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         except Exception as exc:   # onnxruntime raises its own exception types
@@ -194,6 +195,7 @@ class NoVAD:
 VADS = ("silero", "none")
 
 
-def build_vad(kind: str, threads: int = 1) -> SileroVAD | NoVAD:
-    """The VAD a streaming config names (VADS)."""
-    return NoVAD() if kind == "none" else SileroVAD(threads=threads)
+def build_vad(kind: str, path: Path | None = None, threads: int = 1) -> SileroVAD | NoVAD:
+    """The VAD a streaming config names (VADS); `path`: silero's ONNX file (default: the installed
+    package's)."""
+    return NoVAD() if kind == "none" else SileroVAD(path, threads=threads)
