@@ -269,7 +269,7 @@ def render_long_audio_seams(path: Path) -> str:
 
 
 def render_int8_study(path: Path) -> str:
-    """tools/int8_study.py's report: int8-mm with parts kept in float, and static int8."""
+    """tools/dev/int8_study.py's report: int8-mm with parts kept in float, and static int8."""
     report = json.loads(path.read_text())
     rows = []
     for name, r in report["results"].items():
@@ -302,7 +302,7 @@ def render_promotion(path: Path) -> str:
 
 
 def render_decoding_eval(path: Path) -> str:
-    """tools/eval_reference_decoding.py's report: greedy vs beam + each LM, per set."""
+    """tools/dev/eval_reference_decoding.py's report: greedy vs beam + each LM, per set."""
     report = json.loads(path.read_text())
     decoders, sets = [], []
     for key in report:
@@ -332,7 +332,7 @@ def render_training_curve(path: Path) -> str:
 
 
 def render_gpu_served(path: Path) -> str:
-    """Every tools/gpu_serving_bench.sh report in a folder: best rate, latency, GPU utilisation and
+    """Every tools/gpu/gpu_serving_bench.sh report in a folder: best rate, latency, GPU utilisation and
     where the time went per variant and sweep, against issue 33's goals (benchmarks/gpu_summary.py)."""
     if not gpu_summary.summary_rows(path):
         raise TableSourceError(f"{path}: no gpu-served-*.json reports")

@@ -22,4 +22,4 @@ browser-deps:  ## Debian's chromium for the page's browser test (Playwright driv
 
 .PHONY: docs-gateway-screenshot
 docs-gateway-screenshot: venv  ## docs/gateway-page.png: the page with a real transcript (needs chromium; GATEWAY_SCREENSHOT_REPO, GATEWAY_SCREENSHOT_AUDIO)
-	$(PY) tools/gateway_screenshot.py --repository $(GATEWAY_SCREENSHOT_REPO) --audio $(GATEWAY_SCREENSHOT_AUDIO) --out docs/gateway-page.png
+	$(PY) tools/dev/gateway_screenshot.py --repository $(GATEWAY_SCREENSHOT_REPO) --audio $(GATEWAY_SCREENSHOT_AUDIO) --out docs/gateway-page.png

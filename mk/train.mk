@@ -13,7 +13,7 @@
 #   TRAIN_PRESET=auto|cpu|gpu        model + hyper-parameters (auto: gpu when CUDA is available);
 #   on a GPU, as models/reference was trained:  make corpus CORPUS_SYNTHS=espeak CORPUS_N_TRAIN=40000 && make train-reference
 #     TRAIN_STEPS=30000 TRAIN_MINUTES=8.45 TRAIN_ARGS="--anneal-by-time --bf16 --eval-every 250 --save-every 250"
-#   a lent GPU machine without registry access: the whole run in one call, tools/gpu_session.sh (its header)
+#   a lent GPU machine without registry access: the whole run in one call, tools/gpu/gpu_session.sh (its header)
 CORPUS_DIR ?= build/corpus
 CORPUS_N_TRAIN ?= 14000
 CORPUS_WORKERS ?= $(shell nproc)
@@ -40,7 +40,7 @@ CORPUS_DEPS = /usr/share/games/fortunes=fortunes,fortunes-min espeak-ng=espeak-n
   festival=festival /usr/share/festival/voices/english/kal_diphone=festvox-kallpc16k \
   /usr/share/festival/voices/english/ked_diphone=festvox-kdlpc16k \
   /usr/share/festival/voices/us/cmu_us_slt_arctic_hts=festvox-us-slt-hts
-corpus-deps:  ## the fortunes text + every corpus synthesiser: espeak-ng, flite, festival and its voices (tools/system_deps.sh)
+corpus-deps:  ## the fortunes text + every corpus synthesiser: espeak-ng, flite, festival and its voices (tools/dev/system_deps.sh)
 	@bash $(SYSTEM_DEPS) "corpus deps" $(CORPUS_DEPS)
 
 corpus: venv  ## synthetic English speech corpus under $(CORPUS_DIR) (CORPUS_SYNTHS; a missing synthesiser is named at once: make corpus-deps)

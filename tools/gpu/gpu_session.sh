@@ -2,8 +2,8 @@
 # shellcheck disable=SC2317  # gpu_offline_env.sh ends in return-or-exit; what follows is reachable
 # The reference model's whole GPU run, in one call of a lent machine that reaches no package registry
 # (docs/reference-model.md, "GPU run v2"):
-#   1. offline tools from the carry folder (tools/gpu_offline_env.sh: espeak-ng + flite debs, wheels,
-#      fortunes) and what travelled (tools/gpu_travel.py: tree + carry, 64 MiB at most);
+#   1. offline tools from the carry folder (tools/gpu/gpu_offline_env.sh: espeak-ng + flite debs, wheels,
+#      fortunes) and what travelled (tools/gpu/gpu_travel.py: tree + carry, 64 MiB at most);
 #   2. the corpus (builders/corpus.py, the default espeak-ng + flite mix, same seed => the same held-out
 #      splits as any other machine): held-out splits complete, training utterances for CORPUS_MAX_S;
 #   3. training (builders/train_reference.py, gpu preset) from INIT_FROM's weights for what is left of
@@ -14,16 +14,16 @@
 #   5. packing into OUT, files of at most 15 MB (the tool returns 16 MiB per file):
 #      result.tgz.part-* = the files the promotion changed (models/reference/, docs/) + build/gpu-run/
 #      (logs, the gate's report, and the candidate when it was kept). Land it here with
-#      `bash tools/gpu_land.sh <the folder the files came back to>`.
+#      `bash tools/gpu/gpu_land.sh <the folder the files came back to>`.
 #
 # On the machine that calls the device tool (the checkout the tool sends, with this branch in it):
-#   bash tools/build_gpu_carry.sh .devcarry      # once; prints what a call sends (must be <= 64 MiB)
-# then ONE call:  run(command="bash tools/gpu_session.sh .devcarry $OUT", carry=[".devcarry"], timeout_s=600)
+#   bash tools/gpu/build_gpu_carry.sh .devcarry      # once; prints what a call sends (must be <= 64 MiB)
+# then ONE call:  run(command="bash tools/gpu/gpu_session.sh .devcarry $OUT", carry=[".devcarry"], timeout_s=600)
 # (device time: the start, ~1-2 min, + BUDGET_S + the transfers: ~12 of the 15 minutes; there is no
 # time for a second try). The machine has no real speech: the gate compares test_seen and test_unseen
 # there; `make corpus CORPUS_N_TRAIN=0 && make eval-reference` here adds the real-speech row.
 #
-#   bash tools/gpu_session.sh <carry-folder|''> <out-folder>
+#   bash tools/gpu/gpu_session.sh <carry-folder|''> <out-folder>
 # Environment: BUDGET_S (wall seconds for the whole script, default 540: the call's 600 s less a
 # margin), N_TRAIN (32000 utterances: 24000 espeak-ng + 8000 flite), CORPUS_MAX_S (90), RESERVE_S
 # (seconds kept after training for export, evaluation of both models, promotion and packing: 120),
@@ -36,7 +36,7 @@
 set -uo pipefail
 carry=${1?carry folder or ''}
 out=${2:?out folder}
-code=$(cd "$(dirname "$0")/.." && pwd)
+code=$(cd "$(dirname "$0")/../.." && pwd)
 tree=$PWD
 smoke=${SMOKE:-0}
 budget=${BUDGET_S:-540}
@@ -52,11 +52,11 @@ py=${PYTHON:-python3}
 # --- 1. offline tools, what travelled -------------------------------------------------------------
 travel=(--root "$code")           # the checkout the device tool sends (on the machine: the tree itself)
 if [ -n "$carry" ]; then
-  # shellcheck source=tools/gpu_offline_env.sh
-  source "$code/tools/gpu_offline_env.sh" "$carry" || exit 3
+  # shellcheck source=tools/gpu/gpu_offline_env.sh
+  source "$code/tools/gpu/gpu_offline_env.sh" "$carry" || exit 3
   travel+=(--carry "$carry")
 fi
-"$py" "$code/tools/gpu_travel.py" "${travel[@]}" | tee "$run/travel.txt"
+"$py" "$code/tools/gpu/gpu_travel.py" "${travel[@]}" | tee "$run/travel.txt"
 if [ "$smoke" = 1 ]; then
   n_train=${N_TRAIN:-24}; per_split=4; corpus_max_s=${CORPUS_MAX_S:-120}; workers=2
   train_args=(--tiny --preset cpu --batch-seconds 8 --workers 0 --eval-every 10 --save-every 10 --max-steps 30)

@@ -1,7 +1,7 @@
 """How much a call of the device tool sends: the working tree plus the carried folders (64 MiB at most).
 
-    python3 tools/gpu_travel.py --carry .devcarry            # here, before the call: fails when over
-    python3 tools/gpu_travel.py --carry .devcarry --root .   # on the device machine: what arrived
+    python3 tools/gpu/gpu_travel.py --carry .devcarry            # here, before the call: fails when over
+    python3 tools/gpu/gpu_travel.py --carry .devcarry --root .   # on the device machine: what arrived
 
 In a git checkout the tree is what the tool sends (w2v_triton.build.gpu_kit.travelling_bytes: tracked
 files, untracked files git does not ignore, shared/; carried folders are git-ignored, so counted once,
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the checkout's w2v_triton, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # the checkout's w2v_triton, installed or not
 from w2v_triton.build.gpu_kit import travelling_bytes  # noqa: E402
 
 LIMIT_MIB = 64.0

@@ -7,7 +7,7 @@
 # usable without root and without touching / .
 #
 # Usage (bash, from the repository root):
-#     source tools/gpu_offline_env.sh .devcarry
+#     source tools/gpu/gpu_offline_env.sh .devcarry
 # then e.g.  python3 -m builders.corpus --fortune-dir "$W2V_FORTUNE_DIR" ...
 #
 # Carry folder layout:
@@ -26,7 +26,7 @@
 _gpu_offline_env() {
     local carry="${1:-}"
     if [ -z "$carry" ] || [ ! -d "$carry" ]; then
-        echo "gpu_offline_env: usage: source tools/gpu_offline_env.sh <carry-folder> (got '${carry}')" >&2
+        echo "gpu_offline_env: usage: source tools/gpu/gpu_offline_env.sh <carry-folder> (got '${carry}')" >&2
         return 2
     fi
     carry="$(cd "$carry" && pwd)" || return 2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Land what tools/gpu_session.sh sent back (result.tgz.part-*) in this checkout:
-#   bash tools/gpu_land.sh <folder with result.tgz.part-*>
+# Land what tools/gpu/gpu_session.sh sent back (result.tgz.part-*) in this checkout:
+#   bash tools/gpu/gpu_land.sh <folder with result.tgz.part-*>
 # A promoted run replaces models/reference/ and the docs files it changed (then review `git status`
 # and commit); every run leaves its logs, the gate's report (promotion.json) and, when the model was
 # kept, the candidate under build/gpu-run/ (e.g. for --init-from build/gpu-run/model next time).

@@ -1,6 +1,6 @@
 """What decoding adds to a CTC model on the synthetic test splits: greedy vs beam + LM, same logits.
 
-    python tools/eval_reference_decoding.py --model models/reference --corpus build/corpus \\
+    python tools/dev/eval_reference_decoding.py --model models/reference --corpus build/corpus \\
         --lm cmu=build/lm --out docs/reference-decoding-eval.json
 
 Sets: test_seen and test_unseen as built (augmented), and test_seen's sentences re-synthesised
