@@ -1,6 +1,8 @@
 """`make gcp-boot-budget`: the parts of a VM's boot-to-ready time that can be measured off the cloud.
 
-    python -m benchmarks.boot_budget --repository build/gcp-boot/repo [--runs 3]
+    python -m benchmarks.boot_budget --repository build/gcp-boot/repo [--runs 3] [--model random-base]
+
+(--model: build the repository from this checkpoint first when it has no rendered configs.)
 
 Measures, on this machine: the model repository's size, the time to copy it from one local
 folder to another (a stand-in for the VM's copy from gs://, which is network-bound there; the source files are
@@ -20,11 +22,12 @@ import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
-from w2v_triton.eval.machine import machine_name
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.eval.machine import machine_name, utc_now
+from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT, WORK_DIR
+from w2v_triton.serving import spec
 from w2v_triton.serving.tritonserver import Ports, TritonServer
 
 
@@ -52,7 +55,7 @@ def copy_seconds(repository: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         evict(repository)
-        with tempfile.TemporaryDirectory(dir=REPO_ROOT / "build") as tmp:
+        with tempfile.TemporaryDirectory(dir=WORK_DIR) as tmp:
             start = time.perf_counter()
             shutil.copytree(repository, Path(tmp) / "copy", ignore=shutil.ignore_patterns("__pycache__"))
             os.sync()
@@ -67,7 +70,7 @@ def queue_under_load(server: TritonServer, requests: int = 12, concurrency: int 
     import numpy as np
     import tritonclient.http as httpclient
 
-    from w2v_triton.serving import queue_metric, spec
+    from w2v_triton.serving import queue_metric
 
     url = f"http://127.0.0.1:{server.ports.metrics}/metrics"
     before = queue_metric.parse_counters(urllib.request.urlopen(url, timeout=10).read().decode())
@@ -120,6 +123,16 @@ def _build_options(build_info: Path) -> dict | None:
     return {k: (Path(v).name if isinstance(v, str) and v.startswith("/") else v) for k, v in info.items()}
 
 
+def ensure_built(repository: Path, model: str) -> bool:
+    """Build `repository` from `model` unless it holds rendered configs already; True when built."""
+    if (repository / spec.ENSEMBLE_MODEL / "config.pbtxt").is_file():
+        return False
+    from w2v_triton.build.builder import BuildRequest, build_repository
+
+    build_repository(BuildRequest(model=model, output=repository))
+    return True
+
+
 def summary(values: list[float]) -> dict:
     return {"runs": [round(v, 2) for v in values], "median": round(statistics.median(values), 2),
             "max": round(max(values), 2)}
@@ -130,18 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
+    parser.add_argument("--model", help="build the repository from this checkpoint when it is not built yet")
     args = parser.parse_args(argv)
 
+    if args.model:
+        ensure_built(args.repository, args.model)
     size, files = repository_size(args.repository)
     copy = copy_seconds(args.repository, args.runs)
-    ready, queue = ready_seconds(args.repository, args.runs, REPO_ROOT / "build")
+    ready, queue = ready_seconds(args.repository, args.runs, WORK_DIR)
     out = args.out or REPO_ROOT / "benchmarks" / "results" / machine_name()
     out.mkdir(parents=True, exist_ok=True)
     build_info = args.repository / "build_info.json"
     report = {
         "title": "GCP boot-to-ready: the parts measurable off the cloud",
         "machine": machine_name(), "cpu_count": os.cpu_count(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": utc_now(),
         "argv": ["--repository", str(args.repository), "--runs", str(args.runs)],
         "repository_build": _build_options(build_info),
         "repository_bytes": size, "repository_files": files,
@@ -149,25 +165,29 @@ def main(argv: list[str] | None = None) -> int:
         "queue_under_load": queue,
     }
     (out / "gcp-boot-budget.json").write_text(json.dumps(report, indent=2) + "\n")
-    mib = size / 2**20
-    lines = [f"# {report['title']}", "",
-             f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with other jobs). "
-             f"Date: {report['date']}.", "",
-             f"Command: `python -m benchmarks.boot_budget {' '.join(report['argv'])}`", "",
-             "| step | measured | runs |", "|---|---|---|",
-             f"| model repository size | {mib:.1f} MiB in {files} files | |",
-             f"| copy local folder -> local folder (source evicted from the page cache) | median {report['local_copy_seconds']['median']} s, "
-             f"max {report['local_copy_seconds']['max']} s | {report['local_copy_seconds']['runs']} |",
-             f"| tritonserver start -> /v2/health/ready (repository evicted from the page cache) | median {report['start_to_ready_seconds']['median']} s, "
-             f"max {report['start_to_ready_seconds']['max']} s | {report['start_to_ready_seconds']['runs']} |", "",
-             f"Queue time per request under load ({queue['requests']} random {queue['clip_seconds']:g} s clips at "
-             f"concurrency {queue['concurrency']}, from Triton's counters as w2v_triton.serving.queue_metric reads them): "
-             + ", ".join(f"{m} {v} ms" for m, v in queue["mean_queue_ms_per_request"].items()) + ".", "",
-             "Not measurable here: VM boot, the COS GPU driver install, the image pull (no Docker engine), "
-             "and the gs:// download (network-bound on the VM)."]
-    (out / "gcp-boot-budget.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = markdown(report)
+    (out / "gcp-boot-budget.md").write_text(text)
+    print(text, end="")
     return 0
+
+
+def markdown(report: dict) -> str:
+    copy, ready, queue = report["local_copy_seconds"], report["start_to_ready_seconds"], report["queue_under_load"]
+    rows = [["model repository size", f"{report['repository_bytes'] / 2**20:.1f} MiB in {report['repository_files']} files", ""],
+            ["copy local folder -> local folder (source evicted from the page cache)",
+             f"median {copy['median']} s, max {copy['max']} s", copy["runs"]],
+            ["tritonserver start -> /v2/health/ready (repository evicted from the page cache)",
+             f"median {ready['median']} s, max {ready['max']} s", ready["runs"]]]
+    return "\n".join([
+        f"# {report['title']}", "",
+        f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with other jobs). Date: {report['date']}.", "",
+        f"Command: `python -m benchmarks.boot_budget {' '.join(report['argv'])}`", "",
+        markdown_table(["step", "measured", "runs"], rows), "",
+        f"Queue time per request under load ({queue['requests']} random {queue['clip_seconds']:g} s clips at "
+        f"concurrency {queue['concurrency']}, from Triton's counters as w2v_triton.serving.queue_metric reads them): "
+        + ", ".join(f"{m} {v} ms" for m, v in queue["mean_queue_ms_per_request"].items()) + ".", "",
+        "Not measurable here: VM boot, the COS GPU driver install, the image pull (no Docker engine), "
+        "and the gs:// download (network-bound on the VM).", ""])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ the loss (teacher forward or cache read, student forward), backward, the optimiz
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import statistics
@@ -23,12 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from w2v_triton.paths import CORPUS_DIR
+
 
 def run(teacher: str, train: str, preset: str, batch_s: float, batches: int, rounds: int) -> dict[str, Any]:
     import torch
 
     from builders.distill import configs_from_args
-    from w2v_triton.eval.machine import machine_name
+    from w2v_triton.eval.machine import machine_name, utc_now
     from w2v_triton.train.data import BucketBatchSampler
     from w2v_triton.train.distillation.task import DistillTask
     from w2v_triton.train.distillation.trainer import kd_collate, setup_distillation
@@ -76,7 +77,7 @@ def run(teacher: str, train: str, preset: str, batch_s: float, batches: int, rou
     live_rate = summary["live (no cache)"]["median_audio_s_per_s"]
     rows = [[k, v["steps"], f"{v['median_step_s']:.2f}", f"{v['median_audio_s_per_s']:.2f}",
              f"{v['median_audio_s_per_s'] / live_rate:.2f}x"] for k, v in summary.items()]
-    return {"machine": machine_name(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"machine": machine_name(), "date": utc_now(),
             "command": "python -m benchmarks.distill_cache " + " ".join(sys.argv[1:]),
             "teacher": teacher, "train": train, "preset": preset, "batch_seconds": batch_s,
             "batches": batches, "rounds": rounds, "cache_hits": hits, "cache_misses": misses,
@@ -90,7 +91,7 @@ def run(teacher: str, train: str, preset: str, batch_s: float, batches: int, rou
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", default="models/reference")
-    ap.add_argument("--train", default="build/corpus/train.jsonl")
+    ap.add_argument("--train", default=str(CORPUS_DIR / "train.jsonl"))
     ap.add_argument("--preset", default="squeeze")
     ap.add_argument("--max-batch-seconds", type=float, default=24.0)
     ap.add_argument("--batches", type=int, default=8)

@@ -138,7 +138,7 @@ def add_training(report: dict[str, Any], dirs: dict[str, str], teacher_dir: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.report import headline_rows, pareto_plot
+    from benchmarks.report import headline_rows, markdown, pareto_plot
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("report", type=Path, help="a make bench report (JSON with a headline)")
@@ -158,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report["headline"]["table"] = headline_rows(report)
     a.report.write_text(json.dumps(report, indent=2))
+    a.report.with_suffix(".md").write_text(markdown(report))   # the headline table gains its training column
     png = pareto_plot(report, a.report.parent)
     if png is not None:
         png = png.rename(a.report.with_name(f"{a.report.stem}-pareto.png"))
-    print(f"{a.report} (training times), {png}")
+    print(f"{a.report} and its .md (training times), {png}")
     return 0
 
 

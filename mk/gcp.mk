@@ -34,5 +34,4 @@ docker-build:  ## build the server (DOCKER_VARIANT=cpu|gpu) and client images; n
 	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.client -t $(DOCKER_TAG)-client .
 
 gcp-boot-budget: venv  ## measure repository size, copy time and server start-to-ready (docs/deploy-gcp.md budget)
-	test -f $(GCP_BOOT_REPO)/asr/config.pbtxt || $(PY) -m builders.repository --model random-base --output $(GCP_BOOT_REPO)
-	$(PY) -m benchmarks.boot_budget --repository $(GCP_BOOT_REPO)
+	$(PY) -m benchmarks.boot_budget --repository $(GCP_BOOT_REPO) --model random-base

@@ -21,12 +21,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from builders.repository import main as build_repository
 from client.__main__ import main as client_main
+from w2v_triton.build.builder import BuildRequest, build_repository
+from w2v_triton.build.repository import RepositoryOptions
 from w2v_triton.build.lm_sentences import write_lm_dir
+from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.serving.pipeline import ReferencePipeline
 from w2v_triton.serving.spec import SAMPLE_RATE
 from w2v_triton.train import corpus
+from w2v_triton.train.synthesizers import get as synthesizer
 from w2v_triton.serving.tritonserver import Ports, TritonServer
 
 pytestmark = pytest.mark.integration
@@ -37,7 +40,7 @@ N_SENTENCES = 12
 
 @pytest.fixture(scope="module")
 def sentences() -> dict[str, list[str]]:
-    if corpus.find_espeak() is None:
+    if synthesizer("espeak").missing():
         pytest.skip("espeak-ng not installed (make corpus-deps)")
     try:
         return corpus.split_sentences(corpus.CorpusConfig())
@@ -49,7 +52,7 @@ def sentences() -> dict[str, list[str]]:
 def fresh(sentences) -> list[tuple[str, np.ndarray]]:
     held_out = sentences["test_seen"][:N_SENTENCES]
     assert not set(held_out) & set(sentences["train"])
-    return [(text, corpus.synthesize(text, VOICE, RATE, PITCH)) for text in held_out]
+    return [(text, synthesizer("espeak").synthesize(text, VOICE, RATE, PITCH)) for text in held_out]
 
 
 # backend -> (least exact of 12, largest WER)
@@ -60,10 +63,9 @@ BARS = {"pyctcdecode": (8, 0.10), "flashlight": (7, 0.18)}
 def reference_repository(request, tmp_path_factory, sentences):
     lm = write_lm_dir(tmp_path_factory.mktemp("domain_lm"), sentences["train"])
     out = tmp_path_factory.mktemp(f"reference_repository_{request.param}")
-    assert build_repository(["--model", "reference", "--output", str(out), "--decoder-mode", "beam",
-                             "--beam-width", "32", "--alpha", "0.5", "--beta", "1.0",
-                             "--decoder-backend", request.param,
-                             "--lm-dir", str(lm), "--decoder-instances", "1"]) == 0
+    decoder = DecoderConfig(mode="beam", beam_width=32, alpha=0.5, beta=1.0, backend=request.param)
+    build_repository(BuildRequest(model="reference", output=out, lm_dir=lm,
+                                  options=RepositoryOptions(decoder=decoder, decoder_instances=1)))
     return out
 
 
