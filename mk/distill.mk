@@ -25,7 +25,7 @@ SHAPE_ARGS = $(if $(PRESET),--preset $(PRESET) \
     --num-layers $(STUDENT_LAYERS) --strategy $(LAYER_STRATEGY)) $(CONV_CHANNELS_ARG)
 PRESETS_JSON ?=
 
-# Long runs in the background (docs/distillation.md, "Long runs"): nice'd, one thread, a box of
+# Long runs in the background (docs/distillation.md, "Long runs"; builders/distill_bg.py): nice'd, one thread, a box of
 # DISTILL_HOURS of training with a constant-then-decay schedule, a checkpoint every DISTILL_SAVE_MIN
 # minutes and on SIGTERM, the log in $(DISTILL_OUT).log. The same command again continues the run
 # where it stopped; a larger DISTILL_HOURS extends it (its peak goes on, the decay moves to the new end).
@@ -50,18 +50,12 @@ distill:  ## distil TEACHER into a student on TRAIN/DEV manifests (NPROC=2 for D
 	    $(SHAPE_ARGS) --out $(DISTILL_OUT) $(DISTILL_ARGS)
 
 distill-bg: venv  ## long run in the background: nice, 1 thread, DISTILL_HOURS box, rerun to continue or extend; log $(DISTILL_OUT).log
-	@mkdir -p $(dir $(DISTILL_OUT))
-	@if [ -f $(DISTILL_OUT).pid ] && kill -0 $$(cat $(DISTILL_OUT).pid) 2>/dev/null; then \
-	  echo "already running: PID $$(cat $(DISTILL_OUT).pid) (make distill-stop first)"; exit 1; fi
-	nohup nice -n $(DISTILL_NICE) $(PY) -m builders.distill --teacher $(TEACHER) --train $(TRAIN) --dev $(DEV) \
-	    $(SHAPE_ARGS) --out $(DISTILL_OUT) --resume --max-time-s $$(awk 'BEGIN{print int($(DISTILL_HOURS)*3600)}') \
-	    --save-every-min $(DISTILL_SAVE_MIN) $(if $(TEACHER_CACHE),--teacher-cache $(TEACHER_CACHE)) \
-	    $(DISTILL_LONG_ARGS) $(DISTILL_ARGS) >> $(DISTILL_OUT).log 2>&1 & echo $$! > $(DISTILL_OUT).pid
-	@echo "PID $$(cat $(DISTILL_OUT).pid), log $(DISTILL_OUT).log, trainer state $(DISTILL_OUT).train; stop: make distill-stop"
+	$(PY) -m builders.distill_bg start --out $(DISTILL_OUT) --hours $(DISTILL_HOURS) --save-min $(DISTILL_SAVE_MIN) \
+	    --nice $(DISTILL_NICE) -- --teacher $(TEACHER) --train $(TRAIN) --dev $(DEV) $(SHAPE_ARGS) \
+	    $(if $(TEACHER_CACHE),--teacher-cache $(TEACHER_CACHE)) $(DISTILL_LONG_ARGS) $(DISTILL_ARGS)
 
-distill-stop:  ## SIGTERM the background run of $(DISTILL_OUT): it checkpoints after its step and exits (continue: make distill-bg)
-	@test -f $(DISTILL_OUT).pid || { echo "no $(DISTILL_OUT).pid"; exit 1; }
-	kill -TERM $$(cat $(DISTILL_OUT).pid)
+distill-stop: venv  ## SIGTERM the background run of $(DISTILL_OUT): it checkpoints after its step and exits (continue: make distill-bg)
+	$(PY) -m builders.distill_bg stop --out $(DISTILL_OUT)
 
 distill-clean:  ## remove build/distill
 	rm -rf build/distill
