@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # `python builders/distill.py` from the repo root
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from w2v_triton.train.distillation.losses import COS_MODES
+    from w2v_triton.train.distillation.losses import COS_MODES, DistillLossConfig
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     io = ap.add_argument_group("data / models")
     io.add_argument("--teacher", required=True, help="hub id, local HF dir, or reference/random-base/tiny")
@@ -45,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "w2v_triton/train/augment.py) at this strength; teacher and student hear the "
                          "same audio (default 0: as stored)")
     lo = ap.add_argument_group("losses")
-    lo.add_argument("--kl-weight", type=float, default=0.8)
-    lo.add_argument("--temperature", type=float, default=4.0)
-    lo.add_argument("--ctc-weight", type=float, default=0.2, help="applies to labelled rows only")
+    lo.add_argument("--kl-weight", type=float, default=DistillLossConfig.kl_weight)
+    lo.add_argument("--temperature", type=float, default=DistillLossConfig.temperature)
+    lo.add_argument("--ctc-weight", type=float, default=DistillLossConfig.ctc_weight, help="applies to labelled rows only")
     lo.add_argument("--hidden-weight", type=float, default=None,
                     help="hidden-state loss weight (default: 1 with --preset, else 0)")
     lo.add_argument("--layer-map", default=None,
@@ -57,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--map-encoder-input", action="store_true",
                     help="add the pair 0:0 (encoder inputs) to the default layer map")
     lo.add_argument("--prediction-heads", action="store_true", help="linear head per hidden pair")
-    lo.add_argument("--l1-weight", type=float, default=1.0)
-    lo.add_argument("--cos-weight", type=float, default=1.0)
-    lo.add_argument("--cos-mode", choices=COS_MODES, default="logsigmoid")
+    lo.add_argument("--l1-weight", type=float, default=DistillLossConfig.l1_weight)
+    lo.add_argument("--cos-weight", type=float, default=DistillLossConfig.cos_weight)
+    lo.add_argument("--cos-mode", choices=COS_MODES, default=DistillLossConfig.cos_mode)
     tr = ap.add_argument_group("training (w2v_triton.train.Trainer)")
     tr.add_argument("--max-steps", type=int, default=2000)
     tr.add_argument("--lr", type=float, default=2e-4)

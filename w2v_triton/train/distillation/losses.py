@@ -155,9 +155,11 @@ def default_layer_map(kept_layers: list[int]) -> list[tuple[int, int]]:
 
 @dataclass
 class DistillLossConfig:
-    kl_weight: float = 1.0
-    temperature: float = 1.0
-    ctc_weight: float = 0.0
+    """The loss mix; the defaults are the project's recipe (docs/distillation.md), which
+    builders/distill.py's flags take as theirs."""
+    kl_weight: float = 0.8
+    temperature: float = 4.0
+    ctc_weight: float = 0.2
     hidden_weight: float = 0.0
     # (student hidden_states index, teacher hidden_states index); None -> default_layer_map
     layer_map: list[tuple[int, int]] | None = None
