@@ -20,13 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from client import TranscriptionClient
+from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.machine import machine_name, utc_now
 from w2v_triton.eval.tables import markdown_table
-from client import TranscriptionClient
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import decode_audio_bytes, encode_audio, load_audio
-from w2v_triton.paths import REPO_ROOT
-from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.serving.tritonserver import Ports, TritonServer, free_port
 
 # format, subtype, rate (Opus runs at 48 kHz only)
@@ -121,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                 def file_path(name: str):
                     return lambda item: asr.transcribe(item[name])
 
+                def file_size(name: str):
+                    return lambda item: len(item[name])
+
                 paths = {"AUDIO float32 (client decodes FLAC)": (lambda i: asr.transcribe(load_audio(i["path"])),
                                                                  lambda i: int(i["seconds"] * spec.SAMPLE_RATE * 4)),
-                         **{f"AUDIO_FILE {n}": (file_path(n), (lambda n: lambda i: len(i[n]))(n))
+                         **{f"AUDIO_FILE {n}": (file_path(n), file_size(n))
                             for n in ["flac", *ENCODINGS]},
                          "gateway /v1/audio/transcriptions flac": (via_gateway, lambda i: len(i["flac"]))}
                 for send, _ in paths.values():          # warm-up: every path once

@@ -21,12 +21,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
 from w2v_triton.build.manifest import read_manifest
+from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import LM_DIR, LOGITS_DIR, REPO_ROOT
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 
 STARTUP_CODE = """
 import json, resource, sys, time
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(backend, "tuned on dev:", tuned[backend], f"WER {best.wer:.4f}", flush=True)
 
     def row(name: str, decoder) -> None:
-        texts, cpu, wall = decode_all(decoder, test[0])
+        texts, cpu, _wall = decode_all(decoder, test[0])
         wer, cer = error_rates(test[1], texts)
         c = decoder.config
         report["rows"].append({"name": name, "backend": c.backend if c.mode == "beam" else "-", "mode": c.mode,
@@ -163,9 +163,10 @@ def markdown(report: dict) -> str:
                 for r in report["rows"]]
     startup = [[k, f"{v['build_s']:.2f}", f"{v['peak_rss_mib']:.0f}", f"{v['rss_added_mib']:.0f}"]
                for k, v in report["startup"].items()]
-    lines = [f"# {report['title']}", "", f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with "
-             f"other jobs). Date: {report['date']}. Logits: `{report['repo']}` on `{report['test']}` "
-             f"({report['test_audio_s']} s of audio); alpha/beta tuned per backend on `{report['dev']}`.", "",
+    lines = [f"# {report['title']}", "",
+             (f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with "
+              f"other jobs). Date: {report['date']}. Logits: `{report['repo']}` on `{report['test']}` "
+              f"({report['test_audio_s']} s of audio); alpha/beta tuned per backend on `{report['dev']}`."), "",
              "## Decoding on the same logits and LM (binary)", "",
              markdown_table(["configuration", "WER %", "CER %", "audio-s per CPU-s"], decoding), "",
              "## One decoder instance: start-up (after imports) and peak RSS", "",

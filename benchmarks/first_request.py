@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.machine import machine_name
 from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import REPO_ROOT, REPOS_DIR
-from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 
 
 def speech_clip(seconds: float) -> tuple[np.ndarray, str]:
@@ -105,8 +105,8 @@ def markdown(report: dict) -> str:
             for key, m in report["median"].items()]
     return "\n".join([
         f"# First request after ready ({report['model']}, {report['clip_seconds']:g} s clip)", "",
-        f"{report['machine']}, {report['date']}; audio: {report['audio']}; median of "
-        f"{len(report['runs']['on'])} alternating servings. Command: `{report['command']}`", "",
+        (f"{report['machine']}, {report['date']}; audio: {report['audio']}; median of "
+         f"{len(report['runs']['on'])} alternating servings. Command: `{report['command']}`"), "",
         markdown_table(["build", "start to ready (s)", "first request (ms)", "next requests, median (ms)",
                         "first / next"], rows), ""])
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from w2v_triton.build.manifest import Utterance
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import load_audio
-from w2v_triton.build.manifest import Utterance
 
 
 def _entry(audio: np.ndarray, with_lengths: bool = False) -> dict:

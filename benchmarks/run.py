@@ -20,16 +20,16 @@ from tqdm import tqdm
 
 from benchmarks.gpu_util import GpuSampler
 from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
-from benchmarks.plans import PLANS, headline_info, materialize
 from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, run_perf_analyzer
+from benchmarks.plans import PLANS, headline_info, materialize
 from benchmarks.report import write_report
 from benchmarks.triton_stats import model_counters, per_model_times
-from w2v_triton.serving import spec
-from w2v_triton.paths import REPO_ROOT
 from w2v_triton.build.manifest import read_manifest, shared_speech_dir, shared_speech_manifests
+from w2v_triton.eval.machine import gpu_name, machine_name
+from w2v_triton.paths import REPO_ROOT
+from w2v_triton.serving import spec
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.tritonserver import Ports, TritonServer
-from w2v_triton.eval.machine import gpu_name, machine_name
 
 
 def named_paths(values: list[str]) -> dict[str, str]:
@@ -56,7 +56,7 @@ def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: in
 
 def levels(concurrency: str) -> list[str]:
     """perf_analyzer's "start:end:step" as one "c:c" range per level."""
-    start, end, step = (list(map(int, concurrency.split(":"))) + [1, 1])[:3] if ":" in concurrency else \
+    start, end, step = [*map(int, concurrency.split(":")), 1, 1][:3] if ":" in concurrency else \
         (int(concurrency), int(concurrency), 1)
     return [f"{c}:{c}" for c in range(start, end + 1, step)]
 
@@ -83,7 +83,7 @@ def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[st
                 # A busy 2-core machine may never meet the bound: loosen it step by step and record
                 # the bound that held, rather than lose the whole report.
                 bounds = [b for b in ((60, 100) if varied else (25, 50, 100)) if b < max_stability]
-                for stability in bounds + [max_stability]:
+                for stability in [*bounds, max_stability]:
                     data["stability_percent"] = stability
                     try:
                         with GpuSampler() as gpu:   # nothing where nvidia-smi is absent

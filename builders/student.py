@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 def describe_presets(teachers: list[str], seconds: float = 10.0) -> dict[str, Any]:
     """Each preset's concrete shape, parameters and FLOPs per audio-second for each teacher."""
+    from w2v_triton.eval.flops import flops_per_audio_second
     from w2v_triton.train.distillation.presets import PRESETS, build_shaped_student, shape_dict
     from w2v_triton.train.distillation.student import count_params, load_teacher, resolve_teacher
-    from w2v_triton.eval.flops import flops_per_audio_second
 
     out: dict[str, Any] = {"flops_input_seconds": seconds, "teachers": {}, "presets": {}}
     for name in teachers:

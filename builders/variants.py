@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton.eval import evaluation; from w2v_triton.serving import spec; from w2v_triton.build import variants
+from w2v_triton.build import variants
 from w2v_triton.build.builder import DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_SIZE
 from w2v_triton.build.checkpoints import CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
+from w2v_triton.eval import evaluation
 from w2v_triton.paths import REPO_ROOT
+from w2v_triton.serving import spec
 
 
 def speech_rows(manifests: list[Path] | None = None) -> list:
@@ -94,7 +96,7 @@ def speed_clip(speech: list[np.ndarray], seconds: float = 10.0) -> np.ndarray:
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="random-base, tiny, reference, hub id or HF dir")
-    ap.add_argument("--variants", nargs="+", default=list(variants.ONNX_VARIANTS) + ["trt"],
+    ap.add_argument("--variants", nargs="+", default=[*variants.ONNX_VARIANTS, "trt"],
                     choices=variants.VARIANTS)
     ap.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION,
                     help="ov-int8: calibration audio (a JSONL manifest)")
@@ -120,8 +122,8 @@ def parse_args(argv):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2v_triton.paths import onnx_dir_for
     from w2v_triton.build.onnx_export import build_onnx
+    from w2v_triton.paths import onnx_dir_for
 
     args = parse_args(argv)
     if args.print_path:

@@ -141,8 +141,8 @@ def apply_to_repository(repository: Path, chosen: GridPoint, lm_files: list[Path
                         unigrams_name: str, backend: str | None = None) -> DecoderConfig:
     """Re-render `repository` from its build_info.json with the chosen decoder values."""
     from w2v_triton.build.checkpoints import read_checkpoint_info
-    from w2v_triton.serving.acoustic import ONNX_FILE
     from w2v_triton.build.repository import BUILD_INFO, RepositoryOptions, render_repository
+    from w2v_triton.serving.acoustic import ONNX_FILE
 
     build_info = json.loads((repository / BUILD_INFO).read_text())
     options = RepositoryOptions.from_dict(build_info["options"])

@@ -25,7 +25,7 @@ class TritonPythonModel:
         for index, request in enumerate(requests):
             audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO).as_numpy()
             lengths = pb_utils.get_input_tensor_by_name(request, spec.AUDIO_LENGTHS).as_numpy().reshape(-1)
-            for row, length in zip(audio.reshape(audio.shape[0], -1), lengths):
+            for row, length in zip(audio.reshape(audio.shape[0], -1), lengths, strict=True):
                 rows.append(row[: int(length)])
                 owners.append(index)
         logits, frames = pad_logits(self.model.run(rows))  # length buckets, long audio windowed

@@ -45,9 +45,9 @@ class TritonPythonModel:
             frames = pb_utils.get_input_tensor_by_name(request, spec.LOGIT_LENGTHS).as_numpy().reshape(-1)
             hotwords = [self.decoder.parse_hotwords(h) + self.decoder.prompt_hotwords(p)
                         for h, p in zip(_rows(request, spec.HOTWORDS, len(logits)),
-                                        _rows(request, spec.PROMPT, len(logits)))]
+                                        _rows(request, spec.PROMPT, len(logits)), strict=True)]
             decoded = self.decoder.decode_batch_full(
-                [row[: int(n)] for row, n in zip(logits, frames)], hotwords)
+                [row[: int(n)] for row, n in zip(logits, frames, strict=True)], hotwords)
             outputs = [pb_utils.Tensor(spec.TRANSCRIPT, _strings(d.text for d in decoded))]
             if spec.WORD_TIMESTAMPS in request.requested_output_names():
                 outputs.append(pb_utils.Tensor(spec.WORD_TIMESTAMPS, _strings(d.words_json() for d in decoded)))
