@@ -37,6 +37,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from benchmarks.decoders import logits_for
 from w2v_triton.eval.metrics import error_rates
@@ -68,7 +69,7 @@ def hotwords_of(decoder: CTCDecoder, texts: list[str], mapping: str) -> list[lis
     return [decoder.prompt_hotwords(t) for t in texts]
 
 
-def run(decoder: CTCDecoder, logits: list, hotwords: list[list[str]]) -> tuple[list[str], float]:
+def run(decoder: CTCDecoder, logits: list[Any], hotwords: list[list[str]]) -> tuple[list[str], float]:
     cpu = time.thread_time()
     out = [decoder.decode(x, h or None) for x, h in zip(logits, hotwords, strict=True)]
     return out, time.thread_time() - cpu
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{a.repo}: needs a flashlight beam + LM decoder (build with --decoder-mode beam --lm-dir ...)")
     decoders = {"flashlight": flashlight, "pyctcdecode": CTCDecoder(_vocab(a.repo), replace(config, backend="pyctcdecode"))}
     lm_words = set(Path(config.unigrams_path).read_text().split())
-    report: dict = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
+    report: dict[str, Any] = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
                     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "load_average": os.getloadavg(),
                     "note": "2-core VM shared with other engineers' jobs: speeds are CPU time of the decoding thread",
@@ -138,7 +139,7 @@ def _vocab(repo: Path) -> dict[str, int]:
     return dict(json.loads((repo / "decoder" / "vocab.json").read_text()))
 
 
-def write(report: dict, out: Path) -> None:
+def write(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sets = list(report["sets"])
     columns = ["prompt", "as hotwords", "decoder"] + [f"{s}: WER % (OOV sentences)" for s in sets] + \
