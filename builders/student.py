@@ -74,11 +74,11 @@ def preset_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for n in names:
         columns += [f"{n}: layers, conv, hidden/heads/FFN", f"{n}: parameters", f"{n}: GFLOPs per audio-s"]
     rows = []
-    for label, get in [("teacher", lambda t: t)] + [
-            (p, (lambda t, p=p: t["presets"][p])) for p in data["presets"]]:
-        row = [label]
+    for preset in [None, *data["presets"]]:   # None: the teacher itself
+        row = [preset or "teacher"]
         for n in names:
-            e = get(data["teachers"][n])
+            teacher = data["teachers"][n]
+            e = teacher if preset is None else teacher["presets"][preset]
             row += [_shape_text(e), f"{e['params']:,}", f"{e['gflops_per_audio_s']:.2f}"]
         rows.append(row)
     return columns, rows

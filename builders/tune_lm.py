@@ -28,7 +28,8 @@ from w2v_triton.eval.lm_tuning import (
 )
 from w2v_triton.paths import DEFAULT_REPOSITORY
 from w2v_triton.serving import spec
-from w2v_triton.serving.ctc_decoding import BACKENDS, DecoderConfigError
+from w2v_triton.serving.ctc_decoding import BACKENDS
+from w2v_triton.serving.ctc_output import DecoderConfigError
 
 
 def floats(text: str) -> list[float]:
