@@ -24,6 +24,7 @@ from w2v_triton.paths import CORPUS_DIR
 from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.spec import BASE_960H_VOCAB
+from w2v_triton.serving.typing import FloatArray
 from w2v_triton.train.corpus import CorpusConfig, split_sentences
 from w2v_triton.train.data import ManifestDataset
 from w2v_triton.train.synthesizers import get as synthesizer
@@ -41,11 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import Wav2Vec2ForCTC
 
     torch.set_num_threads(a.threads)
-    model = Wav2Vec2ForCTC.from_pretrained(a.model, dtype=torch.float32).eval()
+    model: torch.nn.Module = Wav2Vec2ForCTC.from_pretrained(a.model, dtype=torch.float32)
+    model.eval()
 
-    def logits(audio):
+    def logits(audio: FloatArray) -> FloatArray:
         with torch.no_grad():
-            return model(torch.from_numpy(normalize(audio))[None]).logits[0].numpy()
+            out: FloatArray = model(torch.from_numpy(normalize(audio))[None]).logits[0].numpy()
+            return out
 
     sentences = split_sentences(CorpusConfig())
     sets = {}

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ def whole_window_samples(model: torch.nn.Module, samples: int) -> int:
     whole = frames // factor * factor
     if whole == 0:
         return 0
-    config = model.config
+    config: Any = model.config   # a transformers config: torch types a Module's attributes as Tensor | Module
     needed = whole
     for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride, strict=True))):
         needed = (needed - 1) * stride + kernel
@@ -83,7 +84,8 @@ def hf_reference(model: torch.nn.Module, audio: FloatArray) -> FloatArray:
     x = torch.from_numpy(audio)[None]
     valid = whole_window_samples(model, audio.size)
     if valid == 0:   # no whole window: no valid frame (and SEW cannot pool less than one window)
-        return np.zeros((0, int(model.config.vocab_size)), np.float32)
+        config: Any = model.config
+        return np.zeros((0, int(config.vocab_size)), np.float32)
     mask = None if valid == audio.size else (torch.arange(audio.size) < valid)[None].long()
     logits: FloatArray = model(x, attention_mask=mask).logits[0].numpy()
     return logits
