@@ -1,4 +1,6 @@
 """Triton python model: the exported wav2vec2 in onnxruntime (w2v_triton.serving.acoustic)."""
+from __future__ import annotations  # the annotations name Triton's module: strings, never evaluated
+
 import json
 from pathlib import Path
 

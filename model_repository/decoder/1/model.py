@@ -4,6 +4,8 @@ Inputs LOGITS [B, T, V], LOGIT_LENGTHS [B] and, optionally, HOTWORDS [B, 1] (com
 words, beam mode only) and PROMPT [B, 1] (text whose words the LM lacks join the hotwords);
 outputs TRANSCRIPT [B, 1] and WORD_TIMESTAMPS [B, 1] (JSON), the latter computed only when requested.
 """
+from __future__ import annotations  # the annotations name Triton's module: strings, never evaluated
+
 import json
 from collections.abc import Iterable
 from pathlib import Path

@@ -5,6 +5,8 @@ AUDIO_FILE (the bytes of an encoded file, [B, 1]: decoded, down-mixed and resamp
 Either way the output is NORMALIZED_AUDIO [B, T] (rows zero-padded to the longest) and
 AUDIO_LENGTHS [B, 1]; unusable input is answered with one INVALID_ARG error.
 """
+from __future__ import annotations  # the annotations name Triton's module: strings, never evaluated
+
 import json
 
 import numpy as np
