@@ -59,11 +59,12 @@ def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | N
 
 
 def label_wer(logits: list[FloatArray], texts: list[str], vocab: dict[str, int]) -> dict[str, float] | None:
-    """Greedy WER/CER against the manifest transcripts (None when any utterance has none): an int8
-    variant that flips near-tie letters of a weak model may still leave its accuracy unchanged."""
+    """Greedy WER/CER against the manifest transcripts (None when any utterance has none, or when they
+    are not one per utterance): an int8 variant that flips near-tie letters of a weak model may still
+    leave its accuracy unchanged."""
     from w2v_triton.eval.metrics import error_rates
 
-    if not texts or not all(t.strip() for t in texts):
+    if not texts or len(texts) != len(logits) or not all(t.strip() for t in texts):
         return None
     wer, cer = error_rates(texts, evaluation.greedy_transcripts(logits, vocab))
     return {"wer": wer, "cer": cer}
