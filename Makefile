@@ -69,9 +69,13 @@ transcribe: venv  ## transcribe FILES=... with a running server (PROTOCOL=http|g
 	$(PY) -m client --url 127.0.0.1:$(if $(filter grpc,$(PROTOCOL)),$(GRPC_PORT),$(HTTP_PORT)) \
 	  --protocol $(or $(PROTOCOL),http) $(FILES)
 
-lint: venv  ## ruff, mypy --strict, then lint-imports (the layer contracts); config in pyproject.toml
+# The Triton models' code: one module name (`model`) each, so mypy checks them one run at a time.
+MODEL_PY := $(wildcard model_repository/*/1/model.py)
+
+lint: venv  ## ruff, mypy --strict (the packages, then each model.py), then lint-imports (the layer contracts); config in pyproject.toml
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	@status=0; for file in $(MODEL_PY); do $(PY) -m mypy "$$file" || status=1; done; exit $$status
 	$(VENV)/bin/lint-imports
 
 test: venv system-deps lint  ## install what the tests use (venv, system packages), lint, run every test (unit + real-server)

@@ -18,23 +18,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from client import TranscriptionClient
+from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.machine import machine_name, utc_now
 from w2v_triton.eval.tables import markdown_table
-from client import TranscriptionClient
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import decode_audio_bytes, encode_audio, load_audio
-from w2v_triton.paths import REPO_ROOT
-from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.serving.tritonserver import Ports, TritonServer, free_port
+
+Send = Callable[[dict[str, Any]], object]
+"""One way of sending an item (an utterance in every encoding) for transcription."""
+Size = Callable[[dict[str, Any]], int]
+"""The bytes that way sends for an item."""
 
 # format, subtype, rate (Opus runs at 48 kHz only)
 ENCODINGS = {"wav": ("WAV", "PCM_16", spec.SAMPLE_RATE), "mp3": ("MP3", "MPEG_LAYER_III", spec.SAMPLE_RATE),
              "ogg-opus": ("OGG", "OPUS", 48000)}
 
 
-def summary(times: list[float], audio_s: float, sent: list[int]) -> dict:
+def summary(times: list[float], audio_s: float, sent: list[int]) -> dict[str, Any]:
     ms = sorted(t * 1000 for t in times)
     return {"requests": len(ms), "p50_ms": round(statistics.median(ms), 2),
             "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 2), "mean_ms": round(statistics.fmean(ms), 2),
@@ -49,7 +56,7 @@ def _shown(path: Path) -> str:
         return path.name
 
 
-def start_gateway(triton_url: str) -> tuple[subprocess.Popen, str]:
+def start_gateway(triton_url: str) -> tuple[subprocess.Popen[bytes], str]:
     import urllib.request
 
     port = free_port()
@@ -66,7 +73,7 @@ def start_gateway(triton_url: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the gateway did not start")
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     served = [[k, v["p50_ms"], v["p90_ms"], v["audio_s_per_s"], v["mean_request_kb"]] for k, v in report["served"].items()]
     return "\n".join([
         f"# {report['title']}: {report['date']}, {report['machine']}", "",
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     utterances = [u for m in manifests for u in read_manifest(m)]
     picked = utterances[:: max(1, len(utterances) // args.count)][: args.count]
-    items = []
+    items: list[dict[str, Any]] = []
     for u in picked:
         samples = load_audio(u.audio)
         items.append({"path": u.audio, "flac": u.audio.read_bytes(), "seconds": samples.size / spec.SAMPLE_RATE,
@@ -113,17 +120,20 @@ def main(argv: list[str] | None = None) -> int:
         gateway, url = start_gateway(server.http_url)
         try:
             with TranscriptionClient(server.http_url) as asr, requests.Session() as session:
-                def via_gateway(item: dict) -> None:
+                def via_gateway(item: dict[str, Any]) -> None:
                     response = session.post(f"{url}/v1/audio/transcriptions", data={"model": "asr"},
                                             files={"file": ("speech.flac", item["flac"])}, timeout=300)
                     response.raise_for_status()
 
-                def file_path(name: str):
+                def file_path(name: str) -> Send:
                     return lambda item: asr.transcribe(item[name])
 
-                paths = {"AUDIO float32 (client decodes FLAC)": (lambda i: asr.transcribe(load_audio(i["path"])),
+                def file_size(name: str) -> Size:
+                    return lambda item: len(item[name])
+
+                paths: dict[str, tuple[Send, Size]] = {"AUDIO float32 (client decodes FLAC)": (lambda i: asr.transcribe(load_audio(i["path"])),
                                                                  lambda i: int(i["seconds"] * spec.SAMPLE_RATE * 4)),
-                         **{f"AUDIO_FILE {n}": (file_path(n), (lambda n: lambda i: len(i[n]))(n))
+                         **{f"AUDIO_FILE {n}": (file_path(n), file_size(n))
                             for n in ["flac", *ENCODINGS]},
                          "gateway /v1/audio/transcriptions flac": (via_gateway, lambda i: len(i["flac"]))}
                 for send, _ in paths.values():          # warm-up: every path once

@@ -20,13 +20,15 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
 from w2v_triton.build.manifest import read_manifest
+from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import LM_DIR, LOGITS_DIR, REPO_ROOT
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.serving.typing import AnyArray
 
 STARTUP_CODE = """
 import json, resource, sys, time
@@ -43,16 +45,17 @@ print(json.dumps({"import_s": t1 - t0, "build_s": t2 - t1, "peak_rss_mib": rss /
 """
 
 
-def startup(vocab_path: Path, backend: str, lm: Path, unigrams: Path) -> dict:
+def startup(vocab_path: Path, backend: str, lm: Path, unigrams: Path) -> dict[str, Any]:
     """Build one decoder in a fresh process: seconds to build it (after imports) and memory."""
     res = subprocess.run([sys.executable, "-c", STARTUP_CODE, str(vocab_path), backend, str(lm), str(unigrams)],
                          capture_output=True, text=True, cwd=REPO_ROOT)
     if res.returncode != 0:
         raise RuntimeError(res.stderr[-2000:])
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    measured: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return measured
 
 
-def logits_for(repo: Path, manifest: Path, cache_dir: Path) -> tuple[list, list[str], list[float]]:
+def logits_for(repo: Path, manifest: Path, cache_dir: Path) -> tuple[list[Any], list[str], list[float]]:
     utterances = [u for u in read_manifest(manifest) if u.text.strip()]
     paths = [u.audio for u in utterances]
     cache = cache_dir / f"{repo.name}-{manifest.stem}.npz"
@@ -74,7 +77,7 @@ class LexiconFree:
         self.config = DecoderConfig(mode="beam", backend="flashlight")
         self.beam = FlashlightBeam(self.labels.text, self.labels.blank, self.config, [])
 
-    def decode(self, logits) -> str:
+    def decode(self, logits: AnyArray) -> str:
         from w2v_triton.serving.ctc_output import log_softmax
         return self.beam.decode(log_softmax(self.labels.select(logits))).text
 
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = LOGITS_DIR
     dev = logits_for(a.repo, a.dev, cache_dir)
     test = logits_for(a.repo, a.test, cache_dir)
-    report: dict = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
+    report: dict[str, Any] = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
                     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "note": "2-core VM shared with other jobs: speeds are CPU time of the decoding thread",
                     "repo": str(a.repo), "dev": str(a.dev), "test": str(a.test),
@@ -129,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "points": [pt.row() for pt in points]}
         print(backend, "tuned on dev:", tuned[backend], f"WER {best.wer:.4f}", flush=True)
 
-    def row(name: str, decoder) -> None:
-        texts, cpu, wall = decode_all(decoder, test[0])
+    def row(name: str, decoder: CTCDecoder | LexiconFree) -> None:
+        texts, cpu, _wall = decode_all(decoder, test[0])
         wer, cer = error_rates(test[1], texts)
         c = decoder.config
         report["rows"].append({"name": name, "backend": c.backend if c.mode == "beam" else "-", "mode": c.mode,
@@ -158,14 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     decoding = [[r["name"], f"{100 * r['wer']:.2f}", f"{100 * r['cer']:.2f}", f"{r['speed_per_core']:.0f}"]
                 for r in report["rows"]]
     startup = [[k, f"{v['build_s']:.2f}", f"{v['peak_rss_mib']:.0f}", f"{v['rss_added_mib']:.0f}"]
                for k, v in report["startup"].items()]
-    lines = [f"# {report['title']}", "", f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with "
-             f"other jobs). Date: {report['date']}. Logits: `{report['repo']}` on `{report['test']}` "
-             f"({report['test_audio_s']} s of audio); alpha/beta tuned per backend on `{report['dev']}`.", "",
+    lines = [f"# {report['title']}", "",
+             (f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with "
+              f"other jobs). Date: {report['date']}. Logits: `{report['repo']}` on `{report['test']}` "
+              f"({report['test_audio_s']} s of audio); alpha/beta tuned per backend on `{report['dev']}`."), "",
              "## Decoding on the same logits and LM (binary)", "",
              markdown_table(["configuration", "WER %", "CER %", "audio-s per CPU-s"], decoding), "",
              "## One decoder instance: start-up (after imports) and peak RSS", "",
@@ -176,7 +180,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(report: dict, out: Path) -> None:
+def write(report: dict[str, Any], out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

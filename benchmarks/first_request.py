@@ -18,16 +18,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.machine import machine_name
 from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import REPO_ROOT, REPOS_DIR
-from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.serving.typing import FloatArray
 
 
-def speech_clip(seconds: float) -> tuple[np.ndarray, str]:
+def speech_clip(seconds: float) -> tuple[FloatArray, str]:
     """A real-speech clip of about `seconds` (repeated utterances), else noise."""
     from w2v_triton.serving.audio import load_audio
 
@@ -38,7 +40,7 @@ def speech_clip(seconds: float) -> tuple[np.ndarray, str]:
     return audio[: int(seconds * 16000)], "../shared/data/speech"
 
 
-def measure(repository: Path, clip: np.ndarray, followers: int, log: Path) -> dict:
+def measure(repository: Path, clip: FloatArray, followers: int, log: Path) -> dict[str, Any]:
     from client import TranscriptionClient
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         except BuildError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    runs: dict[str, list[dict]] = {"off": [], "on": []}
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for warmup in (False, True):
@@ -99,19 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     rows = [[f"warm-up {key}", f"{m['start_to_ready_s']:.2f}", f"{m['first_request_ms']:.1f}",
              f"{m['next_requests_median_ms']:.1f}", f"{m['first_request_ms'] / m['next_requests_median_ms']:.2f}x"]
             for key, m in report["median"].items()]
     return "\n".join([
         f"# First request after ready ({report['model']}, {report['clip_seconds']:g} s clip)", "",
-        f"{report['machine']}, {report['date']}; audio: {report['audio']}; median of "
-        f"{len(report['runs']['on'])} alternating servings. Command: `{report['command']}`", "",
+        (f"{report['machine']}, {report['date']}; audio: {report['audio']}; median of "
+         f"{len(report['runs']['on'])} alternating servings. Command: `{report['command']}`"), "",
         markdown_table(["build", "start to ready (s)", "first request (ms)", "next requests, median (ms)",
                         "first / next"], rows), ""])
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -11,11 +11,11 @@ multiply-adds), not element-wise operations. Writes <out>.json (a `table` for th
 """
 from __future__ import annotations
 
-from typing import Any
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -82,7 +82,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(TEACHERS), figsize=(11, 3.8))
-    for ax, size in zip(axes, TEACHERS):
+    for ax, size in zip(axes, TEACHERS, strict=True):
         mine = [r for r in rows if r["size"] == size]
         labels = [r["model"].replace(" + ", "\n+ ") for r in mine]
         bottom = [0.0] * len(mine)
@@ -90,7 +90,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                              ("other", "#999999")):
             values = [r[f"gflops_per_audio_s_{part}"] for r in mine]
             ax.bar(labels, values, bottom=bottom, color=colour, label=part)
-            bottom = [b + v for b, v in zip(bottom, values)]
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_title(f"{size} size")
         ax.set_ylabel("GFLOP per audio second")
         ax.tick_params(axis="x", labelsize=7)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from w2v_triton.eval.tables import markdown_table
 from w2v_triton.serving import spec
@@ -25,7 +26,7 @@ COLUMNS = ["variant", "sweep", "best audio-s/s (conc)", "p50 ms", "GPU util %", 
            "busy: preprocessor / acoustic / decoder", "goal"]
 
 
-def busy(row: dict, model: str, measured: str) -> float | None:
+def busy(row: dict[str, Any], model: str, measured: str) -> float | None:
     """Instances of `model` kept busy during the level whose rate `row` reports for `measured`."""
     stats, target = row.get("per_model", {}).get(model), row.get("per_model", {}).get(measured)
     if not stats or not target or not row["infer_per_sec"] or not stats["executions"]:
@@ -33,7 +34,7 @@ def busy(row: dict, model: str, measured: str) -> float | None:
     duration_s = target["requests"] / row["infer_per_sec"]
     # every request of a batch reports the batch's time: per request x requests / mean batch
     busy_ms = stats["compute_infer_ms"] * stats["executions"]
-    return busy_ms / 1000 / duration_s
+    return float(busy_ms / 1000 / duration_s)
 
 
 def summary_rows(folder: Path) -> list[list[str]]:

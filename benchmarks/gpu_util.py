@@ -25,7 +25,7 @@ class GpuSampler:
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         if self.available:
             self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                             text=True)

@@ -37,11 +37,12 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from benchmarks.decoders import logits_for
 from w2v_triton.eval.metrics import error_rates
-from w2v_triton.serving.ctc_decoding import CTCDecoder, prompt_words
 from w2v_triton.paths import LOGITS_DIR, REPO_ROOT
+from w2v_triton.serving.ctc_decoding import CTCDecoder, prompt_words
 from w2v_triton.serving.pipeline import ReferencePipeline
 
 # (prompt, how it becomes hotwords, backend): the rows of the report
@@ -68,20 +69,20 @@ def hotwords_of(decoder: CTCDecoder, texts: list[str], mapping: str) -> list[lis
     return [decoder.prompt_hotwords(t) for t in texts]
 
 
-def run(decoder: CTCDecoder, logits: list, hotwords: list[list[str]]) -> tuple[list[str], float]:
+def run(decoder: CTCDecoder, logits: list[Any], hotwords: list[list[str]]) -> tuple[list[str], float]:
     cpu = time.thread_time()
-    out = [decoder.decode(x, h or None) for x, h in zip(logits, hotwords)]
+    out = [decoder.decode(x, h or None) for x, h in zip(logits, hotwords, strict=True)]
     return out, time.thread_time() - cpu
 
 
 def build_ms(decoder: CTCDecoder, hotwords: list[list[str]]) -> float | None:
     """Mean time to build a request's flashlight search for these hotwords (ms)."""
     hotwords = [h for h in hotwords if h]
-    if decoder._fast is None or not hotwords:   # noqa: SLF001 - pyctcdecode builds its scorer inside decode
+    if decoder._fast is None or not hotwords:   # the private flashlight search: what a request builds
         return None
     began = time.thread_time()
     for words in hotwords:
-        decoder._fast.search(words)   # noqa: SLF001
+        decoder._fast.search(words)
     return 1000 * (time.thread_time() - began) / len(hotwords)
 
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{a.repo}: needs a flashlight beam + LM decoder (build with --decoder-mode beam --lm-dir ...)")
     decoders = {"flashlight": flashlight, "pyctcdecode": CTCDecoder(_vocab(a.repo), replace(config, backend="pyctcdecode"))}
     lm_words = set(Path(config.unigrams_path).read_text().split())
-    report: dict = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
+    report: dict[str, Any] = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
                     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "load_average": os.getloadavg(),
                     "note": "2-core VM shared with other engineers' jobs: speeds are CPU time of the decoding thread",
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     "repo": str(a.repo), "decoder": config.to_parameters(),
                     "sets": {}}
     for manifest in a.test:
-        logits, references, durations = logits_for(a.repo, manifest, LOGITS_DIR)
+        logits, references, _durations = logits_for(a.repo, manifest, LOGITS_DIR)
         audio_s = sum(x.shape[0] for x in logits) * 0.02
         kinds = prompts(references, lm_words)
         with_oov = [i for i, t in enumerate(kinds["own OOV words"]) if t]
@@ -138,27 +139,28 @@ def _vocab(repo: Path) -> dict[str, int]:
     return dict(json.loads((repo / "decoder" / "vocab.json").read_text()))
 
 
-def write(report: dict, out: Path) -> None:
+def write(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sets = list(report["sets"])
     columns = ["prompt", "as hotwords", "decoder"] + [f"{s}: WER % (OOV sentences)" for s in sets] + \
               [f"{s}: OOV words found" for s in sets] + ["hotwords per request", "audio-s per CPU-s", "search ms"]
     rows = []
     for k, first in enumerate(report["sets"][sets[0]]["rows"]):
-        cells = [[r for r in report["sets"][s]["rows"]][k] for s in sets]
+        cells = [report["sets"][s]["rows"][k] for s in sets]
         speed = sum(c["speed_per_core"] for c in cells) / len(cells)
         build = [c["search_build_ms"] for c in cells if c["search_build_ms"] is not None]
         per_request = sum(c["hotwords_per_request"] for c in cells) / len(cells)
         rows.append([first["prompt"], first["hotwords"], first["backend"]]
                     + [f"{100 * c['wer']:.2f} ({100 * c['wer_oov_sentences']:.2f})" for c in cells]
-                    + [f"{c['oov_words_recovered']} of {report['sets'][s]['oov_words']}" for c, s in zip(cells, sets)]
+                    + [f"{c['oov_words_recovered']} of {report['sets'][s]['oov_words']}" for c, s in zip(cells, sets, strict=True)]
                     + [f"{per_request:.1f}", f"{speed:,.0f}", f"{sum(build) / len(build):.2f}" if build else "–"])
     report["columns"], report["rows"] = columns, rows
     stem = out / report["title"]
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    lines = [f"# {report['title']}", "", f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared; load "
-             f"average {', '.join(f'{x:.1f}' for x in report['load_average'])}). Date: {report['date']}. "
-             f"Repository `{report['repo']}`, decoder {report['decoder']}.", ""]
+    lines = [f"# {report['title']}", "",
+             (f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared; load "
+              f"average {', '.join(f'{x:.1f}' for x in report['load_average'])}). Date: {report['date']}. "
+              f"Repository `{report['repo']}`, decoder {report['decoder']}."), ""]
     lines += [f"* {s}: {v['utterances']} utterances, {v['audio_s']} s, {v['oov_sentences']} sentences with "
               f"{v['oov_words']} out-of-LM words" for s, v in report["sets"].items()]
     lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -12,11 +12,14 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from w2v_triton.serving import spec
+from w2v_triton.serving.typing import FloatArray
 
 
 def onnx_variant(path: str) -> str:
@@ -25,7 +28,11 @@ def onnx_variant(path: str) -> str:
     return parts[1] if len(parts) == 3 and parts[2] == "onnx" else "fp32"
 
 
-def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype: str = "fp32"):
+Runner = Callable[[FloatArray], FloatArray]
+"""One clip in, its logits out."""
+
+
+def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype: str = "fp32") -> Runner:
     """A function clip -> logits for the candidate; both paths see the normalised clip.
     `device`/`dtype` apply to hf-pytorch (e.g. cuda + fp16 for the GPU figures); the logits come
     back to the host as float32, so a GPU timing includes the copy and the synchronisation."""
@@ -45,10 +52,11 @@ def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype:
         family = getattr(transformers, ctc_class_name(json.loads((local / "config.json").read_text()), local))
         net = family.from_pretrained(str(local)).eval().to(device, torch_dtype)
 
-        def run(clip: np.ndarray) -> np.ndarray:
+        def run(clip: FloatArray) -> FloatArray:
             with torch.inference_mode():
                 x = torch.from_numpy(clip)[None].to(device, torch_dtype)
-                return net(x).logits[0].float().cpu().numpy()
+                logits: FloatArray = net(x).logits[0].float().cpu().numpy()
+                return logits
         return run
     if device != "cpu" or dtype != "fp32":
         raise ValueError("--device/--dtype apply to --kind hf-pytorch only")
@@ -60,7 +68,7 @@ def load_runner(kind: str, model: str, threads: int, device: str = "cpu", dtype:
     raise ValueError(f"unknown kind {kind}")
 
 
-def measure(run, clips: list[np.ndarray], repeats: int) -> dict:
+def measure(run: Runner, clips: list[FloatArray], repeats: int) -> dict[str, Any]:
     run(clips[0])  # warm-up: allocation, graph optimisation, thread pools
     latencies = []
     for _ in range(repeats):

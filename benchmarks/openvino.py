@@ -124,10 +124,10 @@ def markdown(report: dict[str, Any]) -> str:
     seen = report["models"]["reference"]["agreement"]["test_seen"]["speech"]
     real = report["models"]["reference"]["agreement"].get("real_speech", {}).get("speech")
     lines = [f"# {report['title']}", "",
-             f"Date: {report['date']} - {report['finished']}. Machine: {report['machine']} "
-             f"({report['cpu'].get('model', '?')}, {report['cpu'].get('logical_cpus', '?')} logical CPUs, "
-             f"AVX512-BF16: {report['cpu'].get('flags', {}).get('avx512_bf16')}, AMX: "
-             f"{report['cpu'].get('flags', {}).get('amx_tile')}), {report['machine_note']}.", "",
+             (f"Date: {report['date']} - {report['finished']}. Machine: {report['machine']} "
+              f"({report['cpu'].get('model', '?')}, {report['cpu'].get('logical_cpus', '?')} logical CPUs, "
+              f"AVX512-BF16: {report['cpu'].get('flags', {}).get('avx512_bf16')}, AMX: "
+              f"{report['cpu'].get('flags', {}).get('amx_tile')}), {report['machine_note']}."), "",
              f"Command: `python -m benchmarks.openvino {' '.join(report['argv'])}`", "",
              f"Agreement: the reference model on test_seen ({seen['utterances']} utterances, {seen['audio_seconds']} s)"
              + (f" and real speech ({real['utterances']} utterances, {real['audio_seconds']} s)" if real else
@@ -148,14 +148,14 @@ def plot(report: dict[str, Any], out: Path) -> None:
 
     models = list(report["models"])
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4))
-    for ax, model in zip(axes, models):
+    for ax, model in zip(axes, models, strict=True):
         by = report["models"][model]["speed"]["by_threads"]
         width = 0.8 / len(by)
         for i, (threads, rates) in enumerate(sorted(by.items())):
             xs = [j + i * width for j in range(len(RUNTIMES))]
             ax.bar(xs, [rates[n]["audio_s_per_s"] for n in RUNTIMES], width, label=f"{threads} thread(s)")
         ax.set_xticks([j + width * (len(by) - 1) / 2 for j in range(len(RUNTIMES))])
-        ax.set_xticklabels([n for n in RUNTIMES], rotation=20)
+        ax.set_xticklabels(list(RUNTIMES), rotation=20)
         ax.set_ylabel("audio-s/s (10 s clip, batch 1)")
         ax.set_title(model)
         ax.legend()

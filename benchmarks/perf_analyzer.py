@@ -5,6 +5,7 @@ import csv
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from w2v_triton.serving import spec
 from w2v_triton.serving.tritonserver import TritonInstall, server_environment
@@ -26,7 +27,7 @@ def perf_analyzer_binary() -> Path:
 def run_perf_analyzer(url: str, input_data: Path, concurrency: str, protocol: str = "grpc",
                       model: str = spec.ENSEMBLE_MODEL, shape: str | None = None,
                       request_count: int = 16, stability_percent: int = 25,
-                      timeout: float = 1800) -> list[dict]:
+                      timeout: float = 1800) -> list[dict[str, Any]]:
     """One perf_analyzer sweep; rows: concurrency, infer/s and latency percentiles in ms.
 
     Windows count requests, not milliseconds: a 10 s clip on a 12-layer model can take longer

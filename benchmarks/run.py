@@ -14,22 +14,23 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from benchmarks.gpu_util import GpuSampler
 from benchmarks.inputs import fixed_length_clips, real_clips, seed_clip, write_input_data
-from benchmarks.plans import PLANS, headline_info, materialize
 from benchmarks.perf_analyzer import PerfAnalyzerError, perf_analyzer_binary, run_perf_analyzer
+from benchmarks.plans import PLANS, headline_info, materialize
 from benchmarks.report import write_report
 from benchmarks.triton_stats import model_counters, per_model_times
-from w2v_triton.serving import spec
-from w2v_triton.paths import REPO_ROOT
 from w2v_triton.build.manifest import read_manifest, shared_speech_dir, shared_speech_manifests
+from w2v_triton.eval.machine import gpu_name, machine_name
+from w2v_triton.paths import REPO_ROOT
+from w2v_triton.serving import spec
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.tritonserver import Ports, TritonServer
-from w2v_triton.eval.machine import gpu_name, machine_name
 
 
 def named_paths(values: list[str]) -> dict[str, str]:
@@ -43,7 +44,7 @@ def named_paths(values: list[str]) -> dict[str, str]:
 
 
 def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: int,
-              device: str = "cpu", dtype: str = "fp32") -> dict:
+              device: str = "cpu", dtype: str = "fp32") -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.inprocess", "--kind", kind, "--model", model,
                "--clips", str(clips_file), "--threads", str(threads), "--repeats", str(repeats)]
     if kind == "hf-pytorch":
@@ -56,17 +57,17 @@ def inprocess(kind: str, model: str, clips_file: Path, threads: int, repeats: in
 
 def levels(concurrency: str) -> list[str]:
     """perf_analyzer's "start:end:step" as one "c:c" range per level."""
-    start, end, step = (list(map(int, concurrency.split(":"))) + [1, 1])[:3] if ":" in concurrency else \
+    start, end, step = [*map(int, concurrency.split(":")), 1, 1][:3] if ":" in concurrency else \
         (int(concurrency), int(concurrency), 1)
     return [f"{c}:{c}" for c in range(start, end + 1, step)]
 
 
-def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[str, str],
-           request_count: int, log_dir: Path, stats_per_level: bool = False, max_stability: int = 100) -> dict:
+def served(name: str, repository: Path, inputs: dict[str, dict[str, Any]], sweeps: dict[str, str],
+           request_count: int, log_dir: Path, stats_per_level: bool = False, max_stability: int = 100) -> dict[str, Any]:
     """Start the server on `repository`, run every perf_analyzer sweep, collect model stats
     (with `stats_per_level`, also per concurrency level: one perf_analyzer run per level)."""
     perf_analyzer_binary()  # a missing binary fails here, not as an "unstable" window below
-    results = {"repository": str(repository), "sweeps": {}}
+    results: dict[str, Any] = {"repository": str(repository), "sweeps": {}}
     with TritonServer(repository, Ports.free(), log_path=log_dir / "raw" / f"tritonserver-{name}.log") as server:
         for sweep, concurrency in sweeps.items():
             data = inputs[sweep]
@@ -83,7 +84,7 @@ def served(name: str, repository: Path, inputs: dict[str, dict], sweeps: dict[st
                 # A busy 2-core machine may never meet the bound: loosen it step by step and record
                 # the bound that held, rather than lose the whole report.
                 bounds = [b for b in ((60, 100) if varied else (25, 50, 100)) if b < max_stability]
-                for stability in bounds + [max_stability]:
+                for stability in [*bounds, max_stability]:
                     data["stability_percent"] = stability
                     try:
                         with GpuSampler() as gpu:   # nothing where nvidia-smi is absent
@@ -182,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if headline:
         report["headline"] = headline
     served_sweeps = {n: s.split(",") for n, s in named_paths(args.served_sweeps).items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
         if utterances:
             long_clips = fixed_length_clips(utterances, args.clip_seconds, args.clips)
             real = real_clips(utterances)
@@ -208,12 +209,15 @@ def main(argv: list[str] | None = None) -> int:
         sweeps = {name: concurrency for name, concurrency in sweeps.items()
                   if concurrency and (name.split("_")[0] in wanted or name.startswith(spec.ACOUSTIC_MODEL))}
         dtypes = args.dtypes.split(",")
-        jobs = [("inprocess", n if dtypes == ["fp32"] else f"{n}-{d}", "hf-pytorch", p, d)
+        # (where, name, kind, path, dtype): kind and dtype are for in-process jobs
+        jobs: list[tuple[str, str, str | None, str, str | None]] = [
+            ("inprocess", n if dtypes == ["fp32"] else f"{n}-{d}", "hf-pytorch", p, d)
                 for n, p in named_paths(args.baseline).items() for d in dtypes]
         jobs += [("inprocess", n, "onnx", p, "fp32") for n, p in named_paths(args.onnx).items()]
         jobs += [("served", n, None, p, None) for n, p in named_paths(args.served).items()]
         for where, name, kind, path, dtype in tqdm(jobs, desc="benchmark", unit="job"):
             if where == "inprocess":
+                assert kind is not None and dtype is not None
                 device = args.device if kind == "hf-pytorch" else "cpu"
                 report["inprocess"][name] = inprocess(kind, path, clips_file, args.threads, args.repeats,
                                                       device, dtype)

@@ -28,8 +28,8 @@ def run(teacher_name: str, dev: str, limit: int) -> dict[str, Any]:
     from w2v_triton.train.distillation.trainer import dev_batches, load_dataset
 
     teacher_dir = resolve_teacher(teacher_name)
-    teacher = load_teacher(teacher_dir).float()
-    id_to_token = id_to_token_of(teacher_dir, int(teacher.config.vocab_size))
+    teacher = load_teacher(teacher_dir)   # float32 already (ctc_model.load_ctc_weights)
+    id_to_token = id_to_token_of(teacher_dir, int(teacher.config.vocab_size or 0))   # as the trainer does
     vocab = {t: i for i, t in id_to_token.items()}
     dataset = load_dataset(dev, vocab, read_checkpoint_info(Path(teacher_dir)).do_normalize, limit=limit)
     layers6 = PRESETS["layers6"]

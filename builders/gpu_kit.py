@@ -17,11 +17,22 @@ import logging
 import sys
 from pathlib import Path
 
-from w2v_triton.build.gpu_kit import (IMAGE_PYTHON, SITE_WHEELS, STUB_VERSIONS, TRAVEL_LIMIT_MIB,
-                                      KitError, KitOptions, build_kit, setup_kit, size_record, travelling_bytes)
+from w2v_triton.build.gpu_kit import (
+    IMAGE_PYTHON,
+    SITE_WHEELS,
+    STUB_VERSIONS,
+    TRAVEL_LIMIT_MIB,
+    KitError,
+    KitOptions,
+    build_kit,
+    setup_kit,
+    size_record,
+    travelling_bytes,
+)
 from w2v_triton.build.manifest import shared_speech_dir
 from w2v_triton.paths import GPU_KIT_FILE, REPO_ROOT
 from w2v_triton.serving.tritonserver import ServerError
+
 
 def build(args: argparse.Namespace) -> int:
     speech = None if args.no_speech else args.speech_dir or shared_speech_dir(REPO_ROOT)

@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 def describe_presets(teachers: list[str], seconds: float = 10.0) -> dict[str, Any]:
     """Each preset's concrete shape, parameters and FLOPs per audio-second for each teacher."""
+    from w2v_triton.eval.flops import flops_per_audio_second
     from w2v_triton.train.distillation.presets import PRESETS, build_shaped_student, shape_dict
     from w2v_triton.train.distillation.student import count_params, load_teacher, resolve_teacher
-    from w2v_triton.eval.flops import flops_per_audio_second
 
     out: dict[str, Any] = {"flops_input_seconds": seconds, "teachers": {}, "presets": {}}
     for name in teachers:
@@ -74,11 +74,11 @@ def preset_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for n in names:
         columns += [f"{n}: layers, conv, hidden/heads/FFN", f"{n}: parameters", f"{n}: GFLOPs per audio-s"]
     rows = []
-    for label, get in [("teacher", lambda t: t)] + [
-            (p, (lambda t, p=p: t["presets"][p])) for p in data["presets"]]:
-        row = [label]
+    for preset in [None, *data["presets"]]:   # None: the teacher itself
+        row = [preset or "teacher"]
         for n in names:
-            e = get(data["teachers"][n])
+            teacher = data["teachers"][n]
+            e = teacher if preset is None else teacher["presets"][preset]
             row += [_shape_text(e), f"{e['params']:,}", f"{e['gflops_per_audio_s']:.2f}"]
         rows.append(row)
     return columns, rows

@@ -18,11 +18,18 @@ import sys
 from pathlib import Path
 
 from w2v_triton.build.tuning import TUNING_FILE
-from w2v_triton.eval.lm_tuning import (DEFAULT_ALPHAS, DEFAULT_BEAM_WIDTHS, DEFAULT_BETAS, TuningRequest,
-                                       apply_tuning, tune_repository)
+from w2v_triton.eval.lm_tuning import (
+    DEFAULT_ALPHAS,
+    DEFAULT_BEAM_WIDTHS,
+    DEFAULT_BETAS,
+    TuningRequest,
+    apply_tuning,
+    tune_repository,
+)
 from w2v_triton.paths import DEFAULT_REPOSITORY
 from w2v_triton.serving import spec
-from w2v_triton.serving.ctc_decoding import BACKENDS, DecoderConfigError
+from w2v_triton.serving.ctc_decoding import BACKENDS
+from w2v_triton.serving.ctc_output import DecoderConfigError
 
 
 def floats(text: str) -> list[float]:

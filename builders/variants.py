@@ -21,23 +21,27 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from w2v_triton.eval import evaluation; from w2v_triton.serving import spec; from w2v_triton.build import variants
+from w2v_triton.build import variants
 from w2v_triton.build.builder import DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_SIZE
 from w2v_triton.build.checkpoints import CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
+from w2v_triton.eval import evaluation
 from w2v_triton.paths import REPO_ROOT
+from w2v_triton.serving import spec
+from w2v_triton.serving.typing import FloatArray
 
 
-def speech_rows(manifests: list[Path] | None = None) -> list:
+def speech_rows(manifests: list[Path] | None = None) -> list[Any]:
     """Manifest rows of `manifests` (default: the real speech in ../shared/data/speech; [] if absent)."""
     from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 
     return [u for m in (manifests or shared_speech_manifests(REPO_ROOT)) for u in read_manifest(m)]
 
 
-def subset_rows(limit: int | None, manifests: list[Path] | None = None) -> list:
+def subset_rows(limit: int | None, manifests: list[Path] | None = None) -> list[Any]:
     """`speech_rows(manifests)`, or `limit` of them spread over all sources."""
     rows = speech_rows(manifests)
     if limit:
@@ -46,7 +50,7 @@ def subset_rows(limit: int | None, manifests: list[Path] | None = None) -> list:
     return rows
 
 
-def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | None = None) -> list[np.ndarray]:
+def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | None = None) -> list[FloatArray]:
     """Utterances of `subset_rows(limit, manifests)`, preprocessed as the service does."""
     from w2v_triton.serving.audio import load_audio
     from w2v_triton.serving.preprocessing import preprocess
@@ -54,18 +58,19 @@ def load_speech(limit: int | None, do_normalize: bool, manifests: list[Path] | N
     return [preprocess(load_audio(u.audio), do_normalize) for u in subset_rows(limit, manifests)]
 
 
-def label_wer(logits: list[np.ndarray], texts: list[str], vocab: dict[str, int]) -> dict[str, float] | None:
-    """Greedy WER/CER against the manifest transcripts (None when any utterance has none): an int8
-    variant that flips near-tie letters of a weak model may still leave its accuracy unchanged."""
+def label_wer(logits: list[FloatArray], texts: list[str], vocab: dict[str, int]) -> dict[str, float] | None:
+    """Greedy WER/CER against the manifest transcripts (None when any utterance has none, or when they
+    are not one per utterance): an int8 variant that flips near-tie letters of a weak model may still
+    leave its accuracy unchanged."""
     from w2v_triton.eval.metrics import error_rates
 
-    if not texts or not all(t.strip() for t in texts):
+    if not texts or len(texts) != len(logits) or not all(t.strip() for t in texts):
         return None
     wer, cer = error_rates(texts, evaluation.greedy_transcripts(logits, vocab))
     return {"wer": wer, "cer": cer}
 
 
-def long_speech(seconds: float, do_normalize: bool) -> np.ndarray:
+def long_speech(seconds: float, do_normalize: bool) -> FloatArray:
     """Consecutive LibriSpeech test-other utterances up to `seconds`, normalised as one recording."""
     from w2v_triton.serving.audio import load_audio
     from w2v_triton.serving.preprocessing import preprocess
@@ -81,7 +86,7 @@ def long_speech(seconds: float, do_normalize: bool) -> np.ndarray:
     return preprocess(np.concatenate(parts), do_normalize)
 
 
-def speed_clip(speech: list[np.ndarray], seconds: float = 10.0) -> np.ndarray:
+def speed_clip(speech: list[FloatArray], seconds: float = 10.0) -> FloatArray:
     """`seconds` of real speech (utterances concatenated), or noise when none is present."""
     n = int(seconds * spec.SAMPLE_RATE)
     if speech:
@@ -91,10 +96,10 @@ def speed_clip(speech: list[np.ndarray], seconds: float = 10.0) -> np.ndarray:
     return np.random.default_rng(0).standard_normal(n).astype(np.float32)
 
 
-def parse_args(argv):
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="random-base, tiny, reference, hub id or HF dir")
-    ap.add_argument("--variants", nargs="+", default=list(variants.ONNX_VARIANTS) + ["trt"],
+    ap.add_argument("--variants", nargs="+", default=[*variants.ONNX_VARIANTS, "trt"],
                     choices=variants.VARIANTS)
     ap.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION,
                     help="ov-int8: calibration audio (a JSONL manifest)")
@@ -120,8 +125,8 @@ def parse_args(argv):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2v_triton.paths import onnx_dir_for
     from w2v_triton.build.onnx_export import build_onnx
+    from w2v_triton.paths import onnx_dir_for
 
     args = parse_args(argv)
     if args.print_path:
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     fp32, _ = build_onnx(checkpoint, onnx_dir_for(checkpoint))
-    report: dict = {"checkpoint": str(checkpoint), "fp32": str(fp32), "cpu": evaluation.cpu_features(),
+    report: dict[str, Any] = {"checkpoint": str(checkpoint), "fp32": str(fp32), "cpu": evaluation.cpu_features(),
                     "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "variants": {}}
     paths: dict[str, Path] = {"fp32": fp32}
     calibration = None
@@ -219,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             import torch
             torch.set_num_threads(threads)
             runners.update({f"torch-{d}": evaluation.torch_runner(checkpoint, d) for d in ("fp32", "bf16")})
-        result = evaluation.speed(runners, clip, args.repeats)
-        report["speed"]["by_threads"][str(threads)] = result
-        print(f"threads={threads}: " + ", ".join(f"{n} {r['audio_s_per_s']}x" for n, r in result.items()),
+        speeds = evaluation.speed(runners, clip, args.repeats)
+        report["speed"]["by_threads"][str(threads)] = speeds
+        print(f"threads={threads}: " + ", ".join(f"{n} {r['audio_s_per_s']}x" for n, r in speeds.items()),
               flush=True)
         del runners
     out = args.report or fp32.parent / "variants_report.json"

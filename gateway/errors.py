@@ -8,7 +8,7 @@ validation 422) and an unexpected exception (500).
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -65,5 +65,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error: %s", exc)
+        log.error("unexpected error: %s", exc, exc_info=exc)   # the traceback of exc itself
         return error_response(500, f"internal error in the gateway ({type(exc).__name__}); see its log", SERVER)

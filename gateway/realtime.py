@@ -39,6 +39,7 @@ from gateway.settings import Settings
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import AudioError, StreamResampler, pcm16_to_float
 from w2v_triton.serving.streaming import StreamingConfig
+from w2v_triton.serving.typing import FloatArray
 
 log = logging.getLogger("w2v_triton.gateway.realtime")
 INPUT_RATE = 24_000          # OpenAI's Realtime API: pcm16 at 24 kHz mono
@@ -73,12 +74,12 @@ class Session:
         self.socket, self.settings, self.config = socket, settings, config
         self.loop = asyncio.get_running_loop()
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self.session = {"type": "transcription", "id": _id("sess"), "object": "realtime.transcription_session",
-                        "audio": {"input": {"format": {"type": "audio/pcm", "rate": INPUT_RATE},
-                                            "transcription": {"model": spec.STREAMING_MODEL, "language": None,
-                                                              "prompt": ""},
-                                            "turn_detection": turn_detection(config), "noise_reduction": None}},
-                        "include": None}
+        self.session: dict[str, Any] = {   # the JSON document session.updated sends
+            "type": "transcription", "id": _id("sess"), "object": "realtime.transcription_session",
+            "audio": {"input": {"format": {"type": "audio/pcm", "rate": INPUT_RATE},
+                                "transcription": {"model": spec.STREAMING_MODEL, "language": None, "prompt": ""},
+                                "turn_detection": turn_detection(config), "noise_reduction": None}},
+            "include": None}
         self.client: TranscriptionClient | None = None
         self.live: LiveStream | None = None
         self.resampler = StreamResampler(INPUT_RATE)
@@ -156,7 +157,7 @@ class Session:
                            "content_index": 0, "transcript": event["text"],
                            "usage": {"type": "duration", "seconds": round(event["end_s"] - event["start_s"], 3)}})
 
-    def _send(self, samples: np.ndarray, end: bool = False) -> None:
+    def _send(self, samples: FloatArray, end: bool = False) -> None:
         live = self._open()
         live.send(samples, end=end)
         self.stream_samples += samples.size

@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
 
 from client import PROTOCOLS
 from w2v_triton.serving.segments import SegmentRule
@@ -77,7 +77,7 @@ class Settings:
         return tuple(dict.fromkeys(keys))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         values: dict[str, object] = {}
         for f in fields(cls):

@@ -24,6 +24,10 @@ class TritonError(Exception):
         return str(self)
 
 
+class TritonModelException(Exception):
+    pass
+
+
 class Tensor:
     def __init__(self, name: str, array: np.ndarray) -> None:
         self._name, self._array = name, np.asarray(array)
@@ -69,7 +73,7 @@ def get_input_tensor_by_name(request: InferenceRequest, name: str) -> Tensor | N
 
 def module() -> ModuleType:
     stub = ModuleType("triton_python_backend_utils")
-    for name in ("TritonError", "Tensor", "InferenceRequest", "InferenceResponse", "Logger",
+    for name in ("TritonError", "TritonModelException", "Tensor", "InferenceRequest", "InferenceResponse", "Logger",
                  "get_input_tensor_by_name"):
         setattr(stub, name, globals()[name])
     return stub

@@ -11,8 +11,8 @@ benchmark results) is found from REPO_ROOT and is simply absent from a wheel.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 WORK_DIR_ENV = "W2V_TRITON_WORK_DIR"
 # The checkout this package runs from (editable install, or a `python -m` in the checkout). Installed

@@ -18,15 +18,16 @@ from pathlib import Path
 
 import torch
 
-from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.build.lm_sentences import write_lm_dir
+from w2v_triton.eval.metrics import error_rates
+from w2v_triton.paths import CORPUS_DIR
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.spec import BASE_960H_VOCAB
-from w2v_triton.train.corpus import CorpusConfig, split_sentences  # noqa: E402
-from w2v_triton.train.synthesizers import get as synthesizer  # noqa: E402
-from w2v_triton.train.data import ManifestDataset  # noqa: E402
-from w2v_triton.eval.metrics import error_rates  # noqa: E402
-from w2v_triton.paths import CORPUS_DIR
+from w2v_triton.serving.typing import FloatArray
+from w2v_triton.train.corpus import CorpusConfig, split_sentences
+from w2v_triton.train.data import ManifestDataset
+from w2v_triton.train.synthesizers import get as synthesizer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,11 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import Wav2Vec2ForCTC
 
     torch.set_num_threads(a.threads)
-    model = Wav2Vec2ForCTC.from_pretrained(a.model, dtype=torch.float32).eval()
+    model: torch.nn.Module = Wav2Vec2ForCTC.from_pretrained(a.model, dtype=torch.float32)
+    model.eval()
 
-    def logits(audio):
+    def logits(audio: FloatArray) -> FloatArray:
         with torch.no_grad():
-            return model(torch.from_numpy(normalize(audio))[None]).logits[0].numpy()
+            out: FloatArray = model(torch.from_numpy(normalize(audio))[None]).logits[0].numpy()
+            return out
 
     sentences = split_sentences(CorpusConfig())
     sets = {}
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 wer, cer = error_rates(refs, hyps)
                 results[f"{name} | {split}"] = {
                     "wer": round(wer, 3), "cer": round(cer, 3),
-                    "exact": sum(r == h for r, h in zip(refs, hyps)), "n": len(refs)}
+                    "exact": sum(r == h for r, h in zip(refs, hyps, strict=True)), "n": len(refs)}
                 print(name, "|", split, results[f"{name} | {split}"], flush=True)
     Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
     return 0

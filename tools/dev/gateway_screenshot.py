@@ -17,12 +17,24 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving.tritonserver import Ports, TritonServer, free_port
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator
+
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _seconds(chip: Locator, name: str) -> float:
+    """A word chip's time (the page sets data-start and data-end on every word)."""
+    value = chip.get_attribute(name)
+    if value is None:
+        raise RuntimeError(f"a word without {name}: the page's markup changed")
+    return float(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.wait_for_function("document.getElementById('player').readyState >= 1")
                 count = page.locator(".word").count()
                 chip = page.locator(".word").nth(count // 2 if args.word is None else args.word)
-                middle = (float(chip.get_attribute("data-start")) + float(chip.get_attribute("data-end"))) / 2
+                middle = (_seconds(chip, "data-start") + _seconds(chip, "data-end")) / 2
                 page.evaluate(f"document.getElementById('player').currentTime = {middle}")
                 page.wait_for_selector(".word.active")
                 page.screenshot(path=str(args.out), full_page=True)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # the checkout's w2v_triton, installed or not
-from w2v_triton.build.gpu_kit import travelling_bytes  # noqa: E402
+from w2v_triton.build.gpu_kit import travelling_bytes
 
 LIMIT_MIB = 64.0
 

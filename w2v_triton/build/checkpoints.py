@@ -11,17 +11,23 @@ A checkpoint is loaded with the CTC class of its own family and every weight mus
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-# CheckpointMismatch is re-exported: callers import it from here
-from w2v_triton.serving.ctc_model import (CTC_FAMILIES, CheckpointMismatch, CheckpointUnavailable,  # noqa: F401
-                                  ctc_class_name, load_ctc_weights)
 from w2v_triton.paths import CHECKPOINT_CACHE, IN_CHECKOUT, REFERENCE_MODEL_DIR, REPO_ROOT
+
+# the checkpoint errors are re-exported (`X as X`): callers import them from here
+from w2v_triton.serving.ctc_model import (
+    CTC_FAMILIES,
+    ctc_class_name,
+    load_ctc_weights,
+)
+from w2v_triton.serving.ctc_model import CheckpointMismatch as CheckpointMismatch
+from w2v_triton.serving.ctc_model import CheckpointUnavailable as CheckpointUnavailable
 from w2v_triton.serving.spec import BASE_960H_VOCAB, DEFAULT_HUB_MODEL, PAD_TOKEN, SAMPLE_RATE, WORD_DELIMITER
 from w2v_triton.serving.vocabulary import Vocabulary, VocabularyError
 

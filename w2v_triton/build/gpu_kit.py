@@ -182,7 +182,7 @@ def client_files() -> dict[str, Path]:
     spec = importlib.util.find_spec("tritonclient")
     if spec is None or not spec.submodule_search_locations:
         raise KitError("tritonclient is not installed here (make venv)")
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = Path(next(iter(spec.submodule_search_locations)))
     return {f"client/tritonclient/{p.relative_to(root)}": p for p in sorted(root.rglob("*.py"))
             if not set(p.relative_to(root).parts[:-1]) & set(CLIENT_SKIP)}
 

@@ -17,10 +17,19 @@ from typing import Any, cast
 
 from tqdm import tqdm
 
-from w2v_triton.serving.lm.arpa import SPECIAL_WORDS, NotArpaError, arpa_info, case_mapper, detect_case, open_text, recase_arpa, write_arpa
 from w2v_triton.build.kenlm_tool import QUANTIZE_ARGS, KenLMToolError, arpa_to_binary, find_build_binary
-from w2v_triton.serving.lm.sphinx_binary import cmu_en_us_lm_path, read_sphinx_trie
 from w2v_triton.paths import LM_DIR
+from w2v_triton.serving.lm.arpa import (
+    SPECIAL_WORDS,
+    NotArpaError,
+    arpa_info,
+    case_mapper,
+    detect_case,
+    open_text,
+    recase_arpa,
+    write_arpa,
+)
+from w2v_triton.serving.lm.sphinx_binary import cmu_en_us_lm_path, read_sphinx_trie
 
 DEFAULT_BASE_URL = "https://www.openslr.org/resources/11"   # LibriSpeech LMs (OpenSLR SLR11)
 DOWNLOADS = {

@@ -13,10 +13,10 @@ def write_sentence_arpa(path: Path, texts: list[str], case: str = "upper") -> Pa
     recase = str.upper if case == "upper" else str.lower
     sentences = [recase(t).split() for t in texts if t.strip()]
     unigrams = Counter(w for s in sentences for w in s)
-    bigrams = Counter((a, b) for s in sentences for a, b in zip(["<s>"] + s, s + ["</s>"]))
+    bigrams = Counter((a, b) for s in sentences for a, b in zip(["<s>", *s], [*s, "</s>"], strict=True))
     starts = Counter(a for a, _ in bigrams.elements())
     total = sum(unigrams.values()) + len(unigrams) + 2
-    words = ["<unk>", "</s>"] + sorted(unigrams)
+    words = ["<unk>", "</s>", *sorted(unigrams)]
     lines = ["\\data\\", f"ngram 1={len(words) + 1}", f"ngram 2={len(bigrams)}", "", "\\1-grams:",
              "-99\t<s>\t-0.30"]
     for w in words:

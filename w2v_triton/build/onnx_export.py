@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,9 +70,9 @@ def whole_window_samples(model: torch.nn.Module, samples: int) -> int:
     whole = frames // factor * factor
     if whole == 0:
         return 0
-    config = getattr(model, "config")
+    config: Any = model.config   # a transformers config: torch types a Module's attributes as Tensor | Module
     needed = whole
-    for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+    for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride, strict=True))):
         needed = (needed - 1) * stride + kernel
     return needed
 
@@ -83,7 +84,8 @@ def hf_reference(model: torch.nn.Module, audio: FloatArray) -> FloatArray:
     x = torch.from_numpy(audio)[None]
     valid = whole_window_samples(model, audio.size)
     if valid == 0:   # no whole window: no valid frame (and SEW cannot pool less than one window)
-        return np.zeros((0, int(getattr(model, "config").vocab_size)), np.float32)
+        config: Any = model.config
+        return np.zeros((0, int(config.vocab_size)), np.float32)
     mask = None if valid == audio.size else (torch.arange(audio.size) < valid)[None].long()
     logits: FloatArray = model(x, attention_mask=mask).logits[0].numpy()
     return logits
@@ -100,7 +102,7 @@ def verify_onnx(model: torch.nn.Module, onnx_path: Path, lengths: Sequence[int] 
     with torch.no_grad():
         references = [hf_reference(model, a) for a in audios]
     single = 0.0
-    for audio, ref in zip(audios, references):
+    for audio, ref in zip(audios, references, strict=True):
         logits, frames = session.run(None, {spec.AUDIO: audio[None], spec.AUDIO_LENGTHS: np.array([audio.size])})
         if frames[0] > 0:   # the frames the decoder reads (a SEW clip shorter than one window has none)
             single = max(single, float(np.abs(logits[0, : frames[0]] - ref[: frames[0]]).max()))

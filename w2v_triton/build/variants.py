@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-
 from w2v_triton.serving import spec
 from w2v_triton.serving.batch_coupling import stamp_batch_coupling
 from w2v_triton.serving.typing import AnyArray
@@ -44,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 ONNX_VARIANTS = ("ort-extended", "ort-all", "ort-fused", "int8", "int8-pc", "mm", "int8-mm", "int8-fused", "fp16")
 OPENVINO_VARIANTS = ("ov-fp32", "ov-bf16", "ov-int8")
-VARIANTS = ONNX_VARIANTS + ("trt",) + OPENVINO_VARIANTS
+VARIANTS = (*ONNX_VARIANTS, "trt", *OPENVINO_VARIANTS)
 # OpenVINO's INFERENCE_PRECISION_HINT per variant (ov-int8's quantised ops run int8 whatever the hint;
 # f32 keeps the rest of its graph as calibrated)
 OPENVINO_PRECISION = {"ov-fp32": "f32", "ov-bf16": "bf16", "ov-int8": "f32"}
@@ -176,8 +175,8 @@ def build_tensorrt(src: Path, dst: Path, fp16: bool = True, max_batch: int = spe
 def calibration_audio(manifest: Path, count: int, do_normalize: bool) -> list[AnyArray]:
     """`count` utterances spread over a JSONL manifest, preprocessed as the service does: ov-int8's
     calibration set (default: the synthetic corpus dev set, never a test set)."""
-    from w2v_triton.serving.audio import load_audio
     from w2v_triton.build.manifest import read_manifest
+    from w2v_triton.serving.audio import load_audio
     from w2v_triton.serving.preprocessing import preprocess
 
     if not Path(manifest).is_file():

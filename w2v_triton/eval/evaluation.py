@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from w2v_triton.eval.metrics import error_rates
 from w2v_triton.serving import spec
 from w2v_triton.serving.long_audio import LongAudioConfig, seams, window_starts
-from w2v_triton.eval.metrics import error_rates
 from w2v_triton.serving.typing import AnyArray
 
 if TYPE_CHECKING:
@@ -62,11 +62,11 @@ def agreement(reference_logits: list[AnyArray], variant_logits: list[AnyArray],
               vocab: dict[str, int], sample_rate_seconds: float = 0.0) -> Agreement:
     ref_text = greedy_transcripts(reference_logits, vocab)
     var_text = greedy_transcripts(variant_logits, vocab)
-    differing = [(r, v) for r, v in zip(ref_text, var_text) if r != v]
+    differing = [(r, v) for r, v in zip(ref_text, var_text, strict=True) if r != v]
     wer, cer = error_rates(ref_text, var_text)
-    diffs = [np.abs(a - b) for a, b in zip(reference_logits, variant_logits)]
+    diffs = [np.abs(a - b) for a, b in zip(reference_logits, variant_logits, strict=True)]
     frames = sum(d.shape[0] for d in diffs)
-    same = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(reference_logits, variant_logits))
+    same = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(reference_logits, variant_logits, strict=True))
     return Agreement(
         utterances=len(ref_text), audio_seconds=round(sample_rate_seconds, 1),
         differing_transcripts=len(differing), wer_vs_fp32=wer, cer_vs_fp32=cer,
@@ -122,8 +122,8 @@ def torch_runner(checkpoint: Path, dtype: str = "fp32") -> AcousticModel:
 def openvino_runner(model_path: Path, variant: str, threads: int = 0) -> AcousticModel:
     """One OpenVINO variant (ov-fp32 / ov-bf16: the fp32 ONNX; ov-int8: its IR): AcousticModel's
     openvino runtime, as served with RUNTIME=openvino."""
-    from w2v_triton.serving.acoustic import AcousticModel
     from w2v_triton.build.variants import OPENVINO_PRECISION
+    from w2v_triton.serving.acoustic import AcousticModel
 
     if variant not in OPENVINO_PRECISION:
         raise ValueError(f"variant {variant!r}: expected one of {list(OPENVINO_PRECISION)}")

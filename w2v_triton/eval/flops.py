@@ -21,7 +21,7 @@ def module_flops(model: torch.nn.Module, seconds: float = 10.0,
         raise ValueError(f"seconds must be > 0, got {seconds}")
     was_training = model.training
     model.eval()
-    x = torch.randn(1, int(round(seconds * sample_rate)), generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, round(seconds * sample_rate), generator=torch.Generator().manual_seed(0))
     param = next(model.parameters(), None)
     if param is not None:
         x = x.to(device=param.device, dtype=param.dtype)

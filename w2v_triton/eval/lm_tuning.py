@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -95,7 +95,13 @@ def cached_logits(path: Path | None, audio_paths: list[Path]) -> list[AnyArray] 
         return [data[f"l{i}"].astype(np.float32) for i in range(len(audio_paths))]
 
 
-def decode_all(decoder: CTCDecoder, logits: list[AnyArray]) -> tuple[list[str], float, float]:
+class Transcriber(Protocol):
+    """What decode_all runs: a CTCDecoder, or a bare search measured beside one (benchmarks/decoders.py)."""
+
+    def decode(self, logits: AnyArray, /) -> str: ...
+
+
+def decode_all(decoder: Transcriber, logits: list[AnyArray]) -> tuple[list[str], float, float]:
     """Transcripts, decoding CPU seconds (this thread) and wall seconds."""
     cpu, wall = time.thread_time(), time.perf_counter()
     texts = [decoder.decode(x) for x in logits]
@@ -141,8 +147,8 @@ def apply_to_repository(repository: Path, chosen: GridPoint, lm_files: list[Path
                         unigrams_name: str, backend: str | None = None) -> DecoderConfig:
     """Re-render `repository` from its build_info.json with the chosen decoder values."""
     from w2v_triton.build.checkpoints import read_checkpoint_info
-    from w2v_triton.serving.acoustic import ONNX_FILE
     from w2v_triton.build.repository import BUILD_INFO, RepositoryOptions, render_repository
+    from w2v_triton.serving.acoustic import ONNX_FILE
 
     build_info = json.loads((repository / BUILD_INFO).read_text())
     options = RepositoryOptions.from_dict(build_info["options"])

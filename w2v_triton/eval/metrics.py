@@ -1,7 +1,7 @@
 """Word and character error rates, one rule for every caller (training, variants, LM tuning, reports)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[float, float]:
@@ -10,7 +10,7 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[f
     callers that compare two systems count differing transcripts separately."""
     import jiwer
 
-    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
+    pairs = [(r, h) for r, h in zip(references, hypotheses, strict=True) if r.strip()]
     if not pairs:
         return 0.0, 0.0
     refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]

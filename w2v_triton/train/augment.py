@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Any
+
 import numpy as np
 import soxr
 

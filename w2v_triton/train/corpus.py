@@ -209,7 +209,7 @@ def _render_all(cfg: CorpusConfig, jobs: list[Job], max_seconds: float | None,
     pool = Pool(workers) if workers > 1 else None
     try:
         results = pool.imap(render, order, chunksize=16) if pool else map(render, order)
-        for i, (job, row) in enumerate(zip(order, results)):
+        for i, (job, row) in enumerate(zip(order, results, strict=True)):
             rows[job.path] = row
             if bar:
                 bar.update()
@@ -258,8 +258,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True,
     for split in SPLITS:
         split_rows = [rows[j.path] for j in jobs if j.split == split and j.path in rows]
         with open(out / f"{split}.jsonl", "w") as f:
-            for r in split_rows:
-                f.write(json.dumps(r) + "\n")
+            f.writelines(json.dumps(r) + "\n" for r in split_rows)
         stats[split] = _stats(split_rows)
         if len(cfg.synths) > 1:
             stats[split]["by_synth"] = {name: _stats([r for r in split_rows if r["synth"] == name])

@@ -6,16 +6,16 @@ import contextlib
 import glob
 import json
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from w2v_triton.eval.metrics import error_rates
-from w2v_triton.train.data import BucketBatchSampler, ManifestDataset, collate
 from w2v_triton.serving.typing import AnyArray
-
+from w2v_triton.train.data import BucketBatchSampler, ManifestDataset, collate
 
 _DECODERS: dict[tuple[tuple[str, int], ...], Callable[[AnyArray], str]] = {}
 
@@ -67,7 +67,7 @@ def evaluate(model: torch.nn.Module, dataset: ManifestDataset, vocab: Mapping[st
     if progress:
         from tqdm import tqdm
         it = tqdm(loader, desc=desc, leave=False)
-    for batch_indices, batch in zip(batches, it):
+    for batch_indices, batch in zip(batches, it, strict=True):
         refs += batch["texts"]
         hyps += transcribe_batch(model, batch, vocab, bf16=bf16)
         indices += batch_indices
@@ -76,8 +76,8 @@ def evaluate(model: torch.nn.Module, dataset: ManifestDataset, vocab: Mapping[st
     wer, cer = error_rates(refs, hyps)
     rates: dict[str, Any] = {"wer": wer, "cer": cer}
     rates["n"] = len(refs)
-    rates["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
-    rates["all"] = [{"ref": r, "hyp": h, "index": i} for r, h, i in zip(refs, hyps, indices)]
+    rates["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps, strict=True))[:5]]
+    rates["all"] = [{"ref": r, "hyp": h, "index": i} for r, h, i in zip(refs, hyps, indices, strict=True)]
     return rates
 
 

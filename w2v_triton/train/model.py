@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -75,6 +76,7 @@ def export_pretrained(model: PreTrainedModel, out_dir: str | Path, vocab: Mappin
     # transformers 5 folds the feature extractor into processor_config.json; serving code and
     # older tools read preprocessor_config.json, so write that file too.
     from transformers import Wav2Vec2FeatureExtractor
+
     from w2v_triton.serving.spec import SAMPLE_RATE
     extractor = Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]  # transformers leaves __init__ unannotated
         feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True)

@@ -39,14 +39,14 @@ def evaluation_table(candidate: dict[str, Any], committed: dict[str, Any] | None
 
 
 def _architecture(config: dict[str, Any], parameters: int, record: dict[str, Any]) -> list[str]:
-    return [f"- `{config.get('architectures', ['?'])[0]}` ({config.get('model_type')}): "
-            f"{config.get('num_hidden_layers')} transformer layers, hidden {config.get('hidden_size')}, "
-            f"{config.get('num_attention_heads')} heads, FFN {config.get('intermediate_size')}, "
-            f"{'pre-LN' if config.get('do_stable_layer_norm') else 'post-LN'}; conv front-end "
-            f"{config.get('conv_dim')} ({config.get('feat_extract_norm')} norm); "
-            f"CTC head over {config.get('vocab_size')} tokens (blank = id {config.get('pad_token_id')}).",
-            f"- **{parameters:,} parameters**; weights stored in {record['weights_dtype']} "
-            f"({record['weights_mb']} MB); the project's loaders read them in float32."]
+    return [(f"- `{config.get('architectures', ['?'])[0]}` ({config.get('model_type')}): "
+             f"{config.get('num_hidden_layers')} transformer layers, hidden {config.get('hidden_size')}, "
+             f"{config.get('num_attention_heads')} heads, FFN {config.get('intermediate_size')}, "
+             f"{'pre-LN' if config.get('do_stable_layer_norm') else 'post-LN'}; conv front-end "
+             f"{config.get('conv_dim')} ({config.get('feat_extract_norm')} norm); "
+             f"CTC head over {config.get('vocab_size')} tokens (blank = id {config.get('pad_token_id')})."),
+            (f"- **{parameters:,} parameters**; weights stored in {record['weights_dtype']} "
+             f"({record['weights_mb']} MB); the project's loaders read them in float32.")]
 
 
 def _corpus(corpus: dict[str, Any], where: str) -> list[str]:
@@ -84,22 +84,22 @@ def write_model_card(folder: Path, record: dict[str, Any], corpus_dir: Path, par
     lines = [
         "# reference: English wav2vec2 CTC trained from scratch on synthetic speech",
         "",
-        f"Promoted on {record['date']} by `{record['command'] or 'promote_reference'}` "
+        (f"Promoted on {record['date']} by `{record['command'] or 'promote_reference'}` "
         "(`w2v_triton/train/promotion.py`): it replaced the committed model only because it is better on "
         "test_seen and test_unseen (greedy WER, then CER) and, where real speech was present, no worse on it, "
-        f"measured on the same splits ({record['corpus']}). Decision: {record['reason']}.",
-        "It has heard synthetic voices only (corpus below); its real-speech row, where measured, says how "
-        "far that carries to people. Project documentation: `docs/reference-model.md`.",
+         f"measured on the same splits ({record['corpus']}). Decision: {record['reason']}."),
+        ("It has heard synthetic voices only (corpus below); its real-speech row, where measured, says how "
+         "far that carries to people. Project documentation: `docs/reference-model.md`."),
         "",
         "## Evaluation (greedy CTC, no LM; `make eval-reference`)",
         evaluation_table(record["candidate"], record["committed"]),
         "",
         "## Model",
         *_architecture(config, parameters, record),
-        "- Files: `config.json`, `model.safetensors`, `vocab.json`, `tokenizer_config.json`, "
-        "`preprocessor_config.json` + `processor_config.json` (16 kHz, `do_normalize=True`, "
-        "`return_attention_mask=True`), `eval_results.json` (the figures above), `training_summary.json`, "
-        "`promotion.json` (the gate's inputs and decision).",
+        ("- Files: `config.json`, `model.safetensors`, `vocab.json`, `tokenizer_config.json`, "
+         "`preprocessor_config.json` + `processor_config.json` (16 kHz, `do_normalize=True`, "
+         "`return_attention_mask=True`), `eval_results.json` (the figures above), `training_summary.json`, "
+         "`promotion.json` (the gate's inputs and decision)."),
         "",
         "## Training data (the corpus it was evaluated on)",
         *_corpus(_read(corpus_dir / "corpus.json"), str(corpus_dir)),

@@ -210,7 +210,7 @@ class Festival(Synthesizer):
         pid = os.getpid()   # a forked worker must not share its parent's festival
         running = self._running.get(pid)
         if running is None or running[0].poll() is not None:
-            stderr = tempfile.TemporaryFile()
+            stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the process it serves (kept beside it)
             proc = subprocess.Popen([self._binary(), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=stderr, text=True, bufsize=1)
             running = self._running[pid] = (proc, stderr)

@@ -17,9 +17,9 @@ DEFAULT_FORTUNE_DIRS = ("/usr/share/games/fortunes",)
 SKIP_FILES = {"ascii-art", "linuxcookie", "perl", "zippy"}
 ALLOWED = re.compile(r"^[A-Z' ]+$")
 
-_ONES = ("ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN ELEVEN TWELVE THIRTEEN FOURTEEN "
-         "FIFTEEN SIXTEEN SEVENTEEN EIGHTEEN NINETEEN").split()
-_TENS = "_ _ TWENTY THIRTY FORTY FIFTY SIXTY SEVENTY EIGHTY NINETY".split()
+_ONES = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE", "TEN", "ELEVEN", "TWELVE",
+         "THIRTEEN", "FOURTEEN", "FIFTEEN", "SIXTEEN", "SEVENTEEN", "EIGHTEEN", "NINETEEN"]
+_TENS = ["_", "_", "TWENTY", "THIRTY", "FORTY", "FIFTY", "SIXTY", "SEVENTY", "EIGHTY", "NINETY"]
 
 
 def number_to_words(n: int) -> str:
@@ -77,7 +77,7 @@ def normalize_text(text: str) -> str | None:
 def _fortune_entries(path: Path) -> list[str]:
     raw = path.read_text(encoding="utf-8", errors="replace")
     entries = []
-    for chunk in re.split(r"^%\s*$", raw, flags=re.M):
+    for chunk in re.split(r"^%\s*$", raw, flags=re.MULTILINE):
         lines = []
         for line in chunk.splitlines():
             if re.match(r"^\s*(--|\u2014)", line):       # attribution line

@@ -1,4 +1,6 @@
 """Triton python model: the exported wav2vec2 in onnxruntime (w2v_triton.serving.acoustic)."""
+from __future__ import annotations  # the annotations name Triton's module: strings, never evaluated
+
 import json
 from pathlib import Path
 
@@ -7,10 +9,19 @@ import triton_python_backend_utils as pb_utils
 
 from w2v_triton.serving import spec
 from w2v_triton.serving.acoustic import AcousticModel, AcousticSettings, pad_logits
+from w2v_triton.serving.typing import AnyArray
+
+
+def _input(request: pb_utils.InferenceRequest, name: str) -> AnyArray:
+    """A required input: config.pbtxt declares it, so Triton sends it with every request."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        raise pb_utils.TritonModelException(f"a request without its required input {name}")
+    return tensor.as_numpy()
 
 
 class TritonPythonModel:
-    def initialize(self, args):
+    def initialize(self, args: dict[str, str]) -> None:
         config = json.loads(args["model_config"])
         settings = AcousticSettings.from_parameters({k: v["string_value"] for k, v in config["parameters"].items()})
         version_dir = Path(args["model_repository"]) / args["model_version"]
@@ -20,19 +31,20 @@ class TritonPythonModel:
             self.model.warmup()   # before Triton reports the model (and the server) ready
         pb_utils.Logger.log_info(f"acoustic model ready: runtime {settings.runtime} on {self.model.provider}")
 
-    def execute(self, requests):
-        rows, owners = [], []
+    def execute(self, requests: list[pb_utils.InferenceRequest]) -> list[pb_utils.InferenceResponse]:
+        rows: list[AnyArray] = []
+        owners: list[int] = []
         for index, request in enumerate(requests):
-            audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO).as_numpy()
-            lengths = pb_utils.get_input_tensor_by_name(request, spec.AUDIO_LENGTHS).as_numpy().reshape(-1)
-            for row, length in zip(audio.reshape(audio.shape[0], -1), lengths):
+            audio = _input(request, spec.AUDIO)
+            lengths = _input(request, spec.AUDIO_LENGTHS).reshape(-1)
+            for row, length in zip(audio.reshape(audio.shape[0], -1), lengths, strict=True):
                 rows.append(row[: int(length)])
                 owners.append(index)
         logits, frames = pad_logits(self.model.run(rows))  # length buckets, long audio windowed
-        owners = np.array(owners)
+        owner_of = np.array(owners)
         responses = []
         for index in range(len(requests)):
-            mine = np.flatnonzero(owners == index)
+            mine = np.flatnonzero(owner_of == index)
             width = int(frames[mine].max())
             responses.append(pb_utils.InferenceResponse(output_tensors=[
                 pb_utils.Tensor(spec.LOGITS, np.ascontiguousarray(logits[mine, :width])),
