@@ -9,9 +9,10 @@ sweep settings for benchmarks.run.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from w2v_triton.paths import CHECKPOINT_CACHE, REPOS_DIR, onnx_dir_for
 
@@ -163,9 +164,8 @@ def read_accuracy(eval_file: str | Path) -> dict[str, dict[str, float]]:
 def headline_info(plan: Plan) -> dict[str, Any]:
     """What the report's headline table needs: per student x variant its two served names and
     accuracy (None = unknown), and the teacher's baseline and accuracy."""
-    from w2v_triton.build.checkpoints import resolve_checkpoint
-
     from benchmarks.pareto import read_training
+    from w2v_triton.build.checkpoints import resolve_checkpoint
 
     teacher_eval = resolve_checkpoint(plan.teacher) / EVAL_FILE if plan.teacher else None
     return {"teacher": {"name": plan.teacher, "baseline": plan.teacher_baseline,
@@ -183,10 +183,10 @@ def materialize(plan: Plan, teacher: str) -> dict[str, dict[str, str]]:
     "served_sweeps": {name: "seed,clips"}} (the served entries that run a subset of the sweeps)."""
     from w2v_triton.build.builder import BuildRequest, build_repository
     from w2v_triton.build.checkpoints import resolve_checkpoint
-    from w2v_triton.build.repository import RepositoryOptions
-    from w2v_triton.train.distillation.student import build_student, load_teacher, save_student
     from w2v_triton.build.onnx_export import build_onnx
+    from w2v_triton.build.repository import RepositoryOptions
     from w2v_triton.build.variants import build_variant
+    from w2v_triton.train.distillation.student import build_student, load_teacher, save_student
 
     teacher_dir = resolve_checkpoint(teacher)
     dirs: dict[str, Path] = {}

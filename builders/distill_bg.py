@@ -19,7 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python builders/distill_bg.py` from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from w2v_triton.train.background import BackgroundError, BackgroundRun  # noqa: E402
+from w2v_triton.train.background import BackgroundError, BackgroundRun
 
 
 def distill_command(out: Path, hours: float, save_min: float, distill_args: list[str]) -> list[str]:

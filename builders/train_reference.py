@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus, out, model_out = Path(a.corpus), Path(a.out), Path(a.model_out)
     progress = not a.no_progress
 
-    from w2v_triton.train.data import ManifestDataset
     from w2v_triton.train import model as model_configs
+    from w2v_triton.train.data import ManifestDataset
     from w2v_triton.train.model import build_ctc_model, export_pretrained, parameter_count
     from w2v_triton.train.trainer import TrainConfig, Trainer, plot_log
 

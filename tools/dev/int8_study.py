@@ -83,8 +83,13 @@ def quantize_static_mm(src: Path, dst: Path, calibration: Sequence[np.ndarray], 
     `exclude` kept float. `symmetric`: int8 activations with symmetric ranges (else uint8
     asymmetric); `const_weights_only` False also quantises activation x activation MatMuls."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

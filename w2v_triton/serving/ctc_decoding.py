@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 
 from w2v_triton.serving.ctc_incremental import FlashlightSegment, GreedySegment, RedecodeSegment, SegmentDecoder
-from w2v_triton.serving.ctc_output import (Decoded, DecoderConfigError, WordTime,
-                                   clean_text, greedy_decode, log_softmax)
+from w2v_triton.serving.ctc_output import Decoded, DecoderConfigError, WordTime, clean_text, greedy_decode, log_softmax
 from w2v_triton.serving.settings import parse_parameters, to_parameters, unknown_keys
-from w2v_triton.serving.vocabulary import Vocabulary, VocabularyError
 from w2v_triton.serving.typing import AnyArray
+from w2v_triton.serving.vocabulary import Vocabulary, VocabularyError
 
 MODES = ("greedy", "beam")
 _PROMPT_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")   # letters, apostrophes inside (DON'T, O'BRIEN)
@@ -58,7 +57,7 @@ class DecoderConfig:
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, str], base_dir: Path | None = None,
-                        check_files: bool = True) -> "DecoderConfig":
+                        check_files: bool = True) -> DecoderConfig:
         """Build from Triton `parameters` (all strings); relative LM paths are taken from base_dir.
         An unknown key is an error (a repository rendered by another version: rebuild it)."""
         unknown = unknown_keys(parameters, {f.name for f in fields(cls)})
@@ -231,7 +230,7 @@ class CTCDecoder:
                  for w in prompt_words(prompt)[:self.config.max_prompt_words]]
         return [w for w in words if w not in self.lm_words]
 
-    def decode_full(self, logits: AnyArray, hotwords: list[str] | None = None) -> "Decoded":
+    def decode_full(self, logits: AnyArray, hotwords: list[str] | None = None) -> Decoded:
         """Text and word timestamps of one utterance's [frames, vocab] logits."""
         selected = self.labels.select(np.asarray(logits, dtype=np.float32))
         if self.config.mode != "beam":
@@ -263,7 +262,7 @@ class CTCDecoder:
         return self.decode_full(logits, hotwords).text
 
     def decode_batch_full(self, batch: list[AnyArray],
-                          hotwords: list[list[str] | None] | None = None) -> list["Decoded"]:
+                          hotwords: list[list[str] | None] | None = None) -> list[Decoded]:
         """One by one: measured faster than pyctcdecode's process pool on 2 cores (docs/decoding.md)."""
         hotwords = hotwords or [None] * len(batch)
         return [self.decode_full(logits, words) for logits, words in zip(batch, hotwords)]

@@ -9,10 +9,10 @@ distillation) and at serve time by the torch runtime.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel

@@ -54,7 +54,7 @@ class WordTime:
     logprob: float
 
     @classmethod
-    def from_frames(cls, word: str, start: int, end: int, frame_logprob: AnyArray) -> "WordTime":
+    def from_frames(cls, word: str, start: int, end: int, frame_logprob: AnyArray) -> WordTime:
         """[start, end) logit frames -> seconds (rounded to 0.1 ms); `frame_logprob`: the path's
         log-probability of every frame of the utterance."""
         mean = float(frame_logprob[start:end].mean()) if end > start else 0.0

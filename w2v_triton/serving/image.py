@@ -26,9 +26,10 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 PROJECT = "w2v-triton"
 VARIANTS = ("cpu", "gpu")

@@ -31,7 +31,8 @@ Two equivalent front-ends (`matmul_frontend`):
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, cast
+from collections.abc import Iterable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F

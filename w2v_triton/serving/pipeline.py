@@ -8,13 +8,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-
 from w2v_triton.serving import spec
 from w2v_triton.serving.acoustic import AcousticModel, AcousticSettings
 from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.serving.preprocessing import PreprocessorSettings
-from w2v_triton.serving.vocabulary import Vocabulary
 from w2v_triton.serving.typing import AnyArray
+from w2v_triton.serving.vocabulary import Vocabulary
 
 
 def model_parameters(repository: Path, model: str) -> dict[str, str]:

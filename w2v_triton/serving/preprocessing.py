@@ -90,7 +90,7 @@ class PreprocessorSettings:
         return to_parameters(self)
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, str]) -> "PreprocessorSettings":
+    def from_parameters(cls, parameters: dict[str, str]) -> PreprocessorSettings:
         unknown = unknown_keys(parameters, {f.name for f in fields(cls)})
         if unknown:
             raise PreprocessorSettingsError(

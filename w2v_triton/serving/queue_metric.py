@@ -25,7 +25,6 @@ increase of its counters over the interval: `gateway_requests_per_s`, `gateway_5
 """
 from __future__ import annotations
 
-from typing import Any
 import argparse
 import json
 import logging
@@ -34,6 +33,7 @@ import sys
 import time
 import urllib.request
 from datetime import datetime, timezone
+from typing import Any
 
 METRIC_PREFIX = "custom.googleapis.com/w2v_triton/"
 METRIC_TYPE = METRIC_PREFIX + "queue_time_ms"

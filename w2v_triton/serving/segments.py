@@ -14,8 +14,8 @@ OpenAI's `segments`, SRT and WebVTT (docs/gateway.md).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from w2v_triton.serving.ctc_output import SECONDS_PER_FRAME, WordTime
 

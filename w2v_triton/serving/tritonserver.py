@@ -19,9 +19,9 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from w2v_triton.paths import SERVER_LOG, TRITON_BACKENDS, TRITON_LIBS
 
@@ -47,7 +47,7 @@ class TritonInstall:
     links: Path            # written: symlinks under the names perf_analyzer and the stub look for
 
     @classmethod
-    def find(cls) -> "TritonInstall":
+    def find(cls) -> TritonInstall:
         """The kit named by W2V_TRITON_HOME when set (never a silent fallback to the wheel),
         else the nvidia-pytriton and tritonclient wheels installed beside this interpreter."""
         home = os.environ.get(TRITON_HOME_ENV)
@@ -170,7 +170,7 @@ class Ports:
     metrics: int = 8002
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls) -> Ports:
         return cls(free_port(), free_port(), free_port())
 
 
@@ -232,7 +232,7 @@ class TritonServer:
     def grpc_url(self) -> str:
         return f"127.0.0.1:{self.ports.grpc}"
 
-    def start(self, timeout: float = 120.0) -> "TritonServer":
+    def start(self, timeout: float = 120.0) -> TritonServer:
         check_repository(self.repository)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
@@ -293,7 +293,7 @@ class TritonServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait()
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -13,4 +13,4 @@ IntArray = NDArray[np.int64]
 AnyArray = NDArray[Any]
 """Arrays whose dtype the caller decides (raw decoded audio before conversion, generic helpers)."""
 
-__all__ = ["FloatArray", "IntArray", "AnyArray"]
+__all__ = ["AnyArray", "FloatArray", "IntArray"]

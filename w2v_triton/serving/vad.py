@@ -22,6 +22,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
 from w2v_triton.serving import spec

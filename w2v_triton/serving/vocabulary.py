@@ -9,10 +9,10 @@ LM builder and the tuner all read one vocabulary the same way.
 """
 from __future__ import annotations
 
-from typing import Any
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from w2v_triton.serving.spec import PAD_TOKEN, SPECIAL_TOKENS, WORD_DELIMITER
 
@@ -91,7 +91,7 @@ class Vocabulary:
         return sum(t.isupper() for t in letters) > len(letters) // 2 if letters else None
 
     @classmethod
-    def load_from_dir(cls, path: str | Path) -> "Vocabulary":
+    def load_from_dir(cls, path: str | Path) -> Vocabulary:
         """From a checkpoint or decoder folder: vocab.json, tokenizer_config.json and
         special_tokens_map.json (the last two optional: wav2vec2 defaults otherwise)."""
         path = Path(path)

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from w2v_triton.serving.audio import load_audio
 from w2v_triton.build.manifest import read_rows
+from w2v_triton.serving.audio import load_audio
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.spec import SAMPLE_RATE, WORD_DELIMITER
 
@@ -42,7 +43,7 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         self.augment_strength = augment_strength
 
     @classmethod
-    def from_manifest(cls, path: str | os.PathLike[str], vocab: Mapping[str, int], **kw: Any) -> "ManifestDataset":
+    def from_manifest(cls, path: str | os.PathLike[str], vocab: Mapping[str, int], **kw: Any) -> ManifestDataset:
         limit = kw.pop("limit", None)
         max_duration = kw.pop("max_duration", None)
         return cls(read_rows(path, max_duration=max_duration, limit=limit), vocab, **kw)

@@ -36,9 +36,10 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -173,7 +174,7 @@ class StopSignals:
         self.signum = signum
         log.warning("%s: saving a checkpoint after this step, then stopping", signal.Signals(signum).name)
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         return self

@@ -14,8 +14,9 @@ from typing import IO, cast
 
 import numpy as np
 
-from .sphinx_binary import NGramLM
 from w2v_triton.serving.typing import AnyArray
+
+from .sphinx_binary import NGramLM
 
 SPECIAL_WORDS = frozenset({"<s>", "</s>", "<unk>"})
 _CHUNK = 200_000
@@ -51,8 +52,7 @@ def write_arpa(lm: NGramLM, path: str | Path, case: str = "keep", decimals: int 
         raise ValueError(f"changing case to {case!r} merges distinct words")
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\\data\\\n")
-        for k, n in enumerate(lm.counts, 1):
-            f.write(f"ngram {k}={n}\n")
+        f.writelines(f"ngram {k}={n}\n" for k, n in enumerate(lm.counts, 1))
         for k in range(lm.order):
             f.write(f"\n\\{k + 1}-grams:\n")
             ids = lm.ids[k]

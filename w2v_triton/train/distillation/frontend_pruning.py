@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers import Wav2Vec2ForCTC

@@ -20,8 +20,8 @@ squeeze_frames  a SEW squeeze student (distillation/squeeze.py) has 1/s of the t
 """
 from __future__ import annotations
 
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F

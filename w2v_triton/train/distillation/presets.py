@@ -50,7 +50,7 @@ class StudentShape:
         if int(self.squeeze) < 1:
             raise ValueError(f"squeeze must be >= 1, got {self.squeeze}")
 
-    def replace(self, **overrides: Any) -> "StudentShape":
+    def replace(self, **overrides: Any) -> StudentShape:
         """A copy with the non-None `overrides` applied (explicit flags over a preset). Setting
         absolute conv_channels clears conv_fraction, explicit layers set strategy 'explicit',
         and so on, so an override always means what it says."""

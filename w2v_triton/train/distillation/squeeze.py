@@ -34,8 +34,8 @@ How the teacher's weights map (`to_sew`), after layer selection and optional con
 """
 from __future__ import annotations
 
-from typing import Any, cast
 import logging
+from typing import Any, cast
 
 import torch
 from transformers import SEWConfig, SEWForCTC, Wav2Vec2ForCTC

@@ -10,13 +10,14 @@ Layer indices here are 0-based transformer layer indices (teacher layer 0 .. L-1
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, cast
 import copy
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -163,7 +164,7 @@ def copy_weights(model: torch.nn.Module, source_state: dict[str, torch.Tensor],
 def build_student(teacher: Wav2Vec2ForCTC, num_layers: int | None = None, strategy: str = "first",
                   layers: list[int] | None = None, teacher_name: str = "",
                   conv_channels: int | list[int] | None = None,
-                  width: "TransformerWidth | None" = None) -> tuple[Wav2Vec2ForCTC, StudentInfo]:
+                  width: TransformerWidth | None = None) -> tuple[Wav2Vec2ForCTC, StudentInfo]:
     """Return (student, info). The teacher is not modified; the student's tensors are copies.
     `conv_channels` (one width, or one per conv layer) narrows the conv front-end to the
     teacher's most important channels (`frontend_pruning.prune_frontend`); `width` narrows the

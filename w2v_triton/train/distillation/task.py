@@ -11,18 +11,18 @@ Batches are dicts: `input_values` float [B, N] (zero padded), `attention_mask` [
 """
 from __future__ import annotations
 
-from typing import Any, cast
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
 from transformers import Wav2Vec2ForCTC
 
+from w2v_triton.serving.masked_frontend import squeeze_factor
 from w2v_triton.train.distillation.losses import DistillLoss, DistillLossConfig, frame_mask_from_lengths
 from w2v_triton.train.distillation.teacher_cache import TeacherCache, utterance_key
-from w2v_triton.serving.masked_frontend import squeeze_factor
 
 
 def audio_lengths_of(batch: dict[str, Any]) -> torch.Tensor:

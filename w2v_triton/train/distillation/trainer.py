@@ -14,27 +14,33 @@ on CPU, checkpoints with exact resume, JSONL log). This module only adds:
 """
 from __future__ import annotations
 
-from typing import Any, cast
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DataLoader
 from transformers import Wav2Vec2ForCTC
 
 from w2v_triton.build.checkpoints import load_ctc_model
-from w2v_triton.train.distillation.losses import DistillLossConfig
-from w2v_triton.train.distillation.presets import StudentShape, build_shaped_student
-from w2v_triton.train.distillation.student import (StudentInfo, check_student_family, copy_processor_files,
-                                             count_params, load_teacher, read_student_info,
-                                             resolve_teacher, save_student)
-from w2v_triton.train.distillation.task import (DistillModel, DistillTask, evaluate, id_to_token_of,
-                                          make_distill_model)
-from w2v_triton.train.distillation.teacher_cache import TeacherCache, weights_fingerprint
 from w2v_triton.build.manifest import read_rows as read_manifest
 from w2v_triton.train.data import BucketBatchSampler, ManifestDataset, collate
+from w2v_triton.train.distillation.losses import DistillLossConfig
+from w2v_triton.train.distillation.presets import StudentShape, build_shaped_student
+from w2v_triton.train.distillation.student import (
+    StudentInfo,
+    check_student_family,
+    copy_processor_files,
+    count_params,
+    load_teacher,
+    read_student_info,
+    resolve_teacher,
+    save_student,
+)
+from w2v_triton.train.distillation.task import DistillModel, DistillTask, evaluate, id_to_token_of, make_distill_model
+from w2v_triton.train.distillation.teacher_cache import TeacherCache, weights_fingerprint
 from w2v_triton.train.trainer import TrainConfig, Trainer, read_log
 
 RESULTS_FILE = "distill_results.json"
