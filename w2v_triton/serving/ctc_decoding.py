@@ -265,7 +265,7 @@ class CTCDecoder:
                           hotwords: list[list[str] | None] | None = None) -> list[Decoded]:
         """One by one: measured faster than pyctcdecode's process pool on 2 cores (docs/decoding.md)."""
         hotwords = hotwords or [None] * len(batch)
-        return [self.decode_full(logits, words) for logits, words in zip(batch, hotwords)]
+        return [self.decode_full(logits, words) for logits, words in zip(batch, hotwords, strict=True)]
 
     def decode_batch(self, batch: list[AnyArray], hotwords: list[list[str] | None] | None = None) -> list[str]:
         return [d.text for d in self.decode_batch_full(batch, hotwords)]

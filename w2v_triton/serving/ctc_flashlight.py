@@ -125,7 +125,7 @@ class FlashlightBeam:
             kept = [w for w in dict.fromkeys(words) if w and not w.startswith("<") and all(c in spell for c in w)]
             if not kept:
                 raise DecoderConfigError(f"{config.lm_path}: no LM word can be spelled with the acoustic labels")
-            self.word_dict = Dictionary(kept + ["<unk>"])
+            self.word_dict = Dictionary([*kept, "<unk>"])
             try:
                 self.lm = KenLM(config.lm_path, self.word_dict)
             except Exception as exc:   # flashlight raises RuntimeError/ValueError from C++

@@ -89,7 +89,7 @@ def path_decode(path: AnyArray, frame_logprob: AnyArray, text: list[str], blank:
     words: list[WordTime] = []
     chars: list[str] = []
     first = last = 0
-    for token, a, b in zip(path[starts].tolist(), starts.tolist(), ends.tolist()):
+    for token, a, b in zip(path[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
         if token == blank:
             continue
         char = text[token]

@@ -160,17 +160,14 @@ class LengthAwareCTC(nn.Module):
         else:
             hidden = audio[:, None, :]
             convs = [layer.conv for layer in layers]
-        for layer, conv in zip(layers, convs):
+        for layer, conv in zip(layers, convs, strict=True):
             hidden = conv(hidden)
             lengths = conv_output_lengths(lengths, conv.kernel_size[0], conv.stride[0])
             norm = conv_norm(layer)
             if isinstance(norm, nn.GroupNorm):
                 hidden = masked_instance_norm(hidden, lengths, norm, self.matmul_frontend)
             elif isinstance(norm, nn.LayerNorm):
-                if self.matmul_frontend:
-                    hidden = norm(hidden)
-                else:
-                    hidden = norm(hidden.transpose(-2, -1)).transpose(-2, -1)
+                hidden = norm(hidden) if self.matmul_frontend else norm(hidden.transpose(-2, -1)).transpose(-2, -1)
             hidden = layer.activation(hidden)
         if self.matmul_frontend:
             hidden = hidden[:, : lengths.max()]     # drop the frames that only exist in the padding

@@ -57,7 +57,7 @@ class Segment:
     def avg_logprob(self) -> float:
         """The words' confidence averaged per frame (WordTime.logprob is a per-frame mean)."""
         frames = [max(1, round((w.end_s - w.start_s) / SECONDS_PER_FRAME)) for w in self.words]
-        return sum(w.logprob * n for w, n in zip(self.words, frames)) / sum(frames)
+        return sum(w.logprob * n for w, n in zip(self.words, frames, strict=True)) / sum(frames)
 
 
 def segment_words(words: Sequence[WordTime], rule: SegmentRule = SegmentRule()) -> list[Segment]:

@@ -130,7 +130,7 @@ def server_environment(install: TritonInstall | None = None, python_env: Path | 
     venv_bin = str(Path(python_env) / "bin" if python_env else Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     ld_paths = [sysconfig.get_config_var("LIBDIR"), str(install.libs), str(library_dir(install))]
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in ld_paths + [env.get("LD_LIBRARY_PATH", "")] if p)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in [*ld_paths, env.get("LD_LIBRARY_PATH", "")] if p)
     return env
 
 
@@ -235,15 +235,14 @@ class TritonServer:
     def start(self, timeout: float = 120.0) -> TritonServer:
         check_repository(self.repository)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")
         install = TritonInstall.find()
-        self.process = subprocess.Popen(
-            server_command(self.repository, self.ports, self.extra_args, install),
-            env=server_environment(install, self.python_env),
-            # in another env, the models import its installed package, not a source tree here
-            cwd=self.python_env or None,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(self.log_path, "wb") as log:   # the server writes to its own copy of the handle
+            self.process = subprocess.Popen(
+                server_command(self.repository, self.ports, self.extra_args, install),
+                env=server_environment(install, self.python_env),
+                # in another env, the models import its installed package, not a source tree here
+                cwd=self.python_env or None,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout)
         return self
 

@@ -47,7 +47,7 @@ def silero_model_path() -> Path:
     if found is None or not found.submodule_search_locations:
         raise VadUnavailable("the streaming model's VAD comes from the silero-vad package (the build extra; "
                              "only its ONNX file is used), or build with --stream vad=none")
-    path = Path(list(found.submodule_search_locations)[0]) / "data" / SILERO_FILE
+    path = Path(next(iter(found.submodule_search_locations))) / "data" / SILERO_FILE
     if not path.is_file():
         raise VadUnavailable(f"{path} is missing: reinstall silero-vad")
     return path
@@ -88,7 +88,7 @@ class SileroVAD:
         windows (window i starts at the stream's `position` before the call + i x WINDOW); at a
         stream's end (`ends`) its last partial window is completed with silence."""
         windows = []
-        for state, chunk, end in zip(states, chunks, ends or [False] * len(states)):
+        for state, chunk, end in zip(states, chunks, ends or [False] * len(states), strict=True):
             audio = np.concatenate([state.pending, chunk.astype(np.float32, copy=False)])
             if end and audio.size % WINDOW:
                 audio = np.concatenate([audio, np.zeros(WINDOW - audio.size % WINDOW, np.float32)])
@@ -105,7 +105,7 @@ class SileroVAD:
                 probs[i][step] = out[k, 0]
                 states[i].rnn = np.ascontiguousarray(rnn[:, k])
                 states[i].context = windows[i][step][-CONTEXT:].copy()
-        for state, p in zip(states, probs):
+        for state, p in zip(states, probs, strict=True):
             state.position += p.size * WINDOW
         return probs
 
@@ -184,7 +184,7 @@ class NoVAD:
     def probabilities(self, states: list[VadState], chunks: list[AnyArray],
                       ends: list[bool] | None = None) -> list[AnyArray]:
         probs = []
-        for state, chunk, end in zip(states, chunks, ends or [False] * len(states)):
+        for state, chunk, end in zip(states, chunks, ends or [False] * len(states), strict=True):
             total = state.pending.size + chunk.size
             count = -(-total // WINDOW) if end else total // WINDOW
             state.pending = np.zeros(total - min(total, count * WINDOW), np.float32)

@@ -60,14 +60,14 @@ def write_arpa(lm: NGramLM, path: str | Path, case: str = "keep", decimals: int 
             for start in range(0, len(perm), _CHUNK):
                 sel = perm[start:start + _CHUNK]
                 cols = [[words[i] for i in ids[sel, j].tolist()] for j in range(k + 1)]
-                grams = cols[0] if k == 0 else [" ".join(t) for t in zip(*cols)]
+                grams = cols[0] if k == 0 else [" ".join(t) for t in zip(*cols, strict=True)]
                 probs = _formatted(lm.probs[k][sel], decimals)
                 bo = lm.backoffs[k]
                 if bo is None:
-                    f.writelines(f"{p}\t{g}\n" for p, g in zip(probs, grams))
+                    f.writelines(f"{p}\t{g}\n" for p, g in zip(probs, grams, strict=True))
                 else:
                     bos = _formatted(bo[sel], decimals)
-                    f.writelines(f"{p}\t{g}\t{b}\n" for p, g, b in zip(probs, grams, bos))
+                    f.writelines(f"{p}\t{g}\t{b}\n" for p, g, b in zip(probs, grams, bos, strict=True))
                 if progress:
                     progress(len(sel))
         f.write("\n\\end\\\n")
@@ -77,16 +77,15 @@ def open_text(path: str | Path) -> IO[str]:
     """Open plain or gzip-compressed text (by magic bytes, not by name)."""
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
-    raw = gzip.open(path, "rb") if gz else open(path, "rb")
+    # the handle is returned (the caller's with block closes it through the wrapper)
+    raw = gzip.open(path, "rb") if gz else open(path, "rb")  # noqa: SIM115
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None)
 
 
 def read_header(lines: Iterable[str], source: str = "file") -> list[int]:
     """Consume lines up to and including the counts; return the n-gram counts."""
-    seen = 0
     it = iter(lines)
-    for line in it:
-        seen += 1
+    for seen, line in enumerate(it, 1):
         s = line.strip()
         if s == "\\data\\":
             break
@@ -154,9 +153,7 @@ def recase_arpa(src: str | Path, dst: str | Path, case: str,
     mapper = case_mapper(case)
     order = 0
     with open_text(src) as fin, open(dst, "w", encoding="utf-8", newline="\n") as fout:
-        done = 0
-        for line in fin:
-            done += 1
+        for done, line in enumerate(fin, 1):
             s = line.strip()
             if s.startswith("\\") and s.endswith("-grams:"):
                 order = int(s[1:s.index("-")])
