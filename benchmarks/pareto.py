@@ -11,6 +11,7 @@ training times to a report made before it did (from the named folders' files) an
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -91,7 +92,7 @@ def plot_front(rows: list[dict[str, Any]], path: Path, title: str, xlabel: str) 
     ax.margins(x=0.15, y=0.2)
     # labels keep clear of the points and of the front's line (sampled along its steps)
     xs, ys = [r["audio_s_per_s"] for r in rows], [r["wer"] for r in rows]
-    for (x0, y0), (x1, y1) in zip(front, front[1:]):
+    for (x0, y0), (x1, y1) in itertools.pairwise(front):
         for t in [i / 20 for i in range(1, 20)]:
             xs += [x0 + t * (x1 - x0), x1]
             ys += [y0, y0 + t * (y1 - y0)]
@@ -99,7 +100,7 @@ def plot_front(rows: list[dict[str, Any]], path: Path, title: str, xlabel: str) 
                 expand=(1.4, 1.9), force_text=(0.6, 1.2), force_static=(0.6, 1.2), iter_lim=3000,
                 ensure_inside_axes=True, min_arrow_len=0, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
     fig.tight_layout()
-    overlaps = overlapping_labels(fig, ax, texts, list(zip(xs[:len(rows)], ys[:len(rows)])))
+    overlaps = overlapping_labels(fig, ax, texts, list(zip(xs[:len(rows)], ys[:len(rows)], strict=True)))
     if overlaps:
         log.warning("%s: %d labels still overlap another label or a point", path, overlaps)
     fig.savefig(path, dpi=110)

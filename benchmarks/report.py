@@ -60,7 +60,7 @@ def headline_rows(report: dict) -> list[dict[str, Any]]:
                      "wer_rel": wer / teacher_wer - 1 if wer is not None and teacher_wer else None,
                      "teacher": False, "training": row.get("training")})
     points = [(r["audio_s_per_s"], r["wer"]) for r in rows if r["audio_s_per_s"] and r["wer"] is not None]
-    front = dict(zip(points, pareto_front(points)))
+    front = dict(zip(points, pareto_front(points), strict=True))
     for r in rows:
         r["pareto"] = front.get((r["audio_s_per_s"], r["wer"]), False) if r["wer"] is not None else None
     return rows
@@ -94,11 +94,11 @@ def headline_markdown(report: dict) -> list[str]:
     rows = headline_rows(report)
     table = headline_cells(rows)
     parts = ["## Headline (same run)", "",
-             f"Served students: audio-s/s on {clip_label(report)} clips in the **throughput** profile "
-             f"(best concurrency) and its ratio to the HF PyTorch teacher in-process; 0.5 s clip p50 at "
-             f"concurrency 1 in the **latency** profile; test_seen WER from each student's "
-             f"eval_results.json (relative to the teacher's): the checkpoint's, so an int8 row shows its "
-             f"fp32 checkpoint's WER (int8 agreement: builders/variants.py).", "",
+             (f"Served students: audio-s/s on {clip_label(report)} clips in the **throughput** profile "
+              f"(best concurrency) and its ratio to the HF PyTorch teacher in-process; 0.5 s clip p50 at "
+              f"concurrency 1 in the **latency** profile; test_seen WER from each student's "
+              f"eval_results.json (relative to the teacher's): the checkpoint's, so an int8 row shows its "
+              f"fp32 checkpoint's WER (int8 agreement: builders/variants.py)."), "",
              markdown_table(HEADLINE_COLUMNS, table, _one_decimal), ""]
     students = [r for r in rows if not r["teacher"] and r["audio_s_per_s"]]
     good = [r for r in students if r["wer_rel"] is not None and r["wer_rel"] <= WER_GOAL]
@@ -123,7 +123,7 @@ def headline_markdown(report: dict) -> list[str]:
     if rows:
         parts += ["", "Accuracy (greedy WER / CER of each checkpoint, from its eval_results.json):", "",
                   markdown_table(["checkpoint", *sets], rows, _one_decimal)]
-    return parts + [""]
+    return [*parts, ""]
 
 
 def inprocess_rows(report: dict) -> list[list]:
@@ -135,8 +135,8 @@ def inprocess_rows(report: dict) -> list[list]:
 
 def markdown(report: dict) -> str:
     parts = [f"# {report['title']}", "",
-             f"Machine: `{report['machine']}` ({report['cpu_count']} cores). Date: {report['date']}. "
-             f"Audio: {report['audio']}.", "",
+             (f"Machine: `{report['machine']}` ({report['cpu_count']} cores). Date: {report['date']}. "
+              f"Audio: {report['audio']}."), "",
              f"Command: `python -m benchmarks.run {' '.join(report['argv'])}`", ""]
     if report.get("headline"):
         parts += headline_markdown(report)
@@ -154,9 +154,9 @@ def markdown(report: dict) -> str:
                      r["p99_ms"]] + ([r.get("gpu_util_mean", "–"), r.get("gpu_mem_used_mib_max", "–")] if gpu else [])
                     for r in data["rows"]]
             info = data["input"]
-            parts += [f"### {sweep}: {info['entries']} inputs, mean {info['mean_seconds']:.2f} s "
-                      f"(windows of {info.get('request_count', '?')} requests, stable within "
-                      f"{info.get('stability_percent', '?')}%)", "",
+            parts += [(f"### {sweep}: {info['entries']} inputs, mean {info['mean_seconds']:.2f} s "
+                       f"(windows of {info.get('request_count', '?')} requests, stable within "
+                       f"{info.get('stability_percent', '?')}%)"), "",
                       markdown_table(["concurrency", "infer/s", "audio-s/s", "p50 ms", "p99 ms"]
                                      + (["GPU util % (mean)", "GPU MiB (max)"] if gpu else []), rows,
                                      _one_decimal), ""]

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if not a.export_only:
             from w2v_triton.train.trainer import TrainingInterrupted
             try:
-                trainer.train(resume=False if a.no_resume else True)
+                trainer.train(resume=not a.no_resume)
             except TrainingInterrupted as exc:   # checkpoint saved; nothing exported
                 print(f"{exc}; rerun the same command to continue", file=sys.stderr)
                 return 128 + exc.signum

@@ -93,10 +93,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def _all_batches(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        if self.shuffle:
-            keys = self.durations * rng.uniform(0.9, 1.1, size=len(self.durations))
-        else:
-            keys = self.durations
+        keys = self.durations * rng.uniform(0.9, 1.1, size=len(self.durations)) if self.shuffle else self.durations
         order = np.argsort(keys, kind="stable")
         batches: list[list[int]] = []
         cur: list[int] = []
@@ -151,6 +148,6 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def num_frames(num_samples: int) -> int:
     """Logit frames of the standard wav2vec2 front-end for `num_samples` samples."""
     n = num_samples
-    for k, s in zip((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)):
+    for k, s in zip((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), strict=True):
         n = math.floor((n - k) / s) + 1
     return max(n, 0)

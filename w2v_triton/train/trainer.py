@@ -364,7 +364,7 @@ class Trainer:
             event = "new segment"
         # the restored optimizer holds the lr of the old schedule for the next step: recompute it
         lrs = [base * self.lr_at(self.step) for base in self.scheduler.base_lrs]
-        for group, lr in zip(self.optimizer.param_groups, lrs):
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
         self.scheduler._last_lr = lrs   # what get_last_lr() (the logged lr) reads
         self.log({"event": "schedule", "change": event, "step": self.step,

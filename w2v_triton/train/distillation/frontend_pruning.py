@@ -66,7 +66,7 @@ def select_channels(model: Wav2Vec2ForCTC, widths: Sequence[int]) -> list[torch.
     if len(widths) != len(scores):
         raise ValueError(f"{len(widths)} widths for {len(scores)} conv layers")
     kept = []
-    for i, (score, width) in enumerate(zip(scores, widths)):
+    for i, (score, width) in enumerate(zip(scores, widths, strict=True)):
         if not 1 <= int(width) <= score.numel():
             raise ValueError(f"conv layer {i}: width {width} must be in 1..{score.numel()} (pruning cannot widen)")
         kept.append(torch.sort(torch.topk(score, int(width)).indices).values)

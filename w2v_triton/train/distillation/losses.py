@@ -200,7 +200,7 @@ class DistillLoss(nn.Module):
             else:
                 self.layer_map = default_layer_map(kept_layers or [])
                 if cfg.map_encoder_input and self.layer_map:
-                    self.layer_map = [(0, 0)] + self.layer_map
+                    self.layer_map = [(0, 0), *self.layer_map]
             if not self.layer_map:
                 raise ValueError("hidden-state loss needs a layer_map or the student's kept layers")
         self.heads = nn.ModuleDict()

@@ -88,7 +88,7 @@ class ResolvedShape:
 
 
 def _round_to(value: float, multiple: int) -> int:
-    return max(multiple, int(round(value / multiple)) * multiple)
+    return max(multiple, round(value / multiple) * multiple)
 
 
 def resolve(shape: StudentShape, config: Any) -> ResolvedShape:
@@ -111,7 +111,7 @@ def resolve(shape: StudentShape, config: Any) -> ResolvedShape:
             if shape.attention_heads is not None:
                 hidden = shape.attention_heads * (H // heads)
             else:
-                hidden = max(1, int(round(heads * shape.width))) * (H // heads)
+                hidden = max(1, round(heads * shape.width)) * (H // heads)
         ffn = shape.intermediate_size
         if ffn is None:
             frac = shape.ffn_width if shape.ffn_width is not None else hidden / H

@@ -29,13 +29,13 @@ def plot_runs(logs: dict[str, Path], png_path: Path, title: str = "distillation"
         train = {r["step"]: r["loss"] for r in rows if "loss" in r and "step" in r}
         dev = {r["step"]: r for r in rows if "dev_wer_student_vs_labels" in r}
         axes[0].plot(sorted(train), [train[s] for s in sorted(train)], lw=0.8, label=name)
-        for ax, (key, _) in zip(axes[1:], DEV_CURVES):
+        for ax, (key, _) in zip(axes[1:], DEV_CURVES, strict=True):
             ax.plot(sorted(dev), [dev[s][key] for s in sorted(dev)], "o-", label=name)
         teacher_wer = next((r["dev_wer_teacher_vs_labels"] for r in dev.values()), teacher_wer)
     if teacher_wer is not None:
         axes[1].axhline(teacher_wer, color="k", ls="--", lw=1, label="teacher")
     axes[0].set_ylabel("train loss (KD + CTC [+ hidden])"); axes[0].set_yscale("log")
-    for ax, (_, label) in zip(axes[1:], DEV_CURVES):
+    for ax, (_, label) in zip(axes[1:], DEV_CURVES, strict=True):
         ax.set_ylabel(label)
     for ax in axes:
         ax.set_xlabel("step"); ax.grid(alpha=0.3); ax.legend(fontsize=8)

@@ -95,7 +95,7 @@ def select_layers(num_teacher_layers: int, num_student_layers: int | None = None
         elif strategy == "last":
             kept = list(range(L - k, L))
         else:  # even
-            kept = [0] if k == 1 else [int(round(x)) for x in np.linspace(0, L - 1, k)]
+            kept = [0] if k == 1 else [round(x) for x in np.linspace(0, L - 1, k).tolist()]
     if any(i < 0 or i >= L for i in kept):
         raise ValueError(f"layer indices must be in 0..{L - 1}, got {kept}")
     if len(set(kept)) != len(kept):
@@ -234,9 +234,9 @@ def copy_processor_files(source: str | Path, out_dir: str | Path) -> list[str]:
                 written.append(f.name)
         return written
     from transformers import Wav2Vec2Processor
-    before = set(p.name for p in out_dir.iterdir())
+    before = {p.name for p in out_dir.iterdir()}
     Wav2Vec2Processor.from_pretrained(str(source)).save_pretrained(str(out_dir))
-    return sorted(set(p.name for p in out_dir.iterdir()) - before)
+    return sorted({p.name for p in out_dir.iterdir()} - before)
 
 
 def save_student(student: Wav2Vec2ForCTC, info: StudentInfo | None, out_dir: str | Path,

@@ -148,7 +148,7 @@ def greedy_decode(logits: torch.Tensor, frame_lengths: torch.Tensor, id_to_token
 
     vocab = {token: i for i, token in id_to_token.items()}
     rows = logits.float().cpu().numpy()
-    return [decode_one(row[: int(n)], vocab) for row, n in zip(rows, frame_lengths.cpu().tolist())]
+    return [decode_one(row[: int(n)], vocab) for row, n in zip(rows, frame_lengths.cpu().tolist(), strict=True)]
 
 
 def corpus_wer(refs: list[str], hyps: list[str], unit: str = "word") -> float:
@@ -199,7 +199,7 @@ def evaluate(student: Wav2Vec2ForCTC, teacher: Wav2Vec2ForCTC, batches: Any, id_
         "utterances": len(s_hyps),
         "labelled_utterances": sum(1 for r in refs if r.strip()),
         "examples": [{"ref": r, "teacher": t, "student": h}
-                     for r, t, h in list(zip(refs, t_hyps, s_hyps))[:3]],
+                     for r, t, h in list(zip(refs, t_hyps, s_hyps, strict=True))[:3]],
     }
 
 

@@ -54,7 +54,7 @@ class TeacherCache:
 
     def __init__(self, root: str | os.PathLike[str], fingerprint: str, layers: Sequence[int], do_normalize: bool):
         self.root = Path(root)
-        self.layers = sorted(set(int(t) for t in layers))
+        self.layers = sorted({int(t) for t in layers})
         header = {"teacher_sha256": fingerprint, "hidden_layers": self.layers, "do_normalize": do_normalize,
                   "dtype": "float16"}
         path = self.root / HEADER
@@ -101,7 +101,7 @@ class TeacherCache:
             logits = out.logits.float().cpu().numpy()
             hidden = (torch.stack([out.hidden_states[t] for t in self.layers], 1).float().cpu().numpy()
                       if self.layers else np.zeros((logits.shape[0], 0, logits.shape[1], 1), np.float32))
-            for i, (key, n) in enumerate(zip(keys, lengths)):
+            for i, (key, n) in enumerate(zip(keys, lengths, strict=True)):
                 row = {"logits": logits[i, :n].astype(np.float16), "hidden": hidden[i, :, :n].astype(np.float16)}
                 if found[i] is None:
                     self.put(key, row["logits"], row["hidden"])
@@ -115,7 +115,7 @@ class TeacherCache:
         n_layers, dim = rows[0]["hidden"].shape[0], rows[0]["hidden"].shape[-1]
         logits_t = torch.zeros(b, frames, vocab)
         hidden_t = torch.zeros(n_layers, b, frames, dim)
-        for i, (row, n) in enumerate(zip(rows, lengths)):
+        for i, (row, n) in enumerate(zip(rows, lengths, strict=True)):
             if row["logits"].shape[0] != n:
                 raise ValueError(f"teacher cache row has {row['logits'].shape[0]} frames, the audio {n}: "
                                  f"the cache does not match this audio (remove {self.root})")

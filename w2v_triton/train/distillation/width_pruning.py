@@ -213,7 +213,7 @@ def prune_width(model: Wav2Vec2ForCTC, width: TransformerWidth) -> tuple[Wav2Vec
         elif key.endswith(_POS_G):
             # weight norm over (out, in) per tap: rescale g so the kept slice of the effective
             # weight g * v / ||v|| is unchanged (ratio exactly 1 when everything is kept)
-            v_key = next(key[:-len(g)] + v for g, v in zip(_POS_G, _POS_V) if key.endswith(g))
+            v_key = next(key[:-len(g)] + v for g, v in zip(_POS_G, _POS_V, strict=True) if key.endswith(g))
             v = source[v_key]
             v_kept = _slice_pos_conv(v, dims, in_group)
             t = t * (v_kept.norm(dim=(0, 1), keepdim=True) / v.norm(dim=(0, 1), keepdim=True))
