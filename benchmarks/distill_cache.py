@@ -53,7 +53,7 @@ def run(teacher: str, train: str, preset: str, batch_s: float, batches: int, rou
             batch = kd_collate([st.train_ds[i] for i in indices])
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 loss, _ = task.compute_loss(st.model, batch)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward unannotated
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             audio.append(batch["audio_seconds"])

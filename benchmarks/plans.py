@@ -98,8 +98,9 @@ def trained_students(dirs: Sequence[str | Path]) -> list[Student]:
 def conv_width(checkpoint: str) -> int:
     from w2v_triton.build.checkpoints import resolve_checkpoint
 
-    config = json.loads((resolve_checkpoint(checkpoint) / "config.json").read_text())
-    return max(config.get("conv_dim") or [0])
+    config: dict[str, Any] = json.loads((resolve_checkpoint(checkpoint) / "config.json").read_text())
+    conv_dims: list[int] = config.get("conv_dim") or [0]
+    return max(conv_dims)
 
 
 def student_plan(teacher: str, trained: Sequence[str | Path] = (), undistilled: bool = True) -> Plan:
@@ -205,12 +206,12 @@ def materialize(plan: Plan, teacher: str) -> dict[str, dict[str, str]]:
         return dirs[name] if name in dirs else resolve_checkpoint(name)
 
     entries: dict[str, dict[str, str]] = {"baseline": {}, "onnx": {}, "served": {}, "served_sweeps": {}}
-    for name, model in plan.baselines.items():
-        entries["baseline"][name] = str(checkpoint(model))
-    for name, (model, variant) in plan.onnx.items():
-        fp32, _ = build_onnx(checkpoint(model), onnx_dir_for(checkpoint(model)))
+    for name, model_name in plan.baselines.items():
+        entries["baseline"][name] = str(checkpoint(model_name))
+    for name, (model_name, variant) in plan.onnx.items():
+        fp32, _ = build_onnx(checkpoint(model_name), onnx_dir_for(checkpoint(model_name)))
         entries["onnx"][name] = str(fp32 if variant == "fp32" else
-                                    build_variant(fp32, variant, checkpoint=checkpoint(model)))
+                                    build_variant(fp32, variant, checkpoint=checkpoint(model_name)))
     for served in plan.served:
         repo = REPOS_DIR / f"{plan.title}-{served.name}"
         build_repository(BuildRequest(model=str(checkpoint(served.model)), output=repo, variant=served.variant,

@@ -16,7 +16,7 @@ def _one_decimal(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
-def best_served(report: dict, sweep_prefix: str) -> dict[str, float]:
+def best_served(report: dict[str, Any], sweep_prefix: str) -> dict[str, float]:
     """Highest audio-s/s each served model reached on the sweep whose name starts with prefix."""
     best = {}
     for name, result in report["served"].items():
@@ -26,7 +26,7 @@ def best_served(report: dict, sweep_prefix: str) -> dict[str, float]:
     return best
 
 
-def latency_p50(result: dict, sweep_prefix: str = "seed_") -> float | None:
+def latency_p50(result: dict[str, Any], sweep_prefix: str = "seed_") -> float | None:
     """p50 ms at concurrency 1 on the sweep whose name starts with prefix (None if not run)."""
     for sweep, data in result.get("sweeps", {}).items():
         if sweep.startswith(sweep_prefix):
@@ -36,7 +36,7 @@ def latency_p50(result: dict, sweep_prefix: str = "seed_") -> float | None:
     return None
 
 
-def headline_rows(report: dict) -> list[dict[str, Any]]:
+def headline_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Per student x variant (and the teacher first): served audio-s/s on the long clips in the
     throughput profile (best concurrency), its ratio to the in-process HF PyTorch teacher, the 0.5 s
     clip's p50 at concurrency 1 in the latency profile, and test_seen WER (absolute and relative to
@@ -66,7 +66,7 @@ def headline_rows(report: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def clip_label(report: dict) -> str:
+def clip_label(report: dict[str, Any]) -> str:
     """e.g. "10 s": the long clips' length, from the sweep name (clips_10s)."""
     sweep = next((s for r in report["served"].values() for s in r["sweeps"] if s.startswith("clips_")), "clips_?s")
     return sweep.split("_", 1)[1].removesuffix("s") + " s"
@@ -90,7 +90,7 @@ def headline_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
              training_text(r.get("training"))] for r in rows]
 
 
-def headline_markdown(report: dict) -> list[str]:
+def headline_markdown(report: dict[str, Any]) -> list[str]:
     rows = headline_rows(report)
     table = headline_cells(rows)
     parts = ["## Headline (same run)", "",
@@ -118,22 +118,22 @@ def headline_markdown(report: dict) -> list[str]:
     accuracy = {info["teacher"]["name"] + " (teacher)": info["teacher"].get("accuracy")}
     accuracy.update({r["student"]: r.get("accuracy") for r in info["rows"] if r.get("accuracy")})
     sets = ("test_seen", "test_unseen", "real_speech")
-    rows = [[name, *(f"{acc[s]['wer']:.3f} / {acc[s]['cer']:.3f}" if s in acc and "cer" in acc[s] else "–"
-                     for s in sets)] for name, acc in accuracy.items() if acc]
-    if rows:
+    accuracy_rows = [[name, *(f"{acc[s]['wer']:.3f} / {acc[s]['cer']:.3f}" if s in acc and "cer" in acc[s] else "–"
+                              for s in sets)] for name, acc in accuracy.items() if acc]
+    if accuracy_rows:
         parts += ["", "Accuracy (greedy WER / CER of each checkpoint, from its eval_results.json):", "",
-                  markdown_table(["checkpoint", *sets], rows, _one_decimal)]
+                  markdown_table(["checkpoint", *sets], accuracy_rows, _one_decimal)]
     return [*parts, ""]
 
 
-def inprocess_rows(report: dict) -> list[list]:
+def inprocess_rows(report: dict[str, Any]) -> list[list[Any]]:
     """name, runtime, threads, audio-s/s, p50 ms, p99 ms, peak RSS MiB of each in-process run."""
     return [[n, " ".join(filter(None, (r["kind"], r.get("device", "cpu"), r.get("dtype")))), r["threads"],
              r["audio_seconds_per_second"], r["p50_ms"], r["p99_ms"], r["peak_rss_mib"]]
             for n, r in report["inprocess"].items()]
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     parts = [f"# {report['title']}", "",
              (f"Machine: `{report['machine']}` ({report['cpu_count']} cores). Date: {report['date']}. "
               f"Audio: {report['audio']}."), "",
@@ -184,7 +184,7 @@ def markdown(report: dict) -> str:
     return "\n".join(parts)
 
 
-def plots(report: dict, out: Path) -> list[Path]:
+def plots(report: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -225,7 +225,7 @@ def plots(report: dict, out: Path) -> list[Path]:
     return written
 
 
-def pareto_plot(report: dict, out: Path) -> Path | None:
+def pareto_plot(report: dict[str, Any], out: Path) -> Path | None:
     """Speed (throughput profile, long clips) vs test_seen WER, one point per student x variant with
     a known WER plus the teacher, each labelled with its training time; the Pareto front joined and
     marked (benchmarks.pareto.plot_front). None when no point has both."""
@@ -238,7 +238,7 @@ def pareto_plot(report: dict, out: Path) -> Path | None:
                       "teacher in-process (higher is better)").path
 
 
-def write_report(report: dict, out: Path) -> None:
+def write_report(report: dict[str, Any], out: Path) -> None:
     stem = report["title"].replace(" ", "-")
     if report.get("headline"):   # the computed table too, for docs tables and later comparisons
         report["headline"]["table"] = headline_rows(report)

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving.spec import BASE_960H_VOCAB
 
 # Model configuration (a name in w2v_triton.train.model) and default hyper-parameters per machine.
-PRESETS: dict[str, dict] = {
+PRESETS: dict[str, dict[str, Any]] = {
     # 2-core CPU, hours: the light front-end model, small batches, one bf16 thread.
     "cpu": {"config": "REFERENCE_CONFIG", "lr": 1e-3, "warmup": 400, "batch_seconds": 24.0, "workers": 0},
     # one GPU, minutes: the pilot's model, ~10 minutes of audio per step, loaders on 8 cores.
@@ -31,7 +32,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def resolve_preset(a: argparse.Namespace) -> dict:
+def resolve_preset(a: argparse.Namespace) -> dict[str, Any]:
     """Fill the hyper-parameters left unset on the command line from the preset; returns it."""
     name = a.preset
     if name == "auto":
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def summarize(results: dict) -> str:
+def summarize(results: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name, r in results.items():
         rows.append([name, r["n"], r.get("audio_hours", ""), f"{r['cer']:.3f}", f"{r['wer']:.3f}"])
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_log(trainer.log_path, a.plot or out / "training.png",
                  title=f"reference wav2vec2 CTC ({parameter_count(model) / 1e6:.1f} M params, "
                        f"{trainer.step} steps, {trainer.train_time / 60:.0f} min on {_device_name()})")
-        export_pretrained(model.eval(), model_out, vocab,
+        export_pretrained(model.eval(), model_out, vocab,  # type: ignore[no-untyped-call]  # transformers leaves eval() unannotated
                           dtype=torch.float16 if a.fp16_export else torch.float32,
                           max_shard_size=a.max_shard_size)
         (model_out / "training_summary.json").write_text(json.dumps({

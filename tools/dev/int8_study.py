@@ -48,6 +48,7 @@ from w2v_triton.eval.metrics import error_rates
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import load_audio
 from w2v_triton.serving.preprocessing import preprocess
+from w2v_triton.serving.typing import AnyArray
 
 GOAL_WER_VS_FP32 = 0.01      # issue 31: <= 1 % of test_seen words differ from fp32's
 GOAL_LABEL_WER_MOVE = 0.002  # and the WER against the labels moves by <= 0.2 points
@@ -77,7 +78,7 @@ def matmul_groups(onnx_path: Path) -> list[str]:
     return groups
 
 
-def quantize_static_mm(src: Path, dst: Path, calibration: Sequence[np.ndarray], method: str,
+def quantize_static_mm(src: Path, dst: Path, calibration: Sequence[AnyArray], method: str,
                        exclude: tuple[str, ...] = (), symmetric: bool = False, const_weights_only: bool = True) -> Path:
     """Static (calibrated) int8 in QDQ form, per-channel weights, the int8-mm float nodes and
     `exclude` kept float. `symmetric`: int8 activations with symmetric ranges (else uint8
@@ -91,12 +92,12 @@ def quantize_static_mm(src: Path, dst: Path, calibration: Sequence[np.ndarray], 
         quantize_static,
     )
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no type information
         def __init__(self) -> None:
             self.items = iter([{spec.AUDIO: w[None], spec.AUDIO_LENGTHS: np.array([w.size], np.int64)}
                                for w in calibration])
 
-        def get_next(self) -> dict[str, np.ndarray] | None:
+        def get_next(self) -> dict[str, AnyArray] | None:
             return next(self.items, None)
 
     graph = onnx.load(str(src), load_external_data=False).graph
@@ -116,7 +117,7 @@ def quantize_static_mm(src: Path, dst: Path, calibration: Sequence[np.ndarray], 
     return dst
 
 
-def load_set(manifest: str, do_normalize: bool) -> tuple[list[np.ndarray], list[str]]:
+def load_set(manifest: str, do_normalize: bool) -> tuple[list[AnyArray], list[str]]:
     rows = read_manifest(manifest)
     return ([preprocess(load_audio(r["audio"]), do_normalize) for r in rows],
             [" ".join(str(r.get("text", "")).upper().split()) for r in rows])
@@ -125,7 +126,7 @@ def load_set(manifest: str, do_normalize: bool) -> tuple[list[np.ndarray], list[
 class Scorer:
     """fp32's logits and transcripts on one set, and each variant's agreement with them."""
 
-    def __init__(self, fp32: Path, audio: list[np.ndarray], texts: list[str], vocab: dict[str, int]):
+    def __init__(self, fp32: Path, audio: list[AnyArray], texts: list[str], vocab: dict[str, int]):
         self.audio, self.texts, self.vocab = audio, texts, vocab
         self.base = evaluation.run_each(evaluation.session(fp32, 2), audio)
         self.base_wer = error_rates(texts, evaluation.greedy_transcripts(self.base, vocab))[0]
@@ -141,7 +142,7 @@ class Scorer:
 
 
 def meets_goal(r: dict[str, Any]) -> bool:
-    return r["wer_vs_fp32"] <= GOAL_WER_VS_FP32 and abs(r["label_wer_move"]) <= GOAL_LABEL_WER_MOVE + 1e-9
+    return bool(r["wer_vs_fp32"] <= GOAL_WER_VS_FP32 and abs(r["label_wer_move"]) <= GOAL_LABEL_WER_MOVE + 1e-9)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             return lambda dst: quantize_int8(mm, dst, ("MatMul",), per_channel=True,
                                              exclude_prefixes=INT8_MM_FLOAT_NODES + tuple(ranked[:k]))
 
+        def static(method: str, data: Sequence[AnyArray], kw: dict[str, Any]) -> Callable[[Path], Path]:
+            return lambda dst: quantize_static_mm(mm, dst, data, method, **kw)
+
         builds: dict[str, Callable[[Path], Path]] = {
             "int8 (per-tensor)": lambda dst: build_variant(fp32, "int8", checkpoint=checkpoint),
             "int8-pc (per-channel)": lambda dst: build_variant(fp32, "int8-pc", checkpoint=checkpoint),
@@ -230,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for name, method, kw in statics:
             data = dev_audio if method == "MinMax" else windows
-            builds[name] = (lambda dst, m=method, d=data, k=kw: quantize_static_mm(mm, dst, d, m, **k))
+            builds[name] = static(method, data, kw)
         for name, make in builds.items():
             path = build(name, make)
             result = {**test.score(path), **speed(path)}
