@@ -74,3 +74,30 @@ def test_sigterm_during_startup_is_a_clean_stop(monkeypatch, tmp_path, capsys):
         for s, handler in previous.items():
             signal.signal(s, handler)
     assert "tritonserver stopped" in capsys.readouterr().out
+
+
+def test_stop_kills_what_outlives_the_server_in_its_group(tmp_path):
+    """A python backend stub can outlive a server that exited on its own (seen after a model-load
+    failure): stop() kills the rest of the server's process group, not only the server."""
+    from w2v_triton.serving.tritonserver import TritonServer
+
+    pid_file = tmp_path / "child.pid"
+    server = TritonServer(tmp_path)
+    server.process = subprocess.Popen(
+        ["sh", "-c", f"sleep 300 & echo $! > {pid_file}; exit 3"], start_new_session=True)
+    server.process.wait(10)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    assert server.stop() == 3
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"   # a zombie has exited
+    except FileNotFoundError:
+        return False

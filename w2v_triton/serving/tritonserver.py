@@ -9,6 +9,7 @@ unpacked kit with the same layout (`make gpu-kit`, docs/gpu.md).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -265,6 +266,7 @@ class TritonServer:
         assert self.process is not None, "wait_ready() runs after start()"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise ServerError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
             if self.is_ready():
                 return
@@ -282,15 +284,25 @@ class TritonServer:
             os.killpg(self.process.pid, signal.SIGTERM)
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM our own server, wait for a clean exit, SIGKILL after `timeout`."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.terminate()
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        """SIGTERM our own server, wait for a clean exit, SIGKILL after `timeout`; then kill what is
+        left of its process group: a python backend stub whose model failed to load can outlive a
+        server that exited on its own (found orphaned, still running, after a load-failure test)."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._kill_group_leftovers()
+        return self.process.returncode
+
+    def _kill_group_leftovers(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # empty group: nothing outlived it
             os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
 
     def __enter__(self) -> TritonServer:
         return self.start()
