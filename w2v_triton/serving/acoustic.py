@@ -12,7 +12,12 @@ whatever runs the network:
                variant) in OpenVINO's CPU plugin (w2v_triton.serving.acoustic_openvino); CPU only.
 A GPU asked for and not there fails the load with one clear line (DeviceUnavailable): never a
 silent CPU fallback. Utterances longer than `long_audio.max_single_seconds` run in overlapping
-windows (w2v_triton.serving.long_audio), so memory stays bounded for inputs of any length.
+windows (w2v_triton.serving.long_audio), and no runtime call holds more than one long-audio batch of
+padded audio (`LongAudioConfig.batch_samples`; length buckets are split to fit), so peak memory is
+bounded for inputs and batches of any length. With `release_memory` (the default) the runtime gives
+its working memory back after every request, so what a long request needed is not kept for good
+(onnxruntime's arena otherwise keeps the largest working set it ever saw; docs/optimization.md,
+"Memory", has the figures the defaults were chosen from).
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from w2v_triton.serving import spec
 from w2v_triton.serving.batch_coupling import BATCH_COUPLED_KEY, batch_coupled
 from w2v_triton.serving.devices import DEVICES, GPU_PROVIDERS, DeviceUnavailable, onnx_providers
 from w2v_triton.serving.long_audio import LongAudioConfig, run_long
+from w2v_triton.serving.memory import release_heap
 from w2v_triton.serving.settings import parse_parameters, to_parameters, unknown_keys
 from w2v_triton.serving.typing import AnyArray
 
@@ -44,6 +50,8 @@ OPENVINO_IR_FILE = "model.xml"            # + model.bin: runtime openvino servin
 TORCH_CHECKPOINT_DIR = "checkpoint"
 WARMUP_SECONDS = (1.0, 10.0)
 LONG_AUDIO_PREFIX = "long_audio_"     # one short and one typical request before the model reports ready
+# onnxruntime run option that frees the CPU arena's unused regions at the end of a run
+ARENA_SHRINKAGE = "memory.enable_memory_arena_shrinkage"
 
 # (audio [B, N] float32, lengths [B] int64) -> (logits [B, T, V] float32, frames [B] int64)
 BatchRunner = Callable[[AnyArray, AnyArray], tuple[AnyArray, AnyArray]]
@@ -66,6 +74,11 @@ class AcousticSettings:
     openvino_precision: str = "f32"      # runtime openvino: inference precision (bf16 on AVX512-BF16/AMX)
     bucket_ratio: float = 1.3
     warmup: bool = True
+    # onnxruntime's CPU memory arena (its default): allocations come from regions it keeps; off: malloc
+    cpu_arena: bool = True
+    # after every request give the runtime's working memory back (onnxruntime arena shrinkage, OpenVINO
+    # release_memory, glibc malloc_trim); off: the largest working set ever needed stays resident
+    release_memory: bool = True
     long_audio: LongAudioConfig = field(default_factory=LongAudioConfig)
 
     def __post_init__(self) -> None:
@@ -104,12 +117,16 @@ class OnnxRunner:
     """An onnxruntime session over the (AUDIO, AUDIO_LENGTHS) -> (LOGITS, LOGIT_LENGTHS) graph."""
 
     def __init__(self, onnx_path: Path, device: str = "cpu", intra_op_threads: int = 0,
-                 device_id: int = 0) -> None:
+                 device_id: int = 0, cpu_arena: bool = True, release_memory: bool = True) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = cpu_arena
+        self.run_options = ort.RunOptions()
+        if cpu_arena and release_memory:   # shrinkage names only arenas that exist (onnxruntime refuses others)
+            self.run_options.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
         # idle onnxruntime threads sleep instead of spinning: in Triton the preprocessor and decoder
         # processes share these cores and run while the acoustic model waits for its next batch
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -127,8 +144,11 @@ class OnnxRunner:
     def __call__(self, audio: AnyArray, lengths: AnyArray) -> tuple[AnyArray, AnyArray]:
         logits, frames = self.session.run(
             None, {spec.AUDIO: audio.astype(np.float32, copy=False),
-                   spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)})
+                   spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)}, self.run_options)
         return logits, frames
+
+    def release(self) -> None:
+        """Nothing beyond the run option: the arena shrinks at the end of every run."""
 
 
 class AcousticModel:
@@ -137,7 +157,8 @@ class AcousticModel:
     def __init__(self, model_path: str | Path, intra_op_threads: int = 0,
                  long_audio: LongAudioConfig | None = None, bucket_ratio: float = 1.3,
                  runtime: str | None = None, device: str = "cpu", torch_dtype: str = "auto",
-                 device_id: int = 0, openvino_precision: str = "f32") -> None:
+                 device_id: int = 0, openvino_precision: str = "f32", cpu_arena: bool = True,
+                 release_memory: bool = True) -> None:
         model_path = Path(model_path)
         if not model_path.exists():
             raise FileNotFoundError(
@@ -146,7 +167,8 @@ class AcousticModel:
                               else "onnxruntime")
         self.settings = AcousticSettings(runtime=runtime, device=device, intra_op_threads=intra_op_threads,
                                          torch_dtype=torch_dtype, openvino_precision=openvino_precision,
-                                         bucket_ratio=bucket_ratio, long_audio=long_audio or LongAudioConfig())
+                                         bucket_ratio=bucket_ratio, cpu_arena=cpu_arena,
+                                         release_memory=release_memory, long_audio=long_audio or LongAudioConfig())
         self.runner: OnnxRunner | TorchRunner | OpenVinoRunner
         if runtime == "torch":
             from w2v_triton.serving.acoustic_torch import TorchRunner
@@ -157,9 +179,10 @@ class AcousticModel:
 
             self.runner = OpenVinoRunner(model_path, openvino_precision, intra_op_threads)
         else:
-            self.runner = OnnxRunner(model_path, device, intra_op_threads, device_id)
+            self.runner = OnnxRunner(model_path, device, intra_op_threads, device_id, cpu_arena, release_memory)
         self.long_audio = self.settings.long_audio
         self.bucket_ratio = bucket_ratio
+        self.release_memory = release_memory
         self.batch_coupled = self.runner.batch_coupled
         logger.info("acoustic model %s: runtime %s on %s", model_path.name, runtime, self.runner.provider)
 
@@ -167,7 +190,7 @@ class AcousticModel:
     def from_settings(cls, version_dir: Path, settings: AcousticSettings, device_id: int = 0) -> "AcousticModel":
         return cls(Path(version_dir) / settings.model_file, settings.intra_op_threads, settings.long_audio,
                    settings.bucket_ratio, settings.runtime, settings.device, settings.torch_dtype, device_id,
-                   settings.openvino_precision)
+                   settings.openvino_precision, settings.cpu_arena, settings.release_memory)
 
     @property
     def provider(self) -> str:
@@ -189,7 +212,7 @@ class AcousticModel:
         if self.batch_coupled:
             buckets = [[i] for i in range(len(utterances))]
         else:
-            buckets = length_buckets([u.size for u in utterances], self.bucket_ratio)
+            buckets = length_buckets([u.size for u in utterances], self.bucket_ratio, self.long_audio.batch_samples)
         for bucket in buckets:
             audio, lengths = pad_batch([utterances[i] for i in bucket])
             logits, frames = self.runner(audio, lengths)
@@ -209,6 +232,9 @@ class AcousticModel:
         for i, utterance in enumerate(utterances):
             if results[i] is None:
                 results[i] = run_long(self._run_short, utterance, self.long_audio)
+        if self.release_memory:
+            self.runner.release()
+            release_heap()
         return cast(list[AnyArray], results)  # every index was filled above
 
 
@@ -230,15 +256,19 @@ def pad_logits(per_row: list[AnyArray]) -> tuple[AnyArray, AnyArray]:
     return logits, frames
 
 
-def length_buckets(lengths: list[int], ratio: float) -> list[list[int]]:
-    """Indices grouped so that within a group the longest is at most `ratio` x the shortest.
+def length_buckets(lengths: list[int], ratio: float, max_samples: int | None = None) -> list[list[int]]:
+    """Indices grouped so that within a group the longest is at most `ratio` x the shortest, and
+    (with `max_samples`) the group padded to its longest holds at most that many samples (a
+    longer utterance still gets a group of its own).
 
-    Results are exact either way (the front-end is length-aware); this only avoids spending
-    compute on padding when a dynamic batch mixes short and long requests."""
+    Results are exact either way (the front-end is length-aware); the ratio avoids spending
+    compute on padding when a dynamic batch mixes short and long requests, the cap bounds one
+    runtime call's memory when a batch holds many long ones (16 x 40 s would be 640 s at once)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     buckets: list[list[int]] = []
-    for i in order:
-        if buckets and lengths[i] <= ratio * lengths[buckets[-1][0]]:
+    for i in order:   # ascending: i is the longest of the group it joins
+        if (buckets and lengths[i] <= ratio * lengths[buckets[-1][0]]
+                and (max_samples is None or (len(buckets[-1]) + 1) * lengths[i] <= max_samples)):
             buckets[-1].append(i)
         else:
             buckets.append([i])

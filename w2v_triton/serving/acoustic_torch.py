@@ -55,3 +55,7 @@ class TorchRunner:
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=half):
                 logits = self.model.encode(features, frames)
         return logits.float().cpu().numpy(), frames.cpu().numpy()
+
+    def release(self) -> None:
+        """Nothing of its own: PyTorch's CPU tensors are malloc's (AcousticModel trims the heap).
+        CUDA's caching allocator keeps its blocks (not measured on a GPU yet)."""
