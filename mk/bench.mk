@@ -64,3 +64,10 @@ bench-lm: venv lm  ## beam+LM backends on the same logits, then served greedy/be
 .PHONY: bench-streaming
 bench-streaming: venv  ## streaming_asr: final vs offline (in process) + latency/RTF vs 1-16 concurrent streams
 	$(PY) -m benchmarks.streaming --model reference $(BENCH_ARGS)
+
+# Memory of the acoustic model per setting (issue 27): onnxruntime's arena kept / released, malloc, one
+# or two long-audio windows per call; every configuration a worker process, requests interleaved
+# (benchmarks/acoustic_memory.py; docs/optimization.md, "Memory").
+.PHONY: bench-memory
+bench-memory: venv  ## acoustic model peak / retained memory and speed per memory setting, one interleaved run
+	$(PY) -m benchmarks.acoustic_memory --model random-base $(BENCH_ARGS)
