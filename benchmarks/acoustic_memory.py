@@ -44,17 +44,18 @@ from w2v_triton.serving.long_audio import LongAudioConfig
 # name -> how it differs from the defaults of AcousticSettings / LongAudioConfig
 CONFIGS: dict[str, dict] = {
     "arena-keep": dict(cpu_arena=True, release_memory=False, batch_windows=2),        # before issue 27
+    "arena-keep-bw1": dict(cpu_arena=True, release_memory=False, batch_windows=1),
     "arena-release": dict(cpu_arena=True, release_memory=True, batch_windows=2),
+    "arena-release-bw1": dict(cpu_arena=True, release_memory=True, batch_windows=1),  # the defaults
     "malloc-release": dict(cpu_arena=False, release_memory=True, batch_windows=2),
-    "arena-release-bw1": dict(cpu_arena=True, release_memory=True, batch_windows=1),
     "malloc-release-bw1": dict(cpu_arena=False, release_memory=True, batch_windows=1),
     "openvino-keep-bw1": dict(runtime="openvino", release_memory=False, batch_windows=1),
     "openvino-release-bw1": dict(runtime="openvino", release_memory=True, batch_windows=1),
     "torch-keep-bw1": dict(runtime="torch", release_memory=False, batch_windows=1),
     "torch-release-bw1": dict(runtime="torch", release_memory=True, batch_windows=1),
 }
-DEFAULT_CONFIGS = ("arena-keep", "arena-release-bw1", "malloc-release", "malloc-release-bw1")
-DEFAULT_LENGTHS = ("0.5x20", "10x5", "40", "100", "600")
+DEFAULT_CONFIGS = ("arena-keep", "arena-keep-bw1", "arena-release", "arena-release-bw1", "malloc-release-bw1")
+DEFAULT_LENGTHS = ("0.5x20", "10x5", "15x3", "40", "100", "600")
 
 
 def settings_for(name: str, model_file: str) -> AcousticSettings:
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lengths", nargs="+", default=list(DEFAULT_LENGTHS),
                         help="audio seconds per request, xN for N interleaved rounds")
     parser.add_argument("--baseline", default="arena-keep")
-    parser.add_argument("--cap-mib", type=float, default=4096,
+    parser.add_argument("--cap-mib", type=float, default=3072,
                         help="stop a worker whose resident memory passes this (a shared machine)")
     parser.add_argument("--title", default="acoustic-memory")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())

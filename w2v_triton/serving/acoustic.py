@@ -15,9 +15,9 @@ silent CPU fallback. Utterances longer than `long_audio.max_single_seconds` run 
 windows (w2v_triton.serving.long_audio), and no runtime call holds more than one long-audio batch of
 padded audio (`LongAudioConfig.batch_samples`; length buckets are split to fit), so peak memory is
 bounded for inputs and batches of any length. With `release_memory` (the default) the runtime gives
-its working memory back after every request, so what a long request needed is not kept for good
-(onnxruntime's arena otherwise keeps the largest working set it ever saw; docs/optimization.md,
-"Memory", has the figures the defaults were chosen from).
+back what a request needed beyond the warm-up's working set (onnxruntime's arena otherwise keeps
+the largest working set it ever saw, issue 27); requests no larger than the warm-up's keep their
+memory and pay nothing. docs/optimization.md, "Memory", has the figures the defaults come from.
 """
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ ONNX_FILE = "model.onnx"
 OPENVINO_IR_FILE = "model.xml"            # + model.bin: runtime openvino serving an IR (the ov-int8 variant)
 TORCH_CHECKPOINT_DIR = "checkpoint"
 WARMUP_SECONDS = (1.0, 10.0)
+# A request whose largest runtime call held more padded audio than the warm-up's largest gives its
+# working memory back afterwards (release_memory); smaller ones reuse what the warm-up sized.
+RELEASE_ABOVE_SAMPLES = int(max(WARMUP_SECONDS) * spec.SAMPLE_RATE)
 LONG_AUDIO_PREFIX = "long_audio_"     # one short and one typical request before the model reports ready
 # onnxruntime run option that frees the CPU arena's unused regions at the end of a run
 ARENA_SHRINKAGE = "memory.enable_memory_arena_shrinkage"
@@ -74,10 +77,12 @@ class AcousticSettings:
     openvino_precision: str = "f32"      # runtime openvino: inference precision (bf16 on AVX512-BF16/AMX)
     bucket_ratio: float = 1.3
     warmup: bool = True
-    # onnxruntime's CPU memory arena (its default): allocations come from regions it keeps; off: malloc
+    # onnxruntime's CPU memory arena (its default); off: malloc for every tensor, whose large blocks
+    # go back at once but cost page faults in every operator (docs/optimization.md, "Memory")
     cpu_arena: bool = True
-    # after every request give the runtime's working memory back (onnxruntime arena shrinkage, OpenVINO
-    # release_memory, glibc malloc_trim); off: the largest working set ever needed stays resident
+    # after a request larger than the warm-up's (RELEASE_ABOVE_SAMPLES in one call) give the runtime's
+    # working memory back (onnxruntime arena shrinkage, OpenVINO release_memory, glibc malloc_trim);
+    # off: the largest working set ever needed stays resident for good
     release_memory: bool = True
     long_audio: LongAudioConfig = field(default_factory=LongAudioConfig)
 
@@ -124,9 +129,10 @@ class OnnxRunner:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.enable_cpu_mem_arena = cpu_arena
-        self.run_options = ort.RunOptions()
+        self.shrink: ort.RunOptions | None = None
         if cpu_arena and release_memory:   # shrinkage names only arenas that exist (onnxruntime refuses others)
-            self.run_options.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
+            self.shrink = ort.RunOptions()
+            self.shrink.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
         # idle onnxruntime threads sleep instead of spinning: in Triton the preprocessor and decoder
         # processes share these cores and run while the acoustic model waits for its next batch
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -142,13 +148,22 @@ class OnnxRunner:
         self.batch_coupled = stamped == "1" if stamped in ("0", "1") else batch_coupled(onnx_path)
 
     def __call__(self, audio: AnyArray, lengths: AnyArray) -> tuple[AnyArray, AnyArray]:
+        logits, frames = self._run(audio, lengths)
+        # onnxruntime's outputs are views into its arena: copies, so that no result pins an arena
+        # region the next shrinkage would otherwise free (the logits are small)
+        return np.array(logits, copy=True), np.array(frames, copy=True)
+
+    def _run(self, audio: AnyArray, lengths: AnyArray, options: object = None) -> tuple[AnyArray, AnyArray]:
         logits, frames = self.session.run(
             None, {spec.AUDIO: audio.astype(np.float32, copy=False),
-                   spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)}, self.run_options)
+                   spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)}, options)
         return logits, frames
 
     def release(self) -> None:
-        """Nothing beyond the run option: the arena shrinks at the end of every run."""
+        """Free the arena regions no tensor uses. onnxruntime shrinks its arena only at the end of a
+        run that asks for it (the run option), so this is one minimal run that does."""
+        if self.shrink is not None:
+            self._run(np.zeros((1, spec.MIN_SAMPLES), np.float32), np.array([spec.MIN_SAMPLES]), self.shrink)
 
 
 class AcousticModel:
@@ -183,6 +198,7 @@ class AcousticModel:
         self.long_audio = self.settings.long_audio
         self.bucket_ratio = bucket_ratio
         self.release_memory = release_memory
+        self._largest_call = 0   # padded samples of the largest runtime call of the request running
         self.batch_coupled = self.runner.batch_coupled
         logger.info("acoustic model %s: runtime %s on %s", model_path.name, runtime, self.runner.provider)
 
@@ -215,6 +231,7 @@ class AcousticModel:
             buckets = length_buckets([u.size for u in utterances], self.bucket_ratio, self.long_audio.batch_samples)
         for bucket in buckets:
             audio, lengths = pad_batch([utterances[i] for i in bucket])
+            self._largest_call = max(self._largest_call, audio.size)
             logits, frames = self.runner(audio, lengths)
             for row, i in enumerate(bucket):
                 results[i] = logits[row, : frames[row]]
@@ -222,7 +239,9 @@ class AcousticModel:
 
     def run(self, utterances: list[AnyArray]) -> list[AnyArray]:
         """Each utterance's [T_i, V] logits: short ones in padded length buckets (see _run_short),
-        long ones windowed (w2v_triton.serving.long_audio)."""
+        long ones windowed (w2v_triton.serving.long_audio); then, with release_memory, what a call
+        larger than the warm-up's needed goes back to the OS."""
+        self._largest_call = 0
         limit = self.long_audio.max_single
         short = [i for i, u in enumerate(utterances) if u.size <= limit]
         results: list[AnyArray | None] = [None] * len(utterances)
@@ -232,7 +251,7 @@ class AcousticModel:
         for i, utterance in enumerate(utterances):
             if results[i] is None:
                 results[i] = run_long(self._run_short, utterance, self.long_audio)
-        if self.release_memory:
+        if self.release_memory and self._largest_call > RELEASE_ABOVE_SAMPLES:
             self.runner.release()
             release_heap()
         return cast(list[AnyArray], results)  # every index was filled above

@@ -35,7 +35,9 @@ def frame_count(samples: int) -> int:
 class LongAudioConfig:
     window_seconds: float = 30.0
     overlap_seconds: float = 3.0
-    batch_windows: int = 2          # windows per model call; batch x window bounds every call's padded audio
+    # windows per model call; batch x window bounds every call's padded audio. 1: one 30 s window
+    # peaks at about half of two (docs/optimization.md, "Memory"), at the same speed on a CPU
+    batch_windows: int = 1
     max_single_seconds: float = 40.0  # longer inputs are windowed; shorter run in one pass
 
     def __post_init__(self) -> None:
