@@ -30,7 +30,7 @@ else
 TORCH_LAUNCH = $(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC) -m
 endif
 
-.PHONY: help venv build-models serve lint test test-fast test-deps transcribe perf bench clean
+.PHONY: help venv pins build-models serve lint test test-fast test-deps system-deps transcribe perf bench clean
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,17 +39,23 @@ help:  ## list targets
 # installs it before the rest, so the public index's CUDA wheel is never fetched for a CPU machine.
 TORCH ?= auto
 VENV_HINT = python3 -m venv needs ensurepip: install it (Debian/Ubuntu: sudo apt-get install python3-venv)
+# The venv's pins (tools/pins.py writes them from pyproject.toml: `make pins`) are for Python 3.11.
+VENV_PINS := requirements/venv-py311.txt
+VENV_PYTHON_HINT = make venv: $(VENV_PINS) pins Python 3.11; run with PYTHON=python3.11
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: $(VENV_PINS) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "$(VENV_HINT)" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "$(VENV_PYTHON_HINT)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip==25.3
-	$(PY) tools/torch_install.py --torch $(TORCH)
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) tools/torch_install.py --torch $(TORCH) --requirements $(VENV_PINS)
+	$(PY) -m pip install -q -c $(VENV_PINS) -e ".[dev]"
 	touch $@
 
-venv: $(VENV)/.installed  ## create .venv from the pinned requirements (TORCH=auto|cpu|cuda)
+venv: $(VENV)/.installed  ## create .venv: the extra dev of pyproject.toml with its pins (TORCH=auto|cpu|cuda)
+
+pins: venv  ## regenerate requirements/*.txt from pyproject.toml (uv); PINS_ARGS=--upgrade for newer releases
+	$(PY) tools/pins.py $(PINS_ARGS)
 
 build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> DEVICE=cpu|gpu RUNTIME=onnxruntime|torch|openvino PLATFORM=python|onnxruntime_onnx PROFILE=latency|throughput
 	$(PY) -m builders.repository --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) \
@@ -68,19 +74,22 @@ lint: venv  ## ruff, mypy --strict, then lint-imports (the layer contracts); con
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
-test: venv lint  ## run the whole test suite (unit + integration against a real tritonserver), after lint
+test: venv system-deps lint  ## install what the tests use (venv, system packages), lint, run every test (unit + real-server)
 	$(PY) -m pytest -q $(PYTEST_FLAGS) tests
 
 test-fast: venv lint  ## lint, then unit tests only (no server)
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_FLAGS) tests
 
-test-deps:  ## system packages some tests use (iproute2, iptables; apt-get as root), else say what is missing
-	@missing=""; command -v ip >/dev/null || missing="$$missing iproute2"; \
-	  command -v iptables >/dev/null || missing="$$missing iptables"; \
-	  if [ -z "$$missing" ]; then echo "test deps present"; exit 0; fi; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else echo "missing:$$missing  (install with: sudo apt-get install$$missing)"; exit 1; fi
+# Debian packages the tests use, one helper for all (tools/system_deps.sh: present, installed as root
+# with apt-get, or the one command to run). Each area's list sits with its target (mk/*.mk).
+NETNS_DEPS = ip=iproute2 iptables=iptables
+SYSTEM_DEPS = tools/system_deps.sh
+
+test-deps:  ## system packages of the network-namespace tests (iproute2, iptables)
+	@bash $(SYSTEM_DEPS) "test deps" $(NETNS_DEPS)
+
+system-deps:  ## every system package the tests use (corpus, network namespace, browser, GPU kit), one check
+	@bash $(SYSTEM_DEPS) "system deps" $(CORPUS_DEPS) $(NETNS_DEPS) $(BROWSER_DEPS) $(GPU_KIT_DEPS)
 
 clean:  ## remove generated files (keeps .venv)
 	rm -rf build model_repository/*/config.pbtxt model_repository/*/1/*.onnx \

@@ -34,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton.build.checkpoints import REPO_ROOT, resolve_checkpoint
+from w2v_triton.build.checkpoints import resolve_checkpoint
 from w2v_triton.eval import memory
 from w2v_triton.eval.machine import machine_name, utc_now
+from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving import spec
 from w2v_triton.serving.acoustic import AcousticModel, AcousticSettings
 from w2v_triton.serving.long_audio import LongAudioConfig
@@ -241,20 +243,20 @@ def cell(row: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    lengths = list(next(iter(report["summary"].values()))["lengths"])
-    head = ["configuration", "after warm-up MiB"] + [f"{s} s: peak / after MiB, wall / CPU time vs {report['baseline']}"
-                                                    for s in lengths]
-    lines = [f"# {report['title']}: acoustic model memory and speed per setting", "",
-             f"{report['machine']}, {report['date']}, load average before/after {report['load_before']} / "
-             f"{report['load_after']} (a shared machine: compare times only within this table). Model "
-             f"`{report['model']}`, {report['threads']}; requests interleaved over the configurations "
-             f"({report['lengths']}). Command: `{report['command']}`", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, data in report["summary"].items():
-        cells = [cell(r) for r in data["lengths"].values()]
-        lines.append(f"| {name} | {data['after_warmup_mib']:.0f} | " + " | ".join(cells) + " |")
-    lines += ["", "Settings: " + "; ".join(f"`{n}` {c['settings']}" for n, c in report["configs"].items()), ""]
-    return "\n".join(lines)
+    lengths = list(max(report["summary"].values(), key=lambda d: len(d["lengths"]))["lengths"])
+    table = markdown_table(
+        ["configuration", "after warm-up MiB"] + [f"{s} s: peak / after MiB, wall / CPU time vs {report['baseline']}"
+                                                  for s in lengths],
+        [[name, f"{data['after_warmup_mib']:.0f}"] + [cell(data["lengths"][s]) if s in data["lengths"] else "–"
+                                                      for s in lengths]
+         for name, data in report["summary"].items()])
+    return "\n".join([
+        f"# {report['title']}: acoustic model memory and speed per setting", "",
+        f"{report['machine']}, {report['date']}, load average before/after {report['load_before']} / "
+        f"{report['load_after']} (a shared machine: compare times only within this table). Model "
+        f"`{report['model']}`, {report['threads']}; requests interleaved over the configurations "
+        f"({report['lengths']}). Command: `{report['command']}`", "", table, "",
+        "Settings: " + "; ".join(f"`{n}` {c['settings']}" for n, c in report["configs"].items()), ""])
 
 
 def plot(report: dict, path: Path) -> None:

@@ -18,14 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from w2v_triton.eval.machine import machine_name
+from w2v_triton.eval.machine import machine_name, utc_now
+from w2v_triton.eval.tables import markdown_table
 from client import TranscriptionClient
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import decode_audio_bytes, encode_audio, load_audio
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.serving.tritonserver import Ports, TritonServer, free_port
 
@@ -64,6 +64,17 @@ def start_gateway(triton_url: str) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
     process.terminate()
     raise RuntimeError("the gateway did not start")
+
+
+def markdown(report: dict) -> str:
+    served = [[k, v["p50_ms"], v["p90_ms"], v["audio_s_per_s"], v["mean_request_kb"]] for k, v in report["served"].items()]
+    return "\n".join([
+        f"# {report['title']}: {report['date']}, {report['machine']}", "",
+        f"{report['utterances']} real utterances ({report['audio_seconds']} s), x{report['repeats']}; {report['note']}.", "",
+        markdown_table(["path", "p50 ms", "p90 ms", "audio s/s", "request kB"], served), "",
+        "Decoding in process (w2v_triton.serving.audio, what the preprocessor runs), ms per audio second:", "",
+        markdown_table(["format", "ms per audio s"], [[k, v["ms_per_audio_s"]] for k, v in report["decode_in_process"].items()]),
+        ""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,22 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_name()
     out_dir = args.out_dir or REPO_ROOT / "benchmarks" / "results" / machine
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"title": args.title, "machine": machine, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    report = {"title": args.title, "machine": machine, "date": utc_now(),
               "repository": _shown(args.repository), "utterances": len(items),
               "audio_seconds": round(audio_s / args.repeats, 1), "repeats": args.repeats,
               "note": ("one request in flight, the paths interleaved per utterance; 2-core VM shared with other "
                        "work: compare rows of this run only"),
               "served": results, "decode_in_process": decode}
     (out_dir / f"{args.title}.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# {args.title}: {report['date']}, {machine}", "",
-             f"{len(items)} real utterances ({report['audio_seconds']} s), x{args.repeats}; {report['note']}.", "",
-             "| path | p50 ms | p90 ms | audio s/s | request kB |", "|---|---|---|---|---|"]
-    lines += [f"| {k} | {v['p50_ms']} | {v['p90_ms']} | {v['audio_s_per_s']} | {v['mean_request_kb']} |"
-              for k, v in results.items()]
-    lines += ["", "Decoding in process (w2v_triton.serving.audio, what the preprocessor runs), ms per audio second:", "",
-              "| format | ms per audio s |", "|---|---|"]
-    lines += [f"| {k} | {v['ms_per_audio_s']} |" for k, v in decode.items()]
-    (out_dir / f"{args.title}.md").write_text("\n".join(lines) + "\n")
+    (out_dir / f"{args.title}.md").write_text(markdown(report))
 
     import matplotlib
     matplotlib.use("Agg")

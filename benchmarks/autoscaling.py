@@ -43,8 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton.build.checkpoints import REPO_ROOT
 from w2v_triton.eval.machine import machine_name, utc_now
+from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving import queue_metric, spec
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "cpu-2core-amd-epyc"
@@ -298,10 +299,10 @@ def markdown(report: dict) -> str:
     lines = [f"# Autoscaling simulation: does the group follow the queue? ({report['date']})", "",
              f"Command: `{report['command']}`. Load steps (minute: VMs' worth of load): {report['steps']}; "
              f"one VM = {report['capacity']}; capacity: {report['capacity_source']}; boot: {report['boot_source']}.", "",
-             *analysis_table({f"{name}: {report['policies'][name]['signals']} "
-                              f"{report['policies'][name]['target_queue_ms']:g} ms": run["analysis"]
-                              for name, run in report["variants"].items()}),
-             "", "Other queue-time targets, same load:", "", *analysis_table(report.get("target_sweep", {}))]
+             analysis_table({f"{name}: {report['policies'][name]['signals']} "
+                             f"{report['policies'][name]['target_queue_ms']:g} ms": run["analysis"]
+                             for name, run in report["variants"].items()}),
+             "", "Other queue-time targets, same load:", "", analysis_table(report.get("target_sweep", {}))]
     return "\n".join(lines) + "\n"
 
 
@@ -313,10 +314,10 @@ ANALYSIS_COLUMNS = {"max_size": "max size", "vm_minutes": "VM-minutes",
                     "scale_in_minutes_after_fall": "back to min after the fall (min)"}
 
 
-def analysis_table(rows: dict[str, dict]) -> list[str]:
-    head = ["run", *ANALYSIS_COLUMNS.values()]
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-            *(f"| {name} | " + " | ".join(str(a.get(k)) for k in ANALYSIS_COLUMNS) + " |" for name, a in rows.items())]
+def analysis_table(rows: dict[str, dict]) -> str:
+    """One line per simulated run: what `analyse` found (the docs render it from the results file)."""
+    return markdown_table(["run", *ANALYSIS_COLUMNS.values()],
+                          [[name, *(a.get(k, "–") for k in ANALYSIS_COLUMNS)] for name, a in rows.items()])
 
 
 def main(argv: list[str] | None = None) -> int:

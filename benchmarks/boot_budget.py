@@ -1,7 +1,11 @@
 """`make gcp-boot-budget`: what a VM needs to serve, measured off the cloud: boot-to-ready and memory.
 
     python -m benchmarks.boot_budget --repository latency=build/gcp-boot/latency \\
-        --repository throughput=build/gcp-boot/throughput [--runs 3] [--stream-seconds 40 600]
+        --repository throughput=build/gcp-boot/throughput [--model random-base] [--runs 3] \\
+        [--stream-seconds 40 600]
+
+(--model: build each repository not built yet from this checkpoint, in the serving profile it is
+named after: latency or throughput.)
 
 For each repository (the same server release as the NGC 24.10 image): its size, the time to copy
 it from one local folder to another (a stand-in for the VM's copy from gs://, network-bound there;
@@ -39,9 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton.build.checkpoints import REPO_ROOT
 from w2v_triton.eval import memory
 from w2v_triton.eval.machine import machine_name, utc_now
+from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT, WORK_DIR
 from w2v_triton.serving import spec
 from w2v_triton.serving.tritonserver import Ports, TritonServer
 
@@ -83,7 +88,7 @@ def copy_seconds(repository: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         evict(repository)
-        with tempfile.TemporaryDirectory(dir=REPO_ROOT / "build") as tmp:
+        with tempfile.TemporaryDirectory(dir=WORK_DIR) as tmp:
             start = time.perf_counter()
             shutil.copytree(repository, Path(tmp) / "copy", ignore=shutil.ignore_patterns("__pycache__"))
             os.sync()
@@ -143,7 +148,7 @@ def longest_upload(seconds: float, rate: int = spec.MAX_FILE_SAMPLE_RATE) -> byt
     minute) while the preprocessor decodes every sample (cached under build/)."""
     import soundfile as sf
 
-    cache = REPO_ROOT / "build" / "boot-budget" / f"longest-{seconds:g}s-{rate}hz-stereo.flac"
+    cache = WORK_DIR / "boot-budget" / f"longest-{seconds:g}s-{rate}hz-stereo.flac"
     if not cache.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
@@ -241,6 +246,19 @@ def _build_options(build_info: Path) -> dict | None:
     return {k: (Path(v).name if isinstance(v, str) and v.startswith("/") else v) for k, v in info.items()}
 
 
+def ensure_built(repository: Path, model: str, profile: str) -> bool:
+    """Build `repository` from `model` in serving `profile` (latency when the name is none) unless
+    it holds rendered configs already; True when built."""
+    if (repository / spec.ENSEMBLE_MODEL / "config.pbtxt").is_file():
+        return False
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import PROFILES, RepositoryOptions
+
+    options = RepositoryOptions.for_profile(profile if profile in PROFILES else "latency")
+    build_repository(BuildRequest(model=model, output=repository, options=options))
+    return True
+
+
 def summary(values: list[float]) -> dict:
     return {"runs": [round(v, 2) for v in values], "median": round(statistics.median(values), 2),
             "max": round(max(values), 2)}
@@ -309,26 +327,23 @@ def gcp_defaults(report: dict) -> dict:
     }
 
 
-def markdown(report: dict) -> list[str]:
+def markdown(report: dict) -> str:
+    repos = report["repositories"]
+    sizes = markdown_table(
+        ["repository", "size", "local copy (s, median / max)", "start -> ready (s, median / max)"],
+        [[name, f"{r['repository_bytes'] / 2**20:.1f} MiB in {r['repository_files']} files",
+          f"{r['local_copy_seconds']['median']} / {r['local_copy_seconds']['max']}",
+          f"{r['start_to_ready_seconds']['median']} / {r['start_to_ready_seconds']['max']}"] for name, r in repos.items()])
+    processes = markdown_table(
+        ["repository", "process", "instances", "after ready", "peak, longest inputs", "after them"],
+        [[name, model, row["instances"], f"{row['after_ready']:.0f}", f"{row['peak']:.0f}", f"{row['after_longest']:.0f}"]
+         for name, repo in repos.items() for model, row in per_model(repo).items()])
     lines = [f"# {report['title']}", "",
              f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with other jobs; load "
              f"average {report['load_before']} before, {report['load_after']} after). Date: {report['date']}.", "",
-             f"Command: `python -m benchmarks.boot_budget {' '.join(report['argv'])}`", "",
-             "| repository | size | local copy (s, median / max) | start -> ready (s, median / max) |",
-             "|---|---|---|---|"]
-    for name, repo in report["repositories"].items():
-        lines.append(f"| {name} | {repo['repository_bytes'] / 2**20:.1f} MiB in {repo['repository_files']} files | "
-                     f"{repo['local_copy_seconds']['median']} / {repo['local_copy_seconds']['max']} | "
-                     f"{repo['start_to_ready_seconds']['median']} / {repo['start_to_ready_seconds']['max']} |")
-    lines += ["", "Resident memory per process (MiB; per instance, the largest of a model's instances):", "",
-              "| repository | process | instances | after ready | peak, longest inputs | after them |",
-              "|---|---|---|---|---|---|"]
-    for name, repo in report["repositories"].items():
-        for model, row in per_model(repo).items():
-            lines.append(f"| {name} | {model} | {row['instances']} | {row['after_ready']:.0f} | "
-                         f"{row['peak']:.0f} | {row['after_longest']:.0f} |")
-    first = next(iter(report["repositories"].values()))
-    queue = first.get("queue_under_load")
+             f"Command: `python -m benchmarks.boot_budget {' '.join(report['argv'])}`", "", sizes, "",
+             "Resident memory per process (MiB; per instance, the largest of a model's instances):", "", processes]
+    queue = next(iter(repos.values())).get("queue_under_load")
     if queue:
         lines += ["", f"Queue time per request under load ({queue['requests']} random {queue['clip_seconds']:g} s "
                       f"clips at concurrency {queue['concurrency']}, from Triton's counters as "
@@ -344,8 +359,8 @@ def markdown(report: dict) -> list[str]:
                 f"cool-down {gcp['cool_down_s']} s.", "",
               "Not measurable here: VM boot, the COS GPU driver install, the image pull (no Docker engine), "
               "the gs:// download (network-bound on the VM) and the memory COS and Docker keep: estimates "
-              f"{gcp['assumptions']}."]
-    return lines
+              f"{gcp['assumptions']}.", ""]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", action="append", required=True, metavar="NAME=DIR",
                         help="a repository to measure (repeatable; the first also gets the load and streams)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--model", help="build the repositories not built yet from this checkpoint")
     parser.add_argument("--longest-seconds", type=float, default=spec.MAX_AUDIO_SECONDS,
                         help="the longest accepted upload (default: the service's limit, %(default)s)")
     parser.add_argument("--stream-seconds", type=float, nargs="*", default=None,
@@ -370,12 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     repositories = {}
     for index, (name, folder) in enumerate(named):
         repository = Path(folder)
+        if args.model:
+            ensure_built(repository, args.model, name)
         size, files = repository_size(repository)
         repositories[name] = {
             "path": str(repository), "repository_build": _build_options(repository / "build_info.json"),
             "repository_bytes": size, "repository_files": files,
             "local_copy_seconds": summary(copy_seconds(repository, args.runs)),
-            **serve_and_measure(repository, args.runs, REPO_ROOT / "build", args.longest_seconds, index == 0,
+            **serve_and_measure(repository, args.runs, WORK_DIR, args.longest_seconds, index == 0,
                                 stream_seconds if index == 0 else [], stream.max_chunk_seconds)}
     out = args.out or REPO_ROOT / "benchmarks" / "results" / machine_name()
     out.mkdir(parents=True, exist_ok=True)
@@ -387,9 +405,9 @@ def main(argv: list[str] | None = None) -> int:
               "repositories": repositories}
     report["gcp"] = gcp_defaults(report)
     (out / "gcp-boot-budget.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = markdown(report)
-    (out / "gcp-boot-budget.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = markdown(report)
+    (out / "gcp-boot-budget.md").write_text(text)
+    print(text, end="")
     return 0
 
 

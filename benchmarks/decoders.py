@@ -25,8 +25,8 @@ from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.eval.lm_tuning import cached_logits, choose, compute_logits, decode_all, grid_search, save_logits
 from w2v_triton.build.manifest import read_manifest
 from w2v_triton.eval.metrics import error_rates
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import LM_DIR, LOGITS_DIR, REPO_ROOT
 
 STARTUP_CODE = """
 import json, resource, sys, time
@@ -86,7 +86,7 @@ def floats(text: str) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repo", type=Path, required=True, help="model repository (its ONNX model makes the logits)")
-    p.add_argument("--lm-dir", type=Path, default=Path("build/lm"))
+    p.add_argument("--lm-dir", type=Path, default=LM_DIR)
     p.add_argument("--dev", type=Path, required=True)
     p.add_argument("--test", type=Path, required=True)
     p.add_argument("--alphas", type=floats, default=floats("0.3,0.5,0.8,1.2"))
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     vocab_path = a.repo / "decoder" / "vocab.json"
     vocab = json.loads(vocab_path.read_text())
     lm_bin, lm_arpa, unigrams = a.lm_dir / "lm.bin", a.lm_dir / "lm.arpa", a.lm_dir / "unigrams.txt"
-    cache_dir = REPO_ROOT / "build" / "logits"
+    cache_dir = LOGITS_DIR
     dev = logits_for(a.repo, a.dev, cache_dir)
     test = logits_for(a.repo, a.test, cache_dir)
     report: dict = {"title": a.title, "machine": machine_name(), "cpu_count": os.cpu_count(),
@@ -158,6 +158,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def markdown(report: dict) -> str:
+    decoding = [[r["name"], f"{100 * r['wer']:.2f}", f"{100 * r['cer']:.2f}", f"{r['speed_per_core']:.0f}"]
+                for r in report["rows"]]
+    startup = [[k, f"{v['build_s']:.2f}", f"{v['peak_rss_mib']:.0f}", f"{v['rss_added_mib']:.0f}"]
+               for k, v in report["startup"].items()]
+    lines = [f"# {report['title']}", "", f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with "
+             f"other jobs). Date: {report['date']}. Logits: `{report['repo']}` on `{report['test']}` "
+             f"({report['test_audio_s']} s of audio); alpha/beta tuned per backend on `{report['dev']}`.", "",
+             "## Decoding on the same logits and LM (binary)", "",
+             markdown_table(["configuration", "WER %", "CER %", "audio-s per CPU-s"], decoding), "",
+             "## One decoder instance: start-up (after imports) and peak RSS", "",
+             markdown_table(["backend-LM", "build s", "peak RSS MiB", "RSS added MiB"], startup), "",
+             "## alpha/beta chosen on dev", ""]
+    lines += [f"* {b}: alpha {t['chosen']['alpha']}, beta {t['chosen']['beta']} (dev WER "
+              f"{100 * t['chosen']['dev_wer']:.2f} %)" for b, t in report["tuning"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def write(report: dict, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -166,21 +184,7 @@ def write(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / report["title"]
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# {report['title']}", "", f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with "
-             f"other jobs). Date: {report['date']}. Logits: `{report['repo']}` on `{report['test']}` "
-             f"({report['test_audio_s']} s of audio); alpha/beta tuned per backend on `{report['dev']}`.", "",
-             "## Decoding on the same logits and LM (binary)", "",
-             "| configuration | WER % | CER % | audio-s per CPU-s |", "|---|---|---|---|"]
-    lines += [f"| {r['name']} | {100 * r['wer']:.2f} | {100 * r['cer']:.2f} | {r['speed_per_core']:.0f} |"
-              for r in report["rows"]]
-    lines += ["", "## One decoder instance: start-up (after imports) and peak RSS", "",
-              "| backend-LM | build s | peak RSS MiB | RSS added MiB |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v['build_s']:.2f} | {v['peak_rss_mib']:.0f} | {v['rss_added_mib']:.0f} |"
-              for k, v in report["startup"].items()]
-    lines += ["", "## alpha/beta chosen on dev", ""]
-    lines += [f"* {b}: alpha {t['chosen']['alpha']}, beta {t['chosen']['beta']} (dev WER "
-              f"{100 * t['chosen']['dev_wer']:.2f} %)" for b, t in report["tuning"].items()]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    stem.with_suffix(".md").write_text(markdown(report))
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in report["rows"]:
         marker = {"pyctcdecode": "o", "flashlight": "s"}.get(r["backend"], "^")

@@ -22,9 +22,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import gpu_summary
 from benchmarks.report import HEADLINE_COLUMNS, headline_cells, headline_rows, inprocess_rows
+from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "docs/*.md")
 REGION = re.compile(r"(?P<open><!-- table: (?P<name>[\w-]+) from (?P<path>\S+) -->\n)(?P<body>.*?)(?P<close><!-- /table -->)",
                     re.S)
@@ -37,12 +39,6 @@ class TableSourceError(ValueError):
     """A marker names an unknown renderer, or its results file is missing or malformed."""
 
 
-def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _f(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -51,7 +47,7 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-# --- renderers: (path) -> markdown table -------------------------------------------------------
+# --- renderers: (path) -> markdown table (w2v_triton.eval.tables) ---------------------------------
 
 def render_table(path: Path) -> str:
     """A table recorded as data: {"columns": [...], "rows": [[...]], "machine", "date", "command"}."""
@@ -61,7 +57,7 @@ def render_table(path: Path) -> str:
     for row in data["rows"]:
         if len(row) != len(data["columns"]):
             raise TableSourceError(f"{path}: row {row} has {len(row)} cells, header {len(data['columns'])}")
-    return table(data["columns"], data["rows"])
+    return markdown_table(data["columns"], data["rows"])
 
 
 def render_inprocess(path: Path) -> str:
@@ -69,7 +65,7 @@ def render_inprocess(path: Path) -> str:
     report = json.loads(path.read_text())
     rows = [[name, runtime, threads, _f(rate), _f(p50), _f(p99)]
             for name, runtime, threads, rate, p50, p99, _ in inprocess_rows(report)]
-    return table(["candidate", "runtime", "threads", "audio-s/s", "p50 ms", "p99 ms"], rows)
+    return markdown_table(["candidate", "runtime", "threads", "audio-s/s", "p50 ms", "p99 ms"], rows)
 
 
 def _teacher_rate(report: dict) -> float | None:
@@ -122,7 +118,7 @@ def render_served(path: Path) -> str:
         if teacher:
             row.append(f"{s['best_clips'] / teacher:.1f}x" if s["best_clips"] else "–")
         rows.append(row)
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 def render_latency(path: Path) -> str:
@@ -137,8 +133,8 @@ def render_latency(path: Path) -> str:
         models = result.get("per_model", {})
         compute = [_f(models.get(m, {}).get("compute_infer_ms")) for m in ("acoustic_model", "preprocessor", "decoder")]
         rows.append([name, f"{_f(row['p50_ms'])} ms", f"{_f(row['p99_ms'])} ms", *compute])
-    return table(["served", "0.5 s clip p50, conc 1", "p99", "acoustic model compute ms",
-                  "preprocessor ms", "decoder ms"], rows)
+    return markdown_table(["served", "0.5 s clip p50, conc 1", "p99", "acoustic model compute ms",
+                          "preprocessor ms", "decoder ms"], rows)
 
 
 def render_headline(path: Path) -> str:
@@ -147,7 +143,7 @@ def render_headline(path: Path) -> str:
     report = json.loads(path.read_text())
     if not report.get("headline"):
         raise TableSourceError(f"{path}: no headline (a report of `--plan student`)")
-    return table(HEADLINE_COLUMNS, headline_cells(headline_rows(report)))
+    return markdown_table(HEADLINE_COLUMNS, headline_cells(headline_rows(report)))
 
 
 # The issue's targets for the served student (docs/optimization.md).
@@ -173,7 +169,7 @@ def render_goals(path: Path) -> str:
         factor = target / value if higher else value / target
         rows.append([goal, f"{'>=' if higher else '<='} {target:g}{unit}", f"{value:.1f}{unit} ({best})",
                      "met" if met else f"missed by {factor:.1f}x"])
-    return table(["goal", "target", "best measured (served config)", "verdict"], rows)
+    return markdown_table(["goal", "target", "best measured (served config)", "verdict"], rows)
 
 
 def render_capacity(path: Path) -> str:
@@ -189,8 +185,8 @@ def render_capacity(path: Path) -> str:
                      f"{_f(real['audio_seconds_per_second'])} (conc {real['concurrency']}, p99 "
                      f"{real['p99_ms'] / 1000:.1f} s)" if real else "–",
                      str(math.ceil(load / (0.6 * x)) + 1) if x else "–"])
-    return table(["served (one instance)", "X_inst, 10 s clips (audio-s/s)", "real speech, best",
-                  "N for 10,000 h/day, k = 2, u = 0.6"], rows)
+    return markdown_table(["served (one instance)", "X_inst, 10 s clips (audio-s/s)", "real speech, best",
+                          "N for 10,000 h/day, k = 2, u = 0.6"], rows)
 
 
 def render_variants(path: Path) -> str:
@@ -217,7 +213,7 @@ def render_variants(path: Path) -> str:
                      _pct(a["wer_vs_fp32"]), _pct(a["cer_vs_fp32"]), _pct(a["frame_argmax_agreement"]),
                      f"{a['max_abs_logit_diff']:.2g}", *vs_labels(a.get("vs_labels"))]
                     + [_f(speed[t].get(name, {}).get("audio_s_per_s")) for t in threads])
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 def render_openvino(path: Path) -> str:
@@ -225,7 +221,7 @@ def render_openvino(path: Path) -> str:
     from benchmarks.openvino import summary_header, summary_rows
 
     report = json.loads(path.read_text())
-    return table(summary_header(report), summary_rows(report))
+    return markdown_table(summary_header(report), summary_rows(report))
 
 
 def render_variant_speeds(path: Path) -> str:
@@ -243,7 +239,7 @@ def render_variant_speeds(path: Path) -> str:
     columns.sort(key=lambda vt: (vt[0] != "fp32", vt[0], int(vt[1])))
     rows = [[stem] + [_f(r["speed"]["by_threads"].get(t, {}).get(v, {}).get("audio_s_per_s")) for v, t in columns]
             for stem, r in loaded]
-    return table(["checkpoint"] + [f"{v}, {t} thr (x RT)" for v, t in columns], rows)
+    return markdown_table(["checkpoint"] + [f"{v}, {t} thr (x RT)" for v, t in columns], rows)
 
 
 def _long_audio(path: Path) -> dict:
@@ -257,18 +253,19 @@ def render_long_audio(path: Path) -> str:
     """The long_audio section of a builders/variants.py report: windowed vs one full pass."""
     report = _long_audio(path)
     la = report["long_audio"]
-    return table(["model", "audio", "frames", "argmax agreement", "max abs dlogit (logit std)", "CER / WER chunked vs full"],
-                 [[Path(report["checkpoint"]).name, f"{la['seconds']:.1f} s, {la['windows']} windows", la["frames"],
-                   _pct(la["argmax_agreement"]), f"{la['max_abs_diff']:.2f} ({la['logit_std']:.2f})",
-                   f"{_pct(la['cer_vs_full'])} / {_pct(la['wer_vs_full'])} ({la['full_chars']} chars)"]])
+    return markdown_table(["model", "audio", "frames", "argmax agreement", "max abs dlogit (logit std)",
+                           "CER / WER chunked vs full"],
+                         [[Path(report["checkpoint"]).name, f"{la['seconds']:.1f} s, {la['windows']} windows", la["frames"],
+                           _pct(la["argmax_agreement"]), f"{la['max_abs_diff']:.2f} ({la['logit_std']:.2f})",
+                           f"{_pct(la['cer_vs_full'])} / {_pct(la['wer_vs_full'])} ({la['full_chars']} chars)"]])
 
 
 def render_long_audio_seams(path: Path) -> str:
     """Windowed-vs-full differences by distance from the nearest seam (frames)."""
     bands = _long_audio(path)["long_audio"]["by_seam_distance"]
-    return table(["frames from a seam", "frames", "mean abs dlogit", "max abs dlogit", "argmax agreement"],
-                 [[band.replace("-inf", "+"), b["frames"], f"{b['mean_abs_diff']:.3f}", f"{b['max_abs_diff']:.2f}",
-                   _pct(b["argmax_agreement"])] for band, b in bands.items()])
+    return markdown_table(["frames from a seam", "frames", "mean abs dlogit", "max abs dlogit", "argmax agreement"],
+                         [[band.replace("-inf", "+"), b["frames"], f"{b['mean_abs_diff']:.3f}", f"{b['max_abs_diff']:.2f}",
+                           _pct(b["argmax_agreement"])] for band, b in bands.items()])
 
 
 def render_int8_study(path: Path) -> str:
@@ -279,7 +276,7 @@ def render_int8_study(path: Path) -> str:
         rows.append([name, f"{r['differing']}/{r['n']}" if "differing" in r else "(reference)",
                      _pct(r["wer_vs_fp32"]) if "wer_vs_fp32" in r else "", f"{r['wer_vs_labels']:.4f}",
                      _f(r.get("x_realtime"))])
-    return table(["variant", "differing / utts", "WER vs fp32", "WER vs labels", "2 threads x RT"], rows)
+    return markdown_table(["variant", "differing / utts", "WER vs fp32", "WER vs labels", "2 threads x RT"], rows)
 
 
 def render_eval(path: Path) -> str:
@@ -287,7 +284,7 @@ def render_eval(path: Path) -> str:
     report = json.loads(path.read_text())
     rows = [[name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
              f"{r['wer']:.3f}"] for name, r in report.items()]
-    return table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
+    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
 
 
 def render_decoding_eval(path: Path) -> str:
@@ -304,7 +301,7 @@ def render_decoding_eval(path: Path) -> str:
         cells = [report.get(f"{d} | {split}") for d in decoders]
         rows.append([split] + [f"{c['wer']:.3f} / {c['cer']:.3f}" if c else "–" for c in cells]
                     + [" / ".join(str(c["exact"]) if c else "–" for c in cells) + f" of {cells[0]['n']}"])
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 def render_training_curve(path: Path) -> str:
@@ -316,8 +313,16 @@ def render_training_curve(path: Path) -> str:
             evals[event["step"]] = event
     if not evals:
         raise TableSourceError(f"{path}: no dev evaluations")
-    return table(["step", "dev CER", "dev WER"],
-                 [[step, f"{e['dev_cer']:.3f}", f"{e['dev_wer']:.3f}"] for step, e in sorted(evals.items())])
+    return markdown_table(["step", "dev CER", "dev WER"],
+                         [[step, f"{e['dev_cer']:.3f}", f"{e['dev_wer']:.3f}"] for step, e in sorted(evals.items())])
+
+
+def render_gpu_served(path: Path) -> str:
+    """Every tools/gpu_serving_bench.sh report in a folder: best rate, latency, GPU utilisation and
+    where the time went per variant and sweep, against issue 33's goals (benchmarks/gpu_summary.py)."""
+    if not gpu_summary.summary_rows(path):
+        raise TableSourceError(f"{path}: no gpu-served-*.json reports")
+    return gpu_summary.markdown(path)
 
 
 def render_acoustic_memory(path: Path) -> str:
@@ -330,8 +335,8 @@ def render_acoustic_memory(path: Path) -> str:
     rows = [[name, f"{data['after_warmup_mib']:.0f}"]
             + [cell(data["lengths"][s]) if s in data["lengths"] else "–" for s in lengths]
             for name, data in report["summary"].items()]
-    return table(["configuration", "after warm-up (MiB)"]
-                 + [f"{s} s: peak / after (MiB), wall / CPU time vs {report['baseline']}" for s in lengths], rows)
+    return markdown_table(["configuration", "after warm-up (MiB)"]
+                          + [f"{s} s: peak / after (MiB), wall / CPU time vs {report['baseline']}" for s in lengths], rows)
 
 
 def render_boot_memory(path: Path) -> str:
@@ -346,8 +351,8 @@ def render_boot_memory(path: Path) -> str:
             rows.append([name, f"{ready['median']} / {ready['max']}" if model == "tritonserver" else "",
                          model, row["instances"], f"{row['after_ready']:.0f}", f"{row['peak']:.0f}",
                          f"{row['after_longest']:.0f}"])
-    return table(["repository", "start -> ready (s, median / max)", "process", "instances",
-                  "after ready (MiB)", "peak, longest inputs (MiB)", "after them (MiB)"], rows)
+    return markdown_table(["repository", "start -> ready (s, median / max)", "process", "instances",
+                           "after ready (MiB)", "peak, longest inputs (MiB)", "after them (MiB)"], rows)
 
 
 def render_gcp_derived(path: Path) -> str:
@@ -355,7 +360,7 @@ def render_gcp_derived(path: Path) -> str:
     gcp = json.loads(path.read_text())["gcp"]
     fits = ", ".join(f"{t} {n}" for t, n in gcp["acoustic_instances_that_fit"].items())
     need = ", ".join(f"{p} {v / 1024:.1f} GiB" for p, v in gcp["vm_memory_needed_mib"].items())
-    return table(["default", "value", "from"], [
+    return markdown_table(["default", "value", "from"], [
         ["machine type (cpu)", gcp["machine_type"], f"VM memory needed at 8 vCPUs: {need}"],
         ["acoustic instances that fit (memory)", fits, "per-instance peak "
          f"{gcp['per_process_peak_mib']['acoustic_model']} MiB"],
@@ -374,7 +379,7 @@ def render_autoscaling(path: Path) -> str:
     runs = {f"{name}: {report['policies'][name]['signals']}, {report['policies'][name]['target_queue_ms']:g} ms":
             run["analysis"] for name, run in report["variants"].items()}
     runs |= {f"{name} (other target)": a for name, a in report.get("target_sweep", {}).items()}
-    return "\n".join(analysis_table(runs)) + "\n"
+    return analysis_table(runs)
 
 
 RENDERERS: dict[str, Callable[[Path], str]] = {
@@ -382,8 +387,9 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
     "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
-    "latency": render_latency, "openvino": render_openvino, "acoustic-memory": render_acoustic_memory,
-    "boot-memory": render_boot_memory, "gcp-derived": render_gcp_derived, "autoscaling": render_autoscaling,
+    "latency": render_latency, "openvino": render_openvino, "gpu-served": render_gpu_served,
+    "acoustic-memory": render_acoustic_memory, "boot-memory": render_boot_memory, "gcp-derived": render_gcp_derived,
+    "autoscaling": render_autoscaling,
 }
 
 
@@ -401,7 +407,7 @@ def render_text(text: str, root: Path = REPO_ROOT) -> str:
             body = RENDERERS[name](path)
         except (KeyError, TypeError, ValueError) as exc:
             raise TableSourceError(f"{match['path']} ({name}): {exc!r}") from exc
-        return match["open"] + body + match["close"]
+        return match["open"] + body + "\n" + match["close"]
     return REGION.sub(replace, text)
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from w2v_triton.eval.machine import machine_name
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT, REPOS_DIR
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 
 
@@ -58,7 +59,8 @@ def measure(repository: Path, clip: np.ndarray, followers: int, log: Path) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildError, BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="random-base")
@@ -70,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     clip, audio = speech_clip(args.clip_seconds)
     repos = {}
     for warmup in (False, True):
-        repos[warmup] = REPO_ROOT / "build" / "repos" / f"first-request-warmup-{'on' if warmup else 'off'}"
-        flags = [] if warmup else ["--no-warmup"]
-        if build_repository(["--model", args.model, "--output", str(repos[warmup]), *flags]) != 0:
+        repos[warmup] = REPOS_DIR / f"first-request-warmup-{'on' if warmup else 'off'}"
+        try:
+            build_repository(BuildRequest(model=args.model, output=repos[warmup], options=RepositoryOptions(warmup=warmup)))
+        except BuildError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
     runs: dict[str, list[dict]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,15 +100,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(report: dict) -> str:
-    rows = [f"| warm-up {key} | {m['start_to_ready_s']:.2f} | {m['first_request_ms']:.1f} | "
-            f"{m['next_requests_median_ms']:.1f} | {m['first_request_ms'] / m['next_requests_median_ms']:.2f}x |"
+    rows = [[f"warm-up {key}", f"{m['start_to_ready_s']:.2f}", f"{m['first_request_ms']:.1f}",
+             f"{m['next_requests_median_ms']:.1f}", f"{m['first_request_ms'] / m['next_requests_median_ms']:.2f}x"]
             for key, m in report["median"].items()]
     return "\n".join([
         f"# First request after ready ({report['model']}, {report['clip_seconds']:g} s clip)", "",
         f"{report['machine']}, {report['date']}; audio: {report['audio']}; median of "
         f"{len(report['runs']['on'])} alternating servings. Command: `{report['command']}`", "",
-        "| build | start to ready (s) | first request (ms) | next requests, median (ms) | first / next |",
-        "|---|---|---|---|---|", *rows, ""])
+        markdown_table(["build", "start to ready (s)", "first request (ms)", "next requests, median (ms)",
+                        "first / next"], rows), ""])
 
 
 def plot(report: dict, path: Path) -> None:

@@ -15,10 +15,12 @@ from typing import Any
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+
+from w2v_triton.eval.machine import utc_now
+from w2v_triton.eval.tables import markdown_table
 
 SECONDS = 10.0
 TEACHERS = {"reference": "reference", "base": "random-base"}
@@ -108,17 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     columns, body = as_table(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = utc_now()
     command = f"python -m benchmarks.flops --out {args.out}"
     data = {"machine": args.machine, "date": date, "command": command,
             "note": f"FlopCounterMode, one {args.seconds:g} s clip, batch 1, fp32 HF forward; matmul + conv FLOPs",
             "columns": columns, "rows": body, "raw": rows}
     out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
-    from benchmarks.docs_tables import table
     out.with_suffix(".md").write_text(f"# FLOPs per audio second ({date}, {args.machine})\n\n`{command}`\n\n"
-                                      + table(columns, body))
+                                      + markdown_table(columns, body) + "\n")
     plot(rows, out.with_suffix(".png"))
-    print(table(columns, body))
+    print(markdown_table(columns, body))
     return 0
 
 

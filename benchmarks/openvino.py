@@ -17,11 +17,11 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.eval.machine import utc_now
+from w2v_triton.paths import CORPUS_DIR, REPO_ROOT
 
 RUNTIMES = ("fp32", "int8-mm", "ov-fp32", "ov-bf16", "ov-int8")
 LABELS = {"fp32": "onnxruntime fp32", "int8-mm": "onnxruntime int8-mm", "ov-fp32": "OpenVINO fp32",
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     common = ["--threads", *map(str, args.threads), "--repeats", str(args.repeats),
               "--calibration-size", str(args.calibration_size)]
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    started = utc_now()
     report: dict[str, Any] = {"title": args.title, "date": started, "machine": MACHINE,
                               "machine_note": "2-core shared VM (other work running: compare ratios within a table)",
                               "runtimes": LABELS, "argv": sys.argv[1:], "models": {}}
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["models"]["reference"] = reference
     student = variants_report(["--model", str(student_checkpoint()), "--no-agreement", *common])
     report["models"]["student6-c256"] = {"speed": student["speed"], "checkpoint": "random-base-student6-c256"}
-    report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report["finished"] = utc_now()
     return report
 
 
@@ -119,7 +119,7 @@ def summary_header(report: dict[str, Any]) -> list[str]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    from benchmarks.docs_tables import table
+    from w2v_triton.eval.tables import markdown_table
 
     seen = report["models"]["reference"]["agreement"]["test_seen"]["speech"]
     real = report["models"]["reference"]["agreement"].get("real_speech", {}).get("speech")
@@ -137,7 +137,7 @@ def markdown(report: dict[str, Any]) -> str:
              "repeats, audio-s/s (x real time) and the ratio to onnxruntime int8-mm at the same thread count. "
              "student6-c256 = base-size 6-layer student, 256-channel front-end, random weights (speed only). "
              f"ov-int8 calibration: {report.get('calibration')}.", "",
-             table(summary_header(report), summary_rows(report))]
+             markdown_table(summary_header(report), summary_rows(report)), ""]
     return "\n".join(lines)
 
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--title", default="openvino-runtimes")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / MACHINE)
-    ap.add_argument("--corpus", type=Path, default=REPO_ROOT / "build" / "corpus")
+    ap.add_argument("--corpus", type=Path, default=CORPUS_DIR)
     ap.add_argument("--limit", type=int, default=100, help="test_seen utterances (spread over the set)")
     ap.add_argument("--speech-limit", type=int, default=60, help="real-speech utterances")
     ap.add_argument("--calibration-size", type=int, default=64)

@@ -1,14 +1,13 @@
-"""Run perf_analyzer (from tritonclient[all]==2.51.0) against a server and parse its CSV."""
+"""Run perf_analyzer (from the tritonclient==2.51.0 wheel) against a server and parse its CSV."""
 from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from w2v_triton.serving import spec
-from w2v_triton.serving.tritonserver import server_environment
+from w2v_triton.serving.tritonserver import TritonInstall, server_environment
 
 
 class PerfAnalyzerError(RuntimeError):
@@ -16,9 +15,11 @@ class PerfAnalyzerError(RuntimeError):
 
 
 def perf_analyzer_binary() -> Path:
-    binary = Path(sys.executable).parent / "perf_analyzer"
+    """The tritonclient wheel's binary beside this interpreter, or the kit's (W2V_TRITON_HOME)."""
+    binary = TritonInstall.find().perf_analyzer
     if not binary.is_file():
-        raise PerfAnalyzerError(f"{binary} missing: tritonclient[all]==2.51.0 ships it (make venv)")
+        raise PerfAnalyzerError(f"{binary} missing: the tritonclient==2.51.0 wheel ships it (make venv), "
+                                "a GPU kit in bin/ (make gpu-kit)")
     return binary
 
 

@@ -2,8 +2,8 @@
 
 Why: the matrix (which students, which ONNX variants, which served configurations) used to be a
 shell program in mk/bench.mk rebuilding artifact paths by hand. A plan names what to compare;
-`materialize` builds whatever is missing with the library and the builders (idempotently: each
-builder reuses what is up to date) and returns the `--baseline/--onnx/--served` entries and the
+`materialize` builds whatever is missing with the library (idempotently: each step reuses what is
+up to date) and returns the `--baseline/--onnx/--served` entries and the
 sweep settings for benchmarks.run.
 """
 from __future__ import annotations
@@ -28,11 +28,12 @@ PROFILE_SWEEPS = {"latency": ("seed",), "throughput": ("seed", "real", "clips")}
 
 @dataclass(frozen=True)
 class Served:
-    """A repository to build (`builders.repository` arguments) and serve."""
+    """A repository to build (`build_repository`: the variant in the serving profile) and serve."""
 
     name: str
     model: str                 # a checkpoint name/dir, or the key of a student in the plan
-    flags: tuple[str, ...] = ()
+    variant: str = "fp32"
+    profile: str = "latency"
     sweeps: tuple[str, ...] = ()   # subset of benchmarks.run --sweeps; () = all of the run's
 
 
@@ -69,14 +70,10 @@ class Plan:
     teacher_baseline: str = ""                                    # its in-process PyTorch baseline
 
 
-def profile_flags(variant: str, profile: str) -> tuple[str, ...]:
-    return ("--variant", variant, "--profile", profile)
-
-
 def served_in_both_profiles(key: str, variant: str, eval_file: str = "") -> tuple[list[Served], HeadlineRow]:
     """The latency and throughput repositories of one student x variant, and its headline row."""
     names = {profile: f"{key}-{variant}-{profile}" for profile in PROFILE_SWEEPS}
-    served = [Served(names[p], key, profile_flags(variant, p), PROFILE_SWEEPS[p]) for p in PROFILE_SWEEPS]
+    served = [Served(names[p], key, variant, p, PROFILE_SWEEPS[p]) for p in PROFILE_SWEEPS]
     return served, HeadlineRow(key, variant, names["latency"], names["throughput"], eval_file)
 
 
@@ -179,8 +176,9 @@ def headline_info(plan: Plan) -> dict[str, Any]:
 def materialize(plan: Plan, teacher: str) -> dict[str, dict[str, str]]:
     """Build what the plan needs; return {"baseline"|"onnx"|"served": {name: path},
     "served_sweeps": {name: "seed,clips"}} (the served entries that run a subset of the sweeps)."""
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
     from w2v_triton.build.checkpoints import resolve_checkpoint
+    from w2v_triton.build.repository import RepositoryOptions
     from w2v_triton.train.distillation.student import build_student, load_teacher, save_student
     from w2v_triton.build.onnx_export import build_onnx
     from w2v_triton.build.variants import build_variant
@@ -210,8 +208,8 @@ def materialize(plan: Plan, teacher: str) -> dict[str, dict[str, str]]:
                                     build_variant(fp32, variant, checkpoint=checkpoint(model)))
     for served in plan.served:
         repo = REPOS_DIR / f"{plan.title}-{served.name}"
-        if build_repository(["--model", str(checkpoint(served.model)), "--output", str(repo), *served.flags]) != 0:
-            raise RuntimeError(f"cannot build {repo} for the plan {plan.title}")
+        build_repository(BuildRequest(model=str(checkpoint(served.model)), output=repo, variant=served.variant,
+                                      options=RepositoryOptions.for_profile(served.profile)))
         entries["served"][served.name] = str(repo)
         if served.sweeps:
             entries["served_sweeps"][served.name] = ",".join(served.sweeps)

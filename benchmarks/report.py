@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.pareto import pareto_front
+from w2v_triton.eval.tables import markdown_table
 
 WER_GOAL = 0.10          # issue 19: a student within +10% relative test_seen WER of its teacher
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    fmt = lambda v: f"{v:.1f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+def _one_decimal(value: Any) -> str:
+    """A report cell: floats with one decimal, everything else as it is."""
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 def best_served(report: dict, sweep_prefix: str) -> dict[str, float]:
@@ -98,7 +97,7 @@ def headline_markdown(report: dict) -> list[str]:
              f"concurrency 1 in the **latency** profile; test_seen WER from each student's "
              f"eval_results.json (relative to the teacher's): the checkpoint's, so an int8 row shows its "
              f"fp32 checkpoint's WER (int8 agreement: builders/variants.py).", "",
-             _table(HEADLINE_COLUMNS, table), ""]
+             markdown_table(HEADLINE_COLUMNS, table, _one_decimal), ""]
     students = [r for r in rows if not r["teacher"] and r["audio_s_per_s"]]
     good = [r for r in students if r["wer_rel"] is not None and r["wer_rel"] <= WER_GOAL]
     if good:
@@ -121,7 +120,7 @@ def headline_markdown(report: dict) -> list[str]:
                      for s in sets)] for name, acc in accuracy.items() if acc]
     if rows:
         parts += ["", "Accuracy (greedy WER / CER of each checkpoint, from its eval_results.json):", "",
-                  _table(["checkpoint", *sets], rows)]
+                  markdown_table(["checkpoint", *sets], rows, _one_decimal)]
     return parts + [""]
 
 
@@ -143,26 +142,32 @@ def markdown(report: dict) -> str:
         rows = inprocess_rows(report)
         clip = next(iter(report["inprocess"].values()))["clip_seconds"]
         parts += [f"## In-process acoustic model ({clip:g} s clips, batch 1)", "",
-                  _table(["candidate", "runtime", "threads", "audio-s/s", "p50 ms", "p99 ms", "peak RSS MiB"], rows), ""]
+                  markdown_table(["candidate", "runtime", "threads", "audio-s/s", "p50 ms", "p99 ms", "peak RSS MiB"],
+                                 rows, _one_decimal), ""]
     for name, result in report["served"].items():
         parts += [f"## Served ensemble `{name}` (perf_analyzer, gRPC)", "", f"Repository: `{result['repository']}`", ""]
         for sweep, data in result["sweeps"].items():
+            gpu = any("gpu_util_mean" in r for r in data["rows"])   # sampled by nvidia-smi (GpuSampler)
             rows = [[r["concurrency"], r["infer_per_sec"], r["audio_seconds_per_second"], r["p50_ms"],
-                     r["p99_ms"]] for r in data["rows"]]
+                     r["p99_ms"]] + ([r.get("gpu_util_mean", "–"), r.get("gpu_mem_used_mib_max", "–")] if gpu else [])
+                    for r in data["rows"]]
             info = data["input"]
             parts += [f"### {sweep}: {info['entries']} inputs, mean {info['mean_seconds']:.2f} s "
                       f"(windows of {info.get('request_count', '?')} requests, stable within "
                       f"{info.get('stability_percent', '?')}%)", "",
-                      _table(["concurrency", "infer/s", "audio-s/s", "p50 ms", "p99 ms"], rows), ""]
+                      markdown_table(["concurrency", "infer/s", "audio-s/s", "p50 ms", "p99 ms"]
+                                     + (["GPU util % (mean)", "GPU MiB (max)"] if gpu else []), rows,
+                                     _one_decimal), ""]
             levels = [[r["concurrency"], m, t["requests"], t["queue_ms"], t["compute_infer_ms"]]
                       for r in data["rows"] for m, t in r.get("per_model", {}).items()]
             if levels:
                 parts += [f"Per-model averages at each concurrency level (Triton statistics, {sweep}):", "",
-                          _table(["concurrency", "model", "requests", "queue ms", "compute ms"], levels), ""]
+                          markdown_table(["concurrency", "model", "requests", "queue ms", "compute ms"], levels,
+                                         _one_decimal), ""]
         rows = [[m, s["requests"], s["executions"], s["queue_ms"], s["compute_infer_ms"]]
                 for m, s in result.get("per_model", {}).items()]
         parts += ["Per-model averages from Triton's statistics (whole run):", "",
-                  _table(["model", "requests", "executions", "queue ms", "compute ms"], rows), ""]
+                  markdown_table(["model", "requests", "executions", "queue ms", "compute ms"], rows, _one_decimal), ""]
     ratios = []
     clip_best = best_served(report, "clips_")
     for served_name, served_rate in clip_best.items():
@@ -172,7 +177,8 @@ def markdown(report: dict) -> str:
                                served_rate / base["audio_seconds_per_second"]])
     if ratios:
         parts += ["## Served vs in-process PyTorch (same clips, same run)", "",
-                  _table(["served", "baseline", "served audio-s/s", "baseline audio-s/s", "ratio"], ratios), ""]
+                  markdown_table(["served", "baseline", "served audio-s/s", "baseline audio-s/s", "ratio"], ratios,
+                                 _one_decimal), ""]
     return "\n".join(parts)
 
 

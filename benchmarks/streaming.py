@@ -36,9 +36,10 @@ import numpy as np
 
 from w2v_triton.eval.machine import machine_name
 from w2v_triton.serving import spec
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT, REPOS_DIR
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.metrics import error_rates
+from w2v_triton.eval.tables import markdown_table
 
 # (label, StreamingConfig changes): the default first
 SETTINGS = [
@@ -73,7 +74,7 @@ def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
 
 def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
     from w2v_triton.serving.pipeline import ReferencePipeline
-    from w2v_triton.serving.settings import model_parameters
+    from w2v_triton.serving.pipeline import model_parameters
     from w2v_triton.serving.streaming import build_recognizer, version_dir
 
     pipeline = ReferencePipeline(repository)
@@ -183,22 +184,20 @@ def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: fl
 
 
 def markdown(report: dict) -> str:
+    quality = [[f"{r['set']} ({r['utterances']}, {r['audio_s']} s)", r["setting"], r["final_pass"],
+                f"{100 * r['wer_vs_offline']:.1f}%", f"{100 * r['cer_vs_offline']:.1f}%", f"{r['identical']}/{r['utterances']}",
+                f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)", f"{r['inprocess_rtf']:.3f}"]
+               for r in report["quality"]]
+    load = [[r["streams"], r["chunk_p50_ms"], r["chunk_p99_ms"], r["first_text_ms"], r["final_ms"], f"{r['rtf']:.3f}",
+             f"{r['busy']:.2f}", r["chunks_per_execution"], r["failed"]] for r in report["load"]]
     lines = [f"# Streaming recognition ({report['model']}, {report['chunk_seconds']:g} s chunks)", "",
              (f"{report['machine']} (2 cores, shared with other jobs while measured), {report['date']}. "
               f"Command: `{report['command']}`"), "", "## Final vs offline (in process)", "",
-             "| set | setting | final | WER vs offline | CER vs offline | identical | WER vs truth (offline) | RTF |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in report["quality"]:
-        lines.append(f"| {r['set']} ({r['utterances']}, {r['audio_s']} s) | {r['setting']} | {r['final_pass']} | "
-                     f"{100 * r['wer_vs_offline']:.1f}% | {100 * r['cer_vs_offline']:.1f}% | "
-                     f"{r['identical']}/{r['utterances']} | {100 * r['wer_vs_truth']:.1f}% "
-                     f"({100 * r['offline_wer_vs_truth']:.1f}%) | {r['inprocess_rtf']:.3f} |")
-    lines += ["", "## Concurrent streams (served, real-time pacing)", "",
-              "| streams | chunk p50 (ms) | chunk p99 (ms) | first text (ms) | final (ms) | RTF | busy | chunks/execution | failed |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for r in report["load"]:
-        lines.append(f"| {r['streams']} | {r['chunk_p50_ms']} | {r['chunk_p99_ms']} | {r['first_text_ms']} | "
-                     f"{r['final_ms']} | {r['rtf']:.3f} | {r['busy']:.2f} | {r['chunks_per_execution']} | {r['failed']} |")
+             markdown_table(["set", "setting", "final", "WER vs offline", "CER vs offline", "identical",
+                             "WER vs truth (offline)", "RTF"], quality), "",
+             "## Concurrent streams (served, real-time pacing)", "",
+             markdown_table(["streams", "chunk p50 (ms)", "chunk p99 (ms)", "first text (ms)", "final (ms)", "RTF", "busy",
+                             "chunks/execution", "failed"], load)]
     return "\n".join(lines) + "\n"
 
 
@@ -256,7 +255,7 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildError, BuildRequest, build_repository
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="reference")
@@ -267,8 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())
     args = parser.parse_args(argv)
-    repository = REPO_ROOT / "build" / "repos" / f"streaming-{args.model}"
-    if build_repository(["--model", args.model, "--output", str(repository)]) != 0:
+    repository = REPOS_DIR / f"streaming-{args.model}"
+    try:
+        build_repository(BuildRequest(model=args.model, output=repository))
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     real = real_speech(args.utterances, args.max_seconds)
     sets = {"real speech": real, "espeak-ng clean": synthetic_speech(args.utterances)}

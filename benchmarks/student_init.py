@@ -12,7 +12,6 @@ The front-end is kept whole so the rows isolate the width pruning.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -64,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     data = run(args.teacher, args.dev, args.limit)
     if args.json:
-        from w2v_triton.eval.machine import machine_name
+        from w2v_triton.eval.machine import machine_name, utc_now
 
-        data = {"machine": machine_name(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        data = {"machine": machine_name(), "date": utc_now(),
                 "command": "python -m benchmarks.student_init " + " ".join(argv if argv is not None else sys.argv[1:]),
                 **data}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,19 @@
-"""Where the time goes inside the server: per-model averages from Triton's statistics API."""
+"""Where the time goes inside the server: per-model averages from Triton's statistics API.
+
+Read as plain JSON over HTTP (/v2/models/stats): no HTTP client package, so it runs where only
+tritonclient's gRPC part travels (a lent GPU machine, docs/gpu.md)."""
 from __future__ import annotations
+
+import json
+import urllib.request
 
 KEYS = ("queue", "compute_input", "compute_infer", "compute_output")
 
 
 def model_counters(url: str) -> dict[str, dict[str, int]]:
     """Triton's cumulative counters per model: requests, executions, batches and ns per stage."""
-    import tritonclient.http as http
-
-    with http.InferenceServerClient(url) as client:
-        stats = client.get_inference_statistics()
+    with urllib.request.urlopen(f"http://{url}/v2/models/stats", timeout=30) as reply:
+        stats = json.load(reply)
     counters = {}
     for model in stats.get("model_stats", []):
         inference = model.get("inference_stats", {})

@@ -43,14 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     if evaluated:
         print(error_table(evaluated, relative_to=relative_to))
     if evaluated and args.json:
-        import datetime as dt
-
-        from w2v_triton.eval.machine import machine_name
+        from w2v_triton.eval.machine import machine_name, utc_now
 
         columns, rows = error_rows(evaluated, relative_to=relative_to)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "machine": machine_name(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine_name(), "date": utc_now(),
             "command": "python -m builders.distill_report " + " ".join(argv if argv is not None else sys.argv[1:]),
             "columns": columns, "rows": rows}, indent=1) + "\n")
         print(f"table: {args.json}")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from w2v_triton.build.lm import DEFAULT_BASE_URL, DEFAULT_OUT, DOWNLOADS, LMBuildError, build_lm
+from w2v_triton.build.lm import DEFAULT_BASE_URL, DOWNLOADS, LMBuildError, build_lm
+from w2v_triton.paths import LM_DIR
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--unigrams", metavar="FILE", help="word list to go with --kenlm-binary")
     p.add_argument("--case", choices=("upper", "lower", "keep"), default="upper",
                    help="word case of the output LM (default: %(default)s, as wav2vec2's vocabulary)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: %(default)s)")
+    p.add_argument("--out", default=str(LM_DIR), help="output directory (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
     p.add_argument("--no-binary", action="store_true",

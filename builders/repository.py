@@ -20,7 +20,7 @@ from w2v_triton.build.builder import (DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_S
 from w2v_triton.build.repository import PLATFORMS, PROFILE_FIELDS, PROFILES, RepositoryOptions
 from w2v_triton.build.tuning import TUNED_KEYS, TUNING_FILE
 from w2v_triton.paths import DEFAULT_REPOSITORY
-from w2v_triton.serving.acoustic import DEVICES, RUNTIMES, TORCH_DTYPES
+from w2v_triton.serving.acoustic import DEVICES, RUNTIMES, TORCH_COMPILE_MODES, TORCH_DTYPES
 from w2v_triton.serving.ctc_decoding import BACKENDS, DecoderConfig
 
 
@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(CPU: the ONNX file, or --variant ov-fp32|ov-bf16|ov-int8)")
     parser.add_argument("--torch-dtype", choices=TORCH_DTYPES, default=defaults.torch_dtype,
                         help="runtime torch: auto = float16 on a GPU, float32 on a CPU")
+    parser.add_argument("--torch-compile", choices=TORCH_COMPILE_MODES, default=defaults.torch_compile,
+                        metavar="MODE", help="runtime torch: run the network through torch.compile in this mode "
+                        "(reduce-overhead: CUDA graphs too; batches padded to whole seconds and powers of two)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false",
                         help="do not run warm-up requests before the acoustic model reports ready")
     parser.add_argument("--release-memory", action=argparse.BooleanOptionalAction, default=defaults.release_memory,
@@ -102,8 +105,9 @@ def build_request(args: argparse.Namespace) -> BuildRequest:
     try:
         options = RepositoryOptions.for_profile(
             args.profile, **overrides, platform=args.platform, max_batch_size=args.max_batch_size,
-            device=args.device, runtime=args.runtime, torch_dtype=args.torch_dtype, warmup=args.warmup,
-            cpu_arena=args.cpu_arena, release_memory=args.release_memory, max_audio_seconds=args.max_audio_seconds, decoder=decoder,
+            device=args.device, runtime=args.runtime, torch_dtype=args.torch_dtype,
+            torch_compile=args.torch_compile, warmup=args.warmup, cpu_arena=args.cpu_arena,
+            release_memory=args.release_memory, max_audio_seconds=args.max_audio_seconds, decoder=decoder,
             streaming=dict(item.split("=", 1) for item in args.stream))
     except ValueError as exc:
         raise BuildError(str(exc)) from exc

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from w2v_triton.eval.tables import markdown_table
 from w2v_triton.train.distillation.presets import add_shape_arguments, shape_from_args
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,6 @@ def preset_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return columns, rows
 
 
-def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     from w2v_triton.build.checkpoints import CheckpointUnavailable
     from w2v_triton.train.distillation.presets import build_shaped_student
@@ -113,13 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         except (CheckpointUnavailable, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(markdown_table(data["columns"], data["rows"]), end="")
+        print(markdown_table(data["columns"], data["rows"]))
         if args.json:
-            import datetime as dt
+            from w2v_triton.eval.machine import machine_name, utc_now
 
-            from w2v_triton.eval.machine import machine_name
-
-            data = {"machine": machine_name(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            data = {"machine": machine_name(), "date": utc_now(),
                     "command": "python -m builders.student --list-presets "
                                + " ".join(f"--teacher {t}" for t in args.teacher), **data}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving.spec import BASE_960H_VOCAB
 
@@ -137,10 +138,9 @@ def evaluate_model(model_dir: Path, corpus: Path, real_glob: str, threads: int, 
 
 
 def summarize(results: dict) -> str:
-    lines = ["| set | utterances | hours | greedy CER | greedy WER |", "|---|---|---|---|---|"]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['n']} | {r.get('audio_hours', '')} | {r['cer']:.3f} | {r['wer']:.3f} |")
-    return "\n".join(lines)
+    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"],
+                          [[name, r["n"], r.get("audio_hours", ""), f"{r['cer']:.3f}", f"{r['wer']:.3f}"]
+                           for name, r in results.items()])
 
 
 def _device_name() -> str:

@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from w2v_triton.eval import evaluation; from w2v_triton.serving import spec; from w2v_triton.build import variants
-from w2v_triton.build.checkpoints import REPO_ROOT, CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
+from w2v_triton.build.builder import DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_SIZE
+from w2v_triton.build.checkpoints import CheckpointUnavailable, read_checkpoint_info, resolve_checkpoint
+from w2v_triton.paths import REPO_ROOT
 
 
 def speech_rows(manifests: list[Path] | None = None) -> list:
@@ -94,9 +96,9 @@ def parse_args(argv):
     ap.add_argument("--model", required=True, help="random-base, tiny, reference, hub id or HF dir")
     ap.add_argument("--variants", nargs="+", default=list(variants.ONNX_VARIANTS) + ["trt"],
                     choices=variants.VARIANTS)
-    ap.add_argument("--calibration", type=Path, default=REPO_ROOT / "build" / "corpus" / "dev.jsonl",
+    ap.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION,
                     help="ov-int8: calibration audio (a JSONL manifest)")
-    ap.add_argument("--calibration-size", type=int, default=64, help="ov-int8: calibrate on this many utterances")
+    ap.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION_SIZE, help="ov-int8: calibrate on this many utterances")
     ap.add_argument("--no-agreement", action="store_true", help="time only (e.g. a model with random weights)")
     ap.add_argument("--no-speed", action="store_true", help="verify only")
     ap.add_argument("--force", action="store_true", help="rebuild variants even if up to date")

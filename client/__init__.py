@@ -59,7 +59,8 @@ class RequestRejected(ClientError):
 
 @dataclass
 class Transcription:
-    """A transcript and its words, {"word", "start_s", "end_s"} each, as the decoder sends them;
+    """A transcript and its words, {"word", "start_s", "end_s", "logprob"} each, as the decoder sends them
+    (docs/decoding.md);
     `duration_s`: the length of the audio the server transcribed (of a file: as decoded)."""
 
     text: str
@@ -114,13 +115,32 @@ class TranscriptionClient:
             raise ServerUnreachable(f"the server at {self.url} is up but model '{model}' is not ready")
         self._checked = self._checked or model == self.model
 
-    def transcribe(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None = None) -> str:
-        """Transcribe float32 mono 16 kHz samples, or an encoded file's bytes (decoded by the server)."""
-        return self._infer(audio, hotwords, timestamps=False).text
+    def model_parameters(self, model: str) -> dict[str, str]:
+        """A served model's config `parameters` (strings), e.g. the decoder's `mode`: what a caller
+        needs to know whether hotwords are used (DecoderConfig.from_parameters reads them)."""
+        try:
+            if self.protocol == "grpc":
+                config = self._client.get_model_config(model, as_json=True, client_timeout=self.timeout)["config"]
+            else:
+                config = self._client.get_model_config(model)
+        except self._rejection as exc:
+            if _is_connection_failure(exc) or not _is_refusal(exc):
+                raise self._unreachable(exc) from None
+            raise RequestRejected(f"server has no model '{model}': {exc.message()}") from None
+        except Exception as exc:  # the connection broke
+            raise self._unreachable(exc) from None
+        return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
 
-    def transcribe_full(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None = None) -> Transcription:
+    def transcribe(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None = None,
+                   prompt: str | None = None) -> str:
+        """Transcribe float32 mono 16 kHz samples, or an encoded file's bytes (decoded by the server).
+        `prompt`: text whose words the server's LM does not know are boosted (docs/decoding.md)."""
+        return self._infer(audio, hotwords, timestamps=False, prompt=prompt).text
+
+    def transcribe_full(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None = None,
+                        prompt: str | None = None) -> Transcription:
         """Transcript and word timestamps of float32 mono 16 kHz samples or an encoded file's bytes."""
-        return self._infer(audio, hotwords, timestamps=True)
+        return self._infer(audio, hotwords, timestamps=True, prompt=prompt)
 
     def transcribe_file(self, path: str | Path, hotwords: list[str] | str | None = None,
                         send_file: bool = False) -> str:
@@ -128,7 +148,8 @@ class TranscriptionClient:
         `send_file` sent as its bytes (AUDIO_FILE) for the server to decode."""
         return self.transcribe(read_file(path) if send_file else load_audio(path), hotwords)
 
-    def _infer(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None, timestamps: bool) -> Transcription:
+    def _infer(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None, timestamps: bool,
+               prompt: str | None = None) -> Transcription:
         self.check_ready()
         if isinstance(audio, (bytes, bytearray, memoryview)):
             requests = [self._module.InferInput(spec.AUDIO_FILE, [1, 1], "BYTES")]
@@ -141,6 +162,9 @@ class TranscriptionClient:
             joined = hotwords if isinstance(hotwords, str) else ",".join(hotwords)
             requests.append(self._module.InferInput(spec.HOTWORDS, [1, 1], "BYTES"))
             requests[-1].set_data_from_numpy(np.array([[joined.encode("utf-8")]], dtype=np.object_))
+        if prompt:
+            requests.append(self._module.InferInput(spec.PROMPT, [1, 1], "BYTES"))
+            requests[-1].set_data_from_numpy(np.array([[prompt.encode("utf-8")]], dtype=np.object_))
         names = [spec.TRANSCRIPT] + ([spec.WORD_TIMESTAMPS, spec.AUDIO_LENGTHS] if timestamps else [])
         outputs = [self._module.InferRequestedOutput(name) for name in names]
         try:

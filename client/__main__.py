@@ -1,7 +1,7 @@
 """`python -m client FILE...`: print the transcript of each audio file (wav/flac/ogg, any rate).
 
 Each line is `FILE<TAB>TRANSCRIPT`; with --timestamps a third column holds the words as JSON
-([{"word", "start_s", "end_s"}, ...]). --hotwords "NAME,OTHER NAME" boosts those words in a beam-search
+([{"word", "start_s", "end_s", "logprob"}, ...]). --hotwords "NAME,OTHER NAME" boosts those words in a beam-search
 decoder (ignored by a greedy one). --send-file sends each file's bytes as they are (the AUDIO_FILE
 input: the server decodes WAV/FLAC/OGG/MP3) instead of decoding here and sending float32 samples.
 

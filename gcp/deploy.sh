@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Deploy the `asr` ensemble on Google Cloud: Artifact Registry image, model repository in a
-# bucket, instance template (startup script gcp/startup.sh), regional MIG with autohealing and
-# autoscaling, external Application Load Balancer (REST on :8000, gRPC as HTTP2 on :8001).
+# Deploy the `asr` ensemble on Google Cloud: Artifact Registry images (server, gateway), model
+# repository in a bucket, the gateway's API keys in Secret Manager, instance template (startup
+# script gcp/startup.sh), regional MIG with autohealing and autoscaling, external Application Load
+# Balancer (REST on :8000, gRPC as HTTP2 on :8001, the OpenAI-compatible gateway on :8080 for /v1/*).
 # Idempotent: each create is guarded by a describe; an existing resource is updated instead.
 #   gcp/deploy.sh --project P [--variant gpu] [--min-replicas 2] ... [--dry-run]
 # See docs/deploy-gcp.md; `gcp/deploy.sh --help` lists the flags.
@@ -17,12 +18,16 @@ P=(--project "$PROJECT")
 template_name() {
   local digest
   digest="$( { printf '%s\n' "$IMAGE" "$MACHINE_TYPE" "$VARIANT" "$GPU_TYPE" "$GPU_COUNT" "$MODEL_URI" \
-      "$BOOT_DISK_GB" "$IMAGE_FAMILY" "$IMAGE_PROJECT" "$SA_EMAIL" "$NETWORK" "$STOP_TIMEOUT" "$GPU_DRIVER"
+      "$BOOT_DISK_GB" "$IMAGE_FAMILY" "$IMAGE_PROJECT" "$SA_EMAIL" "$NETWORK" "$STOP_TIMEOUT" "$GPU_DRIVER" \
+      "$GATEWAY_IMAGE" "$GATEWAY_PORT" "$GATEWAY_SECRET_RESOURCE"
       cat "${GCP_DIR}/startup.sh" "${GCP_DIR}/shutdown.sh"; } \
       | sha256sum | cut -c1-8)"
   echo "${TEMPLATE_PREFIX}${VARIANT}-${digest}"
 }
 TEMPLATE="$(template_name)"
+
+# new_key: NEW_KEY = a random gateway API key (24 bytes from /dev/urandom as hex, after "sk-w2v-").
+new_key() { NEW_KEY="sk-w2v-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"; }
 
 check_repository() {
   local version="${MODEL_REPOSITORY}/acoustic_model/1"
@@ -34,6 +39,31 @@ check_repository() {
     return 0
   fi
   check_instance_kind "$config"
+  check_image_extras --repository "$MODEL_REPOSITORY"
+}
+
+# check_image_extras (--repository DIR | --build-info-stdin): the repository's build_info.json against
+# the extras the --variant image installs. The rule is Python (w2v_triton/serving/image.py, shared
+# with the Dockerfile and the tests): a torch or OpenVINO repository, or a CPU one for the gpu image,
+# is refused here in one line instead of crash-looping at model load on every VM.
+check_image_extras() {
+  local python=python3
+  [[ ! -x "${REPO_ROOT}/.venv/bin/python" ]] || python="${REPO_ROOT}/.venv/bin/python"
+  if ! (cd "$REPO_ROOT" && "$python" -m w2v_triton.serving.image check-repository --variant "$VARIANT" "$@"); then
+    [[ "$DRY_RUN" == true ]] || exit 1
+  fi
+}
+
+# With --skip-upload the VMs serve what the bucket holds: check its build_info.json instead.
+check_bucket_repository() {
+  if [[ "$DRY_RUN" == true ]]; then
+    echo "# query: $(quote_line gcloud storage cat "${MODEL_URI}/build_info.json" "${P[@]}") | check-repository"
+    return 0
+  fi
+  local info
+  info="$(gcloud storage cat "${MODEL_URI}/build_info.json" "${P[@]}")" || {
+    echo "error: cannot read ${MODEL_URI}/build_info.json: upload a built repository (drop --skip-upload)" >&2; exit 1; }
+  check_image_extras --build-info-stdin <<<"$info"
 }
 
 # check_instance_kind CONFIG: the acoustic model's instance_group kind must match --variant
@@ -83,16 +113,21 @@ pathMatchers:
     - fullPathMatch: /inference.GRPCInferenceService/ModelReady
     - fullPathMatch: /inference.GRPCInferenceService/ModelMetadata
     service: ${base}/${BACKEND_GRPC}
+  - priority: 3
+    matchRules:
+    - prefixMatch: /v1/
+    - fullPathMatch: /
+    service: ${base}/${BACKEND_GATEWAY}
 EOF
 }
 
-# Fail before touching the cloud when there is nothing to upload.
-[[ "$SKIP_UPLOAD" == true ]] || check_repository
+# Fail before touching the cloud when there is nothing to upload, or nothing the image can serve.
+if [[ "$SKIP_UPLOAD" == true ]]; then check_bucket_repository; else check_repository; fi
 
 step "APIs"
 run gcloud services enable compute.googleapis.com artifactregistry.googleapis.com \
   cloudbuild.googleapis.com storage.googleapis.com iam.googleapis.com monitoring.googleapis.com \
-  logging.googleapis.com "${P[@]}"
+  logging.googleapis.com secretmanager.googleapis.com "${P[@]}"
 
 step "Artifact Registry repository ${AR_REPO}"
 if ! exists gcloud artifacts repositories describe "$AR_REPO" --location "$REGION" "${P[@]}"; then
@@ -131,6 +166,18 @@ for role in roles/logging.logWriter roles/monitoring.metricWriter; do
   retry gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:${SA_EMAIL}" \
     --role "$role" --condition None --quiet
 done
+# The gateway's API keys: a secret only the VMs' account may read. A new secret gets one generated
+# key (never printed: read it with `gcloud secrets versions access latest --secret NAME`).
+step "gateway API keys: secret ${GATEWAY_KEYS_SECRET} (Secret Manager)"
+if ! exists gcloud secrets describe "$GATEWAY_KEYS_SECRET" "${P[@]}"; then
+  new_key
+  # a here-string, not a pipe: in a dry run nothing reads it, and a pipe's writer would get SIGPIPE
+  run gcloud secrets create "$GATEWAY_KEYS_SECRET" --replication-policy automatic --data-file - "${P[@]}" \
+    <<<"$NEW_KEY"
+  echo "# the gateway's first API key: gcloud secrets versions access latest --secret ${GATEWAY_KEYS_SECRET} --project ${PROJECT}"
+fi
+retry gcloud secrets add-iam-policy-binding "$GATEWAY_KEYS_SECRET" --member "serviceAccount:${SA_EMAIL}" \
+  --role roles/secretmanager.secretAccessor "${P[@]}"
 if [[ "$BUILDER" == cloudbuild ]]; then
   retry gcloud artifacts repositories add-iam-policy-binding "$AR_REPO" --location "$REGION" \
     --member "serviceAccount:${BUILD_SA_EMAIL}" --role roles/artifactregistry.writer "${P[@]}"
@@ -140,21 +187,23 @@ if [[ "$BUILDER" == cloudbuild ]]; then
     --role roles/logging.logWriter --condition None --quiet
 fi
 
-step "image ${IMAGE} (builder: ${BUILDER})"
+step "images ${IMAGE} and ${GATEWAY_IMAGE} (builder: ${BUILDER})"
 case "$BUILDER" in
   cloudbuild)
     # A user-specified build account needs its logs in Cloud Logging or a user bucket:
     # cloudbuild.yaml sets options.logging CLOUD_LOGGING_ONLY.
     retry gcloud builds submit "$REPO_ROOT" --config "${GCP_DIR}/cloudbuild.yaml" --ignore-file gcp/gcloudignore \
-      --substitutions "_IMAGE=${IMAGE},_VARIANT=${VARIANT}" \
+      --substitutions "_IMAGE=${IMAGE},_VARIANT=${VARIANT},_GATEWAY_IMAGE=${GATEWAY_IMAGE}" \
       --service-account "projects/${PROJECT}/serviceAccounts/${BUILD_SA_EMAIL}" \
       --gcs-source-staging-dir "gs://${BUILD_BUCKET}/source" "${P[@]}" ;;
   docker)
     run gcloud auth configure-docker "${REGION}-docker.pkg.dev" --quiet
     run docker build -f "${REPO_ROOT}/docker/Dockerfile.server" --build-arg "VARIANT=${VARIANT}" \
       -t "$IMAGE" "$REPO_ROOT"
-    run docker push "$IMAGE" ;;
-  none) echo "# image: using the already pushed ${IMAGE}" ;;
+    run docker build -f "${REPO_ROOT}/docker/Dockerfile.gateway" -t "$GATEWAY_IMAGE" "$REPO_ROOT"
+    run docker push "$IMAGE"
+    run docker push "$GATEWAY_IMAGE" ;;
+  none) echo "# images: using the already pushed ${IMAGE} and ${GATEWAY_IMAGE}" ;;
 esac
 
 step "model repository -> ${MODEL_URI}"
@@ -178,8 +227,8 @@ if [[ "$NAT" == true ]]; then
   fi
 fi
 
-step "firewall ${FIREWALL}: only the load balancer and health checkers reach :${HTTP_PORT},${GRPC_PORT}"
-FW=(--allow "tcp:${HTTP_PORT},tcp:${GRPC_PORT}" --source-ranges "$LB_RANGES" --target-tags "$NET_TAG")
+step "firewall ${FIREWALL}: only the load balancer and health checkers reach :${HTTP_PORT},${GRPC_PORT},${GATEWAY_PORT}"
+FW=(--allow "tcp:${HTTP_PORT},tcp:${GRPC_PORT},tcp:${GATEWAY_PORT}" --source-ranges "$LB_RANGES" --target-tags "$NET_TAG")
 if exists gcloud compute firewall-rules describe "$FIREWALL" "${P[@]}"; then
   run gcloud compute firewall-rules update "$FIREWALL" "${FW[@]}" "${P[@]}"
 else
@@ -187,14 +236,19 @@ else
     "${FW[@]}" "${P[@]}"
 fi
 
-step "health check ${HEALTH_CHECK}: GET /v2/health/ready on :${HTTP_PORT}"
-HC=(--port "$HTTP_PORT" --request-path /v2/health/ready --check-interval 10s --timeout 5s
-    --healthy-threshold 2 --unhealthy-threshold 3)
-if exists gcloud compute health-checks describe "$HEALTH_CHECK" --global "${P[@]}"; then
-  run gcloud compute health-checks update http "$HEALTH_CHECK" --global "${HC[@]}" "${P[@]}"
-else
-  run gcloud compute health-checks create http "$HEALTH_CHECK" --global "${HC[@]}" "${P[@]}"
-fi
+# Triton's (autohealing and its two backends) and the gateway's: /health is 200 only when the
+# gateway is up and Triton's ensemble is ready behind it.
+step "health checks ${HEALTH_CHECK}: GET /v2/health/ready on :${HTTP_PORT}; ${HEALTH_CHECK_GATEWAY}: GET /health on :${GATEWAY_PORT}"
+for pair in "${HEALTH_CHECK}:${HTTP_PORT}:/v2/health/ready" "${HEALTH_CHECK_GATEWAY}:${GATEWAY_PORT}:/health"; do
+  IFS=: read -r hc port path <<<"$pair"
+  HC=(--port "$port" --request-path "$path" --check-interval 10s --timeout 5s
+      --healthy-threshold 2 --unhealthy-threshold 3)
+  if exists gcloud compute health-checks describe "$hc" --global "${P[@]}"; then
+    run gcloud compute health-checks update http "$hc" --global "${HC[@]}" "${P[@]}"
+  else
+    run gcloud compute health-checks create http "$hc" --global "${HC[@]}" "${P[@]}"
+  fi
+done
 
 step "instance template ${TEMPLATE}"
 if ! exists gcloud compute instance-templates describe "$TEMPLATE" "${P[@]}"; then
@@ -208,7 +262,7 @@ if ! exists gcloud compute instance-templates describe "$TEMPLATE" "${P[@]}"; th
     --network "$NETWORK" --no-address --tags "$NET_TAG" \
     --service-account "$SA_EMAIL" --scopes cloud-platform \
     --metadata-from-file "startup-script=${GCP_DIR}/startup.sh,shutdown-script=${GCP_DIR}/shutdown.sh" \
-    --metadata "image=${IMAGE},model-repository=${MODEL_URI},gpu=$([[ $VARIANT == gpu ]] && echo true || echo false),gpu-driver=${GPU_DRIVER},grpc-tls=true,queue-metric=true,stop-timeout=${STOP_TIMEOUT},google-logging-enabled=true" \
+    --metadata "image=${IMAGE},model-repository=${MODEL_URI},gpu=$([[ $VARIANT == gpu ]] && echo true || echo false),gpu-driver=${GPU_DRIVER},grpc-tls=true,queue-metric=true,stop-timeout=${STOP_TIMEOUT},gateway-image=${GATEWAY_IMAGE},gateway-port=${GATEWAY_PORT},gateway-keys-secret=${GATEWAY_SECRET_RESOURCE},google-logging-enabled=true" \
     "${P[@]}"
 fi
 
@@ -226,7 +280,7 @@ else
     --health-check "$HEALTH_CHECK" --initial-delay "$INITIAL_DELAY" "${P[@]}"
 fi
 run gcloud compute instance-groups managed set-named-ports "$MIG" --region "$REGION" \
-  --named-ports "http:${HTTP_PORT},grpc:${GRPC_PORT}" "${P[@]}"
+  --named-ports "http:${HTTP_PORT},grpc:${GRPC_PORT},gateway:${GATEWAY_PORT}" "${P[@]}"
 
 # Queue time (w2v_triton.serving.queue_metric on each VM) is the signal for both variants: it is what
 # callers feel when replicas are short. The cpu variant also keeps CPU utilisation; with
@@ -238,16 +292,17 @@ run gcloud compute instance-groups managed set-autoscaling "$MIG" --region "$REG
   --min-num-replicas "$MIN_REPLICAS" --max-num-replicas "$MAX_REPLICAS" "${SIGNALS[@]}" \
   --cool-down-period "$COOL_DOWN" --mode on "${P[@]}"
 
-step "backend services: ${BACKEND_HTTP} (HTTP :${HTTP_PORT}) and ${BACKEND_GRPC} (HTTP2 :${GRPC_PORT}, gRPC), draining ${DRAIN_TIMEOUT} s"
-for pair in "${BACKEND_HTTP}:HTTP:http" "${BACKEND_GRPC}:HTTP2:grpc"; do
-  IFS=: read -r be protocol port_name <<<"$pair"
+step "backend services: ${BACKEND_HTTP} (HTTP :${HTTP_PORT}), ${BACKEND_GRPC} (HTTP2 :${GRPC_PORT}, gRPC), ${BACKEND_GATEWAY} (HTTP :${GATEWAY_PORT}), draining ${DRAIN_TIMEOUT} s"
+for entry in "${BACKEND_HTTP}:HTTP:http:${HEALTH_CHECK}" "${BACKEND_GRPC}:HTTP2:grpc:${HEALTH_CHECK}" \
+             "${BACKEND_GATEWAY}:HTTP:gateway:${HEALTH_CHECK_GATEWAY}"; do
+  IFS=: read -r be protocol port_name hc <<<"$entry"
   # Connection draining: a VM leaving the group (scale-in, rolling update, autohealing) gets no
   # new requests and DRAIN_TIMEOUT seconds for those in flight before it is stopped.
-  BE=(--global --protocol "$protocol" --port-name "$port_name" --health-checks "$HEALTH_CHECK"
+  BE=(--global --protocol "$protocol" --port-name "$port_name" --health-checks "$hc"
       --load-balancing-scheme EXTERNAL_MANAGED --timeout 300s --connection-draining-timeout "$DRAIN_TIMEOUT")
   if exists gcloud compute backend-services describe "$be" --global "${P[@]}"; then
     run gcloud compute backend-services update "$be" --global --protocol "$protocol" \
-      --port-name "$port_name" --health-checks "$HEALTH_CHECK" --timeout 300s \
+      --port-name "$port_name" --health-checks "$hc" --timeout 300s \
       --connection-draining-timeout "$DRAIN_TIMEOUT" "${P[@]}"
   else
     run gcloud compute backend-services create "$be" "${BE[@]}" "${P[@]}"
@@ -263,7 +318,7 @@ for pair in "${BACKEND_HTTP}:HTTP:http" "${BACKEND_GRPC}:HTTP2:grpc"; do
   fi
 done
 
-step "URL map ${URL_MAP}: only /v2/models/asr/*, health and the inference gRPC methods; the rest 404"
+step "URL map ${URL_MAP}: only /v2/models/asr/*, health, the inference gRPC methods and the gateway (/v1/*, /); the rest 404"
 URL_MAP_FILE="$(mktemp)"
 trap 'rm -f "$URL_MAP_FILE"' EXIT
 url_map_yaml >"$URL_MAP_FILE"
@@ -304,5 +359,6 @@ step "done"
 if [[ "$DRY_RUN" == false ]]; then
   ip="$(gcloud compute addresses describe "$ADDRESS" --global --format 'value(address)' "${P[@]}")"
   echo "REST:  http://${ip}/v2/models/asr/infer   (health: http://${ip}/v2/health/ready)"
+  echo "OpenAI-compatible: http://${ip}/v1/audio/transcriptions  (page: http://${ip}/; API keys: Secret Manager secret ${GATEWAY_KEYS_SECRET})"
   [[ -z "$DOMAIN" ]] || echo "gRPC:  ${DOMAIN}:443 (TLS; once the managed certificate is ACTIVE)"
 fi

@@ -47,6 +47,8 @@ DOMAIN=""                      # with a domain: Google-managed cert + HTTPS (nee
 BOOT_DISK_GB=""
 IMAGE_FAMILY="cos-stable"
 IMAGE_PROJECT="cos-cloud"
+GATEWAY_PORT=8080              # the HTTP gateway's port on each VM (beside Triton's)
+GATEWAY_KEYS_SECRET=""         # Secret Manager secret with the gateway's API keys (default <prefix>-gateway-keys)
 KEEP_BUCKET=false              # teardown only
 KEEP_IMAGES=false              # teardown only
 
@@ -79,6 +81,10 @@ Flags (deploy.sh and teardown.sh share them; names all derive from --prefix):
                           no external IP) (default: same name as --network, as in auto mode)
   --nat                   also create a Cloud Router + Cloud NAT (general internet egress)
   --domain FQDN           add a Google-managed certificate + HTTPS frontend (gRPC needs TLS)
+  --gateway-port P        the OpenAI-compatible gateway's port on the VMs (default 8080; the LB
+                          routes /v1/* and / to it)
+  --gateway-keys-secret S Secret Manager secret holding its API keys, one per line (default
+                          <prefix>-gateway-keys; made with one generated key when absent)
   --image-family F --image-project P   VM OS image (default cos-stable / cos-cloud)
   --keep-bucket --keep-images          teardown: leave the bucket / registry in place
   --dry-run               print the gcloud commands instead of running them
@@ -115,6 +121,8 @@ parse_flags() {
       --skip-upload) SKIP_UPLOAD=true ;;
       --network) NETWORK="$2"; shift ;;
       --domain) DOMAIN="$2"; shift ;;
+      --gateway-port) GATEWAY_PORT="$2"; shift ;;
+      --gateway-keys-secret) GATEWAY_KEYS_SECRET="$2"; shift ;;
       --boot-disk-gb) BOOT_DISK_GB="$2"; shift ;;
       --image-family) IMAGE_FAMILY="$2"; shift ;;
       --image-project) IMAGE_PROJECT="$2"; shift ;;
@@ -135,9 +143,10 @@ parse_flags() {
   if [[ -z "$INITIAL_DELAY" ]]; then
     if [[ "$VARIANT" == gpu ]]; then INITIAL_DELAY="$INITIAL_DELAY_GPU"; else INITIAL_DELAY="$INITIAL_DELAY_CPU"; fi
   fi
-  for n in "$DRAIN_TIMEOUT" "$STOP_TIMEOUT" "$INITIAL_DELAY" "$COOL_DOWN" "$TARGET_QUEUE_MS"; do
-    [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: timeouts, delays and --target-queue-ms are whole numbers, not '${n}'" >&2; exit 2; }
+  for n in "$DRAIN_TIMEOUT" "$STOP_TIMEOUT" "$INITIAL_DELAY" "$COOL_DOWN" "$TARGET_QUEUE_MS" "$GATEWAY_PORT"; do
+    [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: timeouts, delays, --target-queue-ms and --gateway-port are whole numbers, not '${n}'" >&2; exit 2; }
   done
+  case "$GATEWAY_PORT" in 8000|8001|8002) echo "error: --gateway-port ${GATEWAY_PORT} is one of Triton's ports" >&2; exit 2 ;; esac
   (( DRAIN_TIMEOUT <= 3600 )) || { echo "error: --drain-timeout is at most 3600 s" >&2; exit 2; }
   (( STOP_TIMEOUT <= 85 )) || { echo "error: --stop-timeout ${STOP_TIMEOUT}: a VM's shutdown script gets about 90 s" >&2; exit 2; }
   (( TARGET_QUEUE_MS > 0 )) || { echo "error: --target-queue-ms must be positive" >&2; exit 2; }
@@ -171,6 +180,9 @@ derive_names() {
   MODEL_URI="gs://${BUCKET}/model_repository"
   AR_REPO="${PREFIX}-images"
   IMAGE="${REGION}-docker.pkg.dev/${PROJECT}/${AR_REPO}/triton-server:${IMAGE_TAG}-${VARIANT}"
+  GATEWAY_IMAGE="${REGION}-docker.pkg.dev/${PROJECT}/${AR_REPO}/gateway:${IMAGE_TAG}"
+  GATEWAY_KEYS_SECRET="${GATEWAY_KEYS_SECRET:-${PREFIX}-gateway-keys}"
+  GATEWAY_SECRET_RESOURCE="projects/${PROJECT}/secrets/${GATEWAY_KEYS_SECRET}"
   SA_NAME="${PREFIX}-vm"
   SA_EMAIL="${SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
   BUILD_SA_NAME="${PREFIX}-build"
@@ -183,10 +195,12 @@ derive_names() {
   NET_TAG="${PREFIX}-triton"
   FIREWALL="${PREFIX}-allow-lb-hc"
   HEALTH_CHECK="${PREFIX}-hc"
+  HEALTH_CHECK_GATEWAY="${PREFIX}-hc-gateway"
   TEMPLATE_PREFIX="${PREFIX}-tpl-"
   MIG="${PREFIX}-mig"
   BACKEND_HTTP="${PREFIX}-be-http"
   BACKEND_GRPC="${PREFIX}-be-grpc"
+  BACKEND_GATEWAY="${PREFIX}-be-gateway"
   URL_MAP="${PREFIX}-urlmap"
   ADDRESS="${PREFIX}-ip"
   HTTP_PROXY="${PREFIX}-http-proxy"

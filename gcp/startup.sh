@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # VM startup script (instance metadata `startup-script`, set by gcp/deploy.sh): run the Triton
-# server image against the model repository in the bucket, with model control disabled.
+# server image against the model repository in the bucket, with model control disabled, and the
+# OpenAI-compatible gateway image beside it.
 #
 # Settings come from the environment first, then from instance metadata attributes:
 #   MODEL_REPOSITORY  (model-repository)  gs://BUCKET/model_repository, or a local folder
@@ -16,12 +17,20 @@
 #   GPU_DRIVER        (gpu-driver)        cos-extensions driver version or branch (R580); the
 #                                         installed driver is checked against NGC 24.10's needs
 #   QUEUE_METRIC      (queue-metric)      true: also run the queue-time exporter container
-#                                         (python -m w2v_triton.serving.queue_metric), the autoscaling signal
+#                                         (python -m w2v_triton.serving.queue_metric), the autoscaling signal;
+#                                         it reads the gateway's /metrics too when there is a gateway
+#   GATEWAY_IMAGE     (gateway-image)     the gateway image (docker/Dockerfile.gateway); empty: no gateway
+#   GATEWAY_PORT      (gateway-port)      8080
+#   GATEWAY_KEYS_SECRET (gateway-keys-secret)  projects/P/secrets/NAME: its latest version holds the
+#                                         gateway's API keys, one per line (read with the VM's account)
+#   GATEWAY_API_KEYS  (gateway-api-keys)  or the keys themselves, comma-separated (instance metadata is
+#                                         readable by anyone who may describe the VM: prefer the secret).
+#                                         Neither: the gateway serves local clients only (the LB gets 401)
 #   TRITON_EXTRA_FLAGS                    more tritonserver flags (word-split)
 #   NO_METADATA=1                         never ask the metadata server (local runs)
 #
 # Container-Optimized OS's host firewall accepts only SSH (COS docs, "Configuring the host
-# firewall"): with --network host the script opens the HTTP, gRPC and metrics ports itself
+# firewall"): with --network host the script opens the HTTP, gRPC, metrics and gateway ports itself
 # (iptables -A INPUT -p tcp --dport PORT -j ACCEPT, once per boot: the rules do not persist).
 # gcp/shutdown.sh (metadata shutdown-script) stops the container with STOP_TIMEOUT.
 #
@@ -35,7 +44,10 @@
 # it cannot hold paths with spaces).
 set -euo pipefail
 
-METADATA_URL="http://metadata.google.internal/computeMetadata/v1/instance/attributes"
+METADATA_ROOT="${METADATA_ROOT:-http://metadata.google.internal/computeMetadata/v1}"
+METADATA_URL="${METADATA_ROOT}/instance/attributes"
+SECRET_MANAGER_URL="${SECRET_MANAGER_URL:-https://secretmanager.googleapis.com/v1}"
+GATEWAY_UID="${GATEWAY_UID:-10001}"           # the gateway image's user (docker/Dockerfile.gateway)
 STATE_DIR="${STATE_DIR:-/var/lib/w2v-triton}"
 NVIDIA_DIR="${NVIDIA_DIR:-/var/lib/nvidia}"   # where cos-extensions installs the driver
 TRITON_CONTAINER="${TRITON_CONTAINER:-w2v-triton}"
@@ -63,6 +75,10 @@ setting METRICS_PORT metrics-port 8002
 setting STOP_TIMEOUT stop-timeout 75
 setting GPU_DRIVER gpu-driver R580
 setting QUEUE_METRIC queue-metric false
+setting GATEWAY_IMAGE gateway-image ""
+setting GATEWAY_PORT gateway-port 8080
+setting GATEWAY_KEYS_SECRET gateway-keys-secret ""
+setting GATEWAY_API_KEYS gateway-api-keys ""
 [[ -n "$MODEL_REPOSITORY" ]] || { log "MODEL_REPOSITORY (metadata model-repository) is not set"; exit 2; }
 
 # server_flags CERT_DIR: the tritonserver flags common to both ways of running it.
@@ -121,6 +137,23 @@ driver_supported() {
   esac
 }
 
+# gateway_keys: the gateway's API keys, one per line: the latest version of the Secret Manager
+# secret, read with the VM's service account (its token from the metadata server), or the
+# comma-separated metadata value. A secret that cannot be read stops the script (pipefail).
+gateway_keys() {
+  if [[ -n "$GATEWAY_KEYS_SECRET" ]]; then
+    local token
+    token="$(curl -fsS --max-time 10 -H 'Metadata-Flavor: Google' \
+      "${METADATA_ROOT}/instance/service-accounts/default/token" | sed -n 's/.*"access_token" *: *"\([^"]*\)".*/\1/p')"
+    [[ -n "$token" ]] || { log "no access token from the metadata server"; return 1; }
+    curl -fsS --max-time 20 -H "Authorization: Bearer ${token}" \
+      "${SECRET_MANAGER_URL}/${GATEWAY_KEYS_SECRET}/versions/latest:access" \
+      | sed -n 's/.*"data" *: *"\([^"]*\)".*/\1/p' | base64 -d
+  elif [[ -n "$GATEWAY_API_KEYS" ]]; then
+    tr ',' '\n' <<<"$GATEWAY_API_KEYS"
+  fi
+}
+
 mkdir -p "${STATE_DIR}/tls"
 export HOME="$STATE_DIR"   # COS: /root is read-only; docker keeps its credentials here
 
@@ -129,6 +162,7 @@ if [[ "$registry" == *.pkg.dev || "$registry" == *gcr.io ]]; then
   docker-credential-gcr configure-docker --registries="$registry"
 fi
 docker pull "$IMAGE"
+[[ -z "$GATEWAY_IMAGE" ]] || docker pull "$GATEWAY_IMAGE"
 
 GPU_ARGS=()
 if [[ "$GPU" == true ]]; then
@@ -159,10 +193,12 @@ fi
 mapfile -t SERVER_FLAGS < <(server_flags /tls)
 # Triton drains on SIGTERM for --exit-timeout-secs; Docker's stop timeout leaves it 5 s more.
 EXIT_TIMEOUT=$(( STOP_TIMEOUT > 10 ? STOP_TIMEOUT - 5 : STOP_TIMEOUT ))
-log "opening tcp ${HTTP_PORT},${GRPC_PORT},${METRICS_PORT} in the host firewall"
-for port in "$HTTP_PORT" "$GRPC_PORT" "$METRICS_PORT"; do open_port "$port"; done
+PORTS=("$HTTP_PORT" "$GRPC_PORT" "$METRICS_PORT")
+[[ -z "$GATEWAY_IMAGE" ]] || PORTS+=("$GATEWAY_PORT")
+log "opening tcp $(IFS=,; echo "${PORTS[*]}") in the host firewall"
+for port in "${PORTS[@]}"; do open_port "$port"; done
 
-for name in "$TRITON_CONTAINER" "${TRITON_CONTAINER}-metrics"; do
+for name in "$TRITON_CONTAINER" "${TRITON_CONTAINER}-metrics" "${TRITON_CONTAINER}-gateway"; do
   docker rm --force "$name" >/dev/null 2>&1 || true
 done
 log "starting ${IMAGE} on ${MODEL_REPOSITORY}"
@@ -172,9 +208,29 @@ docker run --detach --name "$TRITON_CONTAINER" --restart unless-stopped --networ
   "$IMAGE" tritonserver --model-repository "$MODEL_REPOSITORY" "${PORT_FLAGS[@]}" "${SERVER_FLAGS[@]}" \
   "--exit-timeout-secs=${EXIT_TIMEOUT}"
 
+if [[ -n "$GATEWAY_IMAGE" ]]; then
+  # The keys go to a file only the gateway's user reads, mounted read-only (not in the environment,
+  # which `docker inspect` shows).
+  mkdir -p "${STATE_DIR}/gateway"
+  (umask 077 && gateway_keys >"${STATE_DIR}/gateway/keys.txt")
+  chown "$GATEWAY_UID" "${STATE_DIR}/gateway/keys.txt" \
+    || log "cannot hand the key file to uid ${GATEWAY_UID} (not root?): the gateway will not read it"
+  if [[ ! -s "${STATE_DIR}/gateway/keys.txt" ]]; then
+    log "no gateway API keys (metadata gateway-keys-secret or gateway-api-keys): it serves local clients only"
+  fi
+  log "starting the gateway ${GATEWAY_IMAGE} on :${GATEWAY_PORT}"
+  docker run --detach --name "${TRITON_CONTAINER}-gateway" --restart unless-stopped --network host \
+    --stop-timeout "$STOP_TIMEOUT" --volume "${STATE_DIR}/gateway:/run/w2v-gateway:ro" \
+    --env "TRITON_URL=127.0.0.1:${HTTP_PORT}" --env "GATEWAY_API_KEYS_FILE=/run/w2v-gateway/keys.txt" \
+    "$GATEWAY_IMAGE" uvicorn gateway.app:app --host 0.0.0.0 --port "$GATEWAY_PORT" \
+    --timeout-graceful-shutdown "$EXIT_TIMEOUT"
+fi
+
 if [[ "$QUEUE_METRIC" == true ]]; then
   log "starting the queue-time exporter (Cloud Monitoring custom metric)"
+  GATEWAY_METRICS=()
+  [[ -z "$GATEWAY_IMAGE" ]] || GATEWAY_METRICS=(--gateway-metrics-url "http://127.0.0.1:${GATEWAY_PORT}/metrics")
   docker run --detach --name "${TRITON_CONTAINER}-metrics" --restart unless-stopped --network host \
     --entrypoint python3 "$IMAGE" -m w2v_triton.serving.queue_metric \
-    --metrics-url "http://127.0.0.1:${METRICS_PORT}/metrics"
+    --metrics-url "http://127.0.0.1:${METRICS_PORT}/metrics" "${GATEWAY_METRICS[@]}"
 fi

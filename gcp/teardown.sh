@@ -27,6 +27,7 @@ delete_global addresses "$ADDRESS"
 
 step "URL map and backend services"
 delete_global url-maps "$URL_MAP"
+delete_global backend-services "$BACKEND_GATEWAY"
 delete_global backend-services "$BACKEND_GRPC"
 delete_global backend-services "$BACKEND_HTTP"
 
@@ -49,7 +50,8 @@ for template in $templates; do
   run gcloud compute instance-templates delete "$template" --quiet "${P[@]}"
 done
 
-step "health check and firewall"
+step "health checks and firewall"
+delete_global health-checks "$HEALTH_CHECK_GATEWAY"
 delete_global health-checks "$HEALTH_CHECK"
 if exists gcloud compute firewall-rules describe "$FIREWALL" "${P[@]}"; then
   run gcloud compute firewall-rules delete "$FIREWALL" --quiet "${P[@]}"
@@ -78,6 +80,11 @@ for entry in "${SA_EMAIL}:roles/monitoring.metricWriter,roles/logging.logWriter"
     run gcloud iam service-accounts delete "$email" --quiet "${P[@]}"
   fi
 done
+
+step "gateway API keys: secret ${GATEWAY_KEYS_SECRET}"
+if exists gcloud secrets describe "$GATEWAY_KEYS_SECRET" "${P[@]}"; then
+  run gcloud secrets delete "$GATEWAY_KEYS_SECRET" --quiet "${P[@]}"
+fi
 
 step "build source bucket gs://${BUILD_BUCKET}"
 if exists gcloud storage buckets describe "gs://${BUILD_BUCKET}" "${P[@]}"; then

@@ -34,32 +34,18 @@ bench-openvino: venv  ## OpenVINO fp32/bf16/int8 vs onnxruntime fp32/int8-mm: ag
 
 # Beam search + LM (issue 17): the backends on the same logits and LM (benchmarks/decoders.py: WER,
 # CPU speed, start-up, RSS), then served greedy / beam / beam+LM with pyctcdecode on the ARPA (the
-# setup before the binary LM) / beam+LM with flashlight on lm.bin, tuned on BENCH_LM_DEV, same run.
+# setup before the binary LM) / beam+LM with flashlight on lm.bin, tuned on BENCH_LM_DEV, same run
+# (benchmarks/bench_lm.py: the steps and the served configurations).
 #   make bench-lm   (needs `make lm` and the synthetic dev/test sets: make corpus, or
 #                    builders/corpus.py --n-train 0 --n-test-unseen 0)
 BENCH_LM_MODEL ?= models/reference
 BENCH_LM_DEV ?= build/corpus/dev.jsonl
 BENCH_LM_TEST ?= build/corpus/test_seen.jsonl
-BENCH_LM_REPOS = build/repos/bench-lm
 
 .PHONY: bench-lm
 bench-lm: venv lm  ## beam+LM backends on the same logits, then served greedy/beam/beam+LM (same run)
-	mkdir -p build/lm-arpa && ln -sf ../lm/lm.arpa build/lm-arpa/lm.arpa && ln -sf ../lm/unigrams.txt build/lm-arpa/unigrams.txt
-	$(PY) -m builders.repository --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-greedy
-	$(PY) -m builders.repository --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-beam --decoder-mode beam
-	$(PY) -m builders.repository --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-pyctcdecode-arpa \
-	  --decoder-mode beam --lm-dir build/lm-arpa --decoder-backend pyctcdecode
-	$(PY) -m builders.repository --model $(BENCH_LM_MODEL) --output $(BENCH_LM_REPOS)-flashlight \
-	  --decoder-mode beam --lm-dir build/lm --decoder-backend flashlight
-	$(PY) -m builders.tune_lm --repo $(BENCH_LM_REPOS)-flashlight --dev $(BENCH_LM_DEV) --quiet \
-	  --logits-cache build/logits/bench-lm-flashlight-dev.npz
-	$(PY) -m benchmarks.decoders --repo $(BENCH_LM_REPOS)-flashlight --lm-dir build/lm \
-	  --dev $(BENCH_LM_DEV) --test $(BENCH_LM_TEST) --title decoders-$$(basename $(BENCH_LM_MODEL))
-	$(PY) -m benchmarks.run --title served-decoders-$$(basename $(BENCH_LM_MODEL)) --sweeps real \
-	  --served greedy=$(BENCH_LM_REPOS)-greedy --served beam-pyctcdecode=$(BENCH_LM_REPOS)-beam \
-	  --served lm-pyctcdecode-arpa=$(BENCH_LM_REPOS)-pyctcdecode-arpa \
-	  --served lm-flashlight-bin=$(BENCH_LM_REPOS)-flashlight \
-	  --real-concurrency 1:16:5 --request-count 12 $(BENCH_ARGS)
+	$(PY) -m benchmarks.bench_lm --model $(BENCH_LM_MODEL) --lm-dir $(LM_OUT) --dev $(BENCH_LM_DEV) \
+	  --test $(BENCH_LM_TEST) -- $(BENCH_ARGS)
 
 .PHONY: bench-streaming
 bench-streaming: venv  ## streaming_asr: final vs offline (in process) + latency/RTF vs 1-16 concurrent streams

@@ -10,10 +10,7 @@ docs-tables: venv  ## re-render the measured tables in README.md and docs/*.md f
 docs-tables-check: venv  ## fail when a doc's table differs from what its results file renders
 	$(PY) -m benchmarks.docs_tables --check
 
-# The training curves in docs/ are plots of the committed JSONL logs (w2v_triton.train.trainer.plot_log).
-PLOT_LOG = $(PY) -c 'import sys; from w2v_triton.train.trainer import plot_log; plot_log(*sys.argv[1:])'
-
+# The training curves in docs/ are plots of the committed JSONL logs (benchmarks/docs_plots.py PLOTS).
 .PHONY: docs-plots
 docs-plots: venv  ## re-plot docs/reference-training{,-cpu}.png from their committed JSONL logs
-	$(PLOT_LOG) docs/reference-training-log.jsonl docs/reference-training.png "reference model, GPU run (docs/reference-training-log.jsonl)"
-	$(PLOT_LOG) docs/reference-training-cpu-log.jsonl docs/reference-training-cpu.png "reference model, CPU run (docs/reference-training-cpu-log.jsonl)"
+	$(PY) -m benchmarks.docs_plots

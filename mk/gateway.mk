@@ -14,11 +14,9 @@ gateway: venv  ## OpenAI-compatible /v1/audio/transcriptions + page at / (GATEWA
 	TRITON_URL=$(GATEWAY_TRITON_URL) $(PY) -m uvicorn gateway.app:app --host $(GATEWAY_HOST) --port $(GATEWAY_PORT)
 
 .PHONY: browser-deps
-browser-deps:  ## install Debian's chromium for the page's browser test (apt-get, when root); it skips without
-	@if command -v chromium >/dev/null; then echo "chromium present"; exit 0; fi; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else echo "missing: chromium  (install with: sudo apt-get install chromium)"; exit 1; fi
+BROWSER_DEPS = chromium=chromium
+browser-deps:  ## Debian's chromium for the page's browser test (Playwright drives it; never `playwright install`)
+	@bash $(SYSTEM_DEPS) "browser deps" $(BROWSER_DEPS)
 
 .PHONY: docs-gateway-screenshot
 docs-gateway-screenshot: venv  ## docs/gateway-page.png: the page with a real transcript (needs chromium; GATEWAY_SCREENSHOT_REPO, GATEWAY_SCREENSHOT_AUDIO)

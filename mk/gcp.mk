@@ -36,10 +36,8 @@ docker-build:  ## build the server (DOCKER_VARIANT=cpu|gpu) and client images; n
 	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.client -t $(DOCKER_TAG)-client .
 
 gcp-boot-budget: venv  ## repository size, copy time, start-to-ready and memory per model process -> GCP defaults (docs/deploy-gcp.md)
-	$(PY) -m builders.repository --model random-base --output $(GCP_BOOT_REPO)/latency --profile latency
-	$(PY) -m builders.repository --model random-base --output $(GCP_BOOT_REPO)/throughput --profile throughput
 	$(PY) -m benchmarks.boot_budget --repository latency=$(GCP_BOOT_REPO)/latency \
-	  --repository throughput=$(GCP_BOOT_REPO)/throughput
+	  --repository throughput=$(GCP_BOOT_REPO)/throughput --model random-base
 
 gcp-autoscaling-sim: venv  ## simulate the MIG autoscaler on the queue-time metric over load steps (docs/deploy-gcp.md)
 	$(PY) -m benchmarks.autoscaling

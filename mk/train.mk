@@ -27,13 +27,9 @@ TRAIN_ARGS ?= --bf16 --eval-every 300 --save-every 100
 
 .PHONY: corpus-deps corpus train-reference train-reference-tiny eval-reference export-reference promote-reference
 
-corpus-deps:  ## install espeak-ng + fortunes text (apt-get, when root); says what is missing otherwise
-	@missing=""; command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
-	  test -d /usr/share/games/fortunes || missing="$$missing fortunes fortunes-min"; \
-	  if [ -z "$$missing" ]; then echo "corpus deps present"; exit 0; fi; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing sox; \
-	  else echo "missing:$$missing  (install with: sudo apt-get install$$missing)"; exit 1; fi
+CORPUS_DEPS = espeak-ng=espeak-ng /usr/share/games/fortunes=fortunes,fortunes-min
+corpus-deps:  ## espeak-ng + fortunes text for the synthetic corpus (tools/system_deps.sh)
+	@bash $(SYSTEM_DEPS) "corpus deps" $(CORPUS_DEPS)
 
 corpus: venv corpus-deps  ## synthetic English speech corpus under $(CORPUS_DIR) (idempotent, parallel)
 	$(PY) -m builders.corpus --out $(CORPUS_DIR) --n-train $(CORPUS_N_TRAIN) --workers $(CORPUS_WORKERS) \

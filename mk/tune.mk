@@ -8,5 +8,4 @@ TUNE_ARGS ?=
 
 .PHONY: tune-lm
 tune-lm: venv  ## grid-search LM alpha/beta on DEV=<manifest> for REPO; writes the chosen values into REPO
-	@test -n "$(DEV)" || { echo "usage: make tune-lm DEV=<manifest.jsonl> [REPO=...] [TUNE_LM_DIR=build/lm]" >&2; exit 2; }
-	$(PY) -m builders.tune_lm --repo $(REPO) --dev $(DEV) $(if $(TUNE_LM_DIR),--lm-dir $(TUNE_LM_DIR)) $(TUNE_ARGS)
+	$(PY) -m builders.tune_lm --repo $(REPO) $(if $(DEV),--dev $(DEV)) $(if $(TUNE_LM_DIR),--lm-dir $(TUNE_LM_DIR)) $(TUNE_ARGS)

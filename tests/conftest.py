@@ -1,14 +1,94 @@
-"""Shared fixtures: a tiny model repository, a real tritonserver, real speech from ../shared."""
+"""Shared fixtures: a tiny model repository, a real tritonserver, real speech from ../shared.
+And CI's rule: under CI=true a skip fails, except the declared ones (README, "Testing")."""
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
-from w2v_triton.build.checkpoints import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.build.manifest import Utterance, read_manifest, shared_speech_manifests
+
+
+# --- CI never skips in silence -------------------------------------------------------------------
+# `make test` installs every component the tests use (the venv's extras, the system packages, real
+# speech is beside the clone), so under CI=true a skip is a failure, except for what CI cannot have.
+# README "Testing" lists these with the number of skips a CI run has; the run fails when it differs.
+LEGITIMATE_SKIPS = (
+    (r"tensorrt is (not )?installed", "TensorRT needs an NVIDIA GPU image (and its absence test skips where it is)"),
+    (r"this machine has (a GPU onnxruntime|CUDA|a GPU runtime)",
+     "checks that DEVICE=gpu fails without a GPU: skipped where there is one"),
+)
+README = Path(__file__).resolve().parents[1] / "README.md"
+EXPECTED_SKIPS = re.compile(r"Expected skips under `CI=true`: \*\*(\d+)\*\*")
+
+
+def ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def legitimate_skip(reason: str) -> bool:
+    return any(re.search(pattern, reason) for pattern, _ in LEGITIMATE_SKIPS)
+
+
+def expected_ci_skips(readme: Path = README) -> int:
+    match = EXPECTED_SKIPS.search(readme.read_text())
+    if match is None:
+        raise ValueError(f"{readme} has no line 'Expected skips under `CI=true`: **N**' (section Testing)")
+    return int(match[1])
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
+
+
+def _fail_silent_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report)
+        if not legitimate_skip(reason):
+            report.outcome = "failed"
+            report.longrepr = (f"skipped under CI=true, where `make test` installs what this test needs: {reason} "
+                               "(a skip CI cannot avoid goes into tests/conftest.py LEGITIMATE_SKIPS and README)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    _fail_silent_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    _fail_silent_skip(report)
+    return report
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI=true, after a whole-suite run that passed: the skips must be the README's number."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not ci() or exitstatus != 0 or reporter is None or not whole_suite(session.config, reporter.stats):
+        return
+    skipped, expected = len(reporter.stats.get("skipped", [])), expected_ci_skips()
+    if skipped != expected:
+        reporter.write_line(f"error: {skipped} tests skipped under CI=true, README \"Testing\" says {expected}: "
+                            "a new skip needs a reason CI cannot avoid (update both), a fixed one its count", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def whole_suite(config: pytest.Config, stats: dict) -> bool:
+    """Every test of tests/ ran: no -k/-m selection, no deselection, only tests/ as the path."""
+    tests = Path(__file__).resolve().parent
+    option = config.option
+    if option.keyword or option.markexpr or getattr(option, "lf", False) or stats.get("deselected"):
+        return False
+    return all(Path(arg).resolve() == tests for arg in config.args)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +114,20 @@ def tiny_repository(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("tiny_repository")
     return build_repository(BuildRequest(model="tiny", output=output,
                                          options=RepositoryOptions(decoder_instances=2))).path
+
+
+@pytest.fixture(scope="session")
+def build_tiny(tiny_repository) -> Callable[..., Path]:
+    """`build_tiny(output, **request)`: build_repository for the tiny model on tiny_repository's verified
+    ONNX file (no second export); `request` holds any other BuildRequest field (options, lm_dir, ...)."""
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.serving import spec
+
+    onnx = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
+
+    def build(output: Path, **request: Any) -> Path:
+        return build_repository(BuildRequest(model="tiny", output=output, onnx=onnx, **request)).path
+    return build
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +233,8 @@ def encoded_speech(real_speech) -> list[tuple[str, bytes]]:
 
 @pytest.fixture(scope="session")
 def start_gateway(tmp_path_factory):
-    """Start the HTTP gateway (uvicorn, its own process) with given environment; returns its URL.
+    """Start the HTTP gateway (uvicorn, its own process) on `host` with given environment; returns its
+    URL on 127.0.0.1.
 
     Every gateway started is stopped by PID at the end of the session.
     """
@@ -153,12 +248,12 @@ def start_gateway(tmp_path_factory):
 
     started: list[subprocess.Popen] = []
 
-    def start(**env: str) -> str:
+    def start(host: str = "127.0.0.1", **env: str) -> str:
         port = free_port()
         log = tmp_path_factory.mktemp("gateway") / "gateway.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", "127.0.0.1", "--port", str(port),
+                [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", host, "--port", str(port),
                  "--log-level", "warning"], cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, **env})
         started.append(process)
@@ -167,8 +262,8 @@ def start_gateway(tmp_path_factory):
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"the gateway exited with {process.returncode}:\n{log.read_text()}")
-            try:   # /v1/models answers without Triton: the gateway itself is up
-                with urllib.request.urlopen(f"{url}/v1/models", timeout=2):
+            try:   # /metrics answers without Triton or a key: the gateway itself is up
+                with urllib.request.urlopen(f"{url}/metrics", timeout=2):
                     return url
             except OSError:
                 time.sleep(0.2)

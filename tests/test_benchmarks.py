@@ -100,7 +100,8 @@ def test_the_student_plan_declares_the_benchmark_matrix():
     assert {"pytorch-teacher", "pytorch-student6"} == set(plan.baselines)
     assert ("student6", "int8-mm") in plan.onnx.values()
     served = {s.name: s for s in plan.served}
-    assert ("--profile", "throughput") == served["student6-int8-mm-throughput"].flags[-2:]
+    assert ("int8-mm", "throughput") == (served["student6-int8-mm-throughput"].variant,
+                                         served["student6-int8-mm-throughput"].profile)
     assert served["student6-int8-mm-latency"].sweeps == PROFILE_SWEEPS["latency"] == ("seed",)
     assert all(s.model in {"student6", "student6-c256"} for s in served.values())
     pairs = {(r.student, r.variant) for r in plan.headline}
@@ -260,3 +261,90 @@ def test_served_sweeps_limit_what_a_served_entry_runs(tmp_path):
                  "latency=seed", "--sweeps", "clips", "--clips", "1", "--clip-seconds", "1",
                  "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "skip.json").read_text())["served"] == {}
+
+
+def test_bench_lm_builds_tunes_and_runs_the_served_decoders(tmp_path, monkeypatch, repo_root):
+    """`make bench-lm` is benchmarks/bench_lm.py: an ARPA-only folder of links, the four repositories the
+    shell used to build (same folders, decoders and LMs), the flashlight one tuned on dev, then the
+    backends on the same logits (benchmarks.decoders) and the four served (benchmarks.run), in order."""
+    from types import SimpleNamespace
+
+    import w2v_triton.build.builder as builder
+    import w2v_triton.eval.lm_tuning as lm_tuning
+    from benchmarks import bench_lm, decoders, run
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    for name in ("lm.arpa", "lm.bin", "unigrams.txt"):
+        (lm / name).write_text(name)
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(bench_lm, "WORK_DIR", tmp_path / "work")
+    monkeypatch.setattr(builder, "build_repository", lambda r: calls.append(("build", r)) or SimpleNamespace(path=r.output))
+    monkeypatch.setattr(lm_tuning, "tune_repository", lambda r: calls.append(("tune", r)) or "tuned")
+    monkeypatch.setattr(lm_tuning, "apply_tuning", lambda repo, t: calls.append(("apply", (repo, t))) or "decoder")
+    monkeypatch.setattr(decoders, "main", lambda argv: calls.append(("decoders", argv)) or 0)
+    monkeypatch.setattr(run, "main", lambda argv: calls.append(("run", argv)) or 0)
+    prefix = tmp_path / "repos" / "bench-lm"
+    assert bench_lm.main(["--model", "models/reference", "--lm-dir", str(lm), "--dev", "dev.jsonl", "--test",
+                          "test.jsonl", "--repos", str(prefix), "--", "--request-count", "4"]) == 0
+    assert [kind for kind, _ in calls] == ["build"] * 4 + ["tune", "apply", "decoders", "run"]
+    builds = [r for kind, r in calls if kind == "build"]
+    arpa = tmp_path / "work" / "lm-arpa"
+    assert [(r.model, r.output.name, r.options.decoder.mode, r.options.decoder.backend, r.lm_dir) for r in builds] == [
+        ("models/reference", "bench-lm-greedy", "greedy", "flashlight", None),
+        ("models/reference", "bench-lm-beam", "beam", "flashlight", None),
+        ("models/reference", "bench-lm-pyctcdecode-arpa", "beam", "pyctcdecode", arpa),
+        ("models/reference", "bench-lm-flashlight", "beam", "flashlight", lm)]
+    assert sorted((p.name, p.resolve()) for p in arpa.iterdir()) == [("lm.arpa", lm / "lm.arpa"),
+                                                                      ("unigrams.txt", lm / "unigrams.txt")]
+    flashlight = prefix.with_name("bench-lm-flashlight")
+    tune = calls[4][1]
+    assert (tune.repo, tune.dev, tune.lm_dir) == (flashlight, (Path("dev.jsonl"),), None)
+    assert calls[5][1] == (flashlight, "tuned")
+    assert calls[6][1] == ["--repo", str(flashlight), "--lm-dir", str(lm), "--dev", "dev.jsonl", "--test", "test.jsonl",
+                           "--title", "decoders-reference"]
+    served = [f"{name}={prefix.with_name(f'bench-lm-{suffix}')}" for name, suffix in (
+        ("greedy", "greedy"), ("beam-pyctcdecode", "beam"), ("lm-pyctcdecode-arpa", "pyctcdecode-arpa"),
+        ("lm-flashlight-bin", "flashlight"))]
+    assert calls[7][1] == ["--title", "served-decoders-reference", "--sweeps", "real",
+                           *(arg for s in served for arg in ("--served", s)),
+                           "--real-concurrency", "1:16:5", "--request-count", "12", "--request-count", "4"]
+    make = subprocess.run(["make", "-n", "bench-lm", "BENCH_ARGS=--request-count 4"], cwd=repo_root,
+                          capture_output=True, text=True, check=True).stdout
+    assert "-m benchmarks.bench_lm --model models/reference --lm-dir build/lm" in make and "-- --request-count 4" in make
+
+
+def test_bench_lm_without_an_lm_says_make_lm(tmp_path, capsys, monkeypatch):
+    from benchmarks import bench_lm
+
+    monkeypatch.setattr(bench_lm, "WORK_DIR", tmp_path / "work")
+    assert bench_lm.main(["--lm-dir", str(tmp_path / "none")]) == 2
+    assert "run `make lm` first" in capsys.readouterr().err
+
+
+def test_boot_budget_builds_its_repository_only_when_missing(tmp_path, monkeypatch, repo_root):
+    import w2v_triton.build.builder as builder
+    from benchmarks.boot_budget import ensure_built
+
+    built = []
+    monkeypatch.setattr(builder, "build_repository", lambda request: built.append(request))
+    assert ensure_built(tmp_path / "repo", "random-base")
+    assert [(r.model, r.output) for r in built] == [("random-base", tmp_path / "repo")]
+    (tmp_path / "repo" / "asr").mkdir(parents=True)
+    (tmp_path / "repo" / "asr" / "config.pbtxt").write_text("")
+    assert not ensure_built(tmp_path / "repo", "random-base") and len(built) == 1
+    make = subprocess.run(["make", "-n", "gcp-boot-budget"], cwd=repo_root, capture_output=True, text=True,
+                          check=True).stdout
+    assert "-m benchmarks.boot_budget --repository build/gcp-boot/repo --model random-base" in make
+    assert "builders.repository" not in make
+
+
+def test_tune_lm_without_a_dev_manifest_is_a_usage_error(repo_root, capsys):
+    from builders.tune_lm import main
+
+    make = subprocess.run(["make", "-n", "tune-lm", "DEV="], cwd=repo_root, capture_output=True, text=True,
+                          check=True).stdout
+    assert "-m builders.tune_lm --repo model_repository" in make and "--dev" not in make
+    with pytest.raises(SystemExit) as exit_:
+        main(["--repo", "model_repository"])
+    assert exit_.value.code == 2 and "--dev" in capsys.readouterr().err

@@ -141,15 +141,16 @@ def test_students_copy_wav2vec2_and_hubert_layers_and_refuse_others(checkpoints)
 @pytest.mark.parametrize("lang", VOCABS)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_family_serves_what_the_pipeline_transcribes(checkpoints, family, lang, real_speech, tmp_path):
-    from builders.repository import main as build_repository
     from client import TranscriptionClient
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
     from w2v_triton.serving.audio import load_audio
     from w2v_triton.serving.pipeline import ReferencePipeline
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repo = tmp_path / "repo"
-    assert build_repository(["--model", str(checkpoints[family, lang]), "--output", str(repo),
-                             "--decoder-instances", "1"]) == 0
+    build_repository(BuildRequest(model=str(checkpoints[family, lang]), output=repo,
+                                  options=RepositoryOptions(decoder_instances=1)))
     clips = [load_audio(u.audio) for u in real_speech[::40][:4]]
     pipeline = ReferencePipeline(repo)
     expected = [pipeline.transcribe(c) for c in clips]

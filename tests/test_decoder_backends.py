@@ -1,4 +1,4 @@
-"""Beam search backends: flashlight-text vs pyctcdecode on small logits, hotword routing,
+"""Beam search backends: flashlight-text vs pyctcdecode on small logits, hotwords in both,
 configuration errors (no server)."""
 from __future__ import annotations
 
@@ -58,19 +58,76 @@ def test_flashlight_uses_alpha_like_pyctcdecode(tmp_path):
         assert got == {"flashlight": expected, "pyctcdecode": expected}, alpha
 
 
-def test_hotword_requests_go_to_pyctcdecode(lm_dir):
-    # "MAD" is not in the LM: flashlight's lexicon search cannot emit it; the hotword request can.
+def mad_logits() -> np.ndarray:
+    """Frames of "THE CAT ATE THE MAD" whose last letter looks slightly more like T ("MAT")."""
     frames = spelled("THE CAT ATE THE MAD")
     logits = one_hot(frames, 4.0)
     d = frames.index("D")
     logits[d:d + 2, VOCAB["T"]] = 3.8
-    decoder = decoders(lm_dir, alpha=0.5, beta=1.0, hotword_weight=10.0)["flashlight"]
-    assert decoder._beam is None   # pyctcdecode is built at the first hotword request only
+    return logits
+
+
+def test_hotword_requests_stay_in_flashlight(lm_dir):
+    # "MAD" is not in the LM: only the request's own trie can spell it, and only its bonus picks it.
+    logits = mad_logits()
+    both = decoders(lm_dir, alpha=0.5, beta=1.0, hotword_weight=10.0)
+    decoder = both["flashlight"]
     assert decoder.decode(logits) == "THE CAT ATE THE MAT"
-    assert decoder.decode(logits, ["MAD"]) == "THE CAT ATE THE MAD"
-    assert decoder._beam is not None
-    # the batch path routes per request
+    assert decoder.decode(logits, ["MAD"]) == "THE CAT ATE THE MAD" == both["pyctcdecode"].decode(logits, ["MAD"])
+    assert decoder._beam is None   # pyctcdecode is never built for a flashlight repository
+    # the batch path takes each request's own hotwords; the shared trie never learns MAD
     assert decoder.decode_batch([logits, logits], [None, ["MAD"]]) == ["THE CAT ATE THE MAT", "THE CAT ATE THE MAD"]
+    beam = decoder._fast
+    assert beam.trie.search([beam.spell[c] for c in "MAD"]) is None
+    assert decoder.decode(logits) == "THE CAT ATE THE MAT"
+
+
+def test_flashlight_hotword_bonus_is_what_picks_the_word(lm_dir):
+    """Without the bonus an out-of-LM hotword is only as likely as the LM's unknown word."""
+    logits = mad_logits()
+    assert decoders(lm_dir, alpha=0.5, beta=1.0, hotword_weight=0.0)["flashlight"].decode(logits, ["MAD"]) \
+        == "THE CAT ATE THE MAT"
+    # an in-LM word is boosted too: the frames say RAT, a strong enough bonus for MAT wins
+    frames = spelled("THE CAT ATE THE RAT")
+    rat = one_hot(frames, 4.0)
+    r = frames.index("R")
+    rat[r:r + 2, VOCAB["M"]] = 3.5
+    for weight, expected in ((0.5, "THE CAT ATE THE RAT"), (10.0, "THE CAT ATE THE MAT")):
+        got = {b: d.decode(rat, ["MAT"]) for b, d in decoders(lm_dir, alpha=0.5, beta=1.0,
+                                                              hotword_weight=weight).items()}
+        assert got == {"flashlight": expected, "pyctcdecode": expected}, weight
+
+
+def test_flashlight_hotword_phrases_unspellable_words_and_alpha_zero(lm_dir):
+    logits = mad_logits()
+    decoder = decoders(lm_dir, alpha=0.5, beta=1.0)["flashlight"]
+    assert decoder.decode(logits, ["NEW MAD YORK"]) == "THE CAT ATE THE MAD"   # a phrase: boosted word by word
+    assert decoder.decode(logits, ["M4D", "ÉTÉ"]) == "THE CAT ATE THE MAT"     # nothing spellable: no search of its own
+    assert decoders(lm_dir, alpha=0.0, beta=1.0)["flashlight"].decode(logits, ["MAD"]) == "THE CAT ATE THE MAD"
+
+
+def test_a_stream_holds_its_own_hotword_search(lm_dir):
+    """What `streaming_asr` does with flashlight: one search per stream, fed chunk by chunk
+    (decode_begin / decode_step / decode_end), gives the one-shot hotword decode's best path."""
+    from w2v_triton.serving.ctc_output import log_softmax
+
+    decoder = decoders(lm_dir, alpha=0.5, beta=1.0)["flashlight"]
+    beam = decoder._fast
+    emissions = np.ascontiguousarray(log_softmax(decoder.labels.select(mad_logits())))
+    frames, tokens = emissions.shape
+    search = beam.search(["MAD"])
+    search.decoder.decode_begin()
+    for start in range(0, frames, 7):
+        chunk = np.ascontiguousarray(emissions[start:start + 7])
+        search.decoder.decode_step(chunk.ctypes.data, chunk.shape[0], tokens)
+    search.decoder.decode_end()
+    streamed = search.decoder.get_best_hypothesis()
+    whole = beam.search(["MAD"])
+    one_shot = whole.decoder.decode(emissions.ctypes.data, frames, tokens)[0]
+    assert list(streamed.tokens) == list(one_shot.tokens)
+    path = [decoder.labels.text[t] for t in streamed.tokens[1:frames + 1]]
+    assert "".join(c for i, c in enumerate(path) if c and (i == 0 or c != path[i - 1])).split() == \
+        ["THE", "CAT", "ATE", "THE", "MAD"]
 
 
 def test_flashlight_without_lm_is_pyctcdecode_beam():

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError
+from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig, DecoderConfigError, prompt_words
 from w2v_triton.build.lm_sentences import write_lm_dir
 from w2v_triton.serving.spec import BASE_960H_VOCAB as VOCAB
 
@@ -125,7 +125,29 @@ def test_word_timestamps_follow_the_frames(lm_dir, mode):
     assert decoded.words[0].end_s <= decoded.words[1].start_s
     import json
     assert json.loads(decoded.words_json())[1] == {"word": "CAT", "start_s": decoded.words[1].start_s,
-                                                   "end_s": decoded.words[1].end_s}
+                                                   "end_s": decoded.words[1].end_s,
+                                                   "logprob": decoded.words[1].logprob}
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam", "beam+lm", "beam+lm-pyctcdecode"])
+def test_word_confidence_is_the_paths_mean_log_probability(lm_dir, mode):
+    """A word spelled by confident frames has a log-probability near 0; a word on less certain
+    frames scores the mean of those frames' log-probabilities."""
+    frames = ["<pad>"] * 4 + spelled("THE CAT", repeat=3) + ["<pad>"] * 4
+    logits = one_hot(frames, 10.0)
+    cat = [i for i, f in enumerate(frames) if f in ("C", "A") or (f == "T" and i > frames.index("|"))]
+    logits[cat[0]:cat[-1] + 1] = one_hot(frames[cat[0]:cat[-1] + 1], 3.0)   # C..T of CAT, less sure
+    decoder = (CTCDecoder(VOCAB) if mode == "greedy" else
+               CTCDecoder(VOCAB, DecoderConfig(mode="beam", beam_width=8)) if mode == "beam" else
+               lm_decoder(lm_dir, backend="pyctcdecode") if mode.endswith("pyctcdecode") else lm_decoder(lm_dir))
+    the, cat_word = decoder.decode_full(logits).words
+    assert (the.word, cat_word.word) == ("THE", "CAT")
+    assert -1e-3 < the.logprob <= 0.0
+    # each CAT frame: its label at +3 against the other kept labels (specials dropped) at -3
+    kept = len(decoder.labels.text)
+    expected = 3.0 - np.log(np.exp(3.0) + (kept - 1) * np.exp(-3.0))
+    assert expected < -0.05
+    assert cat_word.logprob == pytest.approx(expected, abs=1e-3)
 
 
 def test_greedy_words_equal_text_on_random_logits(rng):
@@ -153,3 +175,26 @@ def test_set_search_reconfigures_flashlight_over_the_same_lm(lm_dir):
     assert decoder._fast is fast and fast.lm is lm and fast.config == decoder.config
     assert (fast.config.alpha, fast.config.beta, fast.config.beam_width) == (2.0, 0.5, 4)
     assert decoder.decode(one_hot(spelled("THE CAT SAT"))) == "THE CAT SAT"
+
+
+def test_prompt_words():
+    assert prompt_words("Celeste arrived on Monday. O'Brien's GPT-3 and DALL·E, celeste!") == [
+        "CELESTE", "ARRIVED", "ON", "MONDAY", "O'BRIEN'S", "GPT", "AND", "DALL", "E"]
+    assert prompt_words(b"  , 42 !") == [] and prompt_words(None) == []
+
+
+@pytest.mark.parametrize("backend", ["flashlight", "pyctcdecode"])
+def test_a_prompt_adds_its_out_of_lm_words_as_hotwords(lm_dir, backend):
+    decoder = lm_decoder(lm_dir, backend=backend, max_prompt_words=5)
+    # the LM knows THE, CAT, SAT, ON, MAT...: only MAD and ZEBRA are added; the 6th word is past the limit
+    assert decoder.prompt_hotwords("The cat, the MAD zebra sat; quokka") == ["MAD", "ZEBRA"]
+    assert decoder.prompt_hotwords(b"") == [] and decoder.prompt_hotwords(None) == []
+    # what the frames say MAT (an LM word) slightly less than MAD: the prompt naming MAD tips it
+    frames = spelled("THE CAT ATE THE MAD")
+    logits = one_hot(frames, 4.0)
+    logits[frames.index("D"):frames.index("D") + 2, VOCAB["T"]] = 3.8
+    assert decoder.decode(logits) == "THE CAT ATE THE MAT"
+    assert decoder.decode(logits, decoder.prompt_hotwords("a mad cat")) == "THE CAT ATE THE MAD"
+    assert CTCDecoder(VOCAB).prompt_hotwords("zebra") == []   # greedy takes none
+    with pytest.raises(DecoderConfigError, match="max_prompt_words"):
+        DecoderConfig(max_prompt_words=-1).validate()

@@ -12,25 +12,23 @@ import shutil
 import numpy as np
 import pytest
 
-from builders.repository import main as build_repository
 from client import TranscriptionClient
 from client.__main__ import main as client_main
 from w2v_triton.build.lm_sentences import write_lm_dir
+from w2v_triton.build.repository import RepositoryOptions
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import load_audio
+from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.serving.pipeline import ReferencePipeline
 from w2v_triton.serving.tritonserver import Ports, ServerError, TritonServer
 
 pytestmark = pytest.mark.integration
 
 
-def build(tmp_path_factory, tiny_repository, name: str, lm_dir, *extra: str):
-    out = tmp_path_factory.mktemp(name)
-    onnx = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
-    assert build_repository(["--model", "tiny", "--output", str(out), "--onnx", str(onnx),
-                             "--decoder-mode", "beam", "--beam-width", "16", "--lm-dir", str(lm_dir),
-                             "--decoder-instances", "2", *extra]) == 0
-    return out
+def build(tmp_path_factory, build_tiny, name: str, lm_dir, **decoder: float):
+    decoder_config = DecoderConfig(mode="beam", beam_width=16, **decoder)
+    return build_tiny(tmp_path_factory.mktemp(name), lm_dir=lm_dir,
+                      options=RepositoryOptions(decoder=decoder_config, decoder_instances=2))
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +37,9 @@ def lm_texts(real_speech):
 
 
 @pytest.fixture(scope="module")
-def lm_repository(tmp_path_factory, tiny_repository, lm_texts):
+def lm_repository(tmp_path_factory, build_tiny, lm_texts):
     lm = write_lm_dir(tmp_path_factory.mktemp("lm"), lm_texts)
-    return build(tmp_path_factory, tiny_repository, "lm_repository", lm, "--alpha", "0.8", "--beta", "1.5")
+    return build(tmp_path_factory, build_tiny, "lm_repository", lm, alpha=0.8, beta=1.5)
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +115,10 @@ def test_greedy_server_gives_word_timestamps_and_ignores_hotwords(tiny_server, s
     ("lower", "LM words are lower case but the acoustic model's vocabulary is upper case"),
     ("missing", "lm.arpa does not exist"),
 ])
-def test_bad_lm_fails_the_server_start_with_the_reason(tmp_path_factory, tiny_repository, lm_texts,
+def test_bad_lm_fails_the_server_start_with_the_reason(tmp_path_factory, build_tiny, lm_texts,
                                                        breakage, message):
     lm = write_lm_dir(tmp_path_factory.mktemp("bad_lm"), lm_texts, case="lower" if breakage == "lower" else "upper")
-    repo = build(tmp_path_factory, tiny_repository, f"bad_{breakage}", lm)
+    repo = build(tmp_path_factory, build_tiny, f"bad_{breakage}", lm)
     if breakage == "missing":
         (repo / "decoder" / "lm.arpa").unlink()
     server = TritonServer(repo, Ports.free(), log_path=tmp_path_factory.mktemp("bad_log") / "server.log")

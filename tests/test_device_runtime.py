@@ -47,8 +47,11 @@ def test_gpu_on_this_machine_fails_the_load(tiny_repository, runtime):
 
 def test_settings_write_and_read_their_parameters():
     settings = AcousticSettings(runtime="torch", model_file="checkpoint", device="gpu", intra_op_threads=2,
-                                torch_dtype="bfloat16", warmup=False)
+                                torch_dtype="bfloat16", torch_compile="reduce-overhead", warmup=False)
     assert AcousticSettings.from_parameters(settings.to_parameters()) == settings
+    assert AcousticSettings.from_parameters(AcousticSettings().to_parameters()).torch_compile == ""
+    with pytest.raises(AcousticSettingsError, match="torch_compile 'default' needs runtime torch"):
+        AcousticSettings(torch_compile="default")
     with pytest.raises(AcousticSettingsError, match="unknown acoustic model parameter 'onnx_file'"):
         AcousticSettings.from_parameters({"onnx_file": "model.onnx"})
     with pytest.raises(AcousticSettingsError, match="device 'tpu'"):
@@ -64,6 +67,36 @@ def test_torch_runtime_equals_the_onnx_runtime_in_padded_batches(tiny_repository
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
 
 
+def test_compiled_torch_runtime_pads_to_few_shapes_and_keeps_every_rows_logits(rng, monkeypatch):
+    """torch.compile itself is not run here (minutes on 2 cores; the GPU run compiles): its stand-in
+    records what it was asked for and which shapes reach the network."""
+    import torch
+
+    from w2v_triton.serving.acoustic_torch import quantize_batch
+
+    audio = rng.standard_normal((3, 20_001)).astype(np.float32)
+    padded, lengths = quantize_batch(audio, np.array([20_001, 15_000, 9_000]))
+    assert padded.shape == (4, 32_000) and lengths.tolist() == [20_001, 15_000, 9_000, 20_001]
+    assert np.array_equal(padded[3, :20_001], audio[0]) and not padded[:3, 20_001:].any()
+    assert quantize_batch(audio[:1], np.array([20_001]))[0].shape == (2, 32_000)   # never one row
+
+    calls, shapes = [], []
+
+    def compile_stand_in(fn, **options):
+        calls.append(options)
+        return lambda audio, lengths: shapes.append(tuple(audio.shape)) or fn(audio, lengths)
+
+    monkeypatch.setattr(torch, "compile", compile_stand_in)
+    compiled = AcousticModel(resolve_checkpoint("tiny"), 1, runtime="torch", torch_compile="reduce-overhead")
+    plain = AcousticModel(resolve_checkpoint("tiny"), 1, runtime="torch")
+    assert calls == [{"mode": "reduce-overhead", "dynamic": True}]
+    assert compiled.provider == "torch:cpu:float32:compiled-reduce-overhead"
+    clips = [rng.standard_normal(n).astype(np.float32) for n in (5000, 16000, 16500, 33333)]
+    for a, b in zip(plain.run(clips), compiled.run(clips)):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+    assert all(rows >= 2 and rows & (rows - 1) == 0 and samples % 16_000 == 0 for rows, samples in shapes)
+
+
 def test_torch_runtime_windows_long_audio_like_the_onnx_runtime(tiny_repository, rng):
     from w2v_triton.serving.long_audio import LongAudioConfig
 
@@ -76,14 +109,15 @@ def test_torch_runtime_windows_long_audio_like_the_onnx_runtime(tiny_repository,
 
 @pytest.mark.integration
 def test_torch_runtime_serves_the_onnx_runtimes_transcripts(tiny_repository, real_speech, tmp_path):
-    from builders.repository import main as build_repository
     from client import TranscriptionClient
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
     from w2v_triton.serving.audio import load_audio
     from w2v_triton.serving.pipeline import ReferencePipeline
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repo = tmp_path / "torch_repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "torch"]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, options=RepositoryOptions(runtime="torch")))
     clips = [load_audio(u.audio) for u in real_speech[::20][:8]]
     expected = [ReferencePipeline(tiny_repository).transcribe(c) for c in clips]   # ONNX runtime
     assert [ReferencePipeline(repo).transcribe(c) for c in clips] == expected
@@ -101,11 +135,11 @@ def test_a_gpu_repository_on_a_cpu_machine_fails_to_start_with_one_clear_line(tm
 
     if torch.cuda.is_available() or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this machine has a GPU runtime")
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
 
     repo = tmp_path / "gpu_repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--device", "gpu",
-                             "--runtime", runtime]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, options=RepositoryOptions(device="gpu", runtime=runtime)))
     first_line = load_failure(repo)
     # Triton refuses KIND_GPU instances itself on a machine without a GPU; where a GPU exists but
     # no GPU runtime, the acoustic model's load fails with DeviceUnavailable ("DEVICE=gpu, but ...")
@@ -123,12 +157,12 @@ def test_a_gpu_without_a_gpu_runtime_fails_the_acoustic_model_load(tmp_path, run
 
     if torch.cuda.is_available() or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this machine has a GPU runtime")
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
     from w2v_triton.serving.tritonserver import Ports, ServerError, TritonServer
 
     repo = tmp_path / "gpu_repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--device", "gpu",
-                             "--runtime", runtime]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, options=RepositoryOptions(device="gpu", runtime=runtime)))
     for model in ("acoustic_model", "streaming_asr"):   # both run the acoustic model on DEVICE
         config = repo / model / "config.pbtxt"
         config.write_text(config.read_text().replace("kind: KIND_GPU", "kind: KIND_CPU"))

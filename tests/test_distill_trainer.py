@@ -178,7 +178,7 @@ def test_torchrun_ddp_two_processes(setup, tmp_path):
 def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng, served_transcripts):
     """`make build-models MODEL=<student dir>` consumes the output unchanged (ONNX verified), and a
     real tritonserver serving it returns the in-process pipeline's transcripts."""
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
     from w2v_triton.serving.pipeline import ReferencePipeline
 
     root, teacher_dir = setup
@@ -190,7 +190,7 @@ def test_distilled_student_is_served_end_to_end(setup, tmp_path, rng, served_tra
     run_distillation(cfg, train)
     student_dir = Path(cfg.out)
     repo = tmp_path / "repo"
-    assert build_repository(["--model", str(student_dir), "--output", str(repo)]) == 0
+    build_repository(BuildRequest(model=str(student_dir), output=repo))
     tones = [sf.read(root / "audio" / f"{i}.flac", dtype="float32")[0] for i in (0, 1)]
     clips = tones + [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8000, 23456)]
     expected = [ReferencePipeline(repo).transcribe(c) for c in clips]

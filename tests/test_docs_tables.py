@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from benchmarks import docs_tables
-from benchmarks.docs_tables import REPO_ROOT, TableSourceError, render_text, unsourced_tables
+from benchmarks.docs_tables import TableSourceError, render_text, unsourced_tables
+from w2v_triton.paths import REPO_ROOT
 
 
 @pytest.mark.parametrize("doc", docs_tables.doc_paths(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
@@ -104,14 +106,32 @@ def test_check_mode_reports_a_stale_doc_and_leaves_it(tmp_path: Path, capsys) ->
 
 
 def test_every_image_in_docs_has_a_command_that_writes_it() -> None:
-    """docs/*.png: named by a Make recipe (mk/*.mk) or by a --png/--plot option of a documented command."""
+    """docs/*.png: named by a Make recipe (mk/*.mk), by a --png/--plot option of a documented command,
+    or re-drawn by `make docs-plots` (benchmarks/docs_plots.py PLOTS)."""
     import re
+
+    from benchmarks.docs_plots import PLOTS
 
     make = "".join(p.read_text() for p in (REPO_ROOT / "mk").glob("*.mk"))
     docs = "".join(p.read_text() for p in docs_tables.doc_paths())
+    plotted = {png for _, png, _ in PLOTS}
     for png in sorted((REPO_ROOT / "docs").glob("*.png")):
         name = f"docs/{png.name}"
-        assert re.search(rf"^\t.*{re.escape(name)}", make, re.M) or re.search(rf"--(png|plot) {re.escape(name)}", docs), name
+        assert re.search(rf"^\t.*{re.escape(name)}", make, re.M) or re.search(rf"--(png|plot) {re.escape(name)}", docs) \
+            or name in plotted, name
+
+
+def test_docs_plots_redraws_each_curve_from_its_log(tmp_path: Path, repo_root: Path) -> None:
+    from benchmarks import docs_plots
+
+    for log, _, _ in docs_plots.PLOTS:
+        (tmp_path / log).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / log).write_text((repo_root / log).read_text())
+    assert docs_plots.main(["--root", str(tmp_path)]) == 0
+    for log, png, title in docs_plots.PLOTS:
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and log in title
+    assert "-m benchmarks.docs_plots" in subprocess.run(["make", "-n", "docs-plots"], cwd=repo_root, capture_output=True,
+                                                         text=True, check=True).stdout
 
 
 def test_training_curve_keeps_the_last_row_of_a_repeated_step(tmp_path: Path) -> None:

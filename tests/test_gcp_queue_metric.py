@@ -99,6 +99,67 @@ def test_main_writes_the_gauge_on_the_instance_resource():
     assert _Fake.posts[1][2]["timeSeries"][0]["points"][0]["value"] == {"doubleValue": 0.0}
 
 
+def gateway_page(requests: int, errors: int, latency_s: float, audio_s: float) -> str:
+    """What the gateway's /metrics shows (gateway/metrics.py's own registry) after these requests."""
+    from prometheus_client import generate_latest
+
+    from gateway.metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()
+    route = "/v1/audio/transcriptions"
+    for i in range(requests):
+        status = "502" if i < errors else "200"
+        metrics.requests.labels(route, status, "srt" if i % 2 else "json").inc()
+        metrics.latency.labels(route, "srt" if i % 2 else "json").observe(latency_s / requests)
+    metrics.requests.labels("/health", "200", "-").inc(50)        # other routes do not count
+    metrics.latency.labels("/health", "-").observe(0.001)
+    metrics.audio.inc(audio_s)
+    return generate_latest(metrics.registry).decode()
+
+
+def test_gateway_rates_from_its_own_metrics_page():
+    before = queue_metric.parse_gateway(gateway_page(0, 0, 0.0, 0.0))
+    after = queue_metric.parse_gateway(gateway_page(20, 2, 10.0, 300.0))
+    assert after == {"requests": 20.0, "errors": 2.0, "latency_s": pytest.approx(10.0), "timed": 20.0, "audio_s": 300.0}
+    rates = queue_metric.gateway_rates(before, after, 10.0)
+    assert rates == {"gateway_requests_per_s": 2.0, "gateway_5xx_per_s": 0.2,
+                     "gateway_latency_ms": pytest.approx(500.0), "gateway_audio_s_per_s": 30.0}
+    assert queue_metric.gateway_rates(after, before, 10.0) == {}   # the gateway restarted: no point
+    assert queue_metric.gateway_rates(after, after, 10.0)["gateway_latency_ms"] == 0.0
+
+
+def test_main_writes_the_gateway_gauges_beside_queue_time():
+    class Gateway(_Fake):
+        metrics = [METRICS_1, METRICS_2, METRICS_2]
+        pages = [gateway_page(0, 0, 0.0, 0.0), gateway_page(8, 1, 4.0, 60.0)]
+        posts: list = []
+
+        def do_GET(self):
+            if self.path == "/gateway":
+                self._reply(self.pages.pop(0) if len(self.pages) > 1 else self.pages[0])
+            else:
+                super().do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert queue_metric.main(["--metrics-url", f"{base}/metrics", "--gateway-metrics-url", f"{base}/gateway",
+                                  "--metadata-url", f"{base}/md", "--monitoring-url", f"{base}/v3",
+                                  "--interval", "0.05", "--iterations", "1"]) == 0
+    finally:
+        server.shutdown()
+    (post,) = Gateway.posts
+    values = {s["metric"]["type"].rsplit("/", 1)[1]: s["points"][0]["value"]["doubleValue"]
+              for s in post[2]["timeSeries"]}
+    assert set(values) == {"queue_time_ms", "gateway_requests_per_s", "gateway_5xx_per_s", "gateway_latency_ms",
+                           "gateway_audio_s_per_s"}
+    assert values["queue_time_ms"] == 152.0 and values["gateway_latency_ms"] == 500.0
+    # 8 requests (1 a 502) in one interval of about 0.05 s: rates, rounded to 3 decimals
+    assert values["gateway_requests_per_s"] > 8 and values["gateway_5xx_per_s"] * 8 == pytest.approx(
+        values["gateway_requests_per_s"], rel=1e-3)
+
+
 def test_interval_below_cloud_monitorings_limit_is_refused():
     with pytest.raises(SystemExit):
         queue_metric.main(["--interval", "1"])

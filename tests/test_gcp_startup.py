@@ -5,6 +5,7 @@ for the container; NO_METADATA=1 keeps the script away from the metadata server.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +96,8 @@ def test_vm_command_line_runs_the_container_on_the_bucket(fake_bin):
     runs = [i for i, c in enumerate(calls) if c[:3] == ["docker", "run", "--detach"]]
     assert len(runs) == 2 and calls.index(opened[-1]) < runs[0]
     assert [c for c in calls if c[:3] == ["docker", "rm", "--force"]] == [
-        ["docker", "rm", "--force", "w2v-triton"], ["docker", "rm", "--force", "w2v-triton-metrics"]]
+        ["docker", "rm", "--force", "w2v-triton"], ["docker", "rm", "--force", "w2v-triton-metrics"],
+        ["docker", "rm", "--force", "w2v-triton-gateway"]]
     run = calls[runs[0]]
     assert {"--network", "host", "--restart", "unless-stopped"} <= set(run)
     assert run[run.index("--stop-timeout") + 1] == "75"
@@ -108,6 +111,85 @@ def test_vm_command_line_runs_the_container_on_the_bucket(fake_bin):
     assert exporter[exporter.index("--name") + 1] == "w2v-triton-metrics"
     assert exporter[exporter.index(image) + 1:] == ["-m", "w2v_triton.serving.queue_metric", "--metrics-url",
                                                      "http://127.0.0.1:8002/metrics"]
+
+
+GATEWAY_IMAGE = "us-central1-docker.pkg.dev/p/w2v-asr-images/gateway:abc"
+
+
+def test_vm_runs_the_gateway_beside_the_server_with_keys_from_metadata(fake_bin, tmp_path):
+    calls = fake_bin(MODEL_REPOSITORY="gs://bkt/m", IMAGE="r.example/i:t", QUEUE_METRIC="true",
+                     GATEWAY_IMAGE=GATEWAY_IMAGE, GATEWAY_API_KEYS="sk-one,sk-two")
+    assert ["docker", "pull", GATEWAY_IMAGE] in calls
+    opened = [c[c.index("--dport") + 1] for c in calls if c[0] == "iptables" and "-A" in c]
+    assert opened == ["8000", "8001", "8002", "8080"]
+    runs = [c for c in calls if c[:3] == ["docker", "run", "--detach"]]
+    assert [r[r.index("--name") + 1] for r in runs] == ["w2v-triton", "w2v-triton-gateway", "w2v-triton-metrics"]
+    gateway = runs[1]
+    assert {"--network", "host", "--restart", "unless-stopped"} <= set(gateway)
+    assert gateway[gateway.index("--stop-timeout") + 1] == "75"
+    envs = [gateway[i + 1] for i, a in enumerate(gateway) if a == "--env"]
+    assert envs == ["TRITON_URL=127.0.0.1:8000", "GATEWAY_API_KEYS_FILE=/run/w2v-gateway/keys.txt"]
+    assert gateway[gateway.index("--volume") + 1] == f"{tmp_path / 'state' / 'gateway'}:/run/w2v-gateway:ro"
+    assert gateway[gateway.index(GATEWAY_IMAGE) + 1:] == ["uvicorn", "gateway.app:app", "--host", "0.0.0.0",
+                                                          "--port", "8080", "--timeout-graceful-shutdown", "70"]
+    keys = tmp_path / "state" / "gateway" / "keys.txt"
+    assert keys.read_text() == "sk-one\nsk-two\n"
+    assert keys.stat().st_mode & 0o777 == 0o600
+    assert keys.stat().st_uid == 10001 or os.geteuid() != 0   # the image's user (chown needs root)
+    exporter = runs[2]   # scrapes the gateway's /metrics beside Triton's
+    assert exporter[-2:] == ["--gateway-metrics-url", "http://127.0.0.1:8080/metrics"]
+
+
+class _FakeGoogle(BaseHTTPRequestHandler):
+    """The metadata server's token and Secret Manager's versions/latest:access, as the VM sees them."""
+    secret = b"sk-secret-1\nsk-secret-2\n"
+    status = 200
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, code: int, body: dict) -> None:
+        data = json.dumps(body, indent=2).encode()   # multi-line, as the API answers
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/computeMetadata/v1/instance/service-accounts/default/token":
+            ok = self.headers.get("Metadata-Flavor") == "Google"
+            self._reply(200 if ok else 403, {"access_token": "ya29.tok", "expires_in": 3599, "token_type": "Bearer"})
+        elif self.path == "/v1/projects/p/secrets/keys/versions/latest:access":
+            ok = self.headers.get("Authorization") == "Bearer ya29.tok" and self.status == 200
+            self._reply(200 if ok else 403, {"name": "projects/p/secrets/keys/versions/3", "payload": {
+                "data": base64.b64encode(self.secret).decode(), "dataCrc32c": "1"}})
+        else:
+            self._reply(404, {})
+
+
+@pytest.fixture
+def fake_google():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeGoogle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    yield {"METADATA_ROOT": f"{base}/computeMetadata/v1", "SECRET_MANAGER_URL": f"{base}/v1",
+           "GATEWAY_KEYS_SECRET": "projects/p/secrets/keys"}
+    server.shutdown()
+    _FakeGoogle.status = 200
+
+
+def test_vm_reads_the_gateway_keys_from_secret_manager(fake_bin, fake_google, tmp_path):
+    calls = fake_bin(MODEL_REPOSITORY="gs://bkt/m", IMAGE="r.example/i:t", GATEWAY_IMAGE=GATEWAY_IMAGE, **fake_google)
+    assert (tmp_path / "state" / "gateway" / "keys.txt").read_bytes() == _FakeGoogle.secret
+    assert any(c[:3] == ["docker", "run", "--detach"] and GATEWAY_IMAGE in c for c in calls)
+
+
+def test_an_unreadable_secret_stops_the_script_before_the_gateway(fake_bin, fake_google):
+    _FakeGoogle.status = 403
+    calls = fake_bin(expect_rc=22, MODEL_REPOSITORY="gs://bkt/m", IMAGE="r.example/i:t", GATEWAY_IMAGE=GATEWAY_IMAGE,
+                     **fake_google)   # curl -f: 22
+    assert not any(c[:3] == ["docker", "run", "--detach"] and GATEWAY_IMAGE in c for c in calls)
+    assert any(c[:3] == ["docker", "run", "--detach"] and "tritonserver" in c for c in calls)   # Triton still serves
 
 
 def test_vm_without_the_queue_metric_runs_only_the_server(fake_bin):
@@ -290,6 +372,8 @@ server.server_close()
 
 FAKE_DOCKER = r'''#!/usr/bin/env python3
 """docker for the namespace test: `run --detach ... tritonserver` starts the stand-in server;
+`run --detach ... uvicorn gateway.app:app ...` starts the real gateway with $GATEWAY_PYTHON (the
+project's venv), its --env values with the --volume paths mapped back to the host's;
 `stop --time T NAME` sends SIGTERM and SIGKILLs after T seconds, as Docker does."""
 import json, os, signal, subprocess, sys, time
 state = os.environ["FAKE_DOCKER_STATE"]
@@ -308,6 +392,21 @@ if args[:2] == ["run", "--detach"] and "tritonserver" in args:
         cmd = [sys.executable, os.environ["STAND_IN"], port]
     with open(os.path.join(state, name + ".out"), "w") as out:
         proc = subprocess.Popen(cmd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+    with open(os.path.join(state, name + ".pid"), "w") as f:
+        f.write(str(proc.pid))
+elif args[:2] == ["run", "--detach"] and "gateway.app:app" in args:
+    name = args[args.index("--name") + 1]
+    volumes = [args[i + 1].split(":")[:2] for i, a in enumerate(args) if a == "--volume"]
+    env = dict(os.environ)
+    for i, a in enumerate(args):
+        if a == "--env":
+            key, value = args[i + 1].split("=", 1)
+            for host, inside in volumes:
+                value = value.replace(inside, host)
+            env[key] = value
+    cmd = [os.environ["GATEWAY_PYTHON"], "-m", *args[args.index("uvicorn"):]]
+    with open(os.path.join(state, name + ".out"), "w") as out:
+        proc = subprocess.Popen(cmd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT, env=env)
     with open(os.path.join(state, name + ".pid"), "w") as f:
         f.write(str(proc.pid))
 elif args and args[0] == "stop":
@@ -397,7 +496,7 @@ def _wait_status(url: str, want: int, seconds: float) -> int | str:
     return status
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_startup_opens_the_cos_host_firewall_and_the_shutdown_script_drains(cos_like_namespace, tmp_path):
     ns = cos_like_namespace
     state = tmp_path / "docker-state"
@@ -411,7 +510,8 @@ def test_startup_opens_the_cos_host_firewall_and_the_shutdown_script_drains(cos_
            "FAKE_DOCKER_STATE": str(state), "STAND_IN": str(tmp_path / "stand_in.py"),
            "STATE_DIR": str(tmp_path / "state"), "MODEL_REPOSITORY": "gs://bkt/model_repository",
            "IMAGE": "registry.example/w2v/triton-server:t-cpu", "GRPC_TLS": "false", "QUEUE_METRIC": "true",
-           "TRITON_CONTAINER": "w2v-triton"}
+           "TRITON_CONTAINER": "w2v-triton", "GATEWAY_IMAGE": "registry.example/w2v/gateway:t",
+           "GATEWAY_API_KEYS": "sk-ns-key", "GATEWAY_PYTHON": sys.executable}
     health = f"http://{NS_IP}:8000/v2/health/ready"
     result = subprocess.run([*ns, "bash", str(STARTUP)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -424,10 +524,21 @@ def test_startup_opens_the_cos_host_firewall_and_the_shutdown_script_drains(cos_
     # From outside the namespace, through its firewall:
     assert _wait_status(health, 200, 10) == 200, "startup.sh left the serving port closed in the host firewall"
 
-    # ... and only because startup.sh opened it: without its rule the port is dropped again.
+    # The gateway beside it, through the same firewall, with the keys startup.sh handed it: from
+    # outside the namespace a client is not local, so it needs one.
+    gateway = f"http://{NS_IP}:8080"
+    assert _wait_status(f"{gateway}/metrics", 200, 60) == 200, (state / "w2v-triton-gateway.out").read_text()
+    assert _get(f"{gateway}/v1/models") == 401
+    with urllib.request.urlopen(urllib.request.Request(f"{gateway}/v1/models", headers={
+            "Authorization": "Bearer sk-ns-key"}), timeout=10) as reply:
+        assert json.load(reply)["data"][0]["id"] == "asr"
+
+    # ... and only because startup.sh opened them: without its rule a port is dropped again.
     rules = _run(*ns, "iptables", "-w", "-S", "INPUT").stdout
-    for port in ("8000", "8001", "8002"):
+    for port in ("8000", "8001", "8002", "8080"):
         assert f"--dport {port} -j ACCEPT" in rules, rules
+    _run(*ns, "iptables", "-w", "-D", "INPUT", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-j", "ACCEPT")
+    assert _status(f"{gateway}/metrics", timeout=1.5) in ("TimeoutError", "timeout")
     _run(*ns, "iptables", "-w", "-D", "INPUT", "-p", "tcp", "-m", "tcp", "--dport", "8000", "-j", "ACCEPT")
     assert _status(health, timeout=1.5) in ("TimeoutError", "timeout")   # the SYN is dropped, not refused
     _run(*ns, "iptables", "-w", "-I", "INPUT", "-p", "tcp", "--dport", "8000", "-j", "ACCEPT")
@@ -454,6 +565,7 @@ def test_startup_opens_the_cos_host_firewall_and_the_shutdown_script_drains(cos_
              if json.loads(line)[0] == "stop"]
     server_stop = [s for s in stops if s[-1] == "w2v-triton"]
     assert server_stop and int(server_stop[0][server_stop[0].index("--time") + 1]) >= 30, stops
+    assert [s for s in stops if s[-1] == "w2v-triton-gateway"], stops   # the gateway is stopped too
 
 
 @pytest.mark.timeout(120)

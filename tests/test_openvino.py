@@ -95,22 +95,23 @@ def test_a_missing_ir_file_fails_the_load_with_one_clear_line(tmp_path, tiny_ov_
 
 
 def test_builder_refuses_mixed_runtimes_and_variants(tmp_path, capsys):
-    from builders.repository import main as build_repository
+    from builders.repository import main as build_repository_cli
 
-    assert build_repository(["--model", "tiny", "--output", str(tmp_path / "a"), "--variant", "ov-bf16"]) == 2
+    assert build_repository_cli(["--model", "tiny", "--output", str(tmp_path / "a"), "--variant", "ov-bf16"]) == 2
     assert "add --runtime openvino" in capsys.readouterr().err
-    assert build_repository(["--model", "tiny", "--output", str(tmp_path / "b"), "--runtime", "openvino",
-                             "--variant", "int8-mm"]) == 2
+    assert build_repository_cli(["--model", "tiny", "--output", str(tmp_path / "b"), "--runtime", "openvino",
+                                 "--variant", "int8-mm"]) == 2
     assert "an onnxruntime variant" in capsys.readouterr().err
 
 
 def test_builder_serves_the_ov_int8_ir(tmp_path, tiny_ov_int8):
-    from builders.repository import main as build_repository
-    from w2v_triton.serving.settings import model_parameters
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
+    from w2v_triton.serving.pipeline import model_parameters
 
     repo = tmp_path / "repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "openvino",
-                             "--onnx", str(tiny_ov_int8)]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, onnx=tiny_ov_int8,
+                                  options=RepositoryOptions(runtime="openvino")))
     version = repo / spec.ACOUSTIC_MODEL / "1"
     settings = AcousticSettings.from_parameters(model_parameters(repo, spec.ACOUSTIC_MODEL))
     assert (settings.runtime, settings.model_file) == ("openvino", "model.xml")
@@ -119,7 +120,7 @@ def test_builder_serves_the_ov_int8_ir(tmp_path, tiny_ov_int8):
     streaming = repo / spec.STREAMING_MODEL / "1" / "acoustic"
     assert {p.name for p in streaming.iterdir()} == {"model.xml", "model.bin"}
     # rebuilt for onnxruntime into the same folder: the IR goes
-    assert build_repository(["--model", "tiny", "--output", str(repo)]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo))
     assert not (version / "model.xml").exists() and (version / "model.onnx").is_file()
 
 
@@ -128,14 +129,15 @@ def test_openvino_runtime_serves_the_onnx_runtimes_transcripts(tiny_repository, 
     """RUNTIME=openvino (the fp32 ONNX file, f32 precision) against the onnxruntime repository,
     in-process and through a real tritonserver: the same transcripts (bf16 and int8 change some of
     the tiny random model's near-tie frames; their agreement is measured, docs/optimization.md)."""
-    from builders.repository import main as build_repository
     from client import TranscriptionClient
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
     from w2v_triton.serving.audio import load_audio
     from w2v_triton.serving.pipeline import ReferencePipeline
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repo = tmp_path / "openvino_repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "openvino"]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, options=RepositoryOptions(runtime="openvino")))
     clips = [load_audio(u.audio) for u in real_speech[::20][:8]]
     expected = [ReferencePipeline(tiny_repository).transcribe(c) for c in clips]   # onnxruntime
     pipeline = ReferencePipeline(repo)
@@ -150,11 +152,12 @@ def test_openvino_runtime_serves_the_onnx_runtimes_transcripts(tiny_repository, 
 @pytest.mark.integration
 def test_a_repository_missing_its_ir_weights_fails_to_start_with_one_clear_line(tmp_path, tiny_ov_int8,
                                                                                   load_failure):
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
+    from w2v_triton.build.repository import RepositoryOptions
 
     repo = tmp_path / "ir_repo"
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--runtime", "openvino",
-                             "--onnx", str(tiny_ov_int8)]) == 0
+    build_repository(BuildRequest(model="tiny", output=repo, onnx=tiny_ov_int8,
+                                  options=RepositoryOptions(runtime="openvino")))
     for model, folder in ((spec.ACOUSTIC_MODEL, "1"), (spec.STREAMING_MODEL, "1/acoustic")):
         (repo / model / folder / "model.bin").unlink()
     first_line = load_failure(repo)

@@ -21,9 +21,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from builders.repository import main as build_repository
 from client.__main__ import main as client_main
+from w2v_triton.build.builder import BuildRequest, build_repository
+from w2v_triton.build.repository import RepositoryOptions
 from w2v_triton.build.lm_sentences import write_lm_dir
+from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.serving.pipeline import ReferencePipeline
 from w2v_triton.serving.spec import SAMPLE_RATE
 from w2v_triton.train import corpus
@@ -60,10 +62,9 @@ BARS = {"pyctcdecode": (8, 0.10), "flashlight": (7, 0.18)}
 def reference_repository(request, tmp_path_factory, sentences):
     lm = write_lm_dir(tmp_path_factory.mktemp("domain_lm"), sentences["train"])
     out = tmp_path_factory.mktemp(f"reference_repository_{request.param}")
-    assert build_repository(["--model", "reference", "--output", str(out), "--decoder-mode", "beam",
-                             "--beam-width", "32", "--alpha", "0.5", "--beta", "1.0",
-                             "--decoder-backend", request.param,
-                             "--lm-dir", str(lm), "--decoder-instances", "1"]) == 0
+    decoder = DecoderConfig(mode="beam", beam_width=32, alpha=0.5, beta=1.0, backend=request.param)
+    build_repository(BuildRequest(model="reference", output=out, lm_dir=lm,
+                                  options=RepositoryOptions(decoder=decoder, decoder_instances=1)))
     return out
 
 

@@ -106,11 +106,11 @@ def test_unreachable_server_is_reported(speech):
 @pytest.fixture(scope="module")
 def int8_server(tmp_path_factory):
     """The tiny model served as the int8-mm variant (block-MatMul front-end, dynamic int8)."""
-    from builders.repository import main as build_repository
+    from w2v_triton.build.builder import BuildRequest, build_repository
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     repository = tmp_path_factory.mktemp("int8_repository")
-    assert build_repository(["--model", "tiny", "--output", str(repository), "--variant", "int8-mm"]) == 0
+    build_repository(BuildRequest(model="tiny", output=repository, variant="int8-mm"))
     server = TritonServer(repository, Ports.free(), log_path=tmp_path_factory.mktemp("int8_log") / "triton.log")
     server.start(timeout=180)
     yield server, ReferencePipeline(repository)

@@ -64,13 +64,12 @@ def _configs(output):
     ("throughput", [], {}),
     ("throughput", ["--intra-op-threads", "2", "--queue-delay-us", "100"], {"intra_op_threads": 2, "queue_delay_us": 100}),
 ])
-def test_builder_renders_the_profile(tmp_path, tiny_repository, profile, flags, overrides):
-    from builders.repository import main as build_repository
+def test_builder_renders_the_profile(tmp_path, build_tiny, profile, flags, overrides):
+    from builders.repository import build_request, parse_args
 
-    onnx = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
-    output = tmp_path / "repo"
-    assert build_repository(["--model", "tiny", "--onnx", str(onnx), "--output", str(output),
-                             "--profile", profile, *flags]) == 0
+    options = RepositoryOptions.for_profile(profile, **overrides)
+    assert build_request(parse_args(["--profile", profile, *flags])).options == options   # what the flags ask for
+    output = build_tiny(tmp_path / "repo", options=options)
     want = {**PROFILES[profile].settings(), **overrides}
     configs = _configs(output)
     am = configs[spec.ACOUSTIC_MODEL]
@@ -89,14 +88,14 @@ def test_builder_renders_the_profile(tmp_path, tiny_repository, profile, flags, 
 
 
 def test_builder_refuses_an_unknown_profile(tiny_repository, tmp_path, capsys):
-    from builders.repository import main as build_repository
+    from builders.repository import main as build_repository_cli
 
     with pytest.raises(SystemExit):
-        build_repository(["--model", "tiny", "--output", str(tmp_path / "r"), "--profile", "fast"])
+        build_repository_cli(["--model", "tiny", "--output", str(tmp_path / "r"), "--profile", "fast"])
     assert "invalid choice: 'fast'" in capsys.readouterr().err
     onnx = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
-    assert build_repository(["--model", "tiny", "--onnx", str(onnx), "--output", str(tmp_path / "r"),
-                             "--decoder-instances", "0"]) == 2
+    assert build_repository_cli(["--model", "tiny", "--onnx", str(onnx), "--output", str(tmp_path / "r"),
+                                 "--decoder-instances", "0"]) == 2
     assert "instances must be >= 1" in capsys.readouterr().err
 
 

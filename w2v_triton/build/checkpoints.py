@@ -18,11 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# CheckpointMismatch and REPO_ROOT are re-exported: callers import them from here
+# CheckpointMismatch is re-exported: callers import it from here
 from w2v_triton.serving.ctc_model import (CTC_FAMILIES, CheckpointMismatch, CheckpointUnavailable,  # noqa: F401
                                   ctc_class_name, load_ctc_weights)
-from w2v_triton.paths import CHECKPOINT_CACHE, REFERENCE_MODEL_DIR
-from w2v_triton.paths import REPO_ROOT as REPO_ROOT
+from w2v_triton.paths import CHECKPOINT_CACHE, IN_CHECKOUT, REFERENCE_MODEL_DIR, REPO_ROOT
 from w2v_triton.serving.spec import BASE_960H_VOCAB, DEFAULT_HUB_MODEL, PAD_TOKEN, SAMPLE_RATE, WORD_DELIMITER
 from w2v_triton.serving.vocabulary import Vocabulary, VocabularyError
 
@@ -179,7 +178,9 @@ def resolve_checkpoint(name: str | None) -> Path:
         return make_offline_checkpoint(name)
     if name == "reference":
         if not (REFERENCE_MODEL_DIR / "config.json").is_file():
-            raise CheckpointUnavailable(f"the reference model is not in {REFERENCE_MODEL_DIR}")
+            raise CheckpointUnavailable(f"the reference model is not in {REFERENCE_MODEL_DIR}" if IN_CHECKOUT else
+                                        "the reference model is committed in the project's checkout (models/reference), "
+                                        "not in an installed package: MODEL=<its folder>")
         return REFERENCE_MODEL_DIR
     local = Path(name).expanduser()
     if local.exists():

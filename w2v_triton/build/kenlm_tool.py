@@ -17,10 +17,11 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from w2v_triton.paths import KENLM_CACHE
+
 log = logging.getLogger(__name__)
 
 KENLM_VERSION = "0.3.0"
-DEFAULT_CACHE = Path("build/kenlm")
 CXXFLAGS = ["-O2", "-DNDEBUG", "-DKENLM_MAX_ORDER=6", "-std=c++11", "-w"]
 # Quantisation kept by `make lm`: 16-bit probabilities and backoffs stay within 1e-3 log10 of
 # the unquantised scores on the shared reference sentences (8 and 12 bits do not); 27% smaller.
@@ -52,7 +53,7 @@ def _download_sdist(dest: Path) -> Path:
     return dest / name
 
 
-def compile_build_binary(cache: Path = DEFAULT_CACHE, jobs: int | None = None) -> Path:
+def compile_build_binary(cache: Path = KENLM_CACHE, jobs: int | None = None) -> Path:
     """Compile build_binary into ``cache/kenlm-<version>/bin`` (reused when present)."""
     exe = cache / f"kenlm-{KENLM_VERSION}" / "bin" / "build_binary"
     if exe.is_file():
@@ -93,7 +94,7 @@ def compile_build_binary(cache: Path = DEFAULT_CACHE, jobs: int | None = None) -
     return exe
 
 
-def find_build_binary(cache: Path = DEFAULT_CACHE) -> Path:
+def find_build_binary(cache: Path = KENLM_CACHE) -> Path:
     """``build_binary`` on PATH, else the one compiled from the kenlm sdist (compiling it once)."""
     on_path = shutil.which("build_binary")
     return Path(on_path) if on_path else compile_build_binary(cache)

@@ -20,8 +20,8 @@ from tqdm import tqdm
 from w2v_triton.serving.lm.arpa import SPECIAL_WORDS, NotArpaError, arpa_info, case_mapper, detect_case, open_text, recase_arpa, write_arpa
 from w2v_triton.build.kenlm_tool import QUANTIZE_ARGS, KenLMToolError, arpa_to_binary, find_build_binary
 from w2v_triton.serving.lm.sphinx_binary import cmu_en_us_lm_path, read_sphinx_trie
+from w2v_triton.paths import LM_DIR
 
-DEFAULT_OUT = Path("build/lm")
 DEFAULT_BASE_URL = "https://www.openslr.org/resources/11"   # LibriSpeech LMs (OpenSLR SLR11)
 DOWNLOADS = {
     "librispeech-3gram-pruned": "3-gram.pruned.1e-7.arpa.gz",
@@ -108,7 +108,7 @@ def _kenlm_case(path: Path) -> str:
     return "lower" if any(w in model for w in probes) else "none"
 
 
-def build_lm(out_dir: str | Path = DEFAULT_OUT, *, arpa: str | Path | None = None,
+def build_lm(out_dir: str | Path = LM_DIR, *, arpa: str | Path | None = None,
              kenlm_binary: str | Path | None = None, download_name: str | None = None,
              unigrams: str | Path | None = None, base_url: str = DEFAULT_BASE_URL,
              case: str = "upper", force: bool = False, timeout: float = 30.0,

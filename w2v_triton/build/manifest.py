@@ -58,7 +58,16 @@ def write_manifest(path: str | Path, utterances: list[Utterance]) -> None:
     path.write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
+# A folder laid out like ../shared/data/speech (<source>/manifest.jsonl + audio) used instead of it:
+# the real-speech subset a GPU kit carries (docs/gpu.md).
+SPEECH_DIR_ENV = "W2V_SPEECH_DIR"
+
+
+def shared_speech_dir(repo_root: Path) -> Path:
+    """$W2V_SPEECH_DIR when set, else ../shared/data/speech beside the checkout."""
+    return Path(os.environ.get(SPEECH_DIR_ENV) or repo_root.parent / "shared" / "data" / "speech")
+
+
 def shared_speech_manifests(repo_root: Path) -> list[Path]:
-    """The real-speech manifests in ../shared/data/speech (tests and benchmarks only)."""
-    root = repo_root.parent / "shared" / "data" / "speech"
-    return sorted(root.glob("*/manifest.jsonl"))
+    """The real-speech manifests (tests and benchmarks only): one per source folder."""
+    return sorted(shared_speech_dir(repo_root).glob("*/manifest.jsonl"))

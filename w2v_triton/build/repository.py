@@ -1,15 +1,17 @@
 """Render the Triton model repository from its templates, and read it back.
 
-Templates (`config*.pbtxt.template`, `1/model.py`) are tracked in `model_repository/`;
-rendered configs, the ONNX file and the vocabulary are generated next to them. The
-in-process pipeline reads the rendered configs through `settings.model_parameters`, so it runs
-with exactly the settings the server runs with.
+Templates (`config*.pbtxt.template`, `1/model.py`) are tracked in the checkout's `model_repository/`
+and ship in the wheel as package data of `w2v_triton.serving.model_repository` (`template_root`);
+rendered configs, the ONNX file and the vocabulary are written into the output folder (in the
+checkout by default next to the templates). The in-process pipeline reads the rendered configs
+through `pipeline.model_parameters`, so it runs with exactly the settings the server runs with.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from importlib import resources
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from string import Template
@@ -19,14 +21,29 @@ from w2v_triton.serving import spec
 from w2v_triton.serving.acoustic import (ONNX_FILE, OPENVINO_IR_FILE, OPENVINO_PRECISIONS, RUNTIMES,
                                  TORCH_CHECKPOINT_DIR, WARMUP_SECONDS, AcousticSettings)
 from w2v_triton.serving.batch_coupling import batch_coupled
-from w2v_triton.build.checkpoints import REPO_ROOT, CheckpointInfo
+from w2v_triton.build.checkpoints import CheckpointInfo
 from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.serving.devices import DEVICES
+from w2v_triton.serving.image import BUILD_INFO as BUILD_INFO  # the deploy reads it to check the image
 from w2v_triton.serving.long_audio import LongAudioConfig
 from w2v_triton.serving.preprocessing import PreprocessorSettings
 from w2v_triton.serving.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, StreamingConfig
+from w2v_triton.paths import REPO_ROOT
 
-TEMPLATE_ROOT = REPO_ROOT / "model_repository"
+TEMPLATE_PACKAGE = "model_repository"     # w2v_triton.serving.model_repository in a wheel (setup.py)
+
+
+def template_root() -> Path:
+    """The folder of the templates: in an installed wheel the package data of w2v_triton.serving
+    (setup.py maps the checkout's model_repository/ there); in a checkout its model_repository/,
+    which an editable install does not map into the package (setuptools' editable finder cannot
+    import a mapped folder without an __init__.py, and an __init__.py would become a __pycache__
+    model folder that Triton tries to load)."""
+    packaged = Path(str(resources.files("w2v_triton.serving").joinpath(TEMPLATE_PACKAGE)))
+    return packaged if packaged.is_dir() else REPO_ROOT / TEMPLATE_PACKAGE
+
+
+TEMPLATE_ROOT = template_root()
 # streaming_asr: chunks in, partials out (docs/streaming.md); it runs the acoustic model's file and
 # the decoder's files with their settings, in its own process
 MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec.ENSEMBLE_MODEL,
@@ -36,7 +53,6 @@ MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec
 # onnxruntime_onnx: Triton's native onnxruntime backend (NGC container only), an explicit opt-in
 # whose limits are rendered into its config (see the template and docs/architecture.md).
 PLATFORMS = ("python", "onnxruntime_onnx")
-BUILD_INFO = "build_info.json"
 WARMUP_DIR = "warmup"
 
 
@@ -92,6 +108,7 @@ class RepositoryOptions:
     device: str = "cpu"                # gpu: KIND_GPU acoustic instances, GPU runtime or a failed load
     runtime: str = "onnxruntime"       # torch: the checkpoint in (CUDA) PyTorch; openvino: OpenVINO on the
     torch_dtype: str = "auto"          # CPU (the ONNX file or an IR); both python platform only
+    torch_compile: str = ""            # runtime torch: a torch.compile mode ("reduce-overhead": CUDA graphs)
     openvino_precision: str = "f32"    # runtime openvino: f32 or bf16 inference precision
     openvino_ir: bool = False          # runtime openvino: the served file is an IR (model.xml + .bin)
     warmup: bool = True                # run requests before the acoustic model reports ready
@@ -120,6 +137,7 @@ class RepositoryOptions:
         if self.openvino_precision not in OPENVINO_PRECISIONS or (self.openvino_ir and self.runtime != "openvino"):
             raise ValueError(f"openvino_precision {self.openvino_precision!r} (expected one of {OPENVINO_PRECISIONS}) "
                              f"/ openvino_ir {self.openvino_ir} need runtime openvino")
+        self.acoustic_settings()   # e.g. torch_compile without runtime torch fails the build, not the load
         self.streaming_config()   # an invalid streaming setting fails the build, not the server
 
     @classmethod
@@ -147,8 +165,9 @@ class RepositoryOptions:
                       OPENVINO_IR_FILE if self.openvino_ir else ONNX_FILE)
         return AcousticSettings(
             runtime=self.runtime, model_file=model_file, device=self.device, intra_op_threads=self.intra_op_threads,
-            torch_dtype=self.torch_dtype, openvino_precision=self.openvino_precision, warmup=self.warmup,
-            cpu_arena=self.cpu_arena, release_memory=self.release_memory)
+            torch_dtype=self.torch_dtype, torch_compile=self.torch_compile,
+            openvino_precision=self.openvino_precision, warmup=self.warmup, cpu_arena=self.cpu_arena,
+            release_memory=self.release_memory)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RepositoryOptions":

@@ -7,11 +7,12 @@ WER and CER (jiwer) and the decode speed in audio seconds per CPU second of the 
 (`time.thread_time`): one decoder instance uses one core, so that is the speed per core,
 and it does not depend on what else runs on the machine.
 
-The chosen point (lowest WER; ties -> the faster one) is written into the repository by
-re-rendering it from its `build_info.json` with the new decoder values (the configs stay
-template output, and build_info.json records them), and `decoder/tuning.json` keeps every
-point plus the checkpoint/LM it was tuned for, so that `builders/repository.py` re-applies
-the values on a rebuild with the same checkpoint and LM.
+`tune_repository(TuningRequest)` runs the whole search (what `make tune-lm` and `make bench-lm`
+call); `apply_tuning` writes its result. The chosen point (lowest WER; ties -> the faster one) is
+written into the repository by re-rendering it from its `build_info.json` with the new decoder
+values (the configs stay template output, and build_info.json records them), and
+`decoder/tuning.json` keeps every point plus the checkpoint/LM it was tuned for, so that
+`builders/repository.py` re-applies the values on a rebuild with the same checkpoint and LM.
 """
 from __future__ import annotations
 
@@ -24,13 +25,22 @@ from typing import Any
 
 import numpy as np
 
+from w2v_triton.build.manifest import read_manifest
+from w2v_triton.build.repository import BUILD_INFO
+from w2v_triton.build.tuning import TUNING_FILE, file_id, save_tuning
+from w2v_triton.eval.metrics import error_rates
+from w2v_triton.paths import LM_DIR, lm_files
 from w2v_triton.serving import spec
 from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
-from w2v_triton.eval.metrics import error_rates
-from w2v_triton.serving.vocabulary import Vocabulary
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.typing import AnyArray
+from w2v_triton.serving.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_ALPHAS = (0.2, 0.5, 0.8, 1.2)
+DEFAULT_BETAS = (0.0, 1.0, 2.0)
+DEFAULT_BEAM_WIDTHS = (32,)
 
 
 @dataclass
@@ -146,3 +156,99 @@ def apply_to_repository(repository: Path, chosen: GridPoint, lm_files: list[Path
     render_repository(info, onnx, repository, options, [f for f in lm_files
                                                          if f.resolve().parent != (repository / spec.DECODER_MODEL).resolve()])
     return options.decoder
+
+
+@dataclass(frozen=True)
+class TuningRequest:
+    """What to tune: the beam decoder of the repository `repo` on the `dev` manifests, over the grid
+    alphas x betas x beam_widths. `lm_dir` None: the repository decoder's LM, else `make lm`'s folder.
+    `backend` None: the repository decoder's. The logits are read from / written to `logits_cache`."""
+
+    repo: Path
+    dev: tuple[Path, ...]
+    lm_dir: Path | None = None
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    betas: tuple[float, ...] = DEFAULT_BETAS
+    beam_widths: tuple[int, ...] = DEFAULT_BEAM_WIDTHS
+    backend: str | None = None
+    max_utterances: int = 0               # the first N utterances (0 = all)
+    threads: int | None = None            # onnxruntime threads for the logits
+    logits_cache: Path | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What `tune_repository` measured: every grid point, the chosen one, and `result` (the content of
+    decoder/tuning.json: the points, the choice and the checkpoint/LM it holds for)."""
+
+    points: list[GridPoint]
+    best: GridPoint
+    result: dict[str, Any]
+    lm_files: list[Path]
+    lm_name: str
+    unigrams_name: str
+    backend: str
+
+
+def resolve_lm(repo: Path, lm_dir: Path | None) -> tuple[list[Path], str, str]:
+    """(files, lm name, unigrams name): `lm_dir`, else the repository's decoder LM, else the work
+    directory's lm/ (what `make lm` writes)."""
+    if lm_dir is not None:
+        return lm_files(lm_dir)
+    params = model_parameters(repo, spec.DECODER_MODEL)
+    if params.get("lm_path"):
+        decoder_dir = repo / spec.DECODER_MODEL
+        files = [decoder_dir / params["lm_path"]] + (
+            [decoder_dir / params["unigrams_path"]] if params.get("unigrams_path") else [])
+        return files, params["lm_path"], params.get("unigrams_path", "")
+    return lm_files(LM_DIR)
+
+
+def tune_repository(request: TuningRequest) -> Tuning:
+    """Load the LM once, compute (or reuse) the logits, search the grid. Raises FileNotFoundError,
+    ValueError or DecoderConfigError (a missing/bad/mis-cased LM, no transcripts) before any logits."""
+    utterances = [u for manifest in request.dev for u in read_manifest(manifest)]
+    if request.max_utterances:
+        utterances = utterances[: request.max_utterances]
+    utterances = [u for u in utterances if u.text.strip()]
+    if not utterances:
+        raise ValueError(f"{' '.join(map(str, request.dev))}: no utterances with a transcript")
+    files, lm_name, unigrams_name = resolve_lm(request.repo, request.lm_dir)
+    vocab = Vocabulary.load_from_dir(request.repo / spec.DECODER_MODEL)
+    served = DecoderConfig.from_parameters(model_parameters(request.repo, spec.DECODER_MODEL), check_files=False)
+    backend = request.backend or served.backend
+    lm_config = DecoderConfig(mode="beam", beam_width=request.beam_widths[0], lm_path=str(files[0]),
+                              unigrams_path=str(files[1]) if len(files) > 1 else "", backend=backend,
+                              beam_prune_logp=served.beam_prune_logp, token_min_logp=served.token_min_logp)
+    decoder = CTCDecoder(vocab, lm_config)  # loads the LM once; a bad or mis-cased LM fails here
+    audio = [u.audio for u in utterances]
+    logits = cached_logits(request.logits_cache, audio)
+    if logits is None:
+        logits = compute_logits(request.repo, audio, request.threads, request.progress)
+        if request.logits_cache:
+            save_logits(request.logits_cache, audio, logits)
+    references = [u.text.lower() if vocab.upper_case is False else u.text.upper() for u in utterances]
+    points = grid_search(vocab, decoder, logits, references, [u.duration for u in utterances], list(request.alphas),
+                         list(request.betas), list(request.beam_widths), progress=request.progress)
+    best = choose(points)
+    build_info = request.repo / BUILD_INFO
+    result = {
+        "dev": [str(d) for d in request.dev], "utterances": len(utterances),
+        "audio_s": round(sum(u.duration for u in utterances), 3),
+        "checkpoint": json.loads(build_info.read_text()).get("checkpoint", "") if build_info.is_file() else "",
+        "lm": file_id(files[0]), "lm_path": str(files[0]), "backend": backend, "beam_prune_logp": served.beam_prune_logp,
+        "token_min_logp": served.token_min_logp,
+        "chosen": {"beam_width": best.beam_width, "alpha": best.alpha, "beta": best.beta},
+        "chosen_wer": best.wer, "points": [p.row() for p in points],
+    }
+    return Tuning(points, best, result, files, lm_name, unigrams_name, backend)
+
+
+def apply_tuning(repo: Path, tuning: Tuning) -> DecoderConfig:
+    """Write decoder/tuning.json (a rebuild re-applies it) and re-render `repo` with the chosen values."""
+    save_tuning(repo / spec.DECODER_MODEL, tuning.result)
+    decoder = apply_to_repository(repo, tuning.best, tuning.lm_files, tuning.lm_name, tuning.unigrams_name,
+                                  tuning.backend)
+    logger.info("%s: decoder set to %s (results in %s)", repo, decoder, repo / spec.DECODER_MODEL / TUNING_FILE)
+    return decoder

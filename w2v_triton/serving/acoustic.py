@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 RUNTIMES = ("onnxruntime", "torch", "openvino")
 OPENVINO_PRECISIONS = ("f32", "bf16")    # = acoustic_openvino.PRECISIONS (not imported: openvino is optional)
 TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16")   # auto: float16 on a GPU, float32 on a CPU
+# torch.compile modes of the torch runtime ("": not compiled; reduce-overhead adds CUDA graphs)
+TORCH_COMPILE_MODES = ("", "default", "max-autotune-no-cudagraphs", "reduce-overhead")
 ONNX_FILE = "model.onnx"
 OPENVINO_IR_FILE = "model.xml"            # + model.bin: runtime openvino serving an IR (the ov-int8 variant)
 TORCH_CHECKPOINT_DIR = "checkpoint"
@@ -74,6 +76,7 @@ class AcousticSettings:
     device: str = "cpu"
     intra_op_threads: int = 0            # 0 = the runtime's default (all cores)
     torch_dtype: str = "auto"
+    torch_compile: str = ""              # runtime torch: a torch.compile mode (TORCH_COMPILE_MODES)
     openvino_precision: str = "f32"      # runtime openvino: inference precision (bf16 on AVX512-BF16/AMX)
     bucket_ratio: float = 1.3
     warmup: bool = True
@@ -89,11 +92,14 @@ class AcousticSettings:
     def __post_init__(self) -> None:
         for name, value, allowed in (("runtime", self.runtime, RUNTIMES), ("device", self.device, DEVICES),
                                      ("torch_dtype", self.torch_dtype, TORCH_DTYPES),
+                                     ("torch_compile", self.torch_compile, TORCH_COMPILE_MODES),
                                      ("openvino_precision", self.openvino_precision, OPENVINO_PRECISIONS)):
             if value not in allowed:
                 raise AcousticSettingsError(f"acoustic {name} {value!r}: expected one of {allowed}")
         if self.runtime == "openvino" and self.device != "cpu":
             raise AcousticSettingsError("acoustic runtime openvino runs on the CPU: build with DEVICE=cpu")
+        if self.torch_compile and self.runtime != "torch":
+            raise AcousticSettingsError(f"torch_compile {self.torch_compile!r} needs runtime torch, not {self.runtime}")
         if self.bucket_ratio < 1 or self.intra_op_threads < 0:
             raise AcousticSettingsError(f"invalid acoustic settings: {self}")
 
@@ -172,8 +178,8 @@ class AcousticModel:
     def __init__(self, model_path: str | Path, intra_op_threads: int = 0,
                  long_audio: LongAudioConfig | None = None, bucket_ratio: float = 1.3,
                  runtime: str | None = None, device: str = "cpu", torch_dtype: str = "auto",
-                 device_id: int = 0, openvino_precision: str = "f32", cpu_arena: bool = True,
-                 release_memory: bool = True) -> None:
+                 device_id: int = 0, openvino_precision: str = "f32", torch_compile: str = "",
+                 cpu_arena: bool = True, release_memory: bool = True) -> None:
         model_path = Path(model_path)
         if not model_path.exists():
             raise FileNotFoundError(
@@ -181,14 +187,15 @@ class AcousticModel:
         runtime = runtime or ("torch" if model_path.is_dir() else "openvino" if model_path.suffix == ".xml"
                               else "onnxruntime")
         self.settings = AcousticSettings(runtime=runtime, device=device, intra_op_threads=intra_op_threads,
-                                         torch_dtype=torch_dtype, openvino_precision=openvino_precision,
-                                         bucket_ratio=bucket_ratio, cpu_arena=cpu_arena,
-                                         release_memory=release_memory, long_audio=long_audio or LongAudioConfig())
+                                         torch_dtype=torch_dtype, torch_compile=torch_compile,
+                                         openvino_precision=openvino_precision, bucket_ratio=bucket_ratio,
+                                         cpu_arena=cpu_arena, release_memory=release_memory,
+                                         long_audio=long_audio or LongAudioConfig())
         self.runner: OnnxRunner | TorchRunner | OpenVinoRunner
         if runtime == "torch":
             from w2v_triton.serving.acoustic_torch import TorchRunner
 
-            self.runner = TorchRunner(model_path, device, torch_dtype, intra_op_threads, device_id)
+            self.runner = TorchRunner(model_path, device, torch_dtype, intra_op_threads, device_id, torch_compile)
         elif runtime == "openvino":
             from w2v_triton.serving.acoustic_openvino import OpenVinoRunner
 
@@ -206,7 +213,8 @@ class AcousticModel:
     def from_settings(cls, version_dir: Path, settings: AcousticSettings, device_id: int = 0) -> "AcousticModel":
         return cls(Path(version_dir) / settings.model_file, settings.intra_op_threads, settings.long_audio,
                    settings.bucket_ratio, settings.runtime, settings.device, settings.torch_dtype, device_id,
-                   settings.openvino_precision, settings.cpu_arena, settings.release_memory)
+                   settings.openvino_precision, settings.torch_compile, settings.cpu_arena,
+                   settings.release_memory)
 
     @property
     def provider(self) -> str:

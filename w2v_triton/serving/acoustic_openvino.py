@@ -39,7 +39,7 @@ class OpenVinoRunner:
             import openvino as ov
         except ImportError:
             raise OpenVinoUnavailable("RUNTIME=openvino, but the openvino package is not installed "
-                                      "(pip install -r requirements.txt)") from None
+                                      "(the extra openvino: make venv)") from None
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
                                   "NUM_STREAMS": 1,
                                   # like onnxruntime's threads: not pinned to cores that Triton's other

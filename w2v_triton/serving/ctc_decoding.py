@@ -5,15 +5,21 @@ same parameters (`DecoderConfig.from_parameters`), so their transcripts agree.
 Special tokens (<s>, </s>, <unk>) are dropped from the label set in every mode: an
 untrained or weak model would otherwise spell them out.
 
-Besides the text, every mode gives word timestamps (`Decoded.words`): greedy from the best
-path's character runs, beam from pyctcdecode's word frame spans; frames are converted to
-seconds with spec.FRAME_STRIDE_SAMPLES / spec.SAMPLE_RATE. Beam mode takes per-request
-hotwords (pyctcdecode's hotword scorer, weight `hotword_weight`); greedy mode ignores them.
-Beam search runs in `config.backend`: flashlight-text (default, ctc_flashlight.py; C++) or
-pyctcdecode; flashlight has no hotwords, so requests that send them go to pyctcdecode.
+Besides the text, every mode gives word timestamps (`Decoded.words`): greedy and flashlight from
+the best path's character runs, pyctcdecode from its word frame spans; frames are converted to
+seconds with spec.FRAME_STRIDE_SAMPLES / spec.SAMPLE_RATE. Each word also carries its confidence,
+the mean log-probability per frame of the path's labels over its frames (pyctcdecode: of the
+best label per frame, as it keeps no path). Beam mode takes per-request
+hotwords (weight `hotword_weight`, natural log, added per hotword in the transcript); greedy mode
+ignores them. Beam search runs in `config.backend`: flashlight-text (default with an LM,
+ctc_flashlight.py; C++; hotwords through a per-request trie and LM wrapper) or pyctcdecode (its
+hotword scorer); beam search without an LM runs in pyctcdecode. A text PROMPT adds hotwords too:
+its words the LM does not know (`prompt_hotwords`); boosting the words the LM knows turned a
+mismatched prompt into word substitutions (docs/decoding.md, "Hotwords in the flashlight backend").
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,8 @@ from w2v_triton.serving.vocabulary import Vocabulary, VocabularyError
 from w2v_triton.serving.typing import AnyArray
 
 MODES = ("greedy", "beam")
-BACKENDS = ("flashlight", "pyctcdecode")   # beam search engines; hotword requests always use pyctcdecode
+_PROMPT_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")   # letters, apostrophes inside (DON'T, O'BRIEN)
+BACKENDS = ("flashlight", "pyctcdecode")   # beam search engines (with an LM; without one: pyctcdecode)
 
 
 @dataclass(frozen=True)
@@ -38,10 +45,11 @@ class DecoderConfig:
     beta: float = 1.0           # word insertion bonus
     lm_path: str = ""           # ARPA or KenLM binary; empty = beam search without LM
     unigrams_path: str = ""     # one word per line
-    hotword_weight: float = 10.0  # pyctcdecode's default; used only when a request sends hotwords
+    hotword_weight: float = 10.0  # bonus per hotword (natural log; pyctcdecode's default), both backends
     backend: str = "flashlight"   # beam+LM search engine (ctc_flashlight.py), or "pyctcdecode"
     beam_prune_logp: float = -10.0  # drop beams this far (log) below the best one (both backends)
     token_min_logp: float = -5.0    # pyctcdecode: skip tokens below this log-prob in a frame
+    max_prompt_words: int = 32      # a PROMPT's first distinct words considered (its out-of-LM ones boosted)
 
     def to_parameters(self) -> dict[str, str]:
         """The decoder model's Triton parameters (what the repository builder renders)."""
@@ -73,6 +81,8 @@ class DecoderConfig:
             raise DecoderConfigError(f"decoder backend {self.backend!r}: expected one of {BACKENDS}")
         if self.beam_prune_logp >= 0 or self.token_min_logp >= 0:
             raise DecoderConfigError("beam_prune_logp and token_min_logp are log-probabilities: must be < 0")
+        if self.max_prompt_words < 0:
+            raise DecoderConfigError(f"max_prompt_words must be >= 0, got {self.max_prompt_words}")
         if self.beam_width < 1:
             raise DecoderConfigError(f"beam_width must be >= 1, got {self.beam_width}")
         if self.lm_path and self.mode != "beam":
@@ -84,6 +94,14 @@ class DecoderConfig:
                 path = getattr(self, key)
                 if path and not Path(path).is_file():
                     raise DecoderConfigError(f"decoder {key} {path} does not exist (build it with `make lm`)")
+
+
+def prompt_words(prompt: str | bytes | None) -> list[str]:
+    """The distinct words of a text prompt in order, upper-cased: runs of letters with apostrophes
+    inside; digits and punctuation separate words ("GPT-3" -> GPT, "O'Brien's" -> O'BRIEN'S)."""
+    if isinstance(prompt, bytes):
+        prompt = prompt.decode("utf-8", errors="replace")
+    return list(dict.fromkeys(w.upper() for w in _PROMPT_WORD.findall(prompt or "")))
 
 
 class Labels:
@@ -112,20 +130,22 @@ class Labels:
 
 class CTCDecoder:
     """Decode [frames, vocab] logits into text, greedy or by beam search (config.backend:
-    flashlight-text, or pyctcdecode, which also takes every request that sends hotwords)."""
+    flashlight-text or pyctcdecode; both take per-request hotwords)."""
 
     def __init__(self, vocab: Vocabulary | dict[str, int], config: DecoderConfig | None = None) -> None:
         self.config = config or DecoderConfig()
         self.config.validate()
         self.labels = Labels(vocab)
-        self._beam = None   # pyctcdecode: the backend, or (built at the first one) for hotword requests
+        self._beam = None   # pyctcdecode backend
         self._fast = None   # flashlight backend (ctc_flashlight.py)
+        self.lm_words: frozenset[str] = frozenset()   # what a prompt's words are checked against
         # flashlight only with an LM: without one its lexicon-free search was slower than pyctcdecode
         # and no better than greedy on the reference model (docs/decoding.md)
         if self.config.mode == "beam" and self.config.backend == "flashlight" and self.config.lm_path:
             from w2v_triton.serving.ctc_flashlight import FlashlightBeam
             source, words = self._lm_words()
             self._check_lm_case(source, words)
+            self.lm_words = frozenset(words)
             self._fast = FlashlightBeam(self.labels.text, self.labels.blank, self.config, words)
         elif self.config.mode == "beam":
             self._beam = self._build_beam_decoder()
@@ -162,8 +182,14 @@ class CTCDecoder:
     def _build_beam_decoder(self) -> Any:
         from pyctcdecode.decoder import build_ctcdecoder
 
+        if self.config.lm_path:
+            # pyctcdecode's LM engine; pyctcdecode imports it only optionally, so it is named here
+            # (the server image's import check follows this import)
+            import kenlm  # noqa: F401
+
         source, words = self._lm_words()
         self._check_lm_case(source, words)
+        self.lm_words = frozenset(words)
         unigrams = words if self.config.unigrams_path else None
         try:
             return build_ctcdecoder(
@@ -193,21 +219,34 @@ class CTCDecoder:
         words = [clean_text(w.strip()) for w in raw.split(",")]
         return [w.upper() if self.labels.upper_case else w.lower() for w in words if w]
 
+    def prompt_hotwords(self, prompt: str | bytes | None) -> list[str]:
+        """The hotwords a text prompt adds: of its first `max_prompt_words` distinct words, those the
+        LM does not know (names, terms), cased like the vocabulary. The words the LM knows are left
+        to it: boosting them made a prompt that does not match the audio replace acoustically
+        similar words (docs/decoding.md). Without an LM every word counts; greedy mode takes none."""
+        if self.config.mode != "beam" or not prompt:
+            return []
+        words = [w if self.labels.upper_case else w.lower()
+                 for w in prompt_words(prompt)[:self.config.max_prompt_words]]
+        return [w for w in words if w not in self.lm_words]
+
     def decode_full(self, logits: AnyArray, hotwords: list[str] | None = None) -> "Decoded":
         """Text and word timestamps of one utterance's [frames, vocab] logits."""
         selected = self.labels.select(np.asarray(logits, dtype=np.float32))
         if self.config.mode != "beam":
             return greedy_decode(selected, self.labels.text, self.labels.blank)
-        if self._fast is not None and not hotwords:
-            return self._fast.decode(log_softmax(selected))
-        if self._beam is None:   # flashlight has no hotwords: pyctcdecode, built at the first such request
-            self._beam = self._build_beam_decoder()
+        if self._fast is not None:
+            return self._fast.decode(log_softmax(selected), hotwords or ())
+        assert self._beam is not None   # beam mode builds one of the two backends
+        log_probs = log_softmax(selected)
         beams = self._beam.decode_beams(
-            log_softmax(selected), beam_width=self.config.beam_width, hotwords=hotwords or None,
+            log_probs, beam_width=self.config.beam_width, hotwords=hotwords or None,
             hotword_weight=self.config.hotword_weight, beam_prune_logp=self.config.beam_prune_logp,
             token_min_logp=self.config.token_min_logp)
         text, _, word_frames = beams[0][:3]
-        return Decoded(clean_text(text), [WordTime.from_frames(w, a, b) for w, (a, b) in word_frames])
+        # pyctcdecode keeps no per-frame path: a word's confidence is the best label's per frame
+        best = log_probs.max(axis=-1)
+        return Decoded(clean_text(text), [WordTime.from_frames(w, a, b, best) for w, (a, b) in word_frames])
 
     def decode(self, logits: AnyArray, hotwords: list[str] | None = None) -> str:
         return self.decode_full(logits, hotwords).text

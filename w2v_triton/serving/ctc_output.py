@@ -44,14 +44,21 @@ def greedy_ids(logits: AnyArray, blank: int) -> list[int]:
 
 @dataclass(frozen=True)
 class WordTime:
+    """A word, its [start, end) in seconds, and `logprob`: the mean natural-log probability per
+    frame of the best path's labels over the word's frames (its confidence; what the gateway's
+    segments average into Whisper's `avg_logprob`)."""
+
     word: str
     start_s: float
     end_s: float
+    logprob: float
 
     @classmethod
-    def from_frames(cls, word: str, start: int, end: int) -> "WordTime":
-        """[start, end) logit frames -> seconds (rounded to 0.1 ms)."""
-        return cls(word, round(start * SECONDS_PER_FRAME, 4), round(end * SECONDS_PER_FRAME, 4))
+    def from_frames(cls, word: str, start: int, end: int, frame_logprob: AnyArray) -> "WordTime":
+        """[start, end) logit frames -> seconds (rounded to 0.1 ms); `frame_logprob`: the path's
+        log-probability of every frame of the utterance."""
+        mean = float(frame_logprob[start:end].mean()) if end > start else 0.0
+        return cls(word, round(start * SECONDS_PER_FRAME, 4), round(end * SECONDS_PER_FRAME, 4), round(mean, 4))
 
 
 @dataclass(frozen=True)
@@ -64,23 +71,31 @@ class Decoded:
 
 
 def greedy_decode(selected: AnyArray, text: list[str], blank: int) -> Decoded:
-    """Best path with word spans: each word runs from its first character's first frame to its
-    last character's last frame + 1 (the convention of pyctcdecode's word frames)."""
+    """The best path of [frames, labels] logits (argmax per frame), as words with spans."""
     best = selected.argmax(axis=-1)
     if best.size == 0:
         return Decoded("")
-    starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
-    ends = np.r_[starts[1:], best.size]
+    return path_decode(best, log_softmax(selected)[np.arange(best.size), best], text, blank)
+
+
+def path_decode(path: AnyArray, frame_logprob: AnyArray, text: list[str], blank: int) -> Decoded:
+    """A path of one label per frame (and each frame's log-probability of it) as words with spans:
+    each word runs from its first character's first frame to its last character's last frame + 1
+    (the convention of pyctcdecode's word frames). Greedy and flashlight decodes both end here."""
+    if path.size == 0:
+        return Decoded("")
+    starts = np.flatnonzero(np.r_[True, path[1:] != path[:-1]])
+    ends = np.r_[starts[1:], path.size]
     words: list[WordTime] = []
     chars: list[str] = []
     first = last = 0
-    for token, a, b in zip(best[starts].tolist(), starts.tolist(), ends.tolist()):
+    for token, a, b in zip(path[starts].tolist(), starts.tolist(), ends.tolist()):
         if token == blank:
             continue
         char = text[token]
         if char == " ":
             if chars:
-                words.append(WordTime.from_frames("".join(chars), first, last))
+                words.append(WordTime.from_frames("".join(chars), first, last, frame_logprob))
             chars = []
             continue
         if not chars:
@@ -88,5 +103,5 @@ def greedy_decode(selected: AnyArray, text: list[str], blank: int) -> Decoded:
         chars.append(char)
         last = b
     if chars:
-        words.append(WordTime.from_frames("".join(chars), first, last))
+        words.append(WordTime.from_frames("".join(chars), first, last, frame_logprob))
     return Decoded(" ".join(w.word for w in words), words)

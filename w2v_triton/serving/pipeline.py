@@ -13,9 +13,22 @@ from w2v_triton.serving import spec
 from w2v_triton.serving.acoustic import AcousticModel, AcousticSettings
 from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.serving.preprocessing import PreprocessorSettings
-from w2v_triton.serving.settings import model_parameters
 from w2v_triton.serving.vocabulary import Vocabulary
 from w2v_triton.serving.typing import AnyArray
+
+
+def model_parameters(repository: Path, model: str) -> dict[str, str]:
+    """The `parameters` map of a rendered config.pbtxt, as the python backend sees it. Here, not in
+    settings.py: it parses with Triton's protobuf (tritonclient), which no Triton model imports."""
+    from google.protobuf import json_format, text_format
+    from tritonclient.grpc import model_config_pb2
+
+    path = Path(repository) / model / "config.pbtxt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `make build-models` first")
+    config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    parameters = json_format.MessageToDict(config).get("parameters", {})
+    return {key: value.get("stringValue", "") for key, value in parameters.items()}
 
 
 def acoustic_settings(repository: Path) -> AcousticSettings:

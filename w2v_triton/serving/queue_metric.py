@@ -16,6 +16,12 @@ queue_time_ms` on the VM's `gce_instance` resource; the managed instance group's
 keeps its per-instance average near the target (deploy.sh --target-queue-ms). No requests in
 an interval means no queueing: 0. Standard library only, so it runs in the server image as is.
 Credentials, project, zone and instance id come from the metadata server.
+
+With `--gateway-metrics-url` it reads the HTTP gateway's /metrics beside Triton's (gateway/metrics.py,
+the same Prometheus text format) and writes four more gauges for its transcription route, from the
+increase of its counters over the interval: `gateway_requests_per_s`, `gateway_5xx_per_s`,
+`gateway_latency_ms` (mean per request) and `gateway_audio_s_per_s` (audio transcribed), all under
+`custom.googleapis.com/w2v_triton/`, for dashboards and alerts (the autoscaler reads queue time only).
 """
 from __future__ import annotations
 
@@ -29,12 +35,16 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 
-METRIC_TYPE = "custom.googleapis.com/w2v_triton/queue_time_ms"
+METRIC_PREFIX = "custom.googleapis.com/w2v_triton/"
+METRIC_TYPE = METRIC_PREFIX + "queue_time_ms"
 METADATA_URL = "http://metadata.google.internal/computeMetadata/v1"
 MONITORING_URL = "https://monitoring.googleapis.com/v3"
 QUEUE = "nv_inference_queue_duration_us"
 SUCCESS = "nv_inference_request_success"
 _SAMPLE = re.compile(r'^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+)\s*$')
+_ANY_SAMPLE = re.compile(r'^(\w+)(?:\{([^}]*)\})?\s+([0-9.eE+-]+)\s*$')
+GATEWAY_ROUTE = 'route="/v1/audio/transcriptions"'
+GATEWAY_TOTALS = ("requests", "errors", "latency_s", "timed", "audio_s")
 _MODEL = re.compile(r'model="([^"]*)"')
 
 log = logging.getLogger("w2v_triton.serving.queue_metric")
@@ -70,6 +80,39 @@ def queue_time_ms(before: Counters, after: Counters) -> float:
     return total
 
 
+def parse_gateway(text: str) -> dict[str, float]:
+    """The gateway's cumulative totals for its transcription route: requests, 5xx answers, latency
+    seconds and timed requests (the histogram's sum and count), and audio seconds transcribed."""
+    totals = dict.fromkeys(GATEWAY_TOTALS, 0.0)
+    for line in text.splitlines():
+        match = _ANY_SAMPLE.match(line.strip())
+        if not match:
+            continue
+        name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
+        if name == "gateway_audio_seconds_total":
+            totals["audio_s"] += value
+        elif GATEWAY_ROUTE not in labels:
+            continue
+        elif name == "gateway_requests_total":
+            totals["requests"] += value
+            totals["errors"] += value if 'status="5' in labels else 0.0
+        elif name == "gateway_request_duration_seconds_sum":
+            totals["latency_s"] += value
+        elif name == "gateway_request_duration_seconds_count":
+            totals["timed"] += value
+    return totals
+
+
+def gateway_rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """The gauges of one interval (metric name -> value); none when a counter went down (a restart)."""
+    delta = {k: after[k] - before.get(k, 0.0) for k in GATEWAY_TOTALS}
+    if seconds <= 0 or min(delta.values()) < 0:
+        return {}
+    return {"gateway_requests_per_s": delta["requests"] / seconds, "gateway_5xx_per_s": delta["errors"] / seconds,
+            "gateway_latency_ms": 1000 * delta["latency_s"] / delta["timed"] if delta["timed"] else 0.0,
+            "gateway_audio_s_per_s": delta["audio_s"] / seconds}
+
+
 def _get(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> str:
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as reply:
         body: bytes = reply.read()
@@ -96,19 +139,19 @@ class Instance:
         return self._token
 
 
-def time_series(instance: Instance, value: float, when: datetime) -> dict[str, Any]:
-    """The body of projects.timeSeries.create for one point of the gauge."""
+def time_series(instance: Instance, values: dict[str, float], when: datetime) -> dict[str, Any]:
+    """The body of projects.timeSeries.create: one point of each gauge (metric name -> value)."""
     return {"timeSeries": [{
-        "metric": {"type": METRIC_TYPE},
+        "metric": {"type": METRIC_PREFIX + name},
         "resource": {"type": "gce_instance", "labels": {
             "project_id": instance.project, "instance_id": instance.instance_id, "zone": instance.zone}},
         "points": [{"interval": {"endTime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
                     "value": {"doubleValue": round(value, 3)}}],
-    }]}
+    } for name, value in values.items()]}
 
 
-def write(instance: Instance, value: float, monitoring_url: str = MONITORING_URL) -> None:
-    body = json.dumps(time_series(instance, value, datetime.now(timezone.utc))).encode()
+def write(instance: Instance, values: dict[str, float], monitoring_url: str = MONITORING_URL) -> None:
+    body = json.dumps(time_series(instance, values, datetime.now(timezone.utc))).encode()
     request = urllib.request.Request(f"{monitoring_url.rstrip('/')}/projects/{instance.project}/timeSeries",
                                      data=body, method="POST",
                                      headers={"Authorization": f"Bearer {instance.token()}",
@@ -120,6 +163,7 @@ def write(instance: Instance, value: float, monitoring_url: str = MONITORING_URL
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--metrics-url", default="http://127.0.0.1:8002/metrics")
+    parser.add_argument("--gateway-metrics-url", default="", help="the HTTP gateway's /metrics (optional)")
     parser.add_argument("--interval", type=float, default=30.0,
                         help="seconds between points (Cloud Monitoring takes one per 5 s at most)")
     parser.add_argument("--iterations", type=int, default=0, help="stop after N points (0: run forever)")
@@ -132,17 +176,23 @@ def main(argv: list[str] | None = None) -> int:
 
     instance = None
     before: Counters | None = None
+    gateway_before: dict[str, float] | None = None
+    read_at = 0.0
     written = 0
     while not args.iterations or written < args.iterations:
         try:
             instance = instance or Instance(args.metadata_url)
             after = parse_counters(_get(args.metrics_url))
+            gateway_after = parse_gateway(_get(args.gateway_metrics_url)) if args.gateway_metrics_url else None
+            now = time.monotonic()
             if before is not None:
-                value = queue_time_ms(before, after)
-                write(instance, value, args.monitoring_url)
+                values = {"queue_time_ms": queue_time_ms(before, after)}
+                if gateway_after is not None and gateway_before is not None:
+                    values.update(gateway_rates(gateway_before, gateway_after, now - read_at))
+                write(instance, values, args.monitoring_url)
                 written += 1
-                log.info("queue time %.1f ms", value)
-            before = after
+                log.info("queue time %.1f ms", values["queue_time_ms"])
+            before, gateway_before, read_at = after, gateway_after, now
         except (OSError, ValueError, KeyError) as exc:   # server restarting, network blip: try again
             log.warning("no point this interval: %s", exc)
         time.sleep(args.interval)

@@ -11,18 +11,18 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from w2v_triton.paths import REPO_ROOT
+from w2v_triton.paths import DEFAULT_REPOSITORY, SERVER_LOG
 from w2v_triton.serving.tritonserver import Ports, ServerError, TritonServer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-repository", type=Path, default=REPO_ROOT / "model_repository")
+    parser.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--ready-timeout", type=float, default=180.0)
-    parser.add_argument("--log", type=Path, default=REPO_ROOT / "build" / "tritonserver.log")
+    parser.add_argument("--log", type=Path, default=SERVER_LOG)
     parser.add_argument("extra", nargs="*", help="extra tritonserver flags (after --)")
     args = parser.parse_args(argv)
 

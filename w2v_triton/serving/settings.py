@@ -7,7 +7,6 @@ defaulted once (in its dataclass) and a key no class knows is an error, not sile
 from __future__ import annotations
 
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 
@@ -51,16 +50,3 @@ def parse_parameters(cls: type, parameters: dict[str, str], error: type[Exceptio
 
 def unknown_keys(parameters: dict[str, str], known: set[str]) -> list[str]:
     return sorted(set(parameters) - known)
-
-
-def model_parameters(repository: Path, model: str) -> dict[str, str]:
-    """The `parameters` map of a rendered config.pbtxt, as the python backend sees it."""
-    from google.protobuf import json_format, text_format
-    from tritonclient.grpc import model_config_pb2
-
-    path = Path(repository) / model / "config.pbtxt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `make build-models` first")
-    config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-    parameters = json_format.MessageToDict(config).get("parameters", {})
-    return {key: value.get("stringValue", "") for key, value in parameters.items()}

@@ -43,6 +43,7 @@ AUDIO_LENGTHS = "AUDIO_LENGTHS"      # int64   [batch] valid samples per row
 LOGITS = "LOGITS"                    # float32 [batch, frames, vocab]
 LOGIT_LENGTHS = "LOGIT_LENGTHS"      # int64   [batch] valid frames per row
 HOTWORDS = "HOTWORDS"                # bytes   [batch, 1] optional, comma separated
+PROMPT = "PROMPT"                    # bytes   [batch, 1] optional text: its words the LM lacks become hotwords
 WORD_TIMESTAMPS = "WORD_TIMESTAMPS"  # bytes   [batch, 1] optional JSON
 IS_FINAL = "IS_FINAL"                # bool    [batch, 1] streaming: the stream's final transcript
 # Sequence-batcher controls of the streaming model (filled by Triton from the request's sequence

@@ -1,9 +1,11 @@
-"""Start the real tritonserver that ships in the nvidia-pytriton wheel, correctly set up.
+"""Start the real tritonserver that ships in the nvidia-pytriton wheel (or a kit), correctly set up.
 
 The wheel's python backend lacks its stub, the stub ignores PYTHONPATH and finds the
 interpreter through PATH, and a wrong LD_LIBRARY_PATH makes model loading hang instead
 of failing (README, "Running Triton here"). This module hides all of that behind
 `TritonServer`, used by `make serve`, the tests, the benchmarks and the GCP startup script.
+Where no wheel can be installed (a lent GPU machine without a registry), W2V_TRITON_HOME names an
+unpacked kit with the same layout (`make gpu-kit`, docs/gpu.md).
 """
 from __future__ import annotations
 
@@ -21,39 +23,74 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from w2v_triton.paths import REPO_ROOT
+from w2v_triton.paths import SERVER_LOG, TRITON_BACKENDS, TRITON_LIBS
 
-BACKEND_ROOT = REPO_ROOT / "build" / "triton_backends"
+# A folder with the wheel's server layout (pytriton/tritonserver/, nvidia_pytriton.libs/) and
+# bin/perf_analyzer, used instead of the installed wheels: an unpacked GPU kit (docs/gpu.md).
+TRITON_HOME_ENV = "W2V_TRITON_HOME"
 
 
 class ServerError(RuntimeError):
     """The server did not become ready or exited; the message includes its log tail."""
 
 
-def wheel_paths() -> tuple[Path, Path]:
-    """(pytriton/tritonserver dir, nvidia_pytriton.libs dir) of the installed wheel."""
-    import pytriton
+@dataclass(frozen=True)
+class TritonInstall:
+    """Where tritonserver, its libraries and perf_analyzer are, and where this process may write
+    the backend directory and the library links for them (beside the install they belong to, so
+    a kit and the wheel never overwrite each other's)."""
 
-    server_dir = Path(pytriton.__file__).resolve().parent / "tritonserver"
-    libs = server_dir.parent.parent / "nvidia_pytriton.libs"
-    if not (server_dir / "bin" / "tritonserver").is_file():
-        raise ServerError(f"no tritonserver binary under {server_dir}: is nvidia-pytriton installed?")
-    return server_dir, libs
+    server_dir: Path       # pytriton/tritonserver: bin/, backends/python/, python_backend_stubs/
+    libs: Path             # nvidia_pytriton.libs: libtritonserver, libcudart, libb64, ...
+    perf_analyzer: Path
+    backend_root: Path     # written: python/ with the stub for this interpreter
+    links: Path            # written: symlinks under the names perf_analyzer and the stub look for
+
+    @classmethod
+    def find(cls) -> "TritonInstall":
+        """The kit named by W2V_TRITON_HOME when set (never a silent fallback to the wheel),
+        else the nvidia-pytriton and tritonclient wheels installed beside this interpreter."""
+        home = os.environ.get(TRITON_HOME_ENV)
+        if home:
+            root = Path(home).resolve()
+            install = cls(root / "pytriton" / "tritonserver", root / "nvidia_pytriton.libs",
+                          root / "bin" / "perf_analyzer", root / "triton_backends", root / "triton_libs")
+            where = f"{TRITON_HOME_ENV}={home}"
+        else:
+            try:
+                import pytriton
+            except ImportError:
+                raise ServerError(f"no tritonserver: install nvidia-pytriton (make venv) or set "
+                                  f"{TRITON_HOME_ENV} to an unpacked kit") from None
+            server_dir = Path(pytriton.__file__).resolve().parent / "tritonserver"
+            install = cls(server_dir, server_dir.parent.parent / "nvidia_pytriton.libs",
+                          Path(sys.executable).parent / "perf_analyzer", TRITON_BACKENDS, TRITON_LIBS)
+            where = "the nvidia-pytriton wheel"
+        if not install.server_binary.is_file():
+            raise ServerError(f"no tritonserver binary under {install.server_dir} ({where})")
+        return install
+
+    @property
+    def server_binary(self) -> Path:
+        return self.server_dir / "bin" / "tritonserver"
+
+    def stub(self, version: str = f"{sys.version_info.major}.{sys.version_info.minor}") -> Path:
+        """The python backend stub built for CPython `version` (the wheel ships one per version)."""
+        return self.server_dir / "python_backend_stubs" / version / "triton_python_backend_stub"
 
 
-def prepare_backend_dir(target: Path = BACKEND_ROOT) -> Path:
+def prepare_backend_dir(install: TritonInstall | None = None) -> Path:
     """Copy the python backend and the stub for this interpreter into one backend directory."""
-    server_dir, _ = wheel_paths()
-    python_dir = target / "python"
-    stub = server_dir / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" \
-        / "triton_python_backend_stub"
+    install = install or TritonInstall.find()
+    python_dir = install.backend_root / "python"
+    stub = install.stub()
     if not stub.is_file():
-        raise ServerError(f"the wheel has no python backend stub for Python {sys.version.split()[0]}")
+        raise ServerError(f"{install.server_dir} has no python backend stub for Python {sys.version.split()[0]}")
     python_dir.mkdir(parents=True, exist_ok=True)
-    sources = [p for p in (server_dir / "backends" / "python").iterdir() if p.is_file()] + [stub]
+    sources = [p for p in (install.server_dir / "backends" / "python").iterdir() if p.is_file()] + [stub]
     for source in sources:
         _install_file(source, python_dir / source.name)
-    return target
+    return install.backend_root
 
 
 def _install_file(source: Path, target: Path) -> None:
@@ -66,28 +103,57 @@ def _install_file(source: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
-def library_dir() -> Path:
+# the names perf_analyzer (built outside the wheel) asks for -> the wheel's renamed copies
+LIBRARY_LINKS = (("libb64-*.so.0d", "libb64.so.0d"), ("libcudart-*.so.12*", "libcudart.so.12"))
+
+
+def library_dir(install: TritonInstall | None = None) -> Path:
     """A folder of symlinks under the names perf_analyzer and the stub look for."""
-    _, libs = wheel_paths()
-    target = REPO_ROOT / "build" / "triton_libs"
-    target.mkdir(parents=True, exist_ok=True)
-    for pattern, name in (("libb64-*.so.0d", "libb64.so.0d"), ("libcudart-*.so.12*", "libcudart.so.12")):
-        matches = sorted(libs.glob(pattern))
-        link = target / name
-        if matches and not link.exists():
-            link.symlink_to(matches[0])
-    return target
+    install = install or TritonInstall.find()
+    install.links.mkdir(parents=True, exist_ok=True)
+    for pattern, name in LIBRARY_LINKS:
+        matches = sorted(install.libs.glob(pattern))
+        link = install.links / name
+        if matches and not (link.is_symlink() and link.resolve() == matches[0].resolve()):
+            partial = link.with_name(name + ".partial")
+            partial.unlink(missing_ok=True)
+            partial.symlink_to(matches[0])
+            os.replace(partial, link)
+    return install.links
 
 
-def server_environment() -> dict[str, str]:
-    """PATH with this venv's python first; LD_LIBRARY_PATH with libpython and the wheel's libs."""
+def server_environment(install: TritonInstall | None = None, python_env: Path | None = None) -> dict[str, str]:
+    """PATH with this venv's python first (or python_env's: a venv of the same Python version);
+    LD_LIBRARY_PATH with libpython and the server's libs."""
+    install = install or TritonInstall.find()
     env = dict(os.environ)
-    _, libs = wheel_paths()
-    venv_bin = str(Path(sys.executable).parent)
+    venv_bin = str(Path(python_env) / "bin" if python_env else Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
-    ld_paths = [sysconfig.get_config_var("LIBDIR"), str(libs), str(library_dir())]
+    ld_paths = [sysconfig.get_config_var("LIBDIR"), str(install.libs), str(library_dir(install))]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in ld_paths + [env.get("LD_LIBRARY_PATH", "")] if p)
     return env
+
+
+def missing_libraries(install: TritonInstall | None = None) -> dict[str, list[str]]:
+    """Shared libraries that the server, the python backend, this interpreter's stub (libpython
+    among them) and perf_analyzer cannot find in the server's environment: {file: [names]}.
+    Checked before a start because a missing one can make a model load hang, not fail."""
+    install = install or TritonInstall.find()
+    if shutil.which("ldd") is None:
+        raise ServerError("ldd not found: the server's libraries cannot be checked (Debian/Ubuntu: libc-bin)")
+    env = server_environment(install)
+    files = [install.server_binary, install.server_dir / "backends" / "python" / "libtriton_python.so",
+             install.stub(), install.perf_analyzer]
+    missing: dict[str, list[str]] = {}
+    for path in files:
+        if not path.is_file():
+            missing[str(path)] = ["(the file itself)"]
+            continue
+        result = subprocess.run(["ldd", str(path)], env=env, capture_output=True, text=True, check=False)
+        lost = [line.split()[0] for line in result.stdout.splitlines() if "not found" in line]
+        if lost:
+            missing[str(path)] = lost
+    return missing
 
 
 def free_port() -> int:
@@ -108,12 +174,13 @@ class Ports:
         return cls(free_port(), free_port(), free_port())
 
 
-def server_command(repository: Path, ports: Ports, extra: Sequence[str] = ()) -> list[str]:
-    server_dir, _ = wheel_paths()
+def server_command(repository: Path, ports: Ports, extra: Sequence[str] = (),
+                   install: TritonInstall | None = None) -> list[str]:
+    install = install or TritonInstall.find()
     return [
-        str(server_dir / "bin" / "tritonserver"),
+        str(install.server_binary),
         f"--model-repository={Path(repository).resolve()}",
-        f"--backend-directory={prepare_backend_dir()}",
+        f"--backend-directory={prepare_backend_dir(install)}",
         f"--http-port={ports.http}", f"--grpc-port={ports.grpc}", f"--metrics-port={ports.metrics}",
         "--exit-timeout-secs=10", "--log-verbose=0", *extra,
     ]
@@ -147,10 +214,13 @@ class TritonServer:
     """A tritonserver child process: start, wait for readiness (with a timeout), stop by PID."""
 
     def __init__(self, repository: Path, ports: Ports | None = None, log_path: Path | None = None,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), python_env: Path | None = None) -> None:
+        """python_env: the venv the python models run in (default: this interpreter's); the
+        image-environment test serves from a venv installed like the server image."""
         self.repository = Path(repository)
+        self.python_env = python_env
         self.ports = ports or Ports()
-        self.log_path = log_path or REPO_ROOT / "build" / "tritonserver.log"
+        self.log_path = log_path or SERVER_LOG
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -166,8 +236,12 @@ class TritonServer:
         check_repository(self.repository)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
+        install = TritonInstall.find()
         self.process = subprocess.Popen(
-            server_command(self.repository, self.ports, self.extra_args), env=server_environment(),
+            server_command(self.repository, self.ports, self.extra_args, install),
+            env=server_environment(install, self.python_env),
+            # in another env, the models import its installed package, not a source tree here
+            cwd=self.python_env or None,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.wait_ready(timeout)

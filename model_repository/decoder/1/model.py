@@ -1,8 +1,8 @@
 """Triton python model: CTC decoding, greedy or beam+LM by config (w2v_triton.serving.ctc_decoding).
 
 Inputs LOGITS [B, T, V], LOGIT_LENGTHS [B] and, optionally, HOTWORDS [B, 1] (comma-separated
-words, beam mode only); outputs TRANSCRIPT [B, 1] and WORD_TIMESTAMPS [B, 1] (JSON), the
-latter computed only when requested.
+words, beam mode only) and PROMPT [B, 1] (text whose words the LM lacks join the hotwords);
+outputs TRANSCRIPT [B, 1] and WORD_TIMESTAMPS [B, 1] (JSON), the latter computed only when requested.
 """
 import json
 from pathlib import Path
@@ -17,6 +17,15 @@ from w2v_triton.serving.vocabulary import Vocabulary
 
 def _strings(values) -> np.ndarray:
     return np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
+
+
+def _rows(request, name: str, batch: int) -> list:
+    """An optional [B, 1] (or one row for all) string input as one value per row; None when absent."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return [None] * batch
+    rows = tensor.as_numpy().reshape(-1)
+    return list(np.repeat(rows, batch) if rows.size == 1 and batch > 1 else rows)
 
 
 class TritonPythonModel:
@@ -34,13 +43,9 @@ class TritonPythonModel:
         for request in requests:
             logits = pb_utils.get_input_tensor_by_name(request, spec.LOGITS).as_numpy()
             frames = pb_utils.get_input_tensor_by_name(request, spec.LOGIT_LENGTHS).as_numpy().reshape(-1)
-            hot = pb_utils.get_input_tensor_by_name(request, spec.HOTWORDS)
-            hotwords = None
-            if hot is not None:
-                rows = hot.as_numpy().reshape(-1)
-                if rows.size == 1 and logits.shape[0] > 1:
-                    rows = np.repeat(rows, logits.shape[0])
-                hotwords = [self.decoder.parse_hotwords(r) for r in rows]
+            hotwords = [self.decoder.parse_hotwords(h) + self.decoder.prompt_hotwords(p)
+                        for h, p in zip(_rows(request, spec.HOTWORDS, len(logits)),
+                                        _rows(request, spec.PROMPT, len(logits)))]
             decoded = self.decoder.decode_batch_full(
                 [row[: int(n)] for row, n in zip(logits, frames)], hotwords)
             outputs = [pb_utils.Tensor(spec.TRANSCRIPT, _strings(d.text for d in decoded))]

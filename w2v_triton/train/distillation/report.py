@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from w2v_triton.eval.tables import markdown_table
 from w2v_triton.train.trainer import read_log
 
 DEV_CURVES = (("dev_wer_student_vs_labels", "dev WER vs labels"),
@@ -77,9 +78,7 @@ def error_rows(models: dict[str, Path], sets: tuple[str, ...] = ("test_seen", "t
 def error_table(models: dict[str, Path], sets: tuple[str, ...] = ("test_seen", "test_unseen", "real_speech"),
                 relative_to: str | None = None) -> str:
     """Markdown of `error_rows`."""
-    columns, rows = error_rows(models, sets, relative_to)
-    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    return markdown_table(*error_rows(models, sets, relative_to))
 
 
 def teacher_agreement_table(teacher: Path, students: dict[str, Path],
@@ -89,8 +88,7 @@ def teacher_agreement_table(teacher: Path, students: dict[str, Path],
     from w2v_triton.eval.metrics import error_rates
 
     reference = json.loads(Path(teacher).read_text())
-    lines = ["| student | " + " | ".join(f"{s} WER / CER vs teacher" for s in sets) + " |",
-             "|---" * (len(sets) + 1) + "|"]
+    rows = []
     for name, path in students.items():
         hyps = json.loads(Path(path).read_text())
         cells = []
@@ -100,5 +98,5 @@ def teacher_agreement_table(teacher: Path, students: dict[str, Path],
                 continue
             wer, cer = error_rates([r["hyp"] for r in reference[split]], [h["hyp"] for h in hyps[split]])
             cells.append(f"{wer:.3f} / {cer:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([name, *cells])
+    return markdown_table(["student", *(f"{s} WER / CER vs teacher" for s in sets)], rows)
