@@ -15,6 +15,7 @@ order rotates every round. Per request: wall time, the process's peak resident m
 
     python -m benchmarks.acoustic_memory --model random-base [--configs arena-keep arena-release ...]
         [--lengths 0.5x10 10x3 40 100 600] [--title acoustic-memory]
+    python -m benchmarks.acoustic_memory --render benchmarks/results/<machine>/acoustic-memory.json
 
 Writes <title>.{json,md,png} into benchmarks/results/<machine>/. Audio is random noise (a
 model's memory and time do not depend on what is said).
@@ -200,14 +201,17 @@ def measure(names: list[str], onnx: Path, checkpoint: Path, lengths: list[tuple[
 
 
 def summarise(configs: dict, lengths: list[tuple[float, int]], baseline: str) -> dict:
-    """Per configuration and length: median wall time, audio-s/s, its ratio to `baseline`'s, the
-    largest peak and the resident memory after the length's last request."""
+    """Per configuration and length: median wall and CPU time, audio-s/s, the largest peak and the
+    resident memory after the length's last request, and the times as ratios to a reference: the
+    `baseline`, or where it stopped before that length, the first configuration that finished it
+    (`vs` names it)."""
     table: dict[str, dict] = {}
     for name, data in configs.items():
         rows = {}
         for seconds, _ in lengths:
             mine = [r for r in data["requests"] if r["seconds"] == seconds]
-            if not mine:
+            if not mine:    # the worker was stopped at an earlier length
+                rows[f"{seconds:g}"] = {"not_run": True}
                 continue
             if any("stopped" in r for r in mine):   # no time, no memory after: what it reached
                 rows[f"{seconds:g}"] = {"stopped": True, "peak_mib": max(r["peak"] for r in mine)}
@@ -218,15 +222,19 @@ def summarise(configs: dict, lengths: list[tuple[float, int]], baseline: str) ->
                                     "peak_mib": max(r["peak"] for r in mine),
                                     "rss_after_mib": mine[-1]["after"]["rss"]}
         table[name] = {"after_warmup_mib": data["after_warmup"]["rss"], "lengths": rows}
-    if baseline in table:
-        for name, data in table.items():
-            for key, row in data["lengths"].items():
-                base = table[baseline]["lengths"].get(key, {})
-                if row.get("stopped") or base.get("stopped") or not base:
-                    continue
-                row["time_vs_baseline"] = round(row["wall_s"] / base["wall_s"], 3)
-                if row["cpu_s"] and base["cpu_s"]:
-                    row["cpu_vs_baseline"] = round(row["cpu_s"] / base["cpu_s"], 3)
+    for seconds, _ in lengths:
+        key = f"{seconds:g}"
+        finished = [n for n, d in table.items() if "wall_s" in d["lengths"][key]]
+        if not finished:
+            continue
+        reference = baseline if baseline in finished else finished[0]
+        base = table[reference]["lengths"][key]
+        for name in finished:
+            row = table[name]["lengths"][key]
+            row["vs"] = reference
+            row["time_vs_baseline"] = round(row["wall_s"] / base["wall_s"], 3)
+            if row["cpu_s"] and base["cpu_s"]:
+                row["cpu_vs_baseline"] = round(row["cpu_s"] / base["cpu_s"], 3)
     return table
 
 
@@ -234,29 +242,46 @@ def _ratio(row: dict, key: str) -> str:
     return f"{row[key]:.2f}x" if row.get(key) is not None else "–"
 
 
-def cell(row: dict) -> str:
-    """`peak / after MiB, wall / CPU time vs the baseline` of one length, or how far it got."""
+def cell(row: dict, baseline: str) -> str:
+    """`peak / after MiB, wall / CPU time vs the reference` of one length, or how far it got."""
+    if row.get("not_run"):
+        return "not run (stopped earlier)"
     if row.get("stopped"):
         return f"stopped at {row['peak_mib']:.0f} MiB"
+    vs = f" vs {row['vs']}" if row.get("vs", baseline) != baseline else ""
     return (f"{row['peak_mib']:.0f} / {row['rss_after_mib']:.0f}, {_ratio(row, 'time_vs_baseline')} / "
-            f"{_ratio(row, 'cpu_vs_baseline')}")
+            f"{_ratio(row, 'cpu_vs_baseline')}{vs}")
+
+
+def table(report: dict) -> str:
+    """One row per configuration, one column per requested length (the docs render this too)."""
+    lengths = [f"{seconds:g}" for seconds, _ in parse_lengths(report["lengths"].split())]
+    return markdown_table(
+        ["configuration", "after warm-up (MiB)"]
+        + [f"{s} s: peak / after (MiB), wall / CPU time vs {report['baseline']}" for s in lengths],
+        [[name, f"{data['after_warmup_mib']:.0f}"]
+         + [cell(data["lengths"].get(s, {"not_run": True}), report["baseline"]) for s in lengths]
+         for name, data in report["summary"].items()])
 
 
 def markdown(report: dict) -> str:
-    lengths = list(max(report["summary"].values(), key=lambda d: len(d["lengths"]))["lengths"])
-    table = markdown_table(
-        ["configuration", "after warm-up MiB"] + [f"{s} s: peak / after MiB, wall / CPU time vs {report['baseline']}"
-                                                  for s in lengths],
-        [[name, f"{data['after_warmup_mib']:.0f}"] + [cell(data["lengths"][s]) if s in data["lengths"] else "–"
-                                                      for s in lengths]
-         for name, data in report["summary"].items()])
     return "\n".join([
         f"# {report['title']}: acoustic model memory and speed per setting", "",
         f"{report['machine']}, {report['date']}, load average before/after {report['load_before']} / "
         f"{report['load_after']} (a shared machine: compare times only within this table). Model "
         f"`{report['model']}`, {report['threads']}; requests interleaved over the configurations "
-        f"({report['lengths']}). Command: `{report['command']}`", "", table, "",
+        f"({report['lengths']}). A worker whose resident memory passed {report.get('cap_mib', 3072):.0f} MiB was "
+        f"stopped; where `{report['baseline']}` did not finish a length, its times are ratios to the "
+        f"configuration named in the cell. Command: `{report['command']}`", "", table(report), "",
         "Settings: " + "; ".join(f"`{n}` {c['settings']}" for n, c in report["configs"].items()), ""])
+
+
+def write(report: dict, out: Path) -> None:
+    """<title>.{json,md,png} into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{report['title']}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{report['title']}.md").write_text(markdown(report))
+    plot(report, out / f"{report['title']}.png")
 
 
 def plot(report: dict, path: Path) -> None:
@@ -296,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop a worker whose resident memory passes this (a shared machine)")
     parser.add_argument("--title", default="acoustic-memory")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="re-summarise and re-render a results file's .md/.png from its measurements")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--version-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -303,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         values = json.loads(args.worker)
         values["long_audio"] = LongAudioConfig(**values["long_audio"])
         return worker(AcousticSettings(**values), args.version_dir)
+
+    if args.render:
+        report = json.loads(args.render.read_text())
+        report["summary"] = summarise(report["configs"], parse_lengths(report["lengths"].split()), report["baseline"])
+        write(report, args.render.parent)
+        print(markdown(report))
+        return 0
 
     lengths = parse_lengths(args.lengths)
     onnx, checkpoint = model_files(args.model)
@@ -312,13 +346,10 @@ def main(argv: list[str] | None = None) -> int:
               "threads": "intra-op threads: all cores (the latency profile's)",
               "load_before": " ".join(f"{x:.1f}" for x in load_before),
               "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-              "lengths": " ".join(args.lengths), "baseline": args.baseline,
+              "lengths": " ".join(args.lengths), "baseline": args.baseline, "cap_mib": args.cap_mib,
               "command": "python -m benchmarks.acoustic_memory " + " ".join(sys.argv[1:] if argv is None else argv),
               "summary": summarise(configs, lengths, args.baseline), "configs": configs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.title}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{args.title}.md").write_text(markdown(report))
-    plot(report, args.out / f"{args.title}.png")
+    write(report, args.out)
     print(markdown(report))
     return 0
 

@@ -328,15 +328,9 @@ def render_gpu_served(path: Path) -> str:
 def render_acoustic_memory(path: Path) -> str:
     """benchmarks/acoustic_memory.py: per configuration, resident memory after warm-up, then per
     request length the peak / resident after (MiB) and the median time relative to the baseline."""
-    from benchmarks.acoustic_memory import cell
+    from benchmarks.acoustic_memory import table
 
-    report = json.loads(path.read_text())
-    lengths = list(max(report["summary"].values(), key=lambda d: len(d["lengths"]))["lengths"])
-    rows = [[name, f"{data['after_warmup_mib']:.0f}"]
-            + [cell(data["lengths"][s]) if s in data["lengths"] else "–" for s in lengths]
-            for name, data in report["summary"].items()]
-    return markdown_table(["configuration", "after warm-up (MiB)"]
-                          + [f"{s} s: peak / after (MiB), wall / CPU time vs {report['baseline']}" for s in lengths], rows)
+    return table(json.loads(path.read_text()))
 
 
 def render_boot_memory(path: Path) -> str:
