@@ -35,11 +35,11 @@ endif
 help:  ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-# PyTorch: TORCH=auto (CUDA build when nvidia-smi runs, else CPU), cpu or cuda; tools/torch_install.py
+# PyTorch: TORCH=auto (CUDA build when nvidia-smi runs, else CPU), cpu or cuda; tools/dev/torch_install.py
 # installs it before the rest, so the public index's CUDA wheel is never fetched for a CPU machine.
 TORCH ?= auto
 VENV_HINT = python3 -m venv needs ensurepip: install it (Debian/Ubuntu: sudo apt-get install python3-venv)
-# The venv's pins (tools/pins.py writes them from pyproject.toml: `make pins`) are for Python 3.11.
+# The venv's pins (tools/dev/pins.py writes them from pyproject.toml: `make pins`) are for Python 3.11.
 VENV_PINS := requirements/venv-py311.txt
 VENV_PYTHON_HINT = make venv: $(VENV_PINS) pins Python 3.11; run with PYTHON=python3.11
 
@@ -48,14 +48,14 @@ $(VENV)/.installed: $(VENV_PINS) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "$(VENV_PYTHON_HINT)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip==25.3
-	$(PY) tools/torch_install.py --torch $(TORCH) --requirements $(VENV_PINS)
+	$(PY) tools/dev/torch_install.py --torch $(TORCH) --requirements $(VENV_PINS)
 	$(PY) -m pip install -q -c $(VENV_PINS) -e ".[dev]"
 	touch $@
 
 venv: $(VENV)/.installed  ## create .venv: the extra dev of pyproject.toml with its pins (TORCH=auto|cpu|cuda)
 
 pins: venv  ## regenerate requirements/*.txt from pyproject.toml (uv); PINS_ARGS=--upgrade for newer releases
-	$(PY) tools/pins.py $(PINS_ARGS)
+	$(PY) tools/dev/pins.py $(PINS_ARGS)
 
 build-models: venv  ## build the model repository: MODEL=<hub id|dir|random-base|tiny|reference> DEVICE=cpu|gpu RUNTIME=onnxruntime|torch|openvino PLATFORM=python|onnxruntime_onnx PROFILE=latency|throughput
 	$(PY) -m builders.repository --model "$(MODEL)" --output $(REPO) --platform $(PLATFORM) \
@@ -80,10 +80,10 @@ test: venv system-deps lint  ## install what the tests use (venv, system package
 test-fast: venv lint  ## lint, then unit tests only (no server)
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_FLAGS) tests
 
-# Debian packages the tests use, one helper for all (tools/system_deps.sh: present, installed as root
+# Debian packages the tests use, one helper for all (tools/dev/system_deps.sh: present, installed as root
 # with apt-get, or the one command to run). Each area's list sits with its target (mk/*.mk).
 NETNS_DEPS = ip=iproute2 iptables=iptables
-SYSTEM_DEPS = tools/system_deps.sh
+SYSTEM_DEPS = tools/dev/system_deps.sh
 
 test-deps:  ## system packages of the network-namespace tests (iproute2, iptables)
 	@bash $(SYSTEM_DEPS) "test deps" $(NETNS_DEPS)

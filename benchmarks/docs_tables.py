@@ -269,7 +269,7 @@ def render_long_audio_seams(path: Path) -> str:
 
 
 def render_int8_study(path: Path) -> str:
-    """tools/int8_study.py's report: int8-mm with parts kept in float, and static int8."""
+    """tools/dev/int8_study.py's report: int8-mm with parts kept in float, and static int8."""
     report = json.loads(path.read_text())
     rows = []
     for name, r in report["results"].items():
@@ -280,15 +280,29 @@ def render_int8_study(path: Path) -> str:
 
 
 def render_eval(path: Path) -> str:
-    """builders/train_reference.py's eval_results.json: greedy CER / WER per set."""
+    """builders/train_reference.py's eval_results.json: greedy CER / WER per set, and per synthesiser of
+    a set where the corpus had several."""
     report = json.loads(path.read_text())
-    rows = [[name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
-             f"{r['wer']:.3f}"] for name, r in report.items()]
+    rows = []
+    for name, r in report.items():
+        rows.append([name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
+                     f"{r['wer']:.3f}"])
+        rows += [[f"{name}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}"]
+                 for synth, g in r.get("by_synth", {}).items()]
     return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
 
 
+def render_promotion(path: Path) -> str:
+    """builders/promote_reference.py --report: both models' CER / WER per set and synthesiser
+    (the model card's table)."""
+    from w2v_triton.train.model_card import evaluation_table
+
+    report = json.loads(path.read_text())
+    return evaluation_table(report["candidate"], report["committed"])
+
+
 def render_decoding_eval(path: Path) -> str:
-    """tools/eval_reference_decoding.py's report: greedy vs beam + each LM, per set."""
+    """tools/dev/eval_reference_decoding.py's report: greedy vs beam + each LM, per set."""
     report = json.loads(path.read_text())
     decoders, sets = [], []
     for key in report:
@@ -318,7 +332,7 @@ def render_training_curve(path: Path) -> str:
 
 
 def render_gpu_served(path: Path) -> str:
-    """Every tools/gpu_serving_bench.sh report in a folder: best rate, latency, GPU utilisation and
+    """Every tools/gpu/gpu_serving_bench.sh report in a folder: best rate, latency, GPU utilisation and
     where the time went per variant and sweep, against issue 33's goals (benchmarks/gpu_summary.py)."""
     if not gpu_summary.summary_rows(path):
         raise TableSourceError(f"{path}: no gpu-served-*.json reports")
@@ -379,7 +393,8 @@ def render_autoscaling(path: Path) -> str:
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "table": render_table, "inprocess": render_inprocess, "served": render_served, "goals": render_goals,
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
-    "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "decoding-eval": render_decoding_eval,
+    "int8-study": render_int8_study, "long-audio": render_long_audio, "long-audio-seams": render_long_audio_seams, "eval": render_eval, "promotion": render_promotion,
+    "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
     "latency": render_latency, "openvino": render_openvino, "gpu-served": render_gpu_served,
     "acoustic-memory": render_acoustic_memory, "boot-memory": render_boot_memory, "gcp-derived": render_gcp_derived,

@@ -1,4 +1,4 @@
-"""A GPU serving run at a glance (tools/gpu_serving_bench.sh; docs/gpu.md).
+"""A GPU serving run at a glance (tools/gpu/gpu_serving_bench.sh; docs/gpu.md).
 
 Per variant and sweep: the best rate and its concurrency, latency, GPU utilisation, and where the
 time went at that level. "busy" is a model's compute time over the level's duration (Triton's

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # stopped by a time box (`timeout`, tools/gpu_serving_bench.sh): unwind, so that the server is
+    # stopped by a time box (`timeout`, tools/gpu/gpu_serving_bench.sh): unwind, so that the server is
     # stopped by its PID and perf_analyzer is killed, instead of both running on
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     sys.exit(main())

@@ -1,29 +1,34 @@
-"""Streaming recognition: final-vs-offline agreement in process, and latency under concurrent
-streams in a real tritonserver. Writes streaming-<model>.{json,md,png} and two docs tables
-(tables/streaming-quality.json, tables/streaming-load.json) into benchmarks/results/<machine>/.
+"""Streaming recognition: segment finals vs offline in process, latency under concurrent streams in
+a real tritonserver, and the SLO sweep. Writes streaming-<model>.{json,md,png}, streaming-slo.{json,
+md,png} and the docs tables (tables/streaming-quality.json, streaming-load.json, streaming-slo.json)
+into benchmarks/results/<machine>/.
 
 Quality (in process, w2v_triton.serving.streaming on the repository's acoustic model and decoder): each
-utterance streamed in `--chunk-seconds` chunks; the final transcript, and the transcript of the
-chunk frames alone (final_pass "streamed": what the partials converge to, and the final of a
-stream longer than max_full_seconds), compared with the offline transcript (WER/CER with the
-offline text as reference) and with the true text, for several context and normalisation
-settings. Sets: real speech (../shared/data/speech, when present) and clean espeak-ng speech of
-held-out corpus sentences (when espeak-ng is installed).
+utterance streamed in `--chunk-seconds` chunks; the concatenation of its segment finals (each the
+acoustic model re-run over that VAD segment) compared with the offline transcript (WER/CER with
+the offline text as reference) and with the true text, for several settings. Sets: real speech
+(../shared/data/speech, when present) and clean espeak-ng speech of held-out corpus sentences.
 
 Load (served): N concurrent streams (one gRPC stream each, chunks sent at real-time pace) of
 real utterances; per-chunk latency (chunk sent -> its response) p50/p99, the time from a stream's
-start to its first non-empty partial, the final's latency after the last chunk, and the real-time
+start to its first non-empty partial, the last response's latency after END, and the real-time
 factor: the streaming model's execution time (Triton batch statistics) per second of audio
 streamed, and how busy the one model instance was (execution time / wall time of the level: near
 1 it is saturated, cannot keep up, and latencies grow).
 
+SLO sweep (`--slo REPO=NAME,...`, served): for each repository (model x decoder) and chunk size,
+concurrency doubles (1, 2, 4, ...) until the chunk latency p99 passes `--slo-ms` (300) or a
+stream fails; reported: the most concurrent real-time streams within it (Riva's streaming table).
+
     python -m benchmarks.streaming [--model reference] [--levels 1,2,4,8,16] [--utterances 12]
+    python -m benchmarks.streaming --slo build/repos/ref-greedy=teacher/greedy,build/repos/ref-beam=teacher/beam+LM
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -43,11 +48,9 @@ from w2v_triton.eval.tables import markdown_table
 
 # (label, StreamingConfig changes): the default first
 SETTINGS = [
-    ("left 4 s, right 0.5 s, running norm", {}),
-    ("left 4 s, right 0.5 s, window norm", {"normalization": "window"}),
-    ("left 4 s, right 0.5 s, no norm", {"normalization": "none"}),
-    ("left 2 s, right 0.5 s, running norm", {"left_context_seconds": 2.0}),
-    ("left 4 s, right 1 s, running norm", {"right_context_seconds": 1.0}),
+    ("silero VAD segments (default)", {}),
+    ("one segment per utterance (vad none)", {"vad": "none"}),
+    ("silero VAD, min silence 0.3 s", {"min_silence_seconds": 0.3}),
 ]
 
 
@@ -62,25 +65,25 @@ def real_speech(count: int, max_seconds: float) -> list[tuple[np.ndarray, str]]:
 
 def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
     """Clean espeak-ng speech of the corpus' held-out test_seen sentences (training voices)."""
-    from w2v_triton.train.corpus import (CorpusConfig, find_espeak, split_sentences, synthesize,
-                                            training_voices)
+    from w2v_triton.train.corpus import CorpusConfig, split_sentences
+    from w2v_triton.train.synthesizers import get
 
-    if find_espeak() is None:
+    espeak = get("espeak")
+    if espeak.missing():
         return []
     sentences = split_sentences(CorpusConfig())["test_seen"][:count]
-    voices = training_voices()
-    return [(synthesize(text, voices[i % len(voices)], 170, 50), text) for i, text in enumerate(sentences)]
+    voices = espeak.training_voices()
+    return [(espeak.synthesize(text, voices[i % len(voices)], 170, 50), text) for i, text in enumerate(sentences)]
 
 
 def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
     from w2v_triton.serving.pipeline import ReferencePipeline
     from w2v_triton.serving.pipeline import model_parameters
-    from w2v_triton.serving.streaming import build_recognizer, version_dir
+    from w2v_triton.serving.streaming import ChunkedRecognizer, build_recognizer, transcript, version_dir
 
     pipeline = ReferencePipeline(repository)
-    recognizer = build_recognizer(model_parameters(repository, spec.STREAMING_MODEL), version_dir(repository),
-                                   warmup=False)
-    base = recognizer.config
+    base = build_recognizer(model_parameters(repository, spec.STREAMING_MODEL), version_dir(repository),
+                            warmup=False)
     rows = []
     for name, items in sets.items():
         if not items:
@@ -90,21 +93,21 @@ def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chu
         seconds = sum(a.size for a, _ in items) / spec.SAMPLE_RATE
         offline_wer = error_rates(truth, offline)[0]
         for label, changes in SETTINGS:
-            for final_pass in (("full", "streamed") if not changes else ("streamed",)):
-                recognizer.config = replace(base, **changes, final_pass=final_pass)
-                started = time.perf_counter()
-                finals = [recognizer.recognize(audio, chunk)[-1].text for audio, _ in items]
-                elapsed = time.perf_counter() - started
-                wer, cer = error_rates(offline, finals)
-                rows.append({"set": name, "utterances": len(items), "audio_s": round(seconds, 1),
-                             "setting": label, "final_pass": final_pass,
-                             "wer_vs_offline": round(wer, 4), "cer_vs_offline": round(cer, 4),
-                             "identical": sum(a == b for a, b in zip(offline, finals)),
-                             "wer_vs_truth": round(error_rates(truth, finals)[0], 4),
-                             "offline_wer_vs_truth": round(offline_wer, 4),
-                             "inprocess_rtf": round(elapsed / seconds, 3)})
-                print(json.dumps(rows[-1]), flush=True)
-    recognizer.config = base
+            recognizer = ChunkedRecognizer(base.acoustic, base.decoder, base.do_normalize,
+                                           replace(base.config, **changes))
+            started = time.perf_counter()
+            streamed = [recognizer.recognize(audio, chunk) for audio, _ in items]
+            elapsed = time.perf_counter() - started
+            finals = [transcript(r) for r in streamed]
+            wer, cer = error_rates(offline, finals)
+            rows.append({"set": name, "utterances": len(items), "audio_s": round(seconds, 1),
+                         "setting": label, "segments": sum(len(f.finals) for r in streamed for f in r),
+                         "wer_vs_offline": round(wer, 4), "cer_vs_offline": round(cer, 4),
+                         "identical": sum(a == b for a, b in zip(offline, finals)),
+                         "wer_vs_truth": round(error_rates(truth, finals)[0], 4),
+                         "offline_wer_vs_truth": round(offline_wer, 4),
+                         "inprocess_rtf": round(elapsed / seconds, 3)})
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -140,51 +143,83 @@ def _execution_stats(url: str) -> tuple[int, int, int]:
     return compute, executions, requests
 
 
+def run_level(url: str, clips: list[np.ndarray], n: int, chunk: float) -> dict:
+    """N concurrent real-time streams (clip i % len(clips) each) against a running server."""
+    outs: list[dict] = [{} for _ in range(n)]
+    audio = [clips[i % len(clips)] for i in range(n)]
+    before = _execution_stats(url)
+    started = time.perf_counter()
+    threads = [threading.Thread(target=_stream_worker, args=(url, a, chunk, o)) for a, o in zip(audio, outs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    wall = time.perf_counter() - started
+    after = _execution_stats(url)
+    compute_s = (after[0] - before[0]) / 1e9
+    executions, requests = after[1] - before[1], after[2] - before[2]
+    ok = [o for o in outs if "error" not in o]
+    latencies = [x for o in ok for x in o["latencies"]] or [float("nan")]
+    seconds = sum(a.size for a in audio) / spec.SAMPLE_RATE
+    row = {"streams": n, "failed": n - len(ok), "audio_s": round(seconds, 1), "wall_s": round(wall, 1),
+           "chunk_p50_ms": round(1000 * float(np.percentile(latencies, 50)), 1),
+           "chunk_p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1),
+           "first_response_ms": round(1000 * statistics.median([o["first"] for o in ok] or [0.0]), 1),
+           "first_text_ms": round(1000 * statistics.median(
+               [o["first_text_s"] for o in ok if o["first_text_s"] is not None] or [0.0]), 1),
+           "final_ms": round(1000 * statistics.median([o["final"] for o in ok] or [0.0]), 1),
+           "first_text_audio_s": statistics.median(
+               [o["first_text_audio_s"] for o in ok if o["first_text_audio_s"] is not None] or [0.0]),
+           "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),
+           "busy": round(compute_s / wall, 2),
+           "chunks_per_execution": round(requests / max(executions, 1), 2),
+           "load_average": [round(x, 2) for x in os.getloadavg()],
+           "errors": sorted({o["error"] for o in outs if "error" in o})[:3]}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: float, log: Path) -> list[dict]:
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
-    rows = []
     with TritonServer(repository, Ports.free(), log_path=log) as server:
         warm: dict = {}
         _stream_worker(server.grpc_url, clips[0][: 2 * spec.SAMPLE_RATE], chunk, warm)
-        for n in levels:
-            outs: list[dict] = [{} for _ in range(n)]
-            audio = [clips[i % len(clips)] for i in range(n)]
-            before = _execution_stats(server.grpc_url)
-            started = time.perf_counter()
-            threads = [threading.Thread(target=_stream_worker, args=(server.grpc_url, a, chunk, o))
-                       for a, o in zip(audio, outs)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(300)
-            wall = time.perf_counter() - started
-            after = _execution_stats(server.grpc_url)
-            compute_s = (after[0] - before[0]) / 1e9
-            executions, requests = after[1] - before[1], after[2] - before[2]
-            ok = [o for o in outs if "error" not in o]
-            latencies = [x for o in ok for x in o["latencies"]]
-            seconds = sum(a.size for a in audio) / spec.SAMPLE_RATE
-            row = {"streams": n, "failed": n - len(ok), "audio_s": round(seconds, 1), "wall_s": round(wall, 1),
-                   "chunk_p50_ms": round(1000 * float(np.percentile(latencies, 50)), 1),
-                   "chunk_p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1),
-                   "first_response_ms": round(1000 * statistics.median(o["first"] for o in ok), 1),
-                   "first_text_ms": round(1000 * statistics.median(
-                       [o["first_text_s"] for o in ok if o["first_text_s"] is not None] or [0.0]), 1),
-                   "final_ms": round(1000 * statistics.median(o["final"] for o in ok), 1),
-                   "first_text_audio_s": statistics.median(
-                       [o["first_text_audio_s"] for o in ok if o["first_text_audio_s"] is not None] or [0.0]),
-                   "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),
-                   "busy": round(compute_s / wall, 2),
-                   "chunks_per_execution": round(requests / max(executions, 1), 2),
-                   "errors": sorted({o["error"] for o in outs if "error" in o})[:3]}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        return [run_level(server.grpc_url, clips, n, chunk) for n in levels]
+
+
+SLO_CHUNKS = (0.16, 0.32, 0.64)
+
+
+def slo(repositories: dict[str, Path], clips: list[np.ndarray], chunks: tuple[float, ...], limit_ms: float,
+        max_streams: int, log_dir: Path) -> list[dict]:
+    """For each repository and chunk size: concurrency doubles until p99 > limit_ms or a stream
+    fails; the largest level within the limit is what this machine holds."""
+    from w2v_triton.serving.tritonserver import Ports, TritonServer
+
+    rows = []
+    for name, repository in repositories.items():
+        with TritonServer(repository, Ports.free(), log_path=log_dir / f"{name.replace('/', '-')}.log") as server:
+            warm: dict = {}
+            _stream_worker(server.grpc_url, clips[0][: 2 * spec.SAMPLE_RATE], 0.32, warm)
+            for chunk in chunks:
+                levels, n = [], 1
+                while n <= max_streams:
+                    levels.append(run_level(server.grpc_url, clips, n, chunk))
+                    if levels[-1]["failed"] or levels[-1]["chunk_p99_ms"] > limit_ms:
+                        break
+                    n *= 2
+                held = [r for r in levels if not r["failed"] and r["chunk_p99_ms"] <= limit_ms]
+                rows.append({"setup": name, "chunk_s": chunk, "streams_within_slo": held[-1]["streams"] if held else 0,
+                             "p99_ms_at_that": held[-1]["chunk_p99_ms"] if held else None,
+                             "p50_ms_at_that": held[-1]["chunk_p50_ms"] if held else None,
+                             "rtf_at_that": held[-1]["rtf"] if held else None, "levels": levels})
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "levels"}), flush=True)
     return rows
 
 
 def markdown(report: dict) -> str:
-    quality = [[f"{r['set']} ({r['utterances']}, {r['audio_s']} s)", r["setting"], r["final_pass"],
+    quality = [[f"{r['set']} ({r['utterances']}, {r['audio_s']} s)", r["setting"], r["segments"],
                 f"{100 * r['wer_vs_offline']:.1f}%", f"{100 * r['cer_vs_offline']:.1f}%", f"{r['identical']}/{r['utterances']}",
                 f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)", f"{r['inprocess_rtf']:.3f}"]
                for r in report["quality"]]
@@ -193,7 +228,7 @@ def markdown(report: dict) -> str:
     lines = [f"# Streaming recognition ({report['model']}, {report['chunk_seconds']:g} s chunks)", "",
              (f"{report['machine']} (2 cores, shared with other jobs while measured), {report['date']}. "
               f"Command: `{report['command']}`"), "", "## Final vs offline (in process)", "",
-             markdown_table(["set", "setting", "final", "WER vs offline", "CER vs offline", "identical",
+             markdown_table(["set", "setting", "segments", "WER vs offline", "CER vs offline", "identical",
                              "WER vs truth (offline)", "RTF"], quality), "",
              "## Concurrent streams (served, real-time pacing)", "",
              markdown_table(["streams", "chunk p50 (ms)", "chunk p99 (ms)", "first text (ms)", "final (ms)", "RTF", "busy",
@@ -204,7 +239,7 @@ def markdown(report: dict) -> str:
 def tables(report: dict, folder: Path) -> None:
     """The docs' tables (benchmarks.docs_tables `table` renderer)."""
     common = {"machine": report["machine"], "date": report["date"], "command": report["command"]}
-    quality_rows = [[f"{r['set']} ({r['utterances']} utts, {r['audio_s']} s)", r["setting"], r["final_pass"],
+    quality_rows = [[f"{r['set']} ({r['utterances']} utts, {r['audio_s']} s)", r["setting"], r["segments"],
                      f"{100 * r['wer_vs_offline']:.1f}%", f"{100 * r['cer_vs_offline']:.1f}%",
                      f"{r['identical']}/{r['utterances']}",
                      f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)"]
@@ -214,7 +249,7 @@ def tables(report: dict, folder: Path) -> None:
                   f"{r['failed']}/{r['streams']}"] for r in report["load"]]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "streaming-quality.json").write_text(json.dumps({**common, "columns": [
-        "set", "setting", "final from", "WER vs offline", "CER vs offline", "identical",
+        "set", "setting", "segments", "WER vs offline", "CER vs offline", "identical",
         "WER vs truth (offline's)"], "rows": quality_rows}, indent=1) + "\n")
     (folder / "streaming-load.json").write_text(json.dumps({**common, "columns": [
         "streams", "chunk latency p50", "chunk latency p99", "first text (from stream start)",
@@ -264,8 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=12, help="per quality set")
     parser.add_argument("--max-seconds", type=float, default=8.0, help="longest real utterance used")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--slo", default="", help="REPO=NAME,...: run the SLO sweep over these repositories "
+                        "(built with make build-models) instead of the quality and load runs")
+    parser.add_argument("--slo-ms", type=float, default=300.0, help="chunk latency p99 bound of the SLO sweep")
+    parser.add_argument("--slo-chunks", default=",".join(str(c) for c in SLO_CHUNKS))
+    parser.add_argument("--slo-max-streams", type=int, default=64)
+    parser.add_argument("--slo-retable", action="store_true", help="redo the SLO plot and table from its results file")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())
     args = parser.parse_args(argv)
+    if args.slo_retable:
+        slo_outputs(json.loads((args.out / "streaming-slo.json").read_text()), args.out)
+        return 0
+    if args.slo:
+        return slo_main(args, argv)
     repository = REPOS_DIR / f"streaming-{args.model}"
     try:
         build_repository(BuildRequest(model=args.model, output=repository))
@@ -296,6 +342,76 @@ def main(argv: list[str] | None = None) -> int:
         tables(report, args.out / "tables")
     print(f"results: {args.out / stem}.json")
     return 0
+
+
+def slo_main(args: argparse.Namespace, argv: list[str] | None) -> int:
+    repositories = {name: Path(repo) for repo, name in (item.split("=", 1) for item in args.slo.split(","))}
+    clips = [a for a, _ in real_speech(args.utterances, args.max_seconds)]
+    if not clips:
+        clips = [a for a, _ in synthetic_speech(args.utterances)]
+    if not clips:
+        print("error: no real speech and no espeak-ng: nothing to stream", file=sys.stderr)
+        return 2
+    chunks = tuple(float(c) for c in args.slo_chunks.split(","))
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = slo(repositories, clips, chunks, args.slo_ms, args.slo_max_streams, Path(tmp))
+    report = {"title": "streaming-slo", "machine": machine_name(), "slo_ms": args.slo_ms,
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "command": "python -m benchmarks.streaming " + " ".join(sys.argv[1:] if argv is None else argv),
+              "clips": len(clips), "clip_seconds": round(sum(c.size for c in clips) / spec.SAMPLE_RATE / len(clips), 1),
+              "chunks": list(chunks), "load_average_at_start": load_start,
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+              "repositories": {k: str(v) for k, v in repositories.items()}, "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "streaming-slo.json").write_text(json.dumps(report, indent=2) + "\n")
+    slo_outputs(report, args.out)
+    print(f"results: {args.out / 'streaming-slo.json'}")
+    return 0
+
+
+def slo_outputs(report: dict, out: Path) -> None:
+    """The SLO sweep's plot and docs table, from its results file (`--slo-retable` redoes them)."""
+    plot_slo(report, out / "streaming-slo.png")
+    chunks = report.get("chunks") or sorted({r["chunk_s"] for r in report["rows"]})
+
+    def cell(name: str, chunk: float) -> str:
+        for r in report["rows"]:
+            if r["setup"] == name and r["chunk_s"] == chunk:
+                if r["streams_within_slo"]:
+                    return f"{r['streams_within_slo']} (p50 / p99 {r['p50_ms_at_that']} / {r['p99_ms_at_that']} ms)"
+                one = r["levels"][0]
+                return f"0 (1 stream: p50 / p99 {one['chunk_p50_ms']} / {one['chunk_p99_ms']} ms)"
+        return ""
+
+    common = {"machine": report["machine"], "date": report["date"], "command": report["command"]}
+    table = {**common, "columns": ["model / decoder"] + [f"{c:g} s chunks" for c in chunks],
+             "rows": [[name] + [cell(name, c) for c in chunks] for name in report["repositories"]]}
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    (out / "tables" / "streaming-slo.json").write_text(json.dumps(table, indent=1) + "\n")
+
+
+def plot_slo(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for row in report["rows"]:
+        levels = row["levels"]
+        ax.plot([r["streams"] for r in levels], [r["chunk_p99_ms"] for r in levels], "o-",
+                label=f"{row['setup']}, {row['chunk_s']:g} s")
+    ax.axhline(report["slo_ms"], color="grey", ls=":", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent real-time streams")
+    ax.set_ylabel("chunk latency p99 (ms)")
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title(f"streaming_asr SLO sweep, {report['machine']} (shared), {report['date'][:10]}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

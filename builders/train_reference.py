@@ -11,20 +11,16 @@ Rerunning the training command resumes from the latest checkpoint in --out.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+from w2v_triton.build.manifest import real_speech_glob
 from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving.spec import BASE_960H_VOCAB
-
-# ../shared/data/speech beside the checkout (absent on most machines: then no real-speech figures)
-REAL_SPEECH_GLOB = str(REPO_ROOT.parent / "shared" / "data" / "speech" / "*" / "manifest.jsonl")
 
 # Model configuration (a name in w2v_triton.train.model) and default hyper-parameters per machine.
 PRESETS: dict[str, dict] = {
@@ -81,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-only", action="store_true", help="evaluate --model-out, write eval_results.json")
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint, then evaluate")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
-    p.add_argument("--real-speech", default=REAL_SPEECH_GLOB, help="glob of real-speech manifests ('' = none)")
+    p.add_argument("--real-speech", default=real_speech_glob(REPO_ROOT), help="glob of real-speech manifests ('' = none)")
     p.add_argument("--fp16-export", action="store_true", help="store weights as float16")
     p.add_argument("--max-shard-size", default=None,
                    help='split the exported weights into files of at most this size (e.g. "15MB")')
@@ -90,57 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def evaluate_model(model_dir: Path, corpus: Path, real_glob: str, threads: int, progress: bool) -> dict:
-    from w2v_triton.serving.ctc_model import load_ctc_weights
-    from w2v_triton.build.manifest import read_rows as read_manifest
-    from w2v_triton.train.data import ManifestDataset
-    from w2v_triton.train.evaluate import evaluate
-
-    vocab = json.loads((model_dir / "vocab.json").read_text())
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    # the checkpoint's own family class, strict: a student of another family (e.g. a SEW squeeze
-    # student) loaded as Wav2Vec2ForCTC would be evaluated with random weights
-    model = load_ctc_weights(model_dir).to(device)
-    results: dict = {}
-    sets = [(s, corpus / f"{s}.jsonl") for s in ("test_seen", "test_unseen", "dev")]
-    for name, path in sets:
-        if path.is_file():
-            t = time.time()
-            ds = ManifestDataset.from_manifest(path, vocab)
-            r = evaluate(model, ds, vocab, max_batch_seconds=120, progress=progress, desc=name)
-            r["audio_hours"] = round(sum(ds.durations) / 3600, 3)
-            r["eval_s"] = round(time.time() - t, 1)
-            results[name] = r
-    manifests = sorted(glob.glob(real_glob)) if real_glob else []
-    if manifests:
-        rows = []
-        for m in manifests:
-            for row in read_manifest(m):
-                row["set"] = Path(m).parent.name
-                rows.append(row)
-        ds = ManifestDataset(rows, vocab)
-        r = evaluate(model, ds, vocab, max_batch_seconds=120, progress=progress, desc="real speech")
-        r["audio_hours"] = round(sum(ds.durations) / 3600, 3)
-        # per source folder
-        by_set: dict = {}
-        from w2v_triton.eval.metrics import error_rates
-        text_to_set = {}
-        for row in rows:
-            text_to_set.setdefault(row["text"], row["set"])
-        for pair in r["all"]:
-            by_set.setdefault(text_to_set.get(pair["ref"], "?"), []).append(pair)
-        r["by_set"] = {}
-        for name, pairs in sorted(by_set.items()):
-            wer, cer = error_rates([p["ref"] for p in pairs], [p["hyp"] for p in pairs])
-            r["by_set"][name] = {"wer": wer, "cer": cer, "n": len(pairs)}
-        results["real_speech"] = r
-    return results
-
-
 def summarize(results: dict) -> str:
-    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"],
-                          [[name, r["n"], r.get("audio_hours", ""), f"{r['cer']:.3f}", f"{r['wer']:.3f}"]
-                           for name, r in results.items()])
+    rows = []
+    for name, r in results.items():
+        rows.append([name, r["n"], r.get("audio_hours", ""), f"{r['cer']:.3f}", f"{r['wer']:.3f}"])
+        rows += [[f"{name}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}"]
+                 for synth, g in r.get("by_synth", {}).items()]
+    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
 
 
 def _device_name() -> str:
@@ -219,9 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exported {model_out}", flush=True)
     if a.no_eval:
         return 0
-    results = evaluate_model(model_out, corpus, a.real_speech, a.threads, progress)
-    (model_out / "eval_results.json").write_text(json.dumps(
-        {k: {kk: vv for kk, vv in v.items() if kk != "all"} for k, v in results.items()}, indent=2) + "\n")
+    from w2v_triton.train.evaluate import evaluate_model, rates_only
+
+    results = evaluate_model(model_out, corpus, a.real_speech, progress=progress)
+    (model_out / "eval_results.json").write_text(json.dumps(rates_only(results), indent=2) + "\n")
     (out).mkdir(parents=True, exist_ok=True)
     (out / "eval_transcripts.json").write_text(json.dumps(
         {k: v.get("all", []) for k, v in results.items()}, indent=1) + "\n")

@@ -9,12 +9,19 @@
 Hotwords are boosted by the beam-search decoder (a server built with `--decoder-mode beam`);
 the greedy decoder ignores them. Word timestamps come from every decoder.
 
-Streaming (gRPC only; the `streaming_asr` model, docs/streaming.md): partial transcripts while
-the audio is sent in chunks, then the final one:
+Streaming (gRPC only; the `streaming_asr` model, docs/streaming.md): the open segment's partial
+after every chunk, and each segment's final when the server's VAD closes it:
 
     with TranscriptionClient("127.0.0.1:8001", "grpc") as asr:
-        for update in asr.stream(audio, chunk_seconds=0.5, realtime=True):
-            print("final" if update.is_final else "partial", update.text)
+        for update in asr.stream(audio, chunk_seconds=0.5, realtime=True):   # a whole array
+            print(update.text, [f["text"] for f in update.finals])
+        with asr.open_stream() as live:                                      # push: chunks as they come
+            live.send(chunk)                     # returns at once; updates arrive on their own
+            for update in live.updates(): ...    # (or live.get(timeout))
+            live.end()                           # END: the last segment's final follows
+
+A stream always ends with END: `LiveStream.close` (and leaving its `with`, on any exit) sends it
+when the caller has not, so the server frees the stream at once instead of after its idle timeout.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -70,15 +77,27 @@ class Transcription:
 
 @dataclass
 class StreamUpdate:
-    """One response of a stream: the partial (or, when is_final, the final) transcript after
-    chunk `chunk` (0-based), `latency_s` after that chunk was sent; `audio_s` of audio sent."""
+    """One response of a stream, to chunk `chunk` (0-based), `latency_s` after that chunk was sent;
+    `audio_s`: audio sent up to that chunk. `text`: the open segment's partial (committed words +
+    unstable tail; "" when no segment is open). `events`: speech_started / speech_stopped / delta
+    (committed words) / final (a segment's transcript, words and times), in order. `is_final`:
+    the stream's last response (its END)."""
 
     text: str
     is_final: bool
     chunk: int
     latency_s: float
     audio_s: float
-    words: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def finals(self) -> list[dict]:
+        return [e for e in self.events if e["type"] == "final"]
+
+
+def stream_transcript(updates: Iterable[StreamUpdate]) -> str:
+    """A stream's transcript: its segments' finals in order."""
+    return " ".join(f["text"] for u in updates for f in u.finals if f["text"])
 
 
 class TranscriptionClient:
@@ -191,71 +210,45 @@ class TranscriptionClient:
         return ServerUnreachable(f"cannot reach a Triton server at {self.url} over {self.protocol} "
                                  f"({type(exc).__name__}); is `make serve` running?")
 
-    def stream(self, audio: np.ndarray, chunk_seconds: float = 0.5, realtime: bool = False,
-               hotwords: list[str] | str | None = None, sequence_id: int | None = None,
-               model: str = spec.STREAMING_MODEL) -> Iterator[StreamUpdate]:
-        """Send float32 mono 16 kHz `audio` as one stream of `chunk_seconds` chunks over gRPC
-        bidirectional streaming and yield each chunk's update, the final one last. `realtime`
-        paces the chunks like a live source (chunk k is sent at k x chunk_seconds); otherwise
-        each chunk is sent when the previous chunk's update has arrived."""
+    def open_stream(self, hotwords: list[str] | str | None = None, sequence_id: int | None = None,
+                    model: str = spec.STREAMING_MODEL,
+                    on_update: Callable[[StreamUpdate | ClientError], None] | None = None) -> "LiveStream":
+        """A push-style stream (gRPC bidirectional streaming, one at a time per client): send
+        chunks as they come, read updates as they arrive (see LiveStream); `on_update` receives
+        each update (or the stream's error) on gRPC's thread instead."""
         if self.protocol != "grpc":
             raise ClientError("streaming needs protocol 'grpc' (gRPC bidirectional streaming)")
         self.check_ready(model)
+        return LiveStream(self, model, hotwords, sequence_id or random.getrandbits(62) + 1, on_update)
+
+    def stream(self, audio: np.ndarray, chunk_seconds: float = 0.5, realtime: bool = False,
+               hotwords: list[str] | str | None = None, sequence_id: int | None = None,
+               model: str = spec.STREAMING_MODEL) -> Iterator[StreamUpdate]:
+        """Send float32 mono 16 kHz `audio` as one stream of `chunk_seconds` chunks and yield each
+        chunk's update, the stream's last (is_final) last. `realtime` paces the chunks like a live
+        source (chunk k is sent at k x chunk_seconds); otherwise each chunk is sent when the
+        previous chunk's update has arrived. END is sent however the generator is left."""
         audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         step = max(1, int(chunk_seconds * spec.SAMPLE_RATE))
         starts = list(range(0, max(audio.size, 1), step))
-        sequence_id = sequence_id or random.getrandbits(62) + 1
-        updates: queue.Queue = queue.Queue()
-        self._client.start_stream(callback=lambda result, error: updates.put((result, error, time.perf_counter())),
-                                  stream_timeout=self.timeout)
-        sent: dict[int, float] = {}
-        received = 0
-        try:
+        with self.open_stream(hotwords, sequence_id, model) as live:
             began = time.perf_counter()
             for k, start in enumerate(starts):
                 if realtime:
                     time.sleep(max(0.0, began + k * chunk_seconds - time.perf_counter()))
-                chunk = audio[start: start + step].reshape(1, -1)
-                inputs = [self._module.InferInput(spec.AUDIO, list(chunk.shape), "FP32")]
-                inputs[0].set_data_from_numpy(chunk)
-                if k == 0 and hotwords is not None:
-                    joined = hotwords if isinstance(hotwords, str) else ",".join(hotwords)
-                    inputs.append(self._module.InferInput(spec.HOTWORDS, [1, 1], "BYTES"))
-                    inputs[1].set_data_from_numpy(np.array([[joined.encode("utf-8")]], dtype=np.object_))
-                sent[k] = time.perf_counter()
-                self._client.async_stream_infer(
-                    model, inputs, request_id=str(k), sequence_id=sequence_id, sequence_start=k == 0,
-                    sequence_end=k == len(starts) - 1,
-                    outputs=[self._module.InferRequestedOutput(n)
-                             for n in (spec.TRANSCRIPT, spec.IS_FINAL, spec.WORD_TIMESTAMPS)])
-                while received < k + 1 and (not realtime or not updates.empty() or k == len(starts) - 1):
-                    update = self._next_update(updates, sent, step, audio.size)
-                    received += 1
+                chunk = audio[start: start + step]
+                if k == len(starts) - 1:
+                    live.end(chunk)
+                else:
+                    live.send(chunk)
+                while True:
+                    update = live.get(None if not realtime else 0.0)
+                    if update is None:
+                        break
                     yield update
-                    if update.is_final:
-                        return
-            while received < len(starts):
-                update = self._next_update(updates, sent, step, audio.size)
-                received += 1
-                yield update
-                if update.is_final:
-                    return
-        finally:
-            self._client.stop_stream()
-
-    def _next_update(self, updates: queue.Queue, sent: dict[int, float], step: int, samples: int) -> StreamUpdate:
-        try:
-            result, error, arrived = updates.get(timeout=self.timeout)
-        except queue.Empty:
-            raise ClientError(f"no streaming response within {self.timeout:g} s") from None
-        if error is not None:
-            message = getattr(error, "message", lambda: str(error))()
-            raise ClientError(f"server rejected the stream: {message}")
-        chunk = int(result.get_response().id)
-        words = json.loads(result.as_numpy(spec.WORD_TIMESTAMPS).reshape(-1)[0].decode("utf-8"))
-        return StreamUpdate(result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8"),
-                            bool(result.as_numpy(spec.IS_FINAL).reshape(-1)[0]), chunk,
-                            arrived - sent[chunk], min(samples, (chunk + 1) * step) / spec.SAMPLE_RATE, words)
+                    if not realtime or update.is_final:
+                        break
+            yield from live.updates()
 
     def stream_file(self, path: str | Path, **kwargs) -> Iterator[StreamUpdate]:
         """Stream any soundfile-readable file (see `stream`)."""
@@ -265,6 +258,115 @@ class TranscriptionClient:
         self._client.close()
 
     def __enter__(self) -> "TranscriptionClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LiveStream:
+    """One stream of the `streaming_asr` model, fed chunk by chunk (TranscriptionClient.open_stream).
+
+    `send` and `end` return at once; every chunk gets exactly one update, read with `get` or
+    `updates` (a server-side error of the stream is raised there as ClientError). `close` (and
+    leaving `with`) sends END if the caller has not, waits for the requests in flight and closes
+    the gRPC stream, so the server frees the stream's state and sequence slot at once."""
+
+    def __init__(self, owner: TranscriptionClient, model: str, hotwords: list[str] | str | None,
+                 sequence_id: int, on_update: Callable[[StreamUpdate | ClientError], None] | None = None) -> None:
+        self.owner, self.model, self.sequence_id = owner, model, sequence_id
+        self.hotwords = hotwords if hotwords is None or isinstance(hotwords, str) else ",".join(hotwords)
+        self.sent: dict[int, float] = {}
+        self.samples: dict[int, int] = {}
+        self.received = 0
+        self.ended = False
+        self.closed = False
+        self.on_update = on_update
+        self._queue: queue.Queue = queue.Queue()
+        owner._client.start_stream(callback=self._deliver, stream_timeout=None)
+
+    def _deliver(self, result, error) -> None:
+        """gRPC's callback thread: each response becomes an update (or the stream's error), handed
+        to `on_update` when given, else queued for `get`."""
+        arrived = time.perf_counter()
+        if error is not None:
+            message = getattr(error, "message", lambda: str(error))()
+            item: StreamUpdate | ClientError = ClientError(f"server rejected the stream: {message}")
+        else:
+            chunk = int(result.get_response().id)
+            events = json.loads(result.as_numpy(spec.STREAM_EVENTS).reshape(-1)[0].decode("utf-8"))
+            item = StreamUpdate(result.as_numpy(spec.TRANSCRIPT).reshape(-1)[0].decode("utf-8"),
+                                bool(result.as_numpy(spec.IS_FINAL).reshape(-1)[0]), chunk,
+                                arrived - self.sent[chunk], self.samples[chunk] / spec.SAMPLE_RATE, events)
+        if self.on_update is not None:
+            self.received += 1
+            self.on_update(item)
+        else:
+            self._queue.put(item)
+
+    def send(self, audio: np.ndarray, end: bool = False) -> int:
+        """Send the next chunk (float32 mono 16 kHz; may be empty with `end`); returns its index."""
+        if self.ended:
+            raise ClientError("the stream has ended: open a new one")
+        module = self.owner._module
+        chunk = np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1)
+        k = len(self.sent)
+        inputs = [module.InferInput(spec.AUDIO, list(chunk.shape), "FP32")]
+        inputs[0].set_data_from_numpy(chunk)
+        if k == 0 and self.hotwords is not None:
+            inputs.append(module.InferInput(spec.HOTWORDS, [1, 1], "BYTES"))
+            inputs[1].set_data_from_numpy(np.array([[self.hotwords.encode("utf-8")]], dtype=np.object_))
+        self.samples[k] = self.samples.get(k - 1, 0) + chunk.size
+        self.sent[k] = time.perf_counter()
+        self.ended = end
+        self.owner._client.async_stream_infer(
+            self.model, inputs, request_id=str(k), sequence_id=self.sequence_id, sequence_start=k == 0,
+            sequence_end=end, outputs=[module.InferRequestedOutput(n)
+                                       for n in (spec.TRANSCRIPT, spec.IS_FINAL, spec.STREAM_EVENTS)])
+        return k
+
+    def end(self, audio: np.ndarray | None = None) -> int:
+        """Send the last chunk (END; empty by default): the open segment's final comes with its update."""
+        return self.send(np.zeros(0, np.float32) if audio is None else audio, end=True)
+
+    def get(self, timeout: float | None = None) -> StreamUpdate | None:
+        """The next update; None when there is none within `timeout` (0: only one already there;
+        None: the client's timeout, then ClientError). Not with `on_update`."""
+        if self.received >= len(self.sent):
+            return None
+        try:
+            item = self._queue.get_nowait() if timeout == 0 else \
+                self._queue.get(timeout=self.owner.timeout if timeout is None else timeout)
+        except queue.Empty:
+            if timeout is None:
+                raise ClientError(f"no streaming response within {self.owner.timeout:g} s") from None
+            return None
+        self.received += 1
+        if isinstance(item, ClientError):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def updates(self) -> Iterator[StreamUpdate]:
+        """The updates of every chunk sent so far, as they arrive (the client's timeout each)."""
+        while self.received < len(self.sent):
+            update = self.get()
+            assert update is not None
+            yield update
+
+    def close(self) -> None:
+        """END if not sent (errors of that cleanup END are ignored), then close the gRPC stream
+        once the server has answered what was sent."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if not self.ended and self.sent:
+                self.end()
+        except Exception:  # the connection is gone: nothing more to free
+            pass
+        self.owner._client.stop_stream()
+
+    def __enter__(self) -> "LiveStream":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -283,5 +385,5 @@ def _is_refusal(exc) -> bool:
                                                 "StatusCode.OUT_OF_RANGE", "StatusCode.FAILED_PRECONDITION")
 
 
-__all__ = ["AudioError", "ClientError", "RequestRejected", "ServerUnreachable", "StreamUpdate", "Transcription",
-           "TranscriptionClient", "read_file"]
+__all__ = ["AudioError", "ClientError", "LiveStream", "RequestRejected", "ServerUnreachable", "StreamUpdate",
+           "Transcription", "TranscriptionClient", "read_file", "stream_transcript"]

@@ -6,8 +6,9 @@ decoder (ignored by a greedy one). --send-file sends each file's bytes as they a
 input: the server decodes WAV/FLAC/OGG/MP3) instead of decoding here and sending float32 samples.
 
 --stream sends each file as a stream of --chunk-seconds chunks to the `streaming_asr` model over
-gRPC (--protocol is then grpc) and prints `FILE<TAB>partial<TAB>TEXT` lines as they arrive, then
-`FILE<TAB>final<TAB>TEXT`; --realtime paces the chunks like a live source."""
+gRPC (--protocol is then grpc) and prints `FILE<TAB>partial<TAB>TEXT` whenever the open segment's
+partial changes, and `FILE<TAB>final<TAB>TEXT` for each segment the server's VAD closes (with
+--timestamps, its words as JSON); --realtime paces the chunks like a live source."""
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 audio = read_file(path) if args.send_file and not args.stream else load_audio(path)
                 if args.stream:
+                    shown = ""
                     for update in asr.stream(audio, args.chunk_seconds, args.realtime, args.hotwords):
-                        kind = "final" if update.is_final else "partial"
-                        extra = f"\t{json.dumps(update.words)}" if args.timestamps and update.is_final else ""
-                        print(f"{path}\t{kind}\t{update.text}{extra}", flush=True)
+                        for final in update.finals:
+                            extra = f"\t{json.dumps(final['words'])}" if args.timestamps else ""
+                            print(f"{path}\tfinal\t{final['text']}{extra}", flush=True)
+                        if update.text and update.text != shown:
+                            print(f"{path}\tpartial\t{update.text}", flush=True)
+                        shown = update.text
                 elif args.timestamps:
                     result = asr.transcribe_full(audio, args.hotwords)
                     print(f"{path}\t{result.text}\t{json.dumps(result.words)}", flush=True)

@@ -5,6 +5,7 @@
     GET  /health                    200 when Triton and the ensemble are ready, else 503
     GET  /metrics                   Prometheus text format (gateway/metrics.py)
     GET  /                          a page to upload or record audio (static/index.html)
+    WS   /v1/realtime               Realtime-style transcription sessions (realtime.py)
 
 The uploaded bytes go unchanged to the ensemble's AUDIO_FILE input through the project's
 client (tritonclient): decoding, resampling, recognition and word timing all run inside Triton;
@@ -30,6 +31,7 @@ from gateway import errors, formats, params
 from gateway.auth import KeyCheck
 from gateway.errors import SERVER, APIError
 from gateway.metrics import GatewayMetrics
+from gateway.realtime import realtime_router
 from gateway.settings import Settings
 from w2v_triton.serving import spec
 from w2v_triton.serving.ctc_decoding import DecoderConfig, prompt_words
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="w2v-triton gateway", version="1", docs_url="/docs", redoc_url=None)
     errors.install(app)
     metrics.install(app)
+    app.include_router(realtime_router(settings, keys))
     retry = {"Retry-After": str(settings.retry_after_s)}
     served_decoder: list[DecoderConfig] = []   # read from Triton at the first prompt
     if not keys.enabled and settings.auth == "auto":

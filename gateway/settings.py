@@ -1,6 +1,7 @@
 """The gateway's settings: one typed dataclass, read from the environment (defaults defined here once).
 
     TRITON_URL (127.0.0.1:8000)  TRITON_PROTOCOL (http|grpc)  TRITON_TIMEOUT_S (120)
+    TRITON_GRPC_URL (127.0.0.1:8001: /v1/realtime streams over gRPC)  GATEWAY_REALTIME_CHUNK_SECONDS (0.32)
     GATEWAY_MAX_UPLOAD_MB (25, OpenAI's limit)   GATEWAY_UPLOAD_TIMEOUT_S (120: the whole body)
     GATEWAY_LANGUAGE (english: what verbose_json reports; the model is not told a language)
     GATEWAY_API_KEYS (comma-separated)  GATEWAY_API_KEYS_FILE (one key per line)  GATEWAY_AUTH (auto|off)
@@ -26,6 +27,7 @@ ENV = {
     "max_upload_mb": "GATEWAY_MAX_UPLOAD_MB", "upload_timeout_s": "GATEWAY_UPLOAD_TIMEOUT_S",
     "language": "GATEWAY_LANGUAGE", "api_keys": "GATEWAY_API_KEYS", "api_keys_file": "GATEWAY_API_KEYS_FILE",
     "auth": "GATEWAY_AUTH", "retry_after_s": "GATEWAY_RETRY_AFTER_S",
+    "triton_grpc_url": "TRITON_GRPC_URL", "realtime_chunk_seconds": "GATEWAY_REALTIME_CHUNK_SECONDS",
 }
 SEGMENT_ENV = {"pause_s": "GATEWAY_SEGMENT_PAUSE_S", "max_seconds": "GATEWAY_SEGMENT_MAX_S",
                "max_chars": "GATEWAY_SEGMENT_MAX_CHARS", "line_chars": "GATEWAY_SUBTITLE_LINE_CHARS"}
@@ -47,6 +49,8 @@ class Settings:
     api_keys_file: str = ""
     auth: str = "auto"
     retry_after_s: int = 5               # Retry-After of a 502/503 (Triton unreachable or not ready)
+    triton_grpc_url: str = "127.0.0.1:8001"   # /v1/realtime: streaming_asr over gRPC streaming
+    realtime_chunk_seconds: float = 0.32      # /v1/realtime: audio per chunk sent to Triton
     segments: SegmentRule = field(default_factory=SegmentRule)
 
     def __post_init__(self) -> None:
@@ -54,7 +58,7 @@ class Settings:
             raise SettingsError(f"TRITON_PROTOCOL={self.triton_protocol!r}: expected one of {PROTOCOLS}")
         if self.auth not in AUTH_MODES:
             raise SettingsError(f"GATEWAY_AUTH={self.auth!r}: expected one of {AUTH_MODES}")
-        for name in ("triton_timeout_s", "max_upload_mb", "upload_timeout_s"):
+        for name in ("triton_timeout_s", "max_upload_mb", "upload_timeout_s", "realtime_chunk_seconds"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV[name]} must be positive, got {getattr(self, name)}")
         if self.retry_after_s < 0:

@@ -221,7 +221,8 @@ if [[ -n "$GATEWAY_IMAGE" ]]; then
   log "starting the gateway ${GATEWAY_IMAGE} on :${GATEWAY_PORT}"
   docker run --detach --name "${TRITON_CONTAINER}-gateway" --restart unless-stopped --network host \
     --stop-timeout "$STOP_TIMEOUT" --volume "${STATE_DIR}/gateway:/run/w2v-gateway:ro" \
-    --env "TRITON_URL=127.0.0.1:${HTTP_PORT}" --env "GATEWAY_API_KEYS_FILE=/run/w2v-gateway/keys.txt" \
+    --env "TRITON_URL=127.0.0.1:${HTTP_PORT}" --env "TRITON_GRPC_URL=127.0.0.1:${GRPC_PORT}" \
+    --env "GATEWAY_API_KEYS_FILE=/run/w2v-gateway/keys.txt" \
     "$GATEWAY_IMAGE" uvicorn gateway.app:app --host 0.0.0.0 --port "$GATEWAY_PORT" \
     --timeout-graceful-shutdown "$EXIT_TIMEOUT"
 fi

@@ -51,6 +51,27 @@ bench-lm: venv lm  ## beam+LM backends on the same logits, then served greedy/be
 bench-streaming: venv  ## streaming_asr: final vs offline (in process) + latency/RTF vs 1-16 concurrent streams
 	$(PY) -m benchmarks.streaming --model reference $(BENCH_ARGS)
 
+# Streams that last (docs/streaming.md): heavy, outside CI; each builds the repositories it serves.
+STREAM_REPOS ?= build/repos/streaming
+.PHONY: bench-streaming-repos bench-streaming-long bench-streaming-slo
+bench-streaming-repos: venv lm
+	$(PY) -m builders.repository --model models/reference --output $(STREAM_REPOS)-ref-greedy --decoder-instances 1
+	$(PY) -m builders.repository --model models/reference --output $(STREAM_REPOS)-ref-beam --decoder-instances 1 \
+	  --decoder-mode beam --lm-dir build/lm
+	$(PY) -m builders.repository --model models/students/reference-layers6 --output $(STREAM_REPOS)-student-greedy \
+	  --decoder-instances 1
+	$(PY) -m builders.repository --model models/students/reference-layers6 --output $(STREAM_REPOS)-student-beam \
+	  --decoder-instances 1 --decoder-mode beam --lm-dir build/lm
+
+bench-streaming-long: bench-streaming-repos  ## 600 s streams at 1 and 8 streams (latency drift, finals vs offline) + a 2-hour stream's memory
+	nice $(PY) -m benchmarks.streaming_long --repository $(STREAM_REPOS)-ref-beam --model reference-beam-lm \
+	  --parts quality,drift $(BENCH_ARGS)
+	nice $(PY) -m benchmarks.streaming_long --repository $(STREAM_REPOS)-ref-beam --model reference-beam-lm \
+	  --parts marathon --chunk-seconds 5.0 $(BENCH_ARGS)
+
+bench-streaming-slo: bench-streaming-repos  ## concurrent real-time streams within chunk p99 <= 300 ms: chunk size x decoder x model
+	nice $(PY) -m benchmarks.streaming --slo $(STREAM_REPOS)-ref-greedy=teacher/greedy,$(STREAM_REPOS)-ref-beam=teacher/beam+LM,$(STREAM_REPOS)-student-greedy=student/greedy,$(STREAM_REPOS)-student-beam=student/beam+LM $(BENCH_ARGS)
+
 # Memory of the acoustic model per setting (issue 27): onnxruntime's arena kept / released, malloc, one
 # or two long-audio windows per call; every configuration a worker process, requests interleaved
 # (benchmarks/acoustic_memory.py; docs/optimization.md, "Memory").

@@ -8,10 +8,12 @@ GATEWAY_PORT ?= 8080
 GATEWAY_SCREENSHOT_REPO ?= build/repos/reference
 GATEWAY_SCREENSHOT_AUDIO ?=
 GATEWAY_TRITON_URL ?= 127.0.0.1:$(HTTP_PORT)
+# /v1/realtime streams to Triton over gRPC
+GATEWAY_TRITON_GRPC_URL ?= 127.0.0.1:$(GRPC_PORT)
 
 .PHONY: gateway
-gateway: venv  ## OpenAI-compatible /v1/audio/transcriptions + page at / (GATEWAY_PORT, GATEWAY_TRITON_URL)
-	TRITON_URL=$(GATEWAY_TRITON_URL) $(PY) -m uvicorn gateway.app:app --host $(GATEWAY_HOST) --port $(GATEWAY_PORT)
+gateway: venv  ## OpenAI-compatible /v1/audio/transcriptions, /v1/realtime + page at / (GATEWAY_PORT, GATEWAY_TRITON_URL, GATEWAY_TRITON_GRPC_URL)
+	TRITON_URL=$(GATEWAY_TRITON_URL) TRITON_GRPC_URL=$(GATEWAY_TRITON_GRPC_URL) $(PY) -m uvicorn gateway.app:app --host $(GATEWAY_HOST) --port $(GATEWAY_PORT)
 
 .PHONY: browser-deps
 BROWSER_DEPS = chromium=chromium
@@ -20,4 +22,4 @@ browser-deps:  ## Debian's chromium for the page's browser test (Playwright driv
 
 .PHONY: docs-gateway-screenshot
 docs-gateway-screenshot: venv  ## docs/gateway-page.png: the page with a real transcript (needs chromium; GATEWAY_SCREENSHOT_REPO, GATEWAY_SCREENSHOT_AUDIO)
-	$(PY) tools/gateway_screenshot.py --repository $(GATEWAY_SCREENSHOT_REPO) --audio $(GATEWAY_SCREENSHOT_AUDIO) --out docs/gateway-page.png
+	$(PY) tools/dev/gateway_screenshot.py --repository $(GATEWAY_SCREENSHOT_REPO) --audio $(GATEWAY_SCREENSHOT_AUDIO) --out docs/gateway-page.png

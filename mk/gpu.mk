@@ -1,5 +1,5 @@
 # The GPU serving kit (issue 33, docs/gpu.md): what a lent GPU machine without a package registry
-# needs to serve the ensemble and run tools/gpu_serving_bench.sh, as one xz file in build/gpu-kit/
+# needs to serve the ensemble and run tools/gpu/gpu_serving_bench.sh, as one xz file in build/gpu-kit/
 # (git-ignored; the device tool carries it).
 #   make gpu-kit          build it (PyPI for the cp312 wheels, binutils and cc), print its size and the size
 #                         of everything that travels with it; fails over 60 MiB together

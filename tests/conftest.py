@@ -281,5 +281,5 @@ def start_gateway(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def gateway(tiny_server, start_gateway) -> str:
-    """The URL of a gateway in front of tiny_server."""
-    return start_gateway(TRITON_URL=tiny_server.http_url)
+    """The URL of a gateway in front of tiny_server (HTTP for files, gRPC for /v1/realtime)."""
+    return start_gateway(TRITON_URL=tiny_server.http_url, TRITON_GRPC_URL=tiny_server.grpc_url)

@@ -140,3 +140,14 @@ def test_training_curve_keeps_the_last_row_of_a_repeated_step(tmp_path: Path) ->
         {"event": "start"}, {"step": 10, "dev_cer": 0.9, "dev_wer": 1.0}, {"step": 20, "dev_cer": 0.8, "dev_wer": 0.99},
         {"step": 10, "dev_cer": 0.7, "dev_wer": 0.95})) + "\n")
     assert docs_tables.render_training_curve(log).splitlines()[2:] == ["| 10 | 0.700 | 0.950 |", "| 20 | 0.800 | 0.990 |"]
+
+
+def test_eval_table_lists_each_synthesiser_of_a_set(tmp_path: Path) -> None:
+    results = tmp_path / "eval_results.json"
+    results.write_text(json.dumps({
+        "test_seen": {"n": 4, "audio_hours": 0.01, "cer": 0.2, "wer": 0.5,
+                      "by_synth": {"espeak": {"n": 2, "cer": 0.1, "wer": 0.4}, "flite": {"n": 2, "cer": 0.3, "wer": 0.6}}},
+        "real_speech": {"n": 3, "audio_hours": 0.02, "cer": 0.7, "wer": 0.99, "by_set": {"a": {"n": 3}}}}))
+    assert docs_tables.render_eval(results).splitlines()[2:] == [
+        "| test_seen | 4 | 0.010 | 0.200 | 0.500 |", "| test_seen: espeak | 2 |  | 0.100 | 0.400 |",
+        "| test_seen: flite | 2 |  | 0.300 | 0.600 |", "| real_speech | 3 | 0.020 | 0.700 | 0.990 |"]

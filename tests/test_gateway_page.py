@@ -105,3 +105,35 @@ def test_recording_from_the_microphone_is_transcribed(playwright, gateway, real_
         assert 1.5 < duration < 4.0                           # about the 2.5 s recorded
     finally:
         browser.close()
+
+
+def test_live_microphone_shows_partials_then_finals(playwright, gateway, real_speech, tmp_path):
+    """The Live button streams Chromium's fake microphone (a real utterance, looped) over
+    /v1/realtime: grey partials (deltas) appear while it plays, segments turn final when the
+    server's VAD closes them, and Stop finishes the open one."""
+    import soundfile as sf
+
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, load_audio(real_speech[3].audio), 16000, subtype="PCM_16")
+    browser = _browser(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                       f"--use-file-for-fake-audio-capture={speech}", "--autoplay-policy=no-user-gesture-required")
+    try:
+        page = browser.new_page()
+        page.goto(gateway)
+        page.click("#live")
+        page.wait_for_selector("#status[data-state=recording]", timeout=20_000)
+        page.wait_for_function("[...document.querySelectorAll('#segments .partial')]"
+                               ".some((e) => e.textContent.trim())", timeout=60_000)   # a partial, live
+        page.wait_for_selector("#segments .final", timeout=60_000)                   # a segment closed by the VAD
+        assert page.get_attribute("#status", "data-state") == "recording"           # while still listening
+        page.click("#live")
+        page.wait_for_selector("#status[data-state=done], #status[data-state=error]", timeout=60_000)
+        assert page.get_attribute("#status", "data-state") == "done", page.inner_text("#status")
+        finals = page.locator("#segments .final")
+        assert finals.count() >= 1 and page.locator("#segments .partial").count() == 0
+        assert any(finals.nth(i).inner_text().strip() for i in range(finals.count()))
+        shot = os.environ.get("GATEWAY_LIVE_SCREENSHOT")
+        if shot:
+            page.screenshot(path=shot, full_page=True)
+    finally:
+        browser.close()

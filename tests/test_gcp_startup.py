@@ -128,7 +128,8 @@ def test_vm_runs_the_gateway_beside_the_server_with_keys_from_metadata(fake_bin,
     assert {"--network", "host", "--restart", "unless-stopped"} <= set(gateway)
     assert gateway[gateway.index("--stop-timeout") + 1] == "75"
     envs = [gateway[i + 1] for i, a in enumerate(gateway) if a == "--env"]
-    assert envs == ["TRITON_URL=127.0.0.1:8000", "GATEWAY_API_KEYS_FILE=/run/w2v-gateway/keys.txt"]
+    assert envs == ["TRITON_URL=127.0.0.1:8000", "TRITON_GRPC_URL=127.0.0.1:8001",   # /v1/realtime: gRPC
+                        "GATEWAY_API_KEYS_FILE=/run/w2v-gateway/keys.txt"]
     assert gateway[gateway.index("--volume") + 1] == f"{tmp_path / 'state' / 'gateway'}:/run/w2v-gateway:ro"
     assert gateway[gateway.index(GATEWAY_IMAGE) + 1:] == ["uvicorn", "gateway.app:app", "--host", "0.0.0.0",
                                                           "--port", "8080", "--timeout-graceful-shutdown", "70"]

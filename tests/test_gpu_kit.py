@@ -2,7 +2,7 @@
 
 The integration test is `make gpu-kit-check`: a kit built here (quick compression, no site wheels:
 this venv stands in for the lent image's packages) is unpacked into a fresh folder and
-tools/gpu_serving_bench.sh runs SMOKE=1 with the kit's tritonserver, python-backend stub (this
+tools/gpu/gpu_serving_bench.sh runs SMOKE=1 with the kit's tritonserver, python-backend stub (this
 Python's), perf_analyzer and tritonclient: server up, ensemble and acoustic model served,
 perf_analyzer measured, results packed.
 """
@@ -190,7 +190,7 @@ def test_the_kit_serves_the_ensemble_from_a_fresh_folder_on_the_cpu(tmp_path):
     kit_dir, out = tmp_path / "unpacked", tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in (TRITON_HOME_ENV, "W2V_SPEECH_DIR")}
     env.update(SMOKE="1", KIT=str(kit), KIT_DIR=str(kit_dir), PYTHON=sys.executable)
-    run = subprocess.run(["bash", "tools/gpu_serving_bench.sh", str(out)], cwd=ROOT, env=env,
+    run = subprocess.run(["bash", "tools/gpu/gpu_serving_bench.sh", str(out)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=1500)
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-4000:]

@@ -1,4 +1,4 @@
-"""The venv step's PyTorch choice (tools/torch_install.py) and the Make wiring of training outputs."""
+"""The venv step's PyTorch choice (tools/dev/torch_install.py) and the Make wiring of training outputs."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tools" / "dev"))
 import torch_install  # noqa: E402
 
 CPU = ["--index-url", torch_install.CPU_INDEX, "--extra-index-url", torch_install.PUBLIC_INDEX]
@@ -52,7 +52,7 @@ def test_venv_step_checks_venv_and_installs_the_chosen_torch_first():
     out = _make_n(".venv/.installed", "TORCH=cuda")
     assert "apt-get install python3-venv" in out
     lines = out.splitlines()
-    torch_line = next(i for i, line in enumerate(lines) if "tools/torch_install.py --torch cuda" in line)
+    torch_line = next(i for i, line in enumerate(lines) if "tools/dev/torch_install.py --torch cuda" in line)
     assert "--requirements requirements/venv-py311.txt" in lines[torch_line]
     extras = next(i for i, line in enumerate(lines) if 'install -q -c requirements/venv-py311.txt -e ".[dev]"' in line)
     assert torch_line < extras
@@ -66,17 +66,19 @@ def test_train_reference_writes_to_build_and_only_promote_touches_the_committed_
     export = _make_n("export-reference")
     assert "models/reference" not in export and "docs/" not in export
     promote = _make_n("promote-reference")
-    assert "cp -r build/train-reference/model/. models/reference/" in promote
-    assert "docs/reference-training.png" in promote and "docs/reference-training-log.jsonl" in promote
+    # the gate (tests/test_promotion.py) replaces models/reference and copies the docs plot and log
+    assert "builders.promote_reference --candidate build/train-reference/model" in promote
+    assert "--reference models/reference" in promote and "--plot build/train-reference/reference-training.png" in promote
+    assert "--train-log build/train-reference/train_log.jsonl" in promote
     assert "docs_tables" in promote
 
 
 # --- system packages: one helper for corpus-deps, test-deps, browser-deps and make test ----------
-HELPER = ROOT / "tools" / "system_deps.sh"
+HELPER = ROOT / "tools" / "dev" / "system_deps.sh"
 
 
 def _helper(tmp_path, *specs: str, uid: int, apt_installs: bool = True) -> subprocess.CompletedProcess:
-    """Run tools/system_deps.sh with a fake `id` (root or not) and a fake apt-get that 'installs'
+    """Run tools/dev/system_deps.sh with a fake `id` (root or not) and a fake apt-get that 'installs'
     a command by creating it (or does nothing)."""
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
@@ -113,12 +115,12 @@ def test_system_deps_as_root_installs_and_checks_again(tmp_path):
 def test_make_test_installs_what_the_tests_use_and_ci_runs_it():
     out = _make_n("test")
     lines = out.splitlines()
-    deps = next(i for i, line in enumerate(lines) if "tools/system_deps.sh" in line and "system deps" in line)
+    deps = next(i for i, line in enumerate(lines) if "tools/dev/system_deps.sh" in line and "system deps" in line)
     assert deps < next(i for i, line in enumerate(lines) if "-m pytest" in line)
     for spec in ("espeak-ng=espeak-ng", "ip=iproute2", "iptables=iptables", "chromium=chromium"):
         assert spec in lines[deps]
     for target in ("corpus-deps", "test-deps", "browser-deps"):
-        assert "tools/system_deps.sh" in _make_n(target)
+        assert "tools/dev/system_deps.sh" in _make_n(target)
     ci = (ROOT / ".ci" / "run").read_text()
     assert "set -euo pipefail" in ci and "make test" in ci and "||" not in ci
 

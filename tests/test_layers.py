@@ -19,7 +19,8 @@ from w2v_triton.paths import REPO_ROOT
 ROOT_PACKAGES = ("w2v_triton", "builders", "benchmarks", "gateway", "client")
 # The onnxruntime path: must import with torch and transformers absent.
 WITHOUT_TORCH = ["spec", "typing", "settings", "vocabulary", "audio", "preprocessing", "batch_coupling", "devices",
-                 "long_audio", "acoustic", "acoustic_openvino", "ctc_output", "ctc_decoding", "streaming"]
+                 "long_audio", "acoustic", "acoustic_openvino", "ctc_output", "ctc_incremental", "ctc_decoding",
+                 "vad", "streaming"]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 

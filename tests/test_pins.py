@@ -1,7 +1,7 @@
-"""requirements/*.txt are generated from pyproject.toml (tools/pins.py, `make pins`) and current.
+"""requirements/*.txt are generated from pyproject.toml (tools/dev/pins.py, `make pins`) and current.
 
 Regenerating asks PyPI through uv (uv's cache makes a rerun quick); it is deterministic: uv sees
-only releases before tools/pins.py EXCLUDE_NEWER and keeps the committed versions while they satisfy
+only releases before tools/dev/pins.py EXCLUDE_NEWER and keeps the committed versions while they satisfy
 pyproject.toml, so only a change of pyproject.toml (or a hand edit that breaks it) makes a file stale.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tools" / "dev"))
 import pins  # noqa: E402
 
 from w2v_triton.serving import image  # noqa: E402
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_generated_pins_are_current():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "pins.py"), "--check"], cwd=ROOT,
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "dev" / "pins.py"), "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
 

@@ -29,6 +29,7 @@ from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.serving.pipeline import ReferencePipeline
 from w2v_triton.serving.spec import SAMPLE_RATE
 from w2v_triton.train import corpus
+from w2v_triton.train.synthesizers import get as synthesizer
 from w2v_triton.serving.tritonserver import Ports, TritonServer
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ N_SENTENCES = 12
 
 @pytest.fixture(scope="module")
 def sentences() -> dict[str, list[str]]:
-    if corpus.find_espeak() is None:
+    if synthesizer("espeak").missing():
         pytest.skip("espeak-ng not installed (make corpus-deps)")
     try:
         return corpus.split_sentences(corpus.CorpusConfig())
@@ -51,7 +52,7 @@ def sentences() -> dict[str, list[str]]:
 def fresh(sentences) -> list[tuple[str, np.ndarray]]:
     held_out = sentences["test_seen"][:N_SENTENCES]
     assert not set(held_out) & set(sentences["train"])
-    return [(text, corpus.synthesize(text, VOICE, RATE, PITCH)) for text in held_out]
+    return [(text, synthesizer("espeak").synthesize(text, VOICE, RATE, PITCH)) for text in held_out]
 
 
 # backend -> (least exact of 12, largest WER)

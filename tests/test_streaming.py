@@ -1,7 +1,11 @@
 """Streaming recognition in process (w2v_triton.serving.streaming): frame arithmetic against a local
-stand-in model, final == offline on the tiny repository, bounded state, idle eviction, errors
-isolated to their stream, streams that do not mix."""
+stand-in model, a one-segment stream's final == offline on the tiny repository, each VAD segment's
+final == offline over that segment, bounded work and state on long streams, idle eviction by the
+timer, errors isolated to their stream, streams that do not mix."""
 from __future__ import annotations
+
+import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,8 +19,8 @@ from w2v_triton.serving.pipeline import ReferencePipeline
 from w2v_triton.serving.preprocessing import InvalidAudio
 from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.streaming import (ChunkedRecognizer, ChunkRequest, StreamError, StreamingConfig,
-                                  StreamingConfigError, StreamRegistry, StreamState, build_recognizer,
-                                  split_parameters, version_dir)
+                                          StreamingConfigError, StreamRegistry, build_recognizer, split_parameters,
+                                          transcript, version_dir)
 
 STRIDE = spec.FRAME_STRIDE_SAMPLES
 SR = spec.SAMPLE_RATE
@@ -46,13 +50,22 @@ class LocalAcoustic:
 def local_recognizer(**config) -> ChunkedRecognizer:
     acoustic = LocalAcoustic(len(spec.BASE_960H_VOCAB))
     return ChunkedRecognizer(acoustic, CTCDecoder(spec.BASE_960H_VOCAB), do_normalize=False,
-                             config=StreamingConfig(**config))
+                             config=StreamingConfig(**{"vad": "none", **config}))
 
 
 @pytest.fixture(scope="module")
-def tiny_recognizer(tiny_repository) -> ChunkedRecognizer:
+def tiny_vad_recognizer(tiny_repository) -> ChunkedRecognizer:
+    """The tiny repository's streaming model as rendered (silero VAD)."""
     return build_recognizer(model_parameters(tiny_repository, spec.STREAMING_MODEL), version_dir(tiny_repository),
-                             warmup=False)
+                            warmup=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_recognizer(tiny_vad_recognizer) -> ChunkedRecognizer:
+    """The same with vad none: a stream under max_segment_seconds is one segment (random-noise
+    test audio has no speech for a VAD to find)."""
+    r = tiny_vad_recognizer
+    return ChunkedRecognizer(r.acoustic, r.decoder, r.do_normalize, replace(r.config, vad="none"))
 
 
 @pytest.fixture(scope="module")
@@ -63,64 +76,74 @@ def tiny_pipeline(tiny_repository) -> ReferencePipeline:
 @pytest.mark.parametrize("samples", [400, 7999, 16000, 40_321, 97_000])
 @pytest.mark.parametrize("chunk", [0.16, 0.5, 0.64])
 def test_chunk_frames_equal_the_full_pass_for_a_local_model(samples, chunk, rng):
-    recognizer = local_recognizer(final_pass="streamed", left_context_seconds=0.3, right_context_seconds=0.1)
+    recognizer = local_recognizer(left_context_seconds=0.3, right_context_seconds=0.1)
     audio = rng.standard_normal(samples).astype(np.float32)
-    state = StreamState()
+    state = recognizer.new_stream()
     step = int(chunk * SR)
     starts = list(range(0, samples, step))
-    emitted_before = None
+    full = recognizer.acoustic.run([audio])[0]
     for k, s in enumerate(starts):
         end = k == len(starts) - 1
         result = recognizer.process([(state, audio[s: s + step], end)])[0]
-        assert not isinstance(result, Exception)
+        assert not isinstance(result, Exception) and result.is_final == end
         expected = frame_count(samples) if end else frame_count(state.received - recognizer.config.right)
         assert state.emitted == expected
-        logits = recognizer.emitted_logits(state)
-        if emitted_before is not None:   # emitted frames never change
-            np.testing.assert_array_equal(logits[: emitted_before.shape[0]], emitted_before)
-        emitted_before = logits.copy()
-        assert result.is_final == end
-    full = recognizer.acoustic.run([audio])[0]
-    np.testing.assert_array_equal(recognizer.emitted_logits(state), full)
+        if not end and state.emitted:   # the open segment's frames are the full pass's, and never change
+            np.testing.assert_array_equal(state.recent, full[state.recent_start: state.emitted])
+    # one segment (vad none, < max_segment): its final is the offline decode of the whole stream
+    assert transcript([result]) == recognizer.decoder.decode(full)
+    assert result.events[-1]["type"] == "final" and result.events[-1]["end_s"] == samples // STRIDE * STRIDE / SR
     # every window: at most left context + one chunk + look-ahead (+ one frame of rounding)
-    longest = max(size for call in recognizer.acoustic.calls[:-1] for size in call)
+    longest = max(size for call in recognizer.acoustic.calls[1:-1] for size in call) if samples > step else 0
     assert longest <= recognizer.config.left + step + recognizer.config.right + 2 * STRIDE
 
 
-def test_final_equals_offline_on_the_tiny_repository(tiny_recognizer, tiny_pipeline, rng):
+def test_one_segment_stream_final_equals_offline_on_the_tiny_repository(tiny_recognizer, tiny_pipeline, rng):
     audio = (0.1 * rng.standard_normal(int(3.3 * SR))).astype(np.float32)
     results = tiny_recognizer.recognize(audio, chunk_seconds=0.5)
     assert [r.is_final for r in results] == [False] * (len(results) - 1) + [True]
-    assert results[-1].text == tiny_pipeline.transcribe(audio)
-    offline = tiny_pipeline.logits([audio])[0]
-    state = StreamState()
-    step = SR // 2
-    for k, s in enumerate(range(0, audio.size, step)):
-        tiny_recognizer.process([(state, audio[s: s + step], s + step >= audio.size)])
-    np.testing.assert_array_equal(tiny_recognizer.emitted_logits(state), offline)
+    assert [e["type"] for r in results for e in r.events if e["type"] != "delta"] == [
+        "speech_started", "speech_stopped", "final"]
+    assert transcript(results) == tiny_pipeline.transcribe(audio)
+    final = results[-1].finals[0]
+    assert final["start_s"] == 0.0 and final["text"] == tiny_pipeline.transcribe(audio)
 
 
-def test_real_speech_final_equals_offline(tiny_recognizer, tiny_pipeline, real_speech):
+def test_each_vad_segment_final_is_offline_over_that_segment(tiny_vad_recognizer, tiny_pipeline, real_speech):
+    """Real speech with a pause: segments close during the stream (not only at END), and each
+    final is the offline transcript of exactly that segment's audio."""
     from w2v_triton.serving.audio import load_audio
 
-    for utterance in real_speech[:3]:
-        audio = load_audio(utterance.audio)
-        assert tiny_recognizer.recognize(audio, 0.64)[-1].text == tiny_pipeline.transcribe(audio)
+    audio = np.concatenate([load_audio(real_speech[3].audio), np.zeros(SR, np.float32),
+                            load_audio(real_speech[40].audio)])
+    results = tiny_vad_recognizer.recognize(audio, 0.32)
+    finals = [(k, f) for k, r in enumerate(results) for f in r.finals]
+    assert len(finals) >= 2 and finals[0][0] < len(results) - 1        # a final before the stream ended
+    for _, f in finals:
+        a, b = int(round(f["start_s"] * SR)), int(round(f["end_s"] * SR))
+        assert 0 <= a < b <= audio.size and b - a <= tiny_vad_recognizer.config.max_segment_seconds * SR
+        assert f["text"] == tiny_pipeline.transcribe(audio[a:b])
+    starts = [e for r in results for e in r.events if e["type"] == "speech_started"]
+    assert [e["segment"] for e in starts] == list(range(len(finals)))
 
 
-def test_long_stream_keeps_bounded_audio_and_finishes_from_its_chunks(rng):
-    recognizer = local_recognizer(max_full_seconds=2.0, left_context_seconds=0.5, right_context_seconds=0.2)
-    audio = rng.standard_normal(10 * SR).astype(np.float32)
-    state = StreamState()
+def test_long_stream_has_bounded_work_and_state(rng):
+    """60 s of speech-like audio, no pause: segments are cut at max_segment_seconds; the audio and
+    logits kept, every acoustic row and every decoder step stay bounded, the finals cover it all."""
+    recognizer = local_recognizer(max_segment_seconds=4.0, left_context_seconds=1.0, right_context_seconds=0.2)
+    audio = rng.standard_normal(60 * SR).astype(np.float32)
+    state = recognizer.new_stream()
     step = SR // 4
+    finals = []
     for k, s in enumerate(range(0, audio.size, step)):
-        recognizer.process([(state, audio[s: s + step], s + step >= audio.size)])
-        if state.received > 2 * SR:
-            assert not state.complete
-            assert state.audio.size <= recognizer.config.left + recognizer.config.right + step + STRIDE
-        else:
-            assert state.complete
-    np.testing.assert_array_equal(recognizer.emitted_logits(state), recognizer.acoustic.run([audio])[0])
+        result = recognizer.process([(state, audio[s: s + step], s + step >= audio.size)])[0]
+        finals += result.finals
+        limit = recognizer.config.left + 4 * SR + step + 2 * STRIDE
+        assert state.audio.size <= limit and state.recent.shape[0] * STRIDE <= limit
+    assert max(size for call in recognizer.acoustic.calls for size in call) <= 4 * SR + STRIDE
+    assert len(finals) >= 60 // 4 and finals[0]["start_s"] == 0.0
+    assert all(a["end_s"] == b["start_s"] for a, b in zip(finals, finals[1:]))    # contiguous, nothing lost
+    assert finals[-1]["end_s"] == pytest.approx(60.0, abs=0.03)
 
 
 @pytest.mark.parametrize("chunk, message", [
@@ -141,18 +164,17 @@ def test_bad_chunk_fails_its_stream_only(chunk, message, rng):
     assert again[1].is_final and not registry.streams
 
 
-def test_too_short_utterance_and_too_long_stream_are_errors():
-    registry = StreamRegistry(local_recognizer(max_stream_seconds=1.0))
+def test_too_short_stream_is_an_error():
+    registry = StreamRegistry(local_recognizer())
     short = registry.handle([ChunkRequest(1, np.zeros(100, np.float32), True, True)])[0]
     assert isinstance(short, InvalidAudio) and "too short" in str(short)
-    registry.handle([ChunkRequest(2, np.zeros(SR // 2, np.float32), True, False)])
-    long = registry.handle([ChunkRequest(2, np.zeros(SR, np.float32), False, False)])[0]
-    assert isinstance(long, StreamError) and "longer than" in str(long)
 
 
 def test_idle_streams_are_freed_and_live_streams_capped():
     now = [0.0]
-    registry = StreamRegistry(local_recognizer(idle_seconds=5, max_streams=2), clock=lambda: now[0])
+    counts: list[int] = []
+    registry = StreamRegistry(local_recognizer(idle_seconds=5, max_streams=2), clock=lambda: now[0],
+                              on_change=counts.append)
     chunk = np.zeros(SR // 2, np.float32)
     registry.handle([ChunkRequest(1, chunk, True, False), ChunkRequest(2, chunk, True, False)])
     full = registry.handle([ChunkRequest(3, chunk, True, False)])[0]
@@ -164,11 +186,27 @@ def test_idle_streams_are_freed_and_live_streams_capped():
     late = registry.handle([ChunkRequest(1, chunk, False, False)])[0]
     assert isinstance(late, StreamError) and "idle" in str(late)
     assert not isinstance(registry.handle([ChunkRequest(3, chunk, True, False)])[0], Exception)
+    assert counts[-1] == 2 and 1 in counts
+
+
+def test_the_reaper_frees_idle_streams_without_a_call():
+    registry = StreamRegistry(local_recognizer(idle_seconds=0.3))
+    registry.handle([ChunkRequest(7, np.zeros(SR // 2, np.float32), True, False)])
+    freed: list[list[int]] = []
+    registry.start_reaper(on_evict=freed.append, interval=0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while registry.streams and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        registry.stop_reaper()
+    assert not registry.streams and freed == [[7]]
 
 
 def test_interleaved_streams_do_not_mix(tiny_recognizer, rng):
     audios = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (int(2.1 * SR), int(3.4 * SR))]
     alone = [tiny_recognizer.recognize(a, 0.5) for a in audios]
+    assert all(transcript(r) for r in alone)
     registry = StreamRegistry(tiny_recognizer)
     step = SR // 2
     together: dict[int, list] = {0: [], 1: []}
@@ -176,14 +214,14 @@ def test_interleaved_streams_do_not_mix(tiny_recognizer, rng):
         requests = [ChunkRequest(i + 10, a[k * step:(k + 1) * step], k == 0, (k + 1) * step >= a.size)
                     for i, a in enumerate(audios) if k * step < a.size]
         for request, result in zip(requests, registry.handle(requests)):
-            together[request.stream_id - 10].append(result.text)
+            together[request.stream_id - 10].append((result.text, result.events))
     for i in (0, 1):
-        assert together[i] == [r.text for r in alone[i]]
+        assert together[i] == [(r.text, r.events) for r in alone[i]]
     assert not registry.streams
 
 
 def test_same_stream_twice_in_one_call_runs_in_order(rng):
-    registry = StreamRegistry(local_recognizer(final_pass="streamed"))
+    registry = StreamRegistry(local_recognizer())
     audio = rng.standard_normal(SR).astype(np.float32)
     results = registry.handle([ChunkRequest(5, audio[:8000], True, False), ChunkRequest(5, audio[8000:], False, True)])
     assert results[1].is_final and not registry.streams
@@ -193,7 +231,7 @@ def test_same_stream_twice_in_one_call_runs_in_order(rng):
 def test_running_normalisation_uses_the_stream_so_far(rng):
     recognizer = local_recognizer()
     recognizer.do_normalize = True
-    state = StreamState()
+    state = recognizer.new_stream()
     audio = (3 + 2 * rng.standard_normal(SR)).astype(np.float32)
     recognizer.process([(state, audio, False)])
     window = recognizer._normalized(state, audio)
@@ -207,6 +245,12 @@ def test_config_parameters_round_trip_and_errors():
         StreamingConfig(normalization="global")
     with pytest.raises(StreamingConfigError, match="not a number"):
         StreamingConfig.from_parameters({"stream_max_streams": "many"})
+    with pytest.raises(StreamingConfigError, match="unknown streaming setting 'max_stream_seconds'"):
+        StreamingConfig.from_parameters({"stream_max_stream_seconds": "600"})   # removed: streams have no limit
+    with pytest.raises(StreamingConfigError, match="max_segment_seconds"):
+        StreamingConfig(max_segment_seconds=60)
+    with pytest.raises(StreamingConfigError, match="vad"):
+        StreamingConfig(vad="webrtc")
     acoustic, decoder, streaming, normalize = split_parameters(
         {"runtime": "onnxruntime", "decoder_mode": "beam", "stream_idle_seconds": "3", "do_normalize": "false"})
     assert acoustic == {"runtime": "onnxruntime"} and decoder == {"mode": "beam"}
@@ -219,7 +263,10 @@ def test_streaming_model_is_rendered_with_the_offline_settings(tiny_repository):
     assert config.model_transaction_policy.decoupled
     controls = {c.name for c in config.sequence_batching.control_input}
     assert controls == {spec.STREAM_START, spec.STREAM_END, spec.STREAM_CORRID}
-    assert config.sequence_batching.max_sequence_idle_microseconds == 60_000_000
+    assert config.sequence_batching.max_sequence_idle_microseconds == 15_000_000
+    # more batcher slots than the model's cap: one stream too many is refused by the model at once
+    assert config.sequence_batching.oldest.max_candidate_sequences == 2 * StreamingConfig().max_streams
+    assert [o.name for o in config.output] == [spec.TRANSCRIPT, spec.IS_FINAL, spec.STREAM_EVENTS]
     params = model_parameters(tiny_repository, spec.STREAMING_MODEL)
     acoustic, decoder, _, normalize = split_parameters(params)
     assert acoustic == model_parameters(tiny_repository, spec.ACOUSTIC_MODEL)
@@ -256,7 +303,7 @@ def test_beam_decoder_with_hotwords_gives_the_offline_beam_result(tiny_recognize
         results.append(registry.handle([request])[0])
     offline = tiny_pipeline.logits([audio])[0]
     assert results[-1].is_final
-    assert results[-1].text == beam.decode(offline, ["KUBERNETES", "TRITON"])
+    assert transcript(results) == beam.decode(offline, ["KUBERNETES", "TRITON"])
     assert all(isinstance(r.text, str) for r in results)
 
 
@@ -270,7 +317,36 @@ def test_streaming_model_folder_is_self_contained(tmp_path, tiny_repository, tin
     recognizer = build_recognizer(model_parameters(tmp_path / "only", spec.STREAMING_MODEL), alone / "1",
                                   warmup=False)
     audio = (0.1 * rng.standard_normal(int(1.7 * SR))).astype(np.float32)
-    assert recognizer.recognize(audio, 0.5)[-1].text == tiny_pipeline.transcribe(audio)
+    recognizer = ChunkedRecognizer(recognizer.acoustic, recognizer.decoder, recognizer.do_normalize,
+                                   replace(recognizer.config, vad="none"))
+    assert transcript(recognizer.recognize(audio, 0.5)) == tiny_pipeline.transcribe(audio)
+    assert (alone / "1" / "vad" / "silero_vad.onnx").is_file()   # the VAD travels with the folder
     linked = version_dir(tiny_repository) / "acoustic" / "model.onnx"
     original = tiny_repository / spec.ACOUSTIC_MODEL / "1" / "model.onnx"
     assert linked.stat().st_ino == original.stat().st_ino     # a hard link, not a second copy
+
+
+def test_flashlight_stream_with_hotwords_gives_the_offline_result(tiny_recognizer, tiny_pipeline, tmp_path, rng):
+    """Beam + LM on flashlight: the stream's segment decoder holds a hotword search of its own, and
+    the final is the offline hotword decode of the same audio."""
+    from test_decoder_lm import TEXTS
+
+    from w2v_triton.build.lm_sentences import write_lm_dir
+    from w2v_triton.serving.ctc_decoding import DecoderConfig
+    from w2v_triton.serving.ctc_incremental import FlashlightSegment
+
+    lm = write_lm_dir(tmp_path / "lm", TEXTS)
+    beam = CTCDecoder(spec.BASE_960H_VOCAB, DecoderConfig(mode="beam", beam_width=8, lm_path=str(lm / "lm.arpa"),
+                                                          unigrams_path=str(lm / "unigrams.txt")))
+    recognizer = ChunkedRecognizer(tiny_recognizer.acoustic, beam, tiny_recognizer.do_normalize, tiny_recognizer.config)
+    registry = StreamRegistry(recognizer)
+    audio = (0.1 * rng.standard_normal(int(2.6 * SR))).astype(np.float32)
+    step = SR // 2
+    results = []
+    for k, s in enumerate(range(0, audio.size, step)):
+        results.append(registry.handle([ChunkRequest(3, audio[s: s + step], k == 0, s + step >= audio.size,
+                                                     hotwords=b"mat, rat" if k == 0 else None)])[0])
+        if k == 0:
+            assert isinstance(registry.streams[3].decoder, FlashlightSegment)
+    offline = tiny_pipeline.logits([audio])[0]
+    assert transcript(results) == beam.decode(offline, ["MAT", "RAT"]) != beam.decode(offline)

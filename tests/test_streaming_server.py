@@ -1,33 +1,58 @@
-"""The `streaming_asr` model in a real tritonserver (tiny model, 2 s idle timeout): partials then a
-final equal to the in-process recognizer and to the offline ensemble, concurrent streams that do
-not mix, a bad chunk that fails its own stream only, idle streams freed, the --stream CLI."""
+"""The `streaming_asr` model in a real tritonserver (tiny model, silero VAD, 2 s idle timeout, at
+most 3 live streams): every chunk's partial and events equal the in-process recognizer's on real
+speech, segment finals arrive during the stream, concurrent streams do not mix, a bad chunk fails
+its own stream only, one stream too many is refused at once, idle streams are freed by the timer,
+the client sends END on any exit, 1,000 short streams leak nothing, the --stream CLI."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from client import ClientError, TranscriptionClient
+from client import ClientError, TranscriptionClient, stream_transcript
 from w2v_triton.serving import spec
+from w2v_triton.serving.audio import load_audio
 from w2v_triton.serving.pipeline import model_parameters
-from w2v_triton.serving.streaming import build_recognizer, version_dir
+from w2v_triton.serving.streaming import build_recognizer, transcript, version_dir
 
 pytestmark = pytest.mark.integration
 
 SR = spec.SAMPLE_RATE
 IDLE_SECONDS = 2.0
+MAX_STREAMS = 3
+
+
+def live_streams(metrics_port: int) -> float:
+    """The streaming model's live-streams gauge, read from Triton's metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    found = re.search(r"^w2v_streaming_live_streams\{[^}]*\} (\S+)$", text, re.M)
+    assert found, "the streaming model's gauge is missing from /metrics"
+    return float(found.group(1))
+
+
+def wait_for_live(metrics_port: int, count: float, within: float) -> float:
+    """Seconds until the gauge reads `count` (fails after `within`)."""
+    began = time.monotonic()
+    while live_streams(metrics_port) != count:
+        assert time.monotonic() - began < within, f"live streams still {live_streams(metrics_port)}, not {count}"
+        time.sleep(0.02)
+    return time.monotonic() - began
 
 
 @pytest.fixture(scope="module")
 def stream_repository(build_tiny, tmp_path_factory) -> Path:
     from w2v_triton.build.repository import RepositoryOptions
 
-    options = RepositoryOptions(decoder_instances=1, streaming={"idle_seconds": str(IDLE_SECONDS)})
+    options = RepositoryOptions(decoder_instances=1, streaming={"idle_seconds": str(IDLE_SECONDS),
+                                                                "max_streams": str(MAX_STREAMS)})
     return build_tiny(tmp_path_factory.mktemp("stream_repository"), options=options)
 
 
@@ -48,47 +73,49 @@ def recognizer(stream_repository):
                             warmup=False)
 
 
-def speechlike(seed: int, seconds: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (0.1 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
+@pytest.fixture(scope="module")
+def speech(real_speech) -> list[np.ndarray]:
+    """Real utterances; the first with a 1 s pause and a second utterance after it."""
+    clips = [load_audio(real_speech[i].audio) for i in (3, 40, 7, 11)]
+    return [np.concatenate([clips[0], np.zeros(SR, np.float32), clips[1]])] + clips[2:]
 
 
-def test_partials_then_final_equal_in_process_and_offline(server, recognizer):
-    audio = speechlike(1, 3.3)
+def test_updates_equal_in_process_with_segment_finals_during_the_stream(server, recognizer, speech):
+    audio = speech[0]
     with TranscriptionClient(server.grpc_url, "grpc") as asr:
         updates = list(asr.stream(audio, chunk_seconds=0.5))
-        offline = asr.transcribe(audio)
     expected = recognizer.recognize(audio, chunk_seconds=0.5)
     assert [u.chunk for u in updates] == list(range(len(expected)))
-    assert [u.is_final for u in updates] == [r.is_final for r in expected]
-    assert [u.text for u in updates] == [r.text for r in expected]
-    assert updates[-1].text == offline
-    assert all(u.latency_s >= 0 for u in updates)
+    assert [(u.text, u.is_final, u.events) for u in updates] == [(r.text, r.is_final, r.events) for r in expected]
+    finals = [u.chunk for u in updates if u.finals]
+    assert len(finals) >= 2 and finals[0] < len(updates) - 1      # a segment closed before END
+    assert stream_transcript(updates) == transcript(expected) != ""
+    assert any(e["type"] == "delta" for u in updates for e in u.events)
+    assert live_streams(server.ports.metrics) == 0
 
 
-def test_concurrent_streams_do_not_mix(server, recognizer):
-    audios = [speechlike(seed, seconds) for seed, seconds in ((2, 2.2), (3, 3.1), (4, 1.3))]
-    results: dict[int, list[str] | Exception] = {}
+def test_concurrent_streams_do_not_mix(server, recognizer, speech):
+    results: dict[int, list | Exception] = {}
 
     def run(i: int) -> None:
         try:
             with TranscriptionClient(server.grpc_url, "grpc") as asr:
-                results[i] = [u.text for u in asr.stream(audios[i], chunk_seconds=0.25)]
+                results[i] = [(u.text, u.events) for u in asr.stream(speech[i + 1], chunk_seconds=0.32)]
         except Exception as exc:  # reported by the assertion below
             results[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(audios))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(MAX_STREAMS - 1)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
-    for i, audio in enumerate(audios):
-        assert results[i] == [r.text for r in recognizer.recognize(audio, 0.25)]
+        t.join(120)
+    for i in range(MAX_STREAMS - 1):
+        assert results[i] == [(r.text, r.events) for r in recognizer.recognize(speech[i + 1], 0.32)]
 
 
-def test_bad_chunk_fails_its_own_stream_only(server, recognizer):
-    good = speechlike(5, 2.0)
-    bad = speechlike(6, 2.0)
+def test_bad_chunk_fails_its_own_stream_only(server, recognizer, speech):
+    good = speech[1][: 3 * SR]
+    bad = speech[2][: 3 * SR].copy()
     bad[SR + 10] = np.nan
     outcome: dict[str, object] = {}
 
@@ -107,31 +134,52 @@ def test_bad_chunk_fails_its_own_stream_only(server, recognizer):
     assert isinstance(outcome["bad"], ClientError) and "NaN" in str(outcome["bad"])
     assert outcome["good"] == [r.text for r in recognizer.recognize(good, 0.25)]
     assert server.is_ready()
+    wait_for_live(server.ports.metrics, 0, within=2.0)
 
 
-def test_idle_stream_is_freed(server):
+def test_one_stream_too_many_is_refused_at_once(server, speech):
+    chunk = speech[1][:8000]
+    with TranscriptionClient(server.grpc_url, "grpc") as a, TranscriptionClient(server.grpc_url, "grpc") as b, \
+            TranscriptionClient(server.grpc_url, "grpc") as c, TranscriptionClient(server.grpc_url, "grpc") as d:
+        opened = [client.open_stream() for client in (a, b, c)]
+        for live in opened:
+            live.send(chunk)
+            assert live.get() is not None
+        extra = d.open_stream()
+        began = time.monotonic()
+        extra.send(chunk)
+        with pytest.raises(ClientError, match=f"too many live streams \\({MAX_STREAMS}\\)"):
+            extra.get()
+        assert time.monotonic() - began < 1.0               # refused, not queued for a slot
+        extra.close()
+        opened[0].close()                                   # END frees a slot at once
+        again = d.open_stream()
+        again.send(chunk)
+        assert again.get() is not None
+        for live in (again, *opened[1:]):
+            live.close()
+    wait_for_live(server.ports.metrics, 0, within=2.0)
+
+
+def test_idle_stream_is_freed_by_the_timer(server, speech):
     import tritonclient.grpc as grpcclient
 
-    def chunk_input(samples: int):
-        tensor = grpcclient.InferInput(spec.AUDIO, [1, samples], "FP32")
-        tensor.set_data_from_numpy(speechlike(7, samples / SR).reshape(1, -1))
+    def chunk_input() -> grpcclient.InferInput:
+        tensor = grpcclient.InferInput(spec.AUDIO, [1, 8000], "FP32")
+        tensor.set_data_from_numpy(speech[1][:8000].reshape(1, -1))
         return tensor
 
     responses: list = []
     client = grpcclient.InferenceServerClient(server.grpc_url)
     client.start_stream(callback=lambda result, error: responses.append((result, error)))
-    try:
-        client.async_stream_infer(spec.STREAMING_MODEL, [chunk_input(8000)], sequence_id=4242, sequence_start=True)
+    try:   # a client that vanishes without END: only the timer can free its stream
+        client.async_stream_infer(spec.STREAMING_MODEL, [chunk_input()], sequence_id=4242, sequence_start=True)
+        wait_for_live(server.ports.metrics, 1, within=20)
+        freed_after = wait_for_live(server.ports.metrics, 0, within=IDLE_SECONDS + 3)
+        assert freed_after <= IDLE_SECONDS + 1.5             # no other request was needed to free it
+        client.async_stream_infer(spec.STREAMING_MODEL, [chunk_input()], sequence_id=4242)
         deadline = time.monotonic() + 20
-        while not responses and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert responses and responses[0][1] is None
-        time.sleep(IDLE_SECONDS + 1.0)
-        # another stream's chunk lets the model free the idle one
-        client.async_stream_infer(spec.STREAMING_MODEL, [chunk_input(8000)], sequence_id=4343,
-                                  sequence_start=True, sequence_end=True)
-        client.async_stream_infer(spec.STREAMING_MODEL, [chunk_input(8000)], sequence_id=4242)
-        while len(responses) < 3 and time.monotonic() < deadline:
+        while len(responses) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         client.stop_stream()
@@ -142,21 +190,73 @@ def test_idle_stream_is_freed(server):
     assert "stream 4242 idle for more than" in log and "freed" in log
 
 
-def test_stream_cli_prints_partials_then_final(server, tmp_path):
+def test_the_client_sends_end_on_any_exit(server, speech):
+    with TranscriptionClient(server.grpc_url, "grpc") as asr:
+        with pytest.raises(KeyboardInterrupt):
+            for update in asr.stream(speech[1], chunk_seconds=0.5):
+                assert live_streams(server.ports.metrics) == 1
+                raise KeyboardInterrupt   # the user stops the program mid-stream
+        assert wait_for_live(server.ports.metrics, 0, within=1.0) < 1.0
+
+
+def test_a_thousand_short_streams_leak_nothing(server, speech):
+    """1,000 streams of one chunk (START and END together), 3 at a time (the cap): the stub's memory
+    and the live-streams gauge return to where they were."""
+    import psutil
+    import tritonclient.grpc as grpcclient
+
+    stub = next(p for p in psutil.Process(server.process.pid).children(recursive=True)
+                if spec.STREAMING_MODEL in " ".join(p.cmdline()))
+    clip = speech[1][: SR // 2].reshape(1, -1)
+
+    def streams(count: int, first_id: int) -> int:
+        errors = 0
+        done = threading.Semaphore(0)
+
+        def callback(result, error) -> None:
+            nonlocal errors
+            errors += error is not None
+            done.release()
+
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        client.start_stream(callback=callback)
+        try:
+            for k in range(count):
+                tensor = grpcclient.InferInput(spec.AUDIO, list(clip.shape), "FP32")
+                tensor.set_data_from_numpy(clip)
+                client.async_stream_infer(spec.STREAMING_MODEL, [tensor], sequence_id=first_id + k,
+                                          sequence_start=True, sequence_end=True)
+                if k >= MAX_STREAMS - 1:
+                    assert done.acquire(timeout=30)   # at most MAX_STREAMS in flight
+            for _ in range(min(count, MAX_STREAMS - 1)):
+                assert done.acquire(timeout=30)
+        finally:
+            client.stop_stream()
+            client.close()
+        return errors
+
+    assert streams(100, 10_000) == 0                       # warm: allocator pools, onnxruntime arenas
+    before = stub.memory_info().rss
+    assert streams(1000, 20_000) == 0
+    grown = (stub.memory_info().rss - before) / 2**20
+    assert grown < 16, f"the streaming model grew by {grown:.1f} MiB over 1,000 streams"
+    assert live_streams(server.ports.metrics) == 0
+
+
+def test_stream_cli_prints_partials_and_finals(server, speech, tmp_path):
     import soundfile
 
-    audio = speechlike(8, 1.6)
+    audio = speech[0]
     path = tmp_path / "clip.wav"
     soundfile.write(path, audio, SR, subtype="FLOAT")
     run = subprocess.run([sys.executable, "-m", "client", "--stream", "--url", server.grpc_url,
-                          "--chunk-seconds", "0.4", "--realtime", str(path)],
-                         capture_output=True, text=True, timeout=60)
+                          "--chunk-seconds", "0.5", str(path)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     lines = [line.split("\t") for line in run.stdout.splitlines()]
-    assert [kind for _, kind, _ in lines] == ["partial"] * (len(lines) - 1) + ["final"]
-    assert len(lines) == 4
+    assert {kind for _, kind, _ in lines} == {"partial", "final"} and lines[-1][1] == "final"
     with TranscriptionClient(server.grpc_url, "grpc") as asr:
-        assert lines[-1][2] == asr.transcribe(audio)
+        expected = stream_transcript(asr.stream(audio, chunk_seconds=0.5))
+    assert " ".join(text for _, kind, text in lines if kind == "final" and text) == expected
     http = subprocess.run([sys.executable, "-m", "client", "--stream", "--url", "127.0.0.1:9", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert http.returncode == 3 and "cannot reach" in http.stderr

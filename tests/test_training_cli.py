@@ -106,3 +106,25 @@ def test_init_from_and_sharded_export(tmp_path):
         assert torch.allclose(p1, p2, atol=1e-5), name   # lr 1e-9: one step leaves the weights as loaded
     summary = json.loads((out2 / "training_summary.json").read_text())
     assert summary["init_from"] == str(tmp_path / "model")
+
+
+def test_evaluation_reports_each_synthesiser_and_real_speech_source(tmp_path):
+    """evaluate_model: WER per synthesiser of a mixed corpus and per real-speech folder, grouped by
+    each utterance's own row (not by its text: every synthesiser speaks the same held-out sentences)."""
+    from w2v_triton.train.evaluate import evaluate_model
+    from w2v_triton.train.model import TINY_CONFIG, build_ctc_model, export_pretrained
+
+    write_tone_corpus(tmp_path / "corpus", n_test=4)
+    manifest = tmp_path / "corpus" / "test_seen.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps(dict(r, synth=("espeak", "flite")[i % 2])) + "\n" for i, r in enumerate(rows)))
+    for name in ("a", "b"):
+        write_tone_corpus(tmp_path / "real" / name, n_train=0, n_test=2)
+        (tmp_path / "real" / name / "dev.jsonl").rename(tmp_path / "real" / name / "manifest.jsonl")
+    export_pretrained(build_ctc_model(TINY_CONFIG).eval(), tmp_path / "model")
+    results = evaluate_model(tmp_path / "model", tmp_path / "corpus", str(tmp_path / "real" / "*" / "manifest.jsonl"))
+    seen = results["test_seen"]
+    assert {k: v["n"] for k, v in seen["by_synth"].items()} == {"espeak": 2, "flite": 2}
+    assert "by_synth" not in results["test_unseen"]            # one kind: no breakdown
+    assert {k: v["n"] for k, v in results["real_speech"]["by_set"].items()} == {"a": 2, "b": 2}
+    assert sorted(p["index"] for p in seen["all"]) == [0, 1, 2, 3]

@@ -68,6 +68,11 @@ def shared_speech_dir(repo_root: Path) -> Path:
     return Path(os.environ.get(SPEECH_DIR_ENV) or repo_root.parent / "shared" / "data" / "speech")
 
 
+def real_speech_glob(repo_root: Path) -> str:
+    """The glob of those manifests, the default of the evaluations' --real-speech ('' = none)."""
+    return str(shared_speech_dir(repo_root) / "*" / "manifest.jsonl")
+
+
 def shared_speech_manifests(repo_root: Path) -> list[Path]:
     """The real-speech manifests (tests and benchmarks only): one per source folder."""
     return sorted(shared_speech_dir(repo_root).glob("*/manifest.jsonl"))

@@ -27,7 +27,8 @@ from w2v_triton.serving.devices import DEVICES
 from w2v_triton.serving.image import BUILD_INFO as BUILD_INFO  # the deploy reads it to check the image
 from w2v_triton.serving.long_audio import LongAudioConfig
 from w2v_triton.serving.preprocessing import PreprocessorSettings
-from w2v_triton.serving.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, StreamingConfig
+from w2v_triton.serving.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, VAD_FILES, StreamingConfig
+from w2v_triton.serving.vad import SILERO_FILE, silero_model_path
 from w2v_triton.paths import REPO_ROOT
 
 TEMPLATE_PACKAGE = "model_repository"     # w2v_triton.serving.model_repository in a wheel (setup.py)
@@ -224,9 +225,17 @@ def _substitutions(info: CheckpointInfo, options: RepositoryOptions) -> dict[str
         "STREAM_DECODER_PARAMETERS": parameters_block({DECODER_PREFIX + k: str(v) for k, v in decoder.items()}),
         "STREAM_PARAMETERS": parameters_block(stream.to_parameters()),
         "STREAM_IDLE_US": str(int(stream.idle_seconds * 1_000_000)),
-        "STREAM_MAX_STREAMS": str(stream.max_streams),
+        "STREAM_CANDIDATES": str(stream_candidates(stream)),
         "ENSEMBLE_PARAMETERS": parameters_block(profile_parameters(options)),
     }
+
+
+def stream_candidates(stream: StreamingConfig) -> int:
+    """The sequence batcher's candidate slots for streaming_asr: twice the model's stream cap, so
+    that START of one stream too many reaches the model and is refused at once (Triton 2.51's
+    sequence batcher has no backlog limit: with slots == cap it would queue the stream until a
+    slot frees); the spare slots also absorb refused streams whose client never sends END."""
+    return 2 * stream.max_streams
 
 
 def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
@@ -298,12 +307,17 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def link_streaming_files(output: Path, options: RepositoryOptions) -> None:
     """Give streaming_asr its own copies (hard links) of the acoustic model's file(s) and the
     decoder's files: Triton fetches each model folder on its own from cloud storage (gs://), so
-    a model cannot read its neighbours' folders."""
+    a model cannot read its neighbours' folders. The VAD's ONNX file is copied from the silero-vad
+    package of the build environment, so the server needs neither that package nor torch."""
     version = output / spec.STREAMING_MODEL / "1"
-    acoustic, decoder = version / ACOUSTIC_FILES, version / DECODER_FILES
-    for folder in (acoustic, decoder):
+    acoustic, decoder, vad = version / ACOUSTIC_FILES, version / DECODER_FILES, version / VAD_FILES
+    for folder in (acoustic, decoder, vad):
         shutil.rmtree(folder, ignore_errors=True)
+    for folder in (acoustic, decoder):
         folder.mkdir(parents=True)
+    if options.streaming_config().vad == "silero":
+        vad.mkdir(parents=True)
+        shutil.copy2(silero_model_path(), vad / SILERO_FILE)
     model_file = options.acoustic_settings().model_file
     source = output / spec.ACOUSTIC_MODEL / "1" / model_file
     if source.is_dir():

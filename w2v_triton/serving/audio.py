@@ -69,6 +69,29 @@ def resample(samples: AnyArray, source_rate: int, target_rate: int = SAMPLE_RATE
     return resampled
 
 
+class StreamResampler:
+    """Resample a stream fed in pieces (soxr's streaming resampler): the output of all pieces is
+    the same whatever their sizes; `last` flushes the filter's tail."""
+
+    def __init__(self, source_rate: int, target_rate: int = SAMPLE_RATE) -> None:
+        self.same = source_rate == target_rate
+        self._stream = None if self.same else soxr.ResampleStream(source_rate, target_rate, 1, dtype="float32")
+
+    def feed(self, samples: AnyArray, last: bool = False) -> AnyArray:
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        if self._stream is None:
+            return samples
+        out: AnyArray = self._stream.resample_chunk(samples, last=last)
+        return out
+
+
+def pcm16_to_float(data: bytes) -> AnyArray:
+    """Little-endian 16-bit PCM bytes -> float32 in [-1, 1) (an odd trailing byte is an AudioError)."""
+    if len(data) % 2:
+        raise AudioError(f"16-bit PCM needs an even number of bytes, got {len(data)}")
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
 def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> AnyArray:
     """Read a file from disk (any format, rate and channel count libsndfile reads)."""
     path = Path(path)

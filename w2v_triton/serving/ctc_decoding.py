@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from w2v_triton.serving.ctc_incremental import FlashlightSegment, GreedySegment, RedecodeSegment, SegmentDecoder
 from w2v_triton.serving.ctc_output import (Decoded, DecoderConfigError, WordTime,
                                    clean_text, greedy_decode, log_softmax)
 from w2v_triton.serving.settings import parse_parameters, to_parameters, unknown_keys
@@ -247,6 +248,16 @@ class CTCDecoder:
         # pyctcdecode keeps no per-frame path: a word's confidence is the best label's per frame
         best = log_probs.max(axis=-1)
         return Decoded(clean_text(text), [WordTime.from_frames(w, a, b, best) for w, (a, b) in word_frames])
+
+    def begin_segment(self, hotwords: list[str] | None = None, lag_seconds: float = 1.0) -> SegmentDecoder:
+        """A decoder for one segment of a stream, fed chunk by chunk (ctc_incremental.py): greedy,
+        flashlight's incremental search (with the stream's hotwords), or pyctcdecode re-decoding
+        the segment; `lag_seconds`: how far behind the last frame a beam's words become stable."""
+        if self.config.mode != "beam":
+            return GreedySegment(self)
+        if self._fast is not None:
+            return FlashlightSegment(self, self._fast.stream_search(hotwords or ()), lag_seconds)
+        return RedecodeSegment(self, hotwords, lag_seconds)
 
     def decode(self, logits: AnyArray, hotwords: list[str] | None = None) -> str:
         return self.decode_full(logits, hotwords).text

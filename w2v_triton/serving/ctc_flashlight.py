@@ -170,6 +170,12 @@ class FlashlightBeam:
         self.config = config
         self._shared = self._build()
 
+    def stream_search(self, hotwords: Sequence[str] = ()) -> Search:
+        """A search of its own for one segment of a stream: decode_begin / decode_step keep their
+        state in the search object, so two streams cannot share one (w2v_triton.serving.ctc_incremental)."""
+        search = self.search(hotwords)
+        return self._build() if search is self._shared else search
+
     def search(self, hotwords: Sequence[str] = ()) -> Search:
         """The search for one request or stream: the shared one, or for `hotwords` (words or
         phrases, cased like the labels; phrases are boosted word by word, like pyctcdecode) one

@@ -57,7 +57,7 @@ class ImageError(RuntimeError):
 
 
 def pins_file(name: str, python: str) -> str:
-    """requirements/<name>-py<XY>.txt: the pins tools/pins.py generates for one install target."""
+    """requirements/<name>-py<XY>.txt: the pins tools/dev/pins.py generates for one install target."""
     return f"{PINS_DIR}/{name}-py{python.replace('.', '')}.txt"
 
 

@@ -45,7 +45,9 @@ LOGIT_LENGTHS = "LOGIT_LENGTHS"      # int64   [batch] valid frames per row
 HOTWORDS = "HOTWORDS"                # bytes   [batch, 1] optional, comma separated
 PROMPT = "PROMPT"                    # bytes   [batch, 1] optional text: its words the LM lacks become hotwords
 WORD_TIMESTAMPS = "WORD_TIMESTAMPS"  # bytes   [batch, 1] optional JSON
-IS_FINAL = "IS_FINAL"                # bool    [batch, 1] streaming: the stream's final transcript
+IS_FINAL = "IS_FINAL"                # bool    [batch, 1] streaming: the stream's last response
+STREAM_EVENTS = "EVENTS"             # bytes   [batch, 1] streaming: JSON events of a chunk (speech
+                                     #         started/stopped, committed deltas, segment finals)
 # Sequence-batcher controls of the streaming model (filled by Triton from the request's sequence
 # id / sequence_start / sequence_end).
 STREAM_START = "START"

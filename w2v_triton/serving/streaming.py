@@ -1,54 +1,61 @@
-"""Streaming recognition: chunks of one utterance in, partial transcripts out, a final at the end.
+"""Streaming recognition: chunks of a stream in; partials, committed words and segment finals out.
 
 wav2vec2 attends over the whole utterance, so it has no native streaming mode. A stream here is
-recognised in chunks with context (docs/streaming.md):
+recognised in chunks with context, and cut into segments at pauses (docs/streaming.md):
 
-* every chunk that arrives is appended to the stream's audio; the acoustic model then runs on a
-  window that starts `left_context_seconds` before the first frame not yet emitted (on a frame
-  boundary, so window frame k is global frame start/320 + k, as in long_audio) and ends at the
-  newest sample. Only frames with at least `right_context_seconds` of audio after them are
-  emitted (their look-ahead is complete); the rest wait for the next chunk.
-* the partial transcript is the stream's decoder (the offline CTCDecoder: greedy or beam + LM,
-  hotwords) over all emitted frames.
-* at END the final transcript comes from one pass over the whole utterance, exactly the offline
-  path (preprocess -> AcousticModel.run -> decode), when the stream is at most
-  `max_full_seconds` long (its audio is kept that long); a longer stream's final comes from its
-  chunk frames plus a tail window (final_pass "streamed" forces this path for every stream).
-* a stream cannot normalise over its whole utterance (wav2vec2's zero mean / unit variance):
-  chunk windows use the running mean and variance of the audio received so far (normalization
-  "running") or the window's own statistics ("window"); the final full pass normalises exactly
-  like offline.
+* every chunk is appended to the stream's audio; the acoustic model runs on a window that starts
+  `left_context_seconds` before the first frame not yet emitted (on a frame boundary, so window
+  frame k is global frame start/320 + k, as in long_audio) and ends at the newest sample. Only
+  frames with `right_context_seconds` of audio after them are emitted; their logits never change.
+* the VAD (vad.py: silero-vad, batched over the round's streams) and its endpointer open a
+  segment where speech starts and close it after `min_silence_seconds` of silence, or cut it at
+  `max_segment_seconds`. The open segment's emitted frames go to a decoder that keeps its state
+  across chunks (ctc_incremental.py: greedy, flashlight beam + LM with the stream's hotwords, or
+  pyctcdecode re-decoding the segment), and a `Committer` turns its best hypothesis into
+  append-only committed words plus an unstable tail.
+* when a segment closes, its final is the offline path over that segment alone: whole-segment
+  normalisation, one AcousticModel.run (<= max_segment_seconds, one pass), the offline decoder:
+  exactly the offline transcript of that segment's audio.
+* a stream cannot normalise over its whole length (wav2vec2's zero mean / unit variance): chunk
+  windows use the running mean and variance of the audio received so far ("running"), the
+  window's own ("window"), or none; segment finals normalise like offline.
 
-State per stream is bounded: kept audio <= max(max_full_seconds, left + right context + one
-chunk), emitted logits <= max_stream_seconds; `StreamRegistry` frees a stream at END, on an error
-and after `idle_seconds` without a chunk, and caps the number of live streams. Several streams'
-chunks are run in one AcousticModel.run call (length buckets), which is how the Triton model uses
-the batches its sequence batcher forms.
+A chunk's work is bounded by its own audio, the context, and the open segment, never by how long
+the stream has run, and so is a stream's memory: audio from the open segment's start (or the
+left context) on, the open segment's logits and decoder, and a few numbers. `StreamRegistry`
+frees a stream at END, on an error, and when idle for `idle_seconds` (a timer thread, not only at
+the next call), and caps the number of live streams. Several streams' chunks and finals run in
+one AcousticModel.run call (length buckets), which is how the Triton model uses the batches its
+sequence batcher forms.
 """
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
 from w2v_triton.serving import spec
 from w2v_triton.serving.acoustic import AcousticModel
 from w2v_triton.serving.ctc_decoding import CTCDecoder
-from w2v_triton.serving.ctc_output import Decoded
-from w2v_triton.serving.long_audio import STRIDE, frame_count
+from w2v_triton.serving.ctc_incremental import Committer, SegmentDecoder
+from w2v_triton.serving.ctc_output import Decoded, WordTime
+from w2v_triton.serving.long_audio import STRIDE, LongAudioConfig, frame_count
 from w2v_triton.serving.preprocessing import InvalidAudio, normalize, preprocess, validate
 from w2v_triton.serving.settings import parse_parameters, to_parameters
 from w2v_triton.serving.typing import AnyArray
+from w2v_triton.serving.vad import (HYSTERESIS, SILERO_FILE, VADS, WINDOW, Endpointer, NoVAD, SegmentEvent, SileroVAD,
+                                   VadState, build_vad)
 
 logger = logging.getLogger(__name__)
 
 NORMALIZATIONS = ("running", "window", "none")
-FINAL_PASSES = ("full", "streamed")
 
 
 class StreamingConfigError(ValueError):
@@ -56,7 +63,7 @@ class StreamingConfigError(ValueError):
 
 
 class StreamError(ValueError):
-    """A request that fails its own stream only (bad audio, unknown stream, stream too long)."""
+    """A request that fails its own stream only (bad audio, unknown stream, too many streams)."""
 
 
 STREAM_PREFIX = "stream_"
@@ -67,21 +74,30 @@ class StreamingConfig:
     left_context_seconds: float = 4.0     # past audio each chunk window sees
     right_context_seconds: float = 0.5    # look-ahead a frame needs before it is emitted
     normalization: str = "running"        # chunk windows: running stats | window's own | none
-    final_pass: str = "full"              # full: offline pass at END (kept audio); streamed: chunk frames
-    max_full_seconds: float = 40.0        # audio kept for the final full pass (offline single-pass limit)
     max_chunk_seconds: float = 5.0        # a larger chunk is refused
-    max_stream_seconds: float = 600.0     # a longer stream is refused (bounds the kept logits)
-    idle_seconds: float = 60.0            # a stream without a chunk for this long is freed
-    max_streams: int = 64                 # live streams at once
+    vad: str = "silero"                   # segments from silero-vad, or none (cut at max_segment_seconds)
+    vad_threshold: float = 0.5            # speech probability that opens a segment
+    min_silence_seconds: float = 0.5      # silence that closes it
+    speech_pad_seconds: float = 0.3       # audio kept before the speech and after it in a segment
+    max_segment_seconds: float = 30.0     # a longer segment is cut (its final is one acoustic pass)
+    commit_lag_seconds: float = 1.0       # beam decoders: words this far behind the last frame are committed
+    idle_seconds: float = 15.0            # a stream without a chunk for this long is freed
+    max_streams: int = 64                 # live streams at once; START of one more is refused
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
             raise StreamingConfigError(f"normalization {self.normalization!r}: expected one of {NORMALIZATIONS}")
-        if self.final_pass not in FINAL_PASSES:
-            raise StreamingConfigError(f"final_pass {self.final_pass!r}: expected one of {FINAL_PASSES}")
+        if self.vad not in VADS:
+            raise StreamingConfigError(f"vad {self.vad!r}: expected one of {VADS}")
+        single = LongAudioConfig().max_single_seconds
+        if not 1.0 <= self.max_segment_seconds <= single:
+            raise StreamingConfigError(f"max_segment_seconds must be 1 to {single:g} s (a segment's final is "
+                                       f"one acoustic pass), got {self.max_segment_seconds:g}")
+        if not HYSTERESIS < self.vad_threshold < 1:
+            raise StreamingConfigError(f"vad_threshold must be between {HYSTERESIS} and 1, got {self.vad_threshold}")
         if (self.left_context_seconds < 0 or self.right_context_seconds < 0 or self.max_chunk_seconds <= 0
-                or self.max_stream_seconds <= 0 or self.idle_seconds <= 0 or self.max_streams < 1
-                or self.max_full_seconds < 0):
+                or self.idle_seconds <= 0 or self.max_streams < 1 or self.min_silence_seconds <= 0
+                or self.speech_pad_seconds < 0 or self.commit_lag_seconds < 0):
             raise StreamingConfigError(f"invalid streaming settings: {self}")
 
     @property
@@ -93,54 +109,101 @@ class StreamingConfig:
     def right(self) -> int:
         return int(self.right_context_seconds * spec.SAMPLE_RATE)
 
+    @property
+    def pad(self) -> int:
+        return int(self.speech_pad_seconds * spec.SAMPLE_RATE)
+
+    def endpointer(self) -> Endpointer:
+        return Endpointer(self.vad_threshold, int(self.min_silence_seconds * spec.SAMPLE_RATE), self.pad,
+                          int(self.max_segment_seconds * spec.SAMPLE_RATE))
+
     def to_parameters(self) -> dict[str, str]:
         return to_parameters(self, prefix=STREAM_PREFIX)
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, str]) -> "StreamingConfig":
-        """From Triton's string parameters: keys `stream_<field>`; other keys are ignored."""
+        """From Triton's string parameters: keys `stream_<field>`; other keys are ignored, an
+        unknown `stream_` key is an error (a setting this version does not have)."""
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(k for k in parameters if k.startswith(STREAM_PREFIX) and k[len(STREAM_PREFIX):] not in names)
+        if unknown:
+            raise StreamingConfigError(f"unknown streaming setting {unknown[0][len(STREAM_PREFIX):]!r}; "
+                                       f"known: {', '.join(sorted(names))}")
         return cls(**parse_parameters(cls, parameters, StreamingConfigError, STREAM_PREFIX))
 
 
 @dataclass
 class StreamState:
-    """One utterance in progress. `audio` holds the samples from `audio_start` on."""
+    """One stream in progress. `audio` holds the samples from `audio_start` on; `recent` the
+    emitted logits from frame `recent_start` on (the open segment's, or the last speech pad's)."""
 
+    endpointer: Endpointer
     hotwords: list[str] | None = None
     audio: AnyArray = field(default_factory=lambda: np.zeros(0, np.float32))
     audio_start: int = 0
     received: int = 0                 # samples received so far
     emitted: int = 0                  # frames whose logits are final
-    logits: list[AnyArray] = field(default_factory=list)
     total: float = 0.0                # running sums for the running normalisation
     total_sq: float = 0.0
     last_seen: float = 0.0
-    text: str = ""
-
-    @property
-    def complete(self) -> bool:
-        """The whole utterance is still kept (the final can be the offline pass)."""
-        return self.audio_start == 0
+    vad: VadState = field(default_factory=VadState)
+    segment: int = 0                  # index of the open segment (or of the next one)
+    segment_start: int | None = None  # first sample of the open segment
+    decoder: SegmentDecoder | None = None
+    committer: Committer | None = None
+    fed: int = 0                      # next frame for the open segment's decoder
+    recent: AnyArray | None = None
+    recent_start: int = 0
 
     def kept_bytes(self) -> int:
-        return self.audio.nbytes + sum(x.nbytes for x in self.logits)
+        return self.audio.nbytes + (0 if self.recent is None else self.recent.nbytes)
+
+
+def _event(kind: str, segment: int, **values: Any) -> dict[str, Any]:
+    return {"type": kind, "segment": segment, **values}
 
 
 @dataclass(frozen=True)
 class StreamResult:
+    """One chunk's answer. `text`: the open segment's partial (committed words + unstable tail),
+    "" when no segment is open. `events` (JSON-able, in order): speech_started {start_s},
+    speech_stopped {end_s}, delta {text: committed words appended, with their leading space},
+    final {text, words, start_s, end_s}; every event names its `segment`."""
+
     text: str
     is_final: bool
-    decoded: Decoded
+    events: list[dict[str, Any]]
     emitted_seconds: float            # audio whose frames are final
+
+    def events_json(self) -> str:
+        return json.dumps(self.events)
+
+    @property
+    def finals(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == "final"]
+
+
+def transcript(results: list[StreamResult]) -> str:
+    """The stream's transcript: its segments' finals, in order."""
+    return " ".join(f["text"] for r in results for f in r.finals if f["text"])
+
+
+def _shift(words: list[WordTime], seconds: float) -> list[dict[str, Any]]:
+    return [{**w.__dict__, "start_s": round(w.start_s + seconds, 4), "end_s": round(w.end_s + seconds, 4)}
+            for w in words]
 
 
 class ChunkedRecognizer:
-    """Runs chunks of many streams through one acoustic model and one decoder (the offline ones)."""
+    """Runs chunks of many streams through one acoustic model, one VAD and one decoder."""
 
     def __init__(self, acoustic: AcousticModel, decoder: CTCDecoder, do_normalize: bool,
-                 config: StreamingConfig | None = None) -> None:
+                 config: StreamingConfig | None = None, vad: SileroVAD | NoVAD | None = None) -> None:
         self.acoustic, self.decoder, self.do_normalize = acoustic, decoder, do_normalize
         self.config = config or StreamingConfig()
+        self.vad = vad if vad is not None else build_vad(self.config.vad)
+
+    def new_stream(self, hotwords: list[str] | None = None, now: float = 0.0) -> StreamState:
+        return StreamState(self.config.endpointer(), hotwords=hotwords, last_seen=now)
 
     # -- windows -------------------------------------------------------------------------------
     def _normalized(self, state: StreamState, window: AnyArray) -> AnyArray:
@@ -162,84 +225,145 @@ class ChunkedRecognizer:
         window = state.audio[start - state.audio_start:]
         return start // STRIDE, self._normalized(state, window)
 
-    def _append(self, state: StreamState, chunk: AnyArray) -> None:
+    def _append(self, state: StreamState, chunk: AnyArray) -> AnyArray:
         chunk = validate(chunk, min_samples=0)
         if chunk.size > self.config.max_chunk_seconds * spec.SAMPLE_RATE:
             raise StreamError(f"chunk of {chunk.size / spec.SAMPLE_RATE:.2f} s is longer than "
                               f"{self.config.max_chunk_seconds:g} s: send shorter chunks")
-        if state.received + chunk.size > self.config.max_stream_seconds * spec.SAMPLE_RATE:
-            raise StreamError(f"stream longer than {self.config.max_stream_seconds:g} s: "
-                              "end it and start a new one")
-        state.audio = np.concatenate([state.audio, chunk.astype(np.float32, copy=False)])
+        chunk = chunk.astype(np.float32, copy=False)
+        state.audio = np.concatenate([state.audio, chunk])
         state.received += chunk.size
         state.total += float(chunk.sum(dtype=np.float64))
         state.total_sq += float(np.square(chunk, dtype=np.float64).sum())
+        return chunk
 
     def _trim(self, state: StreamState) -> None:
-        """Drop audio no later window needs, once the stream outgrows max_full_seconds."""
-        if state.received <= self.config.max_full_seconds * spec.SAMPLE_RATE:
-            return
-        keep_from = max(state.audio_start, state.emitted * STRIDE - self.config.left)
-        state.audio = state.audio[keep_from - state.audio_start:].copy()
-        state.audio_start = keep_from
+        """Drop audio and logits no later window, segment or final needs: a segment that opens
+        later starts at most `pad` before the VAD's next window."""
+        keep = state.emitted * STRIDE - self.config.left
+        keep = min(keep, state.segment_start if state.segment_start is not None else state.vad.position - self.config.pad)
+        if keep > state.audio_start:
+            state.audio = state.audio[keep - state.audio_start:].copy()
+            state.audio_start = keep
+        first = (state.segment_start if state.segment_start is not None
+                 else max(0, state.vad.position - self.config.pad)) // STRIDE
+        if state.recent is not None:   # recent stays [recent_start, emitted)
+            drop = min(max(first - state.recent_start, 0), state.recent.shape[0])
+            if drop:
+                state.recent = state.recent[drop:].copy()
+                state.recent_start += drop
+
+    def _segment_audio(self, state: StreamState, start: int, stop: int) -> AnyArray | None:
+        """The segment's audio, preprocessed like offline (None when too short for one frame)."""
+        if stop - start < spec.MIN_SAMPLES:
+            return None
+        return preprocess(state.audio[start - state.audio_start: stop - state.audio_start], self.do_normalize)
 
     # -- one round: at most one chunk per stream -------------------------------------------------
     def process(self, items: list[tuple[StreamState, AnyArray, bool]]) -> list[StreamResult | Exception]:
-        """Add a chunk to each stream (`end`: the stream's last chunk) and return its partial or
-        final result, or the exception that fails that stream alone. All windows of the round run
-        in one AcousticModel.run call."""
+        """Add a chunk to each stream (`end`: the stream's last chunk) and return its result, or the
+        exception that fails that stream alone. The round's VAD windows run in one batched call,
+        and its chunk windows and segment finals in one AcousticModel.run call."""
         results: list[StreamResult | Exception | None] = [None] * len(items)
-        jobs: list[tuple[int, str, int, AnyArray]] = []   # (item, kind, first frame, audio)
+        chunks: dict[int, AnyArray] = {}
         for i, (state, chunk, end) in enumerate(items):
             try:
-                self._append(state, chunk)
-                if end:
-                    if state.received < spec.MIN_SAMPLES:
-                        validate(state.audio)        # raises the offline "audio too short" message
-                    if self.config.final_pass == "full" and state.complete:
-                        jobs.append((i, "full", 0, preprocess(state.audio, self.do_normalize)))
-                        continue
-                    until = frame_count(state.received)
-                else:
-                    until = frame_count(state.received - self.config.right)
-                window = self._window(state, until)
-                if window is not None:
-                    jobs.append((i, "window", window[0], window[1]))
+                appended = self._append(state, chunk)
+                if end and state.received < spec.MIN_SAMPLES:
+                    validate(state.audio)        # raises the offline "audio too short" message
+                chunks[i] = appended
             except (InvalidAudio, StreamError) as exc:
                 results[i] = exc
-        outputs = self.acoustic.run([audio for *_, audio in jobs]) if jobs else []
-        ran = {i: (kind, first, logits) for (i, kind, first, _), logits in zip(jobs, outputs)}
-        for i, (state, _, end) in enumerate(items):
-            if results[i] is not None:
-                continue
-            if i in ran:
-                kind, first, logits = ran[i]
-                if kind == "full":
-                    state.logits, state.emitted = [logits], logits.shape[0]
+        live = list(chunks)
+        probs = self.vad.probabilities([items[i][0].vad for i in live], [chunks[i] for i in live],
+                                       [items[i][2] for i in live])
+        jobs: list[AnyArray] = []
+        plans: dict[int, tuple[list[tuple[SegmentEvent, int | None]], int, int | None, int]] = {}
+        for i, p in zip(live, probs):
+            state, _, end = items[i]
+            segments = state.endpointer.feed(p, state.vad.position - p.size * WINDOW)
+            if end:
+                segments += state.endpointer.finish(state.received)
+            until = frame_count(state.received) if end else frame_count(state.received - self.config.right)
+            window = self._window(state, until)
+            window_job = None
+            if window is not None:
+                window_job = len(jobs)
+                jobs.append(window[1])
+            finals: list[tuple[SegmentEvent, int | None]] = []
+            start = state.segment_start
+            for event in segments:
+                event = SegmentEvent(event.kind, min(event.sample, state.received))  # a padded last window
+                if event.kind == "start":
+                    start = event.sample
+                    finals.append((event, None))
+                    continue
+                assert start is not None
+                audio = self._segment_audio(state, start, event.sample)
+                finals.append((event, None if audio is None else len(jobs)))
+                if audio is not None:
+                    jobs.append(audio)
+            plans[i] = (finals, until, window_job, window[0] if window is not None else 0)
+        outputs = self.acoustic.run(jobs) if jobs else []
+        for i in live:
+            state, _, end = items[i]
+            finals, until, window_job, first = plans[i]
+            if window_job is not None:
+                fresh = outputs[window_job][state.emitted - first: until - first]
+                state.recent = fresh if state.recent is None else np.concatenate([state.recent, fresh])
+                state.emitted = until
+            events: list[dict[str, Any]] = []
+            for event, job in finals:
+                if event.kind == "start":
+                    self._open(state, event.sample)
+                    events.append(_event("speech_started", state.segment, start_s=event.sample / spec.SAMPLE_RATE))
                 else:
-                    until = frame_count(state.received) if end else frame_count(state.received - self.config.right)
-                    state.logits.append(logits[state.emitted - first: until - first])
-                    state.emitted = until
+                    events += self._close(state, event.sample, None if job is None else outputs[job])
+            text = self._advance(state, events)
             self._trim(state)
-            logits = self.emitted_logits(state)
-            # no frames yet (the first chunk waits for its look-ahead): nothing to decode
-            decoded = self.decoder.decode_full(logits, state.hotwords) if logits.shape[0] else Decoded("")
-            state.text = decoded.text
-            results[i] = StreamResult(decoded.text, end, decoded, state.emitted * STRIDE / spec.SAMPLE_RATE)
+            results[i] = StreamResult(text, end, events, state.emitted * STRIDE / spec.SAMPLE_RATE)
         return cast(list[StreamResult | Exception], results)   # every slot is filled above
 
-    def emitted_logits(self, state: StreamState) -> AnyArray:
-        if len(state.logits) > 1:
-            state.logits = [np.concatenate(state.logits)]
-        if not state.logits:
-            return np.zeros((0, self.decoder.labels.vocab_size), np.float32)
-        return state.logits[0]
+    def _open(self, state: StreamState, sample: int) -> None:
+        state.segment_start = sample
+        state.decoder = self.decoder.begin_segment(state.hotwords, self.config.commit_lag_seconds)
+        state.committer = Committer([])
+        state.fed = sample // STRIDE
+
+    def _close(self, state: StreamState, stop: int, logits: AnyArray | None) -> list[dict[str, Any]]:
+        """The open segment ends at `stop`: speech_stopped and its final (from `logits`, the
+        acoustic model's pass over the segment alone)."""
+        start = cast(int, state.segment_start)
+        decoded = self.decoder.decode_full(logits, state.hotwords) if logits is not None else Decoded("")
+        offset = start / spec.SAMPLE_RATE
+        events = [_event("speech_stopped", state.segment, end_s=stop / spec.SAMPLE_RATE),
+                  _event("final", state.segment, text=decoded.text, words=_shift(decoded.words, offset),
+                         start_s=offset, end_s=stop / spec.SAMPLE_RATE)]
+        state.segment += 1
+        state.segment_start, state.decoder, state.committer = None, None, None
+        return events
+
+    def _advance(self, state: StreamState, events: list[dict[str, Any]]) -> str:
+        """Feed the open segment's decoder its new frames; commit what is stable (a delta event);
+        return the segment's partial."""
+        if state.decoder is None or state.committer is None:
+            return ""
+        if state.recent is not None and state.emitted > state.fed:
+            begin = max(state.fed, state.recent_start) - state.recent_start
+            state.decoder.step(state.recent[begin: state.emitted - state.recent_start])
+            state.fed = state.emitted
+        before = len(state.committer.committed)
+        fresh, tail = state.committer.update(state.decoder)
+        if fresh:
+            lead = " " if before else ""
+            events.append(_event("delta", state.segment, text=lead + " ".join(w.word for w in fresh)))
+        return " ".join(w.word for w in state.committer.committed + tail)
 
     def recognize(self, audio: AnyArray, chunk_seconds: float = 0.5,
                   hotwords: list[str] | None = None) -> list[StreamResult]:
-        """One utterance streamed in chunks (in-process): every partial, then the final."""
+        """One stream sent in chunks (in-process): every chunk's result, the last one final."""
         step = max(1, int(chunk_seconds * spec.SAMPLE_RATE))
-        state = StreamState(hotwords=hotwords)
+        state = self.new_stream(hotwords)
         results = []
         starts = list(range(0, max(audio.size, 1), step))
         for k, s in enumerate(starts):
@@ -261,26 +385,64 @@ class ChunkRequest:
 
 class StreamRegistry:
     """Live streams by id (Triton's CORRID): START creates (or restarts) one, END and errors free
-    it, and a stream idle for `idle_seconds` is freed at the next call (Triton's sequence
-    batcher frees its slot after max_sequence_idle_microseconds but does not tell the model)."""
+    it, and a stream idle for `idle_seconds` is freed by a timer thread (`start_reaper`; Triton's
+    sequence batcher frees its slot after max_sequence_idle_microseconds but does not tell the
+    model) or at the next call. Thread-safe: the timer and `handle` share one lock."""
 
-    def __init__(self, recognizer: ChunkedRecognizer, clock: Callable[[], float] = time.monotonic) -> None:
-        self.recognizer, self.clock = recognizer, clock
+    def __init__(self, recognizer: ChunkedRecognizer, clock: Callable[[], float] = time.monotonic,
+                 on_change: Callable[[int], None] | None = None) -> None:
+        self.recognizer, self.clock, self.on_change = recognizer, clock, on_change
         self.config = recognizer.config
         self.streams: dict[int, StreamState] = {}
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
 
     def evict_idle(self) -> list[int]:
-        now = self.clock()
-        idle = [sid for sid, s in self.streams.items() if now - s.last_seen > self.config.idle_seconds]
-        for sid in idle:
-            logger.info("stream %d idle for more than %g s: freed", sid, self.config.idle_seconds)
-            del self.streams[sid]
+        with self.lock:
+            now = self.clock()
+            idle = [sid for sid, s in self.streams.items() if now - s.last_seen > self.config.idle_seconds]
+            for sid in idle:
+                logger.info("stream %d idle for more than %g s: freed", sid, self.config.idle_seconds)
+                del self.streams[sid]
+        if idle:
+            self._changed()
         return idle
+
+    def start_reaper(self, on_evict: Callable[[list[int]], None] | None = None,
+                     interval: float | None = None) -> None:
+        """Free idle streams every `interval` seconds (default: a quarter of idle_seconds, at
+        most 1 s) in a daemon thread, until `stop_reaper`."""
+        every = interval or min(1.0, self.config.idle_seconds / 4)
+
+        def run() -> None:
+            while not self._stop.wait(every):
+                idle = self.evict_idle()
+                if idle and on_evict is not None:
+                    on_evict(idle)
+
+        self._reaper = threading.Thread(target=run, name="stream-reaper", daemon=True)
+        self._reaper.start()
+
+    def stop_reaper(self) -> None:
+        self._stop.set()
+        if self._reaper is not None:
+            self._reaper.join(5)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(len(self.streams))
 
     def handle(self, requests: list[ChunkRequest]) -> list[StreamResult | Exception]:
         """Results in request order; a request of a stream already in this call waits for the
         next round (one chunk per stream per acoustic batch, in arrival order)."""
         self.evict_idle()
+        with self.lock:
+            results = self._handle(requests)
+        self._changed()
+        return results
+
+    def _handle(self, requests: list[ChunkRequest]) -> list[StreamResult | Exception]:
         results: list[StreamResult | Exception | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         while pending:
@@ -300,11 +462,15 @@ class StreamRegistry:
                     continue
                 items.append((state, request.audio, request.end))
                 owners.append(i)
-            for i, result in zip(owners, self.recognizer.process(items)):
+            processed = self.recognizer.process(items)
+            answered = self.clock()   # idle counts from a stream's last answer: a slow round idles no one
+            for (state, _, _), i, result in zip(items, owners, processed):
                 results[i] = result
                 request = requests[i]
                 if request.end or isinstance(result, Exception):
                     self.streams.pop(request.stream_id, None)
+                else:
+                    state.last_seen = answered
             pending = later
         return cast(list[StreamResult | Exception], results)   # every request got a result or an error
 
@@ -314,7 +480,7 @@ class StreamRegistry:
             if request.stream_id not in self.streams and len(self.streams) >= self.config.max_streams:
                 raise StreamError(f"too many live streams ({self.config.max_streams}): try again later")
             hotwords = self.recognizer.decoder.parse_hotwords(request.hotwords) or None
-            self.streams[request.stream_id] = StreamState(hotwords=hotwords, last_seen=now)
+            self.streams[request.stream_id] = self.recognizer.new_stream(hotwords, now)
         state = self.streams.get(request.stream_id)
         if state is None:
             raise StreamError(f"stream {request.stream_id} is not live: its first chunk must set START "
@@ -344,7 +510,8 @@ def split_parameters(parameters: dict[str, str]) -> tuple[dict[str, str], dict[s
 
 
 ACOUSTIC_FILES = "acoustic"     # in the streaming model's version folder: the acoustic model's file(s)
-DECODER_FILES = "decoder"       # ... and the decoder's (vocabulary, LM, unigrams)
+DECODER_FILES = "decoder"       # ... the decoder's (vocabulary, LM, unigrams)
+VAD_FILES = "vad"               # ... and the VAD's ONNX file (silero)
 
 
 def version_dir(repository: str | Path) -> Path:
@@ -371,4 +538,6 @@ def build_recognizer(parameters: dict[str, str], files_dir: str | Path, device_i
     decoder_dir = files_dir / DECODER_FILES
     decoder = CTCDecoder(Vocabulary.load_from_dir(decoder_dir),
                          DecoderConfig.from_parameters(decoder_params, base_dir=decoder_dir))
-    return ChunkedRecognizer(acoustic, decoder, do_normalize, StreamingConfig.from_parameters(stream_params))
+    config = StreamingConfig.from_parameters(stream_params)
+    return ChunkedRecognizer(acoustic, decoder, do_normalize, config,
+                             build_vad(config.vad, files_dir / VAD_FILES / SILERO_FILE))

@@ -1,7 +1,12 @@
-"""Greedy CTC decoding and WER/CER over a dataset (dev during training, test splits after)."""
+"""Greedy CTC decoding and WER/CER over a dataset (dev during training, test splits after), and of
+a model folder on a corpus' held-out splits and real speech, per synthesiser and per source."""
 from __future__ import annotations
 
 import contextlib
+import glob
+import json
+import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -53,22 +58,82 @@ def evaluate(model: torch.nn.Module, dataset: ManifestDataset, vocab: Mapping[st
     """Greedy WER/CER of `model` on `dataset` (a ManifestDataset). Returns rates + examples."""
     was_training = model.training
     model.eval()
-    sampler = BucketBatchSampler(dataset.durations, max_batch_seconds, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+    batches = list(BucketBatchSampler(dataset.durations, max_batch_seconds, shuffle=False))
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
     refs: list[str] = []
     hyps: list[str] = []
+    indices: list[int] = []
     it: Iterable[dict[str, Any]] = loader
     if progress:
         from tqdm import tqdm
         it = tqdm(loader, desc=desc, leave=False)
-    for batch in it:
+    for batch_indices, batch in zip(batches, it):
         refs += batch["texts"]
         hyps += transcribe_batch(model, batch, vocab, bf16=bf16)
+        indices += batch_indices
     if was_training:
         model.train()
     wer, cer = error_rates(refs, hyps)
     rates: dict[str, Any] = {"wer": wer, "cer": cer}
     rates["n"] = len(refs)
     rates["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
-    rates["all"] = [{"ref": r, "hyp": h} for r, h in zip(refs, hyps)]
+    rates["all"] = [{"ref": r, "hyp": h, "index": i} for r, h, i in zip(refs, hyps, indices)]
     return rates
+
+
+def rates_by(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    """WER / CER of `evaluate`'s pairs grouped by `rows[pair["index"]][key]` (e.g. synth, source)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for pair in pairs:
+        groups.setdefault(str(rows[pair["index"]][key]), []).append(pair)
+    out = {}
+    for name, group in sorted(groups.items()):
+        wer, cer = error_rates([p["ref"] for p in group], [p["hyp"] for p in group])
+        out[name] = {"wer": wer, "cer": cer, "n": len(group)}
+    return out
+
+
+EVAL_SPLITS = ("test_seen", "test_unseen", "dev")
+
+
+def evaluate_model(model_dir: str | Path, corpus: str | Path, real_speech_glob: str = "",
+                   splits: tuple[str, ...] = EVAL_SPLITS, progress: bool = False) -> dict[str, Any]:
+    """Greedy CER / WER of a model folder on the corpus' `splits` that exist (per synthesiser when
+    the corpus has several) and on the real-speech manifests matching `real_speech_glob` (per
+    source folder; none when '' or nothing matches), on the GPU when there is one."""
+    from w2v_triton.build.manifest import read_rows
+    from w2v_triton.serving.ctc_model import load_ctc_weights
+
+    model_dir, corpus = Path(model_dir), Path(corpus)
+    vocab = json.loads((model_dir / "vocab.json").read_text())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # the checkpoint's own family class, strict: a student of another family (e.g. a SEW squeeze
+    # student) loaded as Wav2Vec2ForCTC would be evaluated with random weights
+    # transformers' decorated .to() hides nn.Module.to's signature: hence the arg-type ignore
+    model = load_ctc_weights(model_dir).to(device)  # type: ignore[arg-type]
+    sets: list[tuple[str, list[dict[str, Any]], str | None]] = []
+    for split in splits:
+        if (corpus / f"{split}.jsonl").is_file():
+            rows = read_rows(corpus / f"{split}.jsonl")
+            sets.append((split, rows, "synth" if len({r.get("synth") for r in rows}) > 1 else None))
+    real_rows = []
+    for manifest in sorted(glob.glob(real_speech_glob)) if real_speech_glob else []:
+        real_rows += [dict(row, set=Path(manifest).parent.name) for row in read_rows(manifest)]
+    if real_rows:
+        sets.append(("real_speech", real_rows, "set"))
+    results: dict[str, Any] = {}
+    for name, rows, group in sets:
+        start = time.time()
+        dataset = ManifestDataset(rows, vocab)
+        r = evaluate(model, dataset, vocab, max_batch_seconds=120, progress=progress, desc=name)
+        r["audio_hours"] = round(sum(dataset.durations) / 3600, 3)
+        r["eval_s"] = round(time.time() - start, 1)
+        if group:
+            r["by_synth" if group == "synth" else "by_set"] = rates_by(rows, r["all"], group)
+        results[name] = r
+    return results
+
+
+def rates_only(results: dict[str, Any]) -> dict[str, Any]:
+    """`evaluate_model`'s results without the per-utterance transcripts: what eval_results.json holds."""
+    return {name: {k: v for k, v in r.items() if k != "all"} for name, r in results.items()}

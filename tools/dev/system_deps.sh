@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Debian packages some tests and builds use, checked, installed or named (make corpus-deps,
 # test-deps, browser-deps, and all of them at once for `make test`: system-deps).
-#   tools/system_deps.sh WHAT CHECK=PACKAGE[,PACKAGE...] ...
+#   tools/dev/system_deps.sh WHAT CHECK=PACKAGE[,PACKAGE...] ...
 # CHECK is a command looked up on PATH, or an absolute path that must exist (a file or folder);
 # PACKAGEs are what provide it. All present: says so. Else, as root with apt-get: installs what is
 # missing and checks again. Else: prints the one command to run and exits 1.

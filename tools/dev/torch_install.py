@@ -71,7 +71,7 @@ def configured_version(requirement: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torch", default="auto", choices=MODES, help="which build (auto: CUDA if nvidia-smi runs)")
-    parser.add_argument("--requirements", type=Path, default=Path(__file__).resolve().parents[1] / "requirements" / "venv-py311.txt")
+    parser.add_argument("--requirements", type=Path, default=Path(__file__).resolve().parents[2] / "requirements" / "venv-py311.txt")
     parser.add_argument("--dry-run", action="store_true", help="print the pip command, do not run it")
     args = parser.parse_args(argv)
     requirement = torch_requirement(args.requirements)

@@ -4,7 +4,7 @@ Serves REPOSITORY with tritonserver, starts the gateway in front of it, uploads 
 Chromium (Debian's, driven by Playwright), moves the player into the middle of the transcript so
 a word is highlighted, and saves the page:
 
-    python tools/gateway_screenshot.py --repository build/repos/reference --audio speech.mp3 \
+    python tools/dev/gateway_screenshot.py --repository build/repos/reference --audio speech.mp3 \
         --out docs/gateway-page.png
 """
 from __future__ import annotations

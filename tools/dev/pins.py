@@ -13,7 +13,7 @@ in a file while they satisfy pyproject.toml (uv's preferences). So regenerating 
 until pyproject.toml changes; `--check` regenerates into a temporary folder and names the files that
 differ (tests/test_pins.py). To take newer releases: move EXCLUDE_NEWER, then `make pins PINS_ARGS=--upgrade`.
 
-torch: the venv's torch is the CPU build, installed first by tools/torch_install.py (the Linux
+torch: the venv's torch is the CPU build, installed first by tools/dev/torch_install.py (the Linux
 wheel on PyPI is the CUDA build). Its pin is the venv file's `torch==` line, and the venv file leaves
 out what only the CUDA build needs: the packages PyPI's Linux torch pulls in and its Windows (CPU)
 torch does not, computed from PyPI's metadata for the pinned version.
@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from w2v_triton.serving.image import IMAGE_EXTRAS, IMAGE_PYTHON, PINS_DIR, pins_file  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Where int8's disagreement with fp32 comes from: per-part sensitivity and static quantisation.
 
-    python tools/int8_study.py --onnx-dir build/onnx/reference --manifest build/corpus/test_seen.jsonl \\
+    python tools/dev/int8_study.py --onnx-dir build/onnx/reference --manifest build/corpus/test_seen.jsonl \\
         --calibration build/corpus/dev.jsonl --out benchmarks/results/cpu-2core-amd-epyc/int8-study-reference.json
 
 Starts from the block-MatMul graph (`model.mm.onnx`, `builders/variants.py --variants mm`) and

@@ -1,6 +1,6 @@
 """What decoding adds to a CTC model on the synthetic test splits: greedy vs beam + LM, same logits.
 
-    python tools/eval_reference_decoding.py --model models/reference --corpus build/corpus \\
+    python tools/dev/eval_reference_decoding.py --model models/reference --corpus build/corpus \\
         --lm cmu=build/lm --out docs/reference-decoding-eval.json
 
 Sets: test_seen and test_unseen as built (augmented), and test_seen's sentences re-synthesised
@@ -22,7 +22,8 @@ from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
 from w2v_triton.build.lm_sentences import write_lm_dir
 from w2v_triton.serving.preprocessing import normalize
 from w2v_triton.serving.spec import BASE_960H_VOCAB
-from w2v_triton.train.corpus import CorpusConfig, split_sentences, synthesize  # noqa: E402
+from w2v_triton.train.corpus import CorpusConfig, split_sentences  # noqa: E402
+from w2v_triton.train.synthesizers import get as synthesizer  # noqa: E402
 from w2v_triton.train.data import ManifestDataset  # noqa: E402
 from w2v_triton.eval.metrics import error_rates  # noqa: E402
 from w2v_triton.paths import CORPUS_DIR
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [ds[i] for i in tqdm(range(len(ds)), desc=split)]
         sets[split] = ([logits(r["input_values"]) for r in rows], [r["text"] for r in rows])
     clean = sentences["test_seen"]
-    sets["test_seen_clean_en-us"] = ([logits(synthesize(t, "en-us", 160, 50)) for t in tqdm(clean, desc="clean")],
+    sets["test_seen_clean_en-us"] = ([logits(synthesizer("espeak").synthesize(t, "en-us", 160, 50)) for t in tqdm(clean, desc="clean")],
                                      clean)
     with tempfile.TemporaryDirectory() as tmp:
         lms = dict(item.split("=", 1) for item in a.lm)
