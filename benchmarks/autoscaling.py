@@ -6,8 +6,9 @@ load the way a utilisation metric is assumed to be, so this checks, without a cl
 the group scales out under a queue and back in when it drains. Each part is the real thing or the
 documented rule:
 
-* VMs: a VM serves like the measured 2-vCPU one (`--served` from `--bench`: its best 10 s-clip
-  rate with one 1-thread acoustic instance per vCPU); requests are 10 s clips, arriving as a
+* VMs: the deploy's machine type (gcp-boot-budget.json: 8 vCPUs) in the throughput profile, one
+  1-thread acoustic instance per vCPU, each as fast as measured on the 2-core machine (`--served`
+  from `--bench`: its best 10 s-clip rate over its instances); requests are 10 s clips, arriving as a
   Poisson process, spread uniformly by the load balancer over the VMs that serve; each VM is a
   FIFO queue in front of its instances (service times exponential around the measured mean).
 * metric writer: each VM renders its cumulative Triton counters as Triton's /metrics text
@@ -61,12 +62,13 @@ MODELS = (spec.PREPROCESSOR_MODEL, spec.ACOUSTIC_MODEL, spec.DECODER_MODEL, spec
 
 @dataclass(frozen=True)
 class Policy:
-    """The deploy's autoscaling flags (gcp/lib.sh defaults) and what a VM takes to serve."""
+    """The deploy's autoscaling flags (gcp/lib.sh's defaults: tests/test_autoscaling.py holds them
+    equal) and what a VM takes to serve."""
 
-    target_queue_ms: float = 100.0
-    target_cpu: float | None = 0.6      # None: the gpu variant (queue time alone)
-    min_replicas: int = 1
-    max_replicas: int = 8
+    target_queue_ms: float = 100.0       # TARGET_QUEUE_MS
+    target_cpu: float | None = 0.6      # TARGET_CPU; None: the gpu variant (queue time alone)
+    min_replicas: int = 1                # MIN_REPLICAS
+    max_replicas: int = 4                # MAX_REPLICAS
     cool_down_s: float = 300.0           # initialisation period
     boot_s: float = 250.0                # create -> serving (boot-to-ready)
     interval_s: float = 30.0             # the metric writer's --interval
@@ -240,22 +242,25 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def capacity_from(bench: Path, served: str) -> tuple[Capacity, str]:
-    """The served configuration's best 10 s-clip rate in `bench` (perf_analyzer, throughput profile)."""
+def capacity_from(bench: Path, served: str, vcpus: int) -> tuple[Capacity, str]:
+    """A VM of `vcpus` vCPUs in the throughput profile (one 1-thread acoustic instance per vCPU),
+    each instance as fast as on the measured machine: the served configuration's best 10 s-clip
+    rate in `bench` (perf_analyzer) over its instances gives the time per request."""
     report = json.loads(bench.read_text())
     result = report["served"][served]
     rows = next(d["rows"] for s, d in result["sweeps"].items() if s.startswith("clips_"))
     audio_per_s = max(r["audio_seconds_per_second"] for r in rows)
-    instances = report.get("cpu_count", 2)
-    return (Capacity(instances, instances * CLIP_SECONDS / audio_per_s),
-            f"{served}: {audio_per_s:.1f} audio-s/s on 10 s clips, {_shown(bench)} ({report['date']})")
+    measured = report.get("cpu_count", 2)
+    return (Capacity(vcpus, measured * CLIP_SECONDS / audio_per_s),
+            f"{served}: {audio_per_s:.1f} audio-s/s on 10 s clips with {measured} instances on {measured} cores, "
+            f"{_shown(bench)} ({report['date']}); a {vcpus}-vCPU VM taken as {vcpus} such instances (not measured)")
 
 
-def boot_from(boot: Path) -> tuple[float, float, str]:
-    """(boot-to-ready seconds, cool-down) of the cpu variant from the boot budget's derivation."""
+def boot_from(boot: Path) -> tuple[float, float, int, str]:
+    """(boot-to-ready seconds, cool-down, vCPUs per VM) of the cpu variant from the boot budget's derivation."""
     gcp = json.loads(boot.read_text())["gcp"]
-    return (float(gcp["boot_to_ready_sum_s"]["cpu"]), float(gcp["cool_down_s"]),
-            f"{_shown(boot)} (gcp.boot_to_ready_sum_s.cpu, gcp.cool_down_s)")
+    return (float(gcp["boot_to_ready_sum_s"]["cpu"]), float(gcp["cool_down_s"]), int(gcp["assumptions"]["vm_vcpus"]),
+            f"{_shown(boot)} (gcp.boot_to_ready_sum_s.cpu, gcp.cool_down_s, {gcp['machine_type']})")
 
 
 def parse_steps(items: list[str]) -> list[tuple[float, float]]:
@@ -322,7 +327,7 @@ def analysis_table(rows: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", nargs="+", default=["0:0.4", "10:3.0", "50:0.4"],
+    parser.add_argument("--steps", nargs="+", default=["0:0.4", "10:2.5", "50:0.4"],
                         help="MINUTE:LOAD, load in VMs' worth of capacity")
     parser.add_argument("--minutes", type=float, default=90)
     parser.add_argument("--variant", choices=("cpu", "gpu", "both"), default="both")
@@ -336,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_name())
     args = parser.parse_args(argv)
     steps = parse_steps(args.steps)
-    capacity, capacity_source = capacity_from(args.bench, args.served)
-    boot_s, cool_down_s, boot_source = boot_from(args.boot)
+    boot_s, cool_down_s, vcpus, boot_source = boot_from(args.boot)
+    capacity, capacity_source = capacity_from(args.bench, args.served, vcpus)
     variants = ["cpu", "gpu"] if args.variant == "both" else [args.variant]
     report: dict = {"title": "autoscaling-simulation", "machine": machine_name(), "date": utc_now(),
                     "command": "python -m benchmarks.autoscaling " + " ".join(sys.argv[1:] if argv is None else argv),

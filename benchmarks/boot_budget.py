@@ -1,11 +1,13 @@
 """`make gcp-boot-budget`: what a VM needs to serve, measured off the cloud: boot-to-ready and memory.
 
     python -m benchmarks.boot_budget --repository latency=build/gcp-boot/latency \\
-        --repository throughput=build/gcp-boot/throughput [--model random-base] [--runs 3] \\
-        [--stream-seconds 40 600]
+        --repository throughput=build/gcp-boot/throughput --repository streaming=build/gcp-boot/streaming \\
+        [--model random-base] [--runs 3] [--stream-seconds 30 120]
 
 (--model: build each repository not built yet from this checkpoint, in the serving profile it is
-named after: latency or throughput.)
+named after: latency or throughput; `streaming` is the latency profile with `--stream vad=none
+--stream idle_seconds=120` (STREAMING_SETTINGS), so every stream is cut into `max_segment_seconds`
+segments whatever its audio: each segment's final is the longest acoustic pass a stream makes.)
 
 For each repository (the same server release as the NGC 24.10 image): its size, the time to copy
 it from one local folder to another (a stand-in for the VM's copy from gs://, network-bound there;
@@ -14,12 +16,14 @@ start-to-ready time. In the last run of each repository, the resident memory of 
 process (each python-backend instance is its own stub process; w2v_triton.eval.memory) and of the
 server: after ready (warm-up included), then the peak while serving the longest input the service
 accepts and what stays after it:
-  offline    one request per acoustic instance at once, each the longest accepted upload
-             (`max_audio_seconds` of stereo FLAC at the highest accepted sample rate: the most
-             samples the preprocessor decodes and the longest audio the acoustic model windows);
-  streaming  (first repository) streams through `streaming_asr` in `max_chunk_seconds` chunks: one
-             of `max_full_seconds` (the longest whose final is one full pass) and one of
-             `max_stream_seconds` (the longest accepted stream).
+  offline    (every repository but `streaming`) one request per acoustic instance at once, each the
+             longest accepted upload (`max_audio_seconds` of stereo FLAC at the highest accepted
+             sample rate: the most samples the preprocessor decodes and the longest audio the
+             acoustic model windows);
+  streams    (`streaming`) streams through `streaming_asr` in `max_chunk_seconds` chunks, one after
+             the other: one of `max_segment_seconds` (one segment: the longest final) and one of
+             4 x that (streams have no length limit; what a stream keeps is bounded by its open
+             segment, so after four segments nothing more should stay).
 The first repository also gets the queue-time reading under load that the autoscaling signal uses.
 From the figures it derives the GCP defaults (machine type, acoustic instances per VM, autohealing
 initial delay, autoscaler initialisation period; `gcp_defaults`), which gcp/lib.sh and
@@ -214,6 +218,8 @@ def longest_streams(server: TritonServer, pids: dict[str, int], stream_seconds: 
 
 def serve_and_measure(repository: Path, runs: int, log_dir: Path, longest_seconds: float, load: bool,
                       stream_seconds: list[float], chunk_seconds: float) -> dict:
+    """`runs` cold starts (repository out of the page cache); the last one gets the load (`load`),
+    then the streams (`stream_seconds`) or, with none, the longest offline uploads."""
     times: list[float] = []
     result: dict = {}
     for i in range(runs):
@@ -229,10 +235,11 @@ def serve_and_measure(repository: Path, runs: int, log_dir: Path, longest_second
             result["after_ready_mib"] = snapshot(pids)
             if load:
                 result["queue_under_load"] = queue_under_load(server)
-            result["longest_offline"] = longest_offline(server, pids, longest_seconds)
-            print(f"{repository.name} longest offline: {result['longest_offline']}", flush=True)
             if stream_seconds:
                 result["longest_streams"] = longest_streams(server, pids, stream_seconds, chunk_seconds)
+            else:
+                result["longest_offline"] = longest_offline(server, pids, longest_seconds)
+                print(f"{repository.name} longest offline: {result['longest_offline']}", flush=True)
         finally:
             server.stop()
     return {"start_to_ready_seconds": summary(times), **result}
@@ -246,15 +253,25 @@ def _build_options(build_info: Path) -> dict | None:
     return {k: (Path(v).name if isinstance(v, str) and v.startswith("/") else v) for k, v in info.items()}
 
 
-def ensure_built(repository: Path, model: str, profile: str) -> bool:
-    """Build `repository` from `model` in serving `profile` (latency when the name is none) unless
-    it holds rendered configs already; True when built."""
+STREAMING = "streaming"   # the repository measured with streams (the latency profile, these settings)
+# vad none: every stream is cut into max_segment_seconds segments, so each segment's final is the
+# longest acoustic pass a stream makes, whatever its audio. idle_seconds 120: the client sends each
+# chunk once the previous answer is in, and Triton's sequence batcher counts idleness from the last
+# request: a 30 s segment's final on random-base on a shared 2-core machine can take longer than
+# the default 15 s, and the batcher would release the stream (docs/streaming.md).
+STREAMING_SETTINGS = {"vad": "none", "idle_seconds": 120}
+
+
+def ensure_built(repository: Path, model: str, name: str) -> bool:
+    """Build `repository` from `model` in the serving profile `name` names (latency when it names
+    none; `streaming`: latency with vad none) unless it holds rendered configs already; True when built."""
     if (repository / spec.ENSEMBLE_MODEL / "config.pbtxt").is_file():
         return False
     from w2v_triton.build.builder import BuildRequest, build_repository
     from w2v_triton.build.repository import PROFILES, RepositoryOptions
 
-    options = RepositoryOptions.for_profile(profile if profile in PROFILES else "latency")
+    options = RepositoryOptions.for_profile(name if name in PROFILES else "latency",
+                                            streaming=STREAMING_SETTINGS if name == STREAMING else {})
     build_repository(BuildRequest(model=model, output=repository, options=options))
     return True
 
@@ -268,8 +285,8 @@ def summary(values: list[float]) -> dict:
 
 def per_model(repo: dict) -> dict[str, dict]:
     """Model -> instances, and per instance (the largest of its instances): resident after ready,
-    peak over the longest inputs (offline and streams), resident after them."""
-    runs = [repo["longest_offline"], *repo.get("longest_streams", [])]
+    peak over the longest inputs (offline or streams), resident after them."""
+    runs = [*([repo["longest_offline"]] if "longest_offline" in repo else []), *repo.get("longest_streams", [])]
     models: dict[str, dict] = {}
     for name, ready in repo["after_ready_mib"].items():
         model = memory.model_of(name) if name != "tritonserver" else name
@@ -290,8 +307,8 @@ def gcp_defaults(report: dict) -> dict:
       measured peak at once, x MEMORY_MARGIN, plus SYSTEM_MIB for the OS and containers;
     * acoustic instances that fit each type (memory only; the profile decides how many run);
     * autohealing initial delay: DELAY_MARGIN x the boot-to-ready sum (estimates + the slowest
-      measured start-to-ready + the gs:// download at GCS_MB_PER_S), rounded up to 5 minutes;
-    * autoscaler initialisation period (cool-down): the cpu boot-to-ready sum, up to a minute.
+      measured start-to-ready + the gs:// download at GCS_MB_PER_S), rounded up to whole 5 minutes;
+    * autoscaler initialisation period (cool-down): the cpu boot-to-ready sum, rounded up to a whole minute.
     """
     repos = report["repositories"]
     models = {name: per_model(repo) for name, repo in repos.items()}
@@ -327,6 +344,33 @@ def gcp_defaults(report: dict) -> dict:
     }
 
 
+def steps_table(report: dict) -> str:
+    """A VM's boot-to-ready, step by step: the measured steps and the estimates gcp_defaults adds
+    (the docs render this table from the results file)."""
+    repos, gcp = report["repositories"], report["gcp"]
+    est, assumptions = gcp["assumptions"]["estimates_s"], gcp["assumptions"]
+    largest = max(r["repository_bytes"] for r in repos.values())
+    ready = "; ".join(f"{n} {r['start_to_ready_seconds']['median']} s median, {r['start_to_ready_seconds']['max']} s max "
+                      f"({len(r['start_to_ready_seconds']['runs'])} runs)" for n, r in repos.items())
+    copies = "; ".join(f"{n} {r['local_copy_seconds']['median']} s" for n, r in repos.items())
+    return markdown_table(["step", "seconds", "kind"], [
+        ["VM boot to the startup script (COS)", est["vm_boot"], "estimate, not measured"],
+        ["GPU driver install (`cos-extensions install gpu`, gpu only)", est["gpu_driver"], "estimate, not measured"],
+        ["image pull from Artifact Registry (NGC `tritonserver:24.10-py3` + our layers)", est["image_pull"],
+         "estimate, not measured (no Docker engine here)"],
+        ["model repository from gs:// (Triton copies it to local disk before loading)",
+         f"{largest / 1e6 / assumptions['gcs_mb_per_s']:.1f}",
+         f"estimate: the largest repository, {largest / 2**20:.1f} MiB, at {assumptions['gcs_mb_per_s']} MB/s; a local "
+         f"folder-to-folder copy out of the page cache took {copies} (median)"],
+        ["tritonserver start to `/v2/health/ready` (warm-up included)",
+         max(r["start_to_ready_seconds"]["max"] for r in repos.values()),
+         f"measured, the slowest run: {ready}; repository out of the page cache"],
+        ["health check turns healthy", est["health_checks"], "configuration (2 checks x 10 s)"],
+        ["**sum** (cpu / gpu)", f"{gcp['boot_to_ready_sum_s']['cpu']} / {gcp['boot_to_ready_sum_s']['gpu']}",
+         f"autohealing initial delay {gcp['initial_delay_s']['cpu']} / {gcp['initial_delay_s']['gpu']} s "
+         f"({assumptions['delay_margin']:g} x the sum, rounded up to whole 5 minutes); initialisation period {gcp['cool_down_s']} s"]])
+
+
 def markdown(report: dict) -> str:
     repos = report["repositories"]
     sizes = markdown_table(
@@ -342,6 +386,7 @@ def markdown(report: dict) -> str:
              f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with other jobs; load "
              f"average {report['load_before']} before, {report['load_after']} after). Date: {report['date']}.", "",
              f"Command: `python -m benchmarks.boot_budget {' '.join(report['argv'])}`", "", sizes, "",
+             "Boot-to-ready, step by step (s):", "", steps_table(report), "",
              "Resident memory per process (MiB; per instance, the largest of a model's instances):", "", processes]
     queue = next(iter(repos.values())).get("queue_under_load")
     if queue:
@@ -371,8 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="build the repositories not built yet from this checkpoint")
     parser.add_argument("--longest-seconds", type=float, default=spec.MAX_AUDIO_SECONDS,
                         help="the longest accepted upload (default: the service's limit, %(default)s)")
-    parser.add_argument("--stream-seconds", type=float, nargs="*", default=None,
-                        help="streams sent to streaming_asr (default: its max_full_seconds and max_stream_seconds)")
+    parser.add_argument("--stream-seconds", type=float, nargs="+", default=None,
+                        help="streams sent to the `streaming` repository's streaming_asr (default: its "
+                             "max_segment_seconds and 4 x that)")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<machine>")
     args = parser.parse_args(argv)
 
@@ -381,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     named = [item.split("=", 1) if "=" in item else ("latency", item) for item in args.repository]
     stream = StreamingConfig()
     stream_seconds = (args.stream_seconds if args.stream_seconds is not None
-                      else [stream.max_full_seconds, stream.max_stream_seconds])
+                      else [stream.max_segment_seconds, 4 * stream.max_segment_seconds])
     load_before = os.getloadavg()
     repositories = {}
     for index, (name, folder) in enumerate(named):
@@ -394,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             "repository_bytes": size, "repository_files": files,
             "local_copy_seconds": summary(copy_seconds(repository, args.runs)),
             **serve_and_measure(repository, args.runs, WORK_DIR, args.longest_seconds, index == 0,
-                                stream_seconds if index == 0 else [], stream.max_chunk_seconds)}
+                                stream_seconds if name == STREAMING else [], stream.max_chunk_seconds)}
     out = args.out or REPO_ROOT / "benchmarks" / "results" / machine_name()
     out.mkdir(parents=True, exist_ok=True)
     report = {"title": "GCP boot-to-ready and memory: the parts measurable off the cloud",

@@ -363,6 +363,13 @@ def render_boot_memory(path: Path) -> str:
                            "after ready (MiB)", "peak, longest inputs (MiB)", "after them (MiB)"], rows)
 
 
+def render_boot_steps(path: Path) -> str:
+    """benchmarks/boot_budget.py: a VM's boot-to-ready step by step, measured and estimated."""
+    from benchmarks.boot_budget import steps_table
+
+    return steps_table(json.loads(path.read_text()))
+
+
 def render_gcp_derived(path: Path) -> str:
     """benchmarks/boot_budget.gcp_defaults: the deploy defaults the measured figures imply."""
     gcp = json.loads(path.read_text())["gcp"]
@@ -374,9 +381,9 @@ def render_gcp_derived(path: Path) -> str:
          f"{gcp['per_process_peak_mib']['acoustic_model']} MiB"],
         ["autohealing initial delay", f"{gcp['initial_delay_s']['cpu']} s cpu / {gcp['initial_delay_s']['gpu']} s gpu",
          f"{gcp['assumptions']['delay_margin']:g} x boot-to-ready {gcp['boot_to_ready_sum_s']['cpu']} / "
-         f"{gcp['boot_to_ready_sum_s']['gpu']} s, up to 5 min"],
+         f"{gcp['boot_to_ready_sum_s']['gpu']} s, rounded up to whole 5 minutes"],
         ["autoscaler initialisation period (--cool-down)", f"{gcp['cool_down_s']} s",
-         f"cpu boot-to-ready {gcp['boot_to_ready_sum_s']['cpu']} s, up to a minute"]])
+         f"cpu boot-to-ready {gcp['boot_to_ready_sum_s']['cpu']} s, rounded up to a whole minute"]])
 
 
 def render_autoscaling(path: Path) -> str:
@@ -397,7 +404,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
     "latency": render_latency, "openvino": render_openvino, "gpu-served": render_gpu_served,
-    "acoustic-memory": render_acoustic_memory, "boot-memory": render_boot_memory, "gcp-derived": render_gcp_derived,
+    "acoustic-memory": render_acoustic_memory, "boot-memory": render_boot_memory, "boot-steps": render_boot_steps,
+    "gcp-derived": render_gcp_derived,
     "autoscaling": render_autoscaling,
 }
 

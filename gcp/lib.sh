@@ -12,9 +12,9 @@ REPO_ROOT="$(cd "${GCP_DIR}/.." && pwd)"
 # benchmarks/boot_budget.gcp_defaults; docs/deploy-gcp.md "Boot-to-ready budget" and "Memory per VM").
 # tests/test_gcp_dryrun.py holds these values to that file.
 CPU_MACHINE_TYPE="n2-standard-8"   # gcp.machine_type: fits both serving profiles' processes at their peaks
-INITIAL_DELAY_CPU=600              # gcp.initial_delay_s.cpu: 2 x the boot-to-ready sum, up to 5 min
+INITIAL_DELAY_CPU=600              # gcp.initial_delay_s.cpu: 2 x the boot-to-ready sum, rounded up to whole 5 min
 INITIAL_DELAY_GPU=900              # gcp.initial_delay_s.gpu: the same with the GPU driver install
-COOL_DOWN_DEFAULT=300              # gcp.cool_down_s: the cpu boot-to-ready sum, up to a minute
+COOL_DOWN_DEFAULT=300              # gcp.cool_down_s: the cpu boot-to-ready sum, rounded up to a whole minute
 
 # --- defaults (each has a flag) ---------------------------------------------
 DRY_RUN=false

@@ -3,8 +3,8 @@
 #   make gcp-deploy  GCP_PROJECT=my-proj [GCP_FLAGS="--variant gpu --zones us-central1-a"]
 #   make gcp-teardown GCP_PROJECT=my-proj      (same --prefix/--region/--bucket as the deploy)
 #   make docker-build [DOCKER_VARIANT=cpu|gpu]        needs a Docker engine (with BuildKit)
-#   make gcp-boot-budget     boot-to-ready and memory per model process (latency + throughput repositories
-#                            of random-base, the longest accepted inputs) -> the GCP defaults (gcp/lib.sh)
+#   make gcp-boot-budget     boot-to-ready and memory per model process (latency, throughput and streaming
+#                            repositories of random-base, the longest accepted inputs) -> the GCP defaults (gcp/lib.sh)
 #   make gcp-autoscaling-sim the autoscaler's rule on the queue-time metric over load steps (simulation)
 # The repository to upload is $(REPO): build it for the NGC image and the variant with
 #   make build-models MODEL=... DEVICE=cpu|gpu   (the python-backend ensemble; PLATFORM=onnxruntime_onnx is an opt-in)
@@ -37,7 +37,8 @@ docker-build:  ## build the server (DOCKER_VARIANT=cpu|gpu) and client images; n
 
 gcp-boot-budget: venv  ## repository size, copy time, start-to-ready and memory per model process -> GCP defaults (docs/deploy-gcp.md)
 	$(PY) -m benchmarks.boot_budget --repository latency=$(GCP_BOOT_REPO)/latency \
-	  --repository throughput=$(GCP_BOOT_REPO)/throughput --model random-base
+	  --repository throughput=$(GCP_BOOT_REPO)/throughput --repository streaming=$(GCP_BOOT_REPO)/streaming \
+	  --model random-base $(BENCH_ARGS)
 
 gcp-autoscaling-sim: venv  ## simulate the MIG autoscaler on the queue-time metric over load steps (docs/deploy-gcp.md)
 	$(PY) -m benchmarks.autoscaling

@@ -2,7 +2,10 @@
 the autoscaler's documented rule, scales the group out under a queue and back in once it drains."""
 from __future__ import annotations
 
+import inspect
+import re
 from collections import deque
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,20 @@ from w2v_triton.serving import queue_metric, spec
 POLICY = Policy(target_cpu=None, min_replicas=1, max_replicas=6, boot_s=120, cool_down_s=180)
 CAPACITY = Capacity(instances=2, service_s=0.4)            # 5 requests/s per VM
 STEPS = [(0.0, 0.3), (5.0, 2.5), (25.0, 0.3)]             # minute, load in VMs' worth
+
+
+def test_the_simulated_policy_is_the_deploys():
+    """Policy's defaults are gcp/lib.sh's (targets, replica bounds) and the writer's interval."""
+    lib = (Path(__file__).resolve().parents[1] / "gcp" / "lib.sh").read_text()
+
+    def shell(name: str) -> float:
+        return float(re.search(rf"^{name}=\"?([0-9.]+)", lib, re.M).group(1))
+
+    policy = Policy()
+    assert (policy.target_queue_ms, policy.target_cpu, policy.min_replicas, policy.max_replicas) == (
+        shell("TARGET_QUEUE_MS"), shell("TARGET_CPU"), shell("MIN_REPLICAS"), shell("MAX_REPLICAS"))
+    writer = re.search(r'"--interval", type=float, default=([0-9.]+)', inspect.getsource(queue_metric.main))
+    assert policy.interval_s == float(writer.group(1))
 
 
 def test_utilisation_rule_and_stabilisation():
