@@ -253,7 +253,7 @@ def capacity_from(bench: Path, served: str, vcpus: int) -> tuple[Capacity, str]:
     measured = report.get("cpu_count", 2)
     return (Capacity(vcpus, measured * CLIP_SECONDS / audio_per_s),
             f"{served}: {audio_per_s:.1f} audio-s/s on 10 s clips with {measured} instances on {measured} cores, "
-            f"{_shown(bench)} ({report['date']}); a {vcpus}-vCPU VM taken as {vcpus} such instances (not measured)")
+            f"{_shown(bench)} ({report['date']}); an {vcpus}-vCPU VM taken as {vcpus} such instances (not measured)")
 
 
 def boot_from(boot: Path) -> tuple[float, float, int, str]:

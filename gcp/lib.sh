@@ -9,7 +9,7 @@ REPO_ROOT="$(cd "${GCP_DIR}/.." && pwd)"
 
 # --- defaults derived from measured figures ----------------------------------
 # benchmarks/results/cpu-2core-amd-epyc/gcp-boot-budget.json, its "gcp" section (make gcp-boot-budget;
-# benchmarks/boot_budget.gcp_defaults; docs/deploy-gcp.md "Boot-to-ready budget" and "Memory per VM").
+# benchmarks/boot_budget.gcp_defaults; docs/deploy-gcp.md "Boot-to-ready budget and memory per VM").
 # tests/test_gcp_dryrun.py holds these values to that file.
 CPU_MACHINE_TYPE="n2-standard-8"   # gcp.machine_type: fits both serving profiles' processes at their peaks
 INITIAL_DELAY_CPU=600              # gcp.initial_delay_s.cpu: 2 x the boot-to-ready sum, rounded up to whole 5 min
