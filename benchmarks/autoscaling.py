@@ -38,6 +38,7 @@ import heapq
 import json
 import math
 import sys
+import textwrap
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -291,10 +292,12 @@ def plot(report: dict, path: Path) -> None:
                     label="queue_time_ms gauge (autoscaler's 2-min average)")
         bottom.axhline(report["policies"][name]["target_queue_ms"], color="red", linestyle=":", label="target")
         bottom.set_yscale("symlog", linthresh=10)
+        bottom.set_ylim(bottom=0)
         bottom.set_xlabel("minute")
         bottom.set_ylabel("ms")
         bottom.legend(fontsize=7)
-    fig.suptitle(f"autoscaling simulation ({report['date']}); capacity: {report['capacity_source']}", fontsize=8)
+    fig.suptitle(textwrap.fill(f"autoscaling simulation ({report['date']}); capacity: {report['capacity_source']}", 160),
+                 fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
