@@ -355,6 +355,64 @@ def render_gpu_served(path: Path) -> str:
     return gpu_summary.markdown(path)
 
 
+def render_acoustic_memory(path: Path) -> str:
+    """benchmarks/acoustic_memory.py: per configuration, resident memory after warm-up, then per
+    request length the peak / resident after (MiB) and the median time relative to the baseline."""
+    from benchmarks.acoustic_memory import table
+
+    return table(json.loads(path.read_text()))
+
+
+def render_boot_memory(path: Path) -> str:
+    """benchmarks/boot_budget.py: start-to-ready and each model process's resident memory per repository."""
+    from benchmarks.boot_budget import per_model
+
+    report = json.loads(path.read_text())
+    rows = []
+    for name, repo in report["repositories"].items():
+        ready = repo["start_to_ready_seconds"]
+        for model, row in per_model(repo).items():
+            rows.append([name, f"{ready['median']} / {ready['max']}" if model == "tritonserver" else "",
+                         model, row["instances"], f"{row['after_ready']:.0f}", f"{row['peak']:.0f}",
+                         f"{row['after_longest']:.0f}"])
+    return markdown_table(["repository", "start -> ready (s, median / max)", "process", "instances",
+                           "after ready (MiB)", "peak, longest inputs (MiB)", "after them (MiB)"], rows)
+
+
+def render_boot_steps(path: Path) -> str:
+    """benchmarks/boot_budget.py: a VM's boot-to-ready step by step, measured and estimated."""
+    from benchmarks.boot_budget import steps_table
+
+    return steps_table(json.loads(path.read_text()))
+
+
+def render_gcp_derived(path: Path) -> str:
+    """benchmarks/boot_budget.gcp_defaults: the deploy defaults the measured figures imply."""
+    gcp = json.loads(path.read_text())["gcp"]
+    fits = ", ".join(f"{t} {n}" for t, n in gcp["acoustic_instances_that_fit"].items())
+    need = ", ".join(f"{p} {v / 1024:.1f} GiB" for p, v in gcp["vm_memory_needed_mib"].items())
+    return markdown_table(["default", "value", "from"], [
+        ["machine type (cpu)", gcp["machine_type"], f"VM memory needed at 8 vCPUs: {need}"],
+        ["acoustic instances that fit (memory)", fits, "per-instance peak "
+         f"{gcp['per_process_peak_mib']['acoustic_model']} MiB"],
+        ["autohealing initial delay", f"{gcp['initial_delay_s']['cpu']} s cpu / {gcp['initial_delay_s']['gpu']} s gpu",
+         f"{gcp['assumptions']['delay_margin']:g} x boot-to-ready {gcp['boot_to_ready_sum_s']['cpu']} / "
+         f"{gcp['boot_to_ready_sum_s']['gpu']} s, rounded up to whole 5 minutes"],
+        ["autoscaler initialisation period (--cool-down)", f"{gcp['cool_down_s']} s",
+         f"cpu boot-to-ready {gcp['boot_to_ready_sum_s']['cpu']} s, rounded up to a whole minute"]])
+
+
+def render_autoscaling(path: Path) -> str:
+    """benchmarks/autoscaling.py: each simulated run's scale-out, drain and scale-in."""
+    from benchmarks.autoscaling import analysis_table
+
+    report = json.loads(path.read_text())
+    runs = {f"{name}: {report['policies'][name]['signals']}, {report['policies'][name]['target_queue_ms']:g} ms":
+            run["analysis"] for name, run in report["variants"].items()}
+    runs |= {f"{name} (other target)": a for name, a in report.get("target_sweep", {}).items()}
+    return analysis_table(runs)
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "table": render_table, "inprocess": render_inprocess, "served": render_served, "goals": render_goals,
     "capacity": render_capacity, "variants": render_variants, "variant-speeds": render_variant_speeds,
@@ -363,6 +421,9 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "decoding-eval": render_decoding_eval,
     "training-curve": render_training_curve, "headline": render_headline,
     "latency": render_latency, "openvino": render_openvino, "gpu-served": render_gpu_served,
+    "acoustic-memory": render_acoustic_memory, "boot-memory": render_boot_memory, "boot-steps": render_boot_steps,
+    "gcp-derived": render_gcp_derived,
+    "autoscaling": render_autoscaling,
 }
 
 

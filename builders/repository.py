@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(reduce-overhead: CUDA graphs too; batches padded to whole seconds and powers of two)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false",
                         help="do not run warm-up requests before the acoustic model reports ready")
+    parser.add_argument("--release-memory", action=argparse.BooleanOptionalAction, default=defaults.release_memory,
+                        help="the acoustic models give their working memory back after every request; "
+                             "--no-release-memory keeps the largest working set ever needed (default %(default)s; "
+                             "docs/optimization.md, Memory)")
+    parser.add_argument("--cpu-arena", action=argparse.BooleanOptionalAction, default=defaults.cpu_arena,
+                        help="onnxruntime's CPU memory arena; --no-cpu-arena allocates with malloc (default %(default)s)")
     parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
                         help="longest audio the preprocessor accepts (float32 samples or a decoded AUDIO_FILE)")
     parser.add_argument("--decoder-mode", choices=("greedy", "beam"), default="greedy")
@@ -100,8 +106,8 @@ def build_request(args: argparse.Namespace) -> BuildRequest:
         options = RepositoryOptions.for_profile(
             args.profile, **overrides, platform=args.platform, max_batch_size=args.max_batch_size,
             device=args.device, runtime=args.runtime, torch_dtype=args.torch_dtype,
-            torch_compile=args.torch_compile, warmup=args.warmup,
-            max_audio_seconds=args.max_audio_seconds, decoder=decoder,
+            torch_compile=args.torch_compile, warmup=args.warmup, cpu_arena=args.cpu_arena,
+            release_memory=args.release_memory, max_audio_seconds=args.max_audio_seconds, decoder=decoder,
             streaming=dict(item.split("=", 1) for item in args.stream))
     except ValueError as exc:
         raise BuildError(str(exc)) from exc

@@ -7,6 +7,15 @@
 GCP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${GCP_DIR}/.." && pwd)"
 
+# --- defaults derived from measured figures ----------------------------------
+# benchmarks/results/cpu-2core-amd-epyc/gcp-boot-budget.json, its "gcp" section (make gcp-boot-budget;
+# benchmarks/boot_budget.gcp_defaults; docs/deploy-gcp.md "Boot-to-ready budget and memory per VM").
+# tests/test_gcp_dryrun.py holds these values to that file.
+CPU_MACHINE_TYPE="n2-standard-8"   # gcp.machine_type: fits both serving profiles' processes at their peaks
+INITIAL_DELAY_CPU=600              # gcp.initial_delay_s.cpu: 2 x the boot-to-ready sum, rounded up to whole 5 min
+INITIAL_DELAY_GPU=900              # gcp.initial_delay_s.gpu: the same with the GPU driver install
+COOL_DOWN_DEFAULT=300              # gcp.cool_down_s: the cpu boot-to-ready sum, rounded up to a whole minute
+
 # --- defaults (each has a flag) ---------------------------------------------
 DRY_RUN=false
 PROJECT="${CLOUDSDK_CORE_PROJECT:-}"
@@ -21,8 +30,8 @@ MIN_REPLICAS=1
 MAX_REPLICAS=4
 TARGET_CPU=0.6                 # cpu variant: a second signal besides queue time
 TARGET_QUEUE_MS=100            # autoscaler target: mean queue time per request (w2v_triton.serving.queue_metric)
-COOL_DOWN=300                  # seconds: image pull + model load before a VM's metrics count
-INITIAL_DELAY=""               # autohealing grace for a new VM: 600 (cpu) / 900 (gpu), docs/deploy-gcp.md budget
+COOL_DOWN="$COOL_DOWN_DEFAULT" # seconds: autoscaler initialisation period (a VM's metrics count after it)
+INITIAL_DELAY=""               # autohealing grace for a new VM: INITIAL_DELAY_CPU / _GPU above
 DRAIN_TIMEOUT=60               # backend services' connection-draining timeout (seconds)
 STOP_TIMEOUT=75                # VM shutdown: docker stop timeout (under the ~90 s shutdown-script budget)
 GPU_DRIVER="R580"              # cos-extensions driver branch/version (NGC 24.10 needs 560+, or R535 on DC GPUs)
@@ -51,13 +60,14 @@ Flags (deploy.sh and teardown.sh share them; names all derive from --prefix):
   --zones Z1,Z2 | --zone Z  zones of the regional MIG (default: GCE chooses)
   --prefix NAME           prefix of every resource name (default w2v-asr)
   --variant cpu|gpu       image variant and machine shape (default cpu)
-  --machine-type T        default n2-standard-8 (cpu) / n1-standard-8 (gpu)
+  --machine-type T        default n2-standard-8 (cpu, from measured memory) / n1-standard-8 (gpu)
   --gpu-type T --gpu-count N   accelerator of the gpu variant (default nvidia-tesla-t4 x1)
   --min-replicas N --max-replicas N   autoscaler bounds (default 1 / 4)
   --target-queue-ms MS    autoscaler target: Triton queue time per request (default 100)
   --target-cpu F          cpu variant: also scale on CPU utilisation (default 0.6)
-  --cool-down S           autoscaler cool-down / initialisation period (default 300)
-  --initial-delay S       autohealing initial delay (default 600 cpu / 900 gpu; docs/deploy-gcp.md)
+  --cool-down S           autoscaler cool-down / initialisation period (default 300, measured boot)
+  --initial-delay S       autohealing initial delay (default 600 cpu / 900 gpu, measured boot;
+                          docs/deploy-gcp.md)
   --drain-timeout S       load balancer connection draining on scale-in/updates (default 60)
   --stop-timeout S        VM shutdown: seconds Triton gets to finish requests (default 75, max 85)
   --gpu-driver V          COS GPU driver: branch (R580) or version; see `cos-extensions list`
@@ -131,7 +141,7 @@ parse_flags() {
   (( MIN_REPLICAS >= 1 && MAX_REPLICAS >= MIN_REPLICAS )) || { echo "error: need 1 <= min <= max replicas" >&2; exit 2; }
   local n
   if [[ -z "$INITIAL_DELAY" ]]; then
-    if [[ "$VARIANT" == gpu ]]; then INITIAL_DELAY=900; else INITIAL_DELAY=600; fi
+    if [[ "$VARIANT" == gpu ]]; then INITIAL_DELAY="$INITIAL_DELAY_GPU"; else INITIAL_DELAY="$INITIAL_DELAY_CPU"; fi
   fi
   for n in "$DRAIN_TIMEOUT" "$STOP_TIMEOUT" "$INITIAL_DELAY" "$COOL_DOWN" "$TARGET_QUEUE_MS" "$GATEWAY_PORT"; do
     [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: timeouts, delays, --target-queue-ms and --gateway-port are whole numbers, not '${n}'" >&2; exit 2; }
@@ -158,7 +168,7 @@ check_service_account_ids() {
 
 derive_names() {
   if [[ -z "$MACHINE_TYPE" ]]; then
-    if [[ "$VARIANT" == gpu ]]; then MACHINE_TYPE="n1-standard-8"; else MACHINE_TYPE="n2-standard-8"; fi
+    if [[ "$VARIANT" == gpu ]]; then MACHINE_TYPE="n1-standard-8"; else MACHINE_TYPE="$CPU_MACHINE_TYPE"; fi
   fi
   if [[ -z "$BOOT_DISK_GB" ]]; then
     if [[ "$VARIANT" == gpu ]]; then BOOT_DISK_GB=100; else BOOT_DISK_GB=50; fi

@@ -71,3 +71,10 @@ bench-streaming-long: bench-streaming-repos  ## 600 s streams at 1 and 8 streams
 
 bench-streaming-slo: bench-streaming-repos  ## concurrent real-time streams within chunk p99 <= 300 ms: chunk size x decoder x model
 	nice $(PY) -m benchmarks.streaming --slo $(STREAM_REPOS)-ref-greedy=teacher/greedy,$(STREAM_REPOS)-ref-beam=teacher/beam+LM,$(STREAM_REPOS)-student-greedy=student/greedy,$(STREAM_REPOS)-student-beam=student/beam+LM $(BENCH_ARGS)
+
+# Memory of the acoustic model per setting (issue 27): onnxruntime's arena kept / released, malloc, one
+# or two long-audio windows per call; every configuration a worker process, requests interleaved
+# (benchmarks/acoustic_memory.py; docs/optimization.md, "Memory").
+.PHONY: bench-memory
+bench-memory: venv  ## acoustic model peak / retained memory and speed per memory setting, one interleaved run
+	$(PY) -m benchmarks.acoustic_memory --model random-base $(BENCH_ARGS)

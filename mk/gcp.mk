@@ -3,7 +3,9 @@
 #   make gcp-deploy  GCP_PROJECT=my-proj [GCP_FLAGS="--variant gpu --zones us-central1-a"]
 #   make gcp-teardown GCP_PROJECT=my-proj      (same --prefix/--region/--bucket as the deploy)
 #   make docker-build [DOCKER_VARIANT=cpu|gpu]        needs a Docker engine (with BuildKit)
-#   make gcp-boot-budget [GCP_BOOT_REPO=build/gcp-boot/repo]   the boot-to-ready parts measurable here
+#   make gcp-boot-budget     boot-to-ready and memory per model process (latency, throughput and streaming
+#                            repositories of random-base, the longest accepted inputs) -> the GCP defaults (gcp/lib.sh)
+#   make gcp-autoscaling-sim the autoscaler's rule on the queue-time metric over load steps (simulation)
 # The repository to upload is $(REPO): build it for the NGC image and the variant with
 #   make build-models MODEL=... DEVICE=cpu|gpu   (the python-backend ensemble; PLATFORM=onnxruntime_onnx is an opt-in)
 # (deploy.sh refuses a repository whose acoustic model instance kind does not match --variant).
@@ -15,8 +17,8 @@ DOCKER_VARIANT ?= cpu
 DOCKER_TAG ?= w2v-triton
 GCP_ARGS = --project "$(GCP_PROJECT)" --region $(GCP_REGION) --prefix $(GCP_PREFIX) --model-repository $(REPO) $(GCP_FLAGS)
 
-.PHONY: gcp-deploy gcp-dry-run gcp-teardown gcp-teardown-dry-run docker-build gcp-boot-budget
-GCP_BOOT_REPO ?= build/gcp-boot/repo
+.PHONY: gcp-deploy gcp-dry-run gcp-teardown gcp-teardown-dry-run docker-build gcp-boot-budget gcp-autoscaling-sim
+GCP_BOOT_REPO ?= build/gcp-boot
 
 gcp-deploy:  ## deploy to Google Cloud (GCP_PROJECT, GCP_REGION, GCP_PREFIX, GCP_FLAGS; see docs/deploy-gcp.md)
 	bash gcp/deploy.sh $(GCP_ARGS)
@@ -33,5 +35,10 @@ docker-build:  ## build the server (DOCKER_VARIANT=cpu|gpu) and client images; n
 	  -t $(DOCKER_TAG)-server:$(DOCKER_VARIANT) .
 	DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.client -t $(DOCKER_TAG)-client .
 
-gcp-boot-budget: venv  ## measure repository size, copy time and server start-to-ready (docs/deploy-gcp.md budget)
-	$(PY) -m benchmarks.boot_budget --repository $(GCP_BOOT_REPO) --model random-base
+gcp-boot-budget: venv  ## repository size, copy time, start-to-ready and memory per model process -> GCP defaults (docs/deploy-gcp.md)
+	$(PY) -m benchmarks.boot_budget --repository latency=$(GCP_BOOT_REPO)/latency \
+	  --repository throughput=$(GCP_BOOT_REPO)/throughput --repository streaming=$(GCP_BOOT_REPO)/streaming \
+	  --model random-base $(BENCH_ARGS)
+
+gcp-autoscaling-sim: venv  ## simulate the MIG autoscaler on the queue-time metric over load steps (docs/deploy-gcp.md)
+	$(PY) -m benchmarks.autoscaling

@@ -209,6 +209,19 @@ ENCODINGS = [
 
 
 @pytest.fixture(scope="session")
+def wav_declaring() -> Callable[..., bytes]:
+    """`wav_declaring(rate, samples=bytes(100))`: a mono 8-bit PCM WAV whose header declares `rate`
+    (soundfile refuses to write the rates that matter here, e.g. 1 Hz)."""
+    import struct
+
+    def make(rate: int, samples: bytes = bytes(100)) -> bytes:
+        fmt = struct.pack("<HHIIHH", 1, 1, rate, rate, 1, 8)
+        return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(samples)) + b"WAVE"
+                + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(samples)) + samples)
+    return make
+
+
+@pytest.fixture(scope="session")
 def encoded_speech(real_speech) -> list[tuple[str, bytes]]:
     """Two real utterances in every format of ENCODINGS: (label, file bytes)."""
     from w2v_triton.serving.audio import encode_audio, load_audio

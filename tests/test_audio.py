@@ -102,3 +102,50 @@ def test_encode_audio_round_trips():
     np.testing.assert_allclose(stereo, 0.75 * samples, atol=1e-6)   # (x + x/2) / 2
     opus = decode_audio_bytes(encode_audio(samples, "OGG", "OPUS", rate=48000))
     assert abs(opus.size - samples.size) < 400
+
+
+@pytest.mark.parametrize("rate", [1, 4000, 7999, 192001, 384000])
+def test_a_sample_rate_no_microphone_records_is_refused(rate, wav_declaring, tmp_path):
+    """A 100-byte WAV declaring 1 Hz was accepted as 100 s of audio and resampled (issue 27); the
+    client's files (load_audio) and uploads (decode_audio_bytes) share the check."""
+    from w2v_triton.serving.audio import UnsupportedSampleRate, decode_audio_bytes
+
+    message = rf"sample rate {rate} Hz is not accepted: audio files must be recorded at 8000-192000 Hz"
+    with pytest.raises(UnsupportedSampleRate, match=message):
+        decode_audio_bytes(wav_declaring(rate), label="speech.wav")
+    (tmp_path / "speech.wav").write_bytes(wav_declaring(rate))
+    with pytest.raises(UnsupportedSampleRate, match=message):
+        load_audio(tmp_path / "speech.wav")
+
+
+@pytest.mark.parametrize("rate", [8000, 192000])
+def test_the_rates_at_the_limits_are_accepted(rate, wav_declaring):
+    from w2v_triton.serving.audio import decode_audio_bytes
+
+    audio = decode_audio_bytes(wav_declaring(rate, (bytes(range(256)) * (rate // 256 + 1))[:rate]))   # 1 s
+    assert audio.dtype == np.float32 and abs(audio.size - 16000) <= 16
+
+
+def test_a_long_file_at_a_high_rate_is_never_held_at_its_own_rate():
+    """60 s of 192 kHz stereo is 92 MB of float32 at its own rate, 3.8 MB at 16 kHz mono: decoding
+    a block at a time keeps the peak near the output (tracemalloc sees numpy's buffers)."""
+    import io
+    import tracemalloc
+
+    from w2v_triton.serving.audio import decode_audio_bytes
+
+    rate, seconds = 192_000, 60
+    buffer = io.BytesIO()
+    with sf.SoundFile(buffer, "w", rate, 2, format="FLAC", subtype="PCM_16") as out:
+        tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+        for _ in range(seconds):                    # a FLAC of a steady tone stays small
+            out.write(np.stack([tone, tone], axis=1))
+    data = buffer.getvalue()
+    tracemalloc.start()
+    try:
+        audio = decode_audio_bytes(data, max_seconds=600)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert audio.size == seconds * 16000
+    assert peak < 3 * audio.nbytes, f"decoding peaked at {peak / 2**20:.0f} MiB for {audio.nbytes / 2**20:.1f} MiB of output"

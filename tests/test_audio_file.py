@@ -126,6 +126,25 @@ def _raw_infer(url: str, inputs: dict):
     return error.value
 
 
+def test_a_1_hz_wav_is_refused_with_invalid_arg(tiny_server, wav_declaring):
+    """100 bytes declaring 1 Hz were resampled into 100 s of audio (issue 27): now INVALID_ARG,
+    over HTTP (400) and gRPC, with the accepted range in one line."""
+    import tritonclient.grpc as grpc
+    from tritonclient.utils import InferenceServerException
+
+    file = np.array([[wav_declaring(1)]], dtype=np.object_)
+    refused = _raw_infer(tiny_server.http_url, {spec.AUDIO_FILE: (file, "BYTES")})
+    message = "sample rate 1 Hz is not accepted: audio files must be recorded at 8000-192000 Hz"
+    assert refused.status() == "400" and message in refused.message()
+    request = grpc.InferInput(spec.AUDIO_FILE, [1, 1], "BYTES")
+    request.set_data_from_numpy(file)
+    with grpc.InferenceServerClient(tiny_server.grpc_url) as raw:
+        with pytest.raises(InferenceServerException) as error:
+            raw.infer(spec.ENSEMBLE_MODEL, [request])
+    assert error.value.status() == "StatusCode.INVALID_ARGUMENT" and message in error.value.message()
+    assert tiny_server.is_ready()
+
+
 def test_both_or_neither_input_is_rejected(tiny_server):
     audio = (np.zeros((1, 8000), np.float32), "FP32")
     file = (np.array([[_flac(np.zeros(8000, np.int16))]], dtype=np.object_), "BYTES")

@@ -382,15 +382,20 @@ def test_boot_budget_builds_its_repository_only_when_missing(tmp_path, monkeypat
 
     built = []
     monkeypatch.setattr(builder, "build_repository", lambda request: built.append(request))
-    assert ensure_built(tmp_path / "repo", "random-base")
-    assert [(r.model, r.output) for r in built] == [("random-base", tmp_path / "repo")]
-    (tmp_path / "repo" / "asr").mkdir(parents=True)
-    (tmp_path / "repo" / "asr" / "config.pbtxt").write_text("")
-    assert not ensure_built(tmp_path / "repo", "random-base") and len(built) == 1
+    for name in ("latency", "throughput", "streaming"):
+        assert ensure_built(tmp_path / name, "random-base", name)
+    assert [(r.model, r.output, r.options.profile, r.options.streaming) for r in built] == [
+        ("random-base", tmp_path / "latency", "latency", {}),
+        ("random-base", tmp_path / "throughput", "throughput", {}),
+        ("random-base", tmp_path / "streaming", "latency", {"vad": "none", "idle_seconds": 120})]   # 30 s segments
+    (tmp_path / "latency" / "asr").mkdir(parents=True)
+    (tmp_path / "latency" / "asr" / "config.pbtxt").write_text("")
+    assert not ensure_built(tmp_path / "latency", "random-base", "latency") and len(built) == 3
     make = subprocess.run(["make", "-n", "gcp-boot-budget"], cwd=repo_root, capture_output=True, text=True,
                           check=True).stdout
-    assert "-m benchmarks.boot_budget --repository build/gcp-boot/repo --model random-base" in make
-    assert "builders.repository" not in make
+    for name in ("latency", "throughput", "streaming"):
+        assert f"--repository {name}=build/gcp-boot/{name}" in make
+    assert "--model random-base" in make and "builders.repository" not in make
 
 
 def test_tune_lm_without_a_dev_manifest_is_a_usage_error(repo_root, capsys):

@@ -241,6 +241,14 @@ def test_bad_audio_is_a_400_with_tritons_message(api, tiny_server, data, message
     assert tiny_server.is_ready()
 
 
+def test_an_upload_declaring_1_hz_is_a_400(api, tiny_server, wav_declaring):
+    """The gateway's uploads reach the preprocessor's sample-rate check unchanged (issue 27)."""
+    with pytest.raises(openai.BadRequestError) as error:
+        api.audio.transcriptions.create(model="asr", file=("speech.wav", wav_declaring(1)))
+    assert "sample rate 1 Hz is not accepted: audio files must be recorded at 8000-192000 Hz" in error.value.message
+    assert error.value.body["param"] == "file"
+
+
 @pytest.fixture(scope="module")
 def keyed_gateway(tiny_server, start_gateway, tmp_path_factory):
     key_file = tmp_path_factory.mktemp("keys") / "keys.txt"

@@ -19,6 +19,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 GCP = REPO / "gcp"
 SCRIPTS = sorted(GCP.glob("*.sh"))
+# What the measured figures imply for the deploy's defaults (benchmarks/boot_budget.gcp_defaults).
+DERIVED = json.loads((REPO / "benchmarks" / "results" / "cpu-2core-amd-epyc" / "gcp-boot-budget.json").read_text())["gcp"]
 
 
 def run_script(name: str, *flags: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -235,11 +237,25 @@ def test_gpu_variant_required_flags():
     assert "--target-cpu-utilization" not in scale   # CPU idles while the GPU is the bottleneck
     # autohealing waits longer for a GPU VM (driver install): docs/deploy-gcp.md, boot-to-ready budget
     mig = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "create")]
-    assert flag(mig, "--initial-delay") == "900"
+    assert flag(mig, "--initial-delay") == str(DERIVED["initial_delay_s"]["gpu"])
     cpu = deploy()
-    assert flag(cpu[find(cpu, "gcloud", "compute", "instance-groups", "managed", "create")], "--initial-delay") == "600"
+    assert flag(cpu[find(cpu, "gcloud", "compute", "instance-groups", "managed", "create")],
+                "--initial-delay") == str(DERIVED["initial_delay_s"]["cpu"])
     assert flag(scale, "--custom-metric-utilization").startswith(
         "metric=custom.googleapis.com/w2v_triton/queue_time_ms,")
+
+
+def test_defaults_are_what_the_measured_figures_imply():
+    """Machine type, autohealing delay and initialisation period come from gcp-boot-budget.json (the
+    boot-to-ready and memory per model process measured by `make gcp-boot-budget`), not by hand."""
+    cmds = deploy()
+    template = cmds[find(cmds, "gcloud", "compute", "instance-templates", "create")]
+    assert flag(template, "--machine-type") == DERIVED["machine_type"]
+    assert DERIVED["acoustic_instances_that_fit"][DERIVED["machine_type"]] >= 8   # the throughput profile's 8
+    mig = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "create")]
+    assert flag(mig, "--initial-delay") == str(DERIVED["initial_delay_s"]["cpu"])
+    scale = cmds[find(cmds, "gcloud", "compute", "instance-groups", "managed", "set-autoscaling")]
+    assert flag(scale, "--cool-down-period") == str(DERIVED["cool_down_s"])
 
 
 def test_nat_and_timeouts_are_flags():

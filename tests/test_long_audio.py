@@ -103,9 +103,9 @@ class SessionSpy:
     def __init__(self, session):
         self.session, self.shapes = session, []
 
-    def run(self, outputs, feeds):
+    def run(self, outputs, feeds, *options):
         self.shapes.append(feeds[spec.AUDIO].shape)
-        return self.session.run(outputs, feeds)
+        return self.session.run(outputs, feeds, *options)
 
 
 def test_acoustic_model_windows_long_rows_only(tiny_onnx, rng):
@@ -125,6 +125,22 @@ def test_acoustic_model_windows_long_rows_only(tiny_onnx, rng):
     reference = AcousticModel(tiny_onnx, 1).run(short)
     for got, ref in zip(logits, reference):
         np.testing.assert_array_equal(got, ref)
+
+
+def test_no_call_holds_more_than_one_long_audio_batch(tiny_onnx, rng):
+    """A dynamic batch of many utterances just under the single-pass limit is split so that no
+    onnxruntime call holds more than `batch_samples` of padded audio; results are unchanged."""
+    config = LongAudioConfig(window_seconds=4.0, overlap_seconds=1.0, batch_windows=2, max_single_seconds=5.0)
+    model = AcousticModel(tiny_onnx, 1, config)
+    spy = model.runner.session = SessionSpy(model.runner.session)
+    batch = [rng.standard_normal(n).astype(np.float32) for n in [60000, 62000, 64000, 66000, 70000, 72000, 30000]]
+    logits = model.run(batch)
+    assert all(b * n <= config.batch_samples for b, n in spy.shapes), spy.shapes
+    # batch_samples = 2 x 64000: 60k+62k share a call, every longer row runs alone (2 x 64k would fit
+    # exactly, but 64k is the start of its own bucket and 66k cannot join it), 30k alone (length ratio)
+    assert sorted(spy.shapes) == [(1, 30000), (1, 64000), (1, 66000), (1, 70000), (1, 72000), (2, 62000)]
+    for got, utterance in zip(logits, batch):   # a padded row equals itself alone up to float rounding
+        np.testing.assert_allclose(got, AcousticModel(tiny_onnx, 1, config).run([utterance])[0], atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,20 @@ def test_length_buckets_bound_padding_and_keep_every_index():
     assert [sorted(lengths[i] for i in b) for b in buckets] == [[400, 500], [15000, 16000], [20000], [470000, 480000]]
 
 
+def test_length_buckets_hold_at_most_max_samples_of_padded_audio():
+    """16 requests of 40 s in one dynamic batch were one 640 s call: now each call holds at most
+    `max_samples` padded samples, and a row longer than that still runs (alone)."""
+    from w2v_triton.serving.acoustic import length_buckets
+
+    lengths = [640_000] * 5 + [100_000, 110_000, 120_000] + [1_000_000]
+    buckets = length_buckets(lengths, 1.3, max_samples=1_300_000)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    for bucket in buckets:
+        assert len(bucket) == 1 or len(bucket) * max(lengths[i] for i in bucket) <= 1_300_000
+    assert sorted(len(b) for b in buckets) == [1, 1, 2, 2, 3]
+    assert length_buckets(lengths, 1.3) == length_buckets(lengths, 1.3, max_samples=None)
+
+
 @pytest.mark.parametrize("kernel,stride", [(10, 5), (3, 2), (2, 2), (7, 3)])
 def test_block_matmul_conv_equals_conv1d(kernel, stride):
     from w2v_triton.serving.masked_frontend import BlockMatMulConv1d

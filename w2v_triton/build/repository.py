@@ -113,6 +113,8 @@ class RepositoryOptions:
     openvino_precision: str = "f32"    # runtime openvino: f32 or bf16 inference precision
     openvino_ir: bool = False          # runtime openvino: the served file is an IR (model.xml + .bin)
     warmup: bool = True                # run requests before the acoustic model reports ready
+    cpu_arena: bool = AcousticSettings.cpu_arena            # onnxruntime's CPU memory arena
+    release_memory: bool = AcousticSettings.release_memory  # give working memory back after every request
     max_audio_seconds: float = spec.MAX_AUDIO_SECONDS   # longest accepted audio (samples or a file)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)   # LM paths relative to decoder/
     streaming: dict[str, Any] = field(default_factory=dict)   # StreamingConfig field -> value overrides
@@ -165,7 +167,8 @@ class RepositoryOptions:
         return AcousticSettings(
             runtime=self.runtime, model_file=model_file, device=self.device, intra_op_threads=self.intra_op_threads,
             torch_dtype=self.torch_dtype, torch_compile=self.torch_compile,
-            openvino_precision=self.openvino_precision, warmup=self.warmup)
+            openvino_precision=self.openvino_precision, warmup=self.warmup, cpu_arena=self.cpu_arena,
+            release_memory=self.release_memory)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RepositoryOptions":

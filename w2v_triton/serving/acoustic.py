@@ -12,7 +12,12 @@ whatever runs the network:
                variant) in OpenVINO's CPU plugin (w2v_triton.serving.acoustic_openvino); CPU only.
 A GPU asked for and not there fails the load with one clear line (DeviceUnavailable): never a
 silent CPU fallback. Utterances longer than `long_audio.max_single_seconds` run in overlapping
-windows (w2v_triton.serving.long_audio), so memory stays bounded for inputs of any length.
+windows (w2v_triton.serving.long_audio), and no runtime call holds more than one long-audio batch of
+padded audio (`LongAudioConfig.batch_samples`; length buckets are split to fit), so peak memory is
+bounded for inputs and batches of any length. With `release_memory` (the default) the runtime gives
+back what a request needed beyond the warm-up's working set (onnxruntime's arena otherwise keeps
+the largest working set it ever saw, issue 27); requests no larger than the warm-up's keep their
+memory and pay nothing. docs/optimization.md, "Memory", has the figures the defaults come from.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from w2v_triton.serving import spec
 from w2v_triton.serving.batch_coupling import BATCH_COUPLED_KEY, batch_coupled
 from w2v_triton.serving.devices import DEVICES, GPU_PROVIDERS, DeviceUnavailable, onnx_providers
 from w2v_triton.serving.long_audio import LongAudioConfig, run_long
+from w2v_triton.serving.memory import release_heap
 from w2v_triton.serving.settings import parse_parameters, to_parameters, unknown_keys
 from w2v_triton.serving.typing import AnyArray
 
@@ -45,7 +51,12 @@ ONNX_FILE = "model.onnx"
 OPENVINO_IR_FILE = "model.xml"            # + model.bin: runtime openvino serving an IR (the ov-int8 variant)
 TORCH_CHECKPOINT_DIR = "checkpoint"
 WARMUP_SECONDS = (1.0, 10.0)
+# A request whose largest runtime call held more padded audio than the warm-up's largest gives its
+# working memory back afterwards (release_memory); smaller ones reuse what the warm-up sized.
+RELEASE_ABOVE_SAMPLES = int(max(WARMUP_SECONDS) * spec.SAMPLE_RATE)
 LONG_AUDIO_PREFIX = "long_audio_"     # one short and one typical request before the model reports ready
+# onnxruntime run option that frees the CPU arena's unused regions at the end of a run
+ARENA_SHRINKAGE = "memory.enable_memory_arena_shrinkage"
 
 # (audio [B, N] float32, lengths [B] int64) -> (logits [B, T, V] float32, frames [B] int64)
 BatchRunner = Callable[[AnyArray, AnyArray], tuple[AnyArray, AnyArray]]
@@ -69,6 +80,13 @@ class AcousticSettings:
     openvino_precision: str = "f32"      # runtime openvino: inference precision (bf16 on AVX512-BF16/AMX)
     bucket_ratio: float = 1.3
     warmup: bool = True
+    # onnxruntime's CPU memory arena (its default); off: malloc for every tensor, whose large blocks
+    # go back at once but cost page faults in every operator (docs/optimization.md, "Memory")
+    cpu_arena: bool = True
+    # after a request larger than the warm-up's (RELEASE_ABOVE_SAMPLES in one call) give the runtime's
+    # working memory back (onnxruntime arena shrinkage, OpenVINO release_memory, glibc malloc_trim);
+    # off: the largest working set ever needed stays resident for good
+    release_memory: bool = True
     long_audio: LongAudioConfig = field(default_factory=LongAudioConfig)
 
     def __post_init__(self) -> None:
@@ -110,12 +128,17 @@ class OnnxRunner:
     """An onnxruntime session over the (AUDIO, AUDIO_LENGTHS) -> (LOGITS, LOGIT_LENGTHS) graph."""
 
     def __init__(self, onnx_path: Path, device: str = "cpu", intra_op_threads: int = 0,
-                 device_id: int = 0) -> None:
+                 device_id: int = 0, cpu_arena: bool = True, release_memory: bool = True) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = cpu_arena
+        self.shrink: ort.RunOptions | None = None
+        if cpu_arena and release_memory:   # shrinkage names only arenas that exist (onnxruntime refuses others)
+            self.shrink = ort.RunOptions()
+            self.shrink.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
         # idle onnxruntime threads sleep instead of spinning: in Triton the preprocessor and decoder
         # processes share these cores and run while the acoustic model waits for its next batch
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -131,10 +154,22 @@ class OnnxRunner:
         self.batch_coupled = stamped == "1" if stamped in ("0", "1") else batch_coupled(onnx_path)
 
     def __call__(self, audio: AnyArray, lengths: AnyArray) -> tuple[AnyArray, AnyArray]:
+        logits, frames = self._run(audio, lengths)
+        # onnxruntime's outputs are views into its arena: copies, so that no result pins an arena
+        # region the next shrinkage would otherwise free (the logits are small)
+        return np.array(logits, copy=True), np.array(frames, copy=True)
+
+    def _run(self, audio: AnyArray, lengths: AnyArray, options: object = None) -> tuple[AnyArray, AnyArray]:
         logits, frames = self.session.run(
             None, {spec.AUDIO: audio.astype(np.float32, copy=False),
-                   spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)})
+                   spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)}, options)
         return logits, frames
+
+    def release(self) -> None:
+        """Free the arena regions no tensor uses. onnxruntime shrinks its arena only at the end of a
+        run that asks for it (the run option), so this is one minimal run that does."""
+        if self.shrink is not None:
+            self._run(np.zeros((1, spec.MIN_SAMPLES), np.float32), np.array([spec.MIN_SAMPLES]), self.shrink)
 
 
 class AcousticModel:
@@ -143,7 +178,8 @@ class AcousticModel:
     def __init__(self, model_path: str | Path, intra_op_threads: int = 0,
                  long_audio: LongAudioConfig | None = None, bucket_ratio: float = 1.3,
                  runtime: str | None = None, device: str = "cpu", torch_dtype: str = "auto",
-                 device_id: int = 0, openvino_precision: str = "f32", torch_compile: str = "") -> None:
+                 device_id: int = 0, openvino_precision: str = "f32", torch_compile: str = "",
+                 cpu_arena: bool = True, release_memory: bool = True) -> None:
         model_path = Path(model_path)
         if not model_path.exists():
             raise FileNotFoundError(
@@ -152,8 +188,9 @@ class AcousticModel:
                               else "onnxruntime")
         self.settings = AcousticSettings(runtime=runtime, device=device, intra_op_threads=intra_op_threads,
                                          torch_dtype=torch_dtype, torch_compile=torch_compile,
-                                         openvino_precision=openvino_precision,
-                                         bucket_ratio=bucket_ratio, long_audio=long_audio or LongAudioConfig())
+                                         openvino_precision=openvino_precision, bucket_ratio=bucket_ratio,
+                                         cpu_arena=cpu_arena, release_memory=release_memory,
+                                         long_audio=long_audio or LongAudioConfig())
         self.runner: OnnxRunner | TorchRunner | OpenVinoRunner
         if runtime == "torch":
             from w2v_triton.serving.acoustic_torch import TorchRunner
@@ -164,9 +201,11 @@ class AcousticModel:
 
             self.runner = OpenVinoRunner(model_path, openvino_precision, intra_op_threads)
         else:
-            self.runner = OnnxRunner(model_path, device, intra_op_threads, device_id)
+            self.runner = OnnxRunner(model_path, device, intra_op_threads, device_id, cpu_arena, release_memory)
         self.long_audio = self.settings.long_audio
         self.bucket_ratio = bucket_ratio
+        self.release_memory = release_memory
+        self._largest_call = 0   # padded samples of the largest runtime call of the request running
         self.batch_coupled = self.runner.batch_coupled
         logger.info("acoustic model %s: runtime %s on %s", model_path.name, runtime, self.runner.provider)
 
@@ -174,7 +213,8 @@ class AcousticModel:
     def from_settings(cls, version_dir: Path, settings: AcousticSettings, device_id: int = 0) -> "AcousticModel":
         return cls(Path(version_dir) / settings.model_file, settings.intra_op_threads, settings.long_audio,
                    settings.bucket_ratio, settings.runtime, settings.device, settings.torch_dtype, device_id,
-                   settings.openvino_precision, settings.torch_compile)
+                   settings.openvino_precision, settings.torch_compile, settings.cpu_arena,
+                   settings.release_memory)
 
     @property
     def provider(self) -> str:
@@ -196,9 +236,10 @@ class AcousticModel:
         if self.batch_coupled:
             buckets = [[i] for i in range(len(utterances))]
         else:
-            buckets = length_buckets([u.size for u in utterances], self.bucket_ratio)
+            buckets = length_buckets([u.size for u in utterances], self.bucket_ratio, self.long_audio.batch_samples)
         for bucket in buckets:
             audio, lengths = pad_batch([utterances[i] for i in bucket])
+            self._largest_call = max(self._largest_call, audio.size)
             logits, frames = self.runner(audio, lengths)
             for row, i in enumerate(bucket):
                 results[i] = logits[row, : frames[row]]
@@ -206,7 +247,9 @@ class AcousticModel:
 
     def run(self, utterances: list[AnyArray]) -> list[AnyArray]:
         """Each utterance's [T_i, V] logits: short ones in padded length buckets (see _run_short),
-        long ones windowed (w2v_triton.serving.long_audio)."""
+        long ones windowed (w2v_triton.serving.long_audio); then, with release_memory, what a call
+        larger than the warm-up's needed goes back to the OS."""
+        self._largest_call = 0
         limit = self.long_audio.max_single
         short = [i for i, u in enumerate(utterances) if u.size <= limit]
         results: list[AnyArray | None] = [None] * len(utterances)
@@ -216,6 +259,9 @@ class AcousticModel:
         for i, utterance in enumerate(utterances):
             if results[i] is None:
                 results[i] = run_long(self._run_short, utterance, self.long_audio)
+        if self.release_memory and self._largest_call > RELEASE_ABOVE_SAMPLES:
+            self.runner.release()
+            release_heap()
         return cast(list[AnyArray], results)  # every index was filled above
 
 
@@ -237,15 +283,19 @@ def pad_logits(per_row: list[AnyArray]) -> tuple[AnyArray, AnyArray]:
     return logits, frames
 
 
-def length_buckets(lengths: list[int], ratio: float) -> list[list[int]]:
-    """Indices grouped so that within a group the longest is at most `ratio` x the shortest.
+def length_buckets(lengths: list[int], ratio: float, max_samples: int | None = None) -> list[list[int]]:
+    """Indices grouped so that within a group the longest is at most `ratio` x the shortest, and
+    (with `max_samples`) the group padded to its longest holds at most that many samples (a
+    longer utterance still gets a group of its own).
 
-    Results are exact either way (the front-end is length-aware); this only avoids spending
-    compute on padding when a dynamic batch mixes short and long requests."""
+    Results are exact either way (the front-end is length-aware); the ratio avoids spending
+    compute on padding when a dynamic batch mixes short and long requests, the cap bounds one
+    runtime call's memory when a batch holds many long ones (16 x 40 s would be 640 s at once)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     buckets: list[list[int]] = []
-    for i in order:
-        if buckets and lengths[i] <= ratio * lengths[buckets[-1][0]]:
+    for i in order:   # ascending: i is the longest of the group it joins
+        if (buckets and lengths[i] <= ratio * lengths[buckets[-1][0]]
+                and (max_samples is None or (len(buckets[-1]) + 1) * lengths[i] <= max_samples)):
             buckets[-1].append(i)
         else:
             buckets.append([i])

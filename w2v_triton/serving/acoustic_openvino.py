@@ -60,3 +60,7 @@ class OpenVinoRunner:
                                   spec.AUDIO_LENGTHS: lengths.astype(np.int64, copy=False)})
         # the request reuses its output buffers on the next call: copy
         return np.array(out[self.logits], copy=True), np.array(out[self.frames], copy=True)
+
+    def release(self) -> None:
+        """Free the intermediate buffers the CPU plugin keeps for the largest shape it has run."""
+        self.compiled.release_memory()

@@ -87,3 +87,7 @@ class TorchRunner:
             logits, frames = self.network(audio_t, lengths_t)
             # copied out at once: a CUDA graph's outputs are overwritten by its next replay
             return logits[:rows].cpu().numpy(), frames[:rows].cpu().numpy()
+
+    def release(self) -> None:
+        """Nothing of its own: PyTorch's CPU tensors are malloc's (AcousticModel trims the heap).
+        CUDA's caching allocator keeps its blocks (not measured on a GPU yet)."""

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from w2v_triton.serving.spec import SAMPLE_RATE
+from w2v_triton.serving.spec import MAX_FILE_SAMPLE_RATE, MIN_FILE_SAMPLE_RATE, SAMPLE_RATE
 from w2v_triton.serving.typing import AnyArray
 
 # What a caller is told the service decodes (libsndfile >= 1.1 reads all of these).
@@ -26,6 +26,9 @@ _DECODABLE_MIME = {"audio/x-wav", "audio/x-flac", "audio/ogg", "audio/mpeg", "au
 # Bytes of a file's start that identify its container (for the error message of a file
 # libsndfile does not recognise: an M4A or WebM upload is told so, random bytes are told that).
 _SNIFF_BYTES = 8192
+# Seconds of a file decoded at a time: a long file at a high rate is never held whole at its own rate
+# (10 min of 192 kHz stereo would be 0.9 GB of float32 before down-mixing and resampling).
+_BLOCK_SECONDS = 1.0
 
 
 class AudioError(ValueError):
@@ -38,6 +41,10 @@ class UnsupportedFormat(AudioError):
 
 class AudioTooLong(AudioError):
     """The file decodes to more than the allowed duration."""
+
+
+class UnsupportedSampleRate(AudioError):
+    """The file declares a sample rate no microphone records (outside spec.MIN/MAX_FILE_SAMPLE_RATE)."""
 
 
 def to_mono_float32(samples: AnyArray) -> AnyArray:
@@ -106,27 +113,58 @@ def decode_audio(source: BinaryIO, target_rate: int = SAMPLE_RATE, max_seconds: 
                  label: str = "audio file") -> AnyArray:
     """Decode, down-mix to mono and resample to `target_rate`; the one decoder of the project.
 
-    With `max_seconds`, a file longer than that is rejected from its header when the header
-    states its length, and at most one frame past the limit is ever decoded otherwise, so a small
-    file that expands to hours of samples costs no memory.
+    A file whose header declares a sample rate outside MIN_FILE_SAMPLE_RATE..MAX_FILE_SAMPLE_RATE
+    is refused before anything is decoded. With `max_seconds`, a file longer than that is rejected
+    from its header when the header states its length, and at most one frame past the limit is ever
+    decoded otherwise, so a small file that expands to hours of samples costs no memory. The file
+    is decoded, down-mixed and resampled one block at a time (soxr's stream gives exactly the
+    one-shot result), so memory holds the 16 kHz output, not the file's samples at its own rate.
     """
     try:
         with sf.SoundFile(source) as sound:
             rate = int(sound.samplerate)
+            check_sample_rate(rate, label)
             limit = None if max_seconds is None else int(max_seconds * rate)
             if limit is not None and 0 < sound.frames < 2**62 and sound.frames > limit:
                 raise AudioTooLong(_too_long(label, sound.frames / rate, max_seconds))
-            samples = sound.read(frames=-1 if limit is None else limit + 1, dtype="float32", always_2d=False)
+            blocks, read = _decode_blocks(sound, rate, target_rate, limit)
     except sf.LibsndfileError as exc:
         raise _decode_error(source, label, exc) from None
     except (RuntimeError, TypeError) as exc:   # soundfile raises these for a few broken headers
         raise AudioError(f"{label}: cannot decode audio ({exc})") from None
-    if limit is not None and len(samples) > limit:
+    if limit is not None and read > limit:
         raise AudioTooLong(_too_long(label, None, max_seconds))
-    samples = to_mono_float32(samples)
-    if samples.size == 0:
+    if read == 0:
         raise AudioError(f"{label}: file holds no audio samples")
-    return resample(samples, rate, target_rate)
+    return np.concatenate(blocks) if len(blocks) != 1 else blocks[0]
+
+
+def check_sample_rate(rate: int, label: str = "audio file") -> None:
+    """Refuse a sample rate no microphone records (UnsupportedSampleRate, one line saying the range)."""
+    if not MIN_FILE_SAMPLE_RATE <= rate <= MAX_FILE_SAMPLE_RATE:
+        raise UnsupportedSampleRate(
+            f"{label}: sample rate {rate} Hz is not accepted: audio files must be recorded at "
+            f"{MIN_FILE_SAMPLE_RATE}-{MAX_FILE_SAMPLE_RATE} Hz")
+
+
+def _decode_blocks(sound: sf.SoundFile, rate: int, target_rate: int,
+                   limit: int | None) -> tuple[list[AnyArray], int]:
+    """The file's samples as mono `target_rate` blocks, read `_BLOCK_SECONDS` at a time, and how
+    many frames were read (at most `limit` + 1)."""
+    block = max(1, int(_BLOCK_SECONDS * rate))
+    stream = None if rate == target_rate else soxr.ResampleStream(rate, target_rate, 1, dtype="float32")
+    out: list[AnyArray] = []
+    read = 0
+    while limit is None or read <= limit:
+        want = block if limit is None else min(block, limit + 1 - read)
+        samples = sound.read(frames=want, dtype="float32", always_2d=False)
+        read += len(samples)
+        last = len(samples) < want or (limit is not None and read > limit)
+        mono = to_mono_float32(samples)
+        out.append(mono if stream is None else stream.resample_chunk(mono, last=last))
+        if last:
+            break
+    return out, read
 
 
 def encode_audio(samples: AnyArray, fmt: str, subtype: str, rate: int = SAMPLE_RATE, channels: int = 1,

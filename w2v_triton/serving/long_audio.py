@@ -35,7 +35,9 @@ def frame_count(samples: int) -> int:
 class LongAudioConfig:
     window_seconds: float = 30.0
     overlap_seconds: float = 3.0
-    batch_windows: int = 2          # windows per model call: bounds memory to batch x window
+    # windows per model call; batch x window bounds every call's padded audio. 1: one 30 s window
+    # peaks at about half of two (docs/optimization.md, "Memory"), at the same speed on a CPU
+    batch_windows: int = 1
     max_single_seconds: float = 40.0  # longer inputs are windowed; shorter run in one pass
 
     def __post_init__(self) -> None:
@@ -59,6 +61,12 @@ class LongAudioConfig:
     @property
     def max_single(self) -> int:
         return int(self.max_single_seconds * spec.SAMPLE_RATE)
+
+    @property
+    def batch_samples(self) -> int:
+        """Padded samples one model call may hold (a length bucket of short utterances too, except
+        one utterance up to `max_single` alone): what bounds the runtime's peak working memory."""
+        return self.batch_windows * self.window
 
 
 def window_starts(samples: int, config: LongAudioConfig) -> list[int]:

@@ -17,6 +17,13 @@ FRAME_STRIDE_SAMPLES = 320
 # preprocessor's `max_audio_seconds` parameter overrides it. A few kilobytes of FLAC can
 # decode to hours of samples: the limit is checked before the whole file is decoded.
 MAX_AUDIO_SECONDS = 600.0
+# Sample rates an encoded file may declare (AUDIO_FILE, the client's files, the gateway's uploads).
+# 8 kHz is narrowband telephony (G.711), the lowest rate any microphone path in use records; 192 kHz
+# is the highest that audio interfaces record (USB Audio Class 2, 24 bit / 192 kHz). A header outside
+# them is broken or hostile: a 100-byte WAV declaring 1 Hz would otherwise be resampled into
+# 100 s of audio, and a 384 kHz file costs twice 192 kHz's decoding for nothing speech needs.
+MIN_FILE_SAMPLE_RATE = 8_000
+MAX_FILE_SAMPLE_RATE = 192_000
 # Epsilon of Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm.
 NORMALIZE_EPS = 1e-7
 
