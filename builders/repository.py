@@ -15,13 +15,20 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from w2v_triton.build.builder import (DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_SIZE, VARIANT_CHOICES, BuildError,
-                                      BuildRequest, build_repository)
+from w2v_triton.build.builder import (
+    DEFAULT_CALIBRATION,
+    DEFAULT_CALIBRATION_SIZE,
+    VARIANT_CHOICES,
+    BuildError,
+    BuildRequest,
+    build_repository,
+)
 from w2v_triton.build.repository import PLATFORMS, PROFILE_FIELDS, PROFILES, RepositoryOptions
 from w2v_triton.build.tuning import TUNED_KEYS, TUNING_FILE
 from w2v_triton.paths import DEFAULT_REPOSITORY
-from w2v_triton.serving.acoustic import DEVICES, RUNTIMES, TORCH_COMPILE_MODES, TORCH_DTYPES
+from w2v_triton.serving.acoustic import RUNTIMES, TORCH_COMPILE_MODES, TORCH_DTYPES
 from w2v_triton.serving.ctc_decoding import BACKENDS, DecoderConfig
+from w2v_triton.serving.devices import DEVICES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

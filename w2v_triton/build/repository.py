@@ -11,17 +11,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from importlib import resources
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any, Sequence
+from typing import Any
 
-from w2v_triton.serving import spec
-from w2v_triton.serving.acoustic import (ONNX_FILE, OPENVINO_IR_FILE, OPENVINO_PRECISIONS, RUNTIMES,
-                                 TORCH_CHECKPOINT_DIR, WARMUP_SECONDS, AcousticSettings)
-from w2v_triton.serving.batch_coupling import batch_coupled
 from w2v_triton.build.checkpoints import CheckpointInfo
+from w2v_triton.paths import REPO_ROOT
+from w2v_triton.serving import spec
+from w2v_triton.serving.acoustic import (
+    ONNX_FILE,
+    OPENVINO_IR_FILE,
+    OPENVINO_PRECISIONS,
+    RUNTIMES,
+    TORCH_CHECKPOINT_DIR,
+    WARMUP_SECONDS,
+    AcousticSettings,
+)
+from w2v_triton.serving.batch_coupling import batch_coupled
 from w2v_triton.serving.ctc_decoding import DecoderConfig
 from w2v_triton.serving.devices import DEVICES
 from w2v_triton.serving.image import BUILD_INFO as BUILD_INFO  # the deploy reads it to check the image
@@ -29,7 +38,6 @@ from w2v_triton.serving.long_audio import LongAudioConfig
 from w2v_triton.serving.preprocessing import PreprocessorSettings
 from w2v_triton.serving.streaming import ACOUSTIC_FILES, DECODER_FILES, DECODER_PREFIX, VAD_FILES, StreamingConfig
 from w2v_triton.serving.vad import SILERO_FILE, silero_model_path
-from w2v_triton.paths import REPO_ROOT
 
 TEMPLATE_PACKAGE = "model_repository"     # w2v_triton.serving.model_repository in a wheel (setup.py)
 
@@ -142,7 +150,7 @@ class RepositoryOptions:
         self.streaming_config()   # an invalid streaming setting fails the build, not the server
 
     @classmethod
-    def for_profile(cls, profile: str, cpu_count: int | None = None, **overrides: Any) -> "RepositoryOptions":
+    def for_profile(cls, profile: str, cpu_count: int | None = None, **overrides: Any) -> RepositoryOptions:
         """The profile's settings (instances resolved for `cpu_count`, default this machine's), then
         `overrides` (any field, profile fields included)."""
         if profile not in PROFILES:
@@ -171,7 +179,7 @@ class RepositoryOptions:
             release_memory=self.release_memory)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RepositoryOptions":
+    def from_dict(cls, values: dict[str, Any]) -> RepositoryOptions:
         """From a build_info.json; keys of other versions (e.g. instance_kind) are dropped."""
         known = {f.name for f in fields(cls)}
         kept = {k: v for k, v in values.items() if k in known}
@@ -272,7 +280,7 @@ def render_repository(info: CheckpointInfo, onnx_path: Path, output: Path,
         for stale in (am_version / ONNX_FILE, *ir):
             stale.unlink(missing_ok=True)
     elif options.openvino_ir:
-        for source, target in zip((Path(onnx_path), Path(onnx_path).with_suffix(".bin")), ir):
+        for source, target in zip((Path(onnx_path), Path(onnx_path).with_suffix(".bin")), ir, strict=True):
             if not (target.exists() and source.resolve() == target.resolve()):
                 shutil.copy2(source, target)
         (am_version / ONNX_FILE).unlink(missing_ok=True)

@@ -22,9 +22,10 @@ memory and pay nothing. docs/optimization.md, "Memory", has the figures the defa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -108,7 +109,7 @@ class AcousticSettings:
         return {**own, **to_parameters(self.long_audio, prefix=LONG_AUDIO_PREFIX)}
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, str]) -> "AcousticSettings":
+    def from_parameters(cls, parameters: dict[str, str]) -> AcousticSettings:
         """Typed settings from Triton's string parameters; an unknown key is an error (a
         repository rendered by another version: rebuild it)."""
         known = {f.name for f in fields(cls) if f.name != "long_audio"}
@@ -210,7 +211,7 @@ class AcousticModel:
         logger.info("acoustic model %s: runtime %s on %s", model_path.name, runtime, self.runner.provider)
 
     @classmethod
-    def from_settings(cls, version_dir: Path, settings: AcousticSettings, device_id: int = 0) -> "AcousticModel":
+    def from_settings(cls, version_dir: Path, settings: AcousticSettings, device_id: int = 0) -> AcousticModel:
         return cls(Path(version_dir) / settings.model_file, settings.intra_op_threads, settings.long_audio,
                    settings.bucket_ratio, settings.runtime, settings.device, settings.torch_dtype, device_id,
                    settings.openvino_precision, settings.torch_compile, settings.cpu_arena,
@@ -254,7 +255,7 @@ class AcousticModel:
         short = [i for i, u in enumerate(utterances) if u.size <= limit]
         results: list[AnyArray | None] = [None] * len(utterances)
         if short:
-            for i, logits in zip(short, self._run_short([utterances[i] for i in short])):
+            for i, logits in zip(short, self._run_short([utterances[i] for i in short]), strict=True):
                 results[i] = logits
         for i, utterance in enumerate(utterances):
             if results[i] is None:

@@ -15,8 +15,8 @@ preprocessor). The central frames agree closely; greedy transcripts differ by a 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def seams(starts: list[int], samples: int, config: LongAudioConfig) -> list[tupl
     """Global frame range [lo, hi) each window contributes: cut at the middle of each overlap."""
     total = frame_count(samples)
     firsts = [s // STRIDE for s in starts]
-    ends = [min(f + frame_count(min(config.window, samples - s)), total) for f, s in zip(firsts, starts)]
+    ends = [min(f + frame_count(min(config.window, samples - s)), total) for f, s in zip(firsts, starts, strict=True)]
     cuts = [0] + [(firsts[k + 1] + ends[k]) // 2 for k in range(len(starts) - 1)] + [total]
     return [(cuts[k], cuts[k + 1]) for k in range(len(starts))]
 
@@ -102,7 +102,7 @@ def run_long(run_batch: Callable[[list[AnyArray]], list[AnyArray]], audio: AnyAr
     for first in range(0, len(starts), config.batch_windows):
         chunk = starts[first: first + config.batch_windows]
         outputs = run_batch([audio[s: s + config.window] for s in chunk])
-        for k, (start, logits) in enumerate(zip(chunk, outputs), first):
+        for k, (start, logits) in enumerate(zip(chunk, outputs, strict=True), first):
             lo, hi = ranges[k]
             offset = start // STRIDE
             pieces.append(logits[lo - offset: hi - offset])

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 logger = logging.getLogger(__name__)
 
