@@ -32,6 +32,7 @@ import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ from w2v_triton.serving.acoustic import AcousticModel, AcousticSettings
 from w2v_triton.serving.long_audio import LongAudioConfig
 
 # name -> how it differs from the defaults of AcousticSettings / LongAudioConfig
-CONFIGS: dict[str, dict] = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "arena-keep": dict(cpu_arena=True, release_memory=False, batch_windows=2),        # before issue 27
     "arena-keep-bw1": dict(cpu_arena=True, release_memory=False, batch_windows=1),
     "arena-release": dict(cpu_arena=True, release_memory=True, batch_windows=2),
@@ -120,15 +121,15 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
         self.start = self._answer()
 
-    def _answer(self) -> dict:
+    def _answer(self) -> dict[str, Any]:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"worker {self.name} exited with {self.process.wait()}")
-        answer: dict = json.loads(line)
+        answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def run(self, seconds: float, cap_mib: float) -> dict:
+    def run(self, seconds: float, cap_mib: float) -> dict[str, Any]:
         """One request; a worker whose resident memory passes `cap_mib` is stopped (the machine is
         shared: the previous default grew past 5.7 GB on a 600 s request and was OOM-killed)."""
         assert self.process.stdin is not None
@@ -173,7 +174,8 @@ def model_files(model: str) -> tuple[Path, Path]:
     return Path(onnx), Path(checkpoint)
 
 
-def measure(names: list[str], onnx: Path, checkpoint: Path, lengths: list[tuple[float, int]], cap_mib: float) -> dict:
+def measure(names: list[str], onnx: Path, checkpoint: Path, lengths: list[tuple[float, int]],
+            cap_mib: float) -> dict[str, Any]:
     workers = []
     try:
         for name in names:   # one at a time: loads and warm-ups do not compete for the cores
@@ -181,7 +183,7 @@ def measure(names: list[str], onnx: Path, checkpoint: Path, lengths: list[tuple[
             path = checkpoint if torch else onnx
             workers.append(Worker(name, settings_for(name, path.name), path.parent))
             print(f"{name}: {workers[-1].start}", flush=True)
-        runs: dict[str, list[dict]] = {w.name: [] for w in workers}
+        runs: dict[str, list[dict[str, Any]]] = {w.name: [] for w in workers}
         turn = 0
         for seconds, rounds in lengths:
             for _ in range(rounds):
@@ -200,14 +202,14 @@ def measure(names: list[str], onnx: Path, checkpoint: Path, lengths: list[tuple[
             w.close()
 
 
-def summarise(configs: dict, lengths: list[tuple[float, int]], baseline: str) -> dict:
+def summarise(configs: dict[str, Any], lengths: list[tuple[float, int]], baseline: str) -> dict[str, Any]:
     """Per configuration and length: median wall and CPU time, audio-s/s, the largest peak and the
     resident memory after the length's last request, and the times as ratios to a reference: the
     `baseline`, or where it stopped before that length, the first configuration that finished it
     (`vs` names it)."""
-    table: dict[str, dict] = {}
+    table: dict[str, dict[str, Any]] = {}
     for name, data in configs.items():
-        rows = {}
+        rows: dict[str, dict[str, Any]] = {}
         for seconds, _ in lengths:
             mine = [r for r in data["requests"] if r["seconds"] == seconds]
             if not mine:    # the worker was stopped at an earlier length
@@ -238,11 +240,11 @@ def summarise(configs: dict, lengths: list[tuple[float, int]], baseline: str) ->
     return table
 
 
-def _ratio(row: dict, key: str) -> str:
+def _ratio(row: dict[str, Any], key: str) -> str:
     return f"{row[key]:.2f}x" if row.get(key) is not None else "–"
 
 
-def cell(row: dict, baseline: str) -> str:
+def cell(row: dict[str, Any], baseline: str) -> str:
     """`peak / after MiB, wall / CPU time vs the reference` of one length, or how far it got."""
     if row.get("not_run"):
         return "not run (stopped earlier)"
@@ -253,7 +255,7 @@ def cell(row: dict, baseline: str) -> str:
             f"{_ratio(row, 'cpu_vs_baseline')}{vs}")
 
 
-def table(report: dict) -> str:
+def table(report: dict[str, Any]) -> str:
     """One row per configuration, one column per requested length (the docs render this too)."""
     lengths = [f"{seconds:g}" for seconds, _ in parse_lengths(report["lengths"].split())]
     return markdown_table(
@@ -264,19 +266,19 @@ def table(report: dict) -> str:
          for name, data in report["summary"].items()])
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     return "\n".join([
         f"# {report['title']}: acoustic model memory and speed per setting", "",
-        f"{report['machine']}, {report['date']}, load average before/after {report['load_before']} / "
-        f"{report['load_after']} (a shared machine: compare times only within this table). Model "
-        f"`{report['model']}`, {report['threads']}; requests interleaved over the configurations "
-        f"({report['lengths']}). A worker whose resident memory passed {report.get('cap_mib', 3072):.0f} MiB was "
-        f"stopped; where `{report['baseline']}` did not finish a length, its times are ratios to the "
-        f"configuration named in the cell. Command: `{report['command']}`", "", table(report), "",
+        (f"{report['machine']}, {report['date']}, load average before/after {report['load_before']} / "
+         f"{report['load_after']} (a shared machine: compare times only within this table). Model "
+         f"`{report['model']}`, {report['threads']}; requests interleaved over the configurations "
+         f"({report['lengths']}). A worker whose resident memory passed {report.get('cap_mib', 3072):.0f} MiB was "
+         f"stopped; where `{report['baseline']}` did not finish a length, its times are ratios to the "
+         f"configuration named in the cell. Command: `{report['command']}`"), "", table(report), "",
         "Settings: " + "; ".join(f"`{n}` {c['settings']}" for n, c in report["configs"].items()), ""])
 
 
-def write(report: dict, out: Path) -> None:
+def write(report: dict[str, Any], out: Path) -> None:
     """<title>.{json,md,png} into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{report['title']}.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -284,7 +286,7 @@ def write(report: dict, out: Path) -> None:
     plot(report, out / f"{report['title']}.png")
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

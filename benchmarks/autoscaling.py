@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import json
 import math
 import sys
@@ -42,6 +43,7 @@ import textwrap
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +100,7 @@ class Vm:
     success: int = 0
     before: queue_metric.Counters | None = None
     next_read: float = 0.0
-    points: deque = field(default_factory=deque)                  # (time, gauge value)
+    points: deque[tuple[float, float]] = field(default_factory=deque)   # (time, gauge value)
     draining: bool = False
 
     def __post_init__(self) -> None:
@@ -146,7 +148,7 @@ def recommend(values: list[float], target: float) -> int:
     return math.ceil(len(values) * (sum(values) / len(values)) / target - 1e-9)
 
 
-def stabilised(history: deque, now: float, recommendation: int) -> int:
+def stabilised(history: deque[tuple[float, int]], now: float, recommendation: int) -> int:
     """The largest recommendation of the stabilisation period (scale-in waits; scale-out does not)."""
     history.append((now, recommendation))
     while history and history[0][0] <= now - STABILIZATION_S:
@@ -155,13 +157,13 @@ def stabilised(history: deque, now: float, recommendation: int) -> int:
 
 
 def simulate(steps: list[tuple[float, float]], capacity: Capacity, policy: Policy, seconds: float,
-             seed: int = 0) -> dict:
+             seed: int = 0) -> dict[str, Any]:
     """`steps`: (start minute, offered load in VMs' worth of capacity). Returns the timeline (one
     row per autoscaler decision) and the events (size changes)."""
     rng = np.random.default_rng(seed)
     vms: list[Vm] = [Vm(created=-policy.boot_s - policy.cool_down_s, instances=capacity.instances)
                      for _ in range(policy.min_replicas)]
-    history: deque = deque()
+    history: deque[tuple[float, int]] = deque()
     timeline = []
     requests = 0
     target = policy.min_replicas
@@ -213,14 +215,14 @@ def simulate(steps: list[tuple[float, float]], capacity: Capacity, policy: Polic
     return {"timeline": timeline, "requests": requests}
 
 
-def analyse(run: dict, steps: list[tuple[float, float]], policy: Policy) -> dict:
+def analyse(run: dict[str, Any], steps: list[tuple[float, float]], policy: Policy) -> dict[str, Any]:
     """When the group grew after the load rose, when the metric came back under target, and when
     the group was back at its minimum after the load fell."""
     rows = run["timeline"]
     peak = max(steps, key=lambda s: s[1])
     rise = peak[0]
     fall = next((s[0] for s in steps if s[0] > rise), None)
-    out: dict = {"max_size": max(r["target_size"] for r in rows),
+    out: dict[str, Any] = {"max_size": max(r["target_size"] for r in rows),
                  "vm_minutes": round(sum(r["target_size"] for r in rows) * DECISION_S / 60)}
     before = [r["target_size"] for r in rows if r["minute"] < rise] or [policy.min_replicas]
     grown = next((r for r in rows if r["minute"] >= rise and r["target_size"] > before[-1]), None)
@@ -230,7 +232,8 @@ def analyse(run: dict, steps: list[tuple[float, float]], policy: Policy) -> dict
     out["metric_under_target_minutes_after_rise"] = round(settled["minute"] - rise, 2) if settled else None
     if fall is not None:
         plateau = [r for r in rows if rise * 60 <= r["minute"] * 60 < fall * 60]
-        out["size_changes_during_peak"] = sum(a["target_size"] != b["target_size"] for a, b in zip(plateau, plateau[1:]))
+        out["size_changes_during_peak"] = sum(a["target_size"] != b["target_size"]
+                                              for a, b in itertools.pairwise(plateau))
         late = [r["metric_ms"] for r in plateau if r["minute"] >= fall - 5 and r["metric_ms"] is not None]
         out["gauge_ms_last_5_min_of_peak"] = round(sum(late) / len(late), 1) if late else None
         back = next((r for r in rows if r["minute"] >= fall and r["target_size"] == policy.min_replicas), None)
@@ -253,8 +256,8 @@ def capacity_from(bench: Path, served: str, vcpus: int) -> tuple[Capacity, str]:
     audio_per_s = max(r["audio_seconds_per_second"] for r in rows)
     measured = report.get("cpu_count", 2)
     return (Capacity(vcpus, measured * CLIP_SECONDS / audio_per_s),
-            f"{served}: {audio_per_s:.1f} audio-s/s on 10 s clips with {measured} instances on {measured} cores, "
-            f"{_shown(bench)} ({report['date']}); an {vcpus}-vCPU VM taken as {vcpus} such instances (not measured)")
+            (f"{served}: {audio_per_s:.1f} audio-s/s on 10 s clips with {measured} instances on {measured} cores, "
+             f"{_shown(bench)} ({report['date']}); an {vcpus}-vCPU VM taken as {vcpus} such instances (not measured)"))
 
 
 def boot_from(boot: Path) -> tuple[float, float, int, str]:
@@ -267,10 +270,10 @@ def boot_from(boot: Path) -> tuple[float, float, int, str]:
 def parse_steps(items: list[str]) -> list[tuple[float, float]]:
     """`10:0.4` -> from minute 10 on, 0.4 VMs' worth of load; the first step starts at 0."""
     steps = [(float(a), float(b)) for a, b in (item.split(":") for item in items)]
-    return [(0.0, steps[0][1])] + steps[1:] if steps[0][0] != 0 else steps
+    return [(0.0, steps[0][1]), *steps[1:]] if steps[0][0] != 0 else steps
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -303,10 +306,11 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Autoscaling simulation: does the group follow the queue? ({report['date']})", "",
-             f"Command: `{report['command']}`. Load steps (minute: VMs' worth of load): {report['steps']}; "
-             f"one VM = {report['capacity']}; capacity: {report['capacity_source']}; boot: {report['boot_source']}.", "",
+             (f"Command: `{report['command']}`. Load steps (minute: VMs' worth of load): {report['steps']}; "
+              f"one VM = {report['capacity']}; capacity: {report['capacity_source']}; "
+              f"boot: {report['boot_source']}."), "",
              analysis_table({f"{name}: {report['policies'][name]['signals']} "
                              f"{report['policies'][name]['target_queue_ms']:g} ms": run["analysis"]
                              for name, run in report["variants"].items()}),
@@ -322,7 +326,7 @@ ANALYSIS_COLUMNS = {"max_size": "max size", "vm_minutes": "VM-minutes",
                     "scale_in_minutes_after_fall": "back to min after the fall (min)"}
 
 
-def analysis_table(rows: dict[str, dict]) -> str:
+def analysis_table(rows: dict[str, dict[str, Any]]) -> str:
     """One line per simulated run: what `analyse` found (the docs render it from the results file)."""
     return markdown_table(["run", *ANALYSIS_COLUMNS.values()],
                           [[name, *(a.get(k, "–") for k in ANALYSIS_COLUMNS)] for name, a in rows.items()])
@@ -347,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     boot_s, cool_down_s, vcpus, boot_source = boot_from(args.boot)
     capacity, capacity_source = capacity_from(args.bench, args.served, vcpus)
     variants = ["cpu", "gpu"] if args.variant == "both" else [args.variant]
-    report: dict = {"title": "autoscaling-simulation", "machine": machine_name(), "date": utc_now(),
+    report: dict[str, Any] = {"title": "autoscaling-simulation", "machine": machine_name(), "date": utc_now(),
                     "command": "python -m benchmarks.autoscaling " + " ".join(sys.argv[1:] if argv is None else argv),
                     "steps": args.steps, "capacity": asdict(capacity) | {"requests_per_s": round(capacity.requests_per_s, 2)},
                     "capacity_source": capacity_source, "boot_source": boot_source,

@@ -42,8 +42,10 @@ import statistics
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +55,7 @@ from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import REPO_ROOT, WORK_DIR
 from w2v_triton.serving import spec
 from w2v_triton.serving.tritonserver import Ports, TritonServer
+from w2v_triton.serving.typing import FloatArray
 
 # Steps of a VM's boot that cannot be measured here (docs/deploy-gcp.md, "Boot-to-ready budget").
 ESTIMATES_S = {"vm_boot": 30, "image_pull": 180, "gpu_driver": 180, "health_checks": 20}
@@ -101,7 +104,7 @@ def copy_seconds(repository: Path, runs: int) -> list[float]:
 
 
 def queue_under_load(server: TritonServer, requests: int = 12, concurrency: int = 6,
-                     seconds: float = 2.0) -> dict:
+                     seconds: float = 2.0) -> dict[str, Any]:
     """Mean queue time per request (ms) of each model while `concurrency` clients send
     `requests` random clips: what w2v_triton.serving.queue_metric turns into the autoscaling signal."""
     import tritonclient.http as httpclient
@@ -112,7 +115,7 @@ def queue_under_load(server: TritonServer, requests: int = 12, concurrency: int 
     before = queue_metric.parse_counters(urllib.request.urlopen(url, timeout=10).read().decode())
     audio = np.random.default_rng(0).standard_normal((1, int(seconds * spec.SAMPLE_RATE))).astype(np.float32)
 
-    def one(_):
+    def one(_: int) -> None:
         client = httpclient.InferenceServerClient(server.http_url)
         try:
             inp = httpclient.InferInput(spec.AUDIO, list(audio.shape), "FP32")
@@ -164,7 +167,7 @@ def longest_upload(seconds: float, rate: int = spec.MAX_FILE_SAMPLE_RATE) -> byt
     return cache.read_bytes()
 
 
-def measured(server: TritonServer, pids: dict[str, int], work) -> dict:
+def measured(server: TritonServer, pids: dict[str, int], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Reset every process's peak, run `work()`, and return its wall time with each process's
     peak during it and resident memory after it."""
     for pid in pids.values():
@@ -177,18 +180,18 @@ def measured(server: TritonServer, pids: dict[str, int], work) -> dict:
             "after_mib": {k: v["rss"] for k, v in after.items()}}
 
 
-def longest_offline(server: TritonServer, pids: dict[str, int], seconds: float) -> dict:
+def longest_offline(server: TritonServer, pids: dict[str, int], seconds: float) -> dict[str, Any]:
     """One longest accepted upload per acoustic instance, all at once (every instance at its peak)."""
     from client import TranscriptionClient
 
     data = longest_upload(seconds)
     instances = sum(memory.model_of(name) == spec.ACOUSTIC_MODEL for name in pids)
 
-    def one(_):
+    def one(_: int) -> float | None:
         with TranscriptionClient(server.grpc_url, "grpc", timeout=7200) as asr:
             return asr.transcribe_full(data).duration_s
 
-    def work() -> dict:
+    def work() -> dict[str, Any]:
         with ThreadPoolExecutor(instances) as pool:
             durations = list(pool.map(one, range(instances)))
         return {"requests": instances, "audio_seconds": durations[0], "upload_bytes": len(data),
@@ -198,14 +201,15 @@ def longest_offline(server: TritonServer, pids: dict[str, int], seconds: float) 
 
 
 def longest_streams(server: TritonServer, pids: dict[str, int], stream_seconds: list[float],
-                    chunk_seconds: float) -> list[dict]:
+                    chunk_seconds: float) -> list[dict[str, Any]]:
     from client import TranscriptionClient
 
     results = []
     for seconds in stream_seconds:
         audio = 0.1 * np.random.default_rng(1).standard_normal(int(seconds * spec.SAMPLE_RATE), dtype=np.float32)
 
-        def work() -> dict:
+        # this iteration's audio and length, bound now (measured() calls work() before the next one)
+        def work(audio: FloatArray = audio, seconds: float = seconds) -> dict[str, Any]:
             with TranscriptionClient(server.grpc_url, "grpc", timeout=7200) as asr:
                 updates = list(asr.stream(audio, chunk_seconds=chunk_seconds))
             assert updates[-1].is_final
@@ -217,11 +221,11 @@ def longest_streams(server: TritonServer, pids: dict[str, int], stream_seconds: 
 
 
 def serve_and_measure(repository: Path, runs: int, log_dir: Path, longest_seconds: float, load: bool,
-                      stream_seconds: list[float], chunk_seconds: float) -> dict:
+                      stream_seconds: list[float], chunk_seconds: float) -> dict[str, Any]:
     """`runs` cold starts (repository out of the page cache); the last one gets the load (`load`),
     then the streams (`stream_seconds`) or, with none, the longest offline uploads."""
     times: list[float] = []
-    result: dict = {}
+    result: dict[str, Any] = {}
     for i in range(runs):
         evict(repository)
         server = TritonServer(repository, Ports.free(), log_path=log_dir / f"boot-budget-{repository.name}-{i}.log")
@@ -245,7 +249,7 @@ def serve_and_measure(repository: Path, runs: int, log_dir: Path, longest_second
     return {"start_to_ready_seconds": summary(times), **result}
 
 
-def _build_options(build_info: Path) -> dict | None:
+def _build_options(build_info: Path) -> dict[str, Any] | None:
     """What the repository was built from, without this machine's paths (file names only)."""
     if not build_info.is_file():
         return None
@@ -276,18 +280,18 @@ def ensure_built(repository: Path, model: str, name: str) -> bool:
     return True
 
 
-def summary(values: list[float]) -> dict:
+def summary(values: list[float]) -> dict[str, Any]:
     return {"runs": [round(v, 2) for v in values], "median": round(statistics.median(values), 2),
             "max": round(max(values), 2)}
 
 
 # ---- per model, and what it means for a VM ---------------------------------------------------------
 
-def per_model(repo: dict) -> dict[str, dict]:
+def per_model(repo: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Model -> instances, and per instance (the largest of its instances): resident after ready,
     peak over the longest inputs (offline or streams), resident after them."""
     runs = [*([repo["longest_offline"]] if "longest_offline" in repo else []), *repo.get("longest_streams", [])]
-    models: dict[str, dict] = {}
+    models: dict[str, dict[str, Any]] = {}
     for name, ready in repo["after_ready_mib"].items():
         model = memory.model_of(name) if name != "tritonserver" else name
         row = models.setdefault(model, {"instances": 0, "after_ready": 0.0, "peak": 0.0, "after_longest": 0.0})
@@ -298,7 +302,7 @@ def per_model(repo: dict) -> dict[str, dict]:
     return models
 
 
-def gcp_defaults(report: dict) -> dict:
+def gcp_defaults(report: dict[str, Any]) -> dict[str, Any]:
     """The deploy defaults the figures imply (gcp/lib.sh cites them; tests/test_gcp_dryrun.py holds
     lib.sh to them):
 
@@ -344,7 +348,7 @@ def gcp_defaults(report: dict) -> dict:
     }
 
 
-def steps_table(report: dict) -> str:
+def steps_table(report: dict[str, Any]) -> str:
     """A VM's boot-to-ready, step by step: the measured steps and the estimates gcp_defaults adds
     (the docs render this table from the results file)."""
     repos, gcp = report["repositories"], report["gcp"]
@@ -360,18 +364,19 @@ def steps_table(report: dict) -> str:
          "estimate, not measured (no Docker engine here)"],
         ["model repository from gs:// (Triton copies it to local disk before loading)",
          f"{largest / 1e6 / assumptions['gcs_mb_per_s']:.1f}",
-         f"estimate: the largest repository, {largest / 2**20:.1f} MiB, at {assumptions['gcs_mb_per_s']} MB/s; a local "
-         f"folder-to-folder copy out of the page cache took {copies} (median)"],
+         (f"estimate: the largest repository, {largest / 2**20:.1f} MiB, at {assumptions['gcs_mb_per_s']} MB/s; "
+          f"a local folder-to-folder copy out of the page cache took {copies} (median)")],
         ["tritonserver start to `/v2/health/ready` (warm-up included)",
          max(r["start_to_ready_seconds"]["max"] for r in repos.values()),
          f"measured, the slowest run: {ready}; repository out of the page cache"],
         ["health check turns healthy", est["health_checks"], "configuration (2 checks x 10 s)"],
         ["**sum** (cpu / gpu)", f"{gcp['boot_to_ready_sum_s']['cpu']} / {gcp['boot_to_ready_sum_s']['gpu']}",
-         f"autohealing initial delay {gcp['initial_delay_s']['cpu']} / {gcp['initial_delay_s']['gpu']} s "
-         f"({assumptions['delay_margin']:g} x the sum, rounded up to whole 5 minutes); initialisation period {gcp['cool_down_s']} s"]])
+         (f"autohealing initial delay {gcp['initial_delay_s']['cpu']} / {gcp['initial_delay_s']['gpu']} s "
+          f"({assumptions['delay_margin']:g} x the sum, rounded up to whole 5 minutes); initialisation period "
+          f"{gcp['cool_down_s']} s")]])
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     repos = report["repositories"]
     sizes = markdown_table(
         ["repository", "size", "local copy (s, median / max)", "start -> ready (s, median / max)"],
@@ -383,8 +388,8 @@ def markdown(report: dict) -> str:
         [[name, model, row["instances"], f"{row['after_ready']:.0f}", f"{row['peak']:.0f}", f"{row['after_longest']:.0f}"]
          for name, repo in repos.items() for model, row in per_model(repo).items()])
     lines = [f"# {report['title']}", "",
-             f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with other jobs; load "
-             f"average {report['load_before']} before, {report['load_after']} after). Date: {report['date']}.", "",
+             (f"Machine: `{report['machine']}` ({report['cpu_count']} cores, shared with other jobs; load "
+              f"average {report['load_before']} before, {report['load_after']} after). Date: {report['date']}."), "",
              f"Command: `python -m benchmarks.boot_budget {' '.join(report['argv'])}`", "", sizes, "",
              "Boot-to-ready, step by step (s):", "", steps_table(report), "",
              "Resident memory per process (MiB; per instance, the largest of a model's instances):", "", processes]
@@ -402,9 +407,9 @@ def markdown(report: dict) -> str:
               + f"; initial delay {gcp['initial_delay_s']['cpu']} s cpu / {gcp['initial_delay_s']['gpu']} s gpu "
                 f"(boot-to-ready sums {gcp['boot_to_ready_sum_s']['cpu']} / {gcp['boot_to_ready_sum_s']['gpu']} s); "
                 f"cool-down {gcp['cool_down_s']} s.", "",
-              "Not measurable here: VM boot, the COS GPU driver install, the image pull (no Docker engine), "
-              "the gs:// download (network-bound on the VM) and the memory COS and Docker keep: estimates "
-              f"{gcp['assumptions']}.", ""]
+              ("Not measurable here: VM boot, the COS GPU driver install, the image pull (no Docker engine), "
+               "the gs:// download (network-bound on the VM) and the memory COS and Docker keep: estimates "
+               f"{gcp['assumptions']}."), ""]
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks import gpu_summary
 from benchmarks.report import HEADLINE_COLUMNS, headline_cells, headline_rows, inprocess_rows
@@ -29,7 +30,7 @@ from w2v_triton.paths import REPO_ROOT
 
 DOCS = ("README.md", "docs/*.md")
 REGION = re.compile(r"(?P<open><!-- table: (?P<name>[\w-]+) from (?P<path>\S+) -->\n)(?P<body>.*?)(?P<close><!-- /table -->)",
-                    re.S)
+                    re.DOTALL)
 SOURCE = re.compile(r"<!-- source: (?P<path>\S+)[^>]*-->")
 # A cell "looks like a figure" when it holds a decimal, a percentage, a thousands separator or a ratio.
 FIGURE = re.compile(r"\d\.\d|\d\s?%|\d,\d{3}|\d(\.\d+)?x\b|\d+/\d+|\d\s?(ms|s|MiB|GB|M)\b")
@@ -68,17 +69,17 @@ def render_inprocess(path: Path) -> str:
     return markdown_table(["candidate", "runtime", "threads", "audio-s/s", "p50 ms", "p99 ms"], rows)
 
 
-def _teacher_rate(report: dict) -> float | None:
+def _teacher_rate(report: dict[str, Any]) -> float | None:
     rates = [r["audio_seconds_per_second"] for n, r in report["inprocess"].items()
              if r["kind"] == "hf-pytorch" and "teacher" in n]
     return rates[0] if rates else None
 
 
-def _sweep(result: dict, prefix: str) -> list[dict]:
+def _sweep(result: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return next((d["rows"] for s, d in result["sweeps"].items() if s.startswith(prefix)), [])
 
 
-def _served_summary(report: dict) -> list[dict]:
+def _served_summary(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Per served ensemble: 10 s clips by concurrency, best real speech, 0.5 s clip latency and rate."""
     out = []
     for name, result in report["served"].items():
@@ -158,12 +159,12 @@ def render_goals(path: Path) -> str:
     summary = [s for s in _served_summary(report) if s["best_clips"]]
     teacher = _teacher_rate(report)
     rows = []
-    for (goal, target, unit, higher), key in zip(GOALS, ("ratio", "best_clips", "seed_p50_c1")):
+    for (goal, target, unit, higher), key in zip(GOALS, ("ratio", "best_clips", "seed_p50_c1"), strict=True):
         values = {s["name"]: (s["best_clips"] / teacher if key == "ratio" and teacher else s[key])
                   for s in summary if (s[key] if key != "ratio" else teacher) is not None}
         if not values:
             continue
-        best = (max if higher else min)(values, key=values.get)
+        best = (max if higher else min)(values, key=values.__getitem__)
         value = values[best]
         met = value >= target if higher else value <= target
         factor = target / value if higher else value / target
@@ -242,8 +243,8 @@ def render_variant_speeds(path: Path) -> str:
     return markdown_table(["checkpoint"] + [f"{v}, {t} thr (x RT)" for v, t in columns], rows)
 
 
-def _long_audio(path: Path) -> dict:
-    report = json.loads(path.read_text())
+def _long_audio(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
     if not report.get("long_audio"):
         raise TableSourceError(f"{path}: no long_audio section (builders/variants.py --long-audio-seconds)")
     return report
@@ -325,7 +326,7 @@ def render_decoding_eval(path: Path) -> str:
         decoder, _, split = key.partition(" | ")
         decoders += [decoder] if decoder not in decoders else []
         sets += [split] if split not in sets else []
-    header = ["set: WER / CER"] + decoders + ["exact sentences (same order)"]
+    header = ["set: WER / CER", *decoders, "exact sentences (same order)"]
     rows = []
     for split in sets:
         cells = [report.get(f"{d} | {split}") for d in decoders]
@@ -393,11 +394,11 @@ def render_gcp_derived(path: Path) -> str:
     need = ", ".join(f"{p} {v / 1024:.1f} GiB" for p, v in gcp["vm_memory_needed_mib"].items())
     return markdown_table(["default", "value", "from"], [
         ["machine type (cpu)", gcp["machine_type"], f"VM memory needed at 8 vCPUs: {need}"],
-        ["acoustic instances that fit (memory)", fits, "per-instance peak "
-         f"{gcp['per_process_peak_mib']['acoustic_model']} MiB"],
+        ["acoustic instances that fit (memory)", fits,
+         f"per-instance peak {gcp['per_process_peak_mib']['acoustic_model']} MiB"],
         ["autohealing initial delay", f"{gcp['initial_delay_s']['cpu']} s cpu / {gcp['initial_delay_s']['gpu']} s gpu",
-         f"{gcp['assumptions']['delay_margin']:g} x boot-to-ready {gcp['boot_to_ready_sum_s']['cpu']} / "
-         f"{gcp['boot_to_ready_sum_s']['gpu']} s, rounded up to whole 5 minutes"],
+         (f"{gcp['assumptions']['delay_margin']:g} x boot-to-ready {gcp['boot_to_ready_sum_s']['cpu']} / "
+          f"{gcp['boot_to_ready_sum_s']['gpu']} s, rounded up to whole 5 minutes")],
         ["autoscaler initialisation period (--cool-down)", f"{gcp['cool_down_s']} s",
          f"cpu boot-to-ready {gcp['boot_to_ready_sum_s']['cpu']} s, rounded up to a whole minute"]])
 
@@ -431,7 +432,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
 
 def render_text(text: str, root: Path = REPO_ROOT) -> str:
     """`text` with every marked region re-rendered from its results file."""
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         name, path = match["name"], root / match["path"]
         if name not in RENDERERS:
             raise TableSourceError(f"unknown table renderer {name!r} (known: {', '.join(RENDERERS)})")
@@ -451,7 +452,9 @@ def doc_paths(root: Path = REPO_ROOT) -> list[Path]:
 
 def tables(text: str) -> list[tuple[int, list[str]]]:
     """(first line number, lines) of each markdown table outside code fences."""
-    found, current, start, fenced = [], [], 0, False
+    found: list[tuple[int, list[str]]] = []
+    current: list[str] = []
+    start, fenced = 0, False
     for number, line in enumerate(text.splitlines(), 1):
         if line.startswith("```"):
             fenced = not fenced
