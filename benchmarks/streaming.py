@@ -10,10 +10,12 @@ the offline text as reference) and with the true text, for several settings. Set
 (../shared/data/speech, when present) and clean espeak-ng speech of held-out corpus sentences.
 
 Load (served): N concurrent streams (one gRPC stream each, chunks sent at real-time pace) of
-real utterances; per-chunk latency (chunk sent -> its response) p50/p99, the time from a stream's
-start to its first non-empty partial, the last response's latency after END, and the real-time
-factor: the streaming model's execution time (Triton batch statistics) per second of audio
-streamed, and how busy the one model instance was (execution time / wall time of the level: near
+real utterances; per-chunk latency (chunk sent -> its answer; END's answer, which waits for the
+stream's finals, is not a chunk's) p50/p99, the segment finals' latency (from the send of the
+chunk that closed the segment to the final's own response), the time from a stream's start to its
+first non-empty partial, the last response's latency after END, and the real-time factor: the
+streaming model's execution time (Triton batch statistics: the chunks; the finals' worker thread
+runs outside `execute` and is not in it) per second of audio streamed, and how busy the one model instance was (execution time / wall time of the level: near
 1 it is saturated, cannot keep up, and latencies grow).
 
 SLO sweep (`--slo REPO=NAME,...`, served): for each repository (model x decoder) and chunk size,
@@ -117,7 +119,9 @@ def _stream_worker(url: str, audio: np.ndarray, chunk: float, out: dict) -> None
     try:
         with TranscriptionClient(url, "grpc", timeout=120) as asr:
             updates = list(asr.stream(audio, chunk_seconds=chunk, realtime=True))
-        out["latencies"] = [u.latency_s for u in updates]
+        # a chunk's answer; END's waits for the stream's finals and is reported as "final"
+        out["latencies"] = [u.latency_s for u in updates if u.kind == "chunk" and not u.is_final]
+        out["segment_finals"] = [u.latency_s for u in updates if u.kind == "final"]
         out["first"] = updates[0].latency_s
         out["final"] = updates[-1].latency_s
         texts = [u for u in updates if u.text]
@@ -141,6 +145,10 @@ def _execution_stats(url: str) -> tuple[int, int, int]:
     executions = sum(int(b.get("compute_infer", {}).get("count", 0)) for b in batches)
     requests = int(model["inference_stats"].get("success", {}).get("count", 0))
     return compute, executions, requests
+
+
+def _p50_ms(values: list[float]) -> float | None:
+    return round(1000 * float(np.percentile(values, 50)), 1) if values else None
 
 
 def run_level(url: str, clips: list[np.ndarray], n: int, chunk: float) -> dict:
@@ -168,6 +176,8 @@ def run_level(url: str, clips: list[np.ndarray], n: int, chunk: float) -> dict:
            "first_text_ms": round(1000 * statistics.median(
                [o["first_text_s"] for o in ok if o["first_text_s"] is not None] or [0.0]), 1),
            "final_ms": round(1000 * statistics.median([o["final"] for o in ok] or [0.0]), 1),
+           "segment_finals": sum(len(o["segment_finals"]) for o in ok),
+           "segment_final_p50_ms": _p50_ms([x for o in ok for x in o["segment_finals"]]),
            "first_text_audio_s": statistics.median(
                [o["first_text_audio_s"] for o in ok if o["first_text_audio_s"] is not None] or [0.0]),
            "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),

@@ -10,8 +10,10 @@ and the docs tables to tables/streaming-long-*.json.
 * quality (in process, the streaming library the server runs): each 600 s stream in chunks; the
   concatenated segment finals against the offline transcript of the same audio (the `asr`
   pipeline: long-audio windows, one decode) and against the true text.
-* drift (served, real-time pacing, 1 and 8 concurrent streams over gRPC): every chunk's latency by
-  minute of stream time; the ratio of the last minute's p99 to the first minute's.
+* drift (served, real-time pacing or back to back, 1 and 8 concurrent streams over gRPC): every
+  chunk's latency (its answer; segment finals come in responses of their own) by minute of stream
+  time; the ratio of the last minute's p99 to the first minute's; the finals' latency (from the
+  send of the chunk that closed the segment) over the whole stream.
 * marathon (in process, unpaced): a 2-hour stream (the narration looped); process RSS, the
   stream's kept bytes and per-chunk compute by 10 minutes of stream time.
 
@@ -126,7 +128,10 @@ def _paced(url: str, audio: np.ndarray, chunk: float, out: dict, realtime: bool 
     try:
         with TranscriptionClient(url, "grpc", timeout=300) as asr:
             updates = list(asr.stream(audio, chunk_seconds=chunk, realtime=realtime))
-        out["chunks"] = [(u.audio_s, u.latency_s) for u in updates]
+        # a chunk's answer (END's is not: it waits for the stream's finals, and is counted with them)
+        out["chunks"] = [(u.audio_s, u.latency_s) for u in updates if u.kind == "chunk" and not u.is_final]
+        # segment finals, from the send of the chunk that closed the segment; END's answer last
+        out["final_latencies"] = [u.latency_s for u in updates if u.kind == "final" or u.is_final]
         out["finals"] = " ".join(f["text"] for u in updates for f in u.finals if f["text"])
     except Exception as exc:   # counted and reported as a failed stream
         out["error"] = str(exc)
@@ -188,8 +193,12 @@ def drift(repository: Path, audios: list[np.ndarray], chunk: float, log: Path, r
     rows = [{"minute": m, "chunks": len(v), "p50_ms": round(1000 * float(np.percentile(v, 50)), 1),
              "p99_ms": round(1000 * float(np.percentile(v, 99)), 1)} for m, v in sorted(minutes.items())]
     full = full_minutes(rows)
+    finals = [x for o in ok for x in o["final_latencies"]]
     return {**base, "by_minute": rows, "p99_ratio_last_first": round(full[-1]["p99_ms"] / full[0]["p99_ms"], 3),
-            "p50_ratio_last_first": round(full[-1]["p50_ms"] / full[0]["p50_ms"], 3)}
+            "p50_ratio_last_first": round(full[-1]["p50_ms"] / full[0]["p50_ms"], 3),
+            "segment_finals": len(finals),
+            "final_latency_p50_ms": round(1000 * float(np.percentile(finals, 50)), 1),
+            "final_latency_p99_ms": round(1000 * float(np.percentile(finals, 99)), 1)}
 
 
 def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> dict:
@@ -285,6 +294,8 @@ def tables(report: dict, folder: Path) -> None:
     drift_rows = [[run["streams"], run.get("pacing", "real time"), minute(run["by_minute"]),
                    minute(full_minutes(run["by_minute"])[-1:] if run["by_minute"] else []),
                    "–" if run["p99_ratio_last_first"] is None else f"{run['p99_ratio_last_first']:.2f}",
+                   f"{run['final_latency_p50_ms']} / {run['final_latency_p99_ms']} ms ({run['segment_finals']})"
+                   if "final_latency_p50_ms" in run else "in the chunk's answer",
                    f"{100 * run['finals_wer_vs_offline']:.1f}% / {100 * run['finals_wer_vs_truth']:.1f}% "
                    f"({100 * run['offline_wer_vs_truth']:.1f}%)" if "offline_wer_vs_truth" in run else "–",
                    f"{run['failed']}/{run['streams']}",
@@ -298,6 +309,7 @@ def tables(report: dict, folder: Path) -> None:
     if drift_rows:
         (folder / "streaming-long-drift.json").write_text(json.dumps({**common, "columns": [
         "concurrent streams", "pacing", "minute 0 p50 / p99", "last full minute p50 / p99", "p99 last / first",
+        "segment finals' latency p50 / p99 (count)",
         "segment finals: WER vs offline / vs truth (offline's)",
         "failed", "load average (1/5/15 min) at start"], "rows": drift_rows}, indent=1) + "\n")
     if report.get("marathon"):
