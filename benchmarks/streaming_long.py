@@ -15,7 +15,8 @@ and the docs tables to tables/streaming-long-*.json.
   time; the ratio of the last minute's p99 to the first minute's; the finals' latency (from the
   send of the chunk that closed the segment) over the whole stream.
 * marathon (in process, unpaced): a 2-hour stream (the narration looped); process RSS, the
-  stream's kept bytes and per-chunk compute by 10 minutes of stream time.
+  stream's kept bytes and per-chunk compute (the chunk's own: its segments' finals are computed
+  after it, as the server's worker thread does) by 10 minutes of stream time.
 
     nice python -m benchmarks.streaming_long --repository build/repos/ref-beam --model reference-beam-lm
 """
@@ -224,7 +225,8 @@ def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> 
         times.append(time.perf_counter() - began)
         if isinstance(result, Exception):
             raise result
-        segments += len(result.finals)
+        recognizer.finals(result.pending)   # as the server's worker does, apart from the chunk's time
+        segments += len(result.pending)
         if (start + step) % every < step or start + step >= total:
             rows.append({"stream_minute": round((start + step) / SR / 60, 1),
                          "rss_mib": round(process.memory_info().rss / 2**20, 1),
