@@ -50,20 +50,22 @@ def narration(seconds: float, index: int) -> tuple[np.ndarray, str]:
     voice `index` of the training voices; (audio, true text)."""
     import soundfile as sf
 
-    from w2v_triton.train.corpus import CorpusConfig, split_sentences, synthesize, training_voices
-
     path = CACHE / f"narration-{index}-{int(seconds)}s.flac"
     if path.is_file():
         return sf.read(path, dtype="float32")[0], path.with_suffix(".txt").read_text()
+    from w2v_triton.train.corpus import CorpusConfig, split_sentences
+    from w2v_triton.train.synthesizers import get
+
+    espeak = get("espeak")
     splits = split_sentences(CorpusConfig())
     sentences = [s for name in ("test_seen", "test_unseen", "dev") for s in splits[name]]
-    voices = training_voices()
+    voices = espeak.training_voices()
     rng = np.random.default_rng(index)
     order = rng.permutation(len(sentences))
     parts, texts, total = [], [], 0
     for k in range(0, len(order), 4):
         group = [sentences[i] for i in order[k:k + 4]]
-        audio = synthesize(". ".join(group), voices[index % len(voices)], 170, 50)
+        audio = espeak.synthesize(". ".join(group), voices[index % len(voices)], 170, 50)
         if total + audio.size > seconds * SR:
             break
         parts.append(audio)
