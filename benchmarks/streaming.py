@@ -10,10 +10,12 @@ the offline text as reference) and with the true text, for several settings. Set
 (../shared/data/speech, when present) and clean espeak-ng speech of held-out corpus sentences.
 
 Load (served): N concurrent streams (one gRPC stream each, chunks sent at real-time pace) of
-real utterances; per-chunk latency (chunk sent -> its response) p50/p99, the time from a stream's
-start to its first non-empty partial, the last response's latency after END, and the real-time
-factor: the streaming model's execution time (Triton batch statistics) per second of audio
-streamed, and how busy the one model instance was (execution time / wall time of the level: near
+real utterances; per-chunk latency (chunk sent -> its answer; END's answer, which waits for the
+stream's finals, is not a chunk's) p50/p99, the segment finals' latency (from the send of the
+chunk that closed the segment to the final's own response), the time from a stream's start to its
+first non-empty partial, the last response's latency after END, and the real-time factor: the
+streaming model's execution time (Triton batch statistics: the chunks; the finals' worker thread
+runs outside `execute` and is not in it) per second of audio streamed, and how busy the one model instance was (execution time / wall time of the level: near
 1 it is saturated, cannot keep up, and latencies grow).
 
 SLO sweep (`--slo REPO=NAME,...`, served): for each repository (model x decoder) and chunk size,
@@ -117,7 +119,9 @@ def _stream_worker(url: str, audio: np.ndarray, chunk: float, out: dict) -> None
     try:
         with TranscriptionClient(url, "grpc", timeout=120) as asr:
             updates = list(asr.stream(audio, chunk_seconds=chunk, realtime=True))
-        out["latencies"] = [u.latency_s for u in updates]
+        # a chunk's answer; END's waits for the stream's finals and is reported as "final"
+        out["latencies"] = [u.latency_s for u in updates if u.kind == "chunk" and not u.is_final]
+        out["segment_finals"] = [u.latency_s for u in updates if u.kind == "final"]
         out["first"] = updates[0].latency_s
         out["final"] = updates[-1].latency_s
         texts = [u for u in updates if u.text]
@@ -141,6 +145,10 @@ def _execution_stats(url: str) -> tuple[int, int, int]:
     executions = sum(int(b.get("compute_infer", {}).get("count", 0)) for b in batches)
     requests = int(model["inference_stats"].get("success", {}).get("count", 0))
     return compute, executions, requests
+
+
+def _p50_ms(values: list[float]) -> float | None:
+    return round(1000 * float(np.percentile(values, 50)), 1) if values else None
 
 
 def run_level(url: str, clips: list[np.ndarray], n: int, chunk: float) -> dict:
@@ -168,6 +176,8 @@ def run_level(url: str, clips: list[np.ndarray], n: int, chunk: float) -> dict:
            "first_text_ms": round(1000 * statistics.median(
                [o["first_text_s"] for o in ok if o["first_text_s"] is not None] or [0.0]), 1),
            "final_ms": round(1000 * statistics.median([o["final"] for o in ok] or [0.0]), 1),
+           "segment_finals": sum(len(o["segment_finals"]) for o in ok),
+           "segment_final_p50_ms": _p50_ms([x for o in ok for x in o["segment_finals"]]),
            "first_text_audio_s": statistics.median(
                [o["first_text_audio_s"] for o in ok if o["first_text_audio_s"] is not None] or [0.0]),
            "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),
@@ -218,21 +228,35 @@ def slo(repositories: dict[str, Path], clips: list[np.ndarray], chunks: tuple[fl
     return rows
 
 
+def _load(values: list[float]) -> str:
+    return " / ".join(f"{x:g}" for x in values)
+
+
+def _finals_cell(row: dict) -> str:
+    """Segment finals' latency (from the send of the chunk that closed the segment), in their own
+    responses; results from before that have none."""
+    if "segment_finals" not in row:
+        return "–"
+    return f"{row['segment_final_p50_ms']} ms ({row['segment_finals']})" if row["segment_finals"] else "– (0)"
+
+
 def markdown(report: dict) -> str:
     quality = [[f"{r['set']} ({r['utterances']}, {r['audio_s']} s)", r["setting"], r["segments"],
                 f"{100 * r['wer_vs_offline']:.1f}%", f"{100 * r['cer_vs_offline']:.1f}%", f"{r['identical']}/{r['utterances']}",
                 f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)", f"{r['inprocess_rtf']:.3f}"]
                for r in report["quality"]]
-    load = [[r["streams"], r["chunk_p50_ms"], r["chunk_p99_ms"], r["first_text_ms"], r["final_ms"], f"{r['rtf']:.3f}",
-             f"{r['busy']:.2f}", r["chunks_per_execution"], r["failed"]] for r in report["load"]]
+    load = [[r["streams"], r["chunk_p50_ms"], r["chunk_p99_ms"], _finals_cell(r), r["first_text_ms"], r["final_ms"],
+             f"{r['rtf']:.3f}", f"{r['busy']:.2f}", r["chunks_per_execution"], r["failed"]] for r in report["load"]]
     lines = [f"# Streaming recognition ({report['model']}, {report['chunk_seconds']:g} s chunks)", "",
-             (f"{report['machine']} (2 cores, shared with other jobs while measured), {report['date']}. "
-              f"Command: `{report['command']}`"), "", "## Final vs offline (in process)", "",
+             (f"{report['machine']} (2 cores, shared with other jobs while measured), {report['date']}"
+              + (f", load average {_load(report['load_average_at_start'])} at start, "
+                 f"{_load(report['load_average_at_end'])} at end" if "load_average_at_start" in report else "")
+              + f". Command: `{report['command']}`"), "", "## Final vs offline (in process)", "",
              markdown_table(["set", "setting", "segments", "WER vs offline", "CER vs offline", "identical",
                              "WER vs truth (offline)", "RTF"], quality), "",
              "## Concurrent streams (served, real-time pacing)", "",
-             markdown_table(["streams", "chunk p50 (ms)", "chunk p99 (ms)", "first text (ms)", "final (ms)", "RTF", "busy",
-                             "chunks/execution", "failed"], load)]
+             markdown_table(["streams", "chunk p50 (ms)", "chunk p99 (ms)", "segment finals p50 (count)",
+                             "first text (ms)", "final (ms)", "RTF", "busy", "chunks/execution", "failed"], load)]
     return "\n".join(lines) + "\n"
 
 
@@ -244,7 +268,8 @@ def tables(report: dict, folder: Path) -> None:
                      f"{r['identical']}/{r['utterances']}",
                      f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)"]
                     for r in report["quality"]]
-    load_rows = [[r["streams"], f"{r['chunk_p50_ms']} ms", f"{r['chunk_p99_ms']} ms", f"{r['first_text_ms']} ms",
+    load_rows = [[r["streams"], f"{r['chunk_p50_ms']} ms", f"{r['chunk_p99_ms']} ms", _finals_cell(r),
+                  f"{r['first_text_ms']} ms",
                   f"{r['final_ms']} ms", f"{r['rtf']:.3f}", f"{r['busy']:.2f}", f"{r['chunks_per_execution']:.2f}",
                   f"{r['failed']}/{r['streams']}"] for r in report["load"]]
     folder.mkdir(parents=True, exist_ok=True)
@@ -252,7 +277,8 @@ def tables(report: dict, folder: Path) -> None:
         "set", "setting", "segments", "WER vs offline", "CER vs offline", "identical",
         "WER vs truth (offline's)"], "rows": quality_rows}, indent=1) + "\n")
     (folder / "streaming-load.json").write_text(json.dumps({**common, "columns": [
-        "streams", "chunk latency p50", "chunk latency p99", "first text (from stream start)",
+        "streams", "chunk latency p50", "chunk latency p99", "segment finals' latency p50 (count)",
+        "first text (from stream start)",
         "final (after END)", "RTF (compute / audio)", "instance busy", "chunks per execution", "failed"],
         "rows": load_rows}, indent=1) + "\n")
 
@@ -318,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    load_start = [round(x, 2) for x in os.getloadavg()]
     real = real_speech(args.utterances, args.max_seconds)
     sets = {"real speech": real, "espeak-ng clean": synthetic_speech(args.utterances)}
     rows = [] if args.skip_quality else quality(repository, sets, args.chunk_seconds)
@@ -332,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "model": args.model,
               "chunk_seconds": args.chunk_seconds,
               "command": "python -m benchmarks.streaming " + " ".join(sys.argv[1:] if argv is None else argv),
-              "load_audio": "real speech" if real else "espeak-ng", "quality": rows, "load": load_rows}
+              "load_audio": "real speech" if real else "espeak-ng", "load_average_at_start": load_start,
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "quality": rows, "load": load_rows}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"streaming-{args.model}"
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -10,10 +10,13 @@ and the docs tables to tables/streaming-long-*.json.
 * quality (in process, the streaming library the server runs): each 600 s stream in chunks; the
   concatenated segment finals against the offline transcript of the same audio (the `asr`
   pipeline: long-audio windows, one decode) and against the true text.
-* drift (served, real-time pacing, 1 and 8 concurrent streams over gRPC): every chunk's latency by
-  minute of stream time; the ratio of the last minute's p99 to the first minute's.
+* drift (served, real-time pacing or back to back, 1 and 8 concurrent streams over gRPC): every
+  chunk's latency (its answer; segment finals come in responses of their own) by minute of stream
+  time; the ratio of the last minute's p99 to the first minute's; the finals' latency (from the
+  send of the chunk that closed the segment) over the whole stream.
 * marathon (in process, unpaced): a 2-hour stream (the narration looped); process RSS, the
-  stream's kept bytes and per-chunk compute by 10 minutes of stream time.
+  stream's kept bytes and per-chunk compute (the chunk's own: its segments' finals are computed
+  after it, as the server's worker thread does) by 10 minutes of stream time.
 
     nice python -m benchmarks.streaming_long --repository build/repos/ref-beam --model reference-beam-lm
 """
@@ -47,20 +50,22 @@ def narration(seconds: float, index: int) -> tuple[np.ndarray, str]:
     voice `index` of the training voices; (audio, true text)."""
     import soundfile as sf
 
-    from w2v_triton.train.corpus import CorpusConfig, split_sentences, synthesize, training_voices
-
     path = CACHE / f"narration-{index}-{int(seconds)}s.flac"
     if path.is_file():
         return sf.read(path, dtype="float32")[0], path.with_suffix(".txt").read_text()
+    from w2v_triton.train.corpus import CorpusConfig, split_sentences
+    from w2v_triton.train.synthesizers import get
+
+    espeak = get("espeak")
     splits = split_sentences(CorpusConfig())
     sentences = [s for name in ("test_seen", "test_unseen", "dev") for s in splits[name]]
-    voices = training_voices()
+    voices = espeak.training_voices()
     rng = np.random.default_rng(index)
     order = rng.permutation(len(sentences))
     parts, texts, total = [], [], 0
     for k in range(0, len(order), 4):
         group = [sentences[i] for i in order[k:k + 4]]
-        audio = synthesize(". ".join(group), voices[index % len(voices)], 170, 50)
+        audio = espeak.synthesize(". ".join(group), voices[index % len(voices)], 170, 50)
         if total + audio.size > seconds * SR:
             break
         parts.append(audio)
@@ -126,7 +131,10 @@ def _paced(url: str, audio: np.ndarray, chunk: float, out: dict, realtime: bool 
     try:
         with TranscriptionClient(url, "grpc", timeout=300) as asr:
             updates = list(asr.stream(audio, chunk_seconds=chunk, realtime=realtime))
-        out["chunks"] = [(u.audio_s, u.latency_s) for u in updates]
+        # a chunk's answer (END's is not: it waits for the stream's finals, and is counted with them)
+        out["chunks"] = [(u.audio_s, u.latency_s) for u in updates if u.kind == "chunk" and not u.is_final]
+        # segment finals, from the send of the chunk that closed the segment; END's answer last
+        out["final_latencies"] = [u.latency_s for u in updates if u.kind == "final" or u.is_final]
         out["finals"] = " ".join(f["text"] for u in updates for f in u.finals if f["text"])
     except Exception as exc:   # counted and reported as a failed stream
         out["error"] = str(exc)
@@ -188,8 +196,12 @@ def drift(repository: Path, audios: list[np.ndarray], chunk: float, log: Path, r
     rows = [{"minute": m, "chunks": len(v), "p50_ms": round(1000 * float(np.percentile(v, 50)), 1),
              "p99_ms": round(1000 * float(np.percentile(v, 99)), 1)} for m, v in sorted(minutes.items())]
     full = full_minutes(rows)
+    finals = [x for o in ok for x in o["final_latencies"]]
     return {**base, "by_minute": rows, "p99_ratio_last_first": round(full[-1]["p99_ms"] / full[0]["p99_ms"], 3),
-            "p50_ratio_last_first": round(full[-1]["p50_ms"] / full[0]["p50_ms"], 3)}
+            "p50_ratio_last_first": round(full[-1]["p50_ms"] / full[0]["p50_ms"], 3),
+            "segment_finals": len(finals),
+            "final_latency_p50_ms": round(1000 * float(np.percentile(finals, 50)), 1),
+            "final_latency_p99_ms": round(1000 * float(np.percentile(finals, 99)), 1)}
 
 
 def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> dict:
@@ -215,7 +227,8 @@ def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> 
         times.append(time.perf_counter() - began)
         if isinstance(result, Exception):
             raise result
-        segments += len(result.finals)
+        recognizer.finals(result.pending)   # as the server's worker does, apart from the chunk's time
+        segments += len(result.pending)
         if (start + step) % every < step or start + step >= total:
             rows.append({"stream_minute": round((start + step) / SR / 60, 1),
                          "rss_mib": round(process.memory_info().rss / 2**20, 1),
@@ -285,6 +298,8 @@ def tables(report: dict, folder: Path) -> None:
     drift_rows = [[run["streams"], run.get("pacing", "real time"), minute(run["by_minute"]),
                    minute(full_minutes(run["by_minute"])[-1:] if run["by_minute"] else []),
                    "–" if run["p99_ratio_last_first"] is None else f"{run['p99_ratio_last_first']:.2f}",
+                   f"{run['final_latency_p50_ms']} / {run['final_latency_p99_ms']} ms ({run['segment_finals']})"
+                   if "final_latency_p50_ms" in run else "in the chunk's answer",
                    f"{100 * run['finals_wer_vs_offline']:.1f}% / {100 * run['finals_wer_vs_truth']:.1f}% "
                    f"({100 * run['offline_wer_vs_truth']:.1f}%)" if "offline_wer_vs_truth" in run else "–",
                    f"{run['failed']}/{run['streams']}",
@@ -298,6 +313,7 @@ def tables(report: dict, folder: Path) -> None:
     if drift_rows:
         (folder / "streaming-long-drift.json").write_text(json.dumps({**common, "columns": [
         "concurrent streams", "pacing", "minute 0 p50 / p99", "last full minute p50 / p99", "p99 last / first",
+        "segment finals' latency p50 / p99 (count)",
         "segment finals: WER vs offline / vs truth (offline's)",
         "failed", "load average (1/5/15 min) at start"], "rows": drift_rows}, indent=1) + "\n")
     if report.get("marathon"):

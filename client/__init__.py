@@ -10,7 +10,8 @@ Hotwords are boosted by the beam-search decoder (a server built with `--decoder-
 the greedy decoder ignores them. Word timestamps come from every decoder.
 
 Streaming (gRPC only; the `streaming_asr` model, docs/streaming.md): the open segment's partial
-after every chunk, and each segment's final when the server's VAD closes it:
+in every chunk's answer, and each segment's final, in an update of its own, once the server's VAD
+has closed it and the acoustic model has re-run over it:
 
     with TranscriptionClient("127.0.0.1:8001", "grpc") as asr:
         for update in asr.stream(audio, chunk_seconds=0.5, realtime=True):   # a whole array
@@ -78,10 +79,13 @@ class Transcription:
 @dataclass
 class StreamUpdate:
     """One response of a stream, to chunk `chunk` (0-based), `latency_s` after that chunk was sent;
-    `audio_s`: audio sent up to that chunk. `text`: the open segment's partial (committed words +
-    unstable tail; "" when no segment is open). `events`: speech_started / speech_stopped / delta
-    (committed words) / final (a segment's transcript, words and times), in order. `is_final`:
-    the stream's last response (its END)."""
+    `audio_s`: audio sent up to that chunk. Two kinds (`kind`): a chunk's own answer, where `text`
+    is the open segment's partial (committed words + unstable tail; "" when no segment is open)
+    and `events` are speech_started / speech_stopped / delta (committed words), in order; and a
+    segment's final, sent on its own once computed (after the answer of the chunk that closed the
+    segment, possibly after later chunks' answers): `events` is that one `final` (transcript, words,
+    times) and `text` is "". `is_final`: the stream's last response (END's answer, which carries
+    the finals of the segments END closed)."""
 
     text: str
     is_final: bool
@@ -93,6 +97,20 @@ class StreamUpdate:
     @property
     def finals(self) -> list[dict]:
         return [e for e in self.events if e["type"] == "final"]
+
+    @property
+    def kind(self) -> str:
+        """"final": a segment final's own response (its latency runs from the send of the chunk
+        that closed the segment); "chunk": a chunk's answer (END's included)."""
+        only_finals = bool(self.events) and all(e["type"] == "final" for e in self.events)
+        return "final" if only_finals and not self.is_final else "chunk"
+
+    @property
+    def finals_owed(self) -> int:
+        """How this response changes the count of segment finals still to come: each
+        speech_stopped is followed by its segment's final, here (END) or in a response of its own
+        (+1 each), which pays it (-1)."""
+        return sum(e["type"] == "speech_stopped" for e in self.events) - len(self.finals)
 
 
 def stream_transcript(updates: Iterable[StreamUpdate]) -> str:
@@ -224,10 +242,11 @@ class TranscriptionClient:
     def stream(self, audio: np.ndarray, chunk_seconds: float = 0.5, realtime: bool = False,
                hotwords: list[str] | str | None = None, sequence_id: int | None = None,
                model: str = spec.STREAMING_MODEL) -> Iterator[StreamUpdate]:
-        """Send float32 mono 16 kHz `audio` as one stream of `chunk_seconds` chunks and yield each
-        chunk's update, the stream's last (is_final) last. `realtime` paces the chunks like a live
-        source (chunk k is sent at k x chunk_seconds); otherwise each chunk is sent when the
-        previous chunk's update has arrived. END is sent however the generator is left."""
+        """Send float32 mono 16 kHz `audio` as one stream of `chunk_seconds` chunks and yield every
+        update as it arrives (each chunk's answer and each segment's final), the stream's last
+        (is_final) last. `realtime` paces the chunks like a live source (chunk k is sent at
+        k x chunk_seconds); otherwise each chunk is sent when the previous chunk's answer has
+        arrived (finals may still be on their way). END is sent however the generator is left."""
         audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         step = max(1, int(chunk_seconds * spec.SAMPLE_RATE))
         starts = list(range(0, max(audio.size, 1), step))
@@ -246,7 +265,7 @@ class TranscriptionClient:
                     if update is None:
                         break
                     yield update
-                    if not realtime or update.is_final:
+                    if update.is_final or (not realtime and update.kind == "chunk"):
                         break
             yield from live.updates()
 
@@ -267,8 +286,9 @@ class TranscriptionClient:
 class LiveStream:
     """One stream of the `streaming_asr` model, fed chunk by chunk (TranscriptionClient.open_stream).
 
-    `send` and `end` return at once; every chunk gets exactly one update, read with `get` or
-    `updates` (a server-side error of the stream is raised there as ClientError). `close` (and
+    `send` and `end` return at once; every chunk gets its answer, and every segment closed before
+    END its final as an update of its own (StreamUpdate.kind), read with `get` or `updates` (a
+    server-side error of the stream is raised there as ClientError). `close` (and
     leaving `with`) sends END if the caller has not, waits for the requests in flight and closes
     the gRPC stream, so the server frees the stream's state and sequence slot at once."""
 
@@ -278,7 +298,8 @@ class LiveStream:
         self.hotwords = hotwords if hotwords is None or isinstance(hotwords, str) else ",".join(hotwords)
         self.sent: dict[int, float] = {}
         self.samples: dict[int, int] = {}
-        self.received = 0
+        self.received = 0      # chunks answered (or failed)
+        self.owed = 0          # segment finals announced (speech_stopped) and not received yet
         self.ended = False
         self.closed = False
         self.on_update = on_update
@@ -299,7 +320,7 @@ class LiveStream:
                                 bool(result.as_numpy(spec.IS_FINAL).reshape(-1)[0]), chunk,
                                 arrived - self.sent[chunk], self.samples[chunk] / spec.SAMPLE_RATE, events)
         if self.on_update is not None:
-            self.received += 1
+            self._count(item)
             self.on_update(item)
         else:
             self._queue.put(item)
@@ -326,13 +347,26 @@ class LiveStream:
         return k
 
     def end(self, audio: np.ndarray | None = None) -> int:
-        """Send the last chunk (END; empty by default): the open segment's final comes with its update."""
+        """Send the last chunk (END; empty by default): its update comes after the stream's other
+        finals and carries the open segment's final."""
         return self.send(np.zeros(0, np.float32) if audio is None else audio, end=True)
+
+    def _count(self, item: StreamUpdate | ClientError) -> None:
+        if isinstance(item, StreamUpdate):
+            self.owed += item.finals_owed
+            if item.kind == "final":    # owed, not a chunk's answer
+                return
+        self.received += 1
+
+    @property
+    def outstanding(self) -> int:
+        """Responses still to come: an answer per chunk sent, and the finals announced."""
+        return len(self.sent) + self.owed - self.received
 
     def get(self, timeout: float | None = None) -> StreamUpdate | None:
         """The next update; None when there is none within `timeout` (0: only one already there;
-        None: the client's timeout, then ClientError). Not with `on_update`."""
-        if self.received >= len(self.sent):
+        None: the client's timeout, then ClientError), or none is to come. Not with `on_update`."""
+        if self.outstanding <= 0:
             return None
         try:
             item = self._queue.get_nowait() if timeout == 0 else \
@@ -341,14 +375,15 @@ class LiveStream:
             if timeout is None:
                 raise ClientError(f"no streaming response within {self.owner.timeout:g} s") from None
             return None
-        self.received += 1
+        self._count(item)
         if isinstance(item, ClientError):
             raise item
         return item  # type: ignore[no-any-return]
 
     def updates(self) -> Iterator[StreamUpdate]:
-        """The updates of every chunk sent so far, as they arrive (the client's timeout each)."""
-        while self.received < len(self.sent):
+        """The updates of every chunk sent so far and the finals they announced, as they arrive
+        (the client's timeout each)."""
+        while self.outstanding > 0:
             update = self.get()
             assert update is not None
             yield update

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                         for final in update.finals:
                             extra = f"\t{json.dumps(final['words'])}" if args.timestamps else ""
                             print(f"{path}\tfinal\t{final['text']}{extra}", flush=True)
+                        if update.kind == "final":   # a segment's final alone: no partial in it
+                            continue
                         if update.text and update.text != shown:
                             print(f"{path}\tpartial\t{update.text}", flush=True)
                         shown = update.text

@@ -1,7 +1,8 @@
 """Streaming recognition in process (w2v_triton.serving.streaming): frame arithmetic against a local
 stand-in model, a one-segment stream's final == offline on the tiny repository, each VAD segment's
-final == offline over that segment, bounded work and state on long streams, idle eviction by the
-timer, errors isolated to their stream, streams that do not mix."""
+final == offline over that segment, a chunk that closes a segment answered without its final (the
+final computed apart, by the FinalWorker's thread in order), bounded work and state on long
+streams, idle eviction by the timer, errors isolated to their stream, streams that do not mix."""
 from __future__ import annotations
 
 import time
@@ -90,12 +91,15 @@ def test_chunk_frames_equal_the_full_pass_for_a_local_model(samples, chunk, rng)
         assert state.emitted == expected
         if not end and state.emitted:   # the open segment's frames are the full pass's, and never change
             np.testing.assert_array_equal(state.recent, full[state.recent_start: state.emitted])
-    # one segment (vad none, < max_segment): its final is the offline decode of the whole stream
-    assert transcript([result]) == recognizer.decoder.decode(full)
-    assert result.events[-1]["type"] == "final" and result.events[-1]["end_s"] == samples // STRIDE * STRIDE / SR
     # every window: at most left context + one chunk + look-ahead (+ one frame of rounding)
     longest = max(size for call in recognizer.acoustic.calls[1:-1] for size in call) if samples > step else 0
     assert longest <= recognizer.config.left + step + recognizer.config.right + 2 * STRIDE
+    # one segment (vad none, < max_segment): END's answer carries its final, the offline decode of
+    # the whole stream, computed apart from the chunk (`complete`)
+    assert [p.segment for p in result.pending] == [0] and not result.finals
+    (answer,) = recognizer.complete(result)
+    assert transcript([answer]) == recognizer.decoder.decode(full) and answer.is_final and not answer.pending
+    assert answer.events[-1]["type"] == "final" and answer.events[-1]["end_s"] == samples // STRIDE * STRIDE / SR
 
 
 def test_one_segment_stream_final_equals_offline_on_the_tiny_repository(tiny_recognizer, tiny_pipeline, rng):
@@ -137,13 +141,115 @@ def test_long_stream_has_bounded_work_and_state(rng):
     finals = []
     for k, s in enumerate(range(0, audio.size, step)):
         result = recognizer.process([(state, audio[s: s + step], s + step >= audio.size)])[0]
-        finals += result.finals
+        finals += [f for r in recognizer.complete(result) for f in r.finals]
         limit = recognizer.config.left + 4 * SR + step + 2 * STRIDE
         assert state.audio.size <= limit and state.recent.shape[0] * STRIDE <= limit
     assert max(size for call in recognizer.acoustic.calls for size in call) <= 4 * SR + STRIDE
     assert len(finals) >= 60 // 4 and finals[0]["start_s"] == 0.0
     assert all(a["end_s"] == b["start_s"] for a, b in zip(finals, finals[1:]))    # contiguous, nothing lost
     assert finals[-1]["end_s"] == pytest.approx(60.0, abs=0.03)
+
+
+def test_a_chunk_that_closes_segments_is_answered_before_their_finals(rng):
+    """The chunk path never runs a segment's final: the chunk's answer says speech_stopped, the
+    closed segment comes back pending (its own audio, preprocessed like offline), and its final is
+    computed apart; `complete` gives the responses the server sends, in order."""
+    recognizer = local_recognizer(max_segment_seconds=2.0, left_context_seconds=0.5, right_context_seconds=0.1)
+    audio = rng.standard_normal(5 * SR).astype(np.float32)
+    state = recognizer.new_stream()
+    step = SR // 4
+    responses = []
+    for s in range(0, audio.size, step):
+        end = s + step >= audio.size
+        result = recognizer.process([(state, audio[s: s + step], end)])[0]
+        window_rows = recognizer.acoustic.calls[-1]
+        assert all(size <= recognizer.config.left + step + recognizer.config.right + 2 * STRIDE for size in window_rows)
+        assert not result.finals      # never in the chunk's own answer
+        stopped = [e["segment"] for e in result.events if e["type"] == "speech_stopped"]
+        assert [p.segment for p in result.pending] == stopped
+        for p in result.pending:
+            np.testing.assert_array_equal(p.audio, audio[p.start: p.stop])   # do_normalize False: as sent
+        completed = recognizer.complete(result)
+        if end:
+            assert len(completed) == 1 and completed[0].is_final
+            assert [f["segment"] for f in completed[0].finals] == stopped
+        else:
+            assert completed[0].events == result.events and not completed[0].pending
+            assert [(r.text, r.is_final, [e["segment"] for e in r.events]) for r in completed[1:]] == [
+                ("", False, [k]) for k in stopped]
+        responses += completed
+    finals = [f for r in responses for f in r.finals]
+    assert len(finals) == 3 and [f["segment"] for f in finals] == [0, 1, 2]
+    for f in finals:
+        a, b = int(round(f["start_s"] * SR)), int(round(f["end_s"] * SR))
+        assert f["text"] == recognizer.decoder.decode(recognizer.acoustic.run([audio[a:b]])[0])
+
+
+def test_the_final_worker_delivers_in_order_off_the_caller_thread(rng):
+    """FinalWorker: each job's finals go to its callback in submission order, from the worker's
+    thread; jobs waiting together share one acoustic call; an empty job (END) waits for those
+    before it; a failure reaches only the job whose segment caused it, and the worker goes on."""
+    import threading
+
+    from w2v_triton.serving.stream_finals import FinalWorker
+
+    recognizer = local_recognizer(max_segment_seconds=1.0)
+    audio = rng.standard_normal(int(3.5 * SR)).astype(np.float32)
+    state = recognizer.new_stream()
+    results = [recognizer.process([(state, audio[s: s + SR // 2], s + SR // 2 >= audio.size)])[0]
+               for s in range(0, audio.size, SR // 2)]
+    pending = [r.pending for r in results]
+    assert sum(len(p) for p in pending) == 4
+    gate = threading.Event()
+    real_finals = recognizer.finals
+    calls: list[int] = []
+
+    def gated(jobs):
+        gate.wait(10)
+        calls.append(len(jobs))
+        if any(p.segment == 99 for p in jobs):
+            raise RuntimeError("acoustic model failed")
+        return real_finals(jobs)
+
+    recognizer.finals = gated   # type: ignore[method-assign]
+    delivered: list[tuple[int, object, str]] = []
+    worker = FinalWorker(recognizer)
+    try:
+        for k, p in enumerate(pending):
+            worker.submit(p, lambda out, k=k: delivered.append((k, out, threading.current_thread().name)))
+        gate.set()
+        deadline = time.monotonic() + 10
+        while len(delivered) < len(pending) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [k for k, _, _ in delivered] == list(range(len(pending)))
+        assert {name for _, _, name in delivered} == {"segment-finals"}
+        got = [f["segment"] for _, out, _ in delivered for f in out]   # type: ignore[union-attr]
+        assert got == [0, 1, 2, 3] and sum(calls) == 4 and len(calls) < len(pending)   # batched
+        expected = [f for r in results for f in real_finals(r.pending)]
+        assert [f for _, out, _ in delivered for f in out] == expected                 # type: ignore[union-attr]
+        # a batch with a failing segment: computed again job by job, only that job's stream is told
+        some = next(p for p in pending if p)
+        broken = replace(some[0], segment=99)
+        gate.clear()
+        failed: list[object] = []
+        worker.submit(some, failed.append)          # the worker holds this one at the gate...
+        deadline = time.monotonic() + 10
+        while worker.queued() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        worker.submit([broken], failed.append)      # ...while these three wait, to run together
+        worker.submit(some, failed.append)
+        worker.submit([], failed.append)
+        gate.set()
+        deadline = time.monotonic() + 10
+        while len(failed) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert failed[0] == real_finals(some) and isinstance(failed[1], RuntimeError)
+        assert failed[2] == real_finals(some) and failed[3] == []
+        worker.submit(some, failed.append)          # the worker goes on
+        worker.stop()
+        assert failed[-1] == real_finals(some)
+    finally:
+        worker.stop()
 
 
 @pytest.mark.parametrize("chunk, message", [
@@ -214,7 +320,7 @@ def test_interleaved_streams_do_not_mix(tiny_recognizer, rng):
         requests = [ChunkRequest(i + 10, a[k * step:(k + 1) * step], k == 0, (k + 1) * step >= a.size)
                     for i, a in enumerate(audios) if k * step < a.size]
         for request, result in zip(requests, registry.handle(requests)):
-            together[request.stream_id - 10].append((result.text, result.events))
+            together[request.stream_id - 10] += [(r.text, r.events) for r in tiny_recognizer.complete(result)]
     for i in (0, 1):
         assert together[i] == [(r.text, r.events) for r in alone[i]]
     assert not registry.streams
@@ -300,7 +406,7 @@ def test_beam_decoder_with_hotwords_gives_the_offline_beam_result(tiny_recognize
     for k, s in enumerate(range(0, audio.size, step)):
         request = ChunkRequest(9, audio[s: s + step], k == 0, s + step >= audio.size,
                                hotwords=b"kubernetes, triton" if k == 0 else None)
-        results.append(registry.handle([request])[0])
+        results += recognizer.complete(registry.handle([request])[0])
     offline = tiny_pipeline.logits([audio])[0]
     assert results[-1].is_final
     assert transcript(results) == beam.decode(offline, ["KUBERNETES", "TRITON"])
@@ -344,8 +450,9 @@ def test_flashlight_stream_with_hotwords_gives_the_offline_result(tiny_recognize
     step = SR // 2
     results = []
     for k, s in enumerate(range(0, audio.size, step)):
-        results.append(registry.handle([ChunkRequest(3, audio[s: s + step], k == 0, s + step >= audio.size,
-                                                     hotwords=b"mat, rat" if k == 0 else None)])[0])
+        results += recognizer.complete(registry.handle([ChunkRequest(3, audio[s: s + step], k == 0,
+                                                                     s + step >= audio.size,
+                                                                     hotwords=b"mat, rat" if k == 0 else None)])[0])
         if k == 0:
             assert isinstance(registry.streams[3].decoder, FlashlightSegment)
     offline = tiny_pipeline.logits([audio])[0]

@@ -1,6 +1,7 @@
 """The `streaming_asr` model in a real tritonserver (tiny model, silero VAD, 2 s idle timeout, at
 most 3 live streams): every chunk's partial and events equal the in-process recognizer's on real
-speech, segment finals arrive during the stream, concurrent streams do not mix, a bad chunk fails
+speech, segment finals arrive during the stream in responses of their own (after the closing
+chunk's answer, in segment order, END's response last), concurrent streams do not mix, a bad chunk fails
 its own stream only, one stream too many is refused at once, idle streams are freed by the timer,
 the client sends END on any exit, 1,000 short streams leak nothing, the --stream CLI."""
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from client import ClientError, TranscriptionClient, stream_transcript
+from client import ClientError, StreamUpdate, TranscriptionClient, stream_transcript
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import load_audio
 from w2v_triton.serving.pipeline import model_parameters
@@ -80,27 +81,48 @@ def speech(real_speech) -> list[np.ndarray]:
     return [np.concatenate([clips[0], np.zeros(SR, np.float32), clips[1]])] + clips[2:]
 
 
+def split(updates) -> tuple[list, list]:
+    """(chunk answers, segment finals' own responses) as (text, is_final, events), each in arrival
+    order; in-process StreamResults are told apart by the client's own rule (StreamUpdate.kind)."""
+    updates = list(updates)
+    kinds = [u.kind if isinstance(u, StreamUpdate) else StreamUpdate(u.text, u.is_final, 0, 0.0, 0.0, u.events).kind
+             for u in updates]
+    rows = [(u.text, u.is_final, u.events) for u in updates]
+    return ([r for r, k in zip(rows, kinds) if k == "chunk"], [r for r, k in zip(rows, kinds) if k == "final"])
+
+
 def test_updates_equal_in_process_with_segment_finals_during_the_stream(server, recognizer, speech):
+    """Every chunk's answer equals the in-process one; each segment's final comes in a response of
+    its own, after the answer of the chunk that closed the segment, in segment order, equal to the
+    in-process final; END's answer is the last response."""
     audio = speech[0]
     with TranscriptionClient(server.grpc_url, "grpc") as asr:
         updates = list(asr.stream(audio, chunk_seconds=0.5))
     expected = recognizer.recognize(audio, chunk_seconds=0.5)
-    assert [u.chunk for u in updates] == list(range(len(expected)))
-    assert [(u.text, u.is_final, u.events) for u in updates] == [(r.text, r.is_final, r.events) for r in expected]
-    finals = [u.chunk for u in updates if u.finals]
-    assert len(finals) >= 2 and finals[0] < len(updates) - 1      # a segment closed before END
+    answers, finals = split(updates)
+    assert (answers, finals) == split(expected)
+    chunk_answers = [u for u in updates if u.kind == "chunk"]
+    assert [u.chunk for u in chunk_answers] == list(range(len(chunk_answers)))
+    assert updates[-1].is_final and sum(u.is_final for u in updates) == 1
+    closed_by = {e["segment"]: u.chunk for u in chunk_answers for e in u.events if e["type"] == "speech_stopped"}
+    own = [u for u in updates if u.kind == "final"]
+    assert own and [u.finals[0]["segment"] for u in own] == sorted(u.finals[0]["segment"] for u in own)
+    for u in own:   # the closing chunk's answer came first; the final names that chunk
+        segment = u.finals[0]["segment"]
+        assert u.chunk == closed_by[segment]
+        assert updates.index(u) > updates.index(chunk_answers[u.chunk])
     assert stream_transcript(updates) == transcript(expected) != ""
     assert any(e["type"] == "delta" for u in updates for e in u.events)
     assert live_streams(server.ports.metrics) == 0
 
 
 def test_concurrent_streams_do_not_mix(server, recognizer, speech):
-    results: dict[int, list | Exception] = {}
+    results: dict[int, tuple | Exception] = {}
 
     def run(i: int) -> None:
         try:
             with TranscriptionClient(server.grpc_url, "grpc") as asr:
-                results[i] = [(u.text, u.events) for u in asr.stream(speech[i + 1], chunk_seconds=0.32)]
+                results[i] = split(asr.stream(speech[i + 1], chunk_seconds=0.32))
         except Exception as exc:  # reported by the assertion below
             results[i] = exc
 
@@ -110,7 +132,7 @@ def test_concurrent_streams_do_not_mix(server, recognizer, speech):
     for t in threads:
         t.join(120)
     for i in range(MAX_STREAMS - 1):
-        assert results[i] == [(r.text, r.events) for r in recognizer.recognize(speech[i + 1], 0.32)]
+        assert results[i] == split(recognizer.recognize(speech[i + 1], 0.32))
 
 
 def test_bad_chunk_fails_its_own_stream_only(server, recognizer, speech):
@@ -122,7 +144,7 @@ def test_bad_chunk_fails_its_own_stream_only(server, recognizer, speech):
     def run(name: str, audio: np.ndarray) -> None:
         try:
             with TranscriptionClient(server.grpc_url, "grpc") as asr:
-                outcome[name] = [u.text for u in asr.stream(audio, chunk_seconds=0.25)]
+                outcome[name] = split(asr.stream(audio, chunk_seconds=0.25))
         except ClientError as exc:
             outcome[name] = exc
 
@@ -132,7 +154,7 @@ def test_bad_chunk_fails_its_own_stream_only(server, recognizer, speech):
     for t in threads:
         t.join(60)
     assert isinstance(outcome["bad"], ClientError) and "NaN" in str(outcome["bad"])
-    assert outcome["good"] == [r.text for r in recognizer.recognize(good, 0.25)]
+    assert outcome["good"] == split(recognizer.recognize(good, 0.25))
     assert server.is_ready()
     wait_for_live(server.ports.metrics, 0, within=2.0)
 

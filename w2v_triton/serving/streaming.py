@@ -15,18 +15,21 @@ recognised in chunks with context, and cut into segments at pauses (docs/streami
   append-only committed words plus an unstable tail.
 * when a segment closes, its final is the offline path over that segment alone: whole-segment
   normalisation, one AcousticModel.run (<= max_segment_seconds, one pass), the offline decoder:
-  exactly the offline transcript of that segment's audio.
+  exactly the offline transcript of that segment's audio. That pass costs up to ten chunk windows,
+  so it is not on the chunk path: `process` answers the chunk at once and hands the closed segment
+  back as a `PendingFinal` (its audio copied); `finals` computes them later (the server's
+  `FinalWorker`, stream_finals.py, in a thread of its own; `complete` in process).
 * a stream cannot normalise over its whole length (wav2vec2's zero mean / unit variance): chunk
   windows use the running mean and variance of the audio received so far ("running"), the
   window's own ("window"), or none; segment finals normalise like offline.
 
 A chunk's work is bounded by its own audio, the context, and the open segment, never by how long
-the stream has run, and so is a stream's memory: audio from the open segment's start (or the
+the stream has run nor by the finals of the segments it closes, and so is a stream's memory: audio from the open segment's start (or the
 left context) on, the open segment's logits and decoder, and a few numbers. `StreamRegistry`
 frees a stream at END, on an error, and when idle for `idle_seconds` (a timer thread, not only at
 the next call), and caps the number of live streams. Several streams' chunks and finals run in
 one AcousticModel.run call (length buckets), which is how the Triton model uses the batches its
-sequence batcher forms.
+sequence batcher forms; so do the finals the worker finds queued together.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -164,16 +167,33 @@ def _event(kind: str, segment: int, **values: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class PendingFinal:
+    """A closed segment whose final is still to come: its audio preprocessed like offline (None
+    when too short for one frame), its place in the stream and the stream's hotwords. It holds its
+    own copy of the audio, so the stream may move on, end or be freed before the final is computed."""
+
+    segment: int
+    start: int                        # samples, stream time
+    stop: int
+    audio: AnyArray | None
+    hotwords: list[str] | None = None
+
+
+@dataclass(frozen=True)
 class StreamResult:
-    """One chunk's answer. `text`: the open segment's partial (committed words + unstable tail),
-    "" when no segment is open. `events` (JSON-able, in order): speech_started {start_s},
-    speech_stopped {end_s}, delta {text: committed words appended, with their leading space},
-    final {text, words, start_s, end_s}; every event names its `segment`."""
+    """One response of a stream. A chunk's answer: `text`, the open segment's partial (committed
+    words + unstable tail), "" when no segment is open; `events` (JSON-able, in order):
+    speech_started {start_s}, speech_stopped {end_s}, delta {text: committed words appended, with
+    their leading space}, final {text, words, start_s, end_s}; every event names its `segment`.
+    `pending`: the segments this chunk closed, whose finals are computed off the chunk path and
+    sent as responses of their own (`final_response`), except at END (`is_final`), whose one
+    response waits for them (`with_finals`)."""
 
     text: str
     is_final: bool
     events: list[dict[str, Any]]
     emitted_seconds: float            # audio whose frames are final
+    pending: list[PendingFinal] = field(default_factory=list)
 
     def events_json(self) -> str:
         return json.dumps(self.events)
@@ -181,6 +201,15 @@ class StreamResult:
     @property
     def finals(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == "final"]
+
+    def with_finals(self, finals: list[dict[str, Any]]) -> "StreamResult":
+        """This answer with its segments' finals appended to its events (END's one response)."""
+        return replace(self, events=self.events + finals, pending=[])
+
+    def final_response(self, final: dict[str, Any]) -> "StreamResult":
+        """The response that carries one segment's final on its own: no partial ("": it says
+        nothing about the open segment), the final event alone, never the stream's last."""
+        return StreamResult("", False, [final], self.emitted_seconds)
 
 
 def transcript(results: list[StreamResult]) -> str:
@@ -263,7 +292,9 @@ class ChunkedRecognizer:
     def process(self, items: list[tuple[StreamState, AnyArray, bool]]) -> list[StreamResult | Exception]:
         """Add a chunk to each stream (`end`: the stream's last chunk) and return its result, or the
         exception that fails that stream alone. The round's VAD windows run in one batched call,
-        and its chunk windows and segment finals in one AcousticModel.run call."""
+        and its chunk windows in one AcousticModel.run call. A segment the chunk closes comes back
+        in the result's `pending`, its final not computed (`finals`): the chunk's cost does not
+        include a pass over up to max_segment_seconds of audio."""
         results: list[StreamResult | Exception | None] = [None] * len(items)
         chunks: dict[int, AnyArray] = {}
         for i, (state, chunk, end) in enumerate(items):
@@ -278,7 +309,7 @@ class ChunkedRecognizer:
         probs = self.vad.probabilities([items[i][0].vad for i in live], [chunks[i] for i in live],
                                        [items[i][2] for i in live])
         jobs: list[AnyArray] = []
-        plans: dict[int, tuple[list[tuple[SegmentEvent, int | None]], int, int | None, int]] = {}
+        plans: dict[int, tuple[list[tuple[SegmentEvent, AnyArray | None]], int, int | None, int]] = {}
         for i, p in zip(live, probs):
             state, _, end = items[i]
             segments = state.endpointer.feed(p, state.vad.position - p.size * WINDOW)
@@ -290,39 +321,60 @@ class ChunkedRecognizer:
             if window is not None:
                 window_job = len(jobs)
                 jobs.append(window[1])
-            finals: list[tuple[SegmentEvent, int | None]] = []
+            closes: list[tuple[SegmentEvent, AnyArray | None]] = []
             start = state.segment_start
             for event in segments:
                 event = SegmentEvent(event.kind, min(event.sample, state.received))  # a padded last window
                 if event.kind == "start":
                     start = event.sample
-                    finals.append((event, None))
+                    closes.append((event, None))
                     continue
                 assert start is not None
-                audio = self._segment_audio(state, start, event.sample)
-                finals.append((event, None if audio is None else len(jobs)))
-                if audio is not None:
-                    jobs.append(audio)
-            plans[i] = (finals, until, window_job, window[0] if window is not None else 0)
+                closes.append((event, self._segment_audio(state, start, event.sample)))
+            plans[i] = (closes, until, window_job, window[0] if window is not None else 0)
         outputs = self.acoustic.run(jobs) if jobs else []
         for i in live:
             state, _, end = items[i]
-            finals, until, window_job, first = plans[i]
+            closes, until, window_job, first = plans[i]
             if window_job is not None:
                 fresh = outputs[window_job][state.emitted - first: until - first]
                 state.recent = fresh if state.recent is None else np.concatenate([state.recent, fresh])
                 state.emitted = until
             events: list[dict[str, Any]] = []
-            for event, job in finals:
+            pending: list[PendingFinal] = []
+            for event, audio in closes:
                 if event.kind == "start":
                     self._open(state, event.sample)
                     events.append(_event("speech_started", state.segment, start_s=event.sample / spec.SAMPLE_RATE))
                 else:
-                    events += self._close(state, event.sample, None if job is None else outputs[job])
+                    pending.append(self._close(state, event.sample, audio, events))
             text = self._advance(state, events)
             self._trim(state)
-            results[i] = StreamResult(text, end, events, state.emitted * STRIDE / spec.SAMPLE_RATE)
+            results[i] = StreamResult(text, end, events, state.emitted * STRIDE / spec.SAMPLE_RATE, pending)
         return cast(list[StreamResult | Exception], results)   # every slot is filled above
+
+    def finals(self, pending: list[PendingFinal]) -> list[dict[str, Any]]:
+        """The `final` events of closed segments, in order: the offline path over each segment's
+        audio alone (its acoustic passes in one AcousticModel.run call, the offline decoder with
+        the stream's hotwords)."""
+        jobs = [p.audio for p in pending if p.audio is not None]
+        outputs = iter(self.acoustic.run(jobs) if jobs else [])
+        events = []
+        for p in pending:
+            decoded = self.decoder.decode_full(next(outputs), p.hotwords) if p.audio is not None else Decoded("")
+            offset = p.start / spec.SAMPLE_RATE
+            events.append(_event("final", p.segment, text=decoded.text, words=_shift(decoded.words, offset),
+                                 start_s=offset, end_s=p.stop / spec.SAMPLE_RATE))
+        return events
+
+    def complete(self, result: StreamResult) -> list[StreamResult]:
+        """The responses a chunk's result becomes once its finals are computed, as the server
+        sends them: the chunk's answer, then one response per final; at END one response with
+        the finals appended. In process and synchronous (the server computes them in a thread)."""
+        finals = self.finals(result.pending)
+        if result.is_final:
+            return [result.with_finals(finals)]
+        return [replace(result, pending=[])] + [result.final_response(f) for f in finals]
 
     def _open(self, state: StreamState, sample: int) -> None:
         state.segment_start = sample
@@ -330,18 +382,16 @@ class ChunkedRecognizer:
         state.committer = Committer([])
         state.fed = sample // STRIDE
 
-    def _close(self, state: StreamState, stop: int, logits: AnyArray | None) -> list[dict[str, Any]]:
-        """The open segment ends at `stop`: speech_stopped and its final (from `logits`, the
-        acoustic model's pass over the segment alone)."""
+    def _close(self, state: StreamState, stop: int, audio: AnyArray | None,
+               events: list[dict[str, Any]]) -> PendingFinal:
+        """The open segment ends at `stop`: speech_stopped now, and its final to compute (from
+        `audio`, the segment alone, preprocessed like offline)."""
         start = cast(int, state.segment_start)
-        decoded = self.decoder.decode_full(logits, state.hotwords) if logits is not None else Decoded("")
-        offset = start / spec.SAMPLE_RATE
-        events = [_event("speech_stopped", state.segment, end_s=stop / spec.SAMPLE_RATE),
-                  _event("final", state.segment, text=decoded.text, words=_shift(decoded.words, offset),
-                         start_s=offset, end_s=stop / spec.SAMPLE_RATE)]
+        events.append(_event("speech_stopped", state.segment, end_s=stop / spec.SAMPLE_RATE))
+        pending = PendingFinal(state.segment, start, stop, audio, state.hotwords)
         state.segment += 1
         state.segment_start, state.decoder, state.committer = None, None, None
-        return events
+        return pending
 
     def _advance(self, state: StreamState, events: list[dict[str, Any]]) -> str:
         """Feed the open segment's decoder its new frames; commit what is stable (a delta event);
@@ -361,7 +411,8 @@ class ChunkedRecognizer:
 
     def recognize(self, audio: AnyArray, chunk_seconds: float = 0.5,
                   hotwords: list[str] | None = None) -> list[StreamResult]:
-        """One stream sent in chunks (in-process): every chunk's result, the last one final."""
+        """One stream sent in chunks (in-process): the responses the server would send (`complete`),
+        each chunk's answer followed by its segments' finals; the last is END's."""
         step = max(1, int(chunk_seconds * spec.SAMPLE_RATE))
         state = self.new_stream(hotwords)
         results = []
@@ -370,7 +421,7 @@ class ChunkedRecognizer:
             result = self.process([(state, audio[s: s + step], k == len(starts) - 1)])[0]
             if isinstance(result, Exception):
                 raise result
-            results.append(result)
+            results += self.complete(result)
         return results
 
 

@@ -1,17 +1,21 @@
 """Triton python model (decoupled, sequence batcher): streaming recognition (w2v_triton.serving.streaming).
 
-Each request is one chunk of one stream (CORRID); START opens the stream, END closes it (the open
-segment's final comes with that response). Every request gets exactly one response, sent with the
-final-response flag: a bad chunk gets an error that ends its own stream only. Idle streams are
-freed by a timer thread; the gauge `w2v_streaming_live_streams` (metrics port) counts live streams.
+Each request is one chunk of one stream (CORRID); START opens the stream, END closes it. A chunk
+is answered at once (its partial and events); each segment it closed gets its final later, as a
+response of its own on the same request, from the FinalWorker's thread (stream_finals.py), the
+last with the final-response flag. END's one response waits for the stream's earlier finals and
+carries its own. A bad chunk gets an error that ends its own stream only. Idle streams are freed
+by a timer thread; the gauge `w2v_streaming_live_streams` (metrics port) counts live streams.
 """
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from w2v_triton.serving import spec
+from w2v_triton.serving.stream_finals import FinalWorker
 from w2v_triton.serving.streaming import ChunkRequest, StreamRegistry, build_recognizer
 
 
@@ -22,6 +26,37 @@ def _scalar(request, name, default=0):
 
 def _string(text):
     return np.array([[text.encode("utf-8")]], dtype=np.object_)
+
+
+def _response(result):
+    return pb_utils.InferenceResponse(output_tensors=[
+        pb_utils.Tensor(spec.TRANSCRIPT, _string(result.text)),
+        pb_utils.Tensor(spec.IS_FINAL, np.array([[result.is_final]], dtype=np.bool_)),
+        pb_utils.Tensor(spec.STREAM_EVENTS, _string(result.events_json())),
+    ])
+
+
+def _error(exc):
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
+
+
+FINAL_FLAG = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+def _send_finals(sender, result, finals):
+    """FinalWorker's thread: one response per segment final of `result`'s chunk, the last closing
+    the request (or the error that failed them)."""
+    if isinstance(finals, Exception):
+        sender.send(_error(finals), flags=FINAL_FLAG)
+        return
+    for k, final in enumerate(finals):
+        sender.send(_response(result.final_response(final)), flags=FINAL_FLAG if k == len(finals) - 1 else 0)
+
+
+def _send_end(sender, result, finals):
+    """FinalWorker's thread: END's one response, after the stream's earlier finals, with its own."""
+    sender.send(_error(finals) if isinstance(finals, Exception) else _response(result.with_finals(finals)),
+                flags=FINAL_FLAG)
 
 
 class TritonPythonModel:
@@ -36,6 +71,7 @@ class TritonPythonModel:
                                             kind=pb_utils.MetricFamily.GAUGE)
         self.live = self.family.Metric(labels={"model": args["model_name"]})
         self.registry = StreamRegistry(recognizer, on_change=lambda n: self.live.set(n))
+        self.finals = FinalWorker(recognizer)
         idle = recognizer.config.idle_seconds
         self.registry.start_reaper(on_evict=lambda ids: [
             pb_utils.Logger.log_info(f"stream {sid} idle for more than {idle:g} s: freed") for sid in ids])
@@ -54,16 +90,16 @@ class TritonPythonModel:
         for request, result in zip(requests, self.registry.handle(chunks)):
             sender = request.get_response_sender()
             if isinstance(result, Exception):
-                response = pb_utils.InferenceResponse(
-                    error=pb_utils.TritonError(str(result), pb_utils.TritonError.INVALID_ARG))
+                sender.send(_error(result), flags=FINAL_FLAG)
+            elif result.is_final:
+                self.finals.submit(result.pending, partial(_send_end, sender, result))
             else:
-                response = pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor(spec.TRANSCRIPT, _string(result.text)),
-                    pb_utils.Tensor(spec.IS_FINAL, np.array([[result.is_final]], dtype=np.bool_)),
-                    pb_utils.Tensor(spec.STREAM_EVENTS, _string(result.events_json())),
-                ])
-            sender.send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-        # decoupled: the responses went out through the senders; execute returns nothing
+                # the chunk's answer goes out now; the finals of the segments it closed follow
+                sender.send(_response(result), flags=0 if result.pending else FINAL_FLAG)
+                if result.pending:
+                    self.finals.submit(result.pending, partial(_send_finals, sender, result))
+        # decoupled: the responses go out through the senders; execute returns nothing
 
     def finalize(self):
         self.registry.stop_reaper()
+        self.finals.stop()
