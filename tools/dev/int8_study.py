@@ -112,9 +112,26 @@ def quantize_static_mm(src: Path, dst: Path, calibration: Sequence[AnyArray], me
                     weight_type=QuantType.QInt8, calibrate_method=getattr(CalibrationMethod, method),
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "ActivationSymmetric": symmetric,
                                    # histogram calibrators keep every intermediate tensor of every input:
-                                   # fold them in every 8 inputs (all 64 at once took > 5.7 GB)
-                                   "CalibMaxIntermediateOutputs": 8})
+                                   # fold them in every 8 inputs (all 64 at once took > 5.7 GB). Not for
+                                   # MinMax: its calibrator (onnxruntime 1.32) drops, not folds, what it
+                                   # collected at that count, so 200 utterances left "No data is collected"
+                                   **({} if method == "MinMax" else {"CalibMaxIntermediateOutputs": 8})})
     return dst
+
+
+def previous_report(out: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """What an earlier run of the same study (model, sets, groups) already measured, to skip; a
+    different study's file is started afresh."""
+    empty: dict[str, Any] = {"sensitivity": {}, "results": {}}
+    if not out.is_file():
+        return empty
+    old = json.loads(out.read_text())
+    if any(old.get(k) != report[k] for k in ("model", "manifest", "dev", "groups")):
+        return empty
+    report["date_utc"] = old.get("date_utc", report["date_utc"])
+    print(f"continuing {out}: {len(old.get('sensitivity', {}))} groups and "
+          f"{len(old.get('results', {}))} variants already measured", flush=True)
+    return {"sensitivity": old.get("sensitivity", {}), "results": old.get("results", {})}
 
 
 def load_set(manifest: str, do_normalize: bool) -> tuple[list[AnyArray], list[str]]:
@@ -182,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         "goal": {"wer_vs_fp32_max": GOAL_WER_VS_FP32, "label_wer_move_max": GOAL_LABEL_WER_MOVE},
         "fp32": {"wer_vs_labels": round(test.base_wer, 4), "dev_wer_vs_labels": round(dev.base_wer, 4)},
         "groups": groups, "sensitivity": {}, "results": {}}
+    done = previous_report(a.out, report)
+
+    def save() -> None:
+        """After every variant: a run that stops (a crash, the machine taken back) keeps what it
+        measured, and a rerun skips it."""
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(report, indent=1) + "\n")
 
     def speed(path: Path) -> dict[str, float]:
         """audio-s/s of the variant and of int8-mm, timed interleaved (2 threads, median of 5)."""
@@ -199,14 +223,17 @@ def main(argv: list[str] | None = None) -> int:
                                              exclude_prefixes=INT8_MM_FLOAT_NODES + others)
 
         for group in groups:
-            report["sensitivity"][group] = dev.score(build(group, only(group)))
+            if group not in done["sensitivity"]:
+                report["sensitivity"][group] = dev.score(build(group, only(group)))
+                save()
+            else:
+                report["sensitivity"][group] = done["sensitivity"][group]
             print(f"sensitivity (dev) {group:40s} {report['sensitivity'][group]}", flush=True)
         ranked = sorted(groups, key=lambda g: (-report["sensitivity"][g]["wer_vs_fp32"],
                                                -report["sensitivity"][g]["differing"]))
         report["ranked"] = ranked
         if a.groups_only:
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps(report, indent=1) + "\n")
+            save()
             return 0
 
         def int8_mm_float(k: int) -> Callable[[Path], Path]:
@@ -236,19 +263,22 @@ def main(argv: list[str] | None = None) -> int:
             data = dev_audio if method == "MinMax" else windows
             builds[name] = static(method, data, kw)
         for name, make in builds.items():
-            path = build(name, make)
-            result = {**test.score(path), **speed(path)}
-            result["meets_goal"] = meets_goal(result)
+            if name in done["results"]:
+                result = done["results"][name]
+            else:
+                path = build(name, make)
+                result = {**test.score(path), **speed(path)}
+                result["meets_goal"] = meets_goal(result)
+                load.append(round(os.getloadavg()[0], 2))
             report["results"][name] = result
-            load.append(round(os.getloadavg()[0], 2))
+            save()
             print(f"{name:48s} {result}", flush=True)
     met = [k for k, r in report["results"].items() if r["meets_goal"]]
     bounded = [k for k, r in report["results"].items() if abs(r["label_wer_move"]) <= GOAL_LABEL_WER_MOVE + 1e-9]
     report["meeting_goal"] = met
     report["closest"] = min(bounded or report["results"], key=lambda k: report["results"][k]["wer_vs_fp32"])
     report["load_average_1min"] = load
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=1) + "\n")
+    save()
     print(f"meets the goal: {met or 'none'}; closest: {report['closest']}")
     return 0
 
