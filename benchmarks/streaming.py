@@ -41,12 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v_triton.eval.machine import machine_name
-from w2v_triton.serving import spec
-from w2v_triton.paths import REPO_ROOT, REPOS_DIR
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.eval.machine import machine_name
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT, REPOS_DIR
+from w2v_triton.serving import spec
 
 # (label, StreamingConfig changes): the default first
 SETTINGS = [
@@ -79,8 +79,7 @@ def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
 
 
 def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
-    from w2v_triton.serving.pipeline import ReferencePipeline
-    from w2v_triton.serving.pipeline import model_parameters
+    from w2v_triton.serving.pipeline import ReferencePipeline, model_parameters
     from w2v_triton.serving.streaming import ChunkedRecognizer, build_recognizer, transcript, version_dir
 
     pipeline = ReferencePipeline(repository)
@@ -105,7 +104,7 @@ def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chu
             rows.append({"set": name, "utterances": len(items), "audio_s": round(seconds, 1),
                          "setting": label, "segments": sum(len(f.finals) for r in streamed for f in r),
                          "wer_vs_offline": round(wer, 4), "cer_vs_offline": round(cer, 4),
-                         "identical": sum(a == b for a, b in zip(offline, finals)),
+                         "identical": sum(a == b for a, b in zip(offline, finals, strict=True)),
                          "wer_vs_truth": round(error_rates(truth, finals)[0], 4),
                          "offline_wer_vs_truth": round(offline_wer, 4),
                          "inprocess_rtf": round(elapsed / seconds, 3)})
@@ -157,7 +156,7 @@ def run_level(url: str, clips: list[np.ndarray], n: int, chunk: float) -> dict:
     audio = [clips[i % len(clips)] for i in range(n)]
     before = _execution_stats(url)
     started = time.perf_counter()
-    threads = [threading.Thread(target=_stream_worker, args=(url, a, chunk, o)) for a, o in zip(audio, outs)]
+    threads = [threading.Thread(target=_stream_worker, args=(url, a, chunk, o)) for a, o in zip(audio, outs, strict=True)]
     for t in threads:
         t.start()
     for t in threads:

@@ -96,8 +96,7 @@ def real_stream(seconds: float) -> tuple[np.ndarray, str] | None:
 
 def quality(repository: Path, streams: dict[str, tuple[np.ndarray, str]], chunk: float) -> list[dict]:
     """Concatenated segment finals vs the offline transcript and the truth, in process."""
-    from w2v_triton.serving.pipeline import ReferencePipeline
-    from w2v_triton.serving.pipeline import model_parameters
+    from w2v_triton.serving.pipeline import ReferencePipeline, model_parameters
     from w2v_triton.serving.streaming import build_recognizer, transcript, version_dir
 
     pipeline = ReferencePipeline(repository)
@@ -176,7 +175,7 @@ def drift(repository: Path, audios: list[np.ndarray], chunk: float, log: Path, r
         _paced(server.grpc_url, audios[0][: 3 * SR], chunk, warm)
         load_before = os.getloadavg()
         threads = [threading.Thread(target=_paced, args=(server.grpc_url, a, chunk, o, realtime))
-                   for a, o in zip(audios, outs)]
+                   for a, o in zip(audios, outs, strict=True)]
         for t in threads:
             t.start()
         for t in threads:
@@ -219,7 +218,7 @@ def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> 
     total = int(hours * 3600 * SR)
     rows, times, segments = [], [], 0
     every = 600 * SR
-    for k, start in enumerate(range(0, total, step)):
+    for start in range(0, total, step):
         offset = start % loop.size
         piece = loop[offset: offset + step]
         began = time.perf_counter()
@@ -251,7 +250,7 @@ def plot(report: dict, path: Path) -> None:
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    for ax, panel in zip(axes[0], panels, strict=True):
         if panel == "drift":
             for run in report["drift"]:
                 minutes = [r["minute"] for r in run["by_minute"]]
@@ -349,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         tables(report, args.out / "tables")
         return 0
     levels = [int(x) for x in args.streams.split(",")] if "drift" in parts else []
-    narrations = [narration(args.seconds, i) for i in range(max(levels + [1]))]
+    narrations = [narration(args.seconds, i) for i in range(max([*levels, 1]))]
     report: dict = {"machine": machine_name(), "model": args.model,
                     "repository": str(args.repository), "chunk_seconds": args.chunk_seconds,
                     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -30,9 +30,9 @@ import json
 import queue
 import random
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -230,7 +230,7 @@ class TranscriptionClient:
 
     def open_stream(self, hotwords: list[str] | str | None = None, sequence_id: int | None = None,
                     model: str = spec.STREAMING_MODEL,
-                    on_update: Callable[[StreamUpdate | ClientError], None] | None = None) -> "LiveStream":
+                    on_update: Callable[[StreamUpdate | ClientError], None] | None = None) -> LiveStream:
         """A push-style stream (gRPC bidirectional streaming, one at a time per client): send
         chunks as they come, read updates as they arrive (see LiveStream); `on_update` receives
         each update (or the stream's error) on gRPC's thread instead."""
@@ -276,7 +276,7 @@ class TranscriptionClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "TranscriptionClient":
+    def __enter__(self) -> TranscriptionClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -401,7 +401,7 @@ class LiveStream:
             pass
         self.owner._client.stop_stream()
 
-    def __enter__(self) -> "LiveStream":
+    def __enter__(self) -> LiveStream:
         return self
 
     def __exit__(self, *exc) -> None:

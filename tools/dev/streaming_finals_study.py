@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     recognizer.acoustic.run = lambda jobs: [np.zeros((frame_count(len(x)), vocab), np.float32) for x in jobs]
     finals = [f for r in recognizer.recognize(audio, 0.5) for f in r.finals]
     recognizer.acoustic.run = real_run
-    segments = [(int(round(f["start_s"] * SR)), int(round(f["end_s"] * SR))) for f in finals]
+    segments = [(round(f["start_s"] * SR), round(f["end_s"] * SR)) for f in finals]
     lengths = [(b - a) / SR for a, b in segments]
 
     pipeline = ReferencePipeline(args.repository)

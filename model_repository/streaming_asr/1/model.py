@@ -87,7 +87,7 @@ class TritonPythonModel:
                 audio=audio.reshape(-1) if audio.ndim > 1 and audio.shape[0] == 1 else audio,
                 start=bool(_scalar(request, spec.STREAM_START)), end=bool(_scalar(request, spec.STREAM_END)),
                 hotwords=None if hot is None else hot.as_numpy().reshape(-1)[0]))
-        for request, result in zip(requests, self.registry.handle(chunks)):
+        for request, result in zip(requests, self.registry.handle(chunks), strict=True):
             sender = request.get_response_sender()
             if isinstance(result, Exception):
                 sender.send(_error(result), flags=FINAL_FLAG)
