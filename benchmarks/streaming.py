@@ -38,25 +38,27 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from w2v_triton.eval.machine import machine_name
-from w2v_triton.serving import spec
-from w2v_triton.paths import REPO_ROOT, REPOS_DIR
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
+from w2v_triton.eval.machine import machine_name
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.eval.tables import markdown_table
+from w2v_triton.paths import REPO_ROOT, REPOS_DIR
+from w2v_triton.serving import spec
+from w2v_triton.serving.typing import AnyArray
 
 # (label, StreamingConfig changes): the default first
-SETTINGS = [
+SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("silero VAD segments (default)", {}),
     ("one segment per utterance (vad none)", {"vad": "none"}),
     ("silero VAD, min silence 0.3 s", {"min_silence_seconds": 0.3}),
 ]
 
 
-def real_speech(count: int, max_seconds: float) -> list[tuple[np.ndarray, str]]:
+def real_speech(count: int, max_seconds: float) -> list[tuple[AnyArray, str]]:
     from w2v_triton.serving.audio import load_audio
 
     utterances = [u for m in shared_speech_manifests(REPO_ROOT) for u in read_manifest(m)
@@ -65,7 +67,7 @@ def real_speech(count: int, max_seconds: float) -> list[tuple[np.ndarray, str]]:
     return [(load_audio(u.audio), u.text) for u in utterances[::step][:count]]
 
 
-def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
+def synthetic_speech(count: int) -> list[tuple[AnyArray, str]]:
     """Clean espeak-ng speech of the corpus' held-out test_seen sentences (training voices)."""
     from w2v_triton.train.corpus import CorpusConfig, split_sentences
     from w2v_triton.train.synthesizers import get
@@ -78,9 +80,8 @@ def synthetic_speech(count: int) -> list[tuple[np.ndarray, str]]:
     return [(espeak.synthesize(text, voices[i % len(voices)], 170, 50), text) for i, text in enumerate(sentences)]
 
 
-def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chunk: float) -> list[dict]:
-    from w2v_triton.serving.pipeline import ReferencePipeline
-    from w2v_triton.serving.pipeline import model_parameters
+def quality(repository: Path, sets: dict[str, list[tuple[AnyArray, str]]], chunk: float) -> list[dict[str, Any]]:
+    from w2v_triton.serving.pipeline import ReferencePipeline, model_parameters
     from w2v_triton.serving.streaming import ChunkedRecognizer, build_recognizer, transcript, version_dir
 
     pipeline = ReferencePipeline(repository)
@@ -105,7 +106,7 @@ def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chu
             rows.append({"set": name, "utterances": len(items), "audio_s": round(seconds, 1),
                          "setting": label, "segments": sum(len(f.finals) for r in streamed for f in r),
                          "wer_vs_offline": round(wer, 4), "cer_vs_offline": round(cer, 4),
-                         "identical": sum(a == b for a, b in zip(offline, finals)),
+                         "identical": sum(a == b for a, b in zip(offline, finals, strict=True)),
                          "wer_vs_truth": round(error_rates(truth, finals)[0], 4),
                          "offline_wer_vs_truth": round(offline_wer, 4),
                          "inprocess_rtf": round(elapsed / seconds, 3)})
@@ -113,7 +114,7 @@ def quality(repository: Path, sets: dict[str, list[tuple[np.ndarray, str]]], chu
     return rows
 
 
-def _stream_worker(url: str, audio: np.ndarray, chunk: float, out: dict) -> None:
+def _stream_worker(url: str, audio: AnyArray, chunk: float, out: dict[str, Any]) -> None:
     from client import TranscriptionClient
 
     try:
@@ -151,13 +152,13 @@ def _p50_ms(values: list[float]) -> float | None:
     return round(1000 * float(np.percentile(values, 50)), 1) if values else None
 
 
-def run_level(url: str, clips: list[np.ndarray], n: int, chunk: float) -> dict:
+def run_level(url: str, clips: list[AnyArray], n: int, chunk: float) -> dict[str, Any]:
     """N concurrent real-time streams (clip i % len(clips) each) against a running server."""
-    outs: list[dict] = [{} for _ in range(n)]
+    outs: list[dict[str, Any]] = [{} for _ in range(n)]
     audio = [clips[i % len(clips)] for i in range(n)]
     before = _execution_stats(url)
     started = time.perf_counter()
-    threads = [threading.Thread(target=_stream_worker, args=(url, a, chunk, o)) for a, o in zip(audio, outs)]
+    threads = [threading.Thread(target=_stream_worker, args=(url, a, chunk, o)) for a, o in zip(audio, outs, strict=True)]
     for t in threads:
         t.start()
     for t in threads:
@@ -189,11 +190,11 @@ def run_level(url: str, clips: list[np.ndarray], n: int, chunk: float) -> dict:
     return row
 
 
-def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: float, log: Path) -> list[dict]:
+def load(repository: Path, clips: list[AnyArray], levels: list[int], chunk: float, log: Path) -> list[dict[str, Any]]:
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
     with TritonServer(repository, Ports.free(), log_path=log) as server:
-        warm: dict = {}
+        warm: dict[str, Any] = {}
         _stream_worker(server.grpc_url, clips[0][: 2 * spec.SAMPLE_RATE], chunk, warm)
         return [run_level(server.grpc_url, clips, n, chunk) for n in levels]
 
@@ -201,8 +202,8 @@ def load(repository: Path, clips: list[np.ndarray], levels: list[int], chunk: fl
 SLO_CHUNKS = (0.16, 0.32, 0.64)
 
 
-def slo(repositories: dict[str, Path], clips: list[np.ndarray], chunks: tuple[float, ...], limit_ms: float,
-        max_streams: int, log_dir: Path) -> list[dict]:
+def slo(repositories: dict[str, Path], clips: list[AnyArray], chunks: tuple[float, ...], limit_ms: float,
+        max_streams: int, log_dir: Path) -> list[dict[str, Any]]:
     """For each repository and chunk size: concurrency doubles until p99 > limit_ms or a stream
     fails; the largest level within the limit is what this machine holds."""
     from w2v_triton.serving.tritonserver import Ports, TritonServer
@@ -210,7 +211,7 @@ def slo(repositories: dict[str, Path], clips: list[np.ndarray], chunks: tuple[fl
     rows = []
     for name, repository in repositories.items():
         with TritonServer(repository, Ports.free(), log_path=log_dir / f"{name.replace('/', '-')}.log") as server:
-            warm: dict = {}
+            warm: dict[str, Any] = {}
             _stream_worker(server.grpc_url, clips[0][: 2 * spec.SAMPLE_RATE], 0.32, warm)
             for chunk in chunks:
                 levels, n = [], 1
@@ -232,7 +233,7 @@ def _load(values: list[float]) -> str:
     return " / ".join(f"{x:g}" for x in values)
 
 
-def _finals_cell(row: dict) -> str:
+def _finals_cell(row: dict[str, Any]) -> str:
     """Segment finals' latency (from the send of the chunk that closed the segment), in their own
     responses; results from before that have none."""
     if "segment_finals" not in row:
@@ -240,7 +241,7 @@ def _finals_cell(row: dict) -> str:
     return f"{row['segment_final_p50_ms']} ms ({row['segment_finals']})" if row["segment_finals"] else "– (0)"
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     quality = [[f"{r['set']} ({r['utterances']}, {r['audio_s']} s)", r["setting"], r["segments"],
                 f"{100 * r['wer_vs_offline']:.1f}%", f"{100 * r['cer_vs_offline']:.1f}%", f"{r['identical']}/{r['utterances']}",
                 f"{100 * r['wer_vs_truth']:.1f}% ({100 * r['offline_wer_vs_truth']:.1f}%)", f"{r['inprocess_rtf']:.3f}"]
@@ -260,7 +261,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tables(report: dict, folder: Path) -> None:
+def tables(report: dict[str, Any], folder: Path) -> None:
     """The docs' tables (benchmarks.docs_tables `table` renderer)."""
     common = {"machine": report["machine"], "date": report["date"], "command": report["command"]}
     quality_rows = [[f"{r['set']} ({r['utterances']} utts, {r['audio_s']} s)", r["setting"], r["segments"],
@@ -283,7 +284,7 @@ def tables(report: dict, folder: Path) -> None:
         "rows": load_rows}, indent=1) + "\n")
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -398,7 +399,7 @@ def slo_main(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 0
 
 
-def slo_outputs(report: dict, out: Path) -> None:
+def slo_outputs(report: dict[str, Any], out: Path) -> None:
     """The SLO sweep's plot and docs table, from its results file (`--slo-retable` redoes them)."""
     plot_slo(report, out / "streaming-slo.png")
     chunks = report.get("chunks") or sorted({r["chunk_s"] for r in report["rows"]})
@@ -419,7 +420,7 @@ def slo_outputs(report: dict, out: Path) -> None:
     (out / "tables" / "streaming-slo.json").write_text(json.dumps(table, indent=1) + "\n")
 
 
-def plot_slo(report: dict, path: Path) -> None:
+def plot_slo(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -32,20 +32,22 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from w2v_triton.build.checkpoints import REPO_ROOT
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.machine import machine_name
 from w2v_triton.eval.metrics import error_rates
+from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving import spec
+from w2v_triton.serving.typing import AnyArray
 
 SR = spec.SAMPLE_RATE
 CACHE = REPO_ROOT / "build" / "streaming-long"
 
 
-def narration(seconds: float, index: int) -> tuple[np.ndarray, str]:
+def narration(seconds: float, index: int) -> tuple[AnyArray, str]:
     """Up to `seconds` of espeak-ng narration (cached): held-out sentences, 4 per espeak call,
     voice `index` of the training voices; (audio, true text)."""
     import soundfile as sf
@@ -78,7 +80,7 @@ def narration(seconds: float, index: int) -> tuple[np.ndarray, str]:
     return sf.read(path, dtype="float32")[0], text   # as stored (16-bit), like every later run
 
 
-def real_stream(seconds: float) -> tuple[np.ndarray, str] | None:
+def real_stream(seconds: float) -> tuple[AnyArray, str] | None:
     """Real utterances back to back, up to `seconds`; None without ../shared."""
     from w2v_triton.serving.audio import load_audio
 
@@ -94,10 +96,9 @@ def real_stream(seconds: float) -> tuple[np.ndarray, str] | None:
     return (np.concatenate(parts), " ".join(texts)) if parts else None
 
 
-def quality(repository: Path, streams: dict[str, tuple[np.ndarray, str]], chunk: float) -> list[dict]:
+def quality(repository: Path, streams: dict[str, tuple[AnyArray, str]], chunk: float) -> list[dict[str, Any]]:
     """Concatenated segment finals vs the offline transcript and the truth, in process."""
-    from w2v_triton.serving.pipeline import ReferencePipeline
-    from w2v_triton.serving.pipeline import model_parameters
+    from w2v_triton.serving.pipeline import ReferencePipeline, model_parameters
     from w2v_triton.serving.streaming import build_recognizer, transcript, version_dir
 
     pipeline = ReferencePipeline(repository)
@@ -125,7 +126,7 @@ def quality(repository: Path, streams: dict[str, tuple[np.ndarray, str]], chunk:
     return rows
 
 
-def _paced(url: str, audio: np.ndarray, chunk: float, out: dict, realtime: bool = True) -> None:
+def _paced(url: str, audio: AnyArray, chunk: float, out: dict[str, Any], realtime: bool = True) -> None:
     from client import TranscriptionClient
 
     try:
@@ -140,7 +141,7 @@ def _paced(url: str, audio: np.ndarray, chunk: float, out: dict, realtime: bool 
         out["error"] = str(exc)
 
 
-def offline_transcripts(repository: Path, streams: list[tuple[np.ndarray, str]]) -> list[str]:
+def offline_transcripts(repository: Path, streams: list[tuple[AnyArray, str]]) -> list[str]:
     """The offline `asr` pipeline's transcripts (long-audio windows), cached next to the narrations."""
     from w2v_triton.serving.pipeline import ReferencePipeline
 
@@ -158,25 +159,25 @@ def offline_transcripts(repository: Path, streams: list[tuple[np.ndarray, str]])
     return out
 
 
-def full_minutes(rows: list[dict]) -> list[dict]:
+def full_minutes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The minutes with (nearly) a full minute of chunks: the stream's last, partial minute is left out."""
     return [r for r in rows if r["chunks"] >= 0.9 * rows[0]["chunks"]]
 
 
-def drift(repository: Path, audios: list[np.ndarray], chunk: float, log: Path, realtime: bool = True) -> dict:
+def drift(repository: Path, audios: list[AnyArray], chunk: float, log: Path, realtime: bool = True) -> dict[str, Any]:
     """N concurrent streams on one server: latency by minute of stream time. `realtime`: chunks at
     the audio's pace (needs a machine that keeps up: otherwise the queue, not the chunk, grows);
     else back to back (each chunk once the previous one's answer is in: the latency is the cost of
     a chunk, as in issue 30's measurement of the previous design)."""
     from w2v_triton.serving.tritonserver import Ports, TritonServer
 
-    outs: list[dict] = [{} for _ in audios]
+    outs: list[dict[str, Any]] = [{} for _ in audios]
     with TritonServer(repository, Ports.free(), log_path=log) as server:
-        warm: dict = {}
+        warm: dict[str, Any] = {}
         _paced(server.grpc_url, audios[0][: 3 * SR], chunk, warm)
         load_before = os.getloadavg()
         threads = [threading.Thread(target=_paced, args=(server.grpc_url, a, chunk, o, realtime))
-                   for a, o in zip(audios, outs)]
+                   for a, o in zip(audios, outs, strict=True)]
         for t in threads:
             t.start()
         for t in threads:
@@ -204,7 +205,7 @@ def drift(repository: Path, audios: list[np.ndarray], chunk: float, log: Path, r
             "final_latency_p99_ms": round(1000 * float(np.percentile(finals, 99)), 1)}
 
 
-def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> dict:
+def marathon(repository: Path, hours: float, chunk: float, loop: AnyArray) -> dict[str, Any]:
     """One stream of `hours` in process, unpaced: memory and chunk compute over stream time."""
     import psutil
 
@@ -219,7 +220,7 @@ def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> 
     total = int(hours * 3600 * SR)
     rows, times, segments = [], [], 0
     every = 600 * SR
-    for k, start in enumerate(range(0, total, step)):
+    for start in range(0, total, step):
         offset = start % loop.size
         piece = loop[offset: offset + step]
         began = time.perf_counter()
@@ -241,7 +242,7 @@ def marathon(repository: Path, hours: float, chunk: float, loop: np.ndarray) -> 
             "rss_growth_mib_after_first_10_min": round(rows[-1]["rss_mib"] - rows[0]["rss_mib"], 1)}
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,7 +252,7 @@ def plot(report: dict, path: Path) -> None:
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    for ax, panel in zip(axes[0], panels, strict=True):
         if panel == "drift":
             for run in report["drift"]:
                 minutes = [r["minute"] for r in run["by_minute"]]
@@ -286,13 +287,13 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def tables(report: dict, folder: Path) -> None:
+def tables(report: dict[str, Any], folder: Path) -> None:
     common = {"machine": report["machine"], "date": report["date"], "command": report["command"]}
     quality_rows = [[r["stream"], f"{r['audio_s']:.0f} s", r["segments"], f"{r['segment_s_median']} / {r['segment_s_max']} s",
                      f"{100 * r['wer_vs_offline']:.1f}%", f"{100 * r['wer_vs_truth']:.1f}%",
                      f"{100 * r['offline_wer_vs_truth']:.1f}%", f"{100 * r['wer_gap_vs_truth']:+.1f}"]
                     for r in report["quality"]]
-    def minute(rows: list[dict]) -> str:
+    def minute(rows: list[dict[str, Any]]) -> str:
         return f"{rows[0]['p50_ms']} / {rows[0]['p99_ms']} ms" if rows else "–"
 
     drift_rows = [[run["streams"], run.get("pacing", "real time"), minute(run["by_minute"]),
@@ -344,13 +345,13 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.parts.split(","))
     if args.retable:
         stem = f"streaming-{'marathon' if parts == {'marathon'} else 'long'}-{args.model}"
-        report = json.loads((args.out / f"{stem}.json").read_text())
-        plot(report, args.out / f"{stem}.png")
-        tables(report, args.out / "tables")
+        saved: dict[str, Any] = json.loads((args.out / f"{stem}.json").read_text())
+        plot(saved, args.out / f"{stem}.png")
+        tables(saved, args.out / "tables")
         return 0
     levels = [int(x) for x in args.streams.split(",")] if "drift" in parts else []
-    narrations = [narration(args.seconds, i) for i in range(max(levels + [1]))]
-    report: dict = {"machine": machine_name(), "model": args.model,
+    narrations = [narration(args.seconds, i) for i in range(max([*levels, 1]))]
+    report: dict[str, Any] = {"machine": machine_name(), "model": args.model,
                     "repository": str(args.repository), "chunk_seconds": args.chunk_seconds,
                     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "command": "python -m benchmarks.streaming_long " + " ".join(sys.argv[1:] if argv is None else argv),

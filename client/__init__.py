@@ -30,14 +30,20 @@ import json
 import queue
 import random
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from w2v_triton.serving import spec
 from w2v_triton.serving.audio import AudioError, load_audio
+from w2v_triton.serving.typing import AnyArray
+
+if TYPE_CHECKING:   # tritonclient is imported where the protocol is chosen (http or grpc)
+    from tritonclient.grpc import InferResult
+    from tritonclient.utils import InferenceServerException
 
 PROTOCOLS = ("http", "grpc")
 
@@ -72,7 +78,7 @@ class Transcription:
     `duration_s`: the length of the audio the server transcribed (of a file: as decoded)."""
 
     text: str
-    words: list[dict] = field(default_factory=list)
+    words: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float | None = None
 
 
@@ -92,10 +98,10 @@ class StreamUpdate:
     chunk: int
     latency_s: float
     audio_s: float
-    events: list[dict] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def finals(self) -> list[dict]:
+    def finals(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == "final"]
 
     @property
@@ -110,7 +116,7 @@ class StreamUpdate:
         """How this response changes the count of segment finals still to come: each
         speech_stopped is followed by its segment's final, here (END) or in a response of its own
         (+1 each), which pays it (-1)."""
-        return sum(e["type"] == "speech_stopped" for e in self.events) - len(self.finals)
+        return sum(1 for e in self.events if e["type"] == "speech_stopped") - len(self.finals)
 
 
 def stream_transcript(updates: Iterable[StreamUpdate]) -> str:
@@ -168,13 +174,13 @@ class TranscriptionClient:
             raise self._unreachable(exc) from None
         return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
 
-    def transcribe(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None = None,
+    def transcribe(self, audio: AnyArray | bytes, hotwords: list[str] | str | None = None,
                    prompt: str | None = None) -> str:
         """Transcribe float32 mono 16 kHz samples, or an encoded file's bytes (decoded by the server).
         `prompt`: text whose words the server's LM does not know are boosted (docs/decoding.md)."""
         return self._infer(audio, hotwords, timestamps=False, prompt=prompt).text
 
-    def transcribe_full(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None = None,
+    def transcribe_full(self, audio: AnyArray | bytes, hotwords: list[str] | str | None = None,
                         prompt: str | None = None) -> Transcription:
         """Transcript and word timestamps of float32 mono 16 kHz samples or an encoded file's bytes."""
         return self._infer(audio, hotwords, timestamps=True, prompt=prompt)
@@ -185,7 +191,7 @@ class TranscriptionClient:
         `send_file` sent as its bytes (AUDIO_FILE) for the server to decode."""
         return self.transcribe(read_file(path) if send_file else load_audio(path), hotwords)
 
-    def _infer(self, audio: np.ndarray | bytes, hotwords: list[str] | str | None, timestamps: bool,
+    def _infer(self, audio: AnyArray | bytes, hotwords: list[str] | str | None, timestamps: bool,
                prompt: str | None = None) -> Transcription:
         self.check_ready()
         if isinstance(audio, (bytes, bytearray, memoryview)):
@@ -230,7 +236,7 @@ class TranscriptionClient:
 
     def open_stream(self, hotwords: list[str] | str | None = None, sequence_id: int | None = None,
                     model: str = spec.STREAMING_MODEL,
-                    on_update: Callable[[StreamUpdate | ClientError], None] | None = None) -> "LiveStream":
+                    on_update: Callable[[StreamUpdate | ClientError], None] | None = None) -> LiveStream:
         """A push-style stream (gRPC bidirectional streaming, one at a time per client): send
         chunks as they come, read updates as they arrive (see LiveStream); `on_update` receives
         each update (or the stream's error) on gRPC's thread instead."""
@@ -239,7 +245,7 @@ class TranscriptionClient:
         self.check_ready(model)
         return LiveStream(self, model, hotwords, sequence_id or random.getrandbits(62) + 1, on_update)
 
-    def stream(self, audio: np.ndarray, chunk_seconds: float = 0.5, realtime: bool = False,
+    def stream(self, audio: AnyArray, chunk_seconds: float = 0.5, realtime: bool = False,
                hotwords: list[str] | str | None = None, sequence_id: int | None = None,
                model: str = spec.STREAMING_MODEL) -> Iterator[StreamUpdate]:
         """Send float32 mono 16 kHz `audio` as one stream of `chunk_seconds` chunks and yield every
@@ -269,17 +275,17 @@ class TranscriptionClient:
                         break
             yield from live.updates()
 
-    def stream_file(self, path: str | Path, **kwargs) -> Iterator[StreamUpdate]:
+    def stream_file(self, path: str | Path, **kwargs: Any) -> Iterator[StreamUpdate]:
         """Stream any soundfile-readable file (see `stream`)."""
         return self.stream(load_audio(path), **kwargs)
 
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "TranscriptionClient":
+    def __enter__(self) -> TranscriptionClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -303,14 +309,14 @@ class LiveStream:
         self.ended = False
         self.closed = False
         self.on_update = on_update
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue[StreamUpdate | ClientError] = queue.Queue()
         owner._client.start_stream(callback=self._deliver, stream_timeout=None)
 
-    def _deliver(self, result, error) -> None:
+    def _deliver(self, result: InferResult | None, error: InferenceServerException | None) -> None:
         """gRPC's callback thread: each response becomes an update (or the stream's error), handed
         to `on_update` when given, else queued for `get`."""
         arrived = time.perf_counter()
-        if error is not None:
+        if error is not None or result is None:   # gRPC gives one of the two
             message = getattr(error, "message", lambda: str(error))()
             item: StreamUpdate | ClientError = ClientError(f"server rejected the stream: {message}")
         else:
@@ -325,7 +331,7 @@ class LiveStream:
         else:
             self._queue.put(item)
 
-    def send(self, audio: np.ndarray, end: bool = False) -> int:
+    def send(self, audio: AnyArray, end: bool = False) -> int:
         """Send the next chunk (float32 mono 16 kHz; may be empty with `end`); returns its index."""
         if self.ended:
             raise ClientError("the stream has ended: open a new one")
@@ -346,7 +352,7 @@ class LiveStream:
                                        for n in (spec.TRANSCRIPT, spec.IS_FINAL, spec.STREAM_EVENTS)])
         return k
 
-    def end(self, audio: np.ndarray | None = None) -> int:
+    def end(self, audio: AnyArray | None = None) -> int:
         """Send the last chunk (END; empty by default): its update comes after the stream's other
         finals and carries the open segment's final."""
         return self.send(np.zeros(0, np.float32) if audio is None else audio, end=True)
@@ -378,7 +384,7 @@ class LiveStream:
         self._count(item)
         if isinstance(item, ClientError):
             raise item
-        return item  # type: ignore[no-any-return]
+        return item
 
     def updates(self) -> Iterator[StreamUpdate]:
         """The updates of every chunk sent so far and the finals they announced, as they arrive
@@ -401,19 +407,19 @@ class LiveStream:
             pass
         self.owner._client.stop_stream()
 
-    def __enter__(self) -> "LiveStream":
+    def __enter__(self) -> LiveStream:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _is_connection_failure(exc) -> bool:
+def _is_connection_failure(exc: InferenceServerException) -> bool:
     """gRPC reports a dead server as an InferenceServerException too: tell it from a refusal."""
     return str(exc.status()) in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
 
 
-def _is_refusal(exc) -> bool:
+def _is_refusal(exc: InferenceServerException) -> bool:
     """The request's fault (HTTP 4xx, gRPC INVALID_ARGUMENT...), not a failure inside the server."""
     status = str(exc.status() or "")
     return status.startswith("4") or status in ("StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND",

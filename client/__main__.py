@@ -40,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     with TranscriptionClient(url, args.protocol, args.timeout) as asr:
         for path in args.files:
             try:
-                audio = read_file(path) if args.send_file and not args.stream else load_audio(path)
                 if args.stream:
                     shown = ""
-                    for update in asr.stream(audio, args.chunk_seconds, args.realtime, args.hotwords):
+                    for update in asr.stream(load_audio(path), args.chunk_seconds, args.realtime, args.hotwords):
                         for final in update.finals:
                             extra = f"\t{json.dumps(final['words'])}" if args.timestamps else ""
                             print(f"{path}\tfinal\t{final['text']}{extra}", flush=True)
@@ -52,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                         if update.text and update.text != shown:
                             print(f"{path}\tpartial\t{update.text}", flush=True)
                         shown = update.text
-                elif args.timestamps:
+                    continue
+                audio = read_file(path) if args.send_file else load_audio(path)
+                if args.timestamps:
                     result = asr.transcribe_full(audio, args.hotwords)
                     print(f"{path}\t{result.text}\t{json.dumps(result.words)}", flush=True)
                 else:

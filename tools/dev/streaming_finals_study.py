@@ -27,6 +27,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from w2v_triton.serving.long_audio import frame_count
 from w2v_triton.serving.pipeline import ReferencePipeline, model_parameters
 from w2v_triton.serving.preprocessing import preprocess
 from w2v_triton.serving.streaming import build_recognizer, version_dir
+from w2v_triton.serving.typing import AnyArray
 from w2v_triton.serving.vocabulary import Vocabulary
 
 SR = spec.SAMPLE_RATE
@@ -54,12 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     audio, truth = narration(args.seconds, 0)
     recognizer = build_recognizer(model_parameters(args.repository, spec.STREAMING_MODEL),
                                   version_dir(args.repository), warmup=False)
-    real_run = recognizer.acoustic.run
-    vocab = real_run([np.zeros(SR, np.float32)])[0].shape[1]
-    recognizer.acoustic.run = lambda jobs: [np.zeros((frame_count(len(x)), vocab), np.float32) for x in jobs]
-    finals = [f for r in recognizer.recognize(audio, 0.5) for f in r.finals]
-    recognizer.acoustic.run = real_run
-    segments = [(int(round(f["start_s"] * SR)), int(round(f["end_s"] * SR))) for f in finals]
+    vocab = recognizer.acoustic.run([np.zeros(SR, np.float32)])[0].shape[1]
+    with patch.object(recognizer.acoustic, "run",
+                      lambda jobs: [np.zeros((frame_count(len(x)), vocab), np.float32) for x in jobs]):
+        finals = [f for r in recognizer.recognize(audio, 0.5) for f in r.finals]
+    segments = [(round(f["start_s"] * SR), round(f["end_s"] * SR)) for f in finals]
     lengths = [(b - a) / SR for a, b in segments]
 
     pipeline = ReferencePipeline(args.repository)
@@ -70,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     def joined(texts: list[str]) -> str:
         return " ".join(t for t in texts if t)
 
-    def frames(logits: np.ndarray, a: int, b: int) -> np.ndarray:
+    def frames(logits: AnyArray, a: int, b: int) -> AnyArray:
         return logits[a // STRIDE: a // STRIDE + frame_count(b - a)]
 
-    def with_context(seconds: float) -> list[np.ndarray]:
+    def with_context(seconds: float) -> list[AnyArray]:
         out = []
         for a, b in segments:
             lo, hi = max(0, a - int(seconds * SR)), min(audio.size, b + int(seconds * SR))

@@ -83,7 +83,7 @@ class FinalWorker:
         failure reaches only the stream whose segment caused it."""
         try:
             finals = self.recognizer.finals([p for job in batch for p in job.pending])
-        except Exception:   # noqa: BLE001 - retried job by job below, the worker goes on
+        except Exception:
             if len(batch) == 1:
                 self._deliver(batch[0], self._finals(batch[0]))
                 return
@@ -99,7 +99,7 @@ class FinalWorker:
     def _finals(self, job: _Job) -> list[dict[str, Any]] | Exception:
         try:
             return self.recognizer.finals(job.pending)
-        except Exception as exc:   # noqa: BLE001 - this job's stream is told, the worker goes on
+        except Exception as exc:
             logger.exception("segment finals failed")
             return exc
 
@@ -107,7 +107,7 @@ class FinalWorker:
     def _deliver(job: _Job, result: list[dict[str, Any]] | Exception) -> None:
         try:
             job.deliver(result)
-        except Exception:   # noqa: BLE001 - a broken sender must not stop the other streams' finals
+        except Exception:
             logger.exception("delivering segment finals failed")
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -53,8 +53,18 @@ from w2v_triton.serving.long_audio import STRIDE, LongAudioConfig, frame_count
 from w2v_triton.serving.preprocessing import InvalidAudio, normalize, preprocess, validate
 from w2v_triton.serving.settings import parse_parameters, to_parameters
 from w2v_triton.serving.typing import AnyArray
-from w2v_triton.serving.vad import (HYSTERESIS, SILERO_FILE, VADS, WINDOW, Endpointer, NoVAD, SegmentEvent, SileroVAD,
-                                   VadState, build_vad)
+from w2v_triton.serving.vad import (
+    HYSTERESIS,
+    SILERO_FILE,
+    VADS,
+    WINDOW,
+    Endpointer,
+    NoVAD,
+    SegmentEvent,
+    SileroVAD,
+    VadState,
+    build_vad,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +134,7 @@ class StreamingConfig:
         return to_parameters(self, prefix=STREAM_PREFIX)
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, str]) -> "StreamingConfig":
+    def from_parameters(cls, parameters: dict[str, str]) -> StreamingConfig:
         """From Triton's string parameters: keys `stream_<field>`; other keys are ignored, an
         unknown `stream_` key is an error (a setting this version does not have)."""
         names = set(cls.__dataclass_fields__)
@@ -202,11 +212,11 @@ class StreamResult:
     def finals(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == "final"]
 
-    def with_finals(self, finals: list[dict[str, Any]]) -> "StreamResult":
+    def with_finals(self, finals: list[dict[str, Any]]) -> StreamResult:
         """This answer with its segments' finals appended to its events (END's one response)."""
         return replace(self, events=self.events + finals, pending=[])
 
-    def final_response(self, final: dict[str, Any]) -> "StreamResult":
+    def final_response(self, final: dict[str, Any]) -> StreamResult:
         """The response that carries one segment's final on its own: no partial ("": it says
         nothing about the open segment), the final event alone, never the stream's last."""
         return StreamResult("", False, [final], self.emitted_seconds)
@@ -310,7 +320,7 @@ class ChunkedRecognizer:
                                        [items[i][2] for i in live])
         jobs: list[AnyArray] = []
         plans: dict[int, tuple[list[tuple[SegmentEvent, AnyArray | None]], int, int | None, int]] = {}
-        for i, p in zip(live, probs):
+        for i, p in zip(live, probs, strict=True):
             state, _, end = items[i]
             segments = state.endpointer.feed(p, state.vad.position - p.size * WINDOW)
             if end:
@@ -515,7 +525,7 @@ class StreamRegistry:
                 owners.append(i)
             processed = self.recognizer.process(items)
             answered = self.clock()   # idle counts from a stream's last answer: a slow round idles no one
-            for (state, _, _), i, result in zip(items, owners, processed):
+            for (state, _, _), i, result in zip(items, owners, processed, strict=True):
                 results[i] = result
                 request = requests[i]
                 if request.end or isinstance(result, Exception):

@@ -7,28 +7,41 @@ last with the final-response flag. END's one response waits for the stream's ear
 carries its own. A bad chunk gets an error that ends its own stream only. Idle streams are freed
 by a timer thread; the gauge `w2v_streaming_live_streams` (metrics port) counts live streams.
 """
+from __future__ import annotations  # the annotations name Triton's module: strings, never evaluated
+
 import json
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from w2v_triton.serving import spec
 from w2v_triton.serving.stream_finals import FinalWorker
-from w2v_triton.serving.streaming import ChunkRequest, StreamRegistry, build_recognizer
+from w2v_triton.serving.streaming import ChunkRequest, StreamRegistry, StreamResult, build_recognizer
+from w2v_triton.serving.typing import AnyArray
 
 
-def _scalar(request, name, default=0):
+def _input(request: pb_utils.InferenceRequest, name: str) -> AnyArray:
+    """A required input: config.pbtxt declares it, so Triton sends it with every request."""
     tensor = pb_utils.get_input_tensor_by_name(request, name)
-    return default if tensor is None else tensor.as_numpy().reshape(-1)[0]
+    if tensor is None:
+        raise pb_utils.TritonModelException(f"a request without its required input {name}")
+    return tensor.as_numpy()
 
 
-def _string(text):
+def _scalar(request: pb_utils.InferenceRequest, name: str) -> int:
+    """A sequence-batcher control input (START, END, CORRID); 0 when absent."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return 0 if tensor is None else int(tensor.as_numpy().reshape(-1)[0])
+
+
+def _string(text: str) -> AnyArray:
     return np.array([[text.encode("utf-8")]], dtype=np.object_)
 
 
-def _response(result):
+def _response(result: StreamResult) -> pb_utils.InferenceResponse:
     return pb_utils.InferenceResponse(output_tensors=[
         pb_utils.Tensor(spec.TRANSCRIPT, _string(result.text)),
         pb_utils.Tensor(spec.IS_FINAL, np.array([[result.is_final]], dtype=np.bool_)),
@@ -36,14 +49,15 @@ def _response(result):
     ])
 
 
-def _error(exc):
+def _error(exc: Exception) -> pb_utils.InferenceResponse:
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
 
 
 FINAL_FLAG = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
 
-def _send_finals(sender, result, finals):
+def _send_finals(sender: pb_utils.InferenceResponseSender, result: StreamResult,
+                 finals: list[dict[str, Any]] | Exception) -> None:
     """FinalWorker's thread: one response per segment final of `result`'s chunk, the last closing
     the request (or the error that failed them)."""
     if isinstance(finals, Exception):
@@ -53,14 +67,15 @@ def _send_finals(sender, result, finals):
         sender.send(_response(result.final_response(final)), flags=FINAL_FLAG if k == len(finals) - 1 else 0)
 
 
-def _send_end(sender, result, finals):
+def _send_end(sender: pb_utils.InferenceResponseSender, result: StreamResult,
+              finals: list[dict[str, Any]] | Exception) -> None:
     """FinalWorker's thread: END's one response, after the stream's earlier finals, with its own."""
     sender.send(_error(finals) if isinstance(finals, Exception) else _response(result.with_finals(finals)),
                 flags=FINAL_FLAG)
 
 
 class TritonPythonModel:
-    def initialize(self, args):
+    def initialize(self, args: dict[str, str]) -> None:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config["parameters"].items()}
         files = Path(args["model_repository"]) / args["model_version"]   # acoustic/ and decoder/ files
@@ -73,21 +88,25 @@ class TritonPythonModel:
         self.registry = StreamRegistry(recognizer, on_change=lambda n: self.live.set(n))
         self.finals = FinalWorker(recognizer)
         idle = recognizer.config.idle_seconds
-        self.registry.start_reaper(on_evict=lambda ids: [
-            pb_utils.Logger.log_info(f"stream {sid} idle for more than {idle:g} s: freed") for sid in ids])
+
+        def evicted(ids: list[int]) -> None:
+            for sid in ids:
+                pb_utils.Logger.log_info(f"stream {sid} idle for more than {idle:g} s: freed")
+
+        self.registry.start_reaper(on_evict=evicted)
         pb_utils.Logger.log_info(f"streaming model ready: {recognizer.config}")
 
-    def execute(self, requests):
+    def execute(self, requests: list[pb_utils.InferenceRequest]) -> None:
         chunks = []
         for request in requests:
-            audio = pb_utils.get_input_tensor_by_name(request, spec.AUDIO).as_numpy()
+            audio = _input(request, spec.AUDIO)
             hot = pb_utils.get_input_tensor_by_name(request, spec.HOTWORDS)
             chunks.append(ChunkRequest(
-                stream_id=int(_scalar(request, spec.STREAM_CORRID)),
+                stream_id=_scalar(request, spec.STREAM_CORRID),
                 audio=audio.reshape(-1) if audio.ndim > 1 and audio.shape[0] == 1 else audio,
                 start=bool(_scalar(request, spec.STREAM_START)), end=bool(_scalar(request, spec.STREAM_END)),
                 hotwords=None if hot is None else hot.as_numpy().reshape(-1)[0]))
-        for request, result in zip(requests, self.registry.handle(chunks)):
+        for request, result in zip(requests, self.registry.handle(chunks), strict=True):
             sender = request.get_response_sender()
             if isinstance(result, Exception):
                 sender.send(_error(result), flags=FINAL_FLAG)
@@ -100,6 +119,6 @@ class TritonPythonModel:
                     self.finals.submit(result.pending, partial(_send_finals, sender, result))
         # decoupled: the responses go out through the senders; execute returns nothing
 
-    def finalize(self):
+    def finalize(self) -> None:
         self.registry.stop_reaper()
         self.finals.stop()
