@@ -21,6 +21,7 @@ memory and pay nothing. docs/optimization.md, "Memory", has the figures the defa
 """
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -206,7 +207,6 @@ class AcousticModel:
         self.long_audio = self.settings.long_audio
         self.bucket_ratio = bucket_ratio
         self.release_memory = release_memory
-        self._largest_call = 0   # padded samples of the largest runtime call of the request running
         self.batch_coupled = self.runner.batch_coupled
         logger.info("acoustic model %s: runtime %s on %s", model_path.name, runtime, self.runner.provider)
 
@@ -229,10 +229,10 @@ class AcousticModel:
         for duration in seconds:
             self.run([rng.standard_normal(int(duration * spec.SAMPLE_RATE)).astype(np.float32)])
 
-    def _run_short(self, utterances: list[AnyArray]) -> list[AnyArray]:
+    def _run_short(self, utterances: list[AnyArray], calls: list[int] | None = None) -> list[AnyArray]:
         """Run in length buckets: padding a 2 s clip to 30 s would waste 15x its compute.
         A batch-coupled model runs each utterance alone (its result must not depend on its
-        neighbours in a dynamic batch)."""
+        neighbours in a dynamic batch). `calls` collects each runtime call's padded size."""
         results: list[AnyArray | None] = [None] * len(utterances)
         if self.batch_coupled:
             buckets = [[i] for i in range(len(utterances))]
@@ -240,7 +240,8 @@ class AcousticModel:
             buckets = length_buckets([u.size for u in utterances], self.bucket_ratio, self.long_audio.batch_samples)
         for bucket in buckets:
             audio, lengths = pad_batch([utterances[i] for i in bucket])
-            self._largest_call = max(self._largest_call, audio.size)
+            if calls is not None:
+                calls.append(audio.size)
             logits, frames = self.runner(audio, lengths)
             for row, i in enumerate(bucket):
                 results[i] = logits[row, : frames[row]]
@@ -249,18 +250,19 @@ class AcousticModel:
     def run(self, utterances: list[AnyArray]) -> list[AnyArray]:
         """Each utterance's [T_i, V] logits: short ones in padded length buckets (see _run_short),
         long ones windowed (w2v_triton.serving.long_audio); then, with release_memory, what a call
-        larger than the warm-up's needed goes back to the OS."""
-        self._largest_call = 0
+        larger than the warm-up's needed goes back to the OS. The call sizes are this run's own: the
+        streaming model runs its chunks and its segment finals from two threads at once."""
+        calls: list[int] = []
         limit = self.long_audio.max_single
         short = [i for i, u in enumerate(utterances) if u.size <= limit]
         results: list[AnyArray | None] = [None] * len(utterances)
         if short:
-            for i, logits in zip(short, self._run_short([utterances[i] for i in short]), strict=True):
+            for i, logits in zip(short, self._run_short([utterances[i] for i in short], calls), strict=True):
                 results[i] = logits
         for i, utterance in enumerate(utterances):
             if results[i] is None:
-                results[i] = run_long(self._run_short, utterance, self.long_audio)
-        if self.release_memory and self._largest_call > RELEASE_ABOVE_SAMPLES:
+                results[i] = run_long(functools.partial(self._run_short, calls=calls), utterance, self.long_audio)
+        if self.release_memory and max(calls, default=0) > RELEASE_ABOVE_SAMPLES:
             self.runner.release()
             release_heap()
         return cast(list[AnyArray], results)  # every index was filled above
