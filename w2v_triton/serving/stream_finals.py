@@ -80,12 +80,13 @@ class FinalWorker:
 
     def _compute(self, batch: list[_Job]) -> None:
         """One acoustic call for the whole batch; when it fails, each job again on its own, so a
-        failure reaches only the stream whose segment caused it."""
+        failure reaches only the stream whose segment caused it (a job alone has failed already)."""
         try:
             finals = self.recognizer.finals([p for job in batch for p in job.pending])
-        except Exception:
+        except Exception as exc:
             if len(batch) == 1:
-                self._deliver(batch[0], self._finals(batch[0]))
+                logger.exception("segment finals failed")
+                self._deliver(batch[0], exc)
                 return
             logger.warning("segment finals of %d streams together failed: each alone", len(batch))
             for job in batch:
