@@ -105,6 +105,13 @@ class DistillTask:
         self.cache = cache
         self._keys: dict[str, str] = {}
 
+    def _key(self, audio: str) -> str:
+        """An utterance's cache key, hashed once per path (a step would otherwise resolve, stat and
+        hash every row again)."""
+        if audio not in self._keys:
+            self._keys[audio] = utterance_key(audio)
+        return self._keys[audio]
+
     def teacher_forward(self, batch: dict[str, Any]) -> Any:
         device = batch["input_values"].device
         if next(self.teacher.parameters()).device != device:
@@ -119,7 +126,7 @@ class DistillTask:
             t_out = self.teacher_forward(batch)
             t_logits, t_hidden = t_out.logits, t_out.hidden_states if self.loss_cfg.needs_hidden else None
         else:
-            keys = [self._keys.setdefault(a, utterance_key(a)) for a in batch["audio"]]
+            keys = [self._key(a) for a in batch["audio"]]
             misses = self.cache.misses
             logits, hidden = self.cache.targets(keys, frame_lengths_of(self.teacher, batch),
                                                 lambda: self.teacher_forward(batch))
