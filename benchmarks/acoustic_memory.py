@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ class Worker:
     def __init__(self, name: str, settings: AcousticSettings, version_dir: Path) -> None:
         self.name, self.stopped = name, ""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.acoustic_memory", "--worker", json.dumps(asdict(settings)),
+            [sys.executable, "-m", "benchmarks.acoustic_memory", "--worker", json.dumps(settings.to_parameters()),
              "--version-dir", str(version_dir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
         self.start = self._answer()
@@ -329,9 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        values = json.loads(args.worker)
-        values["long_audio"] = LongAudioConfig(**values["long_audio"])
-        return worker(AcousticSettings(**values), args.version_dir)
+        return worker(AcousticSettings.from_parameters(json.loads(args.worker)), args.version_dir)
 
     if args.render:
         report = json.loads(args.render.read_text())

@@ -41,6 +41,7 @@ from typing import Any
 
 from benchmarks.decoders import logits_for
 from w2v_triton.eval.metrics import error_rates
+from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import LOGITS_DIR, REPO_ROOT
 from w2v_triton.serving.ctc_decoding import CTCDecoder, prompt_words
 from w2v_triton.serving.pipeline import ReferencePipeline
@@ -163,8 +164,7 @@ def write(report: dict[str, Any], out: Path) -> None:
               f"Repository `{report['repo']}`, decoder {report['decoder']}."), ""]
     lines += [f"* {s}: {v['utterances']} utterances, {v['audio_s']} s, {v['oov_sentences']} sentences with "
               f"{v['oov_words']} out-of-LM words" for s, v in report["sets"].items()]
-    lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["", markdown_table(columns, rows)]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"results: {stem}.json/.md")
 

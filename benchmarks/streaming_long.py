@@ -39,12 +39,12 @@ import numpy as np
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.machine import machine_name
 from w2v_triton.eval.metrics import error_rates
-from w2v_triton.paths import REPO_ROOT
+from w2v_triton.paths import REPO_ROOT, WORK_DIR
 from w2v_triton.serving import spec
 from w2v_triton.serving.typing import AnyArray
 
 SR = spec.SAMPLE_RATE
-CACHE = REPO_ROOT / "build" / "streaming-long"
+CACHE = WORK_DIR / "streaming-long"
 
 
 def narration(seconds: float, index: int) -> tuple[AnyArray, str]:

@@ -152,7 +152,7 @@ def _decode_blocks(sound: sf.SoundFile, rate: int, target_rate: int,
     """The file's samples as mono `target_rate` blocks, read `_BLOCK_SECONDS` at a time, and how
     many frames were read (at most `limit` + 1)."""
     block = max(1, int(_BLOCK_SECONDS * rate))
-    stream = None if rate == target_rate else soxr.ResampleStream(rate, target_rate, 1, dtype="float32")
+    resampler = StreamResampler(rate, target_rate)
     out: list[AnyArray] = []
     read = 0
     while limit is None or read <= limit:
@@ -161,7 +161,7 @@ def _decode_blocks(sound: sf.SoundFile, rate: int, target_rate: int,
         read += len(samples)
         last = len(samples) < want or (limit is not None and read > limit)
         mono = to_mono_float32(samples)
-        out.append(mono if stream is None else stream.resample_chunk(mono, last=last))
+        out.append(resampler.feed(mono, last=last))
         if last:
             break
     return out, read

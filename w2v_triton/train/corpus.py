@@ -35,7 +35,6 @@ from w2v_triton.train.synthesizers import SYNTHESIZERS, get
 from w2v_triton.train.text import DEFAULT_FORTUNE_DIRS, sentence_pool
 
 SPLITS = ("train", "dev", "test_seen", "test_unseen")
-HELD_OUT = SPLITS[1:]
 logger = logging.getLogger(__name__)
 
 
