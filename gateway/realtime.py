@@ -82,15 +82,19 @@ class Session:
             "include": None}
         self.client: TranscriptionClient | None = None
         self.live: LiveStream | None = None
-        self.resampler = StreamResampler(INPUT_RATE)
-        self.pending = np.zeros(0, np.float32)    # 16 kHz samples not yet sent
+        self._reset_input()
         self.chunk = max(1, int(settings.realtime_chunk_seconds * spec.SAMPLE_RATE))
-        self.appended = 0                          # 24 kHz samples appended since the last commit
         self.offset_ms = 0.0                       # session audio sent on earlier Triton streams
         self.stream_samples = 0                    # 16 kHz samples sent on the current stream
         self.items: dict[int, str] = {}            # segment of the current stream -> item id
         self.previous_item: str | None = None
         self.failed = False                        # the current stream failed in Triton: open another
+
+    def _reset_input(self) -> None:
+        """An empty input buffer: nothing pending, nothing appended, a fresh resampler."""
+        self.resampler = StreamResampler(INPUT_RATE)
+        self.pending: FloatArray = np.zeros(0, np.float32)   # 16 kHz samples not yet sent
+        self.appended = 0                                    # 24 kHz samples appended since the last commit
 
     # -- out ----------------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
@@ -185,7 +189,7 @@ class Session:
                 await self.commit()
             elif kind == "input_audio_buffer.clear":
                 await run_in_threadpool(self._drop)
-                self.pending, self.appended, self.resampler = np.zeros(0, np.float32), 0, StreamResampler(INPUT_RATE)
+                self._reset_input()
                 self.emit({"type": "input_audio_buffer.cleared"})
             else:
                 raise SessionError(f"unsupported event type {kind!r}: this transcription session takes "
@@ -237,7 +241,7 @@ class Session:
         live = self._open()
         if live.sent or tail.size:
             self._send(tail, end=True)
-        self.pending, self.appended, self.resampler = np.zeros(0, np.float32), 0, StreamResampler(INPUT_RATE)
+        self._reset_input()
         await run_in_threadpool(self._drop)   # waits for the END's response: its events are emitted first
 
     async def close(self) -> None:
