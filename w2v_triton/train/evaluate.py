@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ from torch.utils.data import DataLoader
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.serving.typing import AnyArray
 from w2v_triton.train.data import BucketBatchSampler, ManifestDataset, collate
+from w2v_triton.train.model import read_vocab
 
 _DECODERS: dict[tuple[tuple[str, int], ...], Callable[[AnyArray], str]] = {}
 
@@ -105,7 +105,7 @@ def evaluate_model(model_dir: str | Path, corpus: str | Path, real_speech_glob: 
     from w2v_triton.serving.ctc_model import load_ctc_weights
 
     model_dir, corpus = Path(model_dir), Path(corpus)
-    vocab = json.loads((model_dir / "vocab.json").read_text())
+    vocab = read_vocab(model_dir / "vocab.json")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # the checkpoint's own family class, strict: a student of another family (e.g. a SEW squeeze
     # student) loaded as Wav2Vec2ForCTC would be evaluated with random weights

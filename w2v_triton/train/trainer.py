@@ -423,12 +423,12 @@ class Trainer:
         changed budget continues the schedule (`continue_schedule`). SIGTERM/SIGINT: checkpoint
         after the current step, then `TrainingInterrupted`."""
         cfg = self.cfg
+        latest = self.latest_checkpoint() if resume else None
         if resume is True:
-            resume = self.latest_checkpoint()
+            resume = latest
             if resume is None and self.is_main:
                 log.info("no checkpoint in %s: starting from step 0", self.ckpt_dir)
         if resume:
-            latest = self.latest_checkpoint()
             self.load_checkpoint(resume)
             if latest is not None and checkpoint_step(latest) > self.step:
                 raise ValueError(f"{self.ckpt_dir} already holds step {checkpoint_step(latest)}: continuing step "
