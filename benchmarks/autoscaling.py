@@ -41,7 +41,7 @@ import math
 import sys
 import textwrap
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -356,9 +356,14 @@ def main(argv: list[str] | None = None) -> int:
                     "steps": args.steps, "capacity": asdict(capacity) | {"requests_per_s": round(capacity.requests_per_s, 2)},
                     "capacity_source": capacity_source, "boot_source": boot_source,
                     "policies": {}, "variants": {}}
+    base = Policy(boot_s=boot_s, cool_down_s=cool_down_s, max_replicas=args.max_replicas)
+
+    def policy_for(variant: str, **changes: Any) -> Policy:
+        """The deploy's policy for `variant`: the gpu variant scales on queue time alone."""
+        return replace(base, target_cpu=base.target_cpu if variant == "cpu" else None, **changes)
+
     for variant in variants:
-        policy = Policy(target_cpu=0.6 if variant == "cpu" else None, boot_s=boot_s, cool_down_s=cool_down_s,
-                        max_replicas=args.max_replicas)
+        policy = policy_for(variant)
         run = simulate(steps, capacity, policy, args.minutes * 60, args.seed)
         run["analysis"] = analyse(run, steps, policy)
         report["policies"][variant] = asdict(policy) | {
@@ -368,8 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     report["target_sweep"] = {}
     for target_ms in args.targets:
         for variant in variants:
-            policy = Policy(target_queue_ms=target_ms, target_cpu=0.6 if variant == "cpu" else None, boot_s=boot_s,
-                            cool_down_s=cool_down_s, max_replicas=args.max_replicas)
+            policy = policy_for(variant, target_queue_ms=target_ms)
             run = simulate(steps, capacity, policy, args.minutes * 60, args.seed)
             report["target_sweep"][f"{variant} {target_ms:g} ms"] = analyse(run, steps, policy)
     args.out.mkdir(parents=True, exist_ok=True)
