@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
-from w2v_triton.eval.machine import machine_name
+from w2v_triton.eval.machine import load_average, machine_name
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.eval.tables import markdown_table
 from w2v_triton.paths import REPO_ROOT, REPOS_DIR
@@ -184,7 +183,7 @@ def run_level(url: str, clips: list[AnyArray], n: int, chunk: float) -> dict[str
            "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),
            "busy": round(compute_s / wall, 2),
            "chunks_per_execution": round(requests / max(executions, 1), 2),
-           "load_average": [round(x, 2) for x in os.getloadavg()],
+           "load_average": load_average(),
            "errors": sorted({o["error"] for o in outs if "error" in o})[:3]}
     print(json.dumps(row), flush=True)
     return row
@@ -345,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    load_start = load_average()
     real = real_speech(args.utterances, args.max_seconds)
     sets = {"real speech": real, "espeak-ng clean": synthetic_speech(args.utterances)}
     rows = [] if args.skip_quality else quality(repository, sets, args.chunk_seconds)
@@ -361,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
               "chunk_seconds": args.chunk_seconds,
               "command": "python -m benchmarks.streaming " + " ".join(sys.argv[1:] if argv is None else argv),
               "load_audio": "real speech" if real else "espeak-ng", "load_average_at_start": load_start,
-              "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "quality": rows, "load": load_rows}
+              "load_average_at_end": load_average(), "quality": rows, "load": load_rows}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"streaming-{args.model}"
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -382,7 +381,7 @@ def slo_main(args: argparse.Namespace, argv: list[str] | None) -> int:
         print("error: no real speech and no espeak-ng: nothing to stream", file=sys.stderr)
         return 2
     chunks = tuple(float(c) for c in args.slo_chunks.split(","))
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    load_start = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         rows = slo(repositories, clips, chunks, args.slo_ms, args.slo_max_streams, Path(tmp))
     report = {"title": "streaming-slo", "machine": machine_name(), "slo_ms": args.slo_ms,
@@ -390,7 +389,7 @@ def slo_main(args: argparse.Namespace, argv: list[str] | None) -> int:
               "command": "python -m benchmarks.streaming " + " ".join(sys.argv[1:] if argv is None else argv),
               "clips": len(clips), "clip_seconds": round(sum(c.size for c in clips) / spec.SAMPLE_RATE / len(clips), 1),
               "chunks": list(chunks), "load_average_at_start": load_start,
-              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+              "load_average_at_end": load_average(),
               "repositories": {k: str(v) for k, v in repositories.items()}, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "streaming-slo.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
-from w2v_triton.eval.machine import machine_name
+from w2v_triton.eval.machine import load_average, machine_name
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.paths import REPO_ROOT, WORK_DIR
 from w2v_triton.serving import spec
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                     "repository": str(args.repository), "chunk_seconds": args.chunk_seconds,
                     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "command": "python -m benchmarks.streaming_long " + " ".join(sys.argv[1:] if argv is None else argv),
-                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "cpu_count": os.cpu_count(),
+                    "load_average_at_start": load_average(), "cpu_count": os.cpu_count(),
                     "quality": [], "drift": []}
     if "quality" in parts:
         streams = {"espeak-ng narration (training voice)": narrations[0]}   # keys: the set name first
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         report["drift"].append(run)
     if "marathon" in parts:
         report["marathon"] = marathon(args.repository, args.hours, args.chunk_seconds, narrations[0][0])
-    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["load_average_at_end"] = load_average()
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"streaming-{'marathon' if parts == {'marathon'} else 'long'}-{args.model}"
     path = args.out / f"{stem}.json"

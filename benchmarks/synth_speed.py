@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2v_triton.eval.machine import machine_name, utc_now
+    from w2v_triton.eval.machine import load_average, machine_name, utc_now
     from w2v_triton.train.corpus import CorpusConfig, split_sentences
     from w2v_triton.train.synthesizers import SYNTHESIZERS
 
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([name, len(voices), f"{len(texts) / elapsed:.1f}", f"{audio_s / elapsed:.0f}",
                      f"{len(texts) / elapsed / first:.2f}"])
         print(" | ".join(map(str, rows[-1])), flush=True)
-    data = {"machine": machine_name(), "date": utc_now(), "load_average": [round(x, 1) for x in os.getloadavg()],
+    data = {"machine": machine_name(), "date": utc_now(), "load_average": load_average(1),
             "command": "python -m benchmarks.synth_speed " + " ".join(sys.argv[1:] if argv is None else argv),
             "columns": ["synthesiser", "training voices", "utterances/s", "audio-s/s", "x espeak"], "rows": rows}
     if args.json:

@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from unittest.mock import patch
@@ -32,7 +31,7 @@ from unittest.mock import patch
 import numpy as np
 
 from benchmarks.streaming_long import CACHE, narration
-from w2v_triton.eval.machine import machine_name
+from w2v_triton.eval.machine import load_average, machine_name
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.serving import spec
 from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"title": "streaming finals vs offline study", "machine": machine_name(),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "command": "python tools/dev/streaming_finals_study.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+              "load_average_at_end": load_average(),
               "repository": str(args.repository), "audio_s": round(audio.size / SR, 1),
               "offline_matches_the_benchmark_cache": cached == offline if cached is not None else None,
               "segments": len(segments), "segment_s_median": round(float(np.median(lengths)), 2),

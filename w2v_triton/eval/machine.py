@@ -34,3 +34,9 @@ def machine_name() -> str:
 def utc_now() -> str:
     """The date results files carry, e.g. 2026-12-06 20:30 UTC."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def load_average(digits: int = 2) -> list[float]:
+    """The 1/5/15-minute load averages, rounded: results files carry them because this machine is
+    shared and its timings move with what else runs."""
+    return [round(x, digits) for x in os.getloadavg()]
