@@ -264,12 +264,13 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True,
                                         for name in cfg.synths}
     meta = asdict(cfg)
     meta.pop("workers")
-    meta["synthesizers"] = {name: {"weight": w, "packages": list(get(name).packages),
-                                   "training_voices": get(name).training_voices(),
-                                   "unseen_voices": get(name).unseen_voices()}
-                            for name, w in cfg.synths.items()}
-    meta["training_voices"] = [v for n in cfg.synths for v in get(n).training_voices()]
-    meta["unseen_voices"] = [v for n in cfg.synths for v in get(n).unseen_voices()]
+    synths: dict[str, dict[str, Any]] = {
+        name: {"weight": w, "packages": list(get(name).packages),
+               "training_voices": get(name).training_voices(), "unseen_voices": get(name).unseen_voices()}
+        for name, w in cfg.synths.items()}
+    meta["synthesizers"] = synths
+    meta["training_voices"] = [v for s in synths.values() for v in s["training_voices"]]
+    meta["unseen_voices"] = [v for s in synths.values() for v in s["unseen_voices"]]
     meta["planned_train"] = cfg.train_counts()
     meta["stats"] = stats
     (out / "corpus.json").write_text(json.dumps(meta, indent=2) + "\n")
