@@ -147,8 +147,9 @@ def _execution_stats(url: str) -> tuple[int, int, int]:
     return compute, executions, requests
 
 
-def _p50_ms(values: list[float]) -> float | None:
-    return round(1000 * float(np.percentile(values, 50)), 1) if values else None
+def percentile_ms(seconds: list[float], q: float, digits: int = 1) -> float:
+    """The q-th percentile of latencies in seconds, in milliseconds (the results files' unit)."""
+    return round(1000 * float(np.percentile(seconds, q)), digits)
 
 
 def run_level(url: str, clips: list[AnyArray], n: int, chunk: float) -> dict[str, Any]:
@@ -170,14 +171,14 @@ def run_level(url: str, clips: list[AnyArray], n: int, chunk: float) -> dict[str
     latencies = [x for o in ok for x in o["latencies"]] or [float("nan")]
     seconds = sum(a.size for a in audio) / spec.SAMPLE_RATE
     row = {"streams": n, "failed": n - len(ok), "audio_s": round(seconds, 1), "wall_s": round(wall, 1),
-           "chunk_p50_ms": round(1000 * float(np.percentile(latencies, 50)), 1),
-           "chunk_p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1),
+           "chunk_p50_ms": percentile_ms(latencies, 50),
+           "chunk_p99_ms": percentile_ms(latencies, 99),
            "first_response_ms": round(1000 * statistics.median([o["first"] for o in ok] or [0.0]), 1),
            "first_text_ms": round(1000 * statistics.median(
                [o["first_text_s"] for o in ok if o["first_text_s"] is not None] or [0.0]), 1),
            "final_ms": round(1000 * statistics.median([o["final"] for o in ok] or [0.0]), 1),
            "segment_finals": sum(len(o["segment_finals"]) for o in ok),
-           "segment_final_p50_ms": _p50_ms([x for o in ok for x in o["segment_finals"]]),
+           "segment_final_p50_ms": percentile_ms(finals, 50) if (finals := [x for o in ok for x in o["segment_finals"]]) else None,
            "first_text_audio_s": statistics.median(
                [o["first_text_audio_s"] for o in ok if o["first_text_audio_s"] is not None] or [0.0]),
            "compute_s": round(compute_s, 2), "rtf": round(compute_s / seconds, 3),

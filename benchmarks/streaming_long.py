@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.streaming import percentile_ms
 from w2v_triton.build.manifest import read_manifest, shared_speech_manifests
 from w2v_triton.eval.machine import load_average, machine_name
 from w2v_triton.eval.metrics import error_rates
@@ -194,15 +195,15 @@ def drift(repository: Path, audios: list[AnyArray], chunk: float, log: Path, rea
     for o in ok:
         for audio_s, latency in o["chunks"]:
             minutes.setdefault(int(audio_s // 60), []).append(latency)
-    rows = [{"minute": m, "chunks": len(v), "p50_ms": round(1000 * float(np.percentile(v, 50)), 1),
-             "p99_ms": round(1000 * float(np.percentile(v, 99)), 1)} for m, v in sorted(minutes.items())]
+    rows = [{"minute": m, "chunks": len(v), "p50_ms": percentile_ms(v, 50),
+             "p99_ms": percentile_ms(v, 99)} for m, v in sorted(minutes.items())]
     full = full_minutes(rows)
     finals = [x for o in ok for x in o["final_latencies"]]
     return {**base, "by_minute": rows, "p99_ratio_last_first": round(full[-1]["p99_ms"] / full[0]["p99_ms"], 3),
             "p50_ratio_last_first": round(full[-1]["p50_ms"] / full[0]["p50_ms"], 3),
             "segment_finals": len(finals),
-            "final_latency_p50_ms": round(1000 * float(np.percentile(finals, 50)), 1),
-            "final_latency_p99_ms": round(1000 * float(np.percentile(finals, 99)), 1)}
+            "final_latency_p50_ms": percentile_ms(finals, 50),
+            "final_latency_p99_ms": percentile_ms(finals, 99)}
 
 
 def marathon(repository: Path, hours: float, chunk: float, loop: AnyArray) -> dict[str, Any]:
@@ -234,8 +235,8 @@ def marathon(repository: Path, hours: float, chunk: float, loop: AnyArray) -> di
             rows.append({"stream_minute": round((start + step) / SR / 60, 1),
                          "rss_mib": round(process.memory_info().rss / 2**20, 1),
                          "kept_kib": round(state.kept_bytes() / 1024, 1), "segments": segments,
-                         "chunk_p50_ms": round(1000 * float(np.percentile(times, 50)), 2),
-                         "chunk_p99_ms": round(1000 * float(np.percentile(times, 99)), 2)})
+                         "chunk_p50_ms": percentile_ms(times, 50, 2),
+                         "chunk_p99_ms": percentile_ms(times, 99, 2)})
             print(json.dumps(rows[-1]), flush=True)
             times = []
     return {"hours": hours, "chunk_seconds": chunk, "by_10_minutes": rows,
