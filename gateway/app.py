@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return None
 
     async def authorized(request: Request) -> None:
-        keys.check(request.headers.get("authorization"), request.client.host if request.client else None)
+        keys.check_connection(request)
 
     async def read_form(request: Request) -> FormData:
         """The multipart body, cut off past the size limit or the upload timeout."""

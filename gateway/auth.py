@@ -12,6 +12,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
+from starlette.requests import HTTPConnection
+
 from gateway.errors import APIError
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -25,6 +27,10 @@ class KeyCheck:
     @property
     def enabled(self) -> bool:
         return bool(self._keys)
+
+    def check_connection(self, connection: HTTPConnection) -> None:
+        """`check` for an HTTP request or a WebSocket handshake (both are starlette connections)."""
+        self.check(connection.headers.get("authorization"), connection.client.host if connection.client else None)
 
     def check(self, authorization: str | None, client_host: str | None) -> None:
         """Raise APIError 401 unless this request may pass."""

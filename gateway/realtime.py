@@ -267,7 +267,7 @@ def realtime_router(settings: Settings, keys: KeyCheck) -> APIRouter:
     async def realtime(socket: WebSocket) -> None:
         await socket.accept()
         try:
-            keys.check(socket.headers.get("authorization"), socket.client.host if socket.client else None)
+            keys.check_connection(socket)
         except APIError as exc:
             await socket.send_json(_event_error("invalid_request_error", "invalid_api_key", str(exc)))
             await socket.close(code=1008)
