@@ -41,8 +41,7 @@ METADATA_URL = "http://metadata.google.internal/computeMetadata/v1"
 MONITORING_URL = "https://monitoring.googleapis.com/v3"
 QUEUE = "nv_inference_queue_duration_us"
 SUCCESS = "nv_inference_request_success"
-_SAMPLE = re.compile(r'^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+)\s*$')
-_ANY_SAMPLE = re.compile(r'^(\w+)(?:\{([^}]*)\})?\s+([0-9.eE+-]+)\s*$')
+_SAMPLE = re.compile(r'^(\w+)(?:\{([^}]*)\})?\s+([0-9.eE+-]+)\s*$')   # name{labels} value; labels optional
 GATEWAY_ROUTE = 'route="/v1/audio/transcriptions"'
 GATEWAY_TOTALS = ("requests", "errors", "latency_s", "timed", "audio_s")
 _MODEL = re.compile(r'model="([^"]*)"')
@@ -59,7 +58,7 @@ def parse_counters(text: str) -> Counters:
         match = _SAMPLE.match(line.strip())
         if not match or match.group(1) not in (QUEUE, SUCCESS):
             continue
-        model = _MODEL.search(match.group(2))
+        model = _MODEL.search(match.group(2) or "")
         if model:
             key = (match.group(1), model.group(1))
             counters[key] = counters.get(key, 0.0) + float(match.group(3))
@@ -85,7 +84,7 @@ def parse_gateway(text: str) -> dict[str, float]:
     seconds and timed requests (the histogram's sum and count), and audio seconds transcribed."""
     totals = dict.fromkeys(GATEWAY_TOTALS, 0.0)
     for line in text.splitlines():
-        match = _ANY_SAMPLE.match(line.strip())
+        match = _SAMPLE.match(line.strip())
         if not match:
             continue
         name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
