@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks import gpu_summary
 from benchmarks.report import HEADLINE_COLUMNS, headline_cells, headline_rows, inprocess_rows
-from w2v_triton.eval.tables import markdown_table
+from w2v_triton.eval.tables import eval_table, markdown_table
 from w2v_triton.paths import REPO_ROOT
 
 DOCS = ("README.md", "docs/*.md")
@@ -299,14 +299,7 @@ def render_int8_sensitivity(path: Path) -> str:
 def render_eval(path: Path) -> str:
     """builders/train_reference.py's eval_results.json: greedy CER / WER per set, and per synthesiser of
     a set where the corpus had several."""
-    report = json.loads(path.read_text())
-    rows = []
-    for name, r in report.items():
-        rows.append([name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
-                     f"{r['wer']:.3f}"])
-        rows += [[f"{name}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}"]
-                 for synth, g in r.get("by_synth", {}).items()]
-    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
+    return eval_table(json.loads(path.read_text()))
 
 
 def render_promotion(path: Path) -> str:

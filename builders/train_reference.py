@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from w2v_triton.build.manifest import real_speech_glob
-from w2v_triton.eval.tables import markdown_table
+from w2v_triton.eval.tables import eval_table
 from w2v_triton.paths import REPO_ROOT
 from w2v_triton.serving.spec import BASE_960H_VOCAB
 
@@ -85,15 +85,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, help="PNG of the training curves (default <out>/training.png)")
     p.add_argument("--no-progress", action="store_true")
     return p
-
-
-def summarize(results: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for name, r in results.items():
-        rows.append([name, r["n"], r.get("audio_hours", ""), f"{r['cer']:.3f}", f"{r['wer']:.3f}"])
-        rows += [[f"{name}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}"]
-                 for synth, g in r.get("by_synth", {}).items()]
-    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
 
 
 def _device_name() -> str:
@@ -184,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     (out).mkdir(parents=True, exist_ok=True)
     (out / "eval_transcripts.json").write_text(json.dumps(
         {k: v.get("all", []) for k, v in results.items()}, indent=1) + "\n")
-    print(summarize(results))
+    print(eval_table(results))
     return 0
 
 

@@ -17,3 +17,15 @@ def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]], cell: C
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def eval_table(results: dict[str, dict[str, Any]]) -> str:
+    """An eval_results.json (builders/train_reference.py): greedy CER / WER per set, then per
+    synthesiser of a set where the corpus had several."""
+    rows: list[list[Any]] = []
+    for name, r in results.items():
+        rows.append([name, r["n"], f"{r['audio_hours']:.3f}" if "audio_hours" in r else "", f"{r['cer']:.3f}",
+                     f"{r['wer']:.3f}"])
+        rows += [[f"{name}: {synth}", g["n"], "", f"{g['cer']:.3f}", f"{g['wer']:.3f}"]
+                 for synth, g in r.get("by_synth", {}).items()]
+    return markdown_table(["set", "utterances", "hours", "greedy CER", "greedy WER"], rows)
