@@ -344,9 +344,10 @@ def render_training_curve(path: Path) -> str:
 def render_gpu_served(path: Path) -> str:
     """Every tools/gpu/gpu_serving_bench.sh report in a folder: best rate, latency, GPU utilisation and
     where the time went per variant and sweep, against issue 33's goals (benchmarks/gpu_summary.py)."""
-    if not gpu_summary.summary_rows(path):
+    rows = gpu_summary.summary_rows(path)
+    if not rows:
         raise TableSourceError(f"{path}: no gpu-served-*.json reports")
-    return gpu_summary.markdown(path)
+    return gpu_summary.markdown(rows)
 
 
 def render_acoustic_memory(path: Path) -> str:

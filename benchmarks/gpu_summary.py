@@ -61,8 +61,8 @@ def summary_rows(folder: Path) -> list[list[str]]:
     return rows
 
 
-def markdown(folder: Path) -> str:
-    return markdown_table(COLUMNS, summary_rows(folder)) + "\n"
+def markdown(rows: list[list[str]]) -> str:
+    return markdown_table(COLUMNS, rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m benchmarks.gpu_summary <results folder>", file=sys.stderr)
         return 2
-    if not summary_rows(Path(args[0])):
+    rows = summary_rows(Path(args[0]))
+    if not rows:
         print(f"gpu_summary: no gpu-served-*.json results in {args[0]}", file=sys.stderr)
         return 1
-    print(markdown(Path(args[0])), end="")
+    print(markdown(rows), end="")
     return 0
 
 
