@@ -9,7 +9,7 @@ and the docs tables to tables/streaming-long-*.json.
   back (when present).
 * quality (in process, the streaming library the server runs): each 600 s stream in chunks; the
   concatenated segment finals against the offline transcript of the same audio (the `asr`
-  pipeline: long-audio windows, one decode) and against the true text.
+  pipeline: long-audio windows, one beam search per pause-delimited piece) and against the true text.
 * drift (served, real-time pacing or back to back, 1 and 8 concurrent streams over gRPC): every
   chunk's latency (its answer; segment finals come in responses of their own) by minute of stream
   time; the ratio of the last minute's p99 to the first minute's; the finals' latency (from the
@@ -42,6 +42,7 @@ from w2v_triton.eval.machine import load_average, machine_name
 from w2v_triton.eval.metrics import error_rates
 from w2v_triton.paths import REPO_ROOT, WORK_DIR
 from w2v_triton.serving import spec
+from w2v_triton.serving.pipeline import model_parameters
 from w2v_triton.serving.typing import AnyArray
 
 SR = spec.SAMPLE_RATE
@@ -99,7 +100,7 @@ def real_stream(seconds: float) -> tuple[AnyArray, str] | None:
 
 def quality(repository: Path, streams: dict[str, tuple[AnyArray, str]], chunk: float) -> list[dict[str, Any]]:
     """Concatenated segment finals vs the offline transcript and the truth, in process."""
-    from w2v_triton.serving.pipeline import ReferencePipeline, model_parameters
+    from w2v_triton.serving.pipeline import ReferencePipeline
     from w2v_triton.serving.streaming import build_recognizer, transcript, version_dir
 
     pipeline = ReferencePipeline(repository)
@@ -142,6 +143,13 @@ def _paced(url: str, audio: AnyArray, chunk: float, out: dict[str, Any], realtim
         out["error"] = str(exc)
 
 
+def offline_key(repository: Path, audio: AnyArray, truth: str) -> str:
+    """What an offline transcript depends on: the audio, and the decoder's and acoustic model's settings."""
+    settings = json.dumps([model_parameters(repository, m) for m in (spec.DECODER_MODEL, spec.ACOUSTIC_MODEL)],
+                          sort_keys=True)
+    return f"{audio.size}:{hashlib.sha1(truth.encode()).hexdigest()}:{hashlib.sha1(settings.encode()).hexdigest()[:12]}"
+
+
 def offline_transcripts(repository: Path, streams: list[tuple[AnyArray, str]]) -> list[str]:
     """The offline `asr` pipeline's transcripts (long-audio windows), cached next to the narrations."""
     from w2v_triton.serving.pipeline import ReferencePipeline
@@ -151,7 +159,7 @@ def offline_transcripts(repository: Path, streams: list[tuple[AnyArray, str]]) -
     pipeline = None
     out = []
     for audio, truth in streams:
-        key = f"{audio.size}:{hashlib.sha1(truth.encode()).hexdigest()}"
+        key = offline_key(repository, audio, truth)
         if key not in known:
             pipeline = pipeline or ReferencePipeline(repository)
             known[key] = pipeline.transcribe(audio)
@@ -210,7 +218,6 @@ def marathon(repository: Path, hours: float, chunk: float, loop: AnyArray) -> di
     """One stream of `hours` in process, unpaced: memory and chunk compute over stream time."""
     import psutil
 
-    from w2v_triton.serving.pipeline import model_parameters
     from w2v_triton.serving.streaming import build_recognizer, version_dir
 
     recognizer = build_recognizer(model_parameters(repository, spec.STREAMING_MODEL), version_dir(repository),
@@ -288,6 +295,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+# drift runs from before the decoder searched long audio per pause-delimited piece (2026-12-07)
+# compared their finals with an offline transcript decoded in one beam search
+STALE_OFFLINE = " vs the one-search offline of before 2026-12-07"
+
+
 def tables(report: dict[str, Any], folder: Path) -> None:
     common = {"machine": report["machine"], "date": report["date"], "command": report["command"]}
     quality_rows = [[r["stream"], f"{r['audio_s']:.0f} s", r["segments"], f"{r['segment_s_median']} / {r['segment_s_max']} s",
@@ -303,7 +315,8 @@ def tables(report: dict[str, Any], folder: Path) -> None:
                    f"{run['final_latency_p50_ms']} / {run['final_latency_p99_ms']} ms ({run['segment_finals']})"
                    if "final_latency_p50_ms" in run else "in the chunk's answer",
                    f"{100 * run['finals_wer_vs_offline']:.1f}% / {100 * run['finals_wer_vs_truth']:.1f}% "
-                   f"({100 * run['offline_wer_vs_truth']:.1f}%)" if "offline_wer_vs_truth" in run else "–",
+                   f"({100 * run['offline_wer_vs_truth']:.1f}%)" + ("" if "offline_decoder" in run else STALE_OFFLINE)
+                   if "offline_wer_vs_truth" in run else "–",
                    f"{run['failed']}/{run['streams']}",
                    " / ".join(f"{x:.1f}" for x in run["load_average_before"])]
                   for run in report["drift"]]
@@ -375,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         offline = offline_transcripts(args.repository, narrations[:n])
         run["finals_wer_vs_offline"] = round(error_rates(offline, finals)[0], 4)
         run["offline_wer_vs_truth"] = round(error_rates([t for _, t in narrations[:n]], offline)[0], 4)
+        run["offline_decoder"] = {k: v for k, v in model_parameters(args.repository, spec.DECODER_MODEL).items()
+                                  if k.startswith("split_")}
         print(json.dumps({k: v for k, v in run.items() if k != "by_minute"}), flush=True)
         report["drift"].append(run)
     if "marathon" in parts:

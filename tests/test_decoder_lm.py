@@ -198,3 +198,42 @@ def test_a_prompt_adds_its_out_of_lm_words_as_hotwords(lm_dir, backend):
     assert CTCDecoder(VOCAB).prompt_hotwords("zebra") == []   # greedy takes none
     with pytest.raises(DecoderConfigError, match="max_prompt_words"):
         DecoderConfig(max_prompt_words=-1).validate()
+
+
+def test_pause_pieces_cut_in_the_middle_of_long_pauses_only():
+    from w2v_triton.serving.ctc_output import pause_pieces
+
+    # 0 = blank, 1 = delimiter, 2 = a letter; quiet runs: [0, 3) leading, [5, 7) short, [8, 16) long, [18, 22) trailing
+    path = np.array([0, 0, 0, 2, 2, 0, 1, 2, 0, 0, 1, 1, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0])
+    assert pause_pieces(path, [0, 1], 5) == [(0, 12), (12, 22)]
+    assert pause_pieces(path, [0, 1], 9) == [(0, 22)]           # no pause that long
+    assert pause_pieces(np.zeros(0, np.int64), [0, 1], 5) == [(0, 0)]
+
+
+@pytest.mark.parametrize("backend", ["flashlight", "pyctcdecode"])
+def test_long_logits_are_searched_per_pause_delimited_piece(lm_dir, backend):
+    """Past `split_above_seconds`, one beam search per piece between pauses, joined with the words'
+    times shifted to the utterance; up to it (the default: one acoustic pass, 40 s), one search."""
+    first, second = spelled("THE CAT SAT ON THE MAT"), spelled("A DOG SAT ON THE LOG")
+    frames = first + ["<pad>"] * 40 + second
+    logits = one_hot(frames, 3.0)
+    split = lm_decoder(lm_dir, backend=backend, split_above_seconds=1.0)
+    pieces = split.pieces(split.labels.select(logits))
+    assert len(pieces) == 2 and pieces[0][0] == 0 and pieces[1][1] == len(frames)
+    assert len(first) < pieces[1][0] < len(first) + 40        # cut inside the pause
+    decoded = split.decode_full(logits)
+    assert decoded.text == "THE CAT SAT ON THE MAT A DOG SAT ON THE LOG"
+    alone = split.decode_full(logits[pieces[1][0]:])
+    assert [w.start_s for w in decoded.words[6:]] == pytest.approx([w.start_s + pieces[1][0] * 0.02 for w in alone.words])
+    assert decoded.words[6].start_s == pytest.approx((len(first) + 40 + second.index("A")) * 0.02)
+    whole = lm_decoder(lm_dir, backend=backend)               # default: 1.7 s of logits is one search
+    assert whole.pieces(whole.labels.select(logits)) == [(0, len(frames))]
+    assert lm_decoder(lm_dir, backend=backend, split_above_seconds=0.0).pieces(whole.labels.select(logits)) \
+        == [(0, len(frames))]                                 # 0: never
+
+
+def test_split_settings_are_checked():
+    with pytest.raises(DecoderConfigError, match="split_above_seconds"):
+        DecoderConfig(mode="beam", split_above_seconds=-1.0).validate()
+    with pytest.raises(DecoderConfigError, match="split_pause_seconds"):
+        DecoderConfig(mode="beam", split_pause_seconds=0.0).validate()

@@ -5,9 +5,10 @@ w2v_triton.serving.ctc_flashlight), so that none imports another to get them.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import numpy as np
@@ -60,6 +61,10 @@ class WordTime:
         mean = float(frame_logprob[start:end].mean()) if end > start else 0.0
         return cls(word, round(start * SECONDS_PER_FRAME, 4), round(end * SECONDS_PER_FRAME, 4), round(mean, 4))
 
+    def shifted(self, seconds: float) -> WordTime:
+        """This word `seconds` later (a piece's or a segment's words on the whole audio's clock)."""
+        return replace(self, start_s=round(self.start_s + seconds, 4), end_s=round(self.end_s + seconds, 4))
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -68,6 +73,24 @@ class Decoded:
 
     def words_json(self) -> str:
         return json.dumps([w.__dict__ for w in self.words])
+
+    @classmethod
+    def joined(cls, parts: list[tuple[float, Decoded]]) -> Decoded:
+        """Decodes of consecutive pieces of one utterance, each with its start (seconds), as one."""
+        words = [w.shifted(start) for start, part in parts for w in part.words]
+        return cls(" ".join(part.text for _, part in parts if part.text), words)
+
+
+def pause_pieces(best: AnyArray, quiet_labels: list[int], pause_frames: int) -> list[tuple[int, int]]:
+    """[start, end) frame ranges of a best path cut in the middle of every pause: a run of at least
+    `pause_frames` frames whose best label is one of `quiet_labels` (blank, word delimiter)
+    between two spoken ones. One range (the whole path) when it has no such pause."""
+    quiet = np.isin(best, quiet_labels).astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet, [0]])))
+    cuts = [(a + b) // 2 for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)
+            if b - a >= pause_frames and a > 0 and b < best.size]
+    bounds = [0, *cuts, int(best.size)]
+    return list(itertools.pairwise(bounds))
 
 
 def greedy_decode(selected: AnyArray, text: list[str], blank: int) -> Decoded:

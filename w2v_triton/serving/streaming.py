@@ -48,7 +48,7 @@ from w2v_triton.serving import spec
 from w2v_triton.serving.acoustic import AcousticModel
 from w2v_triton.serving.ctc_decoding import CTCDecoder
 from w2v_triton.serving.ctc_incremental import Committer, SegmentDecoder
-from w2v_triton.serving.ctc_output import Decoded, WordTime
+from w2v_triton.serving.ctc_output import Decoded
 from w2v_triton.serving.long_audio import STRIDE, LongAudioConfig, frame_count
 from w2v_triton.serving.preprocessing import InvalidAudio, normalize, preprocess, validate
 from w2v_triton.serving.settings import parse_parameters, to_parameters
@@ -227,11 +227,6 @@ def transcript(results: list[StreamResult]) -> str:
     return " ".join(f["text"] for r in results for f in r.finals if f["text"])
 
 
-def _shift(words: list[WordTime], seconds: float) -> list[dict[str, Any]]:
-    return [{**w.__dict__, "start_s": round(w.start_s + seconds, 4), "end_s": round(w.end_s + seconds, 4)}
-            for w in words]
-
-
 class ChunkedRecognizer:
     """Runs chunks of many streams through one acoustic model, one VAD and one decoder."""
 
@@ -373,7 +368,8 @@ class ChunkedRecognizer:
         for p in pending:
             decoded = self.decoder.decode_full(next(outputs), p.hotwords) if p.audio is not None else Decoded("")
             offset = p.start / spec.SAMPLE_RATE
-            events.append(_event("final", p.segment, text=decoded.text, words=_shift(decoded.words, offset),
+            words = [w.shifted(offset).__dict__ for w in decoded.words]
+            events.append(_event("final", p.segment, text=decoded.text, words=words,
                                  start_s=offset, end_s=p.stop / spec.SAMPLE_RATE))
         return events
 
