@@ -111,27 +111,30 @@ class Session:
 
     # -- Triton stream ---------------------------------------------------------------------------
     def _open(self) -> LiveStream:
-        """The current Triton stream (opened at the first audio after a commit)."""
+        """The current Triton stream (opened at the first audio after a commit), on the session's
+        one gRPC connection (made at the first stream; a new one after a failed open)."""
         if self.live is None:
-            self.client = TranscriptionClient(self.settings.triton_grpc_url, "grpc", self.settings.triton_timeout_s)
+            if self.client is None:
+                self.client = TranscriptionClient(self.settings.triton_grpc_url, "grpc", self.settings.triton_timeout_s)
             try:
                 self.live = self.client.open_stream(on_update=self._on_update)
             except ClientError as exc:
-                self._drop()
+                self._drop(disconnect=True)
                 raise SessionError(f"the speech recognition server is unavailable: {exc}", "server_unavailable",
                                    kind="server_error") from None
             self.items = {}
         return self.live
 
-    def _drop(self) -> None:
+    def _drop(self, disconnect: bool = False) -> None:
         """End the current Triton stream (END when not sent yet: the server frees it at once);
-        its responses are in when this returns, so the session clock moves on after them."""
-        live, client = self.live, self.client
-        self.live, self.client = None, None
+        its responses are in when this returns, so the session clock moves on after them.
+        `disconnect`: close the session's gRPC connection too."""
+        live, self.live = self.live, None
         if live is not None:
             live.close()
-        if client is not None:
-            client.close()
+        if disconnect and self.client is not None:
+            self.client.close()
+            self.client = None
         self.offset_ms += 1000 * self.stream_samples / spec.SAMPLE_RATE
         self.stream_samples = 0
 
@@ -181,9 +184,9 @@ class Session:
             if kind == "session.update":
                 self.update_session(event.get("session"))
             elif kind == "input_audio_buffer.append":
-                if self.failed:
+                if self.failed:   # a stream that failed in Triton: a new one on a new connection
                     self.failed = False
-                    await run_in_threadpool(self._drop)
+                    await run_in_threadpool(self._drop, True)
                 self.append(event.get("audio"))
             elif kind == "input_audio_buffer.commit":
                 await self.commit()
@@ -245,7 +248,7 @@ class Session:
         await run_in_threadpool(self._drop)   # waits for the END's response: its events are emitted first
 
     async def close(self) -> None:
-        await run_in_threadpool(self._drop)
+        await run_in_threadpool(self._drop, True)
         self.outbox.put_nowait(None)
 
 
