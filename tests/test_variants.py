@@ -284,3 +284,25 @@ def test_builder_cli_verifies_on_a_given_manifest_and_reports_a_missing_one(tmp_
     assert data["speech"]["utterances"] == 2 and data["speech"]["manifests"] == [str(manifest)]
     assert cli.main(["--model", "tiny", "--variants", "ort-extended", "--manifest", str(tmp_path / "none.jsonl")]) == 2
     assert "none.jsonl" in capsys.readouterr().err
+
+
+def test_int8_weights_are_7_bit_where_the_cpu_would_saturate(tiny_fp32, tmp_path):
+    """Without VNNI (AVX2 only) onnxruntime's u8 x s8 kernels saturate with 8-bit weights: the
+    builder then quantises to 7 bits, stamps the choice into the file, and the acoustic model
+    warns when an 8-bit file meets such a CPU."""
+    import onnx
+
+    from w2v_triton.serving.batch_coupling import INT8_REDUCE_RANGE_KEY
+    from w2v_triton.serving.devices import cpu_flags, int8_saturates
+
+    assert int8_saturates(frozenset({"sse4_2", "avx2"}))
+    assert not int8_saturates(frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    assert not int8_saturates(frozenset({"avx2", "avx_vnni"}))
+    assert not int8_saturates(frozenset({"asimd"}))                      # not x86: onnxruntime's other kernels
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    assert cpu_flags(tmp_path / "cpuinfo") == frozenset({"fpu", "avx2", "fma"})
+    assert cpu_flags(tmp_path / "missing") is None
+    stamped = {p.key: p.value for p in onnx.load(str(build(tiny_fp32, "int8"))).metadata_props}
+    assert stamped[INT8_REDUCE_RANGE_KEY] == ("1" if int8_saturates() else "0")
+    eight_bit = variants.quantize_int8(tiny_fp32, tmp_path / "int8.onnx", reduce_range=False)
+    assert {p.key: p.value for p in onnx.load(str(eight_bit)).metadata_props}[INT8_REDUCE_RANGE_KEY] == "0"

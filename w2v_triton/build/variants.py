@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import cast
 
 from w2v_triton.serving import spec
-from w2v_triton.serving.batch_coupling import stamp_batch_coupling
+from w2v_triton.serving.batch_coupling import INT8_REDUCE_RANGE_KEY, stamp_batch_coupling, stamp_metadata
+from w2v_triton.serving.devices import int8_saturates
 from w2v_triton.serving.typing import AnyArray
 
 logger = logging.getLogger(__name__)
@@ -100,18 +101,22 @@ def fuse_transformer(src: Path, dst: Path, num_heads: int = 0, hidden_size: int 
 
 
 def quantize_int8(src: Path, dst: Path, op_types: tuple[str, ...] = ("MatMul",), per_channel: bool = False,
-                  exclude_prefixes: tuple[str, ...] = ()) -> Path:
+                  exclude_prefixes: tuple[str, ...] = (), reduce_range: bool | None = None) -> Path:
     """Dynamic quantisation: int8 weights, activations quantised at run time (uint8).
-    Nodes whose name starts with one of `exclude_prefixes` stay float."""
+    Nodes whose name starts with one of `exclude_prefixes` stay float. `reduce_range` (7-bit
+    weights; None: when this CPU's int8 kernels would saturate, devices.int8_saturates) is stamped
+    into the file (INT8_REDUCE_RANGE_KEY), so a CPU that serves it can tell."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    reduce = int8_saturates() if reduce_range is None else reduce_range
     excluded = [node.name for node in onnx.load(str(src), load_external_data=False).graph.node
                 if exclude_prefixes and node.name.startswith(exclude_prefixes)]
     quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(op_types), nodes_to_exclude=excluded,
-                     per_channel=per_channel, weight_type=QuantType.QInt8,
+                     per_channel=per_channel, reduce_range=reduce, weight_type=QuantType.QInt8,
                      # contrib ops (fused graphs) defeat shape inference; their outputs are float
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    stamp_metadata(dst, INT8_REDUCE_RANGE_KEY, "1" if reduce else "0")
     return dst
 
 

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from w2v_triton.serving import spec
-from w2v_triton.serving.batch_coupling import BATCH_COUPLED_KEY, batch_coupled
-from w2v_triton.serving.devices import DEVICES, GPU_PROVIDERS, DeviceUnavailable, onnx_providers
+from w2v_triton.serving.batch_coupling import BATCH_COUPLED_KEY, INT8_REDUCE_RANGE_KEY, batch_coupled
+from w2v_triton.serving.devices import DEVICES, GPU_PROVIDERS, DeviceUnavailable, int8_saturates, onnx_providers
 from w2v_triton.serving.long_audio import LongAudioConfig, run_long
 from w2v_triton.serving.memory import release_heap
 from w2v_triton.serving.settings import parse_parameters, to_parameters, unknown_keys
@@ -151,9 +151,14 @@ class OnnxRunner:
             # onnxruntime falls back to the CPU when a GPU provider cannot start (no device, no driver)
             raise DeviceUnavailable(f"DEVICE=gpu, but onnxruntime could not start {providers[0][0]} "
                                     f"(running on {self.provider}): is an NVIDIA GPU with its driver visible?")
-        stamped = self.session.get_modelmeta().custom_metadata_map.get(BATCH_COUPLED_KEY)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        stamped = metadata.get(BATCH_COUPLED_KEY)
         # files built here carry the answer (stamp_batch_coupling); others are scanned once
         self.batch_coupled = stamped == "1" if stamped in ("0", "1") else batch_coupled(onnx_path)
+        if metadata.get(INT8_REDUCE_RANGE_KEY) == "0" and self.provider == "CPUExecutionProvider" and int8_saturates():
+            logger.warning("%s has 8-bit int8 weights and this CPU has no VNNI: onnxruntime's int8 kernels "
+                           "saturate here (logits several times further from fp32); rebuild the variant on "
+                           "this machine (it then uses 7-bit weights) or serve fp32", onnx_path)
 
     def __call__(self, audio: AnyArray, lengths: AnyArray) -> tuple[AnyArray, AnyArray]:
         logits, frames = self._run(audio, lengths)

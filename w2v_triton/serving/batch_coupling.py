@@ -1,4 +1,5 @@
-"""Whether an ONNX file's rows depend on each other within a batch, stamped into the file.
+"""Whether an ONNX file's rows depend on each other within a batch, stamped into the file (and the
+other facts builders stamp into ONNX metadata for serving to read: `stamp_metadata`).
 
 Dynamic int8 quantisation takes one activation scale over the whole input tensor, so a padded
 batch would change each row's logits with its neighbours: such "batch-coupled" files must run
@@ -20,6 +21,8 @@ BATCH_COUPLED_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeMatMul",
 
 
 BATCH_COUPLED_KEY = "w2v_triton.batch_coupled"   # ONNX metadata: "1" / "0"
+# int8 files: "1" when built with 7-bit weights (reduce_range), "0" with 8-bit (devices.int8_saturates)
+INT8_REDUCE_RANGE_KEY = "w2v_triton.int8_reduce_range"
 _MAX_INLINE_BYTES = 1_900_000_000                  # onnx.save of one file stops at 2 GB
 
 
@@ -46,9 +49,25 @@ def stamp_batch_coupling(onnx_path: str | Path) -> bool:
         return batch_coupled(onnx_path)   # too big to rewrite as one file: left to the scan
     model = onnx.load(str(onnx_path))
     coupled = _graph_is_coupled(model.graph)
-    kept = [p for p in model.metadata_props if p.key != BATCH_COUPLED_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.add(key=BATCH_COUPLED_KEY, value="1" if coupled else "0")
+    _set(model, BATCH_COUPLED_KEY, "1" if coupled else "0")
     onnx.save(model, str(onnx_path))
     return coupled
+
+
+def stamp_metadata(onnx_path: str | Path, key: str, value: str) -> None:
+    """Write one metadata entry into an ONNX file (replacing the key's earlier value); a file too
+    big to rewrite as one is left as it is."""
+    import onnx
+
+    if Path(onnx_path).stat().st_size > _MAX_INLINE_BYTES:
+        return
+    model = onnx.load(str(onnx_path))
+    _set(model, key, value)
+    onnx.save(model, str(onnx_path))
+
+
+def _set(model: onnx.ModelProto, key: str, value: str) -> None:
+    kept = [p for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=key, value=value)
