@@ -9,15 +9,8 @@ import triton_python_backend_utils as pb_utils
 
 from w2v_triton.serving import spec
 from w2v_triton.serving.acoustic import AcousticModel, AcousticSettings, pad_logits
+from w2v_triton.serving.triton_inputs import required_input
 from w2v_triton.serving.typing import AnyArray
-
-
-def _input(request: pb_utils.InferenceRequest, name: str) -> AnyArray:
-    """A required input: config.pbtxt declares it, so Triton sends it with every request."""
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
-        raise pb_utils.TritonModelException(f"a request without its required input {name}")
-    return tensor.as_numpy()
 
 
 class TritonPythonModel:
@@ -35,8 +28,8 @@ class TritonPythonModel:
         rows: list[AnyArray] = []
         owners: list[int] = []
         for index, request in enumerate(requests):
-            audio = _input(request, spec.AUDIO)
-            lengths = _input(request, spec.AUDIO_LENGTHS).reshape(-1)
+            audio = required_input(request, spec.AUDIO)
+            lengths = required_input(request, spec.AUDIO_LENGTHS).reshape(-1)
             for row, length in zip(audio.reshape(audio.shape[0], -1), lengths, strict=True):
                 rows.append(row[: int(length)])
                 owners.append(index)

@@ -16,16 +16,9 @@ import triton_python_backend_utils as pb_utils
 
 from w2v_triton.serving import spec
 from w2v_triton.serving.ctc_decoding import CTCDecoder, DecoderConfig
+from w2v_triton.serving.triton_inputs import required_input
 from w2v_triton.serving.typing import AnyArray
 from w2v_triton.serving.vocabulary import Vocabulary
-
-
-def _input(request: pb_utils.InferenceRequest, name: str) -> AnyArray:
-    """A required input: config.pbtxt declares it, so Triton sends it with every request."""
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
-        raise pb_utils.TritonModelException(f"a request without its required input {name}")
-    return tensor.as_numpy()
 
 
 def _strings(values: Iterable[str]) -> AnyArray:
@@ -54,8 +47,8 @@ class TritonPythonModel:
     def execute(self, requests: list[pb_utils.InferenceRequest]) -> list[pb_utils.InferenceResponse]:
         responses = []
         for request in requests:
-            logits = _input(request, spec.LOGITS)
-            frames = _input(request, spec.LOGIT_LENGTHS).reshape(-1)
+            logits = required_input(request, spec.LOGITS)
+            frames = required_input(request, spec.LOGIT_LENGTHS).reshape(-1)
             hotwords: list[list[str] | None] = [
                 self.decoder.parse_hotwords(h) + self.decoder.prompt_hotwords(p)
                 for h, p in zip(_rows(request, spec.HOTWORDS, len(logits)), _rows(request, spec.PROMPT, len(logits)),

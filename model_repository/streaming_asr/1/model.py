@@ -20,15 +20,8 @@ import triton_python_backend_utils as pb_utils
 from w2v_triton.serving import spec
 from w2v_triton.serving.stream_finals import FinalWorker
 from w2v_triton.serving.streaming import ChunkRequest, StreamRegistry, StreamResult, build_recognizer
+from w2v_triton.serving.triton_inputs import required_input
 from w2v_triton.serving.typing import AnyArray
-
-
-def _input(request: pb_utils.InferenceRequest, name: str) -> AnyArray:
-    """A required input: config.pbtxt declares it, so Triton sends it with every request."""
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
-        raise pb_utils.TritonModelException(f"a request without its required input {name}")
-    return tensor.as_numpy()
 
 
 def _scalar(request: pb_utils.InferenceRequest, name: str) -> int:
@@ -99,7 +92,7 @@ class TritonPythonModel:
     def execute(self, requests: list[pb_utils.InferenceRequest]) -> None:
         chunks = []
         for request in requests:
-            audio = _input(request, spec.AUDIO)
+            audio = required_input(request, spec.AUDIO)
             hot = pb_utils.get_input_tensor_by_name(request, spec.HOTWORDS)
             chunks.append(ChunkRequest(
                 stream_id=_scalar(request, spec.STREAM_CORRID),
